@@ -1,0 +1,119 @@
+# libaibox — build, test, install.  `make` builds everything; `make check` installs
+# missing Debian packages (as root), builds and runs every test.
+#
+# Targets: all, check, asan, deps, bench, example, install, clean.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+VERSION_MAJOR := 0
+VERSION       := 0.1.0
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS_ALL := -Iinclude -Ilib -I/usr/include/stb -D_GNU_SOURCE $(CPPFLAGS)
+CFLAGS_ALL   := -std=c11 $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS) $(EXTRA_CFLAGS)
+LIBS    := -lopenblas -lz -lm -lpthread
+LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+LIB_SRC  := $(sort $(wildcard lib/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+EX_SRC   := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON := $(wildcard tests/common/*.c)
+
+STATIC := $(BUILD)/libaibox.a
+SHARED := $(BUILD)/libaibox.so.$(VERSION)
+SONAME := libaibox.so.$(VERSION_MAJOR)
+
+.PHONY: all check asan deps deps-test bench example install clean symbols
+all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
+
+# Debian packages the build and the tests need; installed when missing (root).
+DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev pkg-config
+DEB_TEST  := python3-torch python3-numpy dataset-fashion-mnist
+deps:
+	@sh tools/install-deps.sh $(DEB_BUILD)
+deps-test:
+	@sh tools/install-deps.sh $(DEB_BUILD) $(DEB_TEST)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ) lib/aibox.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/aibox.map -Wl,--no-undefined \
+	  $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(LIBS)
+	ln -sf libaibox.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libaibox.so
+
+$(BUILD)/bin/%: tools/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Itests $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TEST_COMMON) -o $@ $(STATIC) -lcmocka $(LIBS)
+
+# Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
+check: deps-test
+	@$(MAKE) --no-print-directory all
+	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+
+# AddressSanitizer + UBSan build of the library and the tests, then run them.
+asan: deps-test
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/libaibox.a tests-asan
+
+tests-asan: $(TESTS)
+	@AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
+
+bench: all
+	@sh bench/run.sh
+
+example: all
+	@sh examples/run.sh
+
+# Lists the dynamic symbols the shared library exports (all must be aibox_*).
+symbols: $(SHARED)
+	@nm -D --defined-only $(SHARED) | awk '$$2 ~ /[TDBR]/ {print $$3}' | sort
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libaibox.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libaibox.so
+	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/
+	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/aibox.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/aibox.pc
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d)

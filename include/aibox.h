@@ -1,0 +1,343 @@
+/*
+ * libaibox — a pure-C deep-learning library for visual quality inspection.
+ *
+ * One public header. Conventions:
+ *  - Every public symbol starts with aibox_ / AIBOX_.
+ *  - Every fallible call returns an aibox_status; where a message helps, the
+ *    caller passes an aibox_error (may be NULL) that receives a readable line.
+ *    The library never calls exit() or abort() on a user's error.
+ *  - Ownership: every *_create / *_load has a *_free taking the pointer; the
+ *    caller owns what it created. Pointers returned by getters are borrowed and
+ *    stay valid until the owning object is freed (or, for context buffers, until
+ *    the next call on that context).
+ *  - Thread-safety: there is no mutable global state of libaibox's own. A model
+ *    is read-only during inference, so several threads may run inference on one
+ *    model at once, each with its own aibox_ctx. Training (forward in training
+ *    mode, backward, optimizer steps, zero_grad) mutates the model and must not
+ *    run concurrently with anything else on that model. The one process-wide
+ *    setting is OpenBLAS's own thread count and kernel set (aibox_blas_*).
+ *  - Tensors are float32, NCHW, row-major, contiguous, 64-byte aligned.
+ */
+#ifndef AIBOX_H
+#define AIBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define AIBOX_API __attribute__((visibility("default")))
+#else
+#define AIBOX_API
+#endif
+
+#define AIBOX_VERSION_MAJOR 0
+#define AIBOX_VERSION_MINOR 1
+#define AIBOX_VERSION_PATCH 0
+#define AIBOX_VERSION "0.1.0"
+/* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons. */
+#define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
+
+/* Version of the library actually linked (may differ from the header's). */
+AIBOX_API const char *aibox_version(void);
+
+/* ------------------------------------------------------------------ status */
+typedef enum aibox_status {
+    AIBOX_OK = 0,
+    AIBOX_E_INVALID = 1,     /* a bad argument or option */
+    AIBOX_E_NOMEM = 2,       /* an allocation failed */
+    AIBOX_E_IO = 3,          /* reading or writing a file failed */
+    AIBOX_E_FORMAT = 4,      /* a file is not what it should be (magic, version, structure) */
+    AIBOX_E_CORRUPT = 5,     /* a file failed its checksum or is truncated */
+    AIBOX_E_UNSUPPORTED = 6, /* valid input that this build cannot handle */
+    AIBOX_E_SHAPE = 7,       /* tensor shapes do not fit together */
+    AIBOX_E_STATE = 8,       /* a call made in the wrong state (e.g. backward before forward) */
+    AIBOX_E_NOTFOUND = 9,    /* a key, file or node that does not exist */
+    AIBOX_E_INTERRUPTED = 10 /* stopped at the caller's request */
+} aibox_status;
+
+#define AIBOX_ERROR_MSG_LEN 512
+/* Caller-owned error record: one line naming what failed and why. */
+typedef struct aibox_error {
+    aibox_status code;
+    char msg[AIBOX_ERROR_MSG_LEN];
+} aibox_error;
+
+/* A short fixed description of a status code ("invalid argument", ...). */
+AIBOX_API const char *aibox_strerror(aibox_status s);
+
+/* ------------------------------------------------------------------ rng */
+/* Seeded random generator (xoshiro256**); an object, never global state. */
+typedef struct aibox_rng {
+    uint64_t s[4];
+} aibox_rng;
+AIBOX_API void aibox_rng_seed(aibox_rng *r, uint64_t seed);
+AIBOX_API uint64_t aibox_rng_u64(aibox_rng *r);
+AIBOX_API float aibox_rng_uniform(aibox_rng *r);   /* [0, 1) */
+AIBOX_API float aibox_rng_normal(aibox_rng *r);    /* N(0, 1) */
+AIBOX_API uint32_t aibox_rng_below(aibox_rng *r, uint32_t n); /* [0, n), unbiased */
+
+/* ------------------------------------------------------------------ tensor */
+#define AIBOX_MAX_DIMS 4
+typedef struct aibox_tensor {
+    float *data;               /* 64-byte aligned when owned */
+    int ndim;                  /* 1..4 */
+    int shape[AIBOX_MAX_DIMS]; /* N, C, H, W order for 4-D */
+    int owns;                  /* 1: data is freed by aibox_tensor_free; 0: a view */
+} aibox_tensor;
+
+/* Zero-filled tensor; free with aibox_tensor_free. */
+AIBOX_API aibox_status aibox_tensor_create(aibox_tensor *t, int ndim, const int *shape, aibox_error *err);
+/* A view on rows [first, first+count) of the leading dimension of src; shares src's data. */
+AIBOX_API aibox_status aibox_tensor_view(aibox_tensor *view, const aibox_tensor *src, int first, int count,
+                                         aibox_error *err);
+/* A view of the same data with another shape of equal element count. */
+AIBOX_API aibox_status aibox_tensor_reshape(aibox_tensor *view, const aibox_tensor *src, int ndim, const int *shape,
+                                            aibox_error *err);
+AIBOX_API size_t aibox_tensor_count(const aibox_tensor *t);
+/* Frees owned data (not views) and clears the struct; safe on a zeroed struct. */
+AIBOX_API void aibox_tensor_free(aibox_tensor *t);
+
+/* 64-byte aligned allocation (NULL on failure) and its release. */
+AIBOX_API void *aibox_alloc(size_t bytes);
+AIBOX_API void aibox_free(void *p);
+
+/* ------------------------------------------------------------------ BLAS */
+/* OpenBLAS picks its kernels once per process from the CPU it recognises; on
+ * CPUs newer than the packaged OpenBLAS it falls back to slow generic kernels
+ * (or OPENBLAS_CORETYPE pins a weaker set). aibox_blas_setup() (called by
+ * every context creation) switches OpenBLAS to the best kernel set this CPU
+ * supports. Set AIBOX_BLAS_CORE=keep to leave OpenBLAS's choice alone, or
+ * AIBOX_BLAS_CORE=<name> (e.g. Haswell) to force one. Idempotent, thread-safe. */
+AIBOX_API void aibox_blas_setup(void);
+/* Name of the active OpenBLAS kernel set, e.g. "SkylakeX" (after setup). */
+AIBOX_API const char *aibox_blas_core(void);
+/* One line: active core, what OpenBLAS had picked, and why it changed. */
+AIBOX_API const char *aibox_blas_info(void);
+/* Process-wide: threads used by OpenBLAS and by libaibox's own loops. */
+AIBOX_API void aibox_set_num_threads(int n);
+AIBOX_API int aibox_get_num_threads(void);
+
+/* ------------------------------------------------------------------ model graph */
+/* A model is a list of nodes in topological order; each names its input nodes.
+ * Node 0 is the input. Builder calls return the new node's index (>= 0), or a
+ * negative status (-AIBOX_E_...) on error. Errors are sticky: a builder call
+ * given a negative input just returns it, so a chain can be checked once, and
+ * aibox_model_finish() reports the first error with its message. */
+typedef struct aibox_model aibox_model;
+typedef struct aibox_ctx aibox_ctx;
+
+typedef enum aibox_layer_kind {
+    AIBOX_LAYER_INPUT = 0,
+    AIBOX_LAYER_CONV2D,
+    AIBOX_LAYER_DENSE,
+    AIBOX_LAYER_MAXPOOL,
+    AIBOX_LAYER_AVGPOOL,
+    AIBOX_LAYER_GLOBAL_AVGPOOL,
+    AIBOX_LAYER_RELU,
+    AIBOX_LAYER_RELU6,
+    AIBOX_LAYER_LEAKY_RELU,
+    AIBOX_LAYER_SIGMOID,
+    AIBOX_LAYER_CLAMP,
+    AIBOX_LAYER_DROPOUT,
+    AIBOX_LAYER_BATCHNORM,
+    AIBOX_LAYER_ZEROPAD,
+    AIBOX_LAYER_FLATTEN,
+    AIBOX_LAYER_CONCAT,
+    AIBOX_LAYER_ADD,
+    AIBOX_LAYER_UPSAMPLE_NEAREST,
+    AIBOX_LAYER_UPSAMPLE_BILINEAR,
+    AIBOX_LAYER_SOFTMAX,
+    AIBOX_LAYER_KIND_COUNT
+} aibox_layer_kind;
+
+/* An empty model whose input is channels x height x width per sample. */
+AIBOX_API aibox_status aibox_model_create(aibox_model **m, int channels, int height, int width, aibox_error *err);
+AIBOX_API void aibox_model_free(aibox_model **m);
+
+/* Convolution: padding (top, left, bottom, right) in pixels; groups divides
+ * both channel counts (groups == in channels == out channels: depthwise). */
+typedef struct aibox_conv_opts {
+    int out_channels;
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;       /* 0 means 1 */
+    int pad_top, pad_left, pad_bottom, pad_right;
+    int groups;                   /* 0 means 1 */
+    int bias;                     /* 1: with bias */
+} aibox_conv_opts;
+AIBOX_API int aibox_conv2d(aibox_model *m, int in, const aibox_conv_opts *o);
+/* Square kernel, 'same'-style symmetric padding pad, with bias. */
+AIBOX_API int aibox_conv2d_simple(aibox_model *m, int in, int out_channels, int kernel, int stride, int pad);
+AIBOX_API int aibox_dense(aibox_model *m, int in, int units, int bias);
+
+typedef struct aibox_pool_opts {
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;       /* 0 means the kernel size */
+    int pad_top, pad_left, pad_bottom, pad_right;
+    int ceil_mode;                /* 1: output size rounds up (Caffe/PyTorch ceil_mode) */
+    int count_include_pad;        /* average pool: 1 divides by the full window */
+} aibox_pool_opts;
+AIBOX_API int aibox_maxpool(aibox_model *m, int in, const aibox_pool_opts *o);
+AIBOX_API int aibox_avgpool(aibox_model *m, int in, const aibox_pool_opts *o);
+AIBOX_API int aibox_global_avgpool(aibox_model *m, int in);
+AIBOX_API int aibox_relu(aibox_model *m, int in);
+AIBOX_API int aibox_relu6(aibox_model *m, int in);
+AIBOX_API int aibox_leaky_relu(aibox_model *m, int in, float alpha);
+AIBOX_API int aibox_sigmoid(aibox_model *m, int in);
+AIBOX_API int aibox_clamp(aibox_model *m, int in, float lo, float hi);
+AIBOX_API int aibox_dropout(aibox_model *m, int in, float rate);
+AIBOX_API int aibox_batchnorm(aibox_model *m, int in, float eps, float momentum);
+AIBOX_API int aibox_zeropad(aibox_model *m, int in, int top, int left, int bottom, int right);
+AIBOX_API int aibox_flatten(aibox_model *m, int in);
+AIBOX_API int aibox_concat(aibox_model *m, int n_inputs, const int *inputs); /* along channels */
+AIBOX_API int aibox_add(aibox_model *m, int a, int b);
+AIBOX_API int aibox_upsample_nearest(aibox_model *m, int in, int out_h, int out_w);
+AIBOX_API int aibox_upsample_bilinear(aibox_model *m, int in, int out_h, int out_w); /* align_corners = false */
+AIBOX_API int aibox_softmax(aibox_model *m, int in); /* over channels */
+
+/* Ends building: checks the graph, allocates parameters and initialises them
+ * (He-uniform for conv/dense as Keras' default, zero bias, BN gamma 1) from
+ * the seed. The last node is the output unless aibox_model_set_output chose. */
+AIBOX_API aibox_status aibox_model_finish(aibox_model *m, uint64_t seed, aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_output(aibox_model *m, int node);
+AIBOX_API int aibox_model_output(const aibox_model *m);
+AIBOX_API int aibox_model_node_count(const aibox_model *m);
+AIBOX_API aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node);
+AIBOX_API const char *aibox_layer_kind_name(aibox_layer_kind k);
+/* The nominal per-sample output shape of a node (c, h, w) for the build-time input. */
+AIBOX_API void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w);
+AIBOX_API void aibox_model_input_shape(const aibox_model *m, int *c, int *h, int *w);
+AIBOX_API size_t aibox_model_param_count(const aibox_model *m); /* trainable */
+/* Contiguous blocks of all parameters and their gradients (borrowed). */
+AIBOX_API float *aibox_model_params(aibox_model *m);
+AIBOX_API float *aibox_model_grads(aibox_model *m);
+/* A node's parameters: index 0 weight, 1 bias (conv/dense); BN: 0 gamma,
+ * 1 beta. Returns NULL when absent; *count receives the element count. */
+AIBOX_API float *aibox_model_node_param(aibox_model *m, int node, int index, size_t *count);
+/* BN running statistics: index 0 mean, 1 variance. */
+AIBOX_API float *aibox_model_node_state(aibox_model *m, int node, int index, size_t *count);
+AIBOX_API void aibox_model_zero_grad(aibox_model *m);
+AIBOX_API const char *aibox_model_last_error(const aibox_model *m); /* builder's sticky message */
+/* One line per node: index, kind, inputs, output shape, parameter count. */
+AIBOX_API void aibox_model_summary(const aibox_model *m, void (*print)(void *user, const char *line), void *user);
+
+/* ------------------------------------------------------------------ contexts */
+/* A context holds everything one forward/backward pass writes: activations,
+ * their gradients (training), saved masks, and one scratch workspace, all
+ * sized once at creation for max_batch samples of c x h x w; no allocation
+ * happens in forward or backward. One context per thread. */
+typedef enum aibox_mode { AIBOX_INFER = 0, AIBOX_TRAIN = 1 } aibox_mode;
+
+AIBOX_API aibox_status aibox_ctx_create(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
+                                        int channels, int height, int width, uint64_t seed, aibox_error *err);
+AIBOX_API void aibox_ctx_free(aibox_ctx **ctx);
+/* Bytes the context allocated (activations, gradients and workspace). */
+AIBOX_API size_t aibox_ctx_bytes(const aibox_ctx *ctx);
+/* Runs the graph on n samples (n <= max_batch) of the context's input shape.
+ * Training mode uses batch statistics and dropout; inference the running
+ * statistics. In training mode the model must be the non-const one passed at
+ * creation, since batch norm updates its running statistics. */
+AIBOX_API aibox_status aibox_ctx_forward(aibox_ctx *ctx, aibox_model *m, const float *input, int n, aibox_error *err);
+/* Inference only: the model is not modified (thread-safe on a shared model). */
+AIBOX_API aibox_status aibox_ctx_infer(aibox_ctx *ctx, const aibox_model *m, const float *input, int n,
+                                       aibox_error *err);
+/* A node's activations from the last forward: n x c x h x w (borrowed). */
+AIBOX_API const float *aibox_ctx_node_output(const aibox_ctx *ctx, int node, int *c, int *h, int *w);
+AIBOX_API const float *aibox_ctx_output(const aibox_ctx *ctx, int *c, int *h, int *w);
+AIBOX_API int aibox_ctx_batch(const aibox_ctx *ctx); /* n of the last forward */
+
+/* Losses on the output node: compute the mean loss over the batch and set the
+ * output gradient for aibox_ctx_backward.
+ *  softmax cross-entropy: labels[n] class indices; class_weights (length C) or
+ *    NULL; loss = sum_i w[y_i] * -log softmax(x_i)[y_i] / n (as Keras).
+ *  sigmoid binary cross-entropy: targets n*C in [0,1]; mean over elements.
+ *  mean squared error: targets n*C*H*W; mean over elements. */
+AIBOX_API aibox_status aibox_ctx_loss_softmax_ce(aibox_ctx *ctx, const int *labels, const float *class_weights,
+                                                 float *loss, aibox_error *err);
+AIBOX_API aibox_status aibox_ctx_loss_sigmoid_bce(aibox_ctx *ctx, const float *targets, float *loss,
+                                                  aibox_error *err);
+AIBOX_API aibox_status aibox_ctx_loss_mse(aibox_ctx *ctx, const float *targets, float *loss, aibox_error *err);
+/* Sets the output gradient directly (n x output size), instead of a loss. */
+AIBOX_API aibox_status aibox_ctx_set_output_grad(aibox_ctx *ctx, const float *grad, aibox_error *err);
+/* Backpropagates; parameter gradients ACCUMULATE into the model's gradient
+ * block (call aibox_model_zero_grad per step). */
+AIBOX_API aibox_status aibox_ctx_backward(aibox_ctx *ctx, aibox_model *m, aibox_error *err);
+/* Gradient with respect to the context's input (valid after backward). */
+AIBOX_API const float *aibox_ctx_input_grad(const aibox_ctx *ctx);
+
+/* ------------------------------------------------------------------ optimizers */
+typedef enum aibox_optim_kind { AIBOX_SGD = 0, AIBOX_ADAM = 1, AIBOX_ADAMW = 2 } aibox_optim_kind;
+typedef struct aibox_optim_opts {
+    aibox_optim_kind kind;
+    float lr;           /* 0: default (SGD 0.01, Adam 1e-3) */
+    float momentum;     /* SGD */
+    int nesterov;       /* SGD */
+    float beta1, beta2; /* 0: 0.9, 0.999 */
+    float eps;          /* 0: 1e-7 as Keras */
+    float weight_decay; /* SGD: L2 added to the gradient; AdamW: decoupled */
+} aibox_optim_opts;
+typedef struct aibox_optim aibox_optim;
+/* Learning-rate schedule hook: returns the rate for this step (0-based) and epoch. */
+typedef float (*aibox_lr_schedule)(void *user, long step, int epoch, float base_lr);
+
+AIBOX_API aibox_status aibox_optim_create(aibox_optim **o, const aibox_model *m, const aibox_optim_opts *opts,
+                                          aibox_error *err);
+AIBOX_API void aibox_optim_free(aibox_optim **o);
+AIBOX_API void aibox_optim_set_schedule(aibox_optim *o, aibox_lr_schedule fn, void *user);
+AIBOX_API void aibox_optim_set_epoch(aibox_optim *o, int epoch);
+AIBOX_API float aibox_optim_lr(const aibox_optim *o); /* rate used by the last step */
+AIBOX_API aibox_status aibox_optim_step(aibox_optim *o, aibox_model *m, aibox_error *err);
+
+/* ------------------------------------------------------------------ presets */
+/* AI-Box AlexNet-like (16,888,226 parameters at 256x256x3, 2 classes). */
+AIBOX_API aibox_status aibox_preset_alexnet(aibox_model **m, int classes, int channels, int size, float dropout,
+                                            aibox_error *err);
+/* SqueezeNet 1.0 with Conv(classes,1,1) + global average pool (736,450 for 2). */
+AIBOX_API aibox_status aibox_preset_squeezenet(aibox_model **m, int classes, int channels, int size,
+                                               aibox_error *err);
+/* AI-Box ResNeXt (Table 1). */
+AIBOX_API aibox_status aibox_preset_resnext(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+/* torchvision ResNet-18 (11,689,512 parameters for 1000 classes). */
+AIBOX_API aibox_status aibox_preset_resnet18(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+/* Keras-tutorial-sized CNN for small inputs. */
+AIBOX_API aibox_status aibox_preset_small(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+/* Builds a preset by name ("alexnet", "squeezenet", "resnext", "resnet18", "small"). */
+AIBOX_API aibox_status aibox_preset(aibox_model **m, const char *name, int classes, int channels, int size,
+                                    aibox_error *err);
+
+/* ------------------------------------------------------------------ model files */
+/* Metadata travels with the model: free-form typed key/values. Keys are
+ * dotted names ("aibox.class_names"); values are strings, int64, float64 or
+ * arrays of them. The model owns copies. */
+AIBOX_API aibox_status aibox_model_set_meta_str(aibox_model *m, const char *key, const char *value, aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_meta_int(aibox_model *m, const char *key, int64_t value, aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_meta_float(aibox_model *m, const char *key, double value, aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_meta_strs(aibox_model *m, const char *key, int n, const char *const *values,
+                                                 aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_meta_floats(aibox_model *m, const char *key, int n, const double *values,
+                                                   aibox_error *err);
+/* Getters return AIBOX_E_NOTFOUND when the key is absent or of another type. */
+AIBOX_API aibox_status aibox_model_get_meta_str(const aibox_model *m, const char *key, const char **value);
+AIBOX_API aibox_status aibox_model_get_meta_int(const aibox_model *m, const char *key, int64_t *value);
+AIBOX_API aibox_status aibox_model_get_meta_float(const aibox_model *m, const char *key, double *value);
+AIBOX_API aibox_status aibox_model_get_meta_strs(const aibox_model *m, const char *key, int *n,
+                                                 const char *const **values);
+AIBOX_API aibox_status aibox_model_get_meta_floats(const aibox_model *m, const char *key, int *n,
+                                                   const double **values);
+AIBOX_API int aibox_model_meta_count(const aibox_model *m);
+AIBOX_API const char *aibox_model_meta_key(const aibox_model *m, int i);
+
+/* Writes the model (graph, parameters, BN statistics, metadata) atomically:
+ * a temporary file beside path, fsync, rename; an interrupted save leaves
+ * any previous file intact. */
+AIBOX_API aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err);
+/* Loads and verifies (magic, version, structure, CRC-32) a model file. */
+AIBOX_API aibox_status aibox_model_load(aibox_model **m, const char *path, aibox_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,136 @@
+/* Kernels: forward and backward of each layer family on raw float arrays.
+ * Internal to the library (hidden in the shared object, reachable from the
+ * tests through the static library). They know nothing of models or files.
+ *
+ * Conventions:
+ *  - Layout NCHW, contiguous; n is the batch size.
+ *  - Backward functions ACCUMULATE (+=) into dx and into parameter gradients,
+ *    because a node's output may feed several consumers (residual adds).
+ *  - Each BLAS-backed kernel has a plain-C reference twin (suffix _ref) used
+ *    by the tests to check the BLAS path.
+ *  - `ws` is caller-provided scratch of at least the size the matching
+ *    *_ws_floats() returns; kernels never allocate.
+ */
+#ifndef AIBOX_OPS_H
+#define AIBOX_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aibox.h"
+
+#define AIBOX_INTERNAL __attribute__((visibility("hidden")))
+
+/* ------------------------------------------------------------ convolution */
+typedef struct aibox_conv_desc {
+    int in_c, in_h, in_w;
+    int out_c, out_h, out_w;
+    int kh, kw, sh, sw;
+    int pt, pl; /* top/left padding; bottom/right follow from out_h/out_w */
+    int groups;
+} aibox_conv_desc;
+
+/* Output size along one axis: floor((in + pad0 + pad1 - k) / s) + 1 (0 if negative). */
+AIBOX_INTERNAL int aibox_conv_out_size(int in, int k, int s, int pad0, int pad1);
+AIBOX_INTERNAL size_t aibox_conv_ws_floats(const aibox_conv_desc *d);
+/* w: out_c x (in_c/groups) x kh x kw (PyTorch layout); b: out_c or NULL. */
+AIBOX_INTERNAL void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b,
+                                   float *y, float *ws);
+/* dx may be NULL (input needs no gradient); dw, db accumulate (db may be NULL). */
+AIBOX_INTERNAL void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy,
+                                   float *dx, float *dw, float *db, float *ws);
+AIBOX_INTERNAL void aibox_conv_fwd_ref(const aibox_conv_desc *d, int n, const float *x, const float *w,
+                                       const float *b, float *y);
+AIBOX_INTERNAL void aibox_conv_bwd_ref(const aibox_conv_desc *d, int n, const float *x, const float *w,
+                                       const float *dy, float *dx, float *dw, float *db);
+
+/* ------------------------------------------------------------ dense */
+/* y[n][out] = x[n][in] . w[out][in]^T + b[out] (PyTorch layout). */
+AIBOX_INTERNAL void aibox_dense_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
+AIBOX_INTERNAL void aibox_dense_bwd(int n, int in, int out, const float *x, const float *w, const float *dy,
+                                    float *dx, float *dw, float *db);
+AIBOX_INTERNAL void aibox_dense_fwd_ref(int n, int in, int out, const float *x, const float *w, const float *b,
+                                        float *y);
+AIBOX_INTERNAL void aibox_dense_bwd_ref(int n, int in, int out, const float *x, const float *w, const float *dy,
+                                        float *dx, float *dw, float *db);
+
+/* ------------------------------------------------------------ pooling */
+typedef struct aibox_pool_desc {
+    int c, in_h, in_w, out_h, out_w;
+    int kh, kw, sh, sw;
+    int pt, pl;             /* top/left padding */
+    int count_include_pad;  /* average: divide by kh*kw (1) or by the valid cells (0) */
+} aibox_pool_desc;
+
+/* Max pool: padded cells never win (as PyTorch's -inf padding). argmax
+ * (n*c*out_h*out_w, index into the sample-channel plane) may be NULL in inference. */
+AIBOX_INTERNAL void aibox_maxpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y, int32_t *argmax);
+AIBOX_INTERNAL void aibox_maxpool_bwd(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax,
+                                      float *dx);
+AIBOX_INTERNAL void aibox_avgpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y);
+AIBOX_INTERNAL void aibox_avgpool_bwd(const aibox_pool_desc *d, int n, const float *dy, float *dx);
+/* Global average pool: y[n][c] = mean over h*w. */
+AIBOX_INTERNAL void aibox_gap_fwd(int n, int c, int hw, const float *x, float *y);
+AIBOX_INTERNAL void aibox_gap_bwd(int n, int c, int hw, const float *dy, float *dx);
+
+/* ------------------------------------------------------------ activations */
+/* count elements. Backward reads the forward input x (relu, leaky, clamp) or
+ * output y (sigmoid). */
+AIBOX_INTERNAL void aibox_relu_fwd(size_t count, const float *x, float *y);
+AIBOX_INTERNAL void aibox_relu_bwd(size_t count, const float *x, const float *dy, float *dx);
+AIBOX_INTERNAL void aibox_clamp_fwd(size_t count, float lo, float hi, const float *x, float *y);
+AIBOX_INTERNAL void aibox_clamp_bwd(size_t count, float lo, float hi, const float *x, const float *dy, float *dx);
+AIBOX_INTERNAL void aibox_leaky_fwd(size_t count, float alpha, const float *x, float *y);
+AIBOX_INTERNAL void aibox_leaky_bwd(size_t count, float alpha, const float *x, const float *dy, float *dx);
+AIBOX_INTERNAL void aibox_sigmoid_fwd(size_t count, const float *x, float *y);
+AIBOX_INTERNAL void aibox_sigmoid_bwd(size_t count, const float *y, const float *dy, float *dx);
+
+/* Dropout (inverted): mask[i] = 0 or 1/(1-rate), drawn from rng; y = x*mask. */
+AIBOX_INTERNAL void aibox_dropout_fwd(size_t count, float rate, aibox_rng *rng, const float *x, float *y,
+                                      float *mask);
+AIBOX_INTERNAL void aibox_dropout_bwd(size_t count, const float *mask, const float *dy, float *dx);
+
+/* Softmax over channels for each (n, h*w) position. */
+AIBOX_INTERNAL void aibox_softmax_fwd(int n, int c, int hw, const float *x, float *y);
+AIBOX_INTERNAL void aibox_softmax_bwd(int n, int c, int hw, const float *y, const float *dy, float *dx);
+
+/* ------------------------------------------------------------ batch norm */
+/* Training: batch statistics over (n, h*w) per channel (biased variance for
+ * normalising, unbiased for the running update as PyTorch);
+ * running = (1-momentum)*running + momentum*batch. Saves mean and 1/std. */
+AIBOX_INTERNAL void aibox_bn_fwd_train(int n, int c, int hw, float eps, float momentum, const float *x,
+                                       const float *gamma, const float *beta, float *y, float *save_mean,
+                                       float *save_invstd, float *run_mean, float *run_var);
+AIBOX_INTERNAL void aibox_bn_fwd_infer(int n, int c, int hw, float eps, const float *x, const float *gamma,
+                                       const float *beta, const float *run_mean, const float *run_var, float *y);
+AIBOX_INTERNAL void aibox_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
+                                 const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
+
+/* ------------------------------------------------------------ shape ops */
+AIBOX_INTERNAL void aibox_zeropad_fwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, const float *x,
+                                      float *y);
+AIBOX_INTERNAL void aibox_zeropad_bwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, const float *dy,
+                                      float *dx);
+/* Concat along channels: input i has cs[i] channels, all h*w = hw. */
+AIBOX_INTERNAL void aibox_concat_fwd(int n, int k, const int *cs, int hw, const float *const *xs, float *y);
+AIBOX_INTERNAL void aibox_concat_bwd(int n, int k, const int *cs, int hw, const float *dy, float *const *dxs);
+AIBOX_INTERNAL void aibox_add_fwd(size_t count, const float *a, const float *b, float *y);
+/* Upsampling from (h, w) to (oh, ow). Bilinear uses align_corners = false
+ * (half-pixel centres, source clamped at the borders) as PyTorch. */
+AIBOX_INTERNAL void aibox_upsample_nearest_fwd(int n, int c, int h, int w, int oh, int ow, const float *x, float *y);
+AIBOX_INTERNAL void aibox_upsample_nearest_bwd(int n, int c, int h, int w, int oh, int ow, const float *dy,
+                                               float *dx);
+AIBOX_INTERNAL void aibox_upsample_bilinear_fwd(int n, int c, int h, int w, int oh, int ow, const float *x,
+                                                float *y);
+AIBOX_INTERNAL void aibox_upsample_bilinear_bwd(int n, int c, int h, int w, int oh, int ow, const float *dy,
+                                                float *dx);
+
+/* ------------------------------------------------------------ losses */
+/* Each returns the mean loss and WRITES (not accumulates) the gradient with
+ * respect to its input into dx; dx may be NULL. */
+AIBOX_INTERNAL float aibox_softmax_ce(int n, int k, const float *logits, const int *labels,
+                                      const float *class_weights, float *dx);
+AIBOX_INTERNAL float aibox_sigmoid_bce(size_t count, const float *logits, const float *targets, float *dx);
+AIBOX_INTERNAL float aibox_mse(size_t count, const float *y, const float *targets, float *dx);
+
+#endif
