@@ -126,7 +126,8 @@ AIBOX_API int aibox_get_num_threads(void);
  * Node 0 is the input. Builder calls return the new node's index (>= 0), or a
  * negative status (-AIBOX_E_...) on error. Errors are sticky: a builder call
  * given a negative input just returns it, so a chain can be checked once, and
- * aibox_model_finish() reports the first error with its message. */
+ * aibox_model_finish() reports the first error with its message (also
+ * readable at any time through aibox_model_last_error). */
 typedef struct aibox_model aibox_model;
 typedef struct aibox_ctx aibox_ctx;
 
@@ -199,9 +200,14 @@ AIBOX_API int aibox_upsample_bilinear(aibox_model *m, int in, int out_h, int out
 AIBOX_API int aibox_softmax(aibox_model *m, int in); /* over channels */
 
 /* Ends building: checks the graph, allocates parameters and initialises them
- * (He-uniform for conv/dense as Keras' default, zero bias, BN gamma 1) from
- * the seed. The last node is the output unless aibox_model_set_output chose. */
+ * from the seed (He-uniform on fan-in for conv/dense, zero bias, BN gamma 1,
+ * beta 0, running mean 0, variance 1). The last node is the output unless
+ * aibox_model_set_output chose another. */
 AIBOX_API aibox_status aibox_model_finish(aibox_model *m, uint64_t seed, aibox_error *err);
+/* Draws all parameters again from a new seed (a finished model). */
+AIBOX_API aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, aibox_error *err);
+/* Frozen nodes keep their parameters through optimizer steps (fine-tuning). */
+AIBOX_API aibox_status aibox_model_set_frozen(aibox_model *m, int node, int frozen);
 AIBOX_API aibox_status aibox_model_set_output(aibox_model *m, int node);
 AIBOX_API int aibox_model_output(const aibox_model *m);
 AIBOX_API int aibox_model_node_count(const aibox_model *m);
@@ -265,6 +271,9 @@ AIBOX_API aibox_status aibox_ctx_set_output_grad(aibox_ctx *ctx, const float *gr
 /* Backpropagates; parameter gradients ACCUMULATE into the model's gradient
  * block (call aibox_model_zero_grad per step). */
 AIBOX_API aibox_status aibox_ctx_backward(aibox_ctx *ctx, aibox_model *m, aibox_error *err);
+/* Whether backward also computes the gradient with respect to the input
+ * (off by default: the first convolution's input gradient costs time). */
+AIBOX_API void aibox_ctx_set_input_grad(aibox_ctx *ctx, int want);
 /* Gradient with respect to the context's input (valid after backward). */
 AIBOX_API const float *aibox_ctx_input_grad(const aibox_ctx *ctx);
 

@@ -18,8 +18,7 @@
 #include <stdint.h>
 
 #include "aibox.h"
-
-#define AIBOX_INTERNAL __attribute__((visibility("hidden")))
+#include "core/core.h" /* AIBOX_INTERNAL, AIBOX_MIN */
 
 /* ------------------------------------------------------------ convolution */
 typedef struct aibox_conv_desc {

@@ -1,0 +1,331 @@
+/* Contexts: the memory one forward/backward pass writes, planned once per
+ * input shape (one arena), and the passes themselves. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+struct aibox_ctx {
+    const aibox_model *model;
+    aibox_mode mode;
+    int max_batch, n; /* capacity, batch of the last forward */
+    int n_nodes;
+    int (*shape)[3];  /* per node c, h, w for this context's input */
+    float **act;      /* per node activations, max_batch samples */
+    float **grad;     /* training: per node gradients (node 0 only if wanted) */
+    void **saved;     /* training: per node memory kept for backward */
+    float *ws;        /* scratch shared by all nodes */
+    float *discard;   /* parameter gradients of frozen nodes land here */
+    void *arena;
+    size_t bytes;
+    aibox_rng rng;    /* dropout */
+    int want_input_grad;
+    int fwd_training;  /* the last forward ran in training mode */
+    int grad_set;      /* an output gradient is waiting for backward */
+};
+
+static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
+{
+    const aibox_node *nd = &m->nodes[i];
+    memset(r, 0, sizeof *r);
+    r->nd = nd;
+    r->n = c->n;
+    for (int j = 0; j < nd->n_in; j++) {
+        int s = nd->in[j];
+        r->in_c[j] = c->shape[s][0], r->in_h[j] = c->shape[s][1], r->in_w[j] = c->shape[s][2];
+        r->x[j] = c->act[s];
+    }
+    r->c = c->shape[i][0], r->h = c->shape[i][1], r->w = c->shape[i][2];
+    r->y = c->act[i];
+    /* The model is only written through st[] in training (BN running
+     * statistics); inference reads, so sharing one model across threads is safe. */
+    for (int k = 0; k < 2; k++) {
+        r->p[k] = nd->n_param[k] ? m->params + nd->param_off[k] : NULL;
+        r->st[k] = nd->n_state[k] ? m->state + nd->state_off[k] : NULL;
+    }
+    r->ws = c->ws;
+    r->saved = c->saved ? c->saved[i] : NULL;
+    r->rng = &c->rng;
+}
+
+aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
+                              int height, int width, uint64_t seed, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
+    *out = NULL;
+    if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "context: the model is not finished");
+    if (mode != AIBOX_INFER && mode != AIBOX_TRAIN) return aibox_fail(err, AIBOX_E_INVALID, "context: bad mode");
+    if (max_batch < 1 || max_batch > (1 << 20)) return aibox_fail(err, AIBOX_E_INVALID, "context: batch %d", max_batch);
+    if (channels != m->in_c)
+        return aibox_fail(err, AIBOX_E_SHAPE, "context: the model takes %d channels, not %d", m->in_c, channels);
+    if (height < 1 || width < 1 || height > 65536 || width > 65536)
+        return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%d out of range", height, width);
+    aibox_blas_setup();
+
+    aibox_ctx *c = calloc(1, sizeof *c);
+    int N = m->n_nodes;
+    if (!c) return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
+    c->model = m, c->mode = mode, c->max_batch = max_batch, c->n_nodes = N;
+    aibox_rng_seed(&c->rng, seed);
+    c->shape = calloc((size_t)N, sizeof *c->shape);
+    c->act = calloc((size_t)N, sizeof *c->act);
+    c->grad = calloc((size_t)N, sizeof *c->grad);
+    c->saved = calloc((size_t)N, sizeof *c->saved);
+    size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
+    if (!c->shape || !c->act || !c->grad || !c->saved || !act_off) {
+        free(act_off);
+        aibox_ctx_free(&c);
+        return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
+    }
+    size_t *grad_off = act_off + N, *saved_off = act_off + 2 * N;
+
+    /* Shapes for this input, checked against the model's parameters. */
+    c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
+    size_t ws = 0, off = 0, discard = 0;
+    c->n = max_batch;
+    for (int i = 0; i < N; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+        if (i > 0) {
+            int ic[AIBOX_NODE_MAX_IN], ih[AIBOX_NODE_MAX_IN], iw[AIBOX_NODE_MAX_IN];
+            for (int j = 0; j < nd->n_in; j++)
+                ic[j] = c->shape[nd->in[j]][0], ih[j] = c->shape[nd->in[j]][1], iw[j] = c->shape[nd->in[j]][2];
+            size_t np[2], ns[2];
+            char why[256] = "";
+            if (!ops->shape(nd, ic, ih, iw, c->shape[i], np, ns, why, sizeof why)) {
+                free(act_off);
+                aibox_ctx_free(&c);
+                return aibox_fail(err, AIBOX_E_SHAPE, "context: input %dx%dx%d: node %d (%s): %s", channels, height,
+                                  width, i, ops->name, why);
+            }
+            if (np[0] != nd->n_param[0] || np[1] != nd->n_param[1]) {
+                free(act_off);
+                aibox_ctx_free(&c);
+                return aibox_fail(err, AIBOX_E_SHAPE,
+                                  "context: input %dx%dx%d does not fit node %d (%s), built for %dx%dx%d", channels,
+                                  height, width, i, ops->name, m->in_c, m->in_h, m->in_w);
+            }
+            if (nd->frozen) discard = AIBOX_MAX(discard, np[0] + np[1]);
+        }
+        size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
+        act_off[i] = off;
+        off += align64(count * sizeof(float));
+        if (mode == AIBOX_TRAIN) {
+            grad_off[i] = off;
+            off += align64(count * sizeof(float));
+        }
+        if (i > 0) {
+            aibox_run r;
+            /* Sizes only depend on shapes and n; act pointers are not used. */
+            memset(&r, 0, sizeof r);
+            r.nd = nd, r.n = max_batch, r.training = mode == AIBOX_TRAIN;
+            for (int j = 0; j < nd->n_in; j++)
+                r.in_c[j] = c->shape[nd->in[j]][0], r.in_h[j] = c->shape[nd->in[j]][1], r.in_w[j] = c->shape[nd->in[j]][2];
+            r.c = c->shape[i][0], r.h = c->shape[i][1], r.w = c->shape[i][2];
+            if (ops->ws_floats) ws = AIBOX_MAX(ws, ops->ws_floats(&r));
+            saved_off[i] = off;
+            if (mode == AIBOX_TRAIN && ops->saved_bytes) off += align64(ops->saved_bytes(&r));
+        }
+    }
+    size_t ws_off = off;
+    off += align64(ws * sizeof(float));
+    size_t discard_off = off;
+    off += align64(discard * sizeof(float));
+    c->arena = aibox_alloc(off);
+    if (!c->arena) {
+        free(act_off);
+        aibox_ctx_free(&c);
+        return aibox_fail(err, AIBOX_E_NOMEM, "context: cannot allocate %zu MB for batch %d of %dx%dx%d",
+                          off >> 20, max_batch, channels, height, width);
+    }
+    memset(c->arena, 0, off);
+    c->bytes = off;
+    char *base = c->arena;
+    for (int i = 0; i < N; i++) {
+        c->act[i] = (float *)(base + act_off[i]);
+        if (mode == AIBOX_TRAIN) {
+            c->grad[i] = (float *)(base + grad_off[i]);
+            if (i > 0) c->saved[i] = base + saved_off[i];
+        }
+    }
+    c->ws = (float *)(base + ws_off);
+    c->discard = (float *)(base + discard_off);
+    free(act_off);
+    c->n = 0;
+    *out = c;
+    return AIBOX_OK;
+}
+
+void aibox_ctx_free(aibox_ctx **pc)
+{
+    if (!pc || !*pc) return;
+    aibox_ctx *c = *pc;
+    aibox_free(c->arena);
+    free(c->shape);
+    free(c->act);
+    free(c->grad);
+    free(c->saved);
+    free(c);
+    *pc = NULL;
+}
+
+size_t aibox_ctx_bytes(const aibox_ctx *c) { return c ? c->bytes : 0; }
+int aibox_ctx_batch(const aibox_ctx *c) { return c ? c->n : 0; }
+
+void aibox_ctx_set_input_grad(aibox_ctx *c, int want)
+{
+    if (c) c->want_input_grad = want ? 1 : 0;
+}
+
+static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float *input, int n, int training,
+                                aibox_error *err)
+{
+    if (!c || !m || !input) return aibox_fail(err, AIBOX_E_INVALID, "forward: NULL argument");
+    if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "forward: the context was made for another model");
+    if (n < 1 || n > c->max_batch)
+        return aibox_fail(err, AIBOX_E_INVALID, "forward: batch %d outside 1..%d", n, c->max_batch);
+    c->n = n;
+    c->fwd_training = training;
+    c->grad_set = 0;
+    size_t in = (size_t)n * c->shape[0][0] * c->shape[0][1] * c->shape[0][2];
+    memcpy(c->act[0], input, in * sizeof(float));
+    int last = aibox_model_output(m);
+    for (int i = 1; i <= last; i++) {
+        aibox_run r;
+        fill_run(c, m, i, &r);
+        r.training = training;
+        aibox_layer_get(m->nodes[i].kind)->forward(&r);
+    }
+    return AIBOX_OK;
+}
+
+aibox_status aibox_ctx_forward(aibox_ctx *c, aibox_model *m, const float *input, int n, aibox_error *err)
+{
+    if (c && c->mode != AIBOX_TRAIN) return aibox_ctx_infer(c, m, input, n, err);
+    return run_forward(c, m, input, n, 1, err);
+}
+
+aibox_status aibox_ctx_infer(aibox_ctx *c, const aibox_model *m, const float *input, int n, aibox_error *err)
+{
+    return run_forward(c, m, input, n, 0, err);
+}
+
+const float *aibox_ctx_node_output(const aibox_ctx *c, int node, int *ch, int *h, int *w)
+{
+    if (!c || node < 0 || node >= c->n_nodes) return NULL;
+    if (ch) *ch = c->shape[node][0];
+    if (h) *h = c->shape[node][1];
+    if (w) *w = c->shape[node][2];
+    return c->act[node];
+}
+
+const float *aibox_ctx_output(const aibox_ctx *c, int *ch, int *h, int *w)
+{
+    return c ? aibox_ctx_node_output(c, aibox_model_output(c->model), ch, h, w) : NULL;
+}
+
+/* Zeroes every gradient buffer and returns the output node's, ready to be written. */
+static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
+{
+    if (!c || c->mode != AIBOX_TRAIN) {
+        aibox_fail(err, AIBOX_E_STATE, "loss: the context was not created for training");
+        return NULL;
+    }
+    if (c->n < 1 || !c->fwd_training) {
+        aibox_fail(err, AIBOX_E_STATE, "loss: run a training forward pass first");
+        return NULL;
+    }
+    int out = aibox_model_output(c->model);
+    for (int i = 0; i <= out; i++)
+        memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
+    *per_sample = (size_t)c->shape[out][0] * c->shape[out][1] * c->shape[out][2];
+    c->grad_set = 1;
+    return c->grad[out];
+}
+
+aibox_status aibox_ctx_loss_softmax_ce(aibox_ctx *c, const int *labels, const float *class_weights, float *loss,
+                                       aibox_error *err)
+{
+    size_t k;
+    float *g = begin_grad(c, &k, err);
+    if (!g) return err ? err->code : AIBOX_E_STATE;
+    if (!labels) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL labels");
+    for (int i = 0; i < c->n; i++)
+        if (labels[i] < 0 || (size_t)labels[i] >= k)
+            return c->grad_set = 0,
+                   aibox_fail(err, AIBOX_E_INVALID, "loss: label %d of sample %d outside 0..%zu", labels[i], i, k - 1);
+    float l = aibox_softmax_ce(c->n, (int)k, c->act[aibox_model_output(c->model)], labels, class_weights, g);
+    if (loss) *loss = l;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_ctx_loss_sigmoid_bce(aibox_ctx *c, const float *targets, float *loss, aibox_error *err)
+{
+    size_t k;
+    float *g = begin_grad(c, &k, err);
+    if (!g) return err ? err->code : AIBOX_E_STATE;
+    if (!targets) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL targets");
+    float l = aibox_sigmoid_bce((size_t)c->n * k, c->act[aibox_model_output(c->model)], targets, g);
+    if (loss) *loss = l;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_ctx_loss_mse(aibox_ctx *c, const float *targets, float *loss, aibox_error *err)
+{
+    size_t k;
+    float *g = begin_grad(c, &k, err);
+    if (!g) return err ? err->code : AIBOX_E_STATE;
+    if (!targets) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL targets");
+    float l = aibox_mse((size_t)c->n * k, c->act[aibox_model_output(c->model)], targets, g);
+    if (loss) *loss = l;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_ctx_set_output_grad(aibox_ctx *c, const float *grad, aibox_error *err)
+{
+    size_t k;
+    float *g = begin_grad(c, &k, err);
+    if (!g) return err ? err->code : AIBOX_E_STATE;
+    if (!grad) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL gradient");
+    memcpy(g, grad, (size_t)c->n * k * sizeof(float));
+    return AIBOX_OK;
+}
+
+aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
+{
+    if (!c || !m) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL argument");
+    if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "backward: the context was made for another model");
+    if (!c->grad_set) return aibox_fail(err, AIBOX_E_STATE, "backward: compute a loss (or set the output gradient) first");
+    c->grad_set = 0;
+    for (int i = aibox_model_output(m); i >= 1; i--) {
+        const aibox_node *nd = &m->nodes[i];
+        aibox_run r;
+        fill_run(c, m, i, &r);
+        r.training = 1;
+        r.dy = c->grad[i];
+        int any = 0;
+        for (int j = 0; j < nd->n_in; j++) {
+            r.dx[j] = (nd->in[j] == 0 && !c->want_input_grad) ? NULL : c->grad[nd->in[j]];
+            any |= r.dx[j] != NULL;
+        }
+        int has_params = nd->n_param[0] + nd->n_param[1] > 0;
+        if (!any && !has_params) continue; /* nothing upstream wants this gradient */
+        /* Only conv and dense skip the input gradient when given NULL; other
+         * kernels get node 0's buffer (allocated in training, just unreported). */
+        if (nd->kind != AIBOX_LAYER_CONV2D && nd->kind != AIBOX_LAYER_DENSE)
+            for (int j = 0; j < nd->n_in; j++)
+                if (!r.dx[j]) r.dx[j] = c->grad[nd->in[j]];
+        for (int k = 0; k < 2; k++)
+            if (nd->n_param[k])
+                r.dp[k] = nd->frozen ? c->discard + (k ? nd->n_param[0] : 0) : m->grads + nd->param_off[k];
+        aibox_layer_get(nd->kind)->backward(&r);
+    }
+    return AIBOX_OK;
+}
+
+const float *aibox_ctx_input_grad(const aibox_ctx *c)
+{
+    return c && c->mode == AIBOX_TRAIN && c->want_input_grad ? c->grad[0] : NULL;
+}

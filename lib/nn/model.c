@@ -1,0 +1,423 @@
+/* Model graph: builders, parameter block, metadata accessors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+aibox_status aibox_model_create(aibox_model **out, int channels, int height, int width, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL output pointer");
+    *out = NULL;
+    if (channels < 1 || height < 1 || width < 1 || channels > 65536 || height > 65536 || width > 65536)
+        return aibox_fail(err, AIBOX_E_INVALID, "model: input %dx%dx%d out of range", channels, height, width);
+    aibox_model *m = calloc(1, sizeof *m);
+    if (!m) return aibox_fail(err, AIBOX_E_NOMEM, "model: out of memory");
+    m->in_c = channels, m->in_h = height, m->in_w = width;
+    m->cap = 32;
+    m->nodes = calloc((size_t)m->cap, sizeof *m->nodes);
+    if (!m->nodes) {
+        free(m);
+        return aibox_fail(err, AIBOX_E_NOMEM, "model: out of memory");
+    }
+    aibox_node *in = &m->nodes[0];
+    in->kind = AIBOX_LAYER_INPUT;
+    in->c = channels, in->h = height, in->w = width;
+    m->n_nodes = 1;
+    *out = m;
+    return AIBOX_OK;
+}
+
+void aibox_model_free(aibox_model **pm)
+{
+    if (!pm || !*pm) return;
+    aibox_model *m = *pm;
+    free(m->nodes);
+    aibox_free(m->params);
+    aibox_free(m->grads);
+    aibox_free(m->state);
+    aibox_meta_list_free(&m->meta);
+    free(m);
+    *pm = NULL;
+}
+
+/* Records the first builder error; returns its negative code. */
+static int build_fail(aibox_model *m, aibox_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int build_fail(aibox_model *m, aibox_status code, const char *fmt, ...)
+{
+    if (m->build_status == AIBOX_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->build_msg, sizeof m->build_msg, fmt, ap);
+        va_end(ap);
+        m->build_status = code;
+    }
+    return -(int)code;
+}
+
+int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in, const int *ip,
+                         const float *fp)
+{
+    if (!m) return -(int)AIBOX_E_INVALID;
+    if (m->build_status) return -(int)m->build_status;
+    if (m->finished) return build_fail(m, AIBOX_E_STATE, "model: cannot add nodes after aibox_model_finish");
+    const aibox_layer_ops *ops = aibox_layer_get(kind);
+    if (!ops || kind == AIBOX_LAYER_INPUT) return build_fail(m, AIBOX_E_INVALID, "model: unknown layer kind %d", kind);
+    if (n_in < ops->min_in || n_in > ops->max_in)
+        return build_fail(m, AIBOX_E_INVALID, "%s: %d inputs (needs %d to %d)", ops->name, n_in, ops->min_in,
+                          ops->max_in);
+    for (int i = 0; i < n_in; i++) {
+        if (in[i] < 0) return in[i]; /* propagate an earlier builder error */
+        if (in[i] >= m->n_nodes)
+            return build_fail(m, AIBOX_E_INVALID, "%s: input %d names node %d, which does not exist yet", ops->name, i,
+                              in[i]);
+    }
+    if (m->n_nodes == m->cap) {
+        aibox_node *nn = realloc(m->nodes, (size_t)m->cap * 2 * sizeof *nn);
+        if (!nn) return build_fail(m, AIBOX_E_NOMEM, "model: out of memory");
+        m->nodes = nn;
+        m->cap *= 2;
+    }
+    aibox_node *nd = &m->nodes[m->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->kind = kind;
+    nd->n_in = n_in;
+    int ic[AIBOX_NODE_MAX_IN], ih[AIBOX_NODE_MAX_IN], iw[AIBOX_NODE_MAX_IN];
+    for (int i = 0; i < n_in; i++) {
+        nd->in[i] = in[i];
+        ic[i] = m->nodes[in[i]].c, ih[i] = m->nodes[in[i]].h, iw[i] = m->nodes[in[i]].w;
+    }
+    if (ip) memcpy(nd->ip, ip, sizeof nd->ip);
+    if (fp) memcpy(nd->fp, fp, sizeof nd->fp);
+    int out[3];
+    char why[256] = "";
+    if (!ops->shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
+        return build_fail(m, AIBOX_E_SHAPE, "node %d (%s): %s", m->n_nodes, ops->name, why);
+    nd->c = out[0], nd->h = out[1], nd->w = out[2];
+    return m->n_nodes++;
+}
+
+static int add1(aibox_model *m, aibox_layer_kind k, int in, const int *ip, const float *fp)
+{
+    return aibox_model_add_node(m, k, 1, &in, ip, fp);
+}
+
+int aibox_conv2d(aibox_model *m, int in, const aibox_conv_opts *o)
+{
+    if (!o) return m ? build_fail(m, AIBOX_E_INVALID, "conv2d: NULL options") : -(int)AIBOX_E_INVALID;
+    int ip[AIBOX_NODE_NI] = {o->out_channels, o->kernel_h, o->kernel_w, o->stride_h ? o->stride_h : 1,
+                             o->stride_w ? o->stride_w : 1, o->pad_top, o->pad_left, o->pad_bottom, o->pad_right,
+                             o->groups ? o->groups : 1, o->bias ? 1 : 0};
+    return add1(m, AIBOX_LAYER_CONV2D, in, ip, NULL);
+}
+
+int aibox_conv2d_simple(aibox_model *m, int in, int out_channels, int kernel, int stride, int pad)
+{
+    aibox_conv_opts o = {out_channels, kernel, kernel, stride, stride, pad, pad, pad, pad, 1, 1};
+    return aibox_conv2d(m, in, &o);
+}
+
+int aibox_dense(aibox_model *m, int in, int units, int bias)
+{
+    int ip[AIBOX_NODE_NI] = {units, bias ? 1 : 0};
+    return add1(m, AIBOX_LAYER_DENSE, in, ip, NULL);
+}
+
+static int pool(aibox_model *m, aibox_layer_kind k, int in, const aibox_pool_opts *o)
+{
+    if (!o) return m ? build_fail(m, AIBOX_E_INVALID, "pool: NULL options") : -(int)AIBOX_E_INVALID;
+    int ip[AIBOX_NODE_NI] = {o->kernel_h, o->kernel_w, o->stride_h ? o->stride_h : o->kernel_h,
+                             o->stride_w ? o->stride_w : o->kernel_w, o->pad_top, o->pad_left, o->pad_bottom,
+                             o->pad_right, o->ceil_mode ? 1 : 0, o->count_include_pad ? 1 : 0};
+    return add1(m, k, in, ip, NULL);
+}
+int aibox_maxpool(aibox_model *m, int in, const aibox_pool_opts *o) { return pool(m, AIBOX_LAYER_MAXPOOL, in, o); }
+int aibox_avgpool(aibox_model *m, int in, const aibox_pool_opts *o) { return pool(m, AIBOX_LAYER_AVGPOOL, in, o); }
+int aibox_global_avgpool(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_GLOBAL_AVGPOOL, in, NULL, NULL); }
+int aibox_relu(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU, in, NULL, NULL); }
+int aibox_relu6(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU6, in, NULL, NULL); }
+int aibox_sigmoid(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SIGMOID, in, NULL, NULL); }
+int aibox_flatten(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_FLATTEN, in, NULL, NULL); }
+int aibox_softmax(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SOFTMAX, in, NULL, NULL); }
+
+int aibox_leaky_relu(aibox_model *m, int in, float alpha)
+{
+    float fp[AIBOX_NODE_NF] = {alpha};
+    return add1(m, AIBOX_LAYER_LEAKY_RELU, in, NULL, fp);
+}
+
+int aibox_clamp(aibox_model *m, int in, float lo, float hi)
+{
+    if (m && !(lo <= hi)) return build_fail(m, AIBOX_E_INVALID, "clamp: lo %g > hi %g", lo, hi);
+    float fp[AIBOX_NODE_NF] = {lo, hi};
+    return add1(m, AIBOX_LAYER_CLAMP, in, NULL, fp);
+}
+
+int aibox_dropout(aibox_model *m, int in, float rate)
+{
+    if (m && !(rate >= 0.0f && rate < 1.0f)) return build_fail(m, AIBOX_E_INVALID, "dropout: rate %g not in [0, 1)", rate);
+    float fp[AIBOX_NODE_NF] = {rate};
+    return add1(m, AIBOX_LAYER_DROPOUT, in, NULL, fp);
+}
+
+int aibox_batchnorm(aibox_model *m, int in, float eps, float momentum)
+{
+    float fp[AIBOX_NODE_NF] = {eps, momentum};
+    return add1(m, AIBOX_LAYER_BATCHNORM, in, NULL, fp);
+}
+
+int aibox_zeropad(aibox_model *m, int in, int top, int left, int bottom, int right)
+{
+    int ip[AIBOX_NODE_NI] = {top, left, bottom, right};
+    return add1(m, AIBOX_LAYER_ZEROPAD, in, ip, NULL);
+}
+
+int aibox_concat(aibox_model *m, int n_inputs, const int *inputs)
+{
+    if (!inputs) return m ? build_fail(m, AIBOX_E_INVALID, "concat: NULL inputs") : -(int)AIBOX_E_INVALID;
+    return aibox_model_add_node(m, AIBOX_LAYER_CONCAT, n_inputs, inputs, NULL, NULL);
+}
+
+int aibox_add(aibox_model *m, int a, int b)
+{
+    int in[2] = {a, b};
+    return aibox_model_add_node(m, AIBOX_LAYER_ADD, 2, in, NULL, NULL);
+}
+
+int aibox_upsample_nearest(aibox_model *m, int in, int out_h, int out_w)
+{
+    int ip[AIBOX_NODE_NI] = {out_h, out_w};
+    return add1(m, AIBOX_LAYER_UPSAMPLE_NEAREST, in, ip, NULL);
+}
+
+int aibox_upsample_bilinear(aibox_model *m, int in, int out_h, int out_w)
+{
+    int ip[AIBOX_NODE_NI] = {out_h, out_w};
+    return add1(m, AIBOX_LAYER_UPSAMPLE_BILINEAR, in, ip, NULL);
+}
+
+aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, aibox_error *err)
+{
+    size_t np = 0, ns = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        aibox_node *nd = &m->nodes[i];
+        for (int k = 0; k < 2; k++) {
+            /* 16-float (64-byte) alignment for every tensor inside the block */
+            nd->param_off[k] = np;
+            np += (nd->n_param[k] + 15) & ~(size_t)15;
+            nd->state_off[k] = ns;
+            ns += (nd->n_state[k] + 15) & ~(size_t)15;
+        }
+    }
+    aibox_free(m->params), aibox_free(m->grads), aibox_free(m->state);
+    m->params = aibox_alloc(np * sizeof(float));
+    m->grads = aibox_alloc(np * sizeof(float));
+    m->state = aibox_alloc(ns * sizeof(float));
+    if (!m->params || !m->grads || !m->state)
+        return aibox_fail(err, AIBOX_E_NOMEM, "model: cannot allocate %zu parameters", np);
+    memset(m->params, 0, np * sizeof(float));
+    memset(m->grads, 0, np * sizeof(float));
+    memset(m->state, 0, ns * sizeof(float));
+    m->n_params = np;
+    m->n_state = ns;
+    if (init) {
+        aibox_rng rng;
+        aibox_rng_seed(&rng, seed);
+        for (int i = 1; i < m->n_nodes; i++) {
+            aibox_node *nd = &m->nodes[i];
+            const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+            if (!ops->init) continue;
+            int ic[AIBOX_NODE_MAX_IN], ih[AIBOX_NODE_MAX_IN], iw[AIBOX_NODE_MAX_IN];
+            for (int j = 0; j < nd->n_in; j++)
+                ic[j] = m->nodes[nd->in[j]].c, ih[j] = m->nodes[nd->in[j]].h, iw[j] = m->nodes[nd->in[j]].w;
+            ops->init(nd, ic, ih, iw, nd->n_param[0] ? m->params + nd->param_off[0] : NULL,
+                      nd->n_param[1] ? m->params + nd->param_off[1] : NULL,
+                      nd->n_state[0] ? m->state + nd->state_off[0] : NULL,
+                      nd->n_state[1] ? m->state + nd->state_off[1] : NULL, &rng);
+        }
+    }
+    m->finished = 1;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_model_finish(aibox_model *m, uint64_t seed, aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    if (m->build_status) return aibox_fail(err, m->build_status, "%s", m->build_msg);
+    if (m->finished) return aibox_fail(err, AIBOX_E_STATE, "model: already finished");
+    if (m->n_nodes < 2) return aibox_fail(err, AIBOX_E_STATE, "model: no layers");
+    if (m->output <= 0) m->output = m->n_nodes - 1;
+    return aibox_model_alloc_params(m, 1, seed, err);
+}
+
+aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, aibox_error *err)
+{
+    if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "model: not finished");
+    return aibox_model_alloc_params(m, 1, seed, err);
+}
+
+aibox_status aibox_model_set_output(aibox_model *m, int node)
+{
+    if (!m || node < 1 || node >= m->n_nodes) return AIBOX_E_INVALID;
+    m->output = node;
+    return AIBOX_OK;
+}
+
+int aibox_model_output(const aibox_model *m) { return m ? (m->output > 0 ? m->output : m->n_nodes - 1) : -1; }
+int aibox_model_node_count(const aibox_model *m) { return m ? m->n_nodes : 0; }
+
+aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node)
+{
+    if (!m || node < 0 || node >= m->n_nodes) return AIBOX_LAYER_KIND_COUNT;
+    return m->nodes[node].kind;
+}
+
+void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w)
+{
+    int cc = 0, hh = 0, ww = 0;
+    if (m && node >= 0 && node < m->n_nodes) cc = m->nodes[node].c, hh = m->nodes[node].h, ww = m->nodes[node].w;
+    if (c) *c = cc;
+    if (h) *h = hh;
+    if (w) *w = ww;
+}
+
+void aibox_model_input_shape(const aibox_model *m, int *c, int *h, int *w) { aibox_model_node_shape(m, 0, c, h, w); }
+
+size_t aibox_model_param_count(const aibox_model *m)
+{
+    size_t n = 0;
+    if (!m) return 0;
+    for (int i = 0; i < m->n_nodes; i++) n += m->nodes[i].n_param[0] + m->nodes[i].n_param[1];
+    return n;
+}
+
+float *aibox_model_params(aibox_model *m) { return m ? m->params : NULL; }
+float *aibox_model_grads(aibox_model *m) { return m ? m->grads : NULL; }
+
+float *aibox_model_node_param(aibox_model *m, int node, int index, size_t *count)
+{
+    if (count) *count = 0;
+    if (!m || !m->finished || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
+    aibox_node *nd = &m->nodes[node];
+    if (!nd->n_param[index]) return NULL;
+    if (count) *count = nd->n_param[index];
+    return m->params + nd->param_off[index];
+}
+
+float *aibox_model_node_state(aibox_model *m, int node, int index, size_t *count)
+{
+    if (count) *count = 0;
+    if (!m || !m->finished || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
+    aibox_node *nd = &m->nodes[node];
+    if (!nd->n_state[index]) return NULL;
+    if (count) *count = nd->n_state[index];
+    return m->state + nd->state_off[index];
+}
+
+void aibox_model_zero_grad(aibox_model *m)
+{
+    if (m && m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+aibox_status aibox_model_set_frozen(aibox_model *m, int node, int frozen)
+{
+    if (!m || node < 0 || node >= m->n_nodes) return AIBOX_E_INVALID;
+    m->nodes[node].frozen = frozen ? 1 : 0;
+    return AIBOX_OK;
+}
+
+const char *aibox_model_last_error(const aibox_model *m) { return m ? m->build_msg : "NULL model"; }
+
+void aibox_model_summary(const aibox_model *m, void (*print)(void *user, const char *line), void *user)
+{
+    if (!m || !print) return;
+    char line[256];
+    for (int i = 0; i < m->n_nodes; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        int o = snprintf(line, sizeof line, "%4d %-18s", i, aibox_layer_kind_name(nd->kind));
+        for (int j = 0; j < nd->n_in && o < 120; j++) o += snprintf(line + o, sizeof line - o, "%s%d", j ? "," : " <- ", nd->in[j]);
+        snprintf(line + o, sizeof line - o, "  -> %dx%dx%d  params %zu%s", nd->c, nd->h, nd->w,
+                 nd->n_param[0] + nd->n_param[1], nd->frozen ? " (frozen)" : "");
+        print(user, line);
+    }
+    snprintf(line, sizeof line, "total trainable parameters: %zu", aibox_model_param_count(m));
+    print(user, line);
+}
+
+/* ---------------------------------------------------------------- metadata */
+aibox_status aibox_model_set_meta_str(aibox_model *m, const char *key, const char *value, aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_str(&m->meta, key, value, err);
+}
+aibox_status aibox_model_set_meta_int(aibox_model *m, const char *key, int64_t value, aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_int(&m->meta, key, value, err);
+}
+aibox_status aibox_model_set_meta_float(aibox_model *m, const char *key, double value, aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_float(&m->meta, key, value, err);
+}
+aibox_status aibox_model_set_meta_strs(aibox_model *m, const char *key, int n, const char *const *values,
+                                       aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_strs(&m->meta, key, n, values, err);
+}
+aibox_status aibox_model_set_meta_floats(aibox_model *m, const char *key, int n, const double *values,
+                                         aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_floats(&m->meta, key, n, values, err);
+}
+
+static const aibox_meta *find(const aibox_model *m, const char *key, aibox_meta_type t)
+{
+    if (!m || !key) return NULL;
+    const aibox_meta *e = aibox_meta_find(&m->meta, key);
+    return e && e->type == t ? e : NULL;
+}
+aibox_status aibox_model_get_meta_str(const aibox_model *m, const char *key, const char **value)
+{
+    const aibox_meta *e = find(m, key, AIBOX_META_STR);
+    if (!e) return AIBOX_E_NOTFOUND;
+    *value = e->s;
+    return AIBOX_OK;
+}
+aibox_status aibox_model_get_meta_int(const aibox_model *m, const char *key, int64_t *value)
+{
+    const aibox_meta *e = find(m, key, AIBOX_META_INT);
+    if (!e) return AIBOX_E_NOTFOUND;
+    *value = e->i;
+    return AIBOX_OK;
+}
+aibox_status aibox_model_get_meta_float(const aibox_model *m, const char *key, double *value)
+{
+    const aibox_meta *e = find(m, key, AIBOX_META_FLOAT);
+    if (!e) return AIBOX_E_NOTFOUND;
+    *value = e->f;
+    return AIBOX_OK;
+}
+aibox_status aibox_model_get_meta_strs(const aibox_model *m, const char *key, int *n, const char *const **values)
+{
+    const aibox_meta *e = find(m, key, AIBOX_META_STRS);
+    if (!e) return AIBOX_E_NOTFOUND;
+    *n = e->n;
+    *values = (const char *const *)e->strs;
+    return AIBOX_OK;
+}
+aibox_status aibox_model_get_meta_floats(const aibox_model *m, const char *key, int *n, const double **values)
+{
+    const aibox_meta *e = find(m, key, AIBOX_META_FLOATS);
+    if (!e) return AIBOX_E_NOTFOUND;
+    *n = e->n;
+    *values = e->floats;
+    return AIBOX_OK;
+}
+int aibox_model_meta_count(const aibox_model *m) { return m ? m->meta.count : 0; }
+const char *aibox_model_meta_key(const aibox_model *m, int i)
+{
+    return m && i >= 0 && i < m->meta.count ? m->meta.items[i].key : NULL;
+}

@@ -1,0 +1,83 @@
+/* Model graph internals: nodes, the layer table, contexts. */
+#ifndef AIBOX_NN_H
+#define AIBOX_NN_H
+
+#include "core/core.h"
+#include "io/aibox_file.h" /* aibox_meta_list: typed metadata carried by models */
+#include "ops/ops.h"
+
+#define AIBOX_NODE_MAX_IN 16
+#define AIBOX_NODE_NI 12 /* integer configuration slots per node */
+#define AIBOX_NODE_NF 4  /* float configuration slots per node */
+
+/* A node: its kind, its inputs and a small kind-specific configuration
+ * (documented per kind in layers.c). Parameters live in the model's single
+ * block at param_off[]. */
+typedef struct aibox_node {
+    aibox_layer_kind kind;
+    int n_in;
+    int in[AIBOX_NODE_MAX_IN];
+    int ip[AIBOX_NODE_NI];
+    float fp[AIBOX_NODE_NF];
+    int c, h, w;                     /* nominal output shape per sample */
+    size_t n_param[2], param_off[2]; /* trainable tensors (weight, bias / gamma, beta) */
+    size_t n_state[2], state_off[2]; /* non-trainable (BN running mean, variance) */
+    int frozen;                      /* 1: parameters receive no updates */
+} aibox_node;
+
+struct aibox_model {
+    int in_c, in_h, in_w;
+    aibox_node *nodes;
+    int n_nodes, cap;
+    int output;
+    int finished;
+    aibox_status build_status; /* first builder error (sticky) */
+    char build_msg[AIBOX_ERROR_MSG_LEN];
+    float *params, *grads, *state;
+    size_t n_params, n_state;
+    aibox_meta_list meta;
+};
+
+/* Everything a kernel call needs for one node in one pass. */
+typedef struct aibox_run {
+    const aibox_node *nd;
+    int n, training;
+    int in_c[AIBOX_NODE_MAX_IN], in_h[AIBOX_NODE_MAX_IN], in_w[AIBOX_NODE_MAX_IN];
+    const float *x[AIBOX_NODE_MAX_IN];
+    float *dx[AIBOX_NODE_MAX_IN]; /* NULL where no gradient is needed */
+    int c, h, w;
+    float *y;
+    const float *dy;
+    const float *p[2];
+    float *dp[2];  /* NULL when frozen */
+    float *st[2];  /* running statistics (written in training) */
+    float *ws;     /* shared scratch */
+    void *saved;   /* per-node memory kept from forward to backward */
+    aibox_rng *rng;
+} aibox_run;
+
+typedef struct aibox_layer_ops {
+    const char *name;
+    int min_in, max_in;
+    /* Output shape from the input shapes; parameter and state sizes. Writes a
+     * reason into why on failure. */
+    int (*shape)(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t n_param[2],
+                 size_t n_state[2], char *why, size_t why_len);
+    void (*init)(const aibox_node *nd, const int *ic, const int *ih, const int *iw, float *p0, float *p1, float *s0,
+                 float *s1, aibox_rng *rng);
+    size_t (*ws_floats)(const aibox_run *r);    /* may be NULL */
+    size_t (*saved_bytes)(const aibox_run *r);  /* training only; may be NULL */
+    void (*forward)(aibox_run *r);
+    void (*backward)(aibox_run *r);
+} aibox_layer_ops;
+
+AIBOX_INTERNAL const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k);
+
+/* Builder core shared by the public builders and the loader: appends a node
+ * after checking its inputs and computing its nominal shape. */
+AIBOX_INTERNAL int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in, const int *ip,
+                                        const float *fp);
+/* Allocates parameter/state blocks (after the last node); init: 1 to draw initial values. */
+AIBOX_INTERNAL aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, aibox_error *err);
+
+#endif

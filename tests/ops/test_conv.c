@@ -1,0 +1,248 @@
+/* Convolution and dense kernels: forward against naive double-precision
+ * loops written here, backward against central finite differences of that
+ * double forward, and the OpenBLAS path against the plain-C reference path.
+ * Tolerances: forward 1e-4 abs + 1e-4 rel (float sums of <= 1152 products of
+ * values in [-1, 1]); backward 2e-4 abs + 2e-4 rel against the (exact up to
+ * 1e-10) double finite differences with step 1e-6. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <cmocka.h>
+
+#include "common/check.h"
+#include "ops/ops.h"
+
+typedef struct {
+    int n, in_c, in_h, in_w, out_c, kh, kw, sh, sw, pt, pl, pb, pr, groups, bias;
+} conv_case;
+
+static const conv_case cases[] = {
+    {2, 3, 9, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},     /* 3x3 'same' */
+    {2, 4, 9, 10, 6, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1},    /* stride 2, TF-style asymmetric SAME padding */
+    {1, 6, 7, 7, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0},     /* pointwise, no bias (direct sgemm path) */
+    {2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, 1},     /* groups 2 */
+    {2, 5, 8, 7, 5, 3, 3, 2, 1, 1, 0, 1, 2, 5, 1},     /* depthwise, mixed strides and pads */
+    {1, 3, 6, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 3, 0},     /* depthwise multiplier 2 */
+    {1, 2, 13, 11, 3, 7, 5, 2, 3, 3, 2, 3, 2, 1, 1},   /* 7x5 kernel, stride 2x3, pad like ResNet's stem */
+    {1, 3, 5, 5, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1},     /* strided 1x1 (ResNet downsample) */
+};
+
+static void make_desc(const conv_case *c, aibox_conv_desc *d)
+{
+    d->in_c = c->in_c, d->in_h = c->in_h, d->in_w = c->in_w, d->out_c = c->out_c;
+    d->kh = c->kh, d->kw = c->kw, d->sh = c->sh, d->sw = c->sw, d->pt = c->pt, d->pl = c->pl;
+    d->groups = c->groups;
+    d->out_h = aibox_conv_out_size(c->in_h, c->kh, c->sh, c->pt, c->pb);
+    d->out_w = aibox_conv_out_size(c->in_w, c->kw, c->sw, c->pl, c->pr);
+}
+
+typedef struct {
+    aibox_conv_desc d;
+    int n, bias;
+    size_t nx, nw, nb, ny;
+} conv_prob;
+
+/* Naive convolution in double; packed = [x, w, b]. */
+static void conv_naive(void *user, const double *packed, double *y)
+{
+    const conv_prob *p = user;
+    const aibox_conv_desc *d = &p->d;
+    const double *x = packed, *w = packed + p->nx, *b = p->bias ? packed + p->nx + p->nw : NULL;
+    int cg = d->in_c / d->groups, og = d->out_c / d->groups;
+    for (int s = 0; s < p->n; s++)
+        for (int o = 0; o < d->out_c; o++)
+            for (int oy = 0; oy < d->out_h; oy++)
+                for (int ox = 0; ox < d->out_w; ox++) {
+                    double acc = b ? b[o] : 0;
+                    for (int c = 0; c < cg; c++)
+                        for (int ky = 0; ky < d->kh; ky++)
+                            for (int kx = 0; kx < d->kw; kx++) {
+                                int iy = oy * d->sh + ky - d->pt, ix = ox * d->sw + kx - d->pl;
+                                if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w)
+                                    acc += x[((s * d->in_c + (o / og) * cg + c) * d->in_h + iy) * d->in_w + ix] *
+                                           w[((o * cg + c) * d->kh + ky) * d->kw + kx];
+                            }
+                    y[((s * d->out_c + o) * d->out_h + oy) * d->out_w + ox] = acc;
+                }
+}
+
+static void setup_prob(const conv_case *c, conv_prob *p)
+{
+    make_desc(c, &p->d);
+    p->n = c->n, p->bias = c->bias;
+    p->nx = (size_t)c->n * c->in_c * c->in_h * c->in_w;
+    p->nw = (size_t)c->out_c * (c->in_c / c->groups) * c->kh * c->kw;
+    p->nb = c->bias ? (size_t)c->out_c : 0;
+    p->ny = (size_t)c->n * c->out_c * p->d.out_h * p->d.out_w;
+}
+
+static void test_conv_forward(void **state)
+{
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        conv_prob p;
+        setup_prob(&cases[ci], &p);
+        size_t np = p.nx + p.nw + p.nb;
+        aibox_rng rng;
+        aibox_rng_seed(&rng, 100 + ci);
+        float *pf = aibox_test_floats(np);
+        double *pd = aibox_test_doubles(np);
+        aibox_test_fill_uniform(&rng, pf, np, -1, 1);
+        aibox_test_f2d(pf, pd, np);
+        double *want = aibox_test_doubles(p.ny);
+        conv_naive(&p, pd, want);
+        float *y = aibox_test_floats(p.ny), *yr = aibox_test_floats(p.ny);
+        float *ws = aibox_test_floats(aibox_conv_ws_floats(&p.d) + 1);
+        aibox_conv_fwd(&p.d, p.n, pf, pf + p.nx, p.bias ? pf + p.nx + p.nw : NULL, y, ws);
+        aibox_conv_fwd_ref(&p.d, p.n, pf, pf + p.nx, p.bias ? pf + p.nx + p.nw : NULL, yr);
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu forward (BLAS)", ci);
+        AIBOX_TEST_CLOSE(what, y, want, p.ny, 1e-4, 1e-4);
+        snprintf(what, sizeof what, "conv case %zu forward (reference)", ci);
+        AIBOX_TEST_CLOSE(what, yr, want, p.ny, 1e-5, 1e-5);
+        free(pf), free(pd), free(want), free(y), free(yr), free(ws);
+    }
+}
+
+static void test_conv_backward(void **state)
+{
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        conv_prob p;
+        setup_prob(&cases[ci], &p);
+        size_t np = p.nx + p.nw + p.nb;
+        aibox_rng rng;
+        aibox_rng_seed(&rng, 200 + ci);
+        float *pf = aibox_test_floats(np);
+        double *pd = aibox_test_doubles(np);
+        aibox_test_fill_uniform(&rng, pf, np, -1, 1);
+        aibox_test_f2d(pf, pd, np);
+        float *dyf = aibox_test_floats(p.ny);
+        double *r = aibox_test_doubles(p.ny);
+        aibox_test_fill_uniform(&rng, dyf, p.ny, -1, 1);
+        aibox_test_f2d(dyf, r, p.ny);
+        /* analytic: [dx, dw, db] from the BLAS path and from the reference path */
+        float *g = aibox_test_floats(np), *gr = aibox_test_floats(np);
+        float *ws = aibox_test_floats(aibox_conv_ws_floats(&p.d) + 1);
+        const float *b = p.bias ? pf + p.nx + p.nw : NULL;
+        aibox_conv_bwd(&p.d, p.n, pf, pf + p.nx, dyf, g, g + p.nx, p.bias ? g + p.nx + p.nw : NULL, ws);
+        aibox_conv_bwd_ref(&p.d, p.n, pf, pf + p.nx, dyf, gr, gr + p.nx, p.bias ? gr + p.nx + p.nw : NULL);
+        (void)b;
+        char what[64];
+        snprintf(what, sizeof what, "conv case %zu backward (BLAS)", ci);
+        assert_true(aibox_test_gradcheck(what, conv_naive, NULL, &p, pd, np, r, p.ny, 1e-6, g, 2e-4, 2e-4));
+        snprintf(what, sizeof what, "conv case %zu backward (reference)", ci);
+        assert_true(aibox_test_gradcheck(what, conv_naive, NULL, &p, pd, np, r, p.ny, 1e-6, gr, 2e-4, 2e-4));
+        /* dx may be NULL: weight gradients must be unchanged by skipping it */
+        float *g2 = aibox_test_floats(np);
+        aibox_conv_bwd(&p.d, p.n, pf, pf + p.nx, dyf, NULL, g2 + p.nx, p.bias ? g2 + p.nx + p.nw : NULL, ws);
+        AIBOX_TEST_CLOSE_FF("conv weight grad without dx", g2 + p.nx, g + p.nx, p.nw + p.nb, 1e-6, 1e-6);
+        /* accumulation: a second call doubles the gradients */
+        aibox_conv_bwd(&p.d, p.n, pf, pf + p.nx, dyf, g, g + p.nx, p.bias ? g + p.nx + p.nw : NULL, ws);
+        for (size_t i = 0; i < np; i++) gr[i] *= 2;
+        snprintf(what, sizeof what, "conv case %zu accumulates", ci);
+        AIBOX_TEST_CLOSE_FF(what, g, gr, np, 1e-4, 1e-4);
+        free(pf), free(pd), free(dyf), free(r), free(g), free(gr), free(g2), free(ws);
+    }
+}
+
+/* Large enough that im2col runs in several chunks (K = 1152 -> 455 columns
+ * per chunk, 900 output pixels), compared with the reference path. */
+static void test_conv_chunks(void **state)
+{
+    conv_case c = {2, 128, 30, 30, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    conv_prob p;
+    setup_prob(&c, &p);
+    assert_true(aibox_conv_ws_floats(&p.d) < 2 * (size_t)1152 * 900); /* really chunked */
+    size_t np = p.nx + p.nw + p.nb;
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 7);
+    float *pf = aibox_test_floats(np), *dy = aibox_test_floats(p.ny);
+    aibox_test_fill_uniform(&rng, pf, np, -1, 1);
+    aibox_test_fill_uniform(&rng, dy, p.ny, -1, 1);
+    float *y = aibox_test_floats(p.ny), *yr = aibox_test_floats(p.ny);
+    float *g = aibox_test_floats(np), *gr = aibox_test_floats(np);
+    float *ws = aibox_test_floats(aibox_conv_ws_floats(&p.d));
+    aibox_conv_fwd(&p.d, p.n, pf, pf + p.nx, pf + p.nx + p.nw, y, ws);
+    aibox_conv_fwd_ref(&p.d, p.n, pf, pf + p.nx, pf + p.nx + p.nw, yr);
+    AIBOX_TEST_CLOSE_FF("chunked conv forward", y, yr, p.ny, 1e-4, 1e-4);
+    aibox_conv_bwd(&p.d, p.n, pf, pf + p.nx, dy, g, g + p.nx, g + p.nx + p.nw, ws);
+    aibox_conv_bwd_ref(&p.d, p.n, pf, pf + p.nx, dy, gr, gr + p.nx, gr + p.nx + p.nw);
+    /* weight gradients sum 2*900 products: 1e-3 relative */
+    AIBOX_TEST_CLOSE_FF("chunked conv backward", g, gr, np, 1e-3, 1e-3);
+    free(pf), free(dy), free(y), free(yr), free(g), free(gr), free(ws);
+}
+
+typedef struct {
+    int n, in, out;
+} dense_prob;
+
+static void dense_naive(void *user, const double *packed, double *y)
+{
+    const dense_prob *p = user;
+    const double *x = packed, *w = x + (size_t)p->n * p->in, *b = w + (size_t)p->out * p->in;
+    for (int s = 0; s < p->n; s++)
+        for (int o = 0; o < p->out; o++) {
+            double acc = b[o];
+            for (int i = 0; i < p->in; i++) acc += x[s * p->in + i] * w[o * p->in + i];
+            y[s * p->out + o] = acc;
+        }
+}
+
+static void test_dense(void **state)
+{
+    dense_prob p = {3, 17, 5};
+    size_t nx = (size_t)p.n * p.in, nw = (size_t)p.out * p.in, np = nx + nw + p.out, ny = (size_t)p.n * p.out;
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 11);
+    float *pf = aibox_test_floats(np), *dy = aibox_test_floats(ny);
+    double *pd = aibox_test_doubles(np), *r = aibox_test_doubles(ny), *want = aibox_test_doubles(ny);
+    aibox_test_fill_uniform(&rng, pf, np, -1, 1);
+    aibox_test_fill_uniform(&rng, dy, ny, -1, 1);
+    aibox_test_f2d(pf, pd, np);
+    aibox_test_f2d(dy, r, ny);
+    dense_naive(&p, pd, want);
+    float *y = aibox_test_floats(ny), *yr = aibox_test_floats(ny);
+    aibox_dense_fwd(p.n, p.in, p.out, pf, pf + nx, pf + nx + nw, y);
+    aibox_dense_fwd_ref(p.n, p.in, p.out, pf, pf + nx, pf + nx + nw, yr);
+    AIBOX_TEST_CLOSE("dense forward (BLAS)", y, want, ny, 1e-5, 1e-5);
+    AIBOX_TEST_CLOSE("dense forward (reference)", yr, want, ny, 1e-5, 1e-5);
+    float *g = aibox_test_floats(np), *gr = aibox_test_floats(np);
+    aibox_dense_bwd(p.n, p.in, p.out, pf, pf + nx, dy, g, g + nx, g + nx + nw);
+    aibox_dense_bwd_ref(p.n, p.in, p.out, pf, pf + nx, dy, gr, gr + nx, gr + nx + nw);
+    assert_true(aibox_test_gradcheck("dense backward (BLAS)", dense_naive, NULL, &p, pd, np, r, ny, 1e-6, g, 1e-4, 1e-4));
+    assert_true(aibox_test_gradcheck("dense backward (reference)", dense_naive, NULL, &p, pd, np, r, ny, 1e-6, gr, 1e-4,
+                                     1e-4));
+    free(pf), free(dy), free(pd), free(r), free(want), free(y), free(yr), free(g), free(gr);
+}
+
+/* Fast path by default: on a CPU with AVX-512 the active OpenBLAS kernels
+ * must be an AVX-512 set, whatever OpenBLAS picked (unless the user forced
+ * a choice with AIBOX_BLAS_CORE). The tests above then ran on those kernels. */
+static void test_blas_fast_kernels(void **state)
+{
+    const char *core = aibox_blas_core();
+    printf("# %s\n", aibox_blas_info());
+    if (getenv("AIBOX_BLAS_CORE")) skip();
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        assert_true(!strcasecmp(core, "SkylakeX") || !strcasecmp(core, "Cooperlake") ||
+                    !strcasecmp(core, "SapphireRapids"));
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        assert_true(strcasecmp(core, "Prescott") != 0);
+}
+
+int main(void)
+{
+    aibox_blas_setup(); /* run every kernel test on the kernels users get */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_blas_fast_kernels), cmocka_unit_test(test_conv_forward),
+        cmocka_unit_test(test_conv_backward),     cmocka_unit_test(test_conv_chunks),
+        cmocka_unit_test(test_dense),
+    };
+    return cmocka_run_group_tests_name("ops/conv+dense", tests, NULL, NULL);
+}
