@@ -1,0 +1,564 @@
+/* The model graph end to end: whole-graph gradients against finite
+ * differences, a toy problem learnt to 100 %, builder errors, shape checks,
+ * optimizer updates against hand-written formulas, two threads inferring on
+ * one model, and .aibox save/load (bit-exact; damaged files refused). */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "aibox.h"
+#include "common/check.h"
+
+/* input 2x8x8 -> conv3x3(4)+BN+ReLU -> [conv1x1(4) add] -> concat with a
+ * depthwise conv -> maxpool 2 -> avgpool 2 (stride 1, pad) -> bilinear up ->
+ * leaky -> conv stride 2 -> sigmoid/clamp mix -> flatten -> dense(3).
+ * Covers every trainable kind and the branching node kinds. */
+static aibox_model *graph_model(int with_dropout)
+{
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 2, 8, 8, &e), AIBOX_OK);
+    int x = 0;
+    int a = aibox_conv2d_simple(m, x, 4, 3, 1, 1);
+    a = aibox_batchnorm(m, a, 1e-3f, 0.1f);
+    a = aibox_relu(m, a);
+    int b = aibox_conv2d(m, a, &(aibox_conv_opts){.out_channels = 4, .kernel_h = 1, .kernel_w = 1, .bias = 1});
+    int r = aibox_add(m, a, b);
+    int d = aibox_conv2d(m, r, &(aibox_conv_opts){.out_channels = 4, .kernel_h = 3, .kernel_w = 3, .pad_top = 1,
+                                                  .pad_left = 1, .pad_bottom = 1, .pad_right = 1, .groups = 4});
+    int cat = aibox_concat(m, 2, (int[]){r, d});
+    int p = aibox_maxpool(m, cat, &(aibox_pool_opts){.kernel_h = 2, .kernel_w = 2});
+    p = aibox_avgpool(m, p, &(aibox_pool_opts){.kernel_h = 2, .kernel_w = 2, .stride_h = 1, .stride_w = 1,
+                                               .pad_bottom = 1, .pad_right = 1});
+    p = aibox_upsample_bilinear(m, p, 6, 6);
+    p = aibox_leaky_relu(m, p, 0.1f);
+    p = aibox_zeropad(m, p, 1, 0, 0, 1);
+    p = aibox_conv2d(m, p, &(aibox_conv_opts){.out_channels = 3, .kernel_h = 3, .kernel_w = 3, .stride_h = 2,
+                                              .stride_w = 2, .bias = 1});
+    int s1 = aibox_sigmoid(m, p);
+    int s2 = aibox_upsample_nearest(m, p, 3, 3);
+    p = aibox_add(m, s1, s2);
+    if (with_dropout) p = aibox_dropout(m, p, 0.3f);
+    p = aibox_flatten(m, p);
+    p = aibox_dense(m, p, 3, 1);
+    assert_true(p > 0);
+    assert_int_equal(aibox_model_finish(m, 42, &e), AIBOX_OK);
+    return m;
+}
+
+/* Step of the whole-graph finite differences: small enough not to cross
+ * max-pool/ReLU kinks (1e-2 does, for a few entries), large enough for float. */
+#define H_STEP 2e-3
+static float loss_at(aibox_ctx *c, aibox_model *m, const float *x, int n, const int *labels, const float *w)
+{
+    aibox_error e = {0};
+    float l = 0;
+    assert_int_equal(aibox_ctx_forward(c, m, x, n, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_loss_softmax_ce(c, labels, w, &l, &e), AIBOX_OK);
+    return l;
+}
+
+/* Every parameter's gradient (and the input's) against central differences
+ * of the float loss: step H_STEP and tolerance 3e-3 abs + 3e-2 rel, loose
+ * because the loss is float (per-layer checks in tests/ops are the precise ones). */
+static void test_graph_gradients(void **state)
+{
+    aibox_model *m = graph_model(0);
+    aibox_error e = {0};
+    aibox_ctx *c = NULL;
+    int n = 3;
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, n, 2, 8, 8, 1, &e), AIBOX_OK);
+    aibox_ctx_set_input_grad(c, 1);
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 5);
+    float x[3 * 2 * 8 * 8];
+    aibox_test_fill_uniform(&rng, x, sizeof x / sizeof *x, -1, 1);
+    int labels[3] = {0, 2, 1};
+    float cw[3] = {1.0f, 2.0f, 0.5f};
+    aibox_model_zero_grad(m);
+    loss_at(c, m, x, n, labels, cw);
+    assert_int_equal(aibox_ctx_backward(c, m, &e), AIBOX_OK);
+    const float *gx = aibox_ctx_input_grad(c);
+    assert_non_null(gx);
+    float gxs[3 * 2 * 8 * 8];
+    memcpy(gxs, gx, sizeof gxs); /* the next loss call resets the context's gradients */
+    size_t np = 0;
+    float *params = aibox_model_params(m), *grads = aibox_model_grads(m);
+    /* the parameter block is padded per tensor; walk nodes to visit real params */
+    int checked = 0, bad = 0;
+    double h = H_STEP;
+    for (int node = 1; node < aibox_model_node_count(m); node++)
+        for (int k = 0; k < 2; k++) {
+            size_t cnt;
+            float *p = aibox_model_node_param(m, node, k, &cnt);
+            if (!p) continue;
+            np += cnt;
+            for (size_t i = 0; i < cnt; i += (cnt > 40 ? 7 : 1)) {
+                float keep = p[i];
+                p[i] = keep + (float)h;
+                double lp = loss_at(c, m, x, n, labels, cw);
+                p[i] = keep - (float)h;
+                double lm = loss_at(c, m, x, n, labels, cw);
+                p[i] = keep;
+                double num = (lp - lm) / (2 * h), ana = grads[p - params + i];
+                checked++;
+                if (fabs(num - ana) > 3e-3 + 3e-2 * fabs(num)) {
+                    bad++;
+                    printf("node %d param %d[%zu]: numeric %.6f analytic %.6f\n", node, k, i, num, ana);
+                }
+            }
+        }
+    /* input gradient */
+    for (size_t i = 0; i < sizeof x / sizeof *x; i += 5) {
+        float keep = x[i];
+        x[i] = keep + (float)h;
+        double lp = loss_at(c, m, x, n, labels, cw);
+        x[i] = keep - (float)h;
+        double lm = loss_at(c, m, x, n, labels, cw);
+        x[i] = keep;
+        double num = (lp - lm) / (2 * h);
+        checked++;
+        if (fabs(num - gxs[i]) > 3e-3 + 3e-2 * fabs(num)) {
+            bad++;
+            printf("input[%zu]: numeric %.6f analytic %.6f\n", i, num, gxs[i]);
+        }
+    }
+    printf("# %d gradients checked over %zu parameters, %d off\n", checked, np, bad);
+    assert_true(checked > 200);
+    assert_int_equal(bad, 0);
+    aibox_ctx_free(&c);
+    aibox_model_free(&m);
+}
+
+/* 3 classes of 8x8 images (horizontal bar, vertical bar, diagonal) with
+ * noise and random positions: a small CNN must reach 100 % training accuracy. */
+static void make_toy(aibox_rng *rng, int n, float *x, int *y)
+{
+    for (int i = 0; i < n; i++) {
+        float *im = x + (size_t)i * 64;
+        int cls = i % 3, pos = 1 + (int)aibox_rng_below(rng, 6);
+        for (int j = 0; j < 64; j++) im[j] = 0.3f * aibox_rng_uniform(rng);
+        for (int t = 0; t < 8; t++) {
+            if (cls == 0) im[pos * 8 + t] += 1.0f;
+            else if (cls == 1) im[t * 8 + pos] += 1.0f;
+            else im[t * 8 + t] += 1.0f;
+        }
+        y[i] = cls;
+    }
+}
+
+static void test_toy_learning(void **state)
+{
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 1, 8, 8, &e), AIBOX_OK);
+    int h = aibox_relu(m, aibox_conv2d_simple(m, 0, 8, 3, 1, 1));
+    h = aibox_maxpool(m, h, &(aibox_pool_opts){.kernel_h = 2, .kernel_w = 2});
+    h = aibox_relu(m, aibox_conv2d_simple(m, h, 8, 3, 1, 1));
+    h = aibox_flatten(m, h);
+    h = aibox_dropout(m, h, 0.1f);
+    h = aibox_dense(m, h, 3, 1);
+    assert_int_equal(aibox_model_finish(m, 7, &e), AIBOX_OK);
+    enum { N = 60, B = 12 };
+    float x[N * 64];
+    int y[N];
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 3);
+    make_toy(&rng, N, x, y);
+    aibox_ctx *c = NULL, *ci = NULL;
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, B, 1, 8, 8, 9, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ci, m, AIBOX_INFER, N, 1, 8, 8, 9, &e), AIBOX_OK);
+    aibox_optim *o = NULL;
+    assert_int_equal(aibox_optim_create(&o, m, &(aibox_optim_opts){.kind = AIBOX_ADAM, .lr = 1e-2f}, &e), AIBOX_OK);
+    int correct = 0, epoch;
+    for (epoch = 0; epoch < 60 && correct < N; epoch++) {
+        for (int b = 0; b < N; b += B) {
+            float l;
+            aibox_model_zero_grad(m);
+            assert_int_equal(aibox_ctx_forward(c, m, x + b * 64, B, &e), AIBOX_OK);
+            assert_int_equal(aibox_ctx_loss_softmax_ce(c, y + b, NULL, &l, &e), AIBOX_OK);
+            assert_int_equal(aibox_ctx_backward(c, m, &e), AIBOX_OK);
+            assert_int_equal(aibox_optim_step(o, m, &e), AIBOX_OK);
+        }
+        assert_int_equal(aibox_ctx_infer(ci, m, x, N, &e), AIBOX_OK);
+        const float *out = aibox_ctx_output(ci, NULL, NULL, NULL);
+        correct = 0;
+        for (int i = 0; i < N; i++) {
+            int best = 0;
+            for (int k = 1; k < 3; k++)
+                if (out[i * 3 + k] > out[i * 3 + best]) best = k;
+            correct += best == y[i];
+        }
+    }
+    printf("# toy problem: %d/%d correct after %d epochs\n", correct, N, epoch);
+    assert_int_equal(correct, N);
+    aibox_optim_free(&o);
+    aibox_ctx_free(&c);
+    aibox_ctx_free(&ci);
+    aibox_model_free(&m);
+}
+
+static void test_builder_errors(void **state)
+{
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 3, 4, 4, &e), AIBOX_OK);
+    int h = aibox_conv2d_simple(m, 0, 8, 7, 1, 0); /* 7x7 on 4x4 without padding */
+    assert_int_equal(h, -(int)AIBOX_E_SHAPE);
+    assert_int_equal(aibox_relu(m, h), -(int)AIBOX_E_SHAPE); /* sticky */
+    assert_int_not_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
+    assert_int_equal(e.code, AIBOX_E_SHAPE);
+    assert_non_null(strstr(e.msg, "conv2d"));
+    aibox_model_free(&m);
+    assert_null(m);
+    /* groups that do not divide, unknown inputs, bad options */
+    assert_int_equal(aibox_model_create(&m, 3, 4, 4, &e), AIBOX_OK);
+    assert_true(aibox_conv2d(m, 0, &(aibox_conv_opts){.out_channels = 4, .kernel_h = 1, .kernel_w = 1, .groups = 2}) < 0);
+    aibox_model_free(&m);
+    assert_int_equal(aibox_model_create(&m, 3, 4, 4, &e), AIBOX_OK);
+    assert_true(aibox_relu(m, 5) < 0);
+    aibox_model_free(&m);
+    assert_int_equal(aibox_model_create(&m, 3, 4, 4, &e), AIBOX_OK);
+    assert_true(aibox_dropout(m, 0, 1.0f) < 0);
+    aibox_model_free(&m);
+    assert_int_equal(aibox_model_create(&m, 0, 4, 4, &e), AIBOX_E_INVALID);
+    assert_null(m);
+    /* training calls in the wrong order are refused, not crashed */
+    aibox_model *g = graph_model(0);
+    aibox_ctx *c = NULL;
+    assert_int_equal(aibox_ctx_create(&c, g, AIBOX_TRAIN, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_backward(c, g, &e), AIBOX_E_STATE);
+    assert_int_equal(aibox_ctx_loss_mse(c, (float[6]){0}, NULL, &e), AIBOX_E_STATE);
+    float x[2 * 2 * 8 * 8] = {0};
+    assert_int_equal(aibox_ctx_forward(c, g, x, 3, &e), AIBOX_E_INVALID); /* above max batch */
+    assert_int_equal(aibox_ctx_forward(c, g, x, 2, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_loss_softmax_ce(c, (int[]){0, 7}, NULL, NULL, &e), AIBOX_E_INVALID);
+    aibox_ctx_free(&c);
+    /* wrong channel count, and a dense layer that fixes the input size */
+    assert_int_equal(aibox_ctx_create(&c, g, AIBOX_INFER, 1, 3, 8, 8, 1, &e), AIBOX_E_SHAPE);
+    aibox_model_free(&g);
+    assert_int_equal(aibox_model_create(&m, 1, 8, 8, &e), AIBOX_OK);
+    aibox_dense(m, aibox_flatten(m, aibox_conv2d_simple(m, 0, 2, 3, 1, 1)), 2, 1);
+    assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_INFER, 1, 1, 16, 16, 1, &e), AIBOX_E_SHAPE);
+    assert_non_null(strstr(e.msg, "dense"));
+    assert_null(c);
+    aibox_model_free(&m);
+}
+
+/* A fully convolutional model runs on other input sizes than it was built for. */
+static void test_other_input_size(void **state)
+{
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 3, 32, 32, &e), AIBOX_OK);
+    int h = aibox_conv2d_simple(m, 0, 4, 3, 2, 1);
+    h = aibox_global_avgpool(m, h);
+    assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
+    aibox_ctx *c = NULL;
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_INFER, 1, 3, 50, 70, 1, &e), AIBOX_OK);
+    int oc, oh, ow;
+    float *x = aibox_test_floats(3 * 50 * 70);
+    assert_int_equal(aibox_ctx_infer(c, m, x, 1, &e), AIBOX_OK);
+    assert_non_null(aibox_ctx_output(c, &oc, &oh, &ow));
+    assert_int_equal(oc, 4);
+    assert_int_equal(oh, 1);
+    free(x);
+    aibox_ctx_free(&c);
+    aibox_model_free(&m);
+}
+
+/* One tiny model with one dense layer: optimizer steps compared with the
+ * update rules written out in double. */
+static void optim_case(aibox_optim_opts opts, int steps)
+{
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 3, 1, 1, &e), AIBOX_OK);
+    aibox_dense(m, 0, 2, 1);
+    assert_int_equal(aibox_model_finish(m, 3, &e), AIBOX_OK);
+    aibox_optim *o = NULL;
+    assert_int_equal(aibox_optim_create(&o, m, &opts, &e), AIBOX_OK);
+    size_t nw, nb;
+    float *w = aibox_model_node_param(m, 1, 0, &nw), *b = aibox_model_node_param(m, 1, 1, &nb);
+    float *gw = aibox_model_grads(m) + (w - aibox_model_params(m)), *gb = aibox_model_grads(m) + (b - aibox_model_params(m));
+    double p[8], mm[8] = {0}, vv[8] = {0};
+    for (size_t i = 0; i < 6; i++) p[i] = w[i];
+    for (size_t i = 0; i < 2; i++) p[6 + i] = b[i];
+    double lr = opts.lr, b1 = 0.9, b2 = 0.999, eps = 1e-7, wd = opts.weight_decay;
+    for (int t = 1; t <= steps; t++) {
+        double g[8];
+        for (int i = 0; i < 8; i++) g[i] = sin(1.3 * i + 0.7 * t); /* any gradient */
+        for (int i = 0; i < 6; i++) gw[i] = (float)g[i];
+        for (int i = 0; i < 2; i++) gb[i] = (float)g[6 + i];
+        assert_int_equal(aibox_optim_step(o, m, &e), AIBOX_OK);
+        for (int i = 0; i < 8; i++) {
+            if (opts.kind == AIBOX_SGD) {
+                double gi = g[i] + wd * p[i];
+                mm[i] = opts.momentum * mm[i] + gi;
+                p[i] -= lr * (opts.nesterov ? gi + opts.momentum * mm[i] : mm[i]);
+            } else {
+                double gi = g[i] + (opts.kind == AIBOX_ADAM ? wd * p[i] : 0);
+                mm[i] = b1 * mm[i] + (1 - b1) * gi;
+                vv[i] = b2 * vv[i] + (1 - b2) * gi * gi;
+                double lrt = lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t));
+                p[i] -= (opts.kind == AIBOX_ADAMW ? lr * wd * p[i] : 0) + lrt * mm[i] / (sqrt(vv[i]) + eps);
+            }
+        }
+    }
+    float got[8];
+    memcpy(got, w, 6 * sizeof(float));
+    memcpy(got + 6, b, 2 * sizeof(float));
+    AIBOX_TEST_CLOSE("optimizer parameters", got, p, 8, 1e-6, 1e-5);
+    aibox_optim_free(&o);
+    aibox_model_free(&m);
+}
+
+static float halve_every_2(void *user, long step, int epoch, float base)
+{
+    (void)user, (void)epoch;
+    return base * powf(0.5f, (float)(step / 2));
+}
+
+static void test_optimizers(void **state)
+{
+    optim_case((aibox_optim_opts){.kind = AIBOX_SGD, .lr = 0.1f}, 5);
+    optim_case((aibox_optim_opts){.kind = AIBOX_SGD, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 1e-2f}, 5);
+    optim_case((aibox_optim_opts){.kind = AIBOX_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1}, 5);
+    optim_case((aibox_optim_opts){.kind = AIBOX_ADAM, .lr = 1e-3f}, 7);
+    optim_case((aibox_optim_opts){.kind = AIBOX_ADAM, .lr = 1e-2f, .weight_decay = 1e-3f}, 4);
+    optim_case((aibox_optim_opts){.kind = AIBOX_ADAMW, .lr = 1e-2f, .weight_decay = 0.1f}, 6);
+    /* schedule hook: the rate reported is the one used */
+    aibox_model *m = graph_model(0);
+    aibox_optim *o = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_optim_create(&o, m, &(aibox_optim_opts){.kind = AIBOX_SGD, .lr = 0.4f}, &e), AIBOX_OK);
+    aibox_optim_set_schedule(o, halve_every_2, NULL);
+    float want[5] = {0.4f, 0.4f, 0.2f, 0.2f, 0.1f};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(aibox_optim_step(o, m, &e), AIBOX_OK);
+        assert_float_equal(aibox_optim_lr(o), want[i], 1e-7);
+    }
+    aibox_optim_free(&o);
+    aibox_model_free(&m);
+    /* defaults are Keras' Adam */
+    assert_int_equal(aibox_optim_create(&o, graph_model(0), NULL, &e), AIBOX_OK);
+    assert_float_equal(aibox_optim_lr(o), 1e-3f, 1e-9);
+    aibox_optim_free(&o);
+}
+
+/* ---- two threads, one model ---- */
+typedef struct {
+    const aibox_model *m;
+    const float *x;
+    float out[4 * 3];
+    int ok;
+} thread_job;
+
+static void *infer_thread(void *arg)
+{
+    thread_job *j = arg;
+    aibox_ctx *c = NULL;
+    aibox_error e = {0};
+    j->ok = 0;
+    if (aibox_ctx_create(&c, j->m, AIBOX_INFER, 4, 2, 8, 8, 1, &e)) return NULL;
+    for (int rep = 0; rep < 200; rep++) {
+        if (aibox_ctx_infer(c, j->m, j->x, 4, &e)) return NULL;
+        const float *o = aibox_ctx_output(c, NULL, NULL, NULL);
+        if (rep == 0) memcpy(j->out, o, sizeof j->out);
+        else if (memcmp(j->out, o, sizeof j->out)) return NULL;
+    }
+    aibox_ctx_free(&c);
+    j->ok = 1;
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    aibox_model *m = graph_model(1);
+    float x[4 * 2 * 8 * 8];
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 77);
+    aibox_test_fill_uniform(&rng, x, sizeof x / sizeof *x, -1, 1);
+    thread_job a = {m, x, {0}, 0}, b = {m, x, {0}, 0}, solo = {m, x, {0}, 0};
+    infer_thread(&solo);
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, infer_thread, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, infer_thread, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_true(a.ok && b.ok && solo.ok);
+    assert_memory_equal(a.out, solo.out, sizeof a.out);
+    assert_memory_equal(b.out, solo.out, sizeof b.out);
+    aibox_model_free(&m);
+}
+
+/* ---- files ---- */
+static char tmpdir[64];
+
+static void tmp_path(char *buf, size_t len, const char *name) { snprintf(buf, len, "%s/%s", tmpdir, name); }
+
+static void test_save_load(void **state)
+{
+    aibox_model *m = graph_model(1), *l = NULL;
+    aibox_error e = {0};
+    /* train one step so BN statistics and parameters are not the initial ones */
+    aibox_ctx *c = NULL;
+    float x[2 * 2 * 8 * 8];
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 8);
+    aibox_test_fill_uniform(&rng, x, sizeof x / sizeof *x, -1, 1);
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_forward(c, m, x, 2, &e), AIBOX_OK);
+    aibox_ctx_free(&c);
+    const char *names[] = {"good", "scratch", "dent"};
+    assert_int_equal(aibox_model_set_meta_strs(m, "aibox.class_names", 3, names, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_set_meta_int(m, "aibox.seed", 1234, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_set_meta_float(m, "aibox.norm.scale", 1.0 / 255, &e), AIBOX_OK);
+    char path[128];
+    tmp_path(path, sizeof path, "m.aibox");
+    assert_int_equal(aibox_model_save(m, path, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_load(&l, path, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_node_count(l), aibox_model_node_count(m));
+    assert_int_equal(aibox_model_param_count(l), aibox_model_param_count(m));
+    for (int i = 1; i < aibox_model_node_count(m); i++)
+        for (int k = 0; k < 2; k++) {
+            size_t a, b;
+            float *pa = aibox_model_node_param(m, i, k, &a), *pb = aibox_model_node_param(l, i, k, &b);
+            assert_int_equal(a, b);
+            if (a) assert_memory_equal(pa, pb, a * sizeof(float));
+            pa = aibox_model_node_state(m, i, k, &a), pb = aibox_model_node_state(l, i, k, &b);
+            assert_int_equal(a, b);
+            if (a) assert_memory_equal(pa, pb, a * sizeof(float));
+        }
+    int n;
+    const char *const *got;
+    assert_int_equal(aibox_model_get_meta_strs(l, "aibox.class_names", &n, &got), AIBOX_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(got[1], "scratch");
+    int64_t seed;
+    assert_int_equal(aibox_model_get_meta_int(l, "aibox.seed", &seed), AIBOX_OK);
+    assert_int_equal(seed, 1234);
+    const char *ver;
+    assert_int_equal(aibox_model_get_meta_str(l, "aibox.library_version", &ver), AIBOX_OK);
+    assert_string_equal(ver, AIBOX_VERSION);
+    /* same outputs, bit for bit */
+    aibox_ctx *ca = NULL, *cb = NULL;
+    assert_int_equal(aibox_ctx_create(&ca, m, AIBOX_INFER, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&cb, l, AIBOX_INFER, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(ca, m, x, 2, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(cb, l, x, 2, &e), AIBOX_OK);
+    assert_memory_equal(aibox_ctx_output(ca, NULL, NULL, NULL), aibox_ctx_output(cb, NULL, NULL, NULL), 6 * sizeof(float));
+    /* saving the loaded model gives the same bytes */
+    char path2[128];
+    tmp_path(path2, sizeof path2, "m2.aibox");
+    assert_int_equal(aibox_model_save(l, path2, &e), AIBOX_OK);
+    FILE *fa = fopen(path, "rb"), *fb = fopen(path2, "rb");
+    assert_non_null(fa);
+    assert_non_null(fb);
+    int same = 1, ca_, cb_;
+    do {
+        ca_ = fgetc(fa), cb_ = fgetc(fb);
+        same &= ca_ == cb_;
+    } while (ca_ != EOF && cb_ != EOF);
+    fclose(fa), fclose(fb);
+    assert_true(same);
+    aibox_ctx_free(&ca), aibox_ctx_free(&cb);
+    aibox_model_free(&l);
+    aibox_model_free(&m);
+    unlink(path2);
+}
+
+static unsigned char *slurp(const char *path, long *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)*len);
+    assert_int_equal(fread(b, 1, (size_t)*len, f), (size_t)*len);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const unsigned char *b, long len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+}
+
+/* Damaged model files are refused with a message naming the file; the
+ * container's own suite flips every bit of a small file, this one samples a
+ * real model. */
+static void test_load_refuses_damage(void **state)
+{
+    char path[128], bad[128];
+    tmp_path(path, sizeof path, "m.aibox");
+    tmp_path(bad, sizeof bad, "bad.aibox");
+    long len;
+    unsigned char *b = slurp(path, &len);
+    aibox_error e = {0};
+    aibox_model *m = NULL;
+    long cuts[] = {0, 1, 7, 63, len / 2, len - 5, len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        spit(bad, b, cuts[i]);
+        memset(&e, 0, sizeof e);
+        assert_int_not_equal(aibox_model_load(&m, bad, &e), AIBOX_OK);
+        assert_null(m);
+        assert_non_null(strstr(e.msg, bad));
+    }
+    for (long pos = 3; pos < len; pos += len / 61) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            b[pos] ^= (unsigned char)(1u << bit);
+            spit(bad, b, len);
+            b[pos] ^= (unsigned char)(1u << bit);
+            memset(&e, 0, sizeof e);
+            assert_int_not_equal(aibox_model_load(&m, bad, &e), AIBOX_OK);
+            assert_null(m);
+            assert_non_null(strstr(e.msg, bad));
+        }
+    }
+    /* a foreign file and a missing one */
+    spit(bad, (const unsigned char *)"\x1c\0\0\0TFL3 not really a model", 28);
+    assert_int_not_equal(aibox_model_load(&m, bad, &e), AIBOX_OK);
+    assert_non_null(strstr(e.msg, bad));
+    tmp_path(bad, sizeof bad, "missing.aibox");
+    assert_int_not_equal(aibox_model_load(&m, bad, &e), AIBOX_OK);
+    assert_non_null(strstr(e.msg, "missing.aibox"));
+    free(b);
+}
+
+static int setup_dir(void **state)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/aibox-graph-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_graph_gradients), cmocka_unit_test(test_toy_learning),
+        cmocka_unit_test(test_builder_errors),  cmocka_unit_test(test_other_input_size),
+        cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_save_load),       cmocka_unit_test(test_load_refuses_damage),
+    };
+    return cmocka_run_group_tests_name("nn/graph", tests, setup_dir, remove_dir);
+}
