@@ -1,0 +1,1038 @@
+/* .aibox file codec: atomic writer and verifying reader (layout: FORMAT.md).
+ *
+ * Every field is encoded byte by byte in little-endian order, so files are
+ * identical whatever the host; a little-endian host merely takes a memcpy
+ * shortcut for float arrays (define AIBOX_IO_PORTABLE to test the generic
+ * path). The reader trusts nothing: every length and offset is checked
+ * against the buffer with subtraction-based (overflow-free) comparisons, and
+ * every allocation is bounded by the number of bytes actually present. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "io/aibox_file.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(AIBOX_IO_PORTABLE)
+#define HOST_LE 1
+#else
+#define HOST_LE 0
+#endif
+
+static const unsigned char MAGIC[8] = {'A', 'I', 'B', 'O', 'X', 0x00, 'M', 'D'};
+
+enum {
+    ENVELOPE = 24,   /* magic, version, flags, file_size: the same in every version */
+    TRAILER = 4,     /* CRC-32 */
+    HEADER_V1 = 80,
+    HEAD_PEEK = 64,  /* bytes inspected to recognise foreign formats */
+    DTYPE_F32 = 1,
+    DTYPE_F16 = 2,   /* reserved; not read by this version */
+    META_MIN = 8,    /* smallest metadata entry: u16 len, 1-byte key, u8 type, u32 (empty string) */
+    INDEX_MIN = 29   /* smallest index entry: u16, 1-byte name, u8, u8, one u64 dim, u64, u64 */
+};
+
+/* ------------------------------------------------------------------ byte codecs */
+static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t get_u64(const unsigned char *p) { return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32); }
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int k = 0; k < 4; k++) p[k] = (unsigned char)(v >> (8 * k));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++) p[k] = (unsigned char)(v >> (8 * k));
+}
+/* Two's complement without implementation-defined conversions. */
+static int64_t u64_to_i64(uint64_t v) { return v <= INT64_MAX ? (int64_t)v : -(int64_t)(~v) - 1; }
+static uint64_t f64_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* zlib's crc32 takes a uInt length: feed large buffers in pieces. */
+static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return crc;
+}
+
+/* ------------------------------------------------------------------ recognising files */
+static int has(const unsigned char *p, size_t n, size_t off, const char *lit, size_t litlen)
+{
+    return n >= off + litlen && memcmp(p + off, lit, litlen) == 0;
+}
+#define HAS(off, lit) has(p, n, (off), (lit), sizeof(lit) - 1)
+
+static int looks_like_text(const unsigned char *p, size_t n)
+{
+    if (n == 0) return 0;
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = p[k];
+        if (c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f) || c >= 0x80) continue;
+        return 0;
+    }
+    return 1;
+}
+
+static int starts_ci(const unsigned char *p, size_t n, const char *lit)
+{
+    size_t k = 0;
+    while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\r' || p[k] == '\n')) k++;
+    for (size_t j = 0; lit[j]; j++, k++) {
+        if (k >= n) return 0;
+        unsigned char c = p[k];
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c - 'A' + 'a');
+        if (c != (unsigned char)lit[j]) return 0;
+    }
+    return 1;
+}
+
+/* Names the format a wrong file seems to be, so the message says what to do. */
+static const char *guess_format(const unsigned char *p, size_t n)
+{
+    if (HAS(4, "TFL3")) return "a TensorFlow Lite model (convert it with the TFLite importer)";
+    if (HAS(0, "\x89PNG\r\n\x1a\n")) return "a PNG image";
+    if (HAS(0, "\xff\xd8\xff")) return "a JPEG image";
+    if (HAS(0, "GIF8")) return "a GIF image";
+    if (HAS(0, "II*\0") || HAS(0, "MM\0*")) return "a TIFF image";
+    if (HAS(0, "PK\x03\x04") || HAS(0, "PK\x05\x06"))
+        return "a ZIP archive (a PyTorch .pt/.pth checkpoint or a Keras .keras file?)";
+    if (HAS(0, "\x89HDF\r\n\x1a\n")) return "an HDF5 file (a Keras .h5 model?)";
+    if (HAS(0, "GGUF")) return "a GGUF model";
+    if (HAS(0, "\x93NUMPY")) return "a NumPy array";
+    if (HAS(0, "\x1f\x8b")) return "a gzip-compressed file (decompress it first)";
+    if (n >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5) return "a Python pickle (an old PyTorch checkpoint?)";
+    /* safetensors: u64 JSON header length, then the JSON object. */
+    if (n >= 10 && p[8] == '{' && get_u64(p) >= 2 && get_u64(p) < ((uint64_t)1 << 40))
+        return "a safetensors file (convert it with the safetensors importer)";
+    if (HAS(0, "version https://git-lfs"))
+        return "a Git LFS pointer, not the model itself (run `git lfs pull`)";
+    if (looks_like_text(p, n)) {
+        if (starts_ci(p, n, "<!doctype html") || starts_ci(p, n, "<html"))
+            return "an HTML page (a failed download?)";
+        return "a text file";
+    }
+    return NULL;
+}
+
+/* The checks that need only the first bytes: used before reading a whole
+ * file so a wrong file costs no big allocation. */
+static aibox_status check_magic(const unsigned char *head, size_t head_len, uint64_t total, const char *name,
+                                aibox_error *err)
+{
+    if (total == 0) return aibox_fail(err, AIBOX_E_CORRUPT, "%s: file is empty (0 bytes): an interrupted copy or save?", name);
+    size_t m = head_len < sizeof MAGIC ? head_len : sizeof MAGIC;
+    if (memcmp(head, MAGIC, m) == 0) {
+        if (total < sizeof MAGIC)
+            return aibox_fail(err, AIBOX_E_CORRUPT, "%s: truncated: only %llu bytes, less than the %d-byte header",
+                              name, (unsigned long long)total, HEADER_V1);
+        return AIBOX_OK;
+    }
+    const char *g = guess_format(head, head_len);
+    if (g) return aibox_fail(err, AIBOX_E_FORMAT, "%s: not an aibox model file: this looks like %s", name, g);
+    char hex[3 * sizeof MAGIC + 1] = "";
+    for (size_t k = 0; k < m; k++) snprintf(hex + (k ? 3 * k - 1 : 0), 4, "%s%02x", k ? " " : "", head[k]);
+    return aibox_fail(err, AIBOX_E_FORMAT,
+                      "%s: not an aibox model file (it starts with bytes %s, not the aibox magic 41 49 42 4f 58 00 4d 44)",
+                      name, hex);
+}
+
+/* CRC of the body as it would be with file_size set to `size`: tells a
+ * damaged size field apart from a really truncated or extended file. */
+static uint32_t crc_with_size(const unsigned char *b, size_t len, uint64_t size)
+{
+    unsigned char s[8];
+    put_u64(s, size);
+    uint32_t crc = crc_update(0, b, 16);
+    crc = crc_update(crc, s, 8);
+    return crc_update(crc, b + ENVELOPE, len - TRAILER - ENVELOPE);
+}
+
+/* Magic, size, CRC, version — in that order, and before any parsing. */
+static aibox_status check_envelope(const unsigned char *b, size_t len, const char *name, aibox_error *err)
+{
+    aibox_status st = check_magic(b, len < HEAD_PEEK ? len : HEAD_PEEK, len, name, err);
+    if (st) return st;
+    if (len < ENVELOPE)
+        return aibox_fail(err, AIBOX_E_CORRUPT, "%s: truncated: only %zu bytes, less than the %d-byte header", name,
+                          len, HEADER_V1);
+    uint64_t fsz = get_u64(b + 16);
+    if (fsz != len && len >= ENVELOPE + TRAILER) {
+        if (crc_with_size(b, len, len) == get_u32(b + len - TRAILER))
+            return aibox_fail(err, AIBOX_E_CORRUPT,
+                              "%s: checksum mismatch: the file is damaged (its size field says %llu bytes, it has %zu)",
+                              name, (unsigned long long)fsz, len);
+        if (fsz < len) {
+            if (fsz >= ENVELOPE + TRAILER &&
+                crc_update(0, b, (size_t)fsz - TRAILER) == get_u32(b + (size_t)fsz - TRAILER))
+                return aibox_fail(err, AIBOX_E_CORRUPT,
+                                  "%s: %llu unexpected bytes after the end of the model (which ends at byte %llu): "
+                                  "were they appended?",
+                                  name, (unsigned long long)(len - fsz), (unsigned long long)fsz);
+            return aibox_fail(err, AIBOX_E_CORRUPT, "%s: damaged: the header says %llu bytes but the file has %zu",
+                              name, (unsigned long long)fsz, len);
+        }
+    }
+    if (fsz > len)
+        return aibox_fail(err, AIBOX_E_CORRUPT,
+                          "%s: truncated: expected %llu bytes, got %zu (an interrupted copy, download or save?)", name,
+                          (unsigned long long)fsz, len);
+    if (fsz != len)
+        return aibox_fail(err, AIBOX_E_CORRUPT, "%s: damaged: the header says %llu bytes but the file has %zu", name,
+                          (unsigned long long)fsz, len);
+    if (len < ENVELOPE + TRAILER)
+        return aibox_fail(err, AIBOX_E_CORRUPT, "%s: truncated: only %zu bytes, less than the %d-byte header", name,
+                          len, HEADER_V1);
+    uint32_t stored = get_u32(b + len - TRAILER), computed = crc_update(0, b, len - TRAILER);
+    if (stored != computed)
+        return aibox_fail(err, AIBOX_E_CORRUPT,
+                          "%s: checksum mismatch: the file is damaged (stored CRC-32 %08x, computed %08x); "
+                          "copy or save it again",
+                          name, (unsigned)stored, (unsigned)computed);
+    uint32_t version = get_u32(b + 8);
+    if (version == 0)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: invalid format version 0 (this library reads version %d)", name,
+                          AIBOX_FILE_VERSION);
+    if (version != AIBOX_FILE_VERSION)
+        return aibox_fail(err, AIBOX_E_UNSUPPORTED,
+                          "%s: unsupported format version %u: this library (libaibox %s) reads version %d; "
+                          "a newer libaibox wrote it",
+                          name, (unsigned)version, AIBOX_VERSION, AIBOX_FILE_VERSION);
+    return AIBOX_OK;
+}
+
+/* ------------------------------------------------------------------ parsing v1 */
+typedef struct cursor {
+    const unsigned char *b;
+    uint64_t pos, end;
+} cursor;
+
+static int take(cursor *c, uint64_t n, const unsigned char **p)
+{
+    if (c->end - c->pos < n) return 0;
+    *p = c->b + c->pos;
+    c->pos += n;
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The first name that occurs twice, or NULL. Sorting keeps this
+ * O(n log n) for a hostile file with a million entries. */
+static const char *first_duplicate(const char **names, size_t n)
+{
+    if (n < 2) return NULL;
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(names[k - 1], names[k]) == 0) return names[k];
+    return NULL;
+}
+
+static char *dup_bytes(const unsigned char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+#define STRUCT_FAIL(...) aibox_fail(err, AIBOX_E_FORMAT, __VA_ARGS__)
+#define NOMEM_FAIL(what) aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory reading %s", name, what)
+
+/* Reads a string value (u32 length, UTF-8 bytes) into a new C string. */
+static aibox_status read_string(cursor *c, const char *name, const char *key, char **out, aibox_error *err)
+{
+    const unsigned char *p;
+    if (!take(c, 4, &p)) return STRUCT_FAIL("%s: metadata \"%s\" runs past the end of the metadata section", name, key);
+    uint32_t len = get_u32(p);
+    if (len > AIBOX_FILE_MAX_STR)
+        return STRUCT_FAIL("%s: metadata \"%s\" has a %u-byte string (at most %d allowed)", name, key, (unsigned)len,
+                           AIBOX_FILE_MAX_STR);
+    if (!take(c, len, &p)) return STRUCT_FAIL("%s: metadata \"%s\" runs past the end of the metadata section", name, key);
+    if (!aibox_utf8_valid((const char *)p, len))
+        return STRUCT_FAIL("%s: metadata \"%s\" has a string that is not valid UTF-8 (or contains NUL)", name, key);
+    if (!(*out = dup_bytes(p, len))) return NOMEM_FAIL("metadata");
+    return AIBOX_OK;
+}
+
+/* Reads one name (u16 length, bytes) shared by keys and tensor names. */
+static aibox_status read_name(cursor *c, const char *name, const char *what, uint32_t idx, const char *section,
+                              char **out, aibox_error *err)
+{
+    const unsigned char *p;
+    if (!take(c, 2, &p)) return STRUCT_FAIL("%s: %s %u runs past the end of the %s section", name, what, (unsigned)idx, section);
+    uint16_t len = get_u16(p);
+    if (len == 0 || len > AIBOX_FILE_MAX_NAME)
+        return STRUCT_FAIL("%s: %s %u has a %u-byte name (1 to %d allowed)", name, what, (unsigned)idx, (unsigned)len,
+                           AIBOX_FILE_MAX_NAME);
+    if (!take(c, len, &p)) return STRUCT_FAIL("%s: %s %u runs past the end of the %s section", name, what, (unsigned)idx, section);
+    if (aibox_meta_name_problem((const char *)p, len))
+        return STRUCT_FAIL("%s: %s %u has a name with bytes outside printable ASCII", name, what, (unsigned)idx);
+    if (!(*out = dup_bytes(p, len))) return NOMEM_FAIL(section);
+    return AIBOX_OK;
+}
+
+static aibox_status parse_meta(const unsigned char *b, uint64_t off, uint64_t size, uint32_t count, const char *name,
+                               aibox_meta_list *l, aibox_error *err)
+{
+    /* Bound the allocation by the bytes present, not by the claimed count. */
+    if (count > size / META_MIN)
+        return STRUCT_FAIL("%s: %u metadata entries cannot fit in a %llu-byte metadata section", name,
+                           (unsigned)count, (unsigned long long)size);
+    if (count == 0) {
+        if (size != 0) return STRUCT_FAIL("%s: %llu unused bytes in the metadata section", name, (unsigned long long)size);
+        return AIBOX_OK;
+    }
+    l->items = calloc(count, sizeof *l->items);
+    if (!l->items) return NOMEM_FAIL("metadata");
+    l->cap = (int)count;
+    cursor c = {b, off, off + size};
+    aibox_status st;
+    const unsigned char *p;
+    for (uint32_t k = 0; k < count; k++) {
+        aibox_meta *m = &l->items[k];
+        l->count = (int)k + 1; /* so a failure below frees this partial entry */
+        if ((st = read_name(&c, name, "metadata entry", k, "metadata", &m->key, err))) return st;
+        if (!take(&c, 1, &p)) return STRUCT_FAIL("%s: metadata \"%s\" runs past the end of the metadata section", name, m->key);
+        unsigned type = p[0];
+        m->n = 1;
+        switch (type) {
+        case AIBOX_META_INT:
+        case AIBOX_META_FLOAT:
+            if (!take(&c, 8, &p))
+                return STRUCT_FAIL("%s: metadata \"%s\" runs past the end of the metadata section", name, m->key);
+            if (type == AIBOX_META_INT) m->i = u64_to_i64(get_u64(p));
+            else {
+                uint64_t u = get_u64(p);
+                memcpy(&m->f, &u, sizeof u);
+            }
+            break;
+        case AIBOX_META_STR:
+            if ((st = read_string(&c, name, m->key, &m->s, err))) return st;
+            break;
+        case AIBOX_META_INTS:
+        case AIBOX_META_FLOATS:
+        case AIBOX_META_STRS: {
+            if (!take(&c, 4, &p))
+                return STRUCT_FAIL("%s: metadata \"%s\" runs past the end of the metadata section", name, m->key);
+            uint32_t n = get_u32(p);
+            if (n > AIBOX_FILE_MAX_ARRAY)
+                return STRUCT_FAIL("%s: metadata \"%s\" claims %u elements (at most %d allowed)", name, m->key,
+                                   (unsigned)n, AIBOX_FILE_MAX_ARRAY);
+            /* Every element takes at least 4 (strings) or 8 bytes: check before allocating. */
+            uint64_t least = (uint64_t)n * (type == AIBOX_META_STRS ? 4 : 8);
+            if (c.end - c.pos < least)
+                return STRUCT_FAIL("%s: metadata \"%s\" has %u elements that run past the end of the metadata section",
+                                   name, m->key, (unsigned)n);
+            m->n = (int)n;
+            if (n == 0) break;
+            if (type == AIBOX_META_STRS) {
+                if (!(m->strs = calloc(n, sizeof *m->strs))) return NOMEM_FAIL("metadata");
+                for (uint32_t j = 0; j < n; j++)
+                    if ((st = read_string(&c, name, m->key, &m->strs[j], err))) return st;
+            } else {
+                take(&c, least, &p);
+                if (type == AIBOX_META_INTS) {
+                    if (!(m->ints = malloc(n * sizeof *m->ints))) return NOMEM_FAIL("metadata");
+                    for (uint32_t j = 0; j < n; j++) m->ints[j] = u64_to_i64(get_u64(p + 8 * j));
+                } else {
+                    if (!(m->floats = malloc(n * sizeof *m->floats))) return NOMEM_FAIL("metadata");
+                    for (uint32_t j = 0; j < n; j++) {
+                        uint64_t u = get_u64(p + 8 * j);
+                        memcpy(&m->floats[j], &u, sizeof u);
+                    }
+                }
+            }
+            break;
+        }
+        default:
+            return STRUCT_FAIL("%s: metadata \"%s\" has unknown type %u (1 to 6 are defined)", name, m->key, type);
+        }
+        m->type = (aibox_meta_type)type;
+    }
+    if (c.pos != c.end)
+        return STRUCT_FAIL("%s: %llu unused bytes at the end of the metadata section", name,
+                           (unsigned long long)(c.end - c.pos));
+    const char **keys = malloc(count * sizeof *keys);
+    if (!keys) return NOMEM_FAIL("metadata");
+    for (uint32_t k = 0; k < count; k++) keys[k] = l->items[k].key;
+    const char *dup = first_duplicate(keys, count);
+    st = dup ? STRUCT_FAIL("%s: duplicate metadata key \"%s\"", name, dup) : AIBOX_OK;
+    free(keys);
+    return st;
+}
+
+static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, uint32_t count, uint64_t data_off,
+                                uint64_t data_end, const char *name, aibox_file *f, aibox_error *err)
+{
+    if (count > size / INDEX_MIN)
+        return STRUCT_FAIL("%s: %u tensors cannot fit in a %llu-byte tensor index", name, (unsigned)count,
+                           (unsigned long long)size);
+    if (count == 0) {
+        if (size != 0) return STRUCT_FAIL("%s: %llu unused bytes in the tensor index", name, (unsigned long long)size);
+        return AIBOX_OK;
+    }
+    f->tensors = calloc(count, sizeof *f->tensors);
+    if (!f->tensors) return NOMEM_FAIL("the tensor index");
+    cursor c = {b, off, off + size};
+    uint64_t prev_end = data_off;
+    aibox_status st;
+    const unsigned char *p;
+    for (uint32_t k = 0; k < count; k++) {
+        aibox_file_entry *t = &f->tensors[k];
+        f->n_tensors = (int)k + 1; /* so a failure below frees this name */
+        if ((st = read_name(&c, name, "tensor", k, "tensor index", &t->name, err))) return st;
+        const char *tn = t->name;
+        if (!take(&c, 2, &p)) return STRUCT_FAIL("%s: tensor \"%s\" runs past the end of the tensor index", name, tn);
+        unsigned dtype = p[0], ndim = p[1];
+        if (ndim < 1 || ndim > 4)
+            return STRUCT_FAIL("%s: tensor \"%s\" has %u dimensions (1 to 4 allowed)", name, tn, ndim);
+        if (!take(&c, 8 * (uint64_t)ndim + 16, &p))
+            return STRUCT_FAIL("%s: tensor \"%s\" runs past the end of the tensor index", name, tn);
+        uint64_t count_el = 1;
+        char shape[128] = "";
+        size_t sl = 0;
+        for (unsigned d = 0; d < ndim; d++) {
+            uint64_t v = get_u64(p + 8 * d);
+            if (v > (uint64_t)AIBOX_FILE_MAX_DIM)
+                return STRUCT_FAIL("%s: tensor \"%s\" dimension %u is %llu (at most %lld allowed)", name, tn, d,
+                                   (unsigned long long)v, AIBOX_FILE_MAX_DIM);
+            t->dims[d] = (int64_t)v;
+            /* Each factor < 2^31 and at most 4 of them: overflow is still
+             * possible in 64 bits, so check. */
+            if (__builtin_mul_overflow(count_el, v, &count_el))
+                return STRUCT_FAIL("%s: tensor \"%s\" element count overflows", name, tn);
+            sl += (size_t)snprintf(shape + sl, sizeof shape - sl, "%s%llu", d ? "x" : "", (unsigned long long)v);
+        }
+        t->ndim = (int)ndim;
+        uint64_t toff = get_u64(p + 8 * ndim), nbytes = get_u64(p + 8 * ndim + 8);
+        if (dtype == DTYPE_F16)
+            return aibox_fail(err, AIBOX_E_UNSUPPORTED,
+                              "%s: tensor \"%s\" is float16 (dtype 2), which this library does not read", name, tn);
+        if (dtype != DTYPE_F32)
+            return STRUCT_FAIL("%s: tensor \"%s\" has unknown dtype %u", name, tn, dtype);
+        uint64_t want;
+        if (__builtin_mul_overflow(count_el, (uint64_t)sizeof(float), &want) || count_el > SIZE_MAX)
+            return STRUCT_FAIL("%s: tensor \"%s\" of shape %s is too large", name, tn, shape);
+        if (nbytes != want)
+            return STRUCT_FAIL("%s: tensor \"%s\" has %llu data bytes, but shape %s needs %llu", name, tn,
+                               (unsigned long long)nbytes, shape, (unsigned long long)want);
+        if (toff % AIBOX_FILE_ALIGN)
+            return STRUCT_FAIL("%s: tensor \"%s\" data offset %llu is not a multiple of %d", name, tn,
+                               (unsigned long long)toff, AIBOX_FILE_ALIGN);
+        if (toff < data_off || toff > data_end || nbytes > data_end - toff)
+            return STRUCT_FAIL("%s: tensor \"%s\" data (offset %llu, %llu bytes) lies outside the data section "
+                               "(bytes %llu to %llu)",
+                               name, tn, (unsigned long long)toff, (unsigned long long)nbytes,
+                               (unsigned long long)data_off, (unsigned long long)data_end);
+        if (toff < prev_end)
+            return STRUCT_FAIL("%s: tensor \"%s\" data at offset %llu overlaps the previous tensor's "
+                               "(tensors must be stored in index order)",
+                               name, tn, (unsigned long long)toff);
+        prev_end = toff + nbytes;
+        t->data = (float *)(void *)(b + toff);
+        t->count = (size_t)count_el;
+    }
+    if (c.pos != c.end)
+        return STRUCT_FAIL("%s: %llu unused bytes at the end of the tensor index", name,
+                           (unsigned long long)(c.end - c.pos));
+    const char **names = malloc(count * sizeof *names);
+    if (!names) return NOMEM_FAIL("the tensor index");
+    for (uint32_t k = 0; k < count; k++) names[k] = f->tensors[k].name;
+    const char *dup = first_duplicate(names, count);
+    st = dup ? STRUCT_FAIL("%s: duplicate tensor name \"%s\"", name, dup) : AIBOX_OK;
+    free(names);
+    if (st) return st;
+    if (!HOST_LE) {
+        /* Little-endian bytes to host floats, in place. */
+        for (uint32_t k = 0; k < count; k++) {
+            unsigned char *q = (unsigned char *)f->tensors[k].data;
+            for (size_t j = 0; j < f->tensors[k].count; j++, q += 4) {
+                uint32_t v = get_u32(q);
+                memcpy(q, &v, 4);
+            }
+        }
+    }
+    return AIBOX_OK;
+}
+
+/* Does [off, off+size) fit in [lo, hi]? Written without off+size overflow. */
+static int section_fits(uint64_t off, uint64_t size, uint64_t lo, uint64_t hi)
+{
+    return off >= lo && off <= hi && size <= hi - off;
+}
+
+/* Takes ownership of blob (freed on failure). */
+static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name, aibox_file **out, aibox_error *err)
+{
+    aibox_status st = check_envelope(blob, len, name, err);
+    if (st) {
+        aibox_free(blob);
+        return st;
+    }
+    aibox_file *f = calloc(1, sizeof *f);
+    if (!f) {
+        aibox_free(blob);
+        return NOMEM_FAIL("the file");
+    }
+    f->blob = blob;
+    uint64_t body_end = len - TRAILER;
+    if (len < HEADER_V1 + TRAILER) {
+        st = STRUCT_FAIL("%s: %zu bytes cannot hold the %d-byte version 1 header and the checksum", name, len, HEADER_V1);
+        goto fail;
+    }
+    uint32_t flags = get_u32(blob + 12), meta_count = get_u32(blob + 24), tensor_count = get_u32(blob + 28);
+    uint64_t meta_off = get_u64(blob + 32), meta_size = get_u64(blob + 40);
+    uint64_t idx_off = get_u64(blob + 48), idx_size = get_u64(blob + 56);
+    uint64_t data_off = get_u64(blob + 64), data_size = get_u64(blob + 72);
+    if (flags) {
+        st = STRUCT_FAIL("%s: unknown header flags %08x (version 1 defines none)", name, (unsigned)flags);
+        goto fail;
+    }
+    if (meta_count > AIBOX_FILE_MAX_ENTRIES || tensor_count > AIBOX_FILE_MAX_ENTRIES) {
+        st = STRUCT_FAIL("%s: %u metadata entries and %u tensors claimed (at most %d each)", name,
+                         (unsigned)meta_count, (unsigned)tensor_count, AIBOX_FILE_MAX_ENTRIES);
+        goto fail;
+    }
+    if (!section_fits(meta_off, meta_size, HEADER_V1, body_end)) {
+        st = STRUCT_FAIL("%s: metadata section (offset %llu, %llu bytes) lies outside bytes %d to %llu", name,
+                         (unsigned long long)meta_off, (unsigned long long)meta_size, HEADER_V1,
+                         (unsigned long long)body_end);
+        goto fail;
+    }
+    if (!section_fits(idx_off, idx_size, meta_off + meta_size, body_end)) {
+        st = STRUCT_FAIL("%s: tensor index (offset %llu, %llu bytes) lies outside bytes %llu to %llu", name,
+                         (unsigned long long)idx_off, (unsigned long long)idx_size,
+                         (unsigned long long)(meta_off + meta_size), (unsigned long long)body_end);
+        goto fail;
+    }
+    if (!section_fits(data_off, data_size, idx_off + idx_size, body_end) || data_off % AIBOX_FILE_ALIGN) {
+        st = STRUCT_FAIL("%s: data section (offset %llu, %llu bytes) lies outside bytes %llu to %llu or is not "
+                         "%d-byte aligned",
+                         name, (unsigned long long)data_off, (unsigned long long)data_size,
+                         (unsigned long long)(idx_off + idx_size), (unsigned long long)body_end, AIBOX_FILE_ALIGN);
+        goto fail;
+    }
+    if ((st = parse_meta(blob, meta_off, meta_size, meta_count, name, &f->meta, err))) goto fail;
+    if ((st = parse_index(blob, idx_off, idx_size, tensor_count, data_off, data_off + data_size, name, f, err)))
+        goto fail;
+    *out = f;
+    return AIBOX_OK;
+fail:
+    aibox_file_free(&f);
+    return st;
+}
+
+aibox_status aibox_file_read_mem(const void *buf, size_t len, const char *name, aibox_file **out, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL output");
+    *out = NULL;
+    if (!name) name = "(memory)";
+    if (!buf && len) return aibox_fail(err, AIBOX_E_INVALID, "%s: NULL buffer of %zu bytes", name, len);
+    aibox_status st = check_magic(buf, len < HEAD_PEEK ? len : HEAD_PEEK, len, name, err);
+    if (st) return st;
+    /* A copy: the caller's bytes need not be aligned, and the file owns its data. */
+    unsigned char *blob = aibox_alloc(len);
+    if (!blob) return aibox_fail(err, AIBOX_E_NOMEM, "%s: cannot allocate %zu bytes for the file", name, len);
+    memcpy(blob, buf, len);
+    return parse_blob(blob, len, name, out, err);
+}
+
+/* pread until n bytes or end of file; returns bytes read or -1 (errno). */
+static ssize_t read_full(int fd, unsigned char *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        size_t ask = n - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : n - got;
+        ssize_t r = pread(fd, p + got, ask, (off_t)got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) break; /* the file shrank; the parser reports truncation */
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+aibox_status aibox_file_read(const char *path, aibox_file **out, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL output");
+    *out = NULL;
+    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL path");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return aibox_fail(err, errno == ENOENT ? AIBOX_E_NOTFOUND : AIBOX_E_IO, "%s: cannot open: %s", path,
+                          strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        aibox_status st = aibox_fail(err, AIBOX_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return st;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return aibox_fail(err, AIBOX_E_IO, "%s: not a regular file", path);
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    unsigned char head[HEAD_PEEK];
+    ssize_t hn = read_full(fd, head, size < HEAD_PEEK ? (size_t)size : HEAD_PEEK);
+    aibox_status st = hn < 0 ? aibox_fail(err, AIBOX_E_IO, "%s: cannot read: %s", path, strerror(errno))
+                             : check_magic(head, (size_t)hn, size, path, err);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    unsigned char *blob = size <= SIZE_MAX - AIBOX_ALIGN ? aibox_alloc((size_t)size) : NULL;
+    if (!blob) {
+        close(fd);
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: the file is %llu bytes, more than can be allocated to read it",
+                          path, (unsigned long long)size);
+    }
+    ssize_t got = read_full(fd, blob, (size_t)size);
+    if (got < 0) {
+        st = aibox_fail(err, AIBOX_E_IO, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+        aibox_free(blob);
+        return st;
+    }
+    close(fd);
+    return parse_blob(blob, (size_t)got, path, out, err);
+}
+
+void aibox_file_free(aibox_file **pf)
+{
+    if (!pf || !*pf) return;
+    aibox_file *f = *pf;
+    aibox_meta_list_free(&f->meta);
+    if (f->tensors)
+        for (int k = 0; k < f->n_tensors; k++) free(f->tensors[k].name);
+    free(f->tensors);
+    aibox_free(f->blob);
+    free(f);
+    *pf = NULL;
+}
+
+const float *aibox_file_tensor_data(const aibox_file *f, const char *name, int *ndim, int64_t dims[4])
+{
+    if (!f || !name) return NULL;
+    for (int k = 0; k < f->n_tensors; k++) {
+        if (strcmp(f->tensors[k].name, name) != 0) continue;
+        if (ndim) *ndim = f->tensors[k].ndim;
+        if (dims) memcpy(dims, f->tensors[k].dims, sizeof f->tensors[k].dims);
+        return f->tensors[k].data;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ writing */
+typedef struct writer {
+    int fd;
+    const char *tmp, *path;
+    unsigned char *buf;
+    size_t used, cap;
+    uint64_t pos;      /* bytes handed to the writer */
+    uint64_t written;  /* bytes that reached the file */
+    uint32_t crc;
+    int64_t limit;     /* test hook: simulated full disk after this many bytes */
+    aibox_status st;
+    aibox_error *err;
+} writer;
+
+static void w_flush(writer *w)
+{
+    size_t off = 0;
+    while (!w->st && off < w->used) {
+        size_t n = w->used - off;
+        ssize_t r;
+        if (w->limit >= 0 && w->written + n > (uint64_t)w->limit) n = (size_t)((uint64_t)w->limit - w->written);
+        if (n == 0) {
+            errno = ENOSPC;
+            r = -1;
+        } else {
+            r = write(w->fd, w->buf + off, n);
+        }
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = ENOSPC; /* a zero-byte write makes no progress */
+            w->st = aibox_fail(w->err, AIBOX_E_IO, "saving %s: cannot write %s: %s", w->path, w->tmp, strerror(errno));
+            break;
+        }
+        off += (size_t)r;
+        w->written += (uint64_t)r;
+    }
+    w->used = 0;
+}
+
+static void w_bytes(writer *w, const void *p, size_t n, int in_crc)
+{
+    const unsigned char *q = p;
+    if (in_crc) w->crc = crc_update(w->crc, q, n);
+    w->pos += n;
+    while (n > 0 && !w->st) {
+        size_t k = w->cap - w->used < n ? w->cap - w->used : n;
+        memcpy(w->buf + w->used, q, k);
+        w->used += k;
+        q += k;
+        n -= k;
+        if (w->used == w->cap) w_flush(w);
+    }
+}
+
+static void w_u8(writer *w, unsigned v)
+{
+    unsigned char b = (unsigned char)v;
+    w_bytes(w, &b, 1, 1);
+}
+static void w_u16(writer *w, uint16_t v)
+{
+    unsigned char b[2];
+    put_u16(b, v);
+    w_bytes(w, b, 2, 1);
+}
+static void w_u32(writer *w, uint32_t v)
+{
+    unsigned char b[4];
+    put_u32(b, v);
+    w_bytes(w, b, 4, 1);
+}
+static void w_u64(writer *w, uint64_t v)
+{
+    unsigned char b[8];
+    put_u64(b, v);
+    w_bytes(w, b, 8, 1);
+}
+static void w_name(writer *w, const char *s)
+{
+    size_t n = strlen(s);
+    w_u16(w, (uint16_t)n);
+    w_bytes(w, s, n, 1);
+}
+static void w_str(writer *w, const char *s)
+{
+    size_t n = strlen(s);
+    w_u32(w, (uint32_t)n);
+    w_bytes(w, s, n, 1);
+}
+static void w_zeros_to(writer *w, uint64_t target)
+{
+    static const unsigned char zero[AIBOX_FILE_ALIGN];
+    while (w->pos < target && !w->st) {
+        uint64_t n = target - w->pos;
+        w_bytes(w, zero, n < sizeof zero ? (size_t)n : sizeof zero, 1);
+    }
+}
+static void w_floats(writer *w, const float *v, size_t n)
+{
+    if (HOST_LE) {
+        w_bytes(w, v, n * sizeof *v, 1);
+        return;
+    }
+    unsigned char tmp[4096];
+    while (n > 0 && !w->st) {
+        size_t k = n < sizeof tmp / 4 ? n : sizeof tmp / 4;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t u;
+            memcpy(&u, &v[j], 4);
+            put_u32(tmp + 4 * j, u);
+        }
+        w_bytes(w, tmp, 4 * k, 1);
+        v += k;
+        n -= k;
+    }
+}
+
+static int add_ok(uint64_t *acc, uint64_t v) { return !__builtin_add_overflow(*acc, v, acc); }
+
+static aibox_status meta_entry_size(const aibox_meta *m, uint64_t *size)
+{
+    uint64_t s = 2 + strlen(m->key) + 1;
+    switch (m->type) {
+    case AIBOX_META_INT:
+    case AIBOX_META_FLOAT: s += 8; break;
+    case AIBOX_META_STR: s += 4 + strlen(m->s); break;
+    case AIBOX_META_INTS:
+    case AIBOX_META_FLOATS: s += 4 + 8 * (uint64_t)m->n; break;
+    case AIBOX_META_STRS:
+        s += 4;
+        for (int k = 0; k < m->n; k++)
+            if (!add_ok(&s, 4 + strlen(m->strs[k]))) return AIBOX_E_INVALID;
+        break;
+    }
+    return add_ok(size, s) ? AIBOX_OK : AIBOX_E_INVALID;
+}
+
+static void write_meta_entry(writer *w, const aibox_meta *m)
+{
+    w_name(w, m->key);
+    w_u8(w, (unsigned)m->type);
+    switch (m->type) {
+    case AIBOX_META_INT: w_u64(w, (uint64_t)m->i); break;
+    case AIBOX_META_FLOAT: w_u64(w, f64_bits(m->f)); break;
+    case AIBOX_META_STR: w_str(w, m->s); break;
+    case AIBOX_META_INTS:
+        w_u32(w, (uint32_t)m->n);
+        for (int k = 0; k < m->n; k++) w_u64(w, (uint64_t)m->ints[k]);
+        break;
+    case AIBOX_META_FLOATS:
+        w_u32(w, (uint32_t)m->n);
+        for (int k = 0; k < m->n; k++) w_u64(w, f64_bits(m->floats[k]));
+        break;
+    case AIBOX_META_STRS:
+        w_u32(w, (uint32_t)m->n);
+        for (int k = 0; k < m->n; k++) w_str(w, m->strs[k]);
+        break;
+    }
+}
+
+static uint64_t align_up(uint64_t v) { return (v + AIBOX_FILE_ALIGN - 1) & ~(uint64_t)(AIBOX_FILE_ALIGN - 1); }
+
+/* Layout computed before anything touches the disk. */
+typedef struct layout {
+    uint64_t meta_size, idx_size, idx_off, data_off, data_size, file_size;
+    uint64_t *offsets, *counts; /* per tensor */
+} layout;
+
+static aibox_status validate_and_layout(const char *path, const aibox_meta_list *meta, int n_tensors,
+                                        const aibox_file_tensor *tensors, layout *lay, aibox_error *err)
+{
+    aibox_status st;
+    int n_meta = meta ? meta->count : 0;
+    if (n_meta < 0 || n_meta > AIBOX_FILE_MAX_ENTRIES || (n_meta > 0 && !meta->items))
+        return aibox_fail(err, AIBOX_E_INVALID, "saving %s: %d metadata entries (0 to %d allowed)", path, n_meta,
+                          AIBOX_FILE_MAX_ENTRIES);
+    if (n_tensors < 0 || n_tensors > AIBOX_FILE_MAX_ENTRIES || (n_tensors > 0 && !tensors))
+        return aibox_fail(err, AIBOX_E_INVALID, "saving %s: %d tensors (0 to %d allowed)", path, n_tensors,
+                          AIBOX_FILE_MAX_ENTRIES);
+    for (int k = 0; k < n_meta; k++) {
+        aibox_error e2;
+        if ((st = aibox_meta_check(&meta->items[k], &e2)))
+            return aibox_fail(err, st, "saving %s: %s", path, e2.msg);
+        if ((st = meta_entry_size(&meta->items[k], &lay->meta_size)))
+            return aibox_fail(err, st, "saving %s: metadata too large", path);
+    }
+    for (int k = 0; k < n_tensors; k++) {
+        const aibox_file_tensor *t = &tensors[k];
+        const char *why = t->name ? aibox_meta_name_problem(t->name, strnlen(t->name, AIBOX_FILE_MAX_NAME + 1))
+                                  : "is missing";
+        if (why)
+            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor %d: name %s (1 to %d printable ASCII bytes)",
+                              path, k, why, AIBOX_FILE_MAX_NAME);
+        if (t->ndim < 1 || t->ndim > 4)
+            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": %d dimensions (1 to 4 allowed)", path,
+                              t->name, t->ndim);
+        uint64_t count = 1;
+        for (int d = 0; d < t->ndim; d++) {
+            if (t->dims[d] < 0 || t->dims[d] > AIBOX_FILE_MAX_DIM)
+                return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": dimension %d is %lld", path,
+                                  t->name, d, (long long)t->dims[d]);
+            if (__builtin_mul_overflow(count, (uint64_t)t->dims[d], &count))
+                return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": element count overflows", path,
+                                  t->name);
+        }
+        if (count > SIZE_MAX / sizeof(float))
+            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\" is too large", path, t->name);
+        if (count > 0 && !t->data)
+            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": NULL data", path, t->name);
+        lay->counts[k] = count;
+        if (!add_ok(&lay->idx_size, 2 + strlen(t->name) + 2 + 8 * (uint64_t)t->ndim + 16))
+            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor index too large", path);
+    }
+    /* Names must be unique for the reader to accept the file. */
+    if (n_meta > 1 || n_tensors > 1) {
+        int most = n_meta > n_tensors ? n_meta : n_tensors;
+        const char **names = malloc((size_t)most * sizeof *names);
+        if (!names) return aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
+        for (int k = 0; k < n_meta; k++) names[k] = meta->items[k].key;
+        const char *dup = first_duplicate(names, (size_t)n_meta);
+        if (dup) st = aibox_fail(err, AIBOX_E_INVALID, "saving %s: duplicate metadata key \"%s\"", path, dup);
+        if (!dup) {
+            for (int k = 0; k < n_tensors; k++) names[k] = tensors[k].name;
+            dup = first_duplicate(names, (size_t)n_tensors);
+            if (dup) st = aibox_fail(err, AIBOX_E_INVALID, "saving %s: duplicate tensor name \"%s\"", path, dup);
+        }
+        free(names);
+        if (dup) return st;
+    }
+    uint64_t pos = HEADER_V1;
+    int ok = add_ok(&pos, lay->meta_size);
+    lay->idx_off = pos;
+    ok = ok && add_ok(&pos, lay->idx_size) && pos < UINT64_MAX - AIBOX_FILE_ALIGN;
+    lay->data_off = pos = align_up(pos);
+    for (int k = 0; ok && k < n_tensors; k++) {
+        if (pos >= UINT64_MAX - AIBOX_FILE_ALIGN) ok = 0;
+        else lay->offsets[k] = pos = align_up(pos);
+        ok = ok && add_ok(&pos, lay->counts[k] * sizeof(float));
+    }
+    lay->data_size = pos - lay->data_off;
+    ok = ok && add_ok(&pos, TRAILER);
+    if (!ok) return aibox_fail(err, AIBOX_E_INVALID, "saving %s: the file would be too large", path);
+    lay->file_size = pos;
+    return AIBOX_OK;
+}
+
+/* A fresh name beside path, created exclusively so concurrent saves (even
+ * from threads of one process) never share a temporary file. */
+static int create_temp(const char *path, char *tmp, size_t tmp_cap)
+{
+    for (unsigned attempt = 0; attempt < 100; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned long salt = ((unsigned long)ts.tv_nsec ^ ((unsigned long)(uintptr_t)&ts >> 4) ^
+                              (unsigned long)attempt * 2654435761ul) & 0xffffffful;
+        snprintf(tmp, tmp_cap, "%s.tmp.%ld.%lx", path, (long)getpid(), salt);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Makes the rename durable. Filesystems that cannot sync a directory
+ * (EINVAL) are accepted; a real I/O error is reported. */
+static aibox_status sync_dir(const char *path, aibox_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) dir = strdup(".");
+    else if (slash == path) dir = strdup("/");
+    else dir = strndup(path, (size_t)(slash - path));
+    if (!dir) return aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    aibox_status st = AIBOX_OK;
+    if (fd >= 0) {
+        if (fsync(fd) != 0 && errno == EIO)
+            st = aibox_fail(err, AIBOX_E_IO, "saving %s: written, but syncing directory %s failed: %s", path, dir,
+                            strerror(errno));
+        close(fd);
+    }
+    free(dir);
+    return st;
+}
+
+aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, int n_tensors,
+                                 const aibox_file_tensor *tensors, const aibox_file_write_opts *opts,
+                                 aibox_error *err)
+{
+    if (!path || !*path) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: empty path");
+    aibox_file_write_opts none = {.fail_after_bytes = -1};
+    if (!opts) opts = &none;
+    layout lay = {0};
+    size_t nt = n_tensors > 0 ? (size_t)n_tensors : 1;
+    lay.offsets = calloc(nt, sizeof *lay.offsets);
+    lay.counts = calloc(nt, sizeof *lay.counts);
+    size_t tmp_cap = strlen(path) + 64;
+    char *tmp = malloc(tmp_cap);
+    writer w = {.fd = -1, .path = path, .tmp = tmp, .cap = (size_t)1 << 18, .limit = opts->fail_after_bytes,
+                .err = err};
+    w.buf = malloc(w.cap);
+    int created = 0; /* a temporary file exists and must go on failure */
+    aibox_status st;
+    if (!lay.offsets || !lay.counts || !tmp || !w.buf) {
+        st = aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
+        goto done;
+    }
+    if ((st = validate_and_layout(path, meta, n_tensors, tensors, &lay, err))) goto done;
+
+    w.fd = create_temp(path, tmp, tmp_cap);
+    if (w.fd < 0) {
+        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        goto done;
+    }
+    created = 1;
+    int n_meta = meta ? meta->count : 0;
+    unsigned char hdr[HEADER_V1] = {0};
+    memcpy(hdr, MAGIC, sizeof MAGIC);
+    put_u32(hdr + 8, AIBOX_FILE_VERSION);
+    put_u32(hdr + 12, 0);
+    put_u64(hdr + 16, lay.file_size);
+    put_u32(hdr + 24, (uint32_t)n_meta);
+    put_u32(hdr + 28, (uint32_t)n_tensors);
+    put_u64(hdr + 32, HEADER_V1);
+    put_u64(hdr + 40, lay.meta_size);
+    put_u64(hdr + 48, lay.idx_off);
+    put_u64(hdr + 56, lay.idx_size);
+    put_u64(hdr + 64, lay.data_off);
+    put_u64(hdr + 72, lay.data_size);
+    w_bytes(&w, hdr, sizeof hdr, 1);
+    for (int k = 0; k < n_meta; k++) write_meta_entry(&w, &meta->items[k]);
+    for (int k = 0; k < n_tensors; k++) {
+        const aibox_file_tensor *t = &tensors[k];
+        w_name(&w, t->name);
+        w_u8(&w, DTYPE_F32);
+        w_u8(&w, (unsigned)t->ndim);
+        for (int d = 0; d < t->ndim; d++) w_u64(&w, (uint64_t)t->dims[d]);
+        w_u64(&w, lay.offsets[k]);
+        w_u64(&w, lay.counts[k] * sizeof(float));
+    }
+    w_zeros_to(&w, lay.data_off); /* also when there are no tensors */
+    for (int k = 0; k < n_tensors; k++) {
+        w_zeros_to(&w, lay.offsets[k]);
+        w_floats(&w, tensors[k].data, (size_t)lay.counts[k]);
+    }
+    unsigned char trailer[TRAILER];
+    put_u32(trailer, w.crc);
+    w_bytes(&w, trailer, sizeof trailer, 0);
+    w_flush(&w);
+    if ((st = w.st)) goto done;
+    if (w.pos != lay.file_size) {
+        st = aibox_fail(err, AIBOX_E_STATE, "saving %s: internal error: wrote %llu bytes, planned %llu", path,
+                        (unsigned long long)w.pos, (unsigned long long)lay.file_size);
+        goto done;
+    }
+    if (opts->fail_fsync) errno = EIO;
+    if (opts->fail_fsync || fsync(w.fd) != 0) {
+        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot sync %s: %s", path, tmp, strerror(errno));
+        goto done;
+    }
+    int fd = w.fd;
+    w.fd = -1;
+    if (close(fd) != 0) {
+        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot close %s: %s", path, tmp, strerror(errno));
+        goto done;
+    }
+    if (opts->fail_rename) errno = EIO;
+    if (opts->fail_rename || rename(tmp, path) != 0) {
+        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        goto done;
+    }
+    created = 0; /* renamed: nothing left to remove */
+    st = sync_dir(path, err);
+done:
+    if (w.fd >= 0) close(w.fd);
+    if (created) unlink(tmp);
+    free(w.buf);
+    free(tmp);
+    free(lay.offsets);
+    free(lay.counts);
+    return st;
+}
+
+aibox_status aibox_file_write(const char *path, const aibox_meta_list *meta, int n_tensors,
+                              const aibox_file_tensor *tensors, aibox_error *err)
+{
+    return aibox_file_write_ex(path, meta, n_tensors, tensors, NULL, err);
+}
