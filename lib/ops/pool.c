@@ -1,0 +1,178 @@
+/* Pooling kernels: max, average and global average, forward and backward.
+ *
+ * Windows are clipped to the input: a window starts at (oy*sh - pt, ox*sw - pl)
+ * in input coordinates and only its in-bounds cells take part. This covers the
+ * top/left padding, the bottom/right padding and ceil-mode windows that hang
+ * beyond the input alike, since the output size comes from the descriptor.
+ *
+ * Edge cases (chosen so that no descriptor leads to undefined behaviour):
+ *  - max pool: padding never wins (PyTorch pads with -inf); NaN propagates as
+ *    in PyTorch; ties keep the first cell in row-major order. A window with no
+ *    in-bounds cell (only possible with padding >= kernel) yields 0 and
+ *    argmax -1, which backward skips.
+ *  - average pool, count_include_pad = 0: divides by the in-bounds cell count
+ *    (0 for an empty window, which yields 0).
+ *  - average pool, count_include_pad = 1: divides by kh*kw, always. PyTorch
+ *    instead divides a ceil-mode window that overhangs the bottom/right
+ *    padding by its part inside input+padding; the descriptor carries no
+ *    bottom/right padding, so that case is not reproduced.
+ */
+#include <string.h>
+
+#include "ops/ops.h"
+
+/* Clipped window [*lo, *hi) along one axis for output index o. */
+static inline void window(int o, int s, int pad, int k, int in, int *lo, int *hi)
+{
+    long start = (long)o * s - pad;
+    long end = start + k;
+    if (start < 0) start = 0;
+    if (end > in) end = in;
+    if (end < start) end = start;
+    *lo = (int)start;
+    *hi = (int)end;
+}
+
+void aibox_maxpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y, int32_t *argmax)
+{
+    const size_t in_plane = (size_t)d->in_h * d->in_w;
+    const size_t out_plane = (size_t)d->out_h * d->out_w;
+    const size_t planes = (size_t)n * d->c;
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x + p * in_plane;
+        float *yp = y + p * out_plane;
+        int32_t *ap = argmax ? argmax + p * out_plane : NULL;
+        for (int oy = 0; oy < d->out_h; oy++) {
+            int y0, y1;
+            window(oy, d->sh, d->pt, d->kh, d->in_h, &y0, &y1);
+            for (int ox = 0; ox < d->out_w; ox++) {
+                int x0, x1;
+                window(ox, d->sw, d->pl, d->kw, d->in_w, &x0, &x1);
+                float best = 0.0f;
+                long bi = -1;
+                for (int iy = y0; iy < y1; iy++) {
+                    const float *row = xp + (size_t)iy * d->in_w;
+                    for (int ix = x0; ix < x1; ix++) {
+                        float v = row[ix];
+                        /* strict > keeps the first of equal maxima; v != v lets
+                         * NaN win and stay (nothing compares greater than it) */
+                        if (bi < 0 || v > best || v != v) {
+                            best = v;
+                            bi = (long)iy * d->in_w + ix;
+                        }
+                    }
+                }
+                yp[(size_t)oy * d->out_w + ox] = best;
+                if (ap) ap[(size_t)oy * d->out_w + ox] = (int32_t)bi;
+            }
+        }
+    }
+}
+
+void aibox_maxpool_bwd(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax, float *dx)
+{
+    const size_t in_plane = (size_t)d->in_h * d->in_w;
+    const size_t out_plane = (size_t)d->out_h * d->out_w;
+    const size_t planes = (size_t)n * d->c;
+    for (size_t p = 0; p < planes; p++) {
+        const float *g = dy + p * out_plane;
+        const int32_t *a = argmax + p * out_plane;
+        float *dxp = dx + p * in_plane;
+        for (size_t i = 0; i < out_plane; i++)
+            if (a[i] >= 0) dxp[a[i]] += g[i];
+    }
+}
+
+/* Divisor of one window; 0 means an empty window. */
+static inline int avg_divisor(const aibox_pool_desc *d, int y0, int y1, int x0, int x1)
+{
+    return d->count_include_pad ? d->kh * d->kw : (y1 - y0) * (x1 - x0);
+}
+
+void aibox_avgpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y)
+{
+    const size_t in_plane = (size_t)d->in_h * d->in_w;
+    const size_t out_plane = (size_t)d->out_h * d->out_w;
+    const size_t planes = (size_t)n * d->c;
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x + p * in_plane;
+        float *yp = y + p * out_plane;
+        for (int oy = 0; oy < d->out_h; oy++) {
+            int y0, y1;
+            window(oy, d->sh, d->pt, d->kh, d->in_h, &y0, &y1);
+            for (int ox = 0; ox < d->out_w; ox++) {
+                int x0, x1;
+                window(ox, d->sw, d->pl, d->kw, d->in_w, &x0, &x1);
+                int div = avg_divisor(d, y0, y1, x0, x1);
+                float s = 0.0f;
+                for (int iy = y0; iy < y1; iy++) {
+                    const float *row = xp + (size_t)iy * d->in_w;
+                    for (int ix = x0; ix < x1; ix++) s += row[ix];
+                }
+                yp[(size_t)oy * d->out_w + ox] = div > 0 ? s / (float)div : 0.0f;
+            }
+        }
+    }
+}
+
+void aibox_avgpool_bwd(const aibox_pool_desc *d, int n, const float *dy, float *dx)
+{
+    const size_t in_plane = (size_t)d->in_h * d->in_w;
+    const size_t out_plane = (size_t)d->out_h * d->out_w;
+    const size_t planes = (size_t)n * d->c;
+    for (size_t p = 0; p < planes; p++) {
+        const float *g = dy + p * out_plane;
+        float *dxp = dx + p * in_plane;
+        for (int oy = 0; oy < d->out_h; oy++) {
+            int y0, y1;
+            window(oy, d->sh, d->pt, d->kh, d->in_h, &y0, &y1);
+            for (int ox = 0; ox < d->out_w; ox++) {
+                int x0, x1;
+                window(ox, d->sw, d->pl, d->kw, d->in_w, &x0, &x1);
+                int div = avg_divisor(d, y0, y1, x0, x1);
+                if (div <= 0) continue;
+                float v = g[(size_t)oy * d->out_w + ox] / (float)div;
+                for (int iy = y0; iy < y1; iy++) {
+                    float *row = dxp + (size_t)iy * d->in_w;
+                    for (int ix = x0; ix < x1; ix++) row[ix] += v;
+                }
+            }
+        }
+    }
+}
+
+void aibox_gap_fwd(int n, int c, int hw, const float *x, float *y)
+{
+    const size_t planes = (size_t)n * c;
+    for (size_t p = 0; p < planes; p++) {
+        if (hw <= 0) {
+            y[p] = 0.0f;
+            continue;
+        }
+        const float *xp = x + p * (size_t)hw;
+        /* four double lanes: exact enough for large planes, and no single long
+         * dependency chain */
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 4 <= hw; i += 4) {
+            s0 += xp[i];
+            s1 += xp[i + 1];
+            s2 += xp[i + 2];
+            s3 += xp[i + 3];
+        }
+        for (; i < hw; i++) s0 += xp[i];
+        y[p] = (float)((s0 + s1 + s2 + s3) / hw);
+    }
+}
+
+void aibox_gap_bwd(int n, int c, int hw, const float *dy, float *dx)
+{
+    if (hw <= 0) return;
+    const size_t planes = (size_t)n * c;
+    const float inv = 1.0f / (float)hw;
+    for (size_t p = 0; p < planes; p++) {
+        float v = dy[p] * inv;
+        float *dxp = dx + p * (size_t)hw;
+        for (int i = 0; i < hw; i++) dxp[i] += v;
+    }
+}

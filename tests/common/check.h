@@ -1,0 +1,94 @@
+/* Reusable helpers for the cmocka suites: seeded fills, tolerant array
+ * comparison that names the worst element, and a central finite-difference
+ * gradient checker in double precision.
+ *
+ * Include after <cmocka.h> (and its prerequisites) when using the
+ * AIBOX_TEST_* assertion macros. */
+#ifndef AIBOX_TEST_CHECK_H
+#define AIBOX_TEST_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aibox.h"
+
+/* ------------------------------------------------------------ fills */
+/* Uniform in [lo, hi) from a seeded generator (reproducible runs). */
+void aibox_test_fill_uniform(aibox_rng *rng, float *x, size_t count, float lo, float hi);
+void aibox_test_fill_uniform_d(aibox_rng *rng, double *x, size_t count, double lo, double hi);
+/* Values lo + (perm[i] + 0.5)*spacing for a random permutation perm of
+ * 0..count-1: all distinct, at least `spacing` apart. For max pooling and
+ * kinks, where ties or values near a kink make finite differences useless. */
+void aibox_test_fill_distinct(aibox_rng *rng, float *x, size_t count, float lo, float spacing);
+/* Same as fill_uniform, but keeps every value at least `gap` away from each
+ * of the kinks k[0..nk-1] (resampling), so a central difference with a step
+ * below gap never straddles one. */
+void aibox_test_fill_away(aibox_rng *rng, float *x, size_t count, float lo, float hi, const float *kinks, int nk,
+                          float gap);
+
+/* Conversions and allocation that abort the test on failure. */
+void *aibox_test_malloc(size_t bytes);
+float *aibox_test_floats(size_t count);   /* zero-filled */
+double *aibox_test_doubles(size_t count); /* zero-filled */
+void aibox_test_f2d(const float *x, double *y, size_t count);
+void aibox_test_d2f(const double *x, float *y, size_t count);
+
+/* ------------------------------------------------------------ comparison */
+/* 1 when every |got[i] - want[i]| <= atol + rtol*|want[i]| (NaN never
+ * passes); otherwise prints `what`, the worst index (largest excess over its
+ * tolerance), both values and the tolerance, and returns 0. With the
+ * environment variable AIBOX_TEST_VERBOSE set, every comparison prints the
+ * largest fraction of its tolerance used (to tune tolerances). */
+int aibox_test_close(const char *what, const float *got, const double *want, size_t count, double atol, double rtol);
+int aibox_test_close_ff(const char *what, const float *got, const float *want, size_t count, double atol,
+                        double rtol);
+int aibox_test_close_dd(const char *what, const double *got, const double *want, size_t count, double atol,
+                        double rtol);
+/* One scalar, same rule. */
+int aibox_test_close1(const char *what, double got, double want, double atol, double rtol);
+
+#define AIBOX_TEST_CLOSE(what, got, want, count, atol, rtol) \
+    assert_true(aibox_test_close((what), (got), (want), (count), (atol), (rtol)))
+#define AIBOX_TEST_CLOSE_FF(what, got, want, count, atol, rtol) \
+    assert_true(aibox_test_close_ff((what), (got), (want), (count), (atol), (rtol)))
+#define AIBOX_TEST_CLOSE1(what, got, want, atol, rtol) \
+    assert_true(aibox_test_close1((what), (got), (want), (atol), (rtol)))
+
+/* ------------------------------------------------------------ gradient check */
+/* A forward pass y = f(x) of nx inputs and ny outputs, in double or in float;
+ * `user` carries the shape and any fixed operands. A layer with parameters
+ * packs them into x (e.g. [x, gamma, beta]) so one check covers all. */
+typedef void (*aibox_test_fwd_d)(void *user, const double *x, double *y);
+typedef void (*aibox_test_fwd_f)(void *user, const float *x, float *y);
+
+/* Numerical gradient of L(x) = sum_j y_j * r_j by central differences with
+ * the given step: g_i = (L(x + step e_i) - L(x - step e_i)) / (2 step), L in
+ * double. The float variant rounds x to float, runs fwd in float and widens y
+ * (use a larger step, ~1e-3, since y carries float rounding). */
+void aibox_test_numgrad_d(aibox_test_fwd_d fwd, void *user, const double *x, size_t nx, const double *r, size_t ny,
+                          double step, double *g);
+void aibox_test_numgrad_f(aibox_test_fwd_f fwd, void *user, const double *x, size_t nx, const double *r, size_t ny,
+                          double step, double *g);
+
+/* Numerical gradient (either forward; pass exactly one of fwd_d, fwd_f)
+ * compared with an analytic gradient `dx` (dL/dx for dy = r) at tolerance
+ * atol + rtol*|numeric|; prints the worst index on failure. */
+int aibox_test_gradcheck(const char *what, aibox_test_fwd_d fwd_d, aibox_test_fwd_f fwd_f, void *user,
+                         const double *x, size_t nx, const double *r, size_t ny, double step, const float *dx,
+                         double atol, double rtol);
+
+/* A backward pass that ACCUMULATES dL/dx into dx (nx values; a layer with
+ * parameters lays out [dx, dparams...] as its forward packs x). */
+typedef void (*aibox_test_bwd)(void *user, float *dx);
+
+/* Checks an accumulating backward against a reference gradient g (nx): fills
+ * dx with a random base from seed, runs bwd once and requires dx - base = g,
+ * runs it again and requires dx - base = 2g, at tolerance atol + rtol*|want|
+ * (scaled by the factor). Prints the worst index on failure. */
+int aibox_test_bwd_accumulates(const char *what, aibox_test_bwd bwd, void *user, size_t nx, const double *g,
+                               double atol, double rtol, uint64_t seed);
+
+/* Sum of x[i]*r[i] in double. */
+double aibox_test_dot(const double *x, const double *r, size_t count);
+
+#endif
