@@ -117,9 +117,12 @@ AIBOX_API void aibox_blas_setup(void);
 AIBOX_API const char *aibox_blas_core(void);
 /* One line: active core, what OpenBLAS had picked, and why it changed. */
 AIBOX_API const char *aibox_blas_info(void);
-/* Process-wide: threads used by OpenBLAS and by libaibox's own loops. */
-AIBOX_API void aibox_set_num_threads(int n);
-AIBOX_API int aibox_get_num_threads(void);
+/* Threading: each context runs its own small thread pool and splits every
+ * layer over it (batches by sample, single images by output pixels/units);
+ * setup therefore runs OpenBLAS itself single-threaded, process-wide, so
+ * the two never compete for cores. The thread count is per context (see
+ * aibox_ctx_create_ex); the default is $AIBOX_THREADS or the online CPUs. */
+AIBOX_API int aibox_default_num_threads(void);
 
 /* ------------------------------------------------------------------ model graph */
 /* A model is a list of nodes in topological order; each names its input nodes.
@@ -234,11 +237,18 @@ AIBOX_API void aibox_model_summary(const aibox_model *m, void (*print)(void *use
 /* A context holds everything one forward/backward pass writes: activations,
  * their gradients (training), saved masks, and one scratch workspace, all
  * sized once at creation for max_batch samples of c x h x w; no allocation
- * happens in forward or backward. One context per thread. */
+ * happens in forward or backward. One context per calling thread.
+ * A convolution whose only consumer is a ReLU runs fused with it (in place):
+ * aibox_ctx_node_output of that convolution then shows rectified values. */
 typedef enum aibox_mode { AIBOX_INFER = 0, AIBOX_TRAIN = 1 } aibox_mode;
 
 AIBOX_API aibox_status aibox_ctx_create(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
                                         int channels, int height, int width, uint64_t seed, aibox_error *err);
+/* As aibox_ctx_create with an explicit thread count (0: the default). */
+AIBOX_API aibox_status aibox_ctx_create_ex(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
+                                           int channels, int height, int width, uint64_t seed, int threads,
+                                           aibox_error *err);
+AIBOX_API int aibox_ctx_threads(const aibox_ctx *ctx);
 AIBOX_API void aibox_ctx_free(aibox_ctx **ctx);
 /* Bytes the context allocated (activations, gradients and workspace). */
 AIBOX_API size_t aibox_ctx_bytes(const aibox_ctx *ctx);

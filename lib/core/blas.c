@@ -17,12 +17,12 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/pool.h"
 
 extern void gotoblas_dynamic_init(void) __attribute__((weak));
 extern void gotoblas_dynamic_quit(void) __attribute__((weak));
 extern char *openblas_get_corename(void) __attribute__((weak));
 extern void openblas_set_num_threads(int) __attribute__((weak));
-extern int openblas_get_num_threads(void) __attribute__((weak));
 
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 /* Written once inside blas_once, read-only afterwards. */
@@ -93,8 +93,11 @@ static void blas_setup_once(void)
             why = "upgraded to the best set this CPU supports";
         }
     }
-    snprintf(blas_info, sizeof blas_info, "OpenBLAS %s kernels (%s; OpenBLAS chose %s), %d threads", corename(), why,
-             before, aibox_get_num_threads());
+    /* libaibox's contexts run their own threads; nested BLAS threads would
+     * compete with them for the same cores. */
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    snprintf(blas_info, sizeof blas_info, "OpenBLAS %s kernels (%s; OpenBLAS chose %s), single-threaded under libaibox's pools",
+             corename(), why, before);
 }
 
 void aibox_blas_setup(void) { pthread_once(&blas_once, blas_setup_once); }
@@ -111,10 +114,5 @@ const char *aibox_blas_info(void)
     return blas_info;
 }
 
-void aibox_set_num_threads(int n)
-{
-    if (n < 1) n = 1;
-    if (openblas_set_num_threads) openblas_set_num_threads(n);
-}
 
-int aibox_get_num_threads(void) { return openblas_get_num_threads ? openblas_get_num_threads() : 1; }
+int aibox_default_num_threads(void) { return aibox_default_threads(); }

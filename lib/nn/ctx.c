@@ -14,7 +14,13 @@ struct aibox_ctx {
     float **act;      /* per node activations, max_batch samples */
     float **grad;     /* training: per node gradients (node 0 only if wanted) */
     void **saved;     /* training: per node memory kept for backward */
-    float *ws;        /* scratch shared by all nodes */
+    float *ws;        /* scratch shared by all nodes: threads x ws_stride */
+    size_t ws_stride;
+    float *partial;   /* per-task partial parameter gradients: threads x partial_stride */
+    size_t partial_stride;
+    aibox_pool *pool;
+    int threads;
+    unsigned char *fused; /* fused[i]: conv i absorbs its ReLU consumer; fused[j] = 2 for that ReLU */
     float *discard;   /* parameter gradients of frozen nodes land here */
     void *arena;
     size_t bytes;
@@ -46,12 +52,40 @@ static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
         r->st[k] = nd->n_state[k] ? m->state + nd->state_off[k] : NULL;
     }
     r->ws = c->ws;
+    r->ws_stride = c->ws_stride;
+    r->partial = c->partial;
+    r->partial_stride = c->partial_stride;
     r->saved = c->saved ? c->saved[i] : NULL;
     r->rng = &c->rng;
+    r->pool = c->pool;
+    r->threads = c->threads;
+    r->fuse_relu = c->fused[i] == 1;
 }
 
 aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
                               int height, int width, uint64_t seed, aibox_error *err)
+{
+    return aibox_ctx_create_ex(out, m, mode, max_batch, channels, height, width, seed, 0, err);
+}
+
+/* A convolution whose output feeds exactly one node, a ReLU, and is not the
+ * model's output runs the ReLU in its own chunk loop; the ReLU node then
+ * shares the convolution's buffers and does nothing. */
+static void plan_fusion(const aibox_model *m, unsigned char *fused)
+{
+    int out = aibox_model_output(m);
+    for (int i = 1; i < m->n_nodes; i++) {
+        if (m->nodes[i].kind != AIBOX_LAYER_CONV2D || i == out) continue;
+        int uses = 0, user = -1;
+        for (int j = i + 1; j < m->n_nodes; j++)
+            for (int k = 0; k < m->nodes[j].n_in; k++)
+                if (m->nodes[j].in[k] == i) uses++, user = j;
+        if (uses == 1 && m->nodes[user].kind == AIBOX_LAYER_RELU && user <= out) fused[i] = 1, fused[user] = 2;
+    }
+}
+
+aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
+                                 int height, int width, uint64_t seed, int threads, aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
     *out = NULL;
@@ -62,6 +96,7 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
         return aibox_fail(err, AIBOX_E_SHAPE, "context: the model takes %d channels, not %d", m->in_c, channels);
     if (height < 1 || width < 1 || height > 65536 || width > 65536)
         return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%d out of range", height, width);
+    if (threads < 0 || threads > 1024) return aibox_fail(err, AIBOX_E_INVALID, "context: %d threads", threads);
     aibox_blas_setup();
 
     aibox_ctx *c = calloc(1, sizeof *c);
@@ -73,8 +108,10 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
     c->act = calloc((size_t)N, sizeof *c->act);
     c->grad = calloc((size_t)N, sizeof *c->grad);
     c->saved = calloc((size_t)N, sizeof *c->saved);
+    c->fused = calloc((size_t)N, 1);
+    c->threads = threads ? threads : aibox_default_threads();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
-    if (!c->shape || !c->act || !c->grad || !c->saved || !act_off) {
+    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !act_off) {
         free(act_off);
         aibox_ctx_free(&c);
         return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
@@ -83,7 +120,8 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
 
     /* Shapes for this input, checked against the model's parameters. */
     c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
-    size_t ws = 0, off = 0, discard = 0;
+    plan_fusion(m, c->fused);
+    size_t ws = 0, partial = 0, off = 0, discard = 0;
     c->n = max_batch;
     for (int i = 0; i < N; i++) {
         const aibox_node *nd = &m->nodes[i];
@@ -110,11 +148,16 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
             if (nd->frozen) discard = AIBOX_MAX(discard, np[0] + np[1]);
         }
         size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
-        act_off[i] = off;
-        off += align64(count * sizeof(float));
-        if (mode == AIBOX_TRAIN) {
-            grad_off[i] = off;
+        if (c->fused[i] == 2) { /* a fused ReLU shares its convolution's buffers */
+            act_off[i] = act_off[nd->in[0]];
+            grad_off[i] = grad_off[nd->in[0]];
+        } else {
+            act_off[i] = off;
             off += align64(count * sizeof(float));
+            if (mode == AIBOX_TRAIN) {
+                grad_off[i] = off;
+                off += align64(count * sizeof(float));
+            }
         }
         if (i > 0) {
             aibox_run r;
@@ -125,12 +168,17 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
                 r.in_c[j] = c->shape[nd->in[j]][0], r.in_h[j] = c->shape[nd->in[j]][1], r.in_w[j] = c->shape[nd->in[j]][2];
             r.c = c->shape[i][0], r.h = c->shape[i][1], r.w = c->shape[i][2];
             if (ops->ws_floats) ws = AIBOX_MAX(ws, ops->ws_floats(&r));
+            if (mode == AIBOX_TRAIN && ops->partial_floats) partial = AIBOX_MAX(partial, ops->partial_floats(&r));
             saved_off[i] = off;
             if (mode == AIBOX_TRAIN && ops->saved_bytes) off += align64(ops->saved_bytes(&r));
         }
     }
+    c->ws_stride = align64(ws * sizeof(float)) / sizeof(float);
     size_t ws_off = off;
-    off += align64(ws * sizeof(float));
+    off += (size_t)c->threads * c->ws_stride * sizeof(float);
+    c->partial_stride = align64(partial * sizeof(float)) / sizeof(float);
+    size_t partial_off = off;
+    off += (size_t)c->threads * c->partial_stride * sizeof(float);
     size_t discard_off = off;
     off += align64(discard * sizeof(float));
     c->arena = aibox_alloc(off);
@@ -151,6 +199,13 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
         }
     }
     c->ws = (float *)(base + ws_off);
+    c->partial = (float *)(base + partial_off);
+    aibox_status ps = aibox_pool_create(&c->pool, c->threads, err);
+    if (ps) {
+        free(act_off);
+        aibox_ctx_free(&c);
+        return ps;
+    }
     c->discard = (float *)(base + discard_off);
     free(act_off);
     c->n = 0;
@@ -162,7 +217,9 @@ void aibox_ctx_free(aibox_ctx **pc)
 {
     if (!pc || !*pc) return;
     aibox_ctx *c = *pc;
+    aibox_pool_free(&c->pool);
     aibox_free(c->arena);
+    free(c->fused);
     free(c->shape);
     free(c->act);
     free(c->grad);
@@ -172,6 +229,7 @@ void aibox_ctx_free(aibox_ctx **pc)
 }
 
 size_t aibox_ctx_bytes(const aibox_ctx *c) { return c ? c->bytes : 0; }
+int aibox_ctx_threads(const aibox_ctx *c) { return c ? c->threads : 0; }
 int aibox_ctx_batch(const aibox_ctx *c) { return c ? c->n : 0; }
 
 void aibox_ctx_set_input_grad(aibox_ctx *c, int want)
@@ -193,6 +251,7 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
     memcpy(c->act[0], input, in * sizeof(float));
     int last = aibox_model_output(m);
     for (int i = 1; i <= last; i++) {
+        if (c->fused[i] == 2) continue; /* done inside its convolution */
         aibox_run r;
         fill_run(c, m, i, &r);
         r.training = training;
@@ -301,6 +360,7 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
     c->grad_set = 0;
     for (int i = aibox_model_output(m); i >= 1; i--) {
         const aibox_node *nd = &m->nodes[i];
+        if (c->fused[i] == 2) continue; /* its convolution masks the shared gradient */
         aibox_run r;
         fill_run(c, m, i, &r);
         r.training = 1;

@@ -27,6 +27,58 @@ static void fill_uniform(float *p, size_t n, float limit, aibox_rng *rng)
     for (size_t i = 0; i < n; i++) p[i] = (2.0f * aibox_rng_uniform(rng) - 1.0f) * limit;
 }
 
+/* ------------------------------------------------------------ parallel helpers */
+typedef void (*part_fn)(aibox_run *r, int part, int parts, int thread);
+typedef struct {
+    aibox_run *r;
+    part_fn fn;
+    int parts;
+} par_job;
+
+static void par_task(void *arg, int task, int thread)
+{
+    par_job *j = arg;
+    j->fn(j->r, task, j->parts, thread);
+}
+
+/* Runs fn for parts 0..threads-1 on the context's pool. */
+static void parallel(aibox_run *r, part_fn fn)
+{
+    par_job j = {r, fn, r->threads > 0 ? r->threads : 1};
+    aibox_pool_run(r->pool, j.parts, par_task, &j);
+}
+
+/* [a, b) of part out of total elements, boundaries on 16 floats (cache lines). */
+static void range16(size_t total, int part, int parts, size_t *a, size_t *b)
+{
+    size_t units = (total + 15) / 16;
+    *a = AIBOX_MIN(units * part / parts * 16, total);
+    *b = AIBOX_MIN(units * (part + 1) / parts * 16, total);
+}
+
+static void range_int(int total, int part, int parts, int *a, int *b)
+{
+    *a = (int)((long)total * part / parts);
+    *b = (int)((long)total * (part + 1) / parts);
+}
+
+/* Per-plane kernels see (sample range, channel range): whole samples when
+ * the batch covers the threads, else channel slices of each sample. */
+typedef void (*plane_fn)(aibox_run *r, int s0, int ns, int c0, int nc);
+static void plane_part(aibox_run *r, int part, int parts, int channels, plane_fn k)
+{
+    if (r->n >= parts) {
+        int a, b;
+        range_int(r->n, part, parts, &a, &b);
+        if (b > a) k(r, a, b - a, 0, channels);
+    } else {
+        int a, b;
+        range_int(channels, part, parts, &a, &b);
+        if (b > a)
+            for (int s = 0; s < r->n; s++) k(r, s, 1, a, b - a);
+    }
+}
+
 /* ------------------------------------------------------------ conv2d */
 static void conv_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_conv_desc *d)
 {
@@ -74,20 +126,73 @@ static size_t conv_ws(const aibox_run *r)
     return aibox_conv_ws_floats(&d);
 }
 
-static void conv_fwd(aibox_run *r)
+/* Weight and bias gradients of one task when the batch is split. */
+static size_t conv_partial(const aibox_run *r) { return r->nd->n_param[0] + r->nd->n_param[1]; }
+
+static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
 {
     aibox_conv_desc d;
     conv_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    aibox_conv_fwd(&d, r->n, r->x[0], r->p[0], r->p[1], r->y, r->ws);
+    float *ws = r->ws + (size_t)thread * r->ws_stride;
+    size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
+    if (r->n >= parts) { /* whole samples per task */
+        int a, b;
+        range_int(r->n, part, parts, &a, &b);
+        if (b > a)
+            aibox_conv_fwd_part(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->p[1], r->y + a * out_sz, ws, r->fuse_relu,
+                                0, 1);
+    } else { /* pieces of each sample */
+        aibox_conv_fwd_part(&d, r->n, r->x[0], r->p[0], r->p[1], r->y, ws, r->fuse_relu, part, parts);
+    }
 }
 
-/* Parameter gradients always have a destination: a frozen node's go to the
- * context's discard buffer (see ctx.c), so kernels need no special case. */
-static void conv_bwd(aibox_run *r)
+static void conv_fwd(aibox_run *r) { parallel(r, conv_fwd_part); }
+
+/* A fused ReLU's backward: dy *= (y > 0), in place (dy is this node's own
+ * gradient buffer, shared with the ReLU it absorbed). */
+static void relu_mask_part(aibox_run *r, int part, int parts, int thread)
+{
+    size_t a, b;
+    range16((size_t)r->n * r->c * r->h * r->w, part, parts, &a, &b);
+    float *dy = (float *)r->dy;
+    for (size_t i = a; i < b; i++) dy[i] = r->y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static void conv_bwd_part(aibox_run *r, int part, int parts, int thread)
 {
     aibox_conv_desc d;
     conv_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    aibox_conv_bwd(&d, r->n, r->x[0], r->p[0], r->dy, r->dx[0], r->dp[0], r->dp[1], r->ws);
+    float *ws = r->ws + (size_t)thread * r->ws_stride;
+    size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
+    int a, b;
+    range_int(r->n, part, parts, &a, &b);
+    if (b <= a) return;
+    /* part 0 accumulates into the real gradients, the others into their own
+     * partial block, summed afterwards in part order (deterministic) */
+    float *dw = r->dp[0], *db = r->dp[1];
+    if (part > 0) {
+        dw = r->partial + (size_t)part * r->partial_stride;
+        db = r->dp[1] ? dw + r->nd->n_param[0] : NULL;
+    }
+    aibox_conv_bwd(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->dy + a * out_sz, r->dx[0] ? r->dx[0] + a * in_sz : NULL,
+                   dw, db, ws);
+}
+
+static void conv_bwd(aibox_run *r)
+{
+    if (r->fuse_relu) parallel(r, relu_mask_part);
+    int parts = r->threads;
+    if (r->n < parts) parts = 1; /* one sample: too little to split by batch */
+    size_t np = conv_partial(r);
+    for (int t = 1; t < parts; t++) memset(r->partial + (size_t)t * r->partial_stride, 0, np * sizeof(float));
+    par_job j = {r, conv_bwd_part, parts};
+    aibox_pool_run(r->pool, parts, par_task, &j);
+    for (int t = 1; t < parts; t++) {
+        const float *pw = r->partial + (size_t)t * r->partial_stride;
+        for (size_t i = 0; i < r->nd->n_param[0]; i++) r->dp[0][i] += pw[i];
+        if (r->dp[1])
+            for (size_t i = 0; i < r->nd->n_param[1]; i++) r->dp[1][i] += pw[r->nd->n_param[0] + i];
+    }
 }
 
 /* ------------------------------------------------------------ dense */
@@ -112,17 +217,18 @@ static void dense_init(const aibox_node *nd, const int *ic, const int *ih, const
     if (p1) memset(p1, 0, sizeof(float) * nd->ip[0]);
 }
 
-static void dense_fwd(aibox_run *r)
+static void dense_fwd_part(aibox_run *r, int part, int parts, int thread)
 {
     int in = r->in_c[0] * r->in_h[0] * r->in_w[0];
-    aibox_dense_fwd(r->n, in, r->c, r->x[0], r->p[0], r->p[1], r->y);
+    aibox_dense_fwd_part(r->n, in, r->c, r->x[0], r->p[0], r->p[1], r->y, part, parts);
 }
-
-static void dense_bwd(aibox_run *r)
+static void dense_bwd_part(aibox_run *r, int part, int parts, int thread)
 {
     int in = r->in_c[0] * r->in_h[0] * r->in_w[0];
-    aibox_dense_bwd(r->n, in, r->c, r->x[0], r->p[0], r->dy, r->dx[0], r->dp[0], r->dp[1]);
+    aibox_dense_bwd_part(r->n, in, r->c, r->x[0], r->p[0], r->dy, r->dx[0], r->dp[0], r->dp[1], part, parts);
 }
+static void dense_fwd(aibox_run *r) { parallel(r, dense_fwd_part); }
+static void dense_bwd(aibox_run *r) { parallel(r, dense_bwd_part); }
 
 /* ------------------------------------------------------------ pooling */
 static int pool_out(int in, int k, int s, int p0, int p1, int ceil_mode)
@@ -163,33 +269,49 @@ static int pool_shape(const aibox_node *nd, const int *ic, const int *ih, const 
 
 static size_t maxpool_saved(const aibox_run *r) { return out_count(r) * sizeof(int32_t); }
 
-static void maxpool_fwd(aibox_run *r)
+/* Offsets of plane (s0, c0) in the input and the output. */
+static size_t in_plane(const aibox_run *r, int s0, int c0)
 {
-    aibox_pool_desc d;
-    pool_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    aibox_maxpool_fwd(&d, r->n, r->x[0], r->y, r->training ? (int32_t *)r->saved : NULL);
+    return ((size_t)s0 * r->in_c[0] + c0) * r->in_h[0] * r->in_w[0];
 }
+static size_t out_plane(const aibox_run *r, int s0, int c0) { return ((size_t)s0 * r->c + c0) * r->h * r->w; }
 
-static void maxpool_bwd(aibox_run *r)
+static void maxpool_fwd_k(aibox_run *r, int s0, int ns, int c0, int nc)
 {
     aibox_pool_desc d;
-    pool_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    aibox_maxpool_bwd(&d, r->n, r->dy, (const int32_t *)r->saved, r->dx[0]);
+    pool_desc(r->nd, nc, r->in_h[0], r->in_w[0], &d);
+    size_t o = out_plane(r, s0, c0);
+    aibox_maxpool_fwd(&d, ns, r->x[0] + in_plane(r, s0, c0), r->y + o, r->training ? (int32_t *)r->saved + o : NULL);
 }
-
-static void avgpool_fwd(aibox_run *r)
+static void maxpool_bwd_k(aibox_run *r, int s0, int ns, int c0, int nc)
 {
     aibox_pool_desc d;
-    pool_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    aibox_avgpool_fwd(&d, r->n, r->x[0], r->y);
+    pool_desc(r->nd, nc, r->in_h[0], r->in_w[0], &d);
+    size_t o = out_plane(r, s0, c0);
+    aibox_maxpool_bwd(&d, ns, r->dy + o, (const int32_t *)r->saved + o, r->dx[0] + in_plane(r, s0, c0));
 }
-
-static void avgpool_bwd(aibox_run *r)
+static void avgpool_fwd_k(aibox_run *r, int s0, int ns, int c0, int nc)
 {
     aibox_pool_desc d;
-    pool_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    aibox_avgpool_bwd(&d, r->n, r->dy, r->dx[0]);
+    pool_desc(r->nd, nc, r->in_h[0], r->in_w[0], &d);
+    aibox_avgpool_fwd(&d, ns, r->x[0] + in_plane(r, s0, c0), r->y + out_plane(r, s0, c0));
 }
+static void avgpool_bwd_k(aibox_run *r, int s0, int ns, int c0, int nc)
+{
+    aibox_pool_desc d;
+    pool_desc(r->nd, nc, r->in_h[0], r->in_w[0], &d);
+    aibox_avgpool_bwd(&d, ns, r->dy + out_plane(r, s0, c0), r->dx[0] + in_plane(r, s0, c0));
+}
+#define PLANE_LAYER(name)                                                                    \
+    static void name##_part(aibox_run *r, int part, int parts, int thread)                   \
+    {                                                                                        \
+        plane_part(r, part, parts, r->c, name##_k);                                          \
+    }                                                                                        \
+    static void name(aibox_run *r) { parallel(r, name##_part); }
+PLANE_LAYER(maxpool_fwd)
+PLANE_LAYER(maxpool_bwd)
+PLANE_LAYER(avgpool_fwd)
+PLANE_LAYER(avgpool_bwd)
 
 static int gap_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                      size_t ns[2], char *why, size_t why_len)
@@ -210,19 +332,29 @@ static int same_shape(const aibox_node *nd, const int *ic, const int *ih, const 
     return 1;
 }
 
-static void relu_fwd(aibox_run *r) { aibox_relu_fwd(out_count(r), r->x[0], r->y); }
-static void relu_bwd(aibox_run *r) { aibox_relu_bwd(out_count(r), r->x[0], r->dy, r->dx[0]); }
-static void relu6_fwd(aibox_run *r) { aibox_clamp_fwd(out_count(r), 0.0f, 6.0f, r->x[0], r->y); }
-static void relu6_bwd(aibox_run *r) { aibox_clamp_bwd(out_count(r), 0.0f, 6.0f, r->x[0], r->dy, r->dx[0]); }
-static void clamp_fwd(aibox_run *r) { aibox_clamp_fwd(out_count(r), r->nd->fp[0], r->nd->fp[1], r->x[0], r->y); }
-static void clamp_bwd(aibox_run *r)
-{
-    aibox_clamp_bwd(out_count(r), r->nd->fp[0], r->nd->fp[1], r->x[0], r->dy, r->dx[0]);
-}
-static void leaky_fwd(aibox_run *r) { aibox_leaky_fwd(out_count(r), r->nd->fp[0], r->x[0], r->y); }
-static void leaky_bwd(aibox_run *r) { aibox_leaky_bwd(out_count(r), r->nd->fp[0], r->x[0], r->dy, r->dx[0]); }
-static void sigmoid_fwd(aibox_run *r) { aibox_sigmoid_fwd(out_count(r), r->x[0], r->y); }
-static void sigmoid_bwd(aibox_run *r) { aibox_sigmoid_bwd(out_count(r), r->y, r->dy, r->dx[0]); }
+/* Element-wise layers split the element range over the threads. */
+#define ELEMWISE(name, body)                                                       \
+    static void name##_part(aibox_run *r, int part, int parts, int thread)         \
+    {                                                                              \
+        size_t a, b;                                                               \
+        range16(out_count(r), part, parts, &a, &b);                                \
+        if (b > a) body;                                                           \
+    }                                                                              \
+    static void name(aibox_run *r) { parallel(r, name##_part); }
+ELEMWISE(relu_fwd, aibox_relu_fwd(b - a, r->x[0] + a, r->y + a))
+ELEMWISE(relu_bwd, aibox_relu_bwd(b - a, r->x[0] + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(relu6_fwd, aibox_clamp_fwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->y + a))
+ELEMWISE(relu6_bwd, aibox_clamp_bwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(clamp_fwd, aibox_clamp_fwd(b - a, r->nd->fp[0], r->nd->fp[1], r->x[0] + a, r->y + a))
+ELEMWISE(clamp_bwd, aibox_clamp_bwd(b - a, r->nd->fp[0], r->nd->fp[1], r->x[0] + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(leaky_fwd, aibox_leaky_fwd(b - a, r->nd->fp[0], r->x[0] + a, r->y + a))
+ELEMWISE(leaky_bwd, aibox_leaky_bwd(b - a, r->nd->fp[0], r->x[0] + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(sigmoid_fwd, aibox_sigmoid_fwd(b - a, r->x[0] + a, r->y + a))
+ELEMWISE(sigmoid_bwd, aibox_sigmoid_bwd(b - a, r->y + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(copy_fwd, memcpy(r->y + a, r->x[0] + a, (b - a) * sizeof(float)))
+ELEMWISE(copy_bwd, for (size_t i = a; i < b; i++) r->dx[0][i] += r->dy[i])
+ELEMWISE(add_fwd, aibox_add_fwd(b - a, r->x[0] + a, r->x[1] + a, r->y + a))
+ELEMWISE(add_bwd, for (int k = 0; k < 2; k++) if (r->dx[k]) for (size_t i = a; i < b; i++) r->dx[k][i] += r->dy[i])
 
 static size_t dropout_saved(const aibox_run *r) { return out_count(r) * sizeof(float); }
 static void dropout_fwd(aibox_run *r)
@@ -232,15 +364,19 @@ static void dropout_fwd(aibox_run *r)
     else
         memcpy(r->y, r->x[0], out_count(r) * sizeof(float));
 }
-static void dropout_bwd(aibox_run *r)
+/* Forward draws from one generator in order (deterministic), so only the
+ * backward is split across threads. */
+static void dropout_bwd_part(aibox_run *r, int part, int parts, int thread)
 {
-    if (r->nd->fp[0] > 0.0f) {
-        aibox_dropout_bwd(out_count(r), (const float *)r->saved, r->dy, r->dx[0]);
-    } else {
-        size_t n = out_count(r);
-        for (size_t i = 0; i < n; i++) r->dx[0][i] += r->dy[i];
-    }
+    size_t a, b;
+    range16(out_count(r), part, parts, &a, &b);
+    if (b <= a) return;
+    if (r->nd->fp[0] > 0.0f)
+        aibox_dropout_bwd(b - a, (const float *)r->saved + a, r->dy + a, r->dx[0] + a);
+    else
+        for (size_t i = a; i < b; i++) r->dx[0][i] += r->dy[i];
 }
+static void dropout_bwd(aibox_run *r) { parallel(r, dropout_bwd_part); }
 
 static int softmax_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3],
                          size_t np[2], size_t ns[2], char *why, size_t why_len)
@@ -311,13 +447,6 @@ static int flatten_shape(const aibox_node *nd, const int *ic, const int *ih, con
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
 }
-static void copy_fwd(aibox_run *r) { memcpy(r->y, r->x[0], out_count(r) * sizeof(float)); }
-static void copy_bwd(aibox_run *r)
-{
-    size_t n = out_count(r);
-    for (size_t i = 0; i < n; i++) r->dx[0][i] += r->dy[i];
-}
-
 static int concat_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                         size_t ns[2], char *why, size_t why_len)
 {
@@ -348,15 +477,6 @@ static int add_shape(const aibox_node *nd, const int *ic, const int *ih, const i
         return WHY("add: shapes %dx%dx%d and %dx%dx%d differ", ic[0], ih[0], iw[0], ic[1], ih[1], iw[1]);
     return same_shape(nd, ic, ih, iw, out, np, ns, why, why_len);
 }
-static void add_fwd(aibox_run *r) { aibox_add_fwd(out_count(r), r->x[0], r->x[1], r->y); }
-static void add_bwd(aibox_run *r)
-{
-    size_t n = out_count(r);
-    for (int k = 0; k < 2; k++)
-        if (r->dx[k])
-            for (size_t i = 0; i < n; i++) r->dx[k][i] += r->dy[i];
-}
-
 static int upsample_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3],
                           size_t np[2], size_t ns[2], char *why, size_t why_len)
 {
@@ -384,28 +504,26 @@ static void up_bilinear_bwd(aibox_run *r)
 }
 
 static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
-    [AIBOX_LAYER_INPUT] = {"input", 0, 0, NULL, NULL, NULL, NULL, NULL, NULL},
-    [AIBOX_LAYER_CONV2D] = {"conv2d", 1, 1, conv_shape, conv_init, conv_ws, NULL, conv_fwd, conv_bwd},
-    [AIBOX_LAYER_DENSE] = {"dense", 1, 1, dense_shape, dense_init, NULL, NULL, dense_fwd, dense_bwd},
-    [AIBOX_LAYER_MAXPOOL] = {"maxpool", 1, 1, pool_shape, NULL, NULL, maxpool_saved, maxpool_fwd, maxpool_bwd},
-    [AIBOX_LAYER_AVGPOOL] = {"avgpool", 1, 1, pool_shape, NULL, NULL, NULL, avgpool_fwd, avgpool_bwd},
-    [AIBOX_LAYER_GLOBAL_AVGPOOL] = {"global_avgpool", 1, 1, gap_shape, NULL, NULL, NULL, gap_fwd, gap_bwd},
-    [AIBOX_LAYER_RELU] = {"relu", 1, 1, same_shape, NULL, NULL, NULL, relu_fwd, relu_bwd},
-    [AIBOX_LAYER_RELU6] = {"relu6", 1, 1, same_shape, NULL, NULL, NULL, relu6_fwd, relu6_bwd},
-    [AIBOX_LAYER_LEAKY_RELU] = {"leaky_relu", 1, 1, same_shape, NULL, NULL, NULL, leaky_fwd, leaky_bwd},
-    [AIBOX_LAYER_SIGMOID] = {"sigmoid", 1, 1, same_shape, NULL, NULL, NULL, sigmoid_fwd, sigmoid_bwd},
-    [AIBOX_LAYER_CLAMP] = {"clamp", 1, 1, same_shape, NULL, NULL, NULL, clamp_fwd, clamp_bwd},
-    [AIBOX_LAYER_DROPOUT] = {"dropout", 1, 1, same_shape, NULL, NULL, dropout_saved, dropout_fwd, dropout_bwd},
-    [AIBOX_LAYER_BATCHNORM] = {"batchnorm", 1, 1, bn_shape, bn_init, NULL, bn_saved, bn_fwd, bn_bwd},
-    [AIBOX_LAYER_ZEROPAD] = {"zeropad", 1, 1, zeropad_shape, NULL, NULL, NULL, zeropad_fwd, zeropad_bwd},
-    [AIBOX_LAYER_FLATTEN] = {"flatten", 1, 1, flatten_shape, NULL, NULL, NULL, copy_fwd, copy_bwd},
-    [AIBOX_LAYER_CONCAT] = {"concat", 1, AIBOX_NODE_MAX_IN, concat_shape, NULL, NULL, NULL, concat_fwd, concat_bwd},
-    [AIBOX_LAYER_ADD] = {"add", 2, 2, add_shape, NULL, NULL, NULL, add_fwd, add_bwd},
-    [AIBOX_LAYER_UPSAMPLE_NEAREST] = {"upsample_nearest", 1, 1, upsample_shape, NULL, NULL, NULL, up_nearest_fwd,
-                                      up_nearest_bwd},
-    [AIBOX_LAYER_UPSAMPLE_BILINEAR] = {"upsample_bilinear", 1, 1, upsample_shape, NULL, NULL, NULL, up_bilinear_fwd,
-                                       up_bilinear_bwd},
-    [AIBOX_LAYER_SOFTMAX] = {"softmax", 1, 1, softmax_shape, NULL, NULL, NULL, softmax_fwd, softmax_bwd},
+    [AIBOX_LAYER_INPUT] = {.name = "input", .min_in = 0, .max_in = 0},
+    [AIBOX_LAYER_CONV2D] = {.name = "conv2d", .min_in = 1, .max_in = 1, .shape = conv_shape, .init = conv_init, .ws_floats = conv_ws, .partial_floats = conv_partial, .forward = conv_fwd, .backward = conv_bwd},
+    [AIBOX_LAYER_DENSE] = {.name = "dense", .min_in = 1, .max_in = 1, .shape = dense_shape, .init = dense_init, .forward = dense_fwd, .backward = dense_bwd},
+    [AIBOX_LAYER_MAXPOOL] = {.name = "maxpool", .min_in = 1, .max_in = 1, .shape = pool_shape, .saved_bytes = maxpool_saved, .forward = maxpool_fwd, .backward = maxpool_bwd},
+    [AIBOX_LAYER_AVGPOOL] = {.name = "avgpool", .min_in = 1, .max_in = 1, .shape = pool_shape, .forward = avgpool_fwd, .backward = avgpool_bwd},
+    [AIBOX_LAYER_GLOBAL_AVGPOOL] = {.name = "global_avgpool", .min_in = 1, .max_in = 1, .shape = gap_shape, .forward = gap_fwd, .backward = gap_bwd},
+    [AIBOX_LAYER_RELU] = {.name = "relu", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = relu_fwd, .backward = relu_bwd},
+    [AIBOX_LAYER_RELU6] = {.name = "relu6", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = relu6_fwd, .backward = relu6_bwd},
+    [AIBOX_LAYER_LEAKY_RELU] = {.name = "leaky_relu", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = leaky_fwd, .backward = leaky_bwd},
+    [AIBOX_LAYER_SIGMOID] = {.name = "sigmoid", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = sigmoid_fwd, .backward = sigmoid_bwd},
+    [AIBOX_LAYER_CLAMP] = {.name = "clamp", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = clamp_fwd, .backward = clamp_bwd},
+    [AIBOX_LAYER_DROPOUT] = {.name = "dropout", .min_in = 1, .max_in = 1, .shape = same_shape, .saved_bytes = dropout_saved, .forward = dropout_fwd, .backward = dropout_bwd},
+    [AIBOX_LAYER_BATCHNORM] = {.name = "batchnorm", .min_in = 1, .max_in = 1, .shape = bn_shape, .init = bn_init, .saved_bytes = bn_saved, .forward = bn_fwd, .backward = bn_bwd},
+    [AIBOX_LAYER_ZEROPAD] = {.name = "zeropad", .min_in = 1, .max_in = 1, .shape = zeropad_shape, .forward = zeropad_fwd, .backward = zeropad_bwd},
+    [AIBOX_LAYER_FLATTEN] = {.name = "flatten", .min_in = 1, .max_in = 1, .shape = flatten_shape, .forward = copy_fwd, .backward = copy_bwd},
+    [AIBOX_LAYER_CONCAT] = {.name = "concat", .min_in = 1, .max_in = AIBOX_NODE_MAX_IN, .shape = concat_shape, .forward = concat_fwd, .backward = concat_bwd},
+    [AIBOX_LAYER_ADD] = {.name = "add", .min_in = 2, .max_in = 2, .shape = add_shape, .forward = add_fwd, .backward = add_bwd},
+    [AIBOX_LAYER_UPSAMPLE_NEAREST] = {.name = "upsample_nearest", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_nearest_fwd, .backward = up_nearest_bwd},
+    [AIBOX_LAYER_UPSAMPLE_BILINEAR] = {.name = "upsample_bilinear", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_bilinear_fwd, .backward = up_bilinear_bwd},
+    [AIBOX_LAYER_SOFTMAX] = {.name = "softmax", .min_in = 1, .max_in = 1, .shape = softmax_shape, .forward = softmax_fwd, .backward = softmax_bwd},
 };
 
 const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k)

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "io/aibox_file.h" /* aibox_meta_list: typed metadata carried by models */
+#include "core/pool.h"
 #include "ops/ops.h"
 
 #define AIBOX_NODE_MAX_IN 16
@@ -51,9 +52,15 @@ typedef struct aibox_run {
     const float *p[2];
     float *dp[2];  /* NULL when frozen */
     float *st[2];  /* running statistics (written in training) */
-    float *ws;     /* shared scratch */
+    float *ws;     /* scratch: threads x ws_stride floats, one slice per running thread */
+    size_t ws_stride;
+    float *partial; /* per-task partial parameter gradients: threads x partial_stride */
+    size_t partial_stride;
     void *saved;   /* per-node memory kept from forward to backward */
     aibox_rng *rng;
+    aibox_pool *pool;
+    int threads;   /* tasks to split work into (the pool's threads) */
+    int fuse_relu; /* conv: the following ReLU is applied here (in place) */
 } aibox_run;
 
 typedef struct aibox_layer_ops {
@@ -65,7 +72,8 @@ typedef struct aibox_layer_ops {
                  size_t n_state[2], char *why, size_t why_len);
     void (*init)(const aibox_node *nd, const int *ic, const int *ih, const int *iw, float *p0, float *p1, float *s0,
                  float *s1, aibox_rng *rng);
-    size_t (*ws_floats)(const aibox_run *r);    /* may be NULL */
+    size_t (*ws_floats)(const aibox_run *r);    /* per thread; may be NULL */
+    size_t (*partial_floats)(const aibox_run *r); /* per task, backward; may be NULL */
     size_t (*saved_bytes)(const aibox_run *r);  /* training only; may be NULL */
     void (*forward)(aibox_run *r);
     void (*backward)(aibox_run *r);

@@ -118,10 +118,11 @@ static void col2im_add(const aibox_conv_desc *d, int cg, const float *col, int p
 
 /* Depthwise-style direct convolution: output channel oc reads input channel
  * oc / (out_c / groups). */
-static void direct_fwd(const aibox_conv_desc *d, const float *x, const float *w, const float *b, float *y)
+static void direct_fwd(const aibox_conv_desc *d, const float *x, const float *w, const float *b, float *y, int o0,
+                       int o1)
 {
     const int H = d->in_h, W = d->in_w, OH = d->out_h, OW = d->out_w, mult = d->out_c / d->groups;
-    for (int oc = 0; oc < d->out_c; oc++) {
+    for (int oc = o0; oc < o1; oc++) {
         const float *xc = x + (size_t)(oc / mult) * H * W;
         const float *wk = w + (size_t)oc * d->kh * d->kw;
         float *yc = y + (size_t)oc * OH * OW;
@@ -183,8 +184,22 @@ static void direct_bwd(const aibox_conv_desc *d, const float *x, const float *w,
     }
 }
 
-void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b, float *y,
-                    float *ws)
+/* Splits [0, total) into parts pieces, boundaries on multiples of unit. */
+static void split(int total, int unit, int part, int parts, int *a, int *b)
+{
+    int units = (total + unit - 1) / unit;
+    int ua = (int)((long)units * part / parts), ub = (int)((long)units * (part + 1) / parts);
+    *a = AIBOX_MIN(ua * unit, total);
+    *b = AIBOX_MIN(ub * unit, total);
+}
+
+static void relu_inplace(float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b, float *y,
+                         float *ws, int relu, int part, int parts)
 {
     const int G = d->groups, cg = d->in_c / G, ocg = d->out_c / G, K = col_rows(d);
     const size_t P = (size_t)d->out_h * d->out_w, HW = (size_t)d->in_h * d->in_w;
@@ -192,32 +207,47 @@ void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float
         const float *xs = x + (size_t)s * d->in_c * HW;
         float *ys = y + (size_t)s * d->out_c * P;
         if (is_direct(d)) {
-            direct_fwd(d, xs, w, b, ys);
+            /* direct path: this part's output channels */
+            int o0, o1;
+            split(d->out_c, 1, part, parts, &o0, &o1);
+            direct_fwd(d, xs, w, b, ys, o0, o1);
+            if (relu) relu_inplace(ys + (size_t)o0 * P, (size_t)(o1 - o0) * P);
             continue;
         }
+        int chunk = is_pointwise(d) ? (int)P : chunk_cols(d), pa, pb;
+        /* this part's output pixels, in whole chunks unless there are fewer chunks than parts */
+        split((int)P, (int)P / chunk >= parts ? chunk : 16, part, parts, &pa, &pb);
         for (int g = 0; g < G; g++) {
             const float *xg = xs + (size_t)g * cg * HW;
             const float *wg = w + (size_t)g * ocg * K;
             float *yg = ys + (size_t)g * ocg * P;
-            if (is_pointwise(d)) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, (int)P, K, 1.0f, wg, K, xg, (int)P, 0.0f,
-                            yg, (int)P);
-                continue;
-            }
-            int chunk = chunk_cols(d);
-            for (int p0 = 0; p0 < (int)P; p0 += chunk) {
-                int np = AIBOX_MIN(chunk, (int)P - p0);
-                im2col(d, cg, xg, p0, np, ws);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, K, 1.0f, wg, K, ws, np, 0.0f,
-                            yg + p0, (int)P);
+            for (int p0 = pa; p0 < pb; p0 += chunk) {
+                int np = AIBOX_MIN(chunk, pb - p0);
+                const float *B = xg + p0;
+                int ldb = (int)P;
+                if (!is_pointwise(d)) {
+                    im2col(d, cg, xg, p0, np, ws);
+                    B = ws, ldb = np;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, K, 1.0f, wg, K, B, ldb, 0.0f, yg + p0,
+                            (int)P);
+                /* bias and activation while the chunk is still in cache */
+                for (int oc = 0; oc < ocg; oc++) {
+                    float *yc = yg + (size_t)oc * P + p0, bv = b ? b[g * ocg + oc] : 0.0f;
+                    if (relu)
+                        for (int i = 0; i < np; i++) yc[i] = yc[i] + bv > 0.0f ? yc[i] + bv : 0.0f;
+                    else if (b)
+                        for (int i = 0; i < np; i++) yc[i] += bv;
+                }
             }
         }
-        if (b)
-            for (int oc = 0; oc < d->out_c; oc++) {
-                float *yc = ys + (size_t)oc * P, bv = b[oc];
-                for (size_t i = 0; i < P; i++) yc[i] += bv;
-            }
     }
+}
+
+void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b, float *y,
+                    float *ws)
+{
+    aibox_conv_fwd_part(d, n, x, w, b, y, ws, 0, 0, 1);
 }
 
 void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy, float *dx,

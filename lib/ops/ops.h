@@ -35,6 +35,12 @@ AIBOX_INTERNAL size_t aibox_conv_ws_floats(const aibox_conv_desc *d);
 /* w: out_c x (in_c/groups) x kh x kw (PyTorch layout); b: out_c or NULL. */
 AIBOX_INTERNAL void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b,
                                    float *y, float *ws);
+/* The same work split into `parts` deterministic pieces (output pixels, or
+ * output channels for depthwise-style convolutions); piece `part` only.
+ * relu: 1 applies max(0, .) to the result (a fused following ReLU). Each
+ * concurrent piece needs its own ws. */
+AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w,
+                                        const float *b, float *y, float *ws, int relu, int part, int parts);
 /* dx may be NULL (input needs no gradient); dw, db accumulate (db may be NULL). */
 AIBOX_INTERNAL void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy,
                                    float *dx, float *dw, float *db, float *ws);
@@ -48,6 +54,13 @@ AIBOX_INTERNAL void aibox_conv_bwd_ref(const aibox_conv_desc *d, int n, const fl
 AIBOX_INTERNAL void aibox_dense_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
 AIBOX_INTERNAL void aibox_dense_bwd(int n, int in, int out, const float *x, const float *w, const float *dy,
                                     float *dx, float *dw, float *db);
+/* Piece `part` of `parts`: forward computes a range of output units;
+ * backward a range of rows of dw/db and a range of columns of dx. Pieces
+ * touch disjoint memory, so they may run concurrently. */
+AIBOX_INTERNAL void aibox_dense_fwd_part(int n, int in, int out, const float *x, const float *w, const float *b,
+                                         float *y, int part, int parts);
+AIBOX_INTERNAL void aibox_dense_bwd_part(int n, int in, int out, const float *x, const float *w, const float *dy,
+                                         float *dx, float *dw, float *db, int part, int parts);
 AIBOX_INTERNAL void aibox_dense_fwd_ref(int n, int in, int out, const float *x, const float *w, const float *b,
                                         float *y);
 AIBOX_INTERNAL void aibox_dense_bwd_ref(int n, int in, int out, const float *x, const float *w, const float *dy,

@@ -1,0 +1,23 @@
+/* A small fork-join thread pool owned by a context (never global). The
+ * calling thread takes part as thread 0. Tasks are claimed dynamically, so
+ * results that must be deterministic are written per TASK (not per thread). */
+#ifndef AIBOX_POOL_H
+#define AIBOX_POOL_H
+
+#include "core/core.h"
+
+typedef struct aibox_pool aibox_pool;
+typedef void (*aibox_task_fn)(void *arg, int task, int thread);
+
+/* threads >= 1; threads - 1 workers are started. */
+AIBOX_INTERNAL aibox_status aibox_pool_create(aibox_pool **p, int threads, aibox_error *err);
+AIBOX_INTERNAL void aibox_pool_free(aibox_pool **p);
+/* 1 for a NULL pool. */
+AIBOX_INTERNAL int aibox_pool_threads(const aibox_pool *p);
+/* Runs fn(arg, task, thread) for task in [0, n_tasks) and returns when all
+ * are done. A NULL pool runs them in order on the caller. Not reentrant. */
+AIBOX_INTERNAL void aibox_pool_run(aibox_pool *p, int n_tasks, aibox_task_fn fn, void *arg);
+/* Default thread count: $AIBOX_THREADS if set, else the online CPUs. */
+AIBOX_INTERNAL int aibox_default_threads(void);
+
+#endif
