@@ -79,6 +79,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(STATIC)
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
+	@sh tools/check-abi.sh $(SHARED) $(VERSION_MAJOR)
 	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
 # AddressSanitizer + UBSan build of the library and the tests, then run them.
