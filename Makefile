@@ -11,7 +11,7 @@ VERSION_MAJOR := 0
 VERSION       := 0.1.0
 
 CC      ?= cc
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS_ALL := -Iinclude -Ilib -I/usr/include/stb -D_GNU_SOURCE $(CPPFLAGS)
@@ -46,7 +46,7 @@ deps:
 deps-test:
 	@sh tools/install-deps.sh $(DEB_BUILD) $(DEB_TEST)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
