@@ -62,6 +62,10 @@ static const pcase cases[] = {
     {"2x3 stride 1x2 asym pad", 1, 2, 5, 7, 2, 3, 1, 2, 1, 0, 0, 1, 0},
     {"3x3/3 pad 1 ceil", 2, 1, 5, 7, 3, 3, 3, 3, 1, 1, 1, 1, 1},
     {"3x2 stride 2x1 ceil", 2, 2, 6, 5, 3, 2, 2, 1, 0, 1, 0, 0, 1},
+    /* the 2x2/2 fast path with leftovers handled by the general loop */
+    {"2x2/2 odd floor", 2, 2, 7, 9, 2, 2, 2, 2, 0, 0, 0, 0, 0},
+    {"2x2/2 odd ceil", 1, 3, 7, 9, 2, 2, 2, 2, 0, 0, 0, 0, 1},
+    {"2x2/2 pad bottom-right", 2, 1, 5, 6, 2, 2, 2, 2, 0, 0, 1, 1, 0},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -353,9 +357,26 @@ static void test_gap_large_plane(void **state)
     free(x);
 }
 
+/* NaN in a 2x2/2 window (the vectorised path) wins, as in the general loop:
+ * once a NaN is the maximum no number replaces it; a later NaN takes the index. */
+static void test_maxpool_nan_2x2(void **state)
+{
+    const float nan = __builtin_nanf("");
+    /* 2x4 plane: windows {1, nan, 3, 2} and {nan, 5, nan, 1} in row-major cells */
+    float x[8] = {1, nan, nan, 5, 3, 2, nan, 1};
+    aibox_pool_desc d = {.c = 1, .in_h = 2, .in_w = 4, .out_h = 1, .out_w = 2, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
+    float y[2];
+    int32_t a[2];
+    aibox_maxpool_fwd(&d, 1, x, y, a);
+    assert_true(y[0] != y[0] && y[1] != y[1]);
+    assert_int_equal(a[0], 1); /* the only NaN of window 0 */
+    assert_int_equal(a[1], 6); /* the later of window 1's NaNs (cells 2 and 6) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_maxpool_nan_2x2),
         cmocka_unit_test(test_out_size_cases),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties_and_padding),
