@@ -92,10 +92,11 @@ tests-asan: $(TESTS)
 	@AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
 
-bench: all
+bench: deps
 	@sh bench/run.sh
 
-example: all
+# The README's first command: installs what is missing, builds, trains on Fashion-MNIST.
+example: deps
 	@sh examples/run.sh
 
 # Lists the dynamic symbols the shared library exports (all must be aibox_*).
