@@ -352,9 +352,11 @@ static void test_optimizers(void **state)
     aibox_optim_free(&o);
     aibox_model_free(&m);
     /* defaults are Keras' Adam */
-    assert_int_equal(aibox_optim_create(&o, graph_model(0), NULL, &e), AIBOX_OK);
+    m = graph_model(0);
+    assert_int_equal(aibox_optim_create(&o, m, NULL, &e), AIBOX_OK);
     assert_float_equal(aibox_optim_lr(o), 1e-3f, 1e-9);
     aibox_optim_free(&o);
+    aibox_model_free(&m);
 }
 
 /* ---- two threads, one model ---- */
