@@ -16,7 +16,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS_ALL := -Iinclude -Ilib -I/usr/include/stb -D_GNU_SOURCE $(CPPFLAGS)
 CFLAGS_ALL   := -std=c11 $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS) $(EXTRA_CFLAGS)
-LIBS    := -lopenblas -lz -lm -lpthread
+LIBS    := -lopenblas -lstb -lz -lm -lpthread
 LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c))

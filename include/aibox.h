@@ -356,6 +356,49 @@ AIBOX_API aibox_status aibox_model_save(const aibox_model *m, const char *path, 
 /* Loads and verifies (magic, version, structure, CRC-32) a model file. */
 AIBOX_API aibox_status aibox_model_load(aibox_model **m, const char *path, aibox_error *err);
 
+/* ------------------------------------------------------------------ images */
+/* 8-bit images, rows top to bottom, channels interleaved (1 grey, 3 RGB, 4
+ * RGBA); data is owned (aibox_image_free). Decoding goes through stb_image
+ * (JPEG baseline/progressive, PNG 8/16-bit, BMP, PGM/PPM, TGA, GIF first frame). */
+typedef struct aibox_image {
+    int width, height, channels;
+    uint8_t *data;
+} aibox_image;
+
+/* Largest image accepted by default: 100 megapixels (checked from the
+ * header, before any pixel memory is allocated). */
+#define AIBOX_IMAGE_MAX_PIXELS_DEFAULT (100LL * 1000 * 1000)
+
+/* Decodes an encoded image held in memory; name is used in messages (a path
+ * or "stdin"). max_pixels <= 0 means the default cap. 16-bit PNGs are
+ * reduced to 8 bits. The result keeps the file's channel count. */
+AIBOX_API aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len, const char *name,
+                                          long long max_pixels, aibox_error *err);
+/* Reads and decodes a file (regular files only). */
+AIBOX_API aibox_status aibox_image_load(aibox_image *img, const char *path, long long max_pixels, aibox_error *err);
+AIBOX_API void aibox_image_free(aibox_image *img);
+AIBOX_API aibox_status aibox_image_copy(aibox_image *dst, const aibox_image *src, aibox_error *err);
+/* Channel conversion: grey = ITU-R BT.601 luma of RGB; alpha is dropped or set opaque. */
+AIBOX_API aibox_status aibox_image_convert(aibox_image *dst, const aibox_image *src, int channels, aibox_error *err);
+
+typedef enum aibox_resize_mode {
+    AIBOX_RESIZE_AREA = 0,     /* stb_image_resize's default filters: antialiased (training default) */
+    AIBOX_RESIZE_BILINEAR = 1, /* TensorFlow Lite's: align_corners = false, half_pixel_centers = false, no antialiasing */
+    AIBOX_RESIZE_NEAREST = 2
+} aibox_resize_mode;
+/* The names stored in model metadata: "area", "bilinear", "nearest". */
+AIBOX_API const char *aibox_resize_mode_name(aibox_resize_mode m);
+AIBOX_API aibox_status aibox_resize_mode_parse(const char *name, aibox_resize_mode *m);
+AIBOX_API aibox_status aibox_image_resize(aibox_image *dst, const aibox_image *src, int width, int height,
+                                          aibox_resize_mode mode, aibox_error *err);
+
+/* Encoders. The _write functions are atomic (temporary file, fsync, rename). */
+AIBOX_API aibox_status aibox_image_encode_png(const aibox_image *img, uint8_t **bytes, size_t *len, aibox_error *err);
+AIBOX_API aibox_status aibox_image_encode_jpg(const aibox_image *img, int quality, uint8_t **bytes, size_t *len,
+                                              aibox_error *err);
+AIBOX_API aibox_status aibox_image_write_png(const aibox_image *img, const char *path, aibox_error *err);
+AIBOX_API aibox_status aibox_image_write_jpg(const aibox_image *img, const char *path, int quality, aibox_error *err);
+
 #ifdef __cplusplus
 }
 #endif
