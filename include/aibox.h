@@ -399,6 +399,27 @@ AIBOX_API aibox_status aibox_image_encode_jpg(const aibox_image *img, int qualit
 AIBOX_API aibox_status aibox_image_write_png(const aibox_image *img, const char *path, aibox_error *err);
 AIBOX_API aibox_status aibox_image_write_jpg(const aibox_image *img, const char *path, int quality, aibox_error *err);
 
+/* ------------------------------------------------------------------ preprocessing */
+/* How an image becomes a model input. Stored in the model's metadata so that
+ * inference repeats exactly what training did:
+ *   input shape       the graph's input (channels, height, width)
+ *   aibox.input.resize       "area" | "bilinear" | "nearest" (the whole image is resized)
+ *   aibox.input.mean / .std  per channel: x = (pixel / 255 - mean[c]) / std[c]  */
+typedef struct aibox_preproc {
+    int channels, width, height;
+    aibox_resize_mode resize;
+    float mean[4], std[4];
+} aibox_preproc;
+
+/* Defaults for a model: its input shape, AREA resize, mean 0, std 1. */
+AIBOX_API void aibox_preproc_default(aibox_preproc *p, const aibox_model *m);
+/* Reads the model's preprocessing (defaults for keys that are absent). */
+AIBOX_API aibox_status aibox_preproc_from_model(aibox_preproc *p, const aibox_model *m, aibox_error *err);
+/* Stores p in the model's metadata (the shape must match the model's input). */
+AIBOX_API aibox_status aibox_preproc_to_model(const aibox_preproc *p, aibox_model *m, aibox_error *err);
+/* Converts channels, resizes and normalises img into out (channels x height x width floats). */
+AIBOX_API aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, float *out, aibox_error *err);
+
 #ifdef __cplusplus
 }
 #endif
