@@ -264,6 +264,9 @@ AIBOX_API aibox_status aibox_ctx_infer(aibox_ctx *ctx, const aibox_model *m, con
 AIBOX_API const float *aibox_ctx_node_output(const aibox_ctx *ctx, int node, int *c, int *h, int *w);
 AIBOX_API const float *aibox_ctx_output(const aibox_ctx *ctx, int *c, int *h, int *w);
 AIBOX_API int aibox_ctx_batch(const aibox_ctx *ctx); /* n of the last forward */
+/* Restarts the context's dropout generator (e.g. per epoch, so a resumed run
+ * draws exactly what an uninterrupted one would). */
+AIBOX_API void aibox_ctx_reseed(aibox_ctx *ctx, uint64_t seed);
 
 /* Losses on the output node: compute the mean loss over the batch and set the
  * output gradient for aibox_ctx_backward.
@@ -309,6 +312,10 @@ AIBOX_API void aibox_optim_set_schedule(aibox_optim *o, aibox_lr_schedule fn, vo
 AIBOX_API void aibox_optim_set_epoch(aibox_optim *o, int epoch);
 AIBOX_API float aibox_optim_lr(const aibox_optim *o); /* rate used by the last step */
 AIBOX_API aibox_status aibox_optim_step(aibox_optim *o, aibox_model *m, aibox_error *err);
+/* The optimizer's state, for resumable checkpoints: moments (second NULL for
+ * SGD), their length (the model's parameter block) and the step count. */
+AIBOX_API void aibox_optim_state(aibox_optim *o, float **m1, float **m2, size_t *n, long *step);
+AIBOX_API void aibox_optim_set_step(aibox_optim *o, long step);
 
 /* ------------------------------------------------------------------ presets */
 /* AI-Box AlexNet-like (16,888,226 parameters at 256x256x3, 2 classes). */

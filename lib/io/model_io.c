@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "io/aibox_file.h"
+#include "io/model_io.h"
 #include "nn/nn.h"
 
 #define GRAPH_KEY "aibox.graph"
@@ -27,13 +28,19 @@ static float bitsf(int64_t v)
 
 aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err)
 {
-    if (!m || !path) return aibox_fail(err, AIBOX_E_INVALID, "save: NULL argument");
+    return aibox_model_save_ex(m, path, 0, NULL, err);
+}
+
+aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_extra, const aibox_file_tensor *extra,
+                                 aibox_error *err)
+{
+    if (!m || !path || n_extra < 0 || (n_extra && !extra)) return aibox_fail(err, AIBOX_E_INVALID, "save: NULL argument");
     if (!m->finished) return aibox_fail(err, AIBOX_E_STATE, "save %s: the model is not finished", path);
     /* graph: version, input c h w, output, node count, then per node:
      * kind frozen n_in in[n_in] ip[NI] fp-bits[NF] */
     size_t cap = 6 + (size_t)m->n_nodes * (3 + AIBOX_NODE_MAX_IN + AIBOX_NODE_NI + AIBOX_NODE_NF);
     int64_t *g = malloc(cap * sizeof *g);
-    aibox_file_tensor *t = calloc((size_t)m->n_nodes * 4 + 1, sizeof *t);
+    aibox_file_tensor *t = calloc((size_t)m->n_nodes * 4 + 1 + (size_t)n_extra, sizeof *t);
     char(*names)[32] = calloc((size_t)m->n_nodes * 4 + 1, sizeof *names);
     aibox_meta_list meta = {0};
     aibox_status s = AIBOX_OK;
@@ -62,6 +69,7 @@ aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_erro
             nt++;
         }
     }
+    for (int i = 0; i < n_extra; i++) t[nt++] = extra[i];
     if ((s = aibox_meta_copy(&meta, &m->meta, err)) ||
         (s = aibox_meta_set_str(&meta, "aibox.library_version", AIBOX_VERSION, err)) ||
         (s = aibox_meta_set_ints(&meta, GRAPH_KEY, (int)k, g, err)))
@@ -85,6 +93,12 @@ static int next(const aibox_meta *e, size_t *k, int64_t lo, int64_t hi, int64_t 
 
 aibox_status aibox_model_load(aibox_model **out, const char *path, aibox_error *err)
 {
+    return aibox_model_load_ex(out, path, NULL, err);
+}
+
+aibox_status aibox_model_load_ex(aibox_model **out, const char *path, aibox_file **file, aibox_error *err)
+{
+    if (file) *file = NULL;
     if (!out || !path) return aibox_fail(err, AIBOX_E_INVALID, "load: NULL argument");
     *out = NULL;
     aibox_file *f = NULL;
@@ -184,7 +198,8 @@ aibox_status aibox_model_load(aibox_model **out, const char *path, aibox_error *
         }
         if (s) goto fail;
     }
-    aibox_file_free(&f);
+    if (file) *file = f;
+    else aibox_file_free(&f);
     *out = m;
     return AIBOX_OK;
 fail:

@@ -232,6 +232,11 @@ size_t aibox_ctx_bytes(const aibox_ctx *c) { return c ? c->bytes : 0; }
 int aibox_ctx_threads(const aibox_ctx *c) { return c ? c->threads : 0; }
 int aibox_ctx_batch(const aibox_ctx *c) { return c ? c->n : 0; }
 
+void aibox_ctx_reseed(aibox_ctx *c, uint64_t seed)
+{
+    if (c) aibox_rng_seed(&c->rng, seed);
+}
+
 void aibox_ctx_set_input_grad(aibox_ctx *c, int want)
 {
     if (c) c->want_input_grad = want ? 1 : 0;

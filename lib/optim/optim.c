@@ -122,3 +122,16 @@ aibox_status aibox_optim_step(aibox_optim *o, aibox_model *m, aibox_error *err)
     }
     return AIBOX_OK;
 }
+
+void aibox_optim_state(aibox_optim *o, float **m1, float **m2, size_t *n, long *step)
+{
+    if (m1) *m1 = o ? o->m : NULL;
+    if (m2) *m2 = o ? o->v : NULL;
+    if (n) *n = o ? o->n : 0;
+    if (step) *step = o ? o->step : 0;
+}
+
+void aibox_optim_set_step(aibox_optim *o, long step)
+{
+    if (o && step >= 0) o->step = step;
+}

@@ -1,0 +1,17 @@
+/* Model files with extra tensors (resumable training checkpoints keep the
+ * optimizer's moments next to the model). Internal. */
+#ifndef AIBOX_MODEL_IO_H
+#define AIBOX_MODEL_IO_H
+
+#include "io/aibox_file.h"
+
+/* aibox_model_save plus extra named tensors (names must not look like
+ * "n<node>.p<k>" / "n<node>.s<k>", which the model uses). */
+AIBOX_INTERNAL aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_extra,
+                                                const aibox_file_tensor *extra, aibox_error *err);
+/* aibox_model_load that also hands back the parsed file (for its extra
+ * tensors) when file is not NULL; the caller frees it with aibox_file_free. */
+AIBOX_INTERNAL aibox_status aibox_model_load_ex(aibox_model **m, const char *path, aibox_file **file,
+                                                aibox_error *err);
+
+#endif
