@@ -427,6 +427,59 @@ AIBOX_API aibox_status aibox_preproc_to_model(const aibox_preproc *p, aibox_mode
 /* Converts channels, resizes and normalises img into out (channels x height x width floats). */
 AIBOX_API aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, float *out, aibox_error *err);
 
+/* ------------------------------------------------------------------ training loop */
+/* Where batches come from: the folder loader, or anything else. next() hands
+ * out a borrowed batch (n x input floats, n labels), n == 0 ending the epoch. */
+typedef struct aibox_batch_source {
+    void *user;
+    long samples; /* per epoch, for progress reports (0 if unknown) */
+    aibox_status (*begin_epoch)(void *user, int epoch, aibox_error *err);
+    aibox_status (*next)(void *user, const float **x, const int **labels, int *n, aibox_error *err);
+} aibox_batch_source;
+
+typedef struct aibox_train_progress {
+    int epoch, epochs;       /* epoch is 0-based */
+    long done, total;        /* training samples so far in this epoch, per epoch */
+    float loss, acc;         /* running means over the epoch */
+    int end_of_epoch;        /* 1: the fields below are set */
+    float val_loss, val_acc; /* NaN without validation */
+    float lr;
+    double epoch_seconds;
+    int improved;            /* the monitored loss reached a new best */
+} aibox_train_progress;
+
+typedef struct aibox_train_opts {
+    int epochs;
+    aibox_optim_opts optim;
+    int patience;               /* early stopping on validation loss; 0 = off. Best weights are restored. */
+    const float *class_weights; /* per class, or NULL */
+    uint64_t seed;              /* dropout draws (per epoch) */
+    const char *out_dir;        /* best.aibox, last.aibox, train.csv, metrics.json; NULL = none */
+    const char *resume;         /* a last.aibox checkpoint to continue from, or NULL */
+    const volatile int *stop;   /* polled after every batch (e.g. set by SIGINT) */
+    void (*on_progress)(void *user, const aibox_train_progress *p);
+    void *user;
+} aibox_train_opts;
+
+typedef struct aibox_train_result {
+    int epochs_run;             /* epochs completed, including resumed ones */
+    int best_epoch;             /* 0-based, -1 without validation */
+    float best_val_loss, best_val_acc;
+    int first_perfect_epoch;    /* first epoch with 100 % validation accuracy, -1 if none */
+    double first_perfect_seconds;
+    double seconds;             /* training wall time, including resumed runs */
+    int stopped_early;
+} aibox_train_result;
+
+/* Trains a finished classification model (output: one logit per class) with
+ * softmax cross-entropy. Validation (val may be NULL) runs in inference mode
+ * after every epoch. The training context holds train_batch samples. Returns
+ * AIBOX_E_INTERRUPTED when *stop was set; the last.aibox checkpoint (written
+ * after every epoch and before the first) then resumes the run exactly. */
+AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_batch,
+                                   aibox_batch_source *val, const aibox_train_opts *o, int threads,
+                                   aibox_train_result *res, aibox_error *err);
+
 #ifdef __cplusplus
 }
 #endif
