@@ -353,6 +353,14 @@ AIBOX_API aibox_status aibox_model_get_meta_strs(const aibox_model *m, const cha
                                                  const char *const **values);
 AIBOX_API aibox_status aibox_model_get_meta_floats(const aibox_model *m, const char *key, int *n,
                                                    const double **values);
+AIBOX_API aibox_status aibox_model_get_meta_ints(const aibox_model *m, const char *key, int *n,
+                                                 const int64_t **values);
+typedef enum aibox_meta_kind {
+    AIBOX_META_NONE = 0, AIBOX_META_KIND_INT = 1, AIBOX_META_KIND_FLOAT = 2, AIBOX_META_KIND_STR = 3,
+    AIBOX_META_KIND_INTS = 4, AIBOX_META_KIND_FLOATS = 5, AIBOX_META_KIND_STRS = 6
+} aibox_meta_kind;
+/* The type of a key's value (AIBOX_META_NONE when absent). */
+AIBOX_API aibox_meta_kind aibox_model_meta_kind(const aibox_model *m, const char *key);
 AIBOX_API int aibox_model_meta_count(const aibox_model *m);
 AIBOX_API const char *aibox_model_meta_key(const aibox_model *m, int i);
 

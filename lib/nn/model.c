@@ -416,6 +416,20 @@ aibox_status aibox_model_get_meta_floats(const aibox_model *m, const char *key, 
     *values = e->floats;
     return AIBOX_OK;
 }
+aibox_status aibox_model_get_meta_ints(const aibox_model *m, const char *key, int *n, const int64_t **values)
+{
+    const aibox_meta *e = find(m, key, AIBOX_META_INTS);
+    if (!e) return AIBOX_E_NOTFOUND;
+    *n = e->n;
+    *values = e->ints;
+    return AIBOX_OK;
+}
+aibox_meta_kind aibox_model_meta_kind(const aibox_model *m, const char *key)
+{
+    const aibox_meta *e = m && key ? aibox_meta_find(&m->meta, key) : NULL;
+    /* the container's type codes are the public kinds, one to one */
+    return e ? (aibox_meta_kind)e->type : AIBOX_META_NONE;
+}
 int aibox_model_meta_count(const aibox_model *m) { return m ? m->meta.count : 0; }
 const char *aibox_model_meta_key(const aibox_model *m, int i)
 {
