@@ -357,15 +357,30 @@ ELEMWISE(add_fwd, aibox_add_fwd(b - a, r->x[0] + a, r->x[1] + a, r->y + a))
 ELEMWISE(add_bwd, for (int k = 0; k < 2; k++) if (r->dx[k]) for (size_t i = a; i < b; i++) r->dx[k][i] += r->dy[i])
 
 static size_t dropout_saved(const aibox_run *r) { return out_count(r) * sizeof(float); }
+/* Dropout masks are drawn in fixed blocks, each from its own generator seeded
+ * by (one draw of the context's generator, block index): parallel, yet the
+ * same masks for any thread count. */
+#define DROPOUT_BLOCK 16384
+static void dropout_fwd_part(aibox_run *r, int part, int parts, int thread)
+{
+    size_t count = out_count(r), blocks = (count + DROPOUT_BLOCK - 1) / DROPOUT_BLOCK, b0, b1;
+    b0 = blocks * part / parts, b1 = blocks * (part + 1) / parts;
+    for (size_t b = b0; b < b1; b++) {
+        size_t off = b * DROPOUT_BLOCK, len = AIBOX_MIN((size_t)DROPOUT_BLOCK, count - off);
+        aibox_rng rng;
+        aibox_rng_seed(&rng, r->draw ^ (0x9e3779b97f4a7c15ULL * (b + 1)));
+        aibox_dropout_fwd(len, r->nd->fp[0], &rng, r->x[0] + off, r->y + off, (float *)r->saved + off);
+    }
+}
 static void dropout_fwd(aibox_run *r)
 {
-    if (r->training && r->nd->fp[0] > 0.0f)
-        aibox_dropout_fwd(out_count(r), r->nd->fp[0], r->rng, r->x[0], r->y, (float *)r->saved);
-    else
+    if (r->training && r->nd->fp[0] > 0.0f) {
+        r->draw = aibox_rng_u64(r->rng);
+        parallel(r, dropout_fwd_part);
+    } else {
         memcpy(r->y, r->x[0], out_count(r) * sizeof(float));
+    }
 }
-/* Forward draws from one generator in order (deterministic), so only the
- * backward is split across threads. */
 static void dropout_bwd_part(aibox_run *r, int part, int parts, int thread)
 {
     size_t a, b;

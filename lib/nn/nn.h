@@ -58,6 +58,7 @@ typedef struct aibox_run {
     size_t partial_stride;
     void *saved;   /* per-node memory kept from forward to backward */
     aibox_rng *rng;
+    uint64_t draw;  /* one draw from rng per call, for work split in blocks */
     aibox_pool *pool;
     int threads;   /* tasks to split work into (the pool's threads) */
     int fuse_relu; /* conv: the following ReLU is applied here (in place) */

@@ -100,10 +100,19 @@ void aibox_dropout_fwd(size_t count, float rate, aibox_rng *rng, const float *x,
         return;
     }
     const float scale = 1.0f / (1.0f - rate);
-    for (size_t i = 0; i < count; i++) {
-        float m = aibox_rng_uniform(rng) >= rate ? scale : 0.0f;
-        if (mask) mask[i] = m;
-        y[i] = x[i] * m;
+    /* keep when a 32-bit uniform is >= rate * 2^32: two draws per generator
+     * call, integer compares (this loop is a visible part of a training step) */
+    const double t = (double)rate * 4294967296.0;
+    const uint32_t thr = t >= 4294967295.0 ? 0xffffffffu : (uint32_t)t;
+    for (size_t i = 0; i < count; i += 2) {
+        uint64_t r = aibox_rng_u64(rng);
+        float m0 = (uint32_t)r >= thr ? scale : 0.0f, m1 = (uint32_t)(r >> 32) >= thr ? scale : 0.0f;
+        if (mask) mask[i] = m0;
+        y[i] = x[i] * m0;
+        if (i + 1 < count) {
+            if (mask) mask[i + 1] = m1;
+            y[i + 1] = x[i + 1] * m1;
+        }
     }
 }
 

@@ -19,7 +19,8 @@ int aibox_conv_out_size(int in, int k, int s, int pad0, int pad1)
     return (int)(v / s + 1);
 }
 
-static int is_direct(const aibox_conv_desc *d) { return d->in_c / d->groups == 1; }
+/* one input channel per group of a grouped conv (depthwise): direct loops */
+static int is_direct(const aibox_conv_desc *d) { return d->groups > 1 && d->in_c / d->groups == 1; }
 static int is_pointwise(const aibox_conv_desc *d)
 {
     return d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pt == 0 && d->pl == 0 &&
