@@ -1,0 +1,155 @@
+/* Image resizing: stb_image_resize's default filters ("area"), and
+ * TensorFlow Lite's bilinear and nearest-neighbour kernels with
+ * align_corners = false, half_pixel_centers = false, written out here so a
+ * model trained against TensorFlow sees the same pixels at inference. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <stb_image_resize.h>
+
+#include "image/image.h"
+
+const char *aibox_resize_mode_name(aibox_resize_mode m)
+{
+    switch (m) {
+    case AIBOX_RESIZE_AREA: return "area";
+    case AIBOX_RESIZE_BILINEAR: return "bilinear";
+    case AIBOX_RESIZE_NEAREST: return "nearest";
+    }
+    return NULL; /* not a mode: NULL rather than a name that would parse or be stored */
+}
+
+aibox_status aibox_resize_mode_parse(const char *name, aibox_resize_mode *m)
+{
+    if (!name || !m) return AIBOX_E_INVALID;
+    static const aibox_resize_mode all[] = {AIBOX_RESIZE_AREA, AIBOX_RESIZE_BILINEAR, AIBOX_RESIZE_NEAREST};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcasecmp(name, aibox_resize_mode_name(all[i])) == 0) {
+            *m = all[i];
+            return AIBOX_OK;
+        }
+    return AIBOX_E_INVALID;
+}
+
+/* TFLite's ComputeInterpolationValues (half_pixel_centers = false), in
+ * float as TFLite does: src = dst * (in / out), lo = floor(src),
+ * hi = min(ceil(src), in - 1), frac = src - lo. */
+typedef struct {
+    int lo, hi;
+    float frac;
+} tap;
+
+static void bilinear_taps(tap *t, int out, int in)
+{
+    const float scale = (float)in / (float)out;
+    for (int i = 0; i < out; i++) {
+        float s = (float)i * scale;
+        int lo = (int)floorf(s), hi = (int)ceilf(s);
+        t[i].lo = lo < 0 ? 0 : lo;
+        t[i].hi = hi > in - 1 ? in - 1 : hi;
+        t[i].frac = s - (float)lo;
+    }
+}
+
+/* Matches TFLite's optimized uint8 kernel (ResizeBilinearGenericSmallChannel):
+ * the four weights and the weighted sum in float, in its order, plus 0.5 and
+ * truncation, i.e. rounded to nearest. TFLite's reference uint8 kernel
+ * truncates instead (results up to 1 lower). */
+static void resize_bilinear(const aibox_image *src, uint8_t *out, int ow, int oh, tap *tx, tap *ty)
+{
+    const int c = src->channels;
+    const size_t row = (size_t)src->width * (size_t)c;
+    bilinear_taps(tx, ow, src->width);
+    bilinear_taps(ty, oh, src->height);
+    for (int y = 0; y < oh; y++) {
+        const uint8_t *r0 = src->data + (size_t)ty[y].lo * row, *r1 = src->data + (size_t)ty[y].hi * row;
+        const float dy = ty[y].frac;
+        for (int x = 0; x < ow; x++) {
+            const float dx = tx[x].frac;
+            const float w00 = (1 - dy) * (1 - dx), w01 = (1 - dy) * dx, w10 = dy * (1 - dx), w11 = dy * dx;
+            const size_t i0 = (size_t)tx[x].lo * (size_t)c, i1 = (size_t)tx[x].hi * (size_t)c;
+            for (int k = 0; k < c; k++) {
+                float v = r0[i0 + k] * w00 + r0[i1 + k] * w01 + r1[i0 + k] * w10 + r1[i1 + k] * w11 + 0.5f;
+                *out++ = v >= 255.0f ? 255 : (uint8_t)v; /* weights sum to 1 (+ float error): never above 255.5 */
+            }
+        }
+    }
+}
+
+/* TFLite's GetNearestNeighbor (align_corners = false, half_pixel_centers =
+ * false): min(floor(dst * (float)(in / out)), in - 1) in float. This is
+ * floor(dst * in / out) except where the float scale rounds down across an
+ * integer (e.g. in 2, out 82, dst 41 gives 0, not 1); we keep TF's result. */
+static void nearest_index(int *idx, int out, int in)
+{
+    const float scale = (float)in / (float)out;
+    for (int i = 0; i < out; i++) {
+        int s = (int)floorf((float)i * scale);
+        idx[i] = s > in - 1 ? in - 1 : s;
+    }
+}
+
+static void resize_nearest(const aibox_image *src, uint8_t *out, int ow, int oh, int *ix, int *iy)
+{
+    const size_t c = (size_t)src->channels, row = (size_t)src->width * c;
+    nearest_index(ix, ow, src->width);
+    nearest_index(iy, oh, src->height);
+    for (int y = 0; y < oh; y++) {
+        const uint8_t *r = src->data + (size_t)iy[y] * row;
+        for (int x = 0; x < ow; x++, out += c) memcpy(out, r + (size_t)ix[x] * c, c);
+    }
+}
+
+aibox_status aibox_image_resize(aibox_image *dst, const aibox_image *src, int width, int height,
+                                aibox_resize_mode mode, aibox_error *err)
+{
+    if (!dst) return aibox_fail(err, AIBOX_E_INVALID, "image resize: NULL output image");
+    if (dst == src) return aibox_fail(err, AIBOX_E_INVALID, "image resize: output and input are the same image");
+    memset(dst, 0, sizeof *dst);
+    aibox_status st = aibox_img_check(src, "image resize", err);
+    if (st) return st;
+    if (!aibox_resize_mode_name(mode)) return aibox_fail(err, AIBOX_E_INVALID, "image resize: unknown mode %d", (int)mode);
+    size_t bytes = aibox_img_bytes(width, height, src->channels);
+    if (!bytes)
+        return aibox_fail(err, AIBOX_E_INVALID, "image resize: invalid target size %dx%d (sides 1..%d, at most %llu bytes)",
+                          width, height, AIBOX_IMG_MAX_DIM, AIBOX_IMG_MAX_BYTES);
+    /* Same size: a copy. Bilinear and nearest are the identity there; stb
+     * would run its downsampling filter (Mitchell) at ratio 1, a slight blur,
+     * where any ratio just above 1 (Catmull-Rom) is nearly the identity. */
+    if (width == src->width && height == src->height) return aibox_image_copy(dst, src, err);
+    uint8_t *out = malloc(bytes);
+    if (!out) return aibox_fail(err, AIBOX_E_NOMEM, "image resize: out of memory (%zu bytes)", bytes);
+    const int c = src->channels;
+    if (mode == AIBOX_RESIZE_AREA) {
+        /* Same as stbir_resize_uint8: Mitchell filter when shrinking, Catmull-Rom
+         * when enlarging, clamped edges, linear values (no sRGB decoding), every
+         * channel filtered on its own (alpha does not weight colour). */
+        int ok = stbir_resize_uint8_generic(src->data, src->width, src->height, src->width * c, out, width, height,
+                                            width * c, c, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                            STBIR_FILTER_DEFAULT, STBIR_COLORSPACE_LINEAR, NULL);
+        if (!ok) {
+            free(out);
+            return aibox_fail(err, AIBOX_E_NOMEM, "image resize: stb_image_resize failed %dx%d -> %dx%d (out of memory)",
+                              src->width, src->height, width, height);
+        }
+    } else {
+        /* Per-column and per-row taps, computed once. */
+        size_t unit = mode == AIBOX_RESIZE_BILINEAR ? sizeof(tap) : sizeof(int);
+        void *tx = malloc(unit * (size_t)width), *ty = malloc(unit * (size_t)height);
+        if (!tx || !ty) {
+            free(tx), free(ty), free(out);
+            return aibox_fail(err, AIBOX_E_NOMEM, "image resize: out of memory");
+        }
+        if (mode == AIBOX_RESIZE_BILINEAR) resize_bilinear(src, out, width, height, tx, ty);
+        else resize_nearest(src, out, width, height, tx, ty);
+        free(tx), free(ty);
+    }
+    dst->width = width;
+    dst->height = height;
+    dst->channels = c;
+    dst->data = out;
+    return AIBOX_OK;
+}
