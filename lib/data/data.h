@@ -1,0 +1,43 @@
+/* Internal to lib/data: per-sample seeding, the borrowed-image path of the
+ * loader, and the augmentations with explicit parameters (tested directly). */
+#ifndef AIBOX_DATA_INTERNAL_H
+#define AIBOX_DATA_INTERNAL_H
+
+#include "aibox/data.h"
+#include "core/core.h"
+
+/* Mixes three words into one seed (splitmix64 finaliser per word): the loader
+ * derives every draw from (seed, epoch, sample), never from timing. */
+AIBOX_INTERNAL uint64_t aibox_data_hash(uint64_t a, uint64_t b, uint64_t c);
+/* Seeds of an epoch's shuffle and of one sample's augmentation. */
+AIBOX_INTERNAL void aibox_data_shuffle_rng(aibox_rng *r, uint64_t seed, int epoch);
+AIBOX_INTERNAL void aibox_data_sample_rng(aibox_rng *r, uint64_t seed, int epoch, int index);
+
+/* Sample i's image without a copy: *ref is the cached image, or tmp after
+ * reading the file again (tmp is zeroed first; free it with aibox_image_free
+ * in either case). */
+AIBOX_INTERNAL aibox_status aibox_dataset_image_ref(const aibox_dataset *ds, aibox_split split, int i,
+                                                    const aibox_image **ref, aibox_image *tmp, aibox_error *err);
+
+/* Augmentations with explicit parameters (ranges in aibox/data.h). */
+AIBOX_INTERNAL void aibox_aug_brightness(aibox_image *img, float delta);
+AIBOX_INTERNAL void aibox_aug_contrast(aibox_image *img, float factor);
+AIBOX_INTERNAL void aibox_aug_flip(aibox_image *img, int vertical);
+AIBOX_INTERNAL void aibox_aug_hue(aibox_image *img, float shift);
+AIBOX_INTERNAL void aibox_aug_saturation(aibox_image *img, float factor);
+AIBOX_INTERNAL aibox_status aibox_aug_jpeg(aibox_image *img, int quality, aibox_error *err);
+/* Output pixel (x, y) samples the input at M (x - cx, y - cy) + (cx, cy),
+ * M = {m[0], m[1]; m[2], m[3]}, bilinear, reflected borders. */
+AIBOX_INTERNAL aibox_status aibox_aug_warp(aibox_image *img, const float m[4], aibox_error *err);
+AIBOX_INTERNAL aibox_status aibox_aug_rotate(aibox_image *img, float degrees, aibox_error *err);
+AIBOX_INTERNAL aibox_status aibox_aug_shear(aibox_image *img, float degrees, aibox_error *err);
+AIBOX_INTERNAL aibox_status aibox_aug_zoom(aibox_image *img, float zx, float zy, aibox_error *err);
+AIBOX_INTERNAL aibox_status aibox_aug_blur(aibox_image *img, float sigma, aibox_error *err);
+/* Crops the w x h window at (x, y) and resizes it back to the image's size. */
+AIBOX_INTERNAL aibox_status aibox_aug_crop(aibox_image *img, int x, int y, int w, int h, aibox_error *err);
+/* aibox_augment_apply that also records the kinds applied (kinds may be NULL;
+ * room for AIBOX_AUG_MAX_CHAIN). */
+AIBOX_INTERNAL aibox_status aibox_augment_chain(aibox_image *img, unsigned mask, float p, aibox_rng *rng, int *kinds,
+                                                int *n, aibox_error *err);
+
+#endif
