@@ -88,7 +88,7 @@ asan: deps-test
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/libaibox.a tests-asan
 
-tests-asan: $(TESTS)
+tests-asan: $(TESTS) $(TOOLS)
 	@AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
 
@@ -110,7 +110,9 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libaibox.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libaibox.so
+	install -d $(DESTDIR)$(PREFIX)/include/aibox
 	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/aibox/*.h $(DESTDIR)$(PREFIX)/include/aibox/
 	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/aibox.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/aibox.pc

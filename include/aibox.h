@@ -491,4 +491,8 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #ifdef __cplusplus
 }
 #endif
+
+/* Folder datasets, augmentation and the background loader. */
+#include "aibox/data.h"
+
 #endif

@@ -1,0 +1,350 @@
+/* aibox-train and aibox-infer as a user runs them: a generated two-class
+ * folder (with five bad files), training, the skip list, inference
+ * reproducing the validation accuracy exactly, error records and exit codes,
+ * stdin input, --info, determinism, and Ctrl-C + --resume. */
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <cmocka.h>
+
+#include "aibox.h"
+
+static char bin[4096], dir[64];
+
+/* Runs a shell command, captures stdout into out (may be NULL), returns the exit status. */
+static int run(char *out, size_t out_len, const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = 0;
+    char sink[4096];
+    for (;;) {
+        size_t r = out ? fread(out + n, 1, out_len - 1 - n, p) : fread(sink, 1, sizeof sink, p);
+        if (r == 0) break;
+        if (out) n += r;
+        if (out && n >= out_len - 1) break;
+    }
+    if (out) out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* 32x32 grey stripes: class 0 horizontal, class 1 vertical, random phase and noise. */
+static void make_image(aibox_rng *r, int cls, const char *path)
+{
+    aibox_image img = {32, 32, 1, malloc(32 * 32)};
+    assert_non_null(img.data);
+    int phase = (int)aibox_rng_below(r, 4);
+    for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 32; x++) {
+            int on = ((cls ? x : y) + phase) / 4 % 2;
+            int v = (on ? 190 : 60) + (int)aibox_rng_below(r, 40);
+            img.data[y * 32 + x] = (uint8_t)v;
+        }
+    aibox_error e = {0};
+    assert_int_equal(aibox_image_write_png(&img, path, &e), AIBOX_OK);
+    aibox_image_free(&img);
+}
+
+static void write_bytes(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (n) assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* snprintf into a path buffer, failing the test when it does not fit. */
+#define PATHF(buf, ...) assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8),
+    p[3] = (unsigned char)v;
+}
+
+/* The five bad files of the issue, in a class folder. */
+static void make_bad_files(const char *cls_dir)
+{
+    char p[4400];
+    PATHF(p, "%s/zero.jpg", cls_dir);
+    write_bytes(p, "", 0);
+    PATHF(p, "%s/text.png", cls_dir);
+    write_bytes(p, "this is not an image\n", 21);
+    /* a truncated JPEG: half of a real one */
+    aibox_image img = {64, 64, 3, calloc(64 * 64 * 3, 1)};
+    for (int i = 0; i < 64 * 64 * 3; i++) img.data[i] = (uint8_t)(i * 7);
+    uint8_t *jpg;
+    size_t len;
+    aibox_error e = {0};
+    assert_int_equal(aibox_image_encode_jpg(&img, 90, &jpg, &len, &e), AIBOX_OK);
+    PATHF(p, "%s/truncated.jpg", cls_dir);
+    write_bytes(p, jpg, len / 2);
+    free(jpg);
+    aibox_image_free(&img);
+    /* a 1x1 image */
+    aibox_image one = {1, 1, 1, malloc(1)};
+    one.data[0] = 128;
+    PATHF(p, "%s/tiny.png", cls_dir);
+    assert_int_equal(aibox_image_write_png(&one, p, &e), AIBOX_OK);
+    aibox_image_free(&one);
+    /* a PNG whose header claims 100000 x 100000 (valid IHDR CRC, no data) */
+    unsigned char png[8 + 25 + 12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char *h = png + 8;
+    put32(h, 13);
+    memcpy(h + 4, "IHDR", 4);
+    put32(h + 8, 100000);
+    put32(h + 12, 100000);
+    h[16] = 8, h[17] = 0, h[18] = 0, h[19] = 0, h[20] = 0;
+    put32(h + 21, (uint32_t)crc32(0, h + 4, 17));
+    unsigned char *end = png + 8 + 25;
+    put32(end, 0);
+    memcpy(end + 4, "IEND", 4);
+    put32(end + 8, (uint32_t)crc32(0, end + 4, 4));
+    PATHF(p, "%s/huge.png", cls_dir);
+    write_bytes(p, png, sizeof png);
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof dir, "/tmp/aibox-cli-XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    aibox_rng r;
+    aibox_rng_seed(&r, 9);
+    const char *splits[2] = {"train", "val"}, *classes[2] = {"horizontal", "vertical"};
+    char p[4400];
+    snprintf(p, sizeof p, "%s/data", dir);
+    mkdir(p, 0777);
+    for (int s = 0; s < 2; s++) {
+        snprintf(p, sizeof p, "%s/data/%s", dir, splits[s]);
+        mkdir(p, 0777);
+        for (int c = 0; c < 2; c++) {
+            snprintf(p, sizeof p, "%s/data/%s/%s", dir, splits[s], classes[c]);
+            mkdir(p, 0777);
+            for (int i = 0; i < (s ? 8 : 20); i++) {
+                char f[4600];
+                snprintf(f, sizeof f, "%s/img%02d.png", p, i);
+                make_image(&r, c, f);
+            }
+        }
+    }
+    snprintf(p, sizeof p, "%s/data/train/horizontal", dir);
+    make_bad_files(p);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+#define TRAIN_ARGS "--model small --size 32 --epochs 4 --batch 8 --seed 3 --threads 2 --quiet --no-augment"
+
+static double json_num(const char *json, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(json, k);
+    return p ? atof(p + strlen(k)) : NAN;
+}
+
+static void test_train_and_infer(void **state)
+{
+    char out[65536];
+    int rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/m.aibox " TRAIN_ARGS " 2>%s/train.log", bin, dir, dir,
+                 dir);
+    assert_int_equal(rc, 0);
+    /* every bad file is named in the skip list */
+    const char *bad[] = {"zero.jpg", "text.png", "truncated.jpg", "tiny.png", "huge.png"};
+    for (int i = 0; i < 5; i++) assert_non_null(strstr(out, bad[i]));
+    double val_acc = json_num(out, "val_acc");
+    printf("# summary: %s", out);
+    assert_true(val_acc > 0.5);
+    /* inference on the validation folders reproduces the reported accuracy exactly */
+    int right = 0, total = 0;
+    const char *classes[2] = {"horizontal", "vertical"};
+    for (int c = 0; c < 2; c++) {
+        rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/val/%s", bin, dir, dir, classes[c]);
+        assert_true(rc == 0 || rc == 1);
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+            char want[64];
+            snprintf(want, sizeof want, "\"label\":\"%s\"", classes[c]);
+            right += strstr(line, want) != NULL;
+            total++;
+        }
+    }
+    assert_int_equal(total, 16);
+    printf("# aibox-infer: %d/%d = %.6f, aibox-train reported %.6f\n", right, total, (double)right / total, val_acc);
+    assert_true(fabs((double)right / total - val_acc) < 1e-6);
+}
+
+static void test_infer_errors_and_codes(void **state)
+{
+    char out[65536];
+    const char *bad[] = {"zero.jpg", "text.png", "truncated.jpg", "tiny.png", "huge.png"};
+    for (int i = 0; i < 5; i++) {
+        int rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/train/horizontal/%s 2>/dev/null", bin, dir,
+                     dir, bad[i]);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, "\"error\":"));
+        assert_non_null(strstr(out, bad[i]));
+    }
+    /* a bad file among good ones: the others are still classified */
+    int rc = run(out, sizeof out,
+                 "%s/aibox-infer -m %s/m.aibox %s/data/val/vertical/img00.png %s/data/train/horizontal/zero.jpg "
+                 "%s/data/val/vertical/img01.png 2>/dev/null",
+                 bin, dir, dir, dir, dir);
+    assert_int_equal(rc, 2);
+    int lines = 0;
+    for (char *p = out; (p = strchr(p, '\n')); p++) lines++;
+    assert_int_equal(lines, 3);
+    /* verdicts: with the right ok class everything is OK (0), with the other NG (1) */
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --ok-class horizontal,vertical %s/data/val/vertical", bin,
+             dir, dir);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"verdict\":\"OK\""));
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --ok-class horizontal %s/data/val/vertical/img00.png", bin,
+             dir, dir);
+    assert_true(rc == 1 || strstr(out, "\"label\":\"horizontal\""));
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --min-conf 1 %s/data/val/vertical/img00.png", bin, dir,
+             dir);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "uncertain"));
+    /* stdin: one image's bytes, and a list of paths */
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox - < %s/data/val/vertical/img02.png", bin, dir, dir);
+    assert_true(rc <= 1);
+    assert_non_null(strstr(out, "\"file\":\"stdin\""));
+    rc = run(out, sizeof out, "ls %s/data/val/horizontal/*.png | %s/aibox-infer -m %s/m.aibox --stdin-list --format csv",
+             dir, bin, dir);
+    assert_true(rc <= 1);
+    assert_non_null(strstr(out, "file,label,confidence,verdict,ms,error"));
+    /* --info: the model's metadata */
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --info", bin, dir);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"aibox.class_names\":[\"horizontal\",\"vertical\"]"));
+    assert_non_null(strstr(out, "\"aibox.input.resize\":\"area\""));
+    /* usage errors and an unreadable model */
+    assert_int_equal(run(NULL, 0, "%s/aibox-infer --bogus 2>/dev/null", bin), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-infer -m %s/m.aibox 2>/dev/null", bin, dir), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-infer -m %s/data/val/vertical/img00.png x.png 2>/dev/null", bin, dir), 3);
+    assert_int_equal(run(NULL, 0, "%s/aibox-train 2>/dev/null", bin), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --epochs zero 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --augment sparkle 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --strict 2>/dev/null", bin, dir, dir), 2);
+}
+
+static int load_params(const char *path, float **p, size_t *n)
+{
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    if (aibox_model_load(&m, path, &e)) return 0;
+    size_t total = 0;
+    for (int i = 1; i < aibox_model_node_count(m); i++)
+        for (int k = 0; k < 2; k++) {
+            size_t c;
+            aibox_model_node_param(m, i, k, &c);
+            total += c;
+        }
+    *p = malloc(total * sizeof(float));
+    *n = 0;
+    for (int i = 1; i < aibox_model_node_count(m); i++)
+        for (int k = 0; k < 2; k++) {
+            size_t c;
+            float *q = aibox_model_node_param(m, i, k, &c);
+            if (q) memcpy(*p + *n, q, c * sizeof(float)), *n += c;
+        }
+    aibox_model_free(&m);
+    return 1;
+}
+
+/* Same data, seed and threads: the same model; Ctrl-C and --resume: the same model too. */
+static void test_determinism_and_resume(void **state)
+{
+    char out[65536];
+    assert_int_equal(run(out, sizeof out, "%s/aibox-train %s/data -o %s/m2.aibox " TRAIN_ARGS " 2>/dev/null", bin, dir,
+                         dir),
+                     0);
+    float *a, *b, *c;
+    size_t na, nb, nc;
+    char p[4400];
+    snprintf(p, sizeof p, "%s/m.aibox", dir);
+    assert_true(load_params(p, &a, &na));
+    snprintf(p, sizeof p, "%s/m2.aibox", dir);
+    assert_true(load_params(p, &b, &nb));
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof(float));
+    /* interrupt a longer run with SIGINT, then resume it */
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "%s/aibox-train %s/data -o %s/m3.aibox " TRAIN_ARGS " --epochs 200 2>%s/int.log & pid=$!; "
+             "sleep 0.7; kill -INT $pid; wait $pid; echo $?",
+             bin, dir, dir, dir);
+    assert_int_equal(run(out, sizeof out, "%s", cmd), 0);
+    int rc = atoi(out);
+    printf("# interrupted run exited %d\n", rc);
+    if (rc == 0) {
+        printf("# the 200-epoch run finished within 0.7 s: interruption not exercised\n");
+    } else {
+        assert_int_equal(rc, 130);
+        assert_int_equal(run(NULL, 0, "grep -q 'last.aibox' %s/int.log", dir), 0);
+        assert_int_equal(run(out, sizeof out,
+                             "%s/aibox-train %s/data -o %s/m3.aibox " TRAIN_ARGS
+                             " --epochs 200 --resume %s/m3.train/last.aibox 2>/dev/null",
+                             bin, dir, dir, dir),
+                         0);
+        assert_int_equal(run(out, sizeof out, "%s/aibox-train %s/data -o %s/m4.aibox " TRAIN_ARGS " --epochs 200 2>/dev/null",
+                             bin, dir, dir),
+                         0);
+        snprintf(p, sizeof p, "%s/m3.aibox", dir);
+        assert_true(load_params(p, &c, &nc));
+        free(b);
+        snprintf(p, sizeof p, "%s/m4.aibox", dir);
+        assert_true(load_params(p, &b, &nb));
+        assert_int_equal(nc, nb);
+        assert_memory_equal(c, b, nc * sizeof(float));
+        free(c);
+    }
+    free(a);
+    free(b);
+}
+
+int main(int argc, char **argv)
+{
+    /* tools live in <build>/bin, this test in <build>/tests/tools */
+    snprintf(bin, sizeof bin, "%s", argv[0]);
+    char *slash = strrchr(bin, '/');
+    for (int up = 0; up < 3 && slash; up++) {
+        *slash = 0;
+        slash = strrchr(bin, '/');
+    }
+    strncat(bin, "/bin", sizeof bin - strlen(bin) - 1);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/aibox-train", bin);
+    if (access(probe, X_OK) != 0) {
+        fprintf(stderr, "test_cli: %s not built\n", probe);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_and_infer),
+        cmocka_unit_test(test_infer_errors_and_codes),
+        cmocka_unit_test(test_determinism_and_resume),
+    };
+    return cmocka_run_group_tests_name("tools", tests, setup, teardown);
+}

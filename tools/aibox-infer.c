@@ -1,0 +1,432 @@
+/* aibox-infer: classify images with a trained .aibox model, one
+ * machine-readable line per image on stdout, logs on stderr, exit codes a
+ * line script can act on. The model carries its preprocessing. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "aibox.h"
+#include "cli.h"
+
+static const char usage[] =
+    "usage: aibox-infer -m MODEL.aibox [options] IMAGE|DIR|- ...\n"
+    "Classifies images with a model trained by aibox-train; one result line per image on stdout.\n"
+    "  IMAGE        an image file (JPEG, PNG, BMP, PGM/PPM, TGA, GIF)\n"
+    "  DIR          every regular file in the folder, sorted by name (not recursive)\n"
+    "  -            one image's bytes read from standard input\n"
+    "  -m, --model FILE     the .aibox model (required)\n"
+    "  --stdin-list         read image paths from standard input, one per line, keeping the\n"
+    "                       model loaded; the result line is flushed after each\n"
+    "  --format F           jsonl (default), csv or text\n"
+    "  --min-conf P         results whose top probability is below P are \"uncertain\" (default 0)\n"
+    "  --ok-class NAME      the class that means a good part (repeatable or a comma list); the\n"
+    "                       verdict is then OK, NG or uncertain. Without it the verdict is\n"
+    "                       \"classified\" or \"uncertain\".\n"
+    "  --threads N          threads (default: $AIBOX_THREADS or all CPUs)\n"
+    "  --max-pixels N       refuse images whose header announces more pixels (default 100000000)\n"
+    "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
+    "  --info               print the model's metadata as JSON and exit\n"
+    "  --version, --help\n"
+    "JSON lines: {\"file\", \"label\", \"confidence\", \"probs\": {class: p}, \"verdict\", \"ms\"}, or\n"
+    "{\"file\", \"error\"} for an image that could not be processed (the others still are).\n"
+    "Exit status: 0 every image OK (or classified), 1 at least one NG or uncertain,\n"
+    "2 at least one image failed or bad usage, 3 the model could not be loaded.\n";
+
+typedef enum { FMT_JSONL, FMT_CSV, FMT_TEXT } out_format;
+
+typedef struct {
+    aibox_model *m;
+    aibox_ctx *ctx;
+    aibox_preproc pp;
+    int classes;
+    const char *const *names;
+    int n_names;
+    char **ok;
+    int n_ok;
+    double min_conf;
+    long long max_pixels;
+    long min_side;
+    out_format fmt;
+    float *input;
+    int worst; /* exit status so far */
+} infer;
+
+static const char *class_name(const infer *in, int k, char *buf, size_t len)
+{
+    if (k < in->n_names) return in->names[k];
+    snprintf(buf, len, "%d", k);
+    return buf;
+}
+
+static void emit_error(infer *in, const char *file, const char *msg)
+{
+    if (in->fmt == FMT_JSONL) {
+        fputs("{\"file\":", stdout);
+        cli_json_str(stdout, file);
+        fputs(",\"error\":", stdout);
+        cli_json_str(stdout, msg);
+        fputs("}\n", stdout);
+    } else if (in->fmt == FMT_CSV) {
+        cli_csv_str(stdout, file);
+        fputs(",,,error,,", stdout);
+        cli_csv_str(stdout, msg);
+        fputc('\n', stdout);
+    } else {
+        printf("%s: error: %s\n", file, msg);
+    }
+    fprintf(stderr, "aibox-infer: %s\n", msg);
+    if (in->worst < 2) in->worst = 2;
+}
+
+/* Classifies one decoded image and prints its line. */
+static void classify(infer *in, const char *file, const aibox_image *img, double t0)
+{
+    aibox_error err = {0};
+    if (img->width < in->min_side || img->height < in->min_side) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "%s: too small: %dx%d (each side must be at least %ld pixels)", file, img->width,
+                 img->height, in->min_side);
+        emit_error(in, file, msg);
+        return;
+    }
+    if (aibox_preprocess(&in->pp, img, in->input, &err) || aibox_ctx_infer(in->ctx, in->m, in->input, 1, &err)) {
+        emit_error(in, file, err.msg);
+        return;
+    }
+    const float *z = aibox_ctx_output(in->ctx, NULL, NULL, NULL);
+    /* softmax of the logits, in double for the sum */
+    double mx = z[0], sum = 0;
+    for (int k = 1; k < in->classes; k++) mx = z[k] > mx ? z[k] : mx;
+    double *p = malloc(sizeof(double) * in->classes);
+    if (!p) {
+        emit_error(in, file, "out of memory");
+        return;
+    }
+    int best = 0;
+    for (int k = 0; k < in->classes; k++) sum += p[k] = exp((double)z[k] - mx);
+    for (int k = 0; k < in->classes; k++) {
+        p[k] /= sum;
+        if (p[k] > p[best]) best = k;
+    }
+    char buf[32];
+    const char *label = class_name(in, best, buf, sizeof buf);
+    const char *verdict = "classified";
+    if (p[best] < in->min_conf) verdict = "uncertain";
+    else if (in->n_ok) {
+        verdict = "NG";
+        for (int i = 0; i < in->n_ok; i++)
+            if (!strcmp(in->ok[i], label)) verdict = "OK";
+    }
+    if (strcmp(verdict, "OK") && strcmp(verdict, "classified") && in->worst < 1) in->worst = 1;
+    double ms = (cli_now() - t0) * 1e3;
+    if (in->fmt == FMT_JSONL) {
+        fputs("{\"file\":", stdout);
+        cli_json_str(stdout, file);
+        fputs(",\"label\":", stdout);
+        cli_json_str(stdout, label);
+        printf(",\"confidence\":%.6f,\"probs\":{", p[best]);
+        for (int k = 0; k < in->classes; k++) {
+            if (k) fputc(',', stdout);
+            cli_json_str(stdout, class_name(in, k, buf, sizeof buf));
+            printf(":%.6f", p[k]);
+        }
+        printf("},\"verdict\":\"%s\",\"ms\":%.3f}\n", verdict, ms);
+    } else if (in->fmt == FMT_CSV) {
+        cli_csv_str(stdout, file);
+        fputc(',', stdout);
+        cli_csv_str(stdout, label);
+        printf(",%.6f,%s,%.3f,\n", p[best], verdict, ms);
+    } else {
+        printf("%s: %s %.1f%% %s (%.1f ms)\n", file, label, 100 * p[best], verdict, ms);
+    }
+    free(p);
+}
+
+static void process_bytes(infer *in, const char *name, const void *bytes, size_t len)
+{
+    double t0 = cli_now();
+    aibox_image img = {0};
+    aibox_error err = {0};
+    if (aibox_image_decode(&img, bytes, len, name, in->max_pixels, &err)) {
+        emit_error(in, name, err.msg);
+        return;
+    }
+    classify(in, name, &img, t0);
+    aibox_image_free(&img);
+}
+
+static void process_file(infer *in, const char *path)
+{
+    double t0 = cli_now();
+    aibox_image img = {0};
+    aibox_error err = {0};
+    if (aibox_image_load(&img, path, in->max_pixels, &err)) {
+        emit_error(in, path, err.msg);
+        return;
+    }
+    classify(in, path, &img, t0);
+    aibox_image_free(&img);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void process_dir(infer *in, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "%s: cannot open the folder", dir);
+        emit_error(in, dir, msg);
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = malloc(len);
+        if (!path) break;
+        snprintf(path, len, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            free(path);
+            continue;
+        }
+        if (n == cap) {
+            char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *nn);
+            if (!nn) {
+                free(path);
+                break;
+            }
+            names = nn;
+        }
+        names[n++] = path;
+    }
+    closedir(d);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        process_file(in, names[i]);
+        free(names[i]);
+        fflush(stdout);
+    }
+    free(names);
+}
+
+static void process_stdin_image(infer *in)
+{
+    size_t cap = 1 << 20, len = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        size_t r = fread(buf + len, 1, cap - len, stdin);
+        len += r;
+        if (r == 0) break;
+        if (len == cap) {
+            if (cap >= ((size_t)1 << 30)) {
+                emit_error(in, "stdin", "stdin: more than 1 GiB of input");
+                free(buf);
+                return;
+            }
+            unsigned char *nb = realloc(buf, cap *= 2);
+            if (!nb) break;
+            buf = nb;
+        }
+    }
+    if (!buf) {
+        emit_error(in, "stdin", "stdin: out of memory");
+        return;
+    }
+    process_bytes(in, "stdin", buf, len);
+    free(buf);
+}
+
+static void print_info(const aibox_model *m, const char *path)
+{
+    int c, h, w;
+    aibox_model_input_shape(m, &c, &h, &w);
+    printf("{\"file\":");
+    cli_json_str(stdout, path);
+    printf(",\"input\":[%d,%d,%d],\"parameters\":%zu,\"nodes\":%d,\"metadata\":{", c, h, w, aibox_model_param_count(m),
+           aibox_model_node_count(m));
+    for (int i = 0; i < aibox_model_meta_count(m); i++) {
+        const char *k = aibox_model_meta_key(m, i);
+        if (i) fputc(',', stdout);
+        cli_json_str(stdout, k);
+        fputc(':', stdout);
+        int n;
+        switch (aibox_model_meta_kind(m, k)) {
+        case AIBOX_META_KIND_INT: {
+            int64_t v;
+            aibox_model_get_meta_int(m, k, &v);
+            printf("%lld", (long long)v);
+            break;
+        }
+        case AIBOX_META_KIND_FLOAT: {
+            double v;
+            aibox_model_get_meta_float(m, k, &v);
+            if (isfinite(v)) printf("%.17g", v);
+            else printf("null");
+            break;
+        }
+        case AIBOX_META_KIND_STR: {
+            const char *v;
+            aibox_model_get_meta_str(m, k, &v);
+            cli_json_str(stdout, v);
+            break;
+        }
+        case AIBOX_META_KIND_INTS: {
+            const int64_t *v;
+            aibox_model_get_meta_ints(m, k, &n, &v);
+            fputc('[', stdout);
+            for (int j = 0; j < n; j++) printf("%s%lld", j ? "," : "", (long long)v[j]);
+            fputc(']', stdout);
+            break;
+        }
+        case AIBOX_META_KIND_FLOATS: {
+            const double *v;
+            aibox_model_get_meta_floats(m, k, &n, &v);
+            fputc('[', stdout);
+            for (int j = 0; j < n; j++) printf(isfinite(v[j]) ? "%s%.17g" : "%snull", j ? "," : "", v[j]);
+            fputc(']', stdout);
+            break;
+        }
+        case AIBOX_META_KIND_STRS: {
+            const char *const *v;
+            aibox_model_get_meta_strs(m, k, &n, &v);
+            fputc('[', stdout);
+            for (int j = 0; j < n; j++) {
+                if (j) fputc(',', stdout);
+                cli_json_str(stdout, v[j]);
+            }
+            fputc(']', stdout);
+            break;
+        }
+        default: printf("null");
+        }
+    }
+    printf("}}\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *model_path = NULL, *prog = "aibox-infer";
+    infer in = {.max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, .min_side = 8};
+    int stdin_list = 0, info = 0, n_inputs = 0;
+    long threads = 0;
+    char **inputs = calloc((size_t)argc, sizeof *inputs);
+    char **ok = calloc((size_t)argc * 8 + 1, sizeof *ok);
+    if (!inputs || !ok) return 2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("aibox-infer %s\n%s\n", aibox_version(), aibox_blas_info());
+            return 0;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
+            model_path = v, i++;
+        } else if (!strcmp(a, "--stdin-list")) {
+            stdin_list = 1;
+        } else if (!strcmp(a, "--info")) {
+            info = 1;
+        } else if (!strcmp(a, "--format") && v) {
+            if (!strcmp(v, "jsonl")) in.fmt = FMT_JSONL;
+            else if (!strcmp(v, "csv")) in.fmt = FMT_CSV;
+            else if (!strcmp(v, "text")) in.fmt = FMT_TEXT;
+            else {
+                fprintf(stderr, "%s: --format must be jsonl, csv or text (got '%s')\n", prog, v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--min-conf")) {
+            if (!cli_float(prog, a, v, 0, 1, &in.min_conf)) return 2;
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (!cli_int(prog, a, v, 1, 1024, &threads)) return 2;
+            i++;
+        } else if (!strcmp(a, "--max-pixels")) {
+            long mp;
+            if (!cli_int(prog, a, v, 1, 2000000000L, &mp)) return 2;
+            in.max_pixels = mp, i++;
+        } else if (!strcmp(a, "--min-side")) {
+            if (!cli_int(prog, a, v, 1, 65536, &in.min_side)) return 2;
+            i++;
+        } else if (!strcmp(a, "--ok-class") && v) {
+            /* a comma list, or the option repeated */
+            char *copy = strdup(v);
+            for (char *tok = strtok(copy, ","); tok && in.n_ok < argc * 8; tok = strtok(NULL, ",")) ok[in.n_ok++] = tok;
+            i++;
+        } else if (!strcmp(a, "-") || a[0] != '-') {
+            inputs[n_inputs++] = argv[i];
+        } else {
+            fprintf(stderr, "%s: unknown option or missing value '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+    }
+    in.ok = ok;
+    if (!model_path) {
+        fprintf(stderr, "%s: no model given (-m MODEL.aibox; see --help)\n", prog);
+        return 2;
+    }
+    if (!info && !stdin_list && n_inputs == 0) {
+        fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog);
+        return 2;
+    }
+    aibox_error err = {0};
+    if (aibox_model_load(&in.m, model_path, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 3;
+    }
+    if (info) {
+        print_info(in.m, model_path);
+        aibox_model_free(&in.m);
+        return 0;
+    }
+    int oc, oh, ow;
+    aibox_model_node_shape(in.m, aibox_model_output(in.m), &oc, &oh, &ow);
+    in.classes = oc * oh * ow;
+    aibox_model_get_meta_strs(in.m, "aibox.class_names", &in.n_names, &in.names);
+    for (int i = 0; i < in.n_ok; i++) {
+        int found = 0;
+        for (int k = 0; k < in.n_names; k++) found |= !strcmp(in.names[k], in.ok[i]);
+        if (!found) {
+            fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes\n", prog, in.ok[i]);
+            return 2;
+        }
+    }
+    if (aibox_preproc_from_model(&in.pp, in.m, &err) ||
+        aibox_ctx_create_ex(&in.ctx, in.m, AIBOX_INFER, 1, in.pp.channels, in.pp.height, in.pp.width, 1, (int)threads,
+                            &err)) {
+        fprintf(stderr, "%s: %s: %s\n", prog, model_path, err.msg);
+        return 3;
+    }
+    in.input = malloc(sizeof(float) * in.pp.channels * in.pp.width * in.pp.height);
+    if (!in.input) return 3;
+    if (in.fmt == FMT_CSV) printf("file,label,confidence,verdict,ms,error\n");
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat st;
+        if (!strcmp(inputs[i], "-")) process_stdin_image(&in);
+        else if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(&in, inputs[i]);
+        else process_file(&in, inputs[i]);
+        fflush(stdout);
+    }
+    if (stdin_list) {
+        char line[8192];
+        while (fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (!line[0]) continue;
+            process_file(&in, line);
+            fflush(stdout); /* a waiting line script gets each answer at once */
+        }
+    }
+    free(in.input);
+    aibox_ctx_free(&in.ctx);
+    aibox_model_free(&in.m);
+    free(inputs);
+    free(ok);
+    return in.worst;
+}

@@ -1,0 +1,401 @@
+/* aibox-train: train an image classifier from a folder (the AI-Box
+ * pipeline). Logs and progress on stderr; one JSON summary line on stdout. */
+#include <libgen.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aibox.h"
+#include "aibox/data.h"
+#include "cli.h"
+
+static const char usage[] =
+    "usage: aibox-train DATA -o MODEL.aibox [options]\n"
+    "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
+    "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
+    "  -o, --output FILE      the trained model (the best validation epoch), written atomically\n"
+    "  --model NAME           small (default; a Keras-tutorial CNN), alexnet, squeezenet, resnext, resnet18\n"
+    "  --size N               input size (default: small 64, alexnet 256, others 224)\n"
+    "  --gray | --rgb         input channels (default: 1 when every image is grey, else 3)\n"
+    "  --resize MODE          area (default), bilinear or nearest: how images reach the input size\n"
+    "  --epochs N             default 20\n"
+    "  --batch N              default 32\n"
+    "  --lr X                 learning rate (default: Adam 0.001, SGD 0.01)\n"
+    "  --optimizer adam|sgd   default adam (Keras defaults; SGD with momentum 0.9)\n"
+    "  --patience N           stop after N epochs without a better validation loss and keep the\n"
+    "                         best weights (default 0: off)\n"
+    "  --class-weight W       auto (balanced), none (default), or a=1,b=4 by class name\n"
+    "  --val-split F          validation fraction per class for DATA/<class> layouts (default 0.2)\n"
+    "  --validate-on-train    validate on the training images themselves (the AI-Box protocol)\n"
+    "  --augment LIST         comma list of brightness,contrast,flip,hue,saturation,jpeg,rotation,\n"
+    "                         blur,crop,shear,zoom, or all (default), aibox (the paper's nine), none\n"
+    "  --no-augment           same as --augment none\n"
+    "  --aug-p P              probability that another augmentation follows (default 0.6)\n"
+    "  --preview-augment N DIR  write N augmented training samples as PNG to DIR and exit\n"
+    "  --dropout P            dropout rate of the alexnet preset (default 0.25)\n"
+    "  --seed N               seed of the split, initial weights, shuffling, augmentation, dropout\n"
+    "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
+    "  --out-dir DIR          best.aibox, last.aibox, train.csv, metrics.json (default: MODEL.train)\n"
+    "  --resume CKPT          continue from a last.aibox checkpoint (same data, options and seed)\n"
+    "  --strict               fail on the first unreadable image instead of skipping it\n"
+    "  --min-samples N        fewest usable images (default 30, as AI-Box)\n"
+    "  --max-pixels N         skip images whose header announces more pixels (default 100000000)\n"
+    "  --quiet                no progress output\n"
+    "  --version, --help\n"
+    "Same data, seed and threads give the same model. Ctrl-C stops; the checkpoint last.aibox in\n"
+    "the output folder then resumes the run exactly (--resume).\n"
+    "Exit status: 0 trained, 2 bad usage or data, 3 training failed, 130 interrupted.\n";
+
+static volatile sig_atomic_t stop_flag;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+/* Adapts the background loader to the training loop's batch source. */
+typedef struct {
+    aibox_loader *ld;
+} source;
+
+static aibox_status src_begin(void *user, int epoch, aibox_error *err)
+{
+    return aibox_loader_epoch(((source *)user)->ld, epoch, err);
+}
+static aibox_status src_next(void *user, const float **x, const int **labels, int *n, aibox_error *err)
+{
+    return aibox_loader_next(((source *)user)->ld, x, labels, n, err);
+}
+
+typedef struct {
+    int tty, quiet;
+} progress;
+
+static void on_progress(void *user, const aibox_train_progress *p)
+{
+    progress *pr = user;
+    if (pr->quiet) return;
+    if (!p->end_of_epoch) {
+        if (!pr->tty) return;
+        int width = 30, fill = p->total > 0 ? (int)(width * p->done / p->total) : 0;
+        char bar[64];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\repoch %d/%d [%s] %ld/%ld loss %.4f acc %.4f  ", p->epoch + 1, p->epochs, bar, p->done,
+                p->total, p->loss, p->acc);
+        return;
+    }
+    if (pr->tty) fputc('\r', stderr);
+    fprintf(stderr, "epoch %d/%d: loss %.4f acc %.4f", p->epoch + 1, p->epochs, p->loss, p->acc);
+    if (!isnan(p->val_loss)) fprintf(stderr, " val_loss %.4f val_acc %.4f", p->val_loss, p->val_acc);
+    fprintf(stderr, " lr %.3g %.1fs%s%s\n", p->lr, p->epoch_seconds, p->improved ? " *" : "",
+            pr->tty ? "                    " : "");
+}
+
+/* Accuracy of the model on a split, through the same preprocessing. */
+static aibox_status split_accuracy(aibox_model *m, const aibox_dataset *ds, aibox_split split, const aibox_preproc *pp,
+                                   int batch, int threads, double *acc, aibox_error *err)
+{
+    aibox_loader *ld = NULL;
+    aibox_ctx *ctx = NULL;
+    aibox_status s = aibox_loader_create(&ld, ds, split, pp, batch, 0, 0, 0, 0, threads, err);
+    if (!s) s = aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, batch, pp->channels, pp->height, pp->width, 1, threads, err);
+    long right = 0, seen = 0;
+    while (!s) {
+        const float *x;
+        const int *y;
+        int n, k;
+        if ((s = aibox_loader_next(ld, &x, &y, &n, err)) || n == 0) break;
+        if ((s = aibox_ctx_infer(ctx, m, x, n, err))) break;
+        const float *out = aibox_ctx_output(ctx, &k, NULL, NULL);
+        for (int i = 0; i < n; i++) {
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (out[i * k + c] > out[i * k + best]) best = c;
+            right += best == y[i];
+        }
+        seen += n;
+    }
+    *acc = seen ? (double)right / seen : NAN;
+    aibox_ctx_free(&ctx);
+    aibox_loader_free(&ld);
+    return s;
+}
+
+static int parse_class_weights(const char *spec, const aibox_dataset *ds, float *w)
+{
+    int K = aibox_dataset_class_count(ds);
+    if (!strcmp(spec, "none")) return 0;
+    if (!strcmp(spec, "auto")) { /* balanced: n / (K * n_c) */
+        int total = aibox_dataset_count(ds, AIBOX_SPLIT_TRAIN);
+        for (int c = 0; c < K; c++) {
+            int nc = aibox_dataset_class_samples(ds, AIBOX_SPLIT_TRAIN, c);
+            w[c] = nc ? (float)total / (float)(K * nc) : 1.0f;
+        }
+        return 1;
+    }
+    for (int c = 0; c < K; c++) w[c] = 1.0f;
+    char *copy = strdup(spec);
+    int ok = copy != NULL;
+    for (char *tok = copy ? strtok(copy, ",") : NULL; tok && ok; tok = strtok(NULL, ",")) {
+        char *eq = strrchr(tok, '=');
+        ok = 0;
+        if (!eq) break;
+        *eq = 0;
+        char *end;
+        double v = strtod(eq + 1, &end);
+        if (*end || !(v > 0 && v < 1e6)) break;
+        for (int c = 0; c < K; c++)
+            if (!strcmp(aibox_dataset_class_name(ds, c), tok)) w[c] = (float)v, ok = 1;
+        if (!ok) fprintf(stderr, "aibox-train: --class-weight names '%s', which is not a class\n", tok);
+    }
+    free(copy);
+    if (!ok) {
+        fprintf(stderr, "aibox-train: --class-weight must be auto, none or name=weight,... (got '%s')\n", spec);
+        return -1;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *prog = "aibox-train", *data = NULL, *out = NULL, *model_name = "small", *out_dir = NULL;
+    const char *resume = NULL, *cw_spec = "none", *aug_spec = "all", *preview_dir = NULL, *resize = "area";
+    long size = 0, epochs = 20, batch = 32, patience = 0, threads = 0, min_samples = 30, preview_n = 0, seed = 1;
+    long max_pixels = 100000000;
+    double lr = 0, val_split = 0.2, aug_p = 0.6, dropout = 0.25;
+    int gray = -1, strict = 0, quiet = 0, val_on_train = 0, sgd = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("aibox-train %s\n%s\n", aibox_version(), aibox_blas_info());
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
+        else if (!strcmp(a, "--model") && v) model_name = v, i++;
+        else if (!strcmp(a, "--out-dir") && v) out_dir = v, i++;
+        else if (!strcmp(a, "--resume") && v) resume = v, i++;
+        else if (!strcmp(a, "--class-weight") && v) cw_spec = v, i++;
+        else if (!strcmp(a, "--augment") && v) aug_spec = v, i++;
+        else if (!strcmp(a, "--resize") && v) resize = v, i++;
+        else if (!strcmp(a, "--no-augment")) aug_spec = "none";
+        else if (!strcmp(a, "--gray")) gray = 1;
+        else if (!strcmp(a, "--rgb")) gray = 0;
+        else if (!strcmp(a, "--strict")) strict = 1;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--validate-on-train")) val_on_train = 1;
+        else if (!strcmp(a, "--optimizer") && v) {
+            if (!strcmp(v, "sgd")) sgd = 1;
+            else if (strcmp(v, "adam")) {
+                fprintf(stderr, "%s: --optimizer must be adam or sgd (got '%s')\n", prog, v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--size")) ok = cli_int(prog, a, v, 8, 4096, &size), i++;
+        else if (!strcmp(a, "--epochs")) ok = cli_int(prog, a, v, 1, 1000000, &epochs), i++;
+        else if (!strcmp(a, "--batch")) ok = cli_int(prog, a, v, 1, 4096, &batch), i++;
+        else if (!strcmp(a, "--patience")) ok = cli_int(prog, a, v, 0, 1000000, &patience), i++;
+        else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--min-samples")) ok = cli_int(prog, a, v, 1, 1L << 30, &min_samples), i++;
+        else if (!strcmp(a, "--max-pixels")) ok = cli_int(prog, a, v, 1, 2000000000L, &max_pixels), i++;
+        else if (!strcmp(a, "--seed")) ok = cli_int(prog, a, v, 0, 0x7fffffffL, &seed), i++;
+        else if (!strcmp(a, "--lr")) ok = cli_float(prog, a, v, 1e-9, 10, &lr), i++;
+        else if (!strcmp(a, "--val-split")) ok = cli_float(prog, a, v, 0, 0.9, &val_split), i++;
+        else if (!strcmp(a, "--aug-p")) ok = cli_float(prog, a, v, 0, 0.95, &aug_p), i++;
+        else if (!strcmp(a, "--dropout")) ok = cli_float(prog, a, v, 0, 0.95, &dropout), i++;
+        else if (!strcmp(a, "--preview-augment")) {
+            ok = cli_int(prog, a, v, 1, 100000, &preview_n);
+            preview_dir = i + 2 < argc ? argv[i + 2] : NULL;
+            if (ok && !preview_dir) {
+                fprintf(stderr, "%s: --preview-augment needs N and DIR\n", prog);
+                return 2;
+            }
+            i += 2;
+        } else if (a[0] != '-' && !data) data = a;
+        else {
+            fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+        if (!ok) return 2;
+    }
+    if (!data) {
+        fprintf(stderr, "%s: no data folder given (see --help)\n", prog);
+        return 2;
+    }
+    if (!out && !preview_dir) {
+        fprintf(stderr, "%s: no output model given (-o MODEL.aibox)\n", prog);
+        return 2;
+    }
+    aibox_error err = {0};
+    unsigned aug_mask;
+    aibox_resize_mode rmode;
+    if (aibox_augment_parse(aug_spec, &aug_mask, &err) || aibox_resize_mode_parse(resize, &rmode)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "--resize must be area, bilinear or nearest");
+        return 2;
+    }
+
+    /* data */
+    aibox_dataset *ds = NULL;
+    aibox_dataset_opts dopts = {.val_split = val_on_train ? -1.0f : (val_split > 0 ? (float)val_split : -1.0f),
+                                .seed = (uint64_t)seed,
+                                .strict = strict,
+                                .min_samples = (int)min_samples,
+                                .max_pixels = max_pixels,
+                                .threads = (int)threads};
+    if (aibox_dataset_open(&ds, data, &dopts, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 2;
+    }
+    int n_skip = aibox_dataset_skipped_count(ds);
+    for (int i = 0; i < n_skip; i++) {
+        const char *p, *why;
+        aibox_dataset_skipped(ds, i, &p, &why);
+        fprintf(stderr, "%s: skipped %s: %s\n", prog, p, why);
+    }
+    int K = aibox_dataset_class_count(ds);
+    int n_train = aibox_dataset_count(ds, AIBOX_SPLIT_TRAIN), n_val = aibox_dataset_count(ds, AIBOX_SPLIT_VAL);
+    aibox_split val_split_id = val_on_train ? AIBOX_SPLIT_TRAIN : AIBOX_SPLIT_VAL;
+    if (!quiet)
+        fprintf(stderr, "%s: %s: %d classes, %d training images, %d validation%s, %d skipped\n", prog, data, K, n_train,
+                val_on_train ? n_train : n_val, val_on_train ? " (the training images)" : "", n_skip);
+    if (preview_dir) {
+        int rc = 0;
+        if (aibox_dataset_preview_augment(ds, (int)preview_n, preview_dir, aug_mask, (float)aug_p, (uint64_t)seed,
+                                          &err)) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            rc = 2;
+        } else if (!quiet) {
+            fprintf(stderr, "%s: wrote %ld augmented samples to %s\n", prog, preview_n, preview_dir);
+        }
+        aibox_dataset_free(&ds);
+        return rc;
+    }
+
+    /* model and its preprocessing */
+    int channels = gray == 1 ? 1 : gray == 0 ? 3 : (aibox_dataset_channels(ds) == 1 ? 1 : 3);
+    if (!size) size = !strcmp(model_name, "small") ? 64 : !strcmp(model_name, "alexnet") ? 256 : 224;
+    aibox_model *m = NULL;
+    aibox_status s = !strcmp(model_name, "alexnet")
+                         ? aibox_preset_alexnet(&m, K, channels, (int)size, (float)dropout, &err)
+                         : aibox_preset(&m, model_name, K, channels, (int)size, &err);
+    if (s || aibox_model_init_params(m, (uint64_t)seed, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        aibox_dataset_free(&ds);
+        return 2;
+    }
+    aibox_preproc pp;
+    aibox_preproc_default(&pp, m);
+    pp.resize = rmode;
+    if ((s = aibox_preproc_to_model(&pp, m, &err)) ||
+        (s = aibox_model_set_meta_strs(m, "aibox.class_names", K, aibox_dataset_class_names(ds), &err)) ||
+        (s = aibox_model_set_meta_str(m, "aibox.task", "classify", &err)) ||
+        (s = aibox_model_set_meta_int(m, "aibox.seed", seed, &err))) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 2;
+    }
+    float *weights = calloc((size_t)K, sizeof *weights);
+    int has_w = weights ? parse_class_weights(cw_spec, ds, weights) : -1;
+    if (has_w < 0) return 2;
+    if (has_w) {
+        double dw[64];
+        int nw = K < 64 ? K : 64;
+        for (int c = 0; c < nw; c++) dw[c] = weights[c];
+        aibox_model_set_meta_floats(m, "aibox.train.class_weights", nw, dw, NULL);
+    }
+
+    /* loaders: training (shuffled, augmented) and validation (in order, never augmented) */
+    aibox_loader *tl = NULL, *vl = NULL;
+    if ((s = aibox_loader_create(&tl, ds, AIBOX_SPLIT_TRAIN, &pp, (int)batch, 1, aug_mask, (float)aug_p,
+                                 (uint64_t)seed, (int)threads, &err)) ||
+        ((val_on_train || n_val > 0) &&
+         (s = aibox_loader_create(&vl, ds, val_split_id, &pp, (int)batch, 0, 0, 0, (uint64_t)seed, (int)threads, &err)))) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 2;
+    }
+    source ts = {tl}, vs = {vl};
+    aibox_batch_source tsrc = {&ts, aibox_loader_samples(tl), src_begin, src_next};
+    aibox_batch_source vsrc = {&vs, vl ? aibox_loader_samples(vl) : 0, src_begin, src_next};
+    char dir_buf[4096];
+    if (!out_dir) {
+        snprintf(dir_buf, sizeof dir_buf, "%s", out);
+        char *dot = strrchr(dir_buf, '.');
+        if (dot && !strcmp(dot, ".aibox")) *dot = 0;
+        strncat(dir_buf, ".train", sizeof dir_buf - strlen(dir_buf) - 1);
+        out_dir = dir_buf;
+    }
+    progress pr = {isatty(2), quiet};
+    aibox_train_opts o = {.epochs = (int)epochs,
+                          .optim = {.kind = sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)lr, .momentum = sgd ? 0.9f : 0},
+                          .patience = (int)patience,
+                          .class_weights = has_w ? weights : NULL,
+                          .seed = (uint64_t)seed,
+                          .out_dir = out_dir,
+                          .resume = resume,
+                          .stop = (const volatile int *)&stop_flag,
+                          .on_progress = on_progress,
+                          .user = &pr};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (!quiet)
+        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters, %d threads, %s\n", prog, model_name, channels, (int)size,
+                (int)size, aibox_model_param_count(m), threads ? (int)threads : aibox_default_num_threads(),
+                aibox_blas_core());
+    aibox_train_result res;
+    s = aibox_train(m, &tsrc, (int)batch, vl ? &vsrc : NULL, &o, (int)threads, &res, &err);
+    int rc = 0;
+    if (s == AIBOX_E_INTERRUPTED) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        rc = 130;
+    } else if (s) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        rc = 3;
+    } else {
+        double test_acc = NAN;
+        if (aibox_dataset_count(ds, AIBOX_SPLIT_TEST) > 0 &&
+            (s = split_accuracy(m, ds, AIBOX_SPLIT_TEST, &pp, (int)batch, (int)threads, &test_acc, &err)))
+            fprintf(stderr, "%s: test split: %s\n", prog, err.msg);
+        if (!isnan(res.best_val_acc)) aibox_model_set_meta_float(m, "aibox.train.val_acc", res.best_val_acc, NULL);
+        if ((s = aibox_model_save(m, out, &err))) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            rc = 3;
+        } else {
+            printf("{\"model\":");
+            cli_json_str(stdout, out);
+            printf(",\"out_dir\":");
+            cli_json_str(stdout, out_dir);
+            printf(",\"classes\":%d,\"train_images\":%d,\"val_images\":%d,\"epochs_run\":%d,\"best_epoch\":%d,"
+                   "\"val_acc\":%.6f,\"val_loss\":%.6f,\"first_perfect_epoch\":%d,\"first_perfect_seconds\":%.3f,"
+                   "\"test_acc\":%.6f,\"seconds\":%.3f,\"stopped_early\":%s,\"skipped\":[",
+                   K, n_train, val_on_train ? n_train : n_val, res.epochs_run, res.best_epoch + 1,
+                   isnan(res.best_val_acc) ? -1.0 : res.best_val_acc,
+                   isnan(res.best_val_loss) ? -1.0 : res.best_val_loss,
+                   res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1, res.first_perfect_seconds,
+                   isnan(test_acc) ? -1.0 : test_acc, res.seconds, res.stopped_early ? "true" : "false");
+            for (int i = 0; i < n_skip; i++) {
+                const char *p, *why;
+                aibox_dataset_skipped(ds, i, &p, &why);
+                printf("%s{\"file\":", i ? "," : "");
+                cli_json_str(stdout, p);
+                printf(",\"reason\":");
+                cli_json_str(stdout, why);
+                printf("}");
+            }
+            printf("]}\n");
+        }
+    }
+    aibox_loader_free(&tl);
+    aibox_loader_free(&vl);
+    aibox_model_free(&m);
+    aibox_dataset_free(&ds);
+    free(weights);
+    return rc;
+}
