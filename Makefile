@@ -35,7 +35,7 @@ STATIC := $(BUILD)/libaibox.a
 SHARED := $(BUILD)/libaibox.so.$(VERSION)
 SONAME := libaibox.so.$(VERSION_MAJOR)
 
-.PHONY: all check asan deps deps-test bench example install clean symbols
+.PHONY: all check asan deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -95,7 +95,12 @@ tests-asan: $(TESTS) $(TOOLS)
 bench: deps
 	@sh bench/run.sh
 
-# The README's first command: installs what is missing, builds, trains on Fashion-MNIST.
+# The README's first command: installs what is missing, builds, trains with
+# aibox-train on Fashion-MNIST class folders and classifies with aibox-infer.
+demo:
+	@sh examples/demo.sh
+
+# The library example: a C program training a CNN on Fashion-MNIST's IDX files.
 example: deps
 	@sh examples/run.sh
 
