@@ -170,7 +170,10 @@ AIBOX_API aibox_status aibox_dataset_preview_augment(const aibox_dataset *ds, in
  * and any timing. The last batch of an epoch may be smaller than batch. */
 typedef struct aibox_loader aibox_loader;
 
-/* threads: background threads, 0 = aibox_default_num_threads(). Starts epoch 0. */
+/* threads: background threads, 0 = aibox_default_num_threads(). Starts epoch 0
+ * at once. The loader borrows ds (which must outlive it) and copies pp. One
+ * thread at a time calls next/epoch on a loader; several loaders (training
+ * and validation) may share one dataset. */
 AIBOX_API aibox_status aibox_loader_create(aibox_loader **ld, const aibox_dataset *ds, aibox_split split,
                                            const aibox_preproc *pp, int batch, int shuffle, unsigned augment,
                                            float aug_p, uint64_t seed, int threads, aibox_error *err);
