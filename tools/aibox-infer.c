@@ -310,15 +310,13 @@ static void print_info(const aibox_model *m, const char *path)
     printf("}}\n");
 }
 
-int main(int argc, char **argv)
+/* The command; main() owns the argument arrays so every return frees them. */
+static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies)
 {
     const char *model_path = NULL, *prog = "aibox-infer";
     infer in = {.max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, .min_side = 8};
-    int stdin_list = 0, info = 0, n_inputs = 0;
+    int stdin_list = 0, info = 0, n_inputs = 0, n_copies = 0;
     long threads = 0;
-    char **inputs = calloc((size_t)argc, sizeof *inputs);
-    char **ok = calloc((size_t)argc * 8 + 1, sizeof *ok);
-    if (!inputs || !ok) return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -357,8 +355,8 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--ok-class") && v) {
             /* a comma list, or the option repeated */
-            char *copy = strdup(v);
-            for (char *tok = strtok(copy, ","); tok && in.n_ok < argc * 8; tok = strtok(NULL, ",")) ok[in.n_ok++] = tok;
+            char *copy = ok_copies[n_copies++] = strdup(v);
+            for (char *tok = copy ? strtok(copy, ",") : NULL; tok && in.n_ok < argc * 8; tok = strtok(NULL, ",")) ok[in.n_ok++] = tok;
             i++;
         } else if (!strcmp(a, "-") || a[0] != '-') {
             inputs[n_inputs++] = argv[i];
@@ -395,6 +393,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < in.n_names; k++) found |= !strcmp(in.names[k], in.ok[i]);
         if (!found) {
             fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes\n", prog, in.ok[i]);
+            aibox_model_free(&in.m);
             return 2;
         }
     }
@@ -402,10 +401,15 @@ int main(int argc, char **argv)
         aibox_ctx_create_ex(&in.ctx, in.m, AIBOX_INFER, 1, in.pp.channels, in.pp.height, in.pp.width, 1, (int)threads,
                             &err)) {
         fprintf(stderr, "%s: %s: %s\n", prog, model_path, err.msg);
+        aibox_model_free(&in.m);
         return 3;
     }
     in.input = malloc(sizeof(float) * in.pp.channels * in.pp.width * in.pp.height);
-    if (!in.input) return 3;
+    if (!in.input) {
+        aibox_ctx_free(&in.ctx);
+        aibox_model_free(&in.m);
+        return 3;
+    }
     if (in.fmt == FMT_CSV) printf("file,label,confidence,verdict,ms,error\n");
     for (int i = 0; i < n_inputs; i++) {
         struct stat st;
@@ -426,7 +430,18 @@ int main(int argc, char **argv)
     free(in.input);
     aibox_ctx_free(&in.ctx);
     aibox_model_free(&in.m);
+    return in.worst;
+}
+
+int main(int argc, char **argv)
+{
+    char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    char **ok = calloc((size_t)argc * 8 + 1, sizeof *ok);
+    char **copies = calloc((size_t)argc + 1, sizeof *copies);
+    int rc = inputs && ok && copies ? run(argc, argv, inputs, ok, copies) : 2;
+    for (int i = 0; copies && copies[i]; i++) free(copies[i]);
     free(inputs);
     free(ok);
-    return in.worst;
+    free(copies);
+    return rc;
 }

@@ -281,27 +281,28 @@ int main(int argc, char **argv)
     int channels = gray == 1 ? 1 : gray == 0 ? 3 : (aibox_dataset_channels(ds) == 1 ? 1 : 3);
     if (!size) size = !strcmp(model_name, "small") ? 64 : !strcmp(model_name, "alexnet") ? 256 : 224;
     aibox_model *m = NULL;
+    aibox_loader *tl = NULL, *vl = NULL;
+    float *weights = NULL;
+    int rc = 2;
+    aibox_preproc pp;
     aibox_status s = !strcmp(model_name, "alexnet")
                          ? aibox_preset_alexnet(&m, K, channels, (int)size, (float)dropout, &err)
                          : aibox_preset(&m, model_name, K, channels, (int)size, &err);
-    if (s || aibox_model_init_params(m, (uint64_t)seed, &err)) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        aibox_dataset_free(&ds);
-        return 2;
+    if (!s) s = aibox_model_init_params(m, (uint64_t)seed, &err);
+    if (!s) {
+        aibox_preproc_default(&pp, m);
+        pp.resize = rmode;
     }
-    aibox_preproc pp;
-    aibox_preproc_default(&pp, m);
-    pp.resize = rmode;
-    if ((s = aibox_preproc_to_model(&pp, m, &err)) ||
+    if (s || (s = aibox_preproc_to_model(&pp, m, &err)) ||
         (s = aibox_model_set_meta_strs(m, "aibox.class_names", K, aibox_dataset_class_names(ds), &err)) ||
         (s = aibox_model_set_meta_str(m, "aibox.task", "classify", &err)) ||
         (s = aibox_model_set_meta_int(m, "aibox.seed", seed, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-        return 2;
+        goto out;
     }
-    float *weights = calloc((size_t)K, sizeof *weights);
+    weights = calloc((size_t)K, sizeof *weights);
     int has_w = weights ? parse_class_weights(cw_spec, ds, weights) : -1;
-    if (has_w < 0) return 2;
+    if (has_w < 0) goto out;
     if (has_w) {
         double dw[64];
         int nw = K < 64 ? K : 64;
@@ -310,13 +311,12 @@ int main(int argc, char **argv)
     }
 
     /* loaders: training (shuffled, augmented) and validation (in order, never augmented) */
-    aibox_loader *tl = NULL, *vl = NULL;
     if ((s = aibox_loader_create(&tl, ds, AIBOX_SPLIT_TRAIN, &pp, (int)batch, 1, aug_mask, (float)aug_p,
                                  (uint64_t)seed, (int)threads, &err)) ||
         ((val_on_train || n_val > 0) &&
          (s = aibox_loader_create(&vl, ds, val_split_id, &pp, (int)batch, 0, 0, 0, (uint64_t)seed, (int)threads, &err)))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-        return 2;
+        goto out;
     }
     source ts = {tl}, vs = {vl};
     aibox_batch_source tsrc = {&ts, aibox_loader_samples(tl), src_begin, src_next};
@@ -351,7 +351,7 @@ int main(int argc, char **argv)
                 aibox_blas_core());
     aibox_train_result res;
     s = aibox_train(m, &tsrc, (int)batch, vl ? &vsrc : NULL, &o, (int)threads, &res, &err);
-    int rc = 0;
+    rc = 0;
     if (s == AIBOX_E_INTERRUPTED) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         rc = 130;
@@ -392,6 +392,7 @@ int main(int argc, char **argv)
             printf("]}\n");
         }
     }
+out:
     aibox_loader_free(&tl);
     aibox_loader_free(&vl);
     aibox_model_free(&m);
