@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "aibox.h"
@@ -38,7 +39,8 @@ static const char usage[] =
     "  --dropout P            dropout rate of the alexnet preset (default 0.25)\n"
     "  --seed N               seed of the split, initial weights, shuffling, augmentation, dropout\n"
     "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
-    "  --out-dir DIR          best.aibox, last.aibox, train.csv, metrics.json (default: MODEL.train)\n"
+    "  --out-dir DIR          best.aibox, last.aibox, train.csv, metrics.json and split.csv (which\n"
+    "                         image went to which split) (default: MODEL.train)\n"
     "  --resume CKPT          continue from a last.aibox checkpoint (same data, options and seed)\n"
     "  --strict               fail on the first unreadable image instead of skipping it\n"
     "  --min-samples N        fewest usable images (default 30, as AI-Box)\n"
@@ -93,6 +95,29 @@ static void on_progress(void *user, const aibox_train_progress *p)
     if (!isnan(p->val_loss)) fprintf(stderr, " val_loss %.4f val_acc %.4f", p->val_loss, p->val_acc);
     fprintf(stderr, " lr %.3g %.1fs%s%s\n", p->lr, p->epoch_seconds, p->improved ? " *" : "",
             pr->tty ? "                    " : "");
+}
+
+/* DIR/split.csv: which image went to which split, with its class, so that the
+ * held-out images can be fed to aibox-infer (written before training). */
+static int write_split_list(const aibox_dataset *ds, const char *dir)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/split.csv", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return 0;
+    static const char *const names[AIBOX_SPLIT_COUNT] = {"train", "val", "test"};
+    fprintf(f, "file,split,class\n");
+    for (int sp = 0; sp < AIBOX_SPLIT_COUNT; sp++)
+        for (int i = 0; i < aibox_dataset_count(ds, (aibox_split)sp); i++) {
+            cli_csv_str(f, aibox_dataset_path(ds, (aibox_split)sp, i));
+            fprintf(f, ",%s,", names[sp]);
+            cli_csv_str(f, aibox_dataset_class_name(ds, aibox_dataset_label(ds, (aibox_split)sp, i)));
+            fputc('\n', f);
+        }
+    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    return ok && rename(tmp, path) == 0;
 }
 
 /* Accuracy of the model on a split, through the same preprocessing. */
@@ -329,6 +354,8 @@ int main(int argc, char **argv)
         strncat(dir_buf, ".train", sizeof dir_buf - strlen(dir_buf) - 1);
         out_dir = dir_buf;
     }
+    mkdir(out_dir, 0777);
+    if (!write_split_list(ds, out_dir)) fprintf(stderr, "%s: warning: cannot write %s/split.csv\n", prog, out_dir);
     progress pr = {isatty(2), quiet};
     aibox_train_opts o = {.epochs = (int)epochs,
                           .optim = {.kind = sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)lr, .momentum = sgd ? 0.9f : 0},
