@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "aibox.h"
+#include "cli.h"
 
 static const char usage[] =
     "usage: aibox-bench [options]\n"
@@ -25,13 +25,6 @@ static const char usage[] =
     "  --help             this text\n"
     "Exit status: 0 success, 2 bad usage or failure.\n";
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -44,22 +37,12 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *end || v < lo || v > hi) {
-        fprintf(stderr, "aibox-bench: %s needs an integer from %d to %d\n", opt, lo, hi);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     const char *model_name = "alexnet";
-    int size = 0, channels = 3, classes = 2, batch = 0, threads = 0, train = 0, reps = 10, json = 0;
+    long size = 0, channels = 3, classes = 2, batch = 0, threads = 0, reps = 10;
+    int train = 0, json = 0;
+    const char *prog = "aibox-bench";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -70,12 +53,12 @@ int main(int argc, char **argv)
             printf("aibox-bench %s\n%s\n", aibox_version(), aibox_blas_info());
             return 0;
         } else if (!strcmp(a, "--model") && v) model_name = v, i++;
-        else if (!strcmp(a, "--size")) ok = parse_int(a, v, 8, 4096, &size), i++;
-        else if (!strcmp(a, "--channels")) ok = parse_int(a, v, 1, 4, &channels), i++;
-        else if (!strcmp(a, "--classes")) ok = parse_int(a, v, 2, 100000, &classes), i++;
-        else if (!strcmp(a, "--batch")) ok = parse_int(a, v, 1, 4096, &batch), i++;
-        else if (!strcmp(a, "--threads")) ok = parse_int(a, v, 1, 1024, &threads), i++;
-        else if (!strcmp(a, "--reps")) ok = parse_int(a, v, 1, 100000, &reps), i++;
+        else if (!strcmp(a, "--size")) ok = cli_int(prog, a, v, 8, 4096, &size), i++;
+        else if (!strcmp(a, "--channels")) ok = cli_int(prog, a, v, 1, 4, &channels), i++;
+        else if (!strcmp(a, "--classes")) ok = cli_int(prog, a, v, 2, 100000, &classes), i++;
+        else if (!strcmp(a, "--batch")) ok = cli_int(prog, a, v, 1, 4096, &batch), i++;
+        else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--reps")) ok = cli_int(prog, a, v, 1, 100000, &reps), i++;
         else if (!strcmp(a, "--train")) train = 1;
         else if (!strcmp(a, "--json")) json = 1;
         else {
@@ -93,7 +76,7 @@ int main(int argc, char **argv)
         s = aibox_model_load(&m, model_name, &err);
     } else {
         if (!size) size = strcmp(model_name, "small") ? 256 : 64;
-        s = aibox_preset(&m, model_name, classes, channels, size, &err);
+        s = aibox_preset(&m, model_name, (int)classes, (int)channels, (int)size, &err);
     }
     if (s) {
         fprintf(stderr, "aibox-bench: %s\n", err.msg);
@@ -102,7 +85,7 @@ int main(int argc, char **argv)
     int c, h, w;
     aibox_model_input_shape(m, &c, &h, &w);
     aibox_ctx *ctx = NULL;
-    if ((s = aibox_ctx_create_ex(&ctx, m, train ? AIBOX_TRAIN : AIBOX_INFER, batch, c, h, w, 1, threads, &err))) {
+    if ((s = aibox_ctx_create_ex(&ctx, m, train ? AIBOX_TRAIN : AIBOX_INFER, (int)batch, c, h, w, 1, (int)threads, &err))) {
         fprintf(stderr, "aibox-bench: %s\n", err.msg);
         aibox_model_free(&m);
         return 2;
@@ -123,21 +106,21 @@ int main(int argc, char **argv)
     for (int i = 0; i < batch; i++) labels[i] = i % (oc * oh * ow);
     /* inference (a training context infers in training mode: no statistics update is needed) */
     for (int r = -1; r < reps; r++) {
-        double t0 = now();
+        double t0 = cli_now();
         if ((s = train ? aibox_ctx_forward(ctx, m, x, batch, &err) : aibox_ctx_infer(ctx, m, x, batch, &err))) break;
-        if (r >= 0) t[r] = now() - t0;
+        if (r >= 0) t[r] = cli_now() - t0;
     }
     aibox_optim *opt = NULL;
     if (!s && train && !(s = aibox_optim_create(&opt, m, NULL, &err))) {
         for (int r = -1; r < reps && !s; r++) {
-            double t0 = now();
+            double t0 = cli_now();
             float loss;
             aibox_model_zero_grad(m);
             if (!(s = aibox_ctx_forward(ctx, m, x, batch, &err)) &&
                 !(s = aibox_ctx_loss_softmax_ce(ctx, labels, NULL, &loss, &err)) &&
                 !(s = aibox_ctx_backward(ctx, m, &err)))
                 s = aibox_optim_step(opt, m, &err);
-            if (r >= 0) tt[r] = now() - t0;
+            if (r >= 0) tt[r] = cli_now() - t0;
         }
     }
     if (s) {
@@ -149,16 +132,16 @@ int main(int argc, char **argv)
     double fwd_ms = median(t, reps) * 1e3, step_s = train ? median(tt, reps) : 0;
     if (json) {
         printf("{\"version\":\"%s\",\"blas\":\"%s\",\"model\":\"%s\",\"input\":[%d,%d,%d],\"params\":%zu,"
-               "\"threads\":%d,\"batch\":%d,\"forward_ms\":%.3f",
+               "\"threads\":%d,\"batch\":%ld,\"forward_ms\":%.3f",
                aibox_version(), aibox_blas_core(), model_name, c, h, w, aibox_model_param_count(m),
                aibox_ctx_threads(ctx), batch, fwd_ms);
         if (train) printf(",\"train_step_ms\":%.3f,\"train_images_per_s\":%.3f", step_s * 1e3, batch / step_s);
         printf(",\"context_mb\":%.1f,\"peak_rss_mb\":%.1f}\n", aibox_ctx_bytes(ctx) / 1048576.0, ru.ru_maxrss / 1024.0);
     } else {
         printf("aibox-bench %s, %s\n", aibox_version(), aibox_blas_info());
-        printf("model %s, input %dx%dx%d, %zu parameters, %d threads, batch %d\n", model_name, c, h, w,
+        printf("model %s, input %dx%dx%d, %zu parameters, %d threads, batch %ld\n", model_name, c, h, w,
                aibox_model_param_count(m), aibox_ctx_threads(ctx), batch);
-        printf("forward: %.2f ms per batch (median of %d), %.2f ms per image\n", fwd_ms, reps, fwd_ms / batch);
+        printf("forward: %.2f ms per batch (median of %ld), %.2f ms per image\n", fwd_ms, reps, fwd_ms / batch);
         if (train) printf("training step: %.1f ms, %.2f images/s\n", step_s * 1e3, batch / step_s);
         printf("memory: context %.1f MB, peak RSS %.1f MB\n", aibox_ctx_bytes(ctx) / 1048576.0, ru.ru_maxrss / 1024.0);
     }
