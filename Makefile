@@ -16,7 +16,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS_ALL := -Iinclude -Ilib -I/usr/include/stb -D_GNU_SOURCE $(CPPFLAGS)
 CFLAGS_ALL   := -std=c11 $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS) $(EXTRA_CFLAGS)
-LIBS    := -lopenblas -lstb -lz -lm -lpthread
+LIBS    := -lopenblas -lstb -lcjson -lz -lm -lpthread
 LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c))
@@ -39,7 +39,7 @@ SONAME := libaibox.so.$(VERSION_MAJOR)
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
-DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev pkg-config
+DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev pkg-config
 DEB_TEST  := python3-torch python3-numpy dataset-fashion-mnist
 deps:
 	@sh tools/install-deps.sh $(DEB_BUILD)

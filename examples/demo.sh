@@ -9,7 +9,7 @@
 # AIBOX_DEMO_DIR (default build/demo) holds the folders, the model and its logs.
 set -e
 cd "$(dirname "$0")/.."
-sh tools/install-deps.sh libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev pkg-config dataset-fashion-mnist python3
+sh tools/install-deps.sh libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev pkg-config dataset-fashion-mnist python3
 make --no-print-directory >&2
 out=${AIBOX_DEMO_DIR:-build/demo}
 mkdir -p "$out"

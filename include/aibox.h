@@ -494,5 +494,7 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 
 /* Folder datasets, augmentation and the background loader. */
 #include "aibox/data.h"
+/* Importers of pretrained models. */
+#include "aibox/import.h"
 
 #endif
