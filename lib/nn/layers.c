@@ -393,11 +393,6 @@ static void dropout_bwd_part(aibox_run *r, int part, int parts, int thread)
 }
 static void dropout_bwd(aibox_run *r) { parallel(r, dropout_bwd_part); }
 
-static int softmax_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3],
-                         size_t np[2], size_t ns[2], char *why, size_t why_len)
-{
-    return same_shape(nd, ic, ih, iw, out, np, ns, why, why_len);
-}
 static void softmax_fwd(aibox_run *r) { aibox_softmax_fwd(r->n, r->c, r->h * r->w, r->x[0], r->y); }
 static void softmax_bwd(aibox_run *r) { aibox_softmax_bwd(r->n, r->c, r->h * r->w, r->y, r->dy, r->dx[0]); }
 
@@ -538,7 +533,7 @@ static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_ADD] = {.name = "add", .min_in = 2, .max_in = 2, .shape = add_shape, .forward = add_fwd, .backward = add_bwd},
     [AIBOX_LAYER_UPSAMPLE_NEAREST] = {.name = "upsample_nearest", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_nearest_fwd, .backward = up_nearest_bwd},
     [AIBOX_LAYER_UPSAMPLE_BILINEAR] = {.name = "upsample_bilinear", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_bilinear_fwd, .backward = up_bilinear_bwd},
-    [AIBOX_LAYER_SOFTMAX] = {.name = "softmax", .min_in = 1, .max_in = 1, .shape = softmax_shape, .forward = softmax_fwd, .backward = softmax_bwd},
+    [AIBOX_LAYER_SOFTMAX] = {.name = "softmax", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = softmax_fwd, .backward = softmax_bwd},
 };
 
 const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k)
