@@ -1,0 +1,494 @@
+/* safetensors reader and the torchvision ResNet-18 importer.
+ *
+ * Reader (safetensors.h): the whole file is read into memory, the header
+ * length and JSON are checked, then every entry: a known dtype, a shape of
+ * at most AIBOX_ST_MAX_DIMS non-negative integer dimensions, data_offsets of
+ * two integers with begin <= end inside the data area, and
+ * product(shape) * element size == end - begin (overflow-checked). Names are
+ * non-empty and unique. Overlapping ranges are allowed (the format does not
+ * forbid them for readers). Float dtypes (F32, F16, BF16, F64) are converted
+ * to float32; the others (integers, BOOL, 8-bit floats) are validated and
+ * kept without data, so a torchvision state dict's int64
+ * num_batches_tracked scalars do not stop a load. Unknown dtypes are refused.
+ *
+ * Importer: the preset's conv / batch-norm / dense nodes, in graph order, are
+ * matched to torchvision's parameter names in registration order (conv1, bn1,
+ * layerL.B.{conv1,bn1,conv2,bn2,downsample.0,downsample.1}, fc); both orders
+ * are the same for ResNet-18 because the preset builds a block as conv1, bn1,
+ * conv2, bn2, then the shortcut. Layouts need no conversion: torch conv
+ * weights are OIHW and Linear weights [out][in], as libaibox's. The preset's
+ * batch-norm epsilon is torchvision's 1e-5 (TV_BN_EPS in presets.c). */
+#include "io/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NAME_FMT "%.120s"
+
+/* ------------------------------------------------------------------ dtypes */
+typedef struct dtype_info {
+    const char *name;
+    size_t size;
+    int kind; /* 0 not convertible, 1 F32, 2 F16, 3 BF16, 4 F64 */
+} dtype_info;
+
+static const dtype_info DTYPES[] = {
+    {"F32", 4, 1},  {"F16", 2, 2},  {"BF16", 2, 3},    {"F64", 8, 4},    {"I64", 8, 0},
+    {"U64", 8, 0},  {"I32", 4, 0},  {"U32", 4, 0},     {"I16", 2, 0},    {"U16", 2, 0},
+    {"I8", 1, 0},   {"U8", 1, 0},   {"BOOL", 1, 0},    {"F8_E4M3", 1, 0}, {"F8_E5M2", 1, 0},
+};
+
+static const dtype_info *dtype_find(const char *s)
+{
+    for (size_t i = 0; i < sizeof DTYPES / sizeof DTYPES[0]; i++)
+        if (!strcmp(DTYPES[i].name, s)) return &DTYPES[i];
+    return NULL;
+}
+
+static uint64_t rd_le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static float bits_to_float(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    if (exp == 0) {
+        float v = ldexpf((float)mant, -24); /* zero or subnormal */
+        return sign ? -v : v;
+    }
+    if (exp == 31) return bits_to_float(sign | 0x7f800000u | (mant << 13));
+    return bits_to_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+static void convert(float *dst, const unsigned char *src, size_t count, int kind)
+{
+    for (size_t i = 0; i < count; i++) {
+        switch (kind) {
+        case 1: dst[i] = bits_to_float((uint32_t)rd_le(src + 4 * i, 4)); break;
+        case 2: dst[i] = half_to_float((uint16_t)rd_le(src + 2 * i, 2)); break;
+        case 3: dst[i] = bits_to_float((uint32_t)rd_le(src + 2 * i, 2) << 16); break;
+        default: {
+            uint64_t u = rd_le(src + 8 * i, 8);
+            double d;
+            memcpy(&d, &u, sizeof d);
+            dst[i] = (float)d;
+        }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ reader */
+void aibox_st_free(aibox_st_file **f)
+{
+    if (!f || !*f) return;
+    for (int i = 0; i < (*f)->n; i++) {
+        free((*f)->t[i].name);
+        aibox_free((*f)->t[i].data);
+    }
+    free((*f)->t);
+    free(*f);
+    *f = NULL;
+}
+
+int aibox_st_find(const aibox_st_file *f, const char *name)
+{
+    if (!f || !name) return -1;
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->t[i].name, name)) return i;
+    return -1;
+}
+
+/* A JSON number that is an exact integer in [0, 2^53]. */
+static int json_uint(const cJSON *j, uint64_t *v)
+{
+    if (!cJSON_IsNumber(j)) return 0;
+    double d = j->valuedouble;
+    if (!(d >= 0.0 && d <= 9007199254740992.0) || d != floor(d)) return 0;
+    *v = (uint64_t)d;
+    return 1;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    const aibox_st_tensor *x = *(const aibox_st_tensor *const *)a, *y = *(const aibox_st_tensor *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Validates one header entry and fills t (data converted from the data area). */
+static aibox_status parse_entry(const cJSON *e, const unsigned char *data, uint64_t data_len, const char *fname,
+                                aibox_st_tensor *t, aibox_error *err)
+{
+    const char *tn = e->string;
+    if (!cJSON_IsObject(e))
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "': entry is not a JSON object", fname, tn);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt) || !dt->valuestring)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "': missing or non-string \"dtype\"", fname,
+                          tn);
+    const dtype_info *di = dtype_find(dt->valuestring);
+    if (!di)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "': unsupported dtype '%.20s'", fname, tn,
+                          dt->valuestring);
+    if (!cJSON_IsArray(sh))
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "': missing or non-array \"shape\"", fname,
+                          tn);
+    int nd = cJSON_GetArraySize(sh);
+    if (nd > AIBOX_ST_MAX_DIMS)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "': %d dimensions (at most %d supported)",
+                          fname, tn, nd, AIBOX_ST_MAX_DIMS);
+    size_t count = 1;
+    int k = 0;
+    for (const cJSON *d = sh->child; d; d = d->next, k++) {
+        uint64_t v;
+        if (!json_uint(d, &v) || v > (uint64_t)INT32_MAX)
+            return aibox_fail(err, AIBOX_E_FORMAT,
+                              "%s: tensor '" NAME_FMT "': shape dimension %d is not an integer in [0, 2^31)", fname,
+                              tn, k);
+        t->shape[k] = (int64_t)v;
+        if (!aibox_mul_ok(count, (size_t)v, &count))
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "': absurd shape (element count overflows)",
+                              fname, tn);
+    }
+    t->ndim = nd;
+    t->count = count;
+    snprintf(t->dtype, sizeof t->dtype, "%s", di->name);
+    uint64_t b, en;
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 || !json_uint(off->child, &b) ||
+        !json_uint(off->child->next, &en))
+        return aibox_fail(err, AIBOX_E_FORMAT,
+                          "%s: tensor '" NAME_FMT "': \"data_offsets\" is not two non-negative integers", fname, tn);
+    if (b > en || en > data_len)
+        return aibox_fail(err, AIBOX_E_FORMAT,
+                          "%s: tensor '" NAME_FMT "': data_offsets [%llu, %llu] outside the data area of %llu bytes",
+                          fname, tn, (unsigned long long)b, (unsigned long long)en, (unsigned long long)data_len);
+    size_t bytes;
+    if (!aibox_mul_ok(count, di->size, &bytes) || bytes != en - b)
+        return aibox_fail(err, AIBOX_E_FORMAT,
+                          "%s: tensor '" NAME_FMT "': shape needs %zu elements of %zu bytes but data_offsets span %llu "
+                          "bytes",
+                          fname, tn, count, di->size, (unsigned long long)(en - b));
+    if (di->kind && count > 0) {
+        size_t fb;
+        if (!aibox_mul_ok(count, sizeof(float), &fb) || !(t->data = aibox_alloc(fb)))
+            return aibox_fail(err, AIBOX_E_NOMEM, "%s: tensor '" NAME_FMT "': out of memory for %zu floats", fname,
+                              tn, count);
+        convert(t->data, data + b, count, di->kind);
+    }
+    return AIBOX_OK;
+}
+
+aibox_status aibox_st_parse(const void *buf, size_t len, const char *name, aibox_st_file **out, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "safetensors: NULL output pointer");
+    *out = NULL;
+    const char *fname = name ? name : "safetensors";
+    if (!buf && len) return aibox_fail(err, AIBOX_E_INVALID, "%s: NULL buffer", fname);
+    const unsigned char *p = buf;
+    if (len < 8)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: %zu bytes, too short for the 8-byte header length", fname, len);
+    uint64_t n = rd_le(p, 8);
+    if (n < 2 || n > len - 8)
+        return aibox_fail(err, AIBOX_E_FORMAT,
+                          "%s: header length %llu does not fit the file (%zu bytes after the length field); "
+                          "truncated or not a safetensors file",
+                          fname, (unsigned long long)n, len - 8);
+    if (n > AIBOX_ST_MAX_HEADER)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: header of %llu bytes exceeds the %u-byte limit", fname,
+                          (unsigned long long)n, AIBOX_ST_MAX_HEADER);
+    const char *hdr = (const char *)p + 8, *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n, &end, 0);
+    if (!root)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: the %llu-byte header is not valid JSON", fname,
+                          (unsigned long long)n);
+    /* anything after the JSON value must be padding (spaces, as writers pad) */
+    for (const char *q = end ? end : hdr + n; q < hdr + n; q++)
+        if (*q != ' ' && *q != '\t' && *q != '\n' && *q != '\r' && *q != '\0') {
+            cJSON_Delete(root);
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: bytes after the header's JSON value are not padding", fname);
+        }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: the header is not a JSON object", fname);
+    }
+    const unsigned char *data = p + 8 + n;
+    uint64_t data_len = len - 8 - n;
+    aibox_status s = AIBOX_OK;
+    aibox_st_file *f = calloc(1, sizeof *f);
+    int cap = cJSON_GetArraySize(root);
+    aibox_st_tensor **sorted = NULL;
+    if (!f || (cap > 0 && !(f->t = calloc((size_t)cap, sizeof *f->t)))) {
+        s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory for %d header entries", fname, cap);
+        goto done;
+    }
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (!e->string || !e->string[0]) {
+            s = aibox_fail(err, AIBOX_E_FORMAT, "%s: a header entry has an empty name", fname);
+            goto done;
+        }
+        if (!strcmp(e->string, "__metadata__")) {
+            if (!cJSON_IsObject(e)) {
+                s = aibox_fail(err, AIBOX_E_FORMAT, "%s: \"__metadata__\" is not a JSON object", fname);
+                goto done;
+            }
+            for (const cJSON *m = e->child; m; m = m->next)
+                if (!cJSON_IsString(m)) {
+                    s = aibox_fail(err, AIBOX_E_FORMAT, "%s: \"__metadata__\" value '" NAME_FMT "' is not a string",
+                                   fname, m->string ? m->string : "");
+                    goto done;
+                }
+            continue;
+        }
+        aibox_st_tensor *t = &f->t[f->n];
+        if (!(t->name = strdup(e->string))) {
+            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", fname);
+            goto done;
+        }
+        f->n++;
+        if ((s = parse_entry(e, data, data_len, fname, t, err)) != AIBOX_OK) goto done;
+    }
+    if (f->n > 1) {
+        if (!(sorted = malloc((size_t)f->n * sizeof *sorted))) {
+            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", fname);
+            goto done;
+        }
+        for (int i = 0; i < f->n; i++) sorted[i] = &f->t[i];
+        qsort(sorted, (size_t)f->n, sizeof *sorted, cmp_names);
+        for (int i = 1; i < f->n; i++)
+            if (!strcmp(sorted[i - 1]->name, sorted[i]->name)) {
+                s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "' appears twice in the header", fname,
+                               sorted[i]->name);
+                goto done;
+            }
+    }
+done:
+    free(sorted);
+    cJSON_Delete(root);
+    if (s != AIBOX_OK) {
+        aibox_st_free(&f);
+        return s;
+    }
+    *out = f;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_st_read(const char *path, aibox_st_file **out, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "safetensors: NULL output pointer");
+    *out = NULL;
+    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "safetensors: NULL path");
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return aibox_fail(err, AIBOX_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return aibox_fail(err, AIBOX_E_IO, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)st.st_size;
+    unsigned char *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fclose(fp);
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory for %zu bytes", path, len);
+    }
+    size_t got = fread(buf, 1, len, fp);
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad || got != len) {
+        free(buf);
+        return aibox_fail(err, AIBOX_E_IO, "%s: read %zu of %zu bytes", path, got, len);
+    }
+    aibox_status s = aibox_st_parse(buf, len, path, out, err);
+    free(buf);
+    return s;
+}
+
+/* ------------------------------------------------------------------ ResNet-18 import */
+typedef struct tv_param {
+    char name[48];              /* module name, e.g. "layer2.0.downsample.0" */
+    aibox_layer_kind kind;
+    int64_t shape[4];           /* conv/dense weight shape; BN: shape[0] channels */
+    int ndim;
+} tv_param;
+
+/* torchvision resnet18's parameterised modules in registration order. */
+static int resnet18_modules(tv_param *p, int classes)
+{
+    int n = 0;
+#define CONV(nm, o, i, k) \
+    (snprintf(p[n].name, sizeof p[n].name, "%s", nm), p[n].kind = AIBOX_LAYER_CONV2D, p[n].ndim = 4, \
+     p[n].shape[0] = (o), p[n].shape[1] = (i), p[n].shape[2] = (k), p[n].shape[3] = (k), n++)
+#define BN(nm, c) \
+    (snprintf(p[n].name, sizeof p[n].name, "%s", nm), p[n].kind = AIBOX_LAYER_BATCHNORM, p[n].ndim = 1, \
+     p[n].shape[0] = (c), n++)
+    char nm[48];
+    CONV("conv1", 64, 3, 7);
+    BN("bn1", 64);
+    int in = 64;
+    for (int l = 1; l <= 4; l++) {
+        int w = 32 << l;
+        for (int b = 0; b < 2; b++) {
+            int bin = b == 0 ? in : w;
+            snprintf(nm, sizeof nm, "layer%d.%d.conv1", l, b), CONV(nm, w, bin, 3);
+            snprintf(nm, sizeof nm, "layer%d.%d.bn1", l, b), BN(nm, w);
+            snprintf(nm, sizeof nm, "layer%d.%d.conv2", l, b), CONV(nm, w, w, 3);
+            snprintf(nm, sizeof nm, "layer%d.%d.bn2", l, b), BN(nm, w);
+            if (b == 0 && l > 1) {
+                snprintf(nm, sizeof nm, "layer%d.%d.downsample.0", l, b), CONV(nm, w, bin, 1);
+                snprintf(nm, sizeof nm, "layer%d.%d.downsample.1", l, b), BN(nm, w);
+            }
+        }
+        in = w;
+    }
+#undef CONV
+#undef BN
+    snprintf(p[n].name, sizeof p[n].name, "fc");
+    p[n].kind = AIBOX_LAYER_DENSE, p[n].ndim = 2, p[n].shape[0] = classes, p[n].shape[1] = 512;
+    return n + 1;
+}
+
+/* Copies the named tensor into dst (count floats) after checking its shape. */
+static aibox_status take(const aibox_st_file *f, char *used, const char *path, const char *module, const char *leaf,
+                         int ndim, const int64_t *shape, float *dst, size_t count, aibox_error *err)
+{
+    char full[64];
+    snprintf(full, sizeof full, "%s.%s", module, leaf);
+    int i = aibox_st_find(f, full);
+    if (i < 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' is missing (needed by resnet18)", path, full);
+    const aibox_st_tensor *t = &f->t[i];
+    int same = t->ndim == ndim;
+    for (int k = 0; same && k < ndim; k++) same = t->shape[k] == shape[k];
+    if (!same) {
+        char want[64] = "", got[96] = "";
+        for (int k = 0; k < ndim; k++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", k ? "x" : "", (long long)shape[k]);
+        for (int k = 0; k < t->ndim && strlen(got) < 80; k++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? "x" : "", (long long)t->shape[k]);
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has shape [%s], resnet18 needs [%s]", path, full,
+                          t->ndim ? got : "scalar", want);
+    }
+    if (!t->data && t->count)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has dtype %s (needs F32, F16, BF16 or F64)", path,
+                          full, t->dtype);
+    if (!dst || t->count != count)
+        return aibox_fail(err, AIBOX_E_SHAPE, "%s: tensor '%s': %zu values but the model node holds %zu", path, full,
+                          t->count, count);
+    memcpy(dst, t->data, count * sizeof *dst);
+    used[i] = 1;
+    return AIBOX_OK;
+}
+
+static aibox_status fill_resnet18(aibox_model *m, const aibox_st_file *f, char *used, const char *path, int classes,
+                                  aibox_error *err)
+{
+    tv_param mods[64];
+    int nm = resnet18_modules(mods, classes), k = 0;
+    const int nodes = aibox_model_node_count(m);
+    aibox_status s = AIBOX_OK;
+    for (int node = 0; node < nodes && s == AIBOX_OK; node++) {
+        aibox_layer_kind kind = aibox_model_node_kind(m, node);
+        if (kind != AIBOX_LAYER_CONV2D && kind != AIBOX_LAYER_BATCHNORM && kind != AIBOX_LAYER_DENSE) continue;
+        if (k >= nm || mods[k].kind != kind)
+            return aibox_fail(err, AIBOX_E_STATE, "%s: the resnet18 preset's node %d (%s) does not match torchvision's "
+                              "module order at '%s'", path, node, aibox_layer_kind_name(kind),
+                              k < nm ? mods[k].name : "(end)");
+        const tv_param *mp = &mods[k++];
+        size_t c0 = 0, c1 = 0;
+        float *w = aibox_model_node_param(m, node, 0, &c0), *b = aibox_model_node_param(m, node, 1, &c1);
+        if (kind == AIBOX_LAYER_BATCHNORM) {
+            size_t cm = 0, cv = 0;
+            float *mean = aibox_model_node_state(m, node, 0, &cm), *var = aibox_model_node_state(m, node, 1, &cv);
+            s = take(f, used, path, mp->name, "weight", 1, mp->shape, w, c0, err);
+            if (!s) s = take(f, used, path, mp->name, "bias", 1, mp->shape, b, c1, err);
+            if (!s) s = take(f, used, path, mp->name, "running_mean", 1, mp->shape, mean, cm, err);
+            if (!s) s = take(f, used, path, mp->name, "running_var", 1, mp->shape, var, cv, err);
+            for (size_t i = 0; !s && i < cv; i++)
+                if (!(var[i] >= 0.0f) || isinf(var[i]))
+                    s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s.running_var' has value %g at %zu (a variance "
+                                   "must be finite and >= 0)", path, mp->name, var[i], i);
+            /* ignored: an int64 counter that inference does not use */
+            char nb[80];
+            snprintf(nb, sizeof nb, "%s.num_batches_tracked", mp->name);
+            int i = aibox_st_find(f, nb);
+            if (i >= 0) used[i] = 1;
+        } else {
+            s = take(f, used, path, mp->name, "weight", mp->ndim, mp->shape, w, c0, err);
+            if (!s && kind == AIBOX_LAYER_DENSE) s = take(f, used, path, mp->name, "bias", 1, mp->shape, b, c1, err);
+        }
+    }
+    if (s != AIBOX_OK) return s;
+    if (k != nm)
+        return aibox_fail(err, AIBOX_E_STATE, "%s: the resnet18 preset has %d parameterised nodes, torchvision %d", path,
+                          k, nm);
+    for (int i = 0; i < f->n; i++)
+        if (!used[i])
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: unexpected tensor '" NAME_FMT "' (not part of resnet18)", path,
+                              f->t[i].name);
+    return AIBOX_OK;
+}
+
+aibox_status aibox_import_safetensors(aibox_model **out, const char *path, const char *arch, int classes_or_0,
+                                      aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL model pointer");
+    *out = NULL;
+    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL path");
+    if (!arch || strcmp(arch, "resnet18") != 0)
+        return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: architecture '%.40s' is not supported (known: resnet18)",
+                          path, arch ? arch : "(null)");
+    if (classes_or_0 < 0) return aibox_fail(err, AIBOX_E_INVALID, "%s: %d classes", path, classes_or_0);
+    aibox_st_file *f = NULL;
+    aibox_status s = aibox_st_read(path, &f, err);
+    if (s != AIBOX_OK) return s;
+    int classes = classes_or_0;
+    int fi = aibox_st_find(f, "fc.weight");
+    if (fi < 0) {
+        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' is missing (needed by resnet18)", path);
+        goto done;
+    }
+    if (f->t[fi].ndim != 2 || f->t[fi].shape[0] < 1) {
+        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' is not a [classes][512] matrix", path);
+        goto done;
+    }
+    if (classes == 0) classes = (int)f->t[fi].shape[0];
+    else if (f->t[fi].shape[0] != classes) {
+        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' has %lld classes, %d were asked for", path,
+                       (long long)f->t[fi].shape[0], classes);
+        goto done;
+    }
+    aibox_model *m = NULL;
+    if ((s = aibox_preset_resnet18(&m, classes, 3, 224, err)) != AIBOX_OK) goto done;
+    char *used = calloc((size_t)f->n + 1, 1);
+    if (!used) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+    if (!s) s = fill_resnet18(m, f, used, path, classes, err);
+    free(used);
+    if (!s) s = aibox_model_set_meta_str(m, "aibox.arch", "resnet18", err);
+    if (!s) {
+        aibox_preproc p;
+        aibox_preproc_default(&p, m);
+        static const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+        p.resize = AIBOX_RESIZE_AREA;
+        for (int c = 0; c < 3; c++) p.mean[c] = mean[c], p.std[c] = sd[c];
+        s = aibox_preproc_to_model(&p, m, err);
+    }
+    if (s != AIBOX_OK) aibox_model_free(&m);
+    else *out = m;
+done:
+    aibox_st_free(&f);
+    return s;
+}
