@@ -155,6 +155,7 @@ typedef enum aibox_layer_kind {
     AIBOX_LAYER_UPSAMPLE_NEAREST,
     AIBOX_LAYER_UPSAMPLE_BILINEAR,
     AIBOX_LAYER_SOFTMAX,
+    AIBOX_LAYER_QUANTIZE,
     AIBOX_LAYER_KIND_COUNT
 } aibox_layer_kind;
 
@@ -201,6 +202,9 @@ AIBOX_API int aibox_add(aibox_model *m, int a, int b);
 AIBOX_API int aibox_upsample_nearest(aibox_model *m, int in, int out_h, int out_w);
 AIBOX_API int aibox_upsample_bilinear(aibox_model *m, int in, int out_h, int out_w); /* align_corners = false */
 AIBOX_API int aibox_softmax(aibox_model *m, int in); /* over channels */
+/* Fake quantisation: x -> scale * (clamp(round(x / scale) + zp, qmin, qmax) - zp);
+ * the gradient passes straight through inside the representable range. */
+AIBOX_API int aibox_quantize(aibox_model *m, int in, float scale, float zero_point, float qmin, float qmax);
 
 /* Ends building: checks the graph, allocates parameters and initialises them
  * from the seed (He-uniform on fan-in for conv/dense, zero bias, BN gamma 1,

@@ -24,6 +24,22 @@ extern "C" {
 AIBOX_API aibox_status aibox_import_safetensors(aibox_model **m, const char *path, const char *arch,
                                                 int classes_or_0, aibox_error *err);
 
+/* ------------------------------------------------------------------ TensorFlow Lite */
+typedef struct aibox_import_opts {
+    int faithful;            /* 1: re-quantise every quantised output onto its 8-bit grid (AIBOX_LAYER_QUANTIZE) */
+    const char *labels_path; /* one class name per line (stored as aibox.class_names), or NULL */
+} aibox_import_opts;
+/* Imports a TensorFlow Lite model (FlatBuffers "TFL3"): float32 and uint8/int8
+ * (per-tensor or per-channel) tensors dequantised to float32; CONV_2D,
+ * DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, MAX_POOL_2D, FULLY_CONNECTED, RESHAPE, SQUEEZE,
+ * SOFTMAX, ADD, PAD, MEAN, CONCATENATION with fused RELU/RELU6. Each quantised
+ * output is clamped to its tensor's representable range. The input's
+ * quantisation (float: [-1, 1]) becomes the stored preprocessing, with
+ * bilinear (TFLite) resizing. Malformed files: AIBOX_E_FORMAT; unsupported
+ * operators: AIBOX_E_UNSUPPORTED naming them. opts may be NULL. */
+AIBOX_API aibox_status aibox_import_tflite(aibox_model **m, const char *path, const aibox_import_opts *opts,
+                                           aibox_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
  *   BATCHNORM fp: eps momentum
  *   ZEROPAD  ip: top left bottom right
  *   UPSAMPLE_* ip: out_h out_w
+ *   QUANTIZE fp: scale zero_point qmin qmax
  */
 #include <math.h>
 #include <stdio.h>
@@ -347,6 +348,22 @@ ELEMWISE(relu6_fwd, aibox_clamp_fwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->y + a))
 ELEMWISE(relu6_bwd, aibox_clamp_bwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(clamp_fwd, aibox_clamp_fwd(b - a, r->nd->fp[0], r->nd->fp[1], r->x[0] + a, r->y + a))
 ELEMWISE(clamp_bwd, aibox_clamp_bwd(b - a, r->nd->fp[0], r->nd->fp[1], r->x[0] + a, r->dy + a, r->dx[0] + a))
+static void quant_fwd_range(const aibox_node *nd, size_t n, const float *x, float *y)
+{
+    float sc = nd->fp[0], zp = nd->fp[1], lo = nd->fp[2], hi = nd->fp[3];
+    for (size_t i = 0; i < n; i++) {
+        float q = nearbyintf(x[i] / sc) + zp;
+        q = q < lo ? lo : (q > hi ? hi : q);
+        y[i] = sc * (q - zp);
+    }
+}
+static void quant_bwd_range(const aibox_node *nd, size_t n, const float *x, const float *dy, float *dx)
+{
+    float lo = nd->fp[0] * (nd->fp[2] - nd->fp[1]), hi = nd->fp[0] * (nd->fp[3] - nd->fp[1]);
+    for (size_t i = 0; i < n; i++) dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
+}
+ELEMWISE(quant_fwd, quant_fwd_range(r->nd, b - a, r->x[0] + a, r->y + a))
+ELEMWISE(quant_bwd, quant_bwd_range(r->nd, b - a, r->x[0] + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(leaky_fwd, aibox_leaky_fwd(b - a, r->nd->fp[0], r->x[0] + a, r->y + a))
 ELEMWISE(leaky_bwd, aibox_leaky_bwd(b - a, r->nd->fp[0], r->x[0] + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(sigmoid_fwd, aibox_sigmoid_fwd(b - a, r->x[0] + a, r->y + a))
@@ -534,6 +551,7 @@ static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_UPSAMPLE_NEAREST] = {.name = "upsample_nearest", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_nearest_fwd, .backward = up_nearest_bwd},
     [AIBOX_LAYER_UPSAMPLE_BILINEAR] = {.name = "upsample_bilinear", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_bilinear_fwd, .backward = up_bilinear_bwd},
     [AIBOX_LAYER_SOFTMAX] = {.name = "softmax", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = softmax_fwd, .backward = softmax_bwd},
+    [AIBOX_LAYER_QUANTIZE] = {.name = "quantize", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = quant_fwd, .backward = quant_bwd},
 };
 
 const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k)

@@ -1,4 +1,5 @@
 /* Model graph: builders, parameter block, metadata accessors. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,14 @@ int aibox_clamp(aibox_model *m, int in, float lo, float hi)
     if (m && !(lo <= hi)) return build_fail(m, AIBOX_E_INVALID, "clamp: lo %g > hi %g", lo, hi);
     float fp[AIBOX_NODE_NF] = {lo, hi};
     return add1(m, AIBOX_LAYER_CLAMP, in, NULL, fp);
+}
+
+int aibox_quantize(aibox_model *m, int in, float scale, float zero_point, float qmin, float qmax)
+{
+    if (m && !(scale > 0.0f && isfinite(scale) && qmin <= qmax && isfinite(zero_point)))
+        return build_fail(m, AIBOX_E_INVALID, "quantize: scale %g, range [%g, %g]", scale, qmin, qmax);
+    float fp[AIBOX_NODE_NF] = {scale, zero_point, qmin, qmax};
+    return add1(m, AIBOX_LAYER_QUANTIZE, in, NULL, fp);
 }
 
 int aibox_dropout(aibox_model *m, int in, float rate)
