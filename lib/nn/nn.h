@@ -3,7 +3,7 @@
 #define AIBOX_NN_H
 
 #include "core/core.h"
-#include "io/aibox_file.h" /* aibox_meta_list: typed metadata carried by models */
+#include "core/meta.h" /* aibox_meta_list: typed metadata carried by models */
 #include "core/pool.h"
 #include "ops/ops.h"
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/aibox_file.h"
+#include "core/meta.h"
 
 const char *aibox_meta_name_problem(const char *name, size_t len)
 {
