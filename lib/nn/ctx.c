@@ -312,47 +312,54 @@ static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
 aibox_status aibox_ctx_loss_softmax_ce(aibox_ctx *c, const int *labels, const float *class_weights, float *loss,
                                        aibox_error *err)
 {
+    if (!labels) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL labels");
+    if (c && c->n > 0) { /* check the labels before any gradient is touched */
+        int out = aibox_model_output(c->model);
+        size_t k = (size_t)c->shape[out][0] * c->shape[out][1] * c->shape[out][2];
+        for (int i = 0; i < c->n; i++)
+            if (labels[i] < 0 || (size_t)labels[i] >= k)
+                return aibox_fail(err, AIBOX_E_INVALID, "loss: label %d of sample %d outside 0..%zu", labels[i], i,
+                                  k - 1);
+    }
     size_t k;
     float *g = begin_grad(c, &k, err);
     if (!g) return err ? err->code : AIBOX_E_STATE;
-    if (!labels) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL labels");
-    for (int i = 0; i < c->n; i++)
-        if (labels[i] < 0 || (size_t)labels[i] >= k)
-            return c->grad_set = 0,
-                   aibox_fail(err, AIBOX_E_INVALID, "loss: label %d of sample %d outside 0..%zu", labels[i], i, k - 1);
     float l = aibox_softmax_ce(c->n, (int)k, c->act[aibox_model_output(c->model)], labels, class_weights, g);
+    if (loss) *loss = l;
+    return AIBOX_OK;
+}
+
+/* Losses with one target per output element. */
+typedef float (*elementwise_loss)(size_t count, const float *y, const float *targets, float *dx);
+
+static aibox_status loss_elementwise(aibox_ctx *c, elementwise_loss fn, const float *targets, float *loss,
+                                     aibox_error *err)
+{
+    if (!targets) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL targets");
+    size_t k;
+    float *g = begin_grad(c, &k, err);
+    if (!g) return err ? err->code : AIBOX_E_STATE;
+    float l = fn((size_t)c->n * k, c->act[aibox_model_output(c->model)], targets, g);
     if (loss) *loss = l;
     return AIBOX_OK;
 }
 
 aibox_status aibox_ctx_loss_sigmoid_bce(aibox_ctx *c, const float *targets, float *loss, aibox_error *err)
 {
-    size_t k;
-    float *g = begin_grad(c, &k, err);
-    if (!g) return err ? err->code : AIBOX_E_STATE;
-    if (!targets) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL targets");
-    float l = aibox_sigmoid_bce((size_t)c->n * k, c->act[aibox_model_output(c->model)], targets, g);
-    if (loss) *loss = l;
-    return AIBOX_OK;
+    return loss_elementwise(c, aibox_sigmoid_bce, targets, loss, err);
 }
 
 aibox_status aibox_ctx_loss_mse(aibox_ctx *c, const float *targets, float *loss, aibox_error *err)
 {
-    size_t k;
-    float *g = begin_grad(c, &k, err);
-    if (!g) return err ? err->code : AIBOX_E_STATE;
-    if (!targets) return aibox_fail(err, AIBOX_E_INVALID, "loss: NULL targets");
-    float l = aibox_mse((size_t)c->n * k, c->act[aibox_model_output(c->model)], targets, g);
-    if (loss) *loss = l;
-    return AIBOX_OK;
+    return loss_elementwise(c, aibox_mse, targets, loss, err);
 }
 
 aibox_status aibox_ctx_set_output_grad(aibox_ctx *c, const float *grad, aibox_error *err)
 {
+    if (!grad) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL gradient");
     size_t k;
     float *g = begin_grad(c, &k, err);
     if (!g) return err ? err->code : AIBOX_E_STATE;
-    if (!grad) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL gradient");
     memcpy(g, grad, (size_t)c->n * k * sizeof(float));
     return AIBOX_OK;
 }

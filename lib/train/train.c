@@ -47,6 +47,15 @@ static uint64_t mix(uint64_t a, uint64_t b)
     return z ^ (z >> 31);
 }
 
+/* Index of the largest of k logits (the predicted class). */
+static int argmax(const float *o, int k)
+{
+    int best = 0;
+    for (int i = 1; i < k; i++)
+        if (o[i] > o[best]) best = i;
+    return best;
+}
+
 /* Validation in inference mode: mean loss, accuracy and confusion matrix
  * (rows = true class, columns = predicted). */
 static aibox_status evaluate(aibox_ctx *ctx, const aibox_model *m, aibox_batch_source *val, int epoch, int classes,
@@ -65,10 +74,7 @@ static aibox_status evaluate(aibox_ctx *ctx, const aibox_model *m, aibox_batch_s
         const float *out = aibox_ctx_output(ctx, NULL, NULL, NULL);
         lsum += (double)aibox_softmax_ce(n, classes, out, y, NULL, NULL) * n;
         for (int i = 0; i < n; i++) {
-            const float *o = out + (size_t)i * classes;
-            int best = 0;
-            for (int k = 1; k < classes; k++)
-                if (o[k] > o[best]) best = k;
+            int best = argmax(out + (size_t)i * classes, classes);
             right += best == y[i];
             if (confusion && y[i] >= 0 && y[i] < classes) confusion[y[i] * classes + best]++;
         }
@@ -330,12 +336,7 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
                 goto done;
             step++;
             const float *out = aibox_ctx_output(ctx, NULL, NULL, NULL);
-            for (int i = 0; i < n; i++) {
-                int best = 0;
-                for (int k = 1; k < classes; k++)
-                    if (out[(size_t)i * classes + k] > out[(size_t)i * classes + best]) best = k;
-                right += best == y[i];
-            }
+            for (int i = 0; i < n; i++) right += argmax(out + (size_t)i * classes, classes) == y[i];
             lsum += (double)loss * n;
             seen += n;
             if (!isfinite(loss)) {
