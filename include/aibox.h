@@ -216,6 +216,20 @@ AIBOX_API aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, ai
 /* Frozen nodes keep their parameters through optimizer steps (fine-tuning). */
 AIBOX_API aibox_status aibox_model_set_frozen(aibox_model *m, int node, int frozen);
 AIBOX_API aibox_status aibox_model_set_output(aibox_model *m, int node);
+/* A new finished model made of node and the nodes it depends on (in their
+ * order), with their parameters, statistics, frozen flags and the metadata
+ * ("aibox.tap.*" node indices renumbered, -1 where cut away); its output is
+ * node's copy. map (NULL, or src's node count long) receives each source
+ * node's new index, -1 where dropped. Builder calls on a finished model
+ * (this one or any other) reopen it: the existing nodes keep their values and
+ * the next aibox_model_finish initialises only the new ones; a head on a
+ * pretrained trunk is built that way. */
+/* The end of the stage at a stride: the last node (up to the output) whose
+ * output is exactly the input size / stride in both directions (ResNet's
+ * layer1..4 for 4..32, MobileNet's last block at that resolution), or -1. */
+AIBOX_API int aibox_model_stride_node(const aibox_model *m, int stride);
+AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model *src, int node, int *map,
+                                           aibox_error *err);
 AIBOX_API int aibox_model_output(const aibox_model *m);
 AIBOX_API int aibox_model_node_count(const aibox_model *m);
 AIBOX_API aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node);

@@ -12,7 +12,8 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------ safetensors */
-/* Builds the arch preset ("resnet18": aibox_preset_resnet18 at 224x224x3)
+/* Builds the arch preset ("resnet18": aibox_preset_resnet18 at 224x224x3;
+ * NULL: recognised from the tensor names and shapes)
  * and fills it from a torchvision state dict saved as safetensors (F32, F16,
  * BF16 or F64 tensors; int64 num_batches_tracked entries are ignored).
  * classes_or_0 == 0 takes the class count from fc.weight. Every tensor's
@@ -28,6 +29,7 @@ AIBOX_API aibox_status aibox_import_safetensors(aibox_model **m, const char *pat
 typedef struct aibox_import_opts {
     int faithful;            /* 1: re-quantise every quantised output onto its 8-bit grid (AIBOX_LAYER_QUANTIZE) */
     const char *labels_path; /* one class name per line (stored as aibox.class_names), or NULL */
+    const char *arch;        /* safetensors: the architecture, or NULL to recognise it from the tensors */
 } aibox_import_opts;
 /* Imports a TensorFlow Lite model (FlatBuffers "TFL3"): float32 and uint8/int8
  * (per-tensor or per-channel) tensors dequantised to float32; CONV_2D,
@@ -39,6 +41,14 @@ typedef struct aibox_import_opts {
  * operators: AIBOX_E_UNSUPPORTED naming them. opts may be NULL. */
 AIBOX_API aibox_status aibox_import_tflite(aibox_model **m, const char *path, const aibox_import_opts *opts,
                                            aibox_error *err);
+
+/* ------------------------------------------------------------------ any file */
+/* Opens any model file libaibox reads, recognised by its content: a .aibox
+ * model (aibox_model_load), TensorFlow Lite (aibox_import_tflite with opts)
+ * or safetensors (aibox_import_safetensors with opts->arch, or the
+ * architecture its tensors show). opts may be NULL. */
+AIBOX_API aibox_status aibox_import(aibox_model **m, const char *path, const aibox_import_opts *opts,
+                                    aibox_error *err);
 
 #ifdef __cplusplus
 }

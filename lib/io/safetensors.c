@@ -448,7 +448,8 @@ aibox_status aibox_import_safetensors(aibox_model **out, const char *path, const
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL model pointer");
     *out = NULL;
     if (!path) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL path");
-    if (!arch || strcmp(arch, "resnet18") != 0)
+    if (!arch) arch = "resnet18"; /* the one architecture known so far */
+    if (strcmp(arch, "resnet18") != 0)
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: architecture '%.40s' is not supported (known: resnet18)",
                           path, arch ? arch : "(null)");
     if (classes_or_0 < 0) return aibox_fail(err, AIBOX_E_INVALID, "%s: %d classes", path, classes_or_0);

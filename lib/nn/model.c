@@ -37,6 +37,8 @@ void aibox_model_free(aibox_model **pm)
     aibox_free(m->params);
     aibox_free(m->grads);
     aibox_free(m->state);
+    aibox_free(m->kept_params);
+    aibox_free(m->kept_state);
     aibox_meta_list_free(&m->meta);
     free(m);
     *pm = NULL;
@@ -61,7 +63,6 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
 {
     if (!m) return -(int)AIBOX_E_INVALID;
     if (m->build_status) return -(int)m->build_status;
-    if (m->finished) return build_fail(m, AIBOX_E_STATE, "model: cannot add nodes after aibox_model_finish");
     const aibox_layer_ops *ops = aibox_layer_get(kind);
     if (!ops || kind == AIBOX_LAYER_INPUT) return build_fail(m, AIBOX_E_INVALID, "model: unknown layer kind %d", kind);
     if (n_in < ops->min_in || n_in > ops->max_in)
@@ -95,6 +96,15 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
     if (!ops->shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
         return build_fail(m, AIBOX_E_SHAPE, "node %d (%s): %s", m->n_nodes, ops->name, why);
     nd->c = out[0], nd->h = out[1], nd->w = out[2];
+    if (m->finished) { /* reopen: keep the trunk's values for the next finish */
+        m->kept_params = m->params, m->kept_state = m->state;
+        m->kept_np = m->n_params, m->kept_ns = m->n_state;
+        aibox_free(m->grads);
+        m->params = m->grads = m->state = NULL;
+        m->n_params = m->n_state = 0;
+        m->finished = 0;
+        m->output = 0;
+    }
     return m->n_nodes++;
 }
 
@@ -245,6 +255,12 @@ aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, a
                       nd->n_state[1] ? m->state + nd->state_off[1] : NULL, &rng);
         }
     }
+    if (m->kept_params) { /* a reopened model: the old nodes keep their values */
+        memcpy(m->params, m->kept_params, m->kept_np * sizeof(float));
+        memcpy(m->state, m->kept_state, m->kept_ns * sizeof(float));
+        aibox_free(m->kept_params), aibox_free(m->kept_state);
+        m->kept_params = m->kept_state = NULL;
+    }
     m->finished = 1;
     return AIBOX_OK;
 }
@@ -263,6 +279,77 @@ aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, aibox_error 
 {
     if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "model: not finished");
     return aibox_model_alloc_params(m, 1, seed, err);
+}
+
+aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int node, int *map,
+                                 aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "extract: NULL output pointer");
+    *out = NULL;
+    if (!src || !src->finished) return aibox_fail(err, AIBOX_E_STATE, "extract: the model is not finished");
+    if (node < 1 || node >= src->n_nodes)
+        return aibox_fail(err, AIBOX_E_INVALID, "extract: node %d out of range 1..%d", node, src->n_nodes - 1);
+    int n = src->n_nodes;
+    int *keep = calloc((size_t)n, sizeof *keep);
+    if (!keep) return aibox_fail(err, AIBOX_E_NOMEM, "extract: out of memory");
+    keep[node] = 1, keep[0] = 1;
+    for (int i = node; i >= 1; i--) /* topological order: inputs precede their users */
+        if (keep[i])
+            for (int j = 0; j < src->nodes[i].n_in; j++) keep[src->nodes[i].in[j]] = 1;
+    aibox_model *m = NULL;
+    aibox_status s = aibox_model_create(&m, src->in_c, src->in_h, src->in_w, err);
+    for (int i = 0; i < n; i++) keep[i] = keep[i] ? (i == 0 ? 0 : -2) : -1; /* -2: to copy */
+    for (int i = 1; i < n && !s; i++) {
+        if (keep[i] != -2) continue;
+        const aibox_node *sn = &src->nodes[i];
+        int in[AIBOX_NODE_MAX_IN];
+        for (int j = 0; j < sn->n_in; j++) in[j] = keep[sn->in[j]];
+        int id = aibox_model_add_node(m, sn->kind, sn->n_in, in, sn->ip, sn->fp);
+        if (id < 0) {
+            s = aibox_fail(err, (aibox_status)-id, "extract: %s", m->build_msg);
+            break;
+        }
+        m->nodes[id].frozen = sn->frozen;
+        keep[i] = id;
+    }
+    if (!s) s = aibox_model_alloc_params(m, 0, 0, err);
+    for (int i = 1; i < n && !s; i++) {
+        if (keep[i] < 0) continue;
+        const aibox_node *sn = &src->nodes[i];
+        aibox_node *dn = &m->nodes[keep[i]];
+        for (int k = 0; k < 2; k++) {
+            if (sn->n_param[k]) memcpy(m->params + dn->param_off[k], src->params + sn->param_off[k], sn->n_param[k] * sizeof(float));
+            if (sn->n_state[k]) memcpy(m->state + dn->state_off[k], src->state + sn->state_off[k], sn->n_state[k] * sizeof(float));
+        }
+    }
+    if (!s) s = aibox_meta_copy(&m->meta, &src->meta, err);
+    /* Node references in metadata ("aibox.tap.<name>" = node index) follow
+     * the renumbering; taps that were cut away are dropped. */
+    for (int i = 0; i < m->meta.count && !s; i++) {
+        aibox_meta *e = &m->meta.items[i];
+        if (strncmp(e->key, "aibox.tap.", 10) || e->type != AIBOX_META_INT) continue;
+        e->i = (e->i >= 0 && e->i < n) ? keep[e->i] : -1;
+    }
+    if (s) {
+        aibox_model_free(&m);
+        free(keep);
+        return s;
+    }
+    m->output = keep[node];
+    if (map)
+        for (int i = 0; i < n; i++) map[i] = keep[i];
+    free(keep);
+    *out = m;
+    return AIBOX_OK;
+}
+
+int aibox_model_stride_node(const aibox_model *m, int stride)
+{
+    if (!m || stride < 1 || m->in_h % stride || m->in_w % stride) return -1;
+    int h = m->in_h / stride, w = m->in_w / stride, last = aibox_model_output(m);
+    for (int i = last; i >= 1; i--) /* the last node at that size ends the stage */
+        if (m->nodes[i].h == h && m->nodes[i].w == w) return i;
+    return -1;
 }
 
 aibox_status aibox_model_set_output(aibox_model *m, int node)

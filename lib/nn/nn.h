@@ -36,6 +36,12 @@ struct aibox_model {
     char build_msg[AIBOX_ERROR_MSG_LEN];
     float *params, *grads, *state;
     size_t n_params, n_state;
+    /* A finished model that gets new nodes keeps the parameters and statistics
+     * of its first kept_nodes nodes here until the next finish (fine-tuning:
+     * a pretrained trunk, a new head). Node order fixes the block layout, so
+     * they are the leading kept_np / kept_ns floats of the new blocks. */
+    float *kept_params, *kept_state;
+    size_t kept_np, kept_ns;
     aibox_meta_list meta;
 };
 

@@ -49,7 +49,7 @@ static void mpath(char *out, size_t cap, const char *leaf) { snprintf(out, cap, 
 static aibox_model *import(const char *leaf, int faithful, int labels)
 {
     char p[1200], lp[1200];
-    aibox_import_opts o = {faithful, NULL};
+    aibox_import_opts o = {faithful, NULL, NULL};
     aibox_error err = {0};
     aibox_model *m = NULL;
     mpath(p, sizeof p, leaf);
@@ -165,6 +165,40 @@ static void test_embedding(void **state)
     int n;
     classify(m, "cat.bmp", &score, &n);
     assert_int_equal(n, 1024);
+    aibox_model_free(&m);
+}
+
+/* aibox_import recognises each format by content; the stage ends at strides
+ * 4, 8, 16 of MobileNet v1 1.0 are its 128/256/512-channel blocks. */
+static void test_import_any(void **state)
+{
+    (void)state;
+    NEED_MODELS();
+    char p[1200], saved[512];
+    aibox_error err = {0};
+    aibox_model *m = NULL, *back = NULL;
+    mpath(p, sizeof p, "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite");
+    assert_int_equal(aibox_import(&m, p, NULL, &err), AIBOX_OK);
+    static const int stride[3] = {4, 8, 16}, chans[3] = {128, 256, 512};
+    for (int i = 0; i < 3; i++) {
+        int node = aibox_model_stride_node(m, stride[i]), c, h, w;
+        assert_true(node > 0);
+        aibox_model_node_shape(m, node, &c, &h, &w);
+        assert_int_equal(c, chans[i]);
+        assert_int_equal(h, 224 / stride[i]);
+        assert_int_equal(w, 224 / stride[i]);
+    }
+    assert_int_equal(aibox_model_stride_node(m, 3), -1);
+    snprintf(saved, sizeof saved, "%s.any.aibox", g_tmp);
+    assert_int_equal(aibox_model_save(m, saved, &err), AIBOX_OK);
+    assert_int_equal(aibox_import(&back, saved, NULL, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_node_count(back), aibox_model_node_count(m));
+    aibox_model_free(&back);
+    mpath(p, sizeof p, "imagenet_labels.txt");
+    assert_int_equal(aibox_import(&back, p, NULL, &err), AIBOX_E_FORMAT);
+    assert_non_null(strstr(err.msg, "imagenet_labels.txt"));
+    assert_null(back);
+    assert_int_equal(aibox_import(&back, "/nonexistent/x.tflite", NULL, &err), AIBOX_E_IO);
     aibox_model_free(&m);
 }
 
@@ -329,8 +363,12 @@ int main(void)
         cmocka_unit_test(test_burger_quant), cmocka_unit_test(test_float_matches_quant),
         cmocka_unit_test(test_cat_128),      cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_quantize_layer), cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_import_any),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(g_tmp);
+    char extra[300];
+    snprintf(extra, sizeof extra, "%s.any.aibox", g_tmp);
+    unlink(extra);
     return rc;
 }

@@ -602,6 +602,77 @@ static int remove_dir(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Extraction keeps a trunk bit-exact; a head appended to it reopens the model
+ * and the next finish initialises only the head. */
+static void test_extract_and_reopen(void **state)
+{
+    (void)state;
+    aibox_error err;
+    aibox_model *full = NULL, *trunk = NULL;
+    assert_int_equal(aibox_preset_resnet18(&full, 10, 3, 64, &err), AIBOX_OK);
+    int64_t tap2 = -1, tap1 = -1, tap4 = -1;
+    assert_int_equal(aibox_model_get_meta_int(full, "aibox.tap.layer2", &tap2), AIBOX_OK);
+    assert_int_equal(aibox_model_get_meta_int(full, "aibox.tap.layer1", &tap1), AIBOX_OK);
+    int n_full = aibox_model_node_count(full);
+    int *map = malloc(sizeof(int) * (size_t)n_full);
+    assert_non_null(map);
+    assert_int_equal(aibox_model_extract(&trunk, full, (int)tap2, map, &err), AIBOX_OK);
+    assert_true(aibox_model_node_count(trunk) < n_full);
+    assert_int_equal(aibox_model_output(trunk), map[tap2]);
+    int64_t t1 = -1;
+    assert_int_equal(aibox_model_get_meta_int(trunk, "aibox.tap.layer1", &t1), AIBOX_OK);
+    assert_int_equal(t1, map[tap1]);
+    assert_int_equal(aibox_model_get_meta_int(trunk, "aibox.tap.layer4", &tap4), AIBOX_OK);
+    assert_int_equal(tap4, -1);
+    aibox_model *bad = NULL;
+    assert_int_equal(aibox_model_extract(&bad, full, n_full, NULL, &err), AIBOX_E_INVALID);
+    assert_null(bad);
+
+    /* Same activations at the tap: the trunk is the full model's prefix. */
+    float x[3 * 64 * 64];
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 5);
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = aibox_rng_normal(&rng);
+    aibox_ctx *cf = NULL, *ct = NULL;
+    assert_int_equal(aibox_ctx_create(&cf, full, AIBOX_INFER, 1, 3, 64, 64, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ct, trunk, AIBOX_INFER, 1, 3, 64, 64, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(cf, full, x, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(ct, trunk, x, 1, &err), AIBOX_OK);
+    int c1, h1, w1, c2, h2, w2;
+    const float *a = aibox_ctx_node_output(cf, (int)tap2, &c1, &h1, &w1);
+    const float *b = aibox_ctx_output(ct, &c2, &h2, &w2);
+    assert_int_equal(c1, c2), assert_int_equal(h1, h2), assert_int_equal(w1, w2);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)c1 * h1 * w1);
+    aibox_ctx_free(&ct);
+
+    /* A head: the trunk's parameters survive, the head is drawn from the seed. */
+    size_t n_trunk = aibox_model_param_count(trunk), cnt = 0;
+    float *w_before = aibox_model_node_param(trunk, 1, 0, &cnt);
+    float first = w_before[0], last = w_before[cnt - 1];
+    int g = aibox_global_avgpool(trunk, aibox_model_output(trunk));
+    int d = aibox_dense(trunk, g, 4, 1);
+    assert_true(d > 0);
+    assert_int_equal(aibox_model_finish(trunk, 9, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_output(trunk), d);
+    assert_int_equal(aibox_model_param_count(trunk), n_trunk + 128 * 4 + 4);
+    float *w_after = aibox_model_node_param(trunk, 1, 0, &cnt);
+    assert_true(w_after[0] == first && w_after[cnt - 1] == last);
+    size_t hc = 0;
+    float *hw = aibox_model_node_param(trunk, d, 0, &hc);
+    double ss = 0;
+    for (size_t i = 0; i < hc; i++) ss += hw[i] * hw[i];
+    assert_true(ss > 0);
+    assert_int_equal(aibox_ctx_create(&ct, trunk, AIBOX_INFER, 1, 3, 64, 64, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(ct, trunk, x, 1, &err), AIBOX_OK);
+    const float *tapv = aibox_ctx_node_output(ct, map[tap2], NULL, NULL, NULL);
+    assert_memory_equal(a, tapv, sizeof(float) * (size_t)c1 * h1 * w1);
+    aibox_ctx_free(&ct);
+    aibox_ctx_free(&cf);
+    aibox_model_free(&trunk);
+    aibox_model_free(&full);
+    free(map);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_thread_counts),
         cmocka_unit_test(test_save_load),       cmocka_unit_test(test_load_refuses_damage),
+        cmocka_unit_test(test_extract_and_reopen),
     };
     return cmocka_run_group_tests_name("nn/graph", tests, setup_dir, remove_dir);
 }
