@@ -29,8 +29,18 @@ static const char usage[] =
     "  --max-pixels N       refuse images whose header announces more pixels (default 100000000)\n"
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
     "  --info               print the model's metadata as JSON and exit\n"
+    "PaDiM models (aibox-train padim):\n"
+    "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
+    "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
+    "  --eval --normal-dir DIR --abnormal-dir DIR [--mask-dir DIR]\n"
+    "                       evaluate instead: image AUROC, pixel AUROC, AUPRO (FPR <= 0.3),\n"
+    "                       F1 at the stored threshold, per defect class (sub-folders of the\n"
+    "                       abnormal folder); masks beside the images (STEM.png) or in\n"
+    "                       --mask-dir; images the model was fitted on are left out. One JSON line.\n"
     "  --version, --help\n"
-    "JSON lines: {\"file\", \"label\", \"confidence\", \"probs\": {class: p}, \"verdict\", \"ms\"}, or\n"
+    "JSON lines: {\"file\", \"label\", \"confidence\", \"probs\": {class: p}, \"verdict\", \"ms\"}; for\n"
+    "PaDiM {\"file\", \"score\", \"norm_score\" (0.5 at the threshold), \"threshold\", \"verdict\" (OK/NG),\n"
+    "\"regions\": [{x, y, w, h, area, peak}] in image pixels, \"n_regions\", \"ms\"}; or\n"
     "{\"file\", \"error\"} for an image that could not be processed (the others still are).\n"
     "Exit status: 0 every image OK (or classified), 1 at least one NG or uncertain,\n"
     "2 at least one image failed or bad usage, 3 the model could not be loaded.\n";
@@ -52,6 +62,13 @@ typedef struct {
     out_format fmt;
     float *input;
     int worst; /* exit status so far */
+    int threads;
+    /* PaDiM models */
+    aibox_padim *pd;
+    aibox_padim_ctx *pctx;
+    float *map;                    /* the model-size anomaly map of the current image */
+    double thr, pix_thr, lo, hi;   /* image / pixel thresholds, score range for normalising */
+    const char *heat_dir, *mask_dir;
 } infer;
 
 static const char *class_name(const infer *in, int k, char *buf, size_t len)
@@ -81,9 +98,15 @@ static void emit_error(infer *in, const char *file, const char *msg)
     if (in->worst < 2) in->worst = 2;
 }
 
+#include "infer_padim.h"
+
 /* Classifies one decoded image and prints its line. */
 static void classify(infer *in, const char *file, const aibox_image *img, double t0)
 {
+    if (in->pd) {
+        padim_one(in, file, img, t0);
+        return;
+    }
     aibox_error err = {0};
     if (img->width < in->min_side || img->height < in->min_side) {
         char msg[4300];
@@ -310,12 +333,35 @@ static void print_info(const aibox_model *m, const char *path)
     printf("}}\n");
 }
 
+/* Runs every input (files, folders, "-", then --stdin-list paths). */
+static int process_inputs(infer *in, char **inputs, int n_inputs, int stdin_list)
+{
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat st;
+        if (!strcmp(inputs[i], "-")) process_stdin_image(in);
+        else if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(in, inputs[i]);
+        else process_file(in, inputs[i]);
+        fflush(stdout);
+    }
+    if (stdin_list) {
+        char line[8192];
+        while (fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (!line[0]) continue;
+            process_file(in, line);
+            fflush(stdout); /* a waiting line script gets each answer at once */
+        }
+    }
+    return in->worst;
+}
+
 /* The command; main() owns the argument arrays so every return frees them. */
 static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies)
 {
     const char *model_path = NULL, *prog = "aibox-infer";
     infer in = {.max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, .min_side = 8};
-    int stdin_list = 0, info = 0, n_inputs = 0, n_copies = 0;
+    int stdin_list = 0, info = 0, n_inputs = 0, n_copies = 0, eval = 0;
+    const char *normal_dir = NULL, *abnormal_dir = NULL, *eval_mask_dir = NULL;
     long threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -331,6 +377,18 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
             stdin_list = 1;
         } else if (!strcmp(a, "--info")) {
             info = 1;
+        } else if (!strcmp(a, "--eval")) {
+            eval = 1;
+        } else if (!strcmp(a, "--normal-dir") && v) {
+            normal_dir = v, i++;
+        } else if (!strcmp(a, "--abnormal-dir") && v) {
+            abnormal_dir = v, i++;
+        } else if (!strcmp(a, "--mask-dir") && v) {
+            eval_mask_dir = v, i++;
+        } else if (!strcmp(a, "--heatmap") && v) {
+            in.heat_dir = v, i++;
+        } else if (!strcmp(a, "--mask") && v) {
+            in.mask_dir = v, i++;
         } else if (!strcmp(a, "--format") && v) {
             if (!strcmp(v, "jsonl")) in.fmt = FMT_JSONL;
             else if (!strcmp(v, "csv")) in.fmt = FMT_CSV;
@@ -370,19 +428,49 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
         fprintf(stderr, "%s: no model given (-m MODEL.aibox; see --help)\n", prog);
         return 2;
     }
-    if (!info && !stdin_list && n_inputs == 0) {
+    if (eval && (!normal_dir || !abnormal_dir || n_inputs || stdin_list)) {
+        fprintf(stderr, "%s: --eval needs --normal-dir and --abnormal-dir and no other images (see --help)\n", prog);
+        return 2;
+    }
+    if (!info && !eval && !stdin_list && n_inputs == 0) {
         fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog);
         return 2;
     }
     aibox_error err = {0};
-    if (aibox_model_load(&in.m, model_path, &err)) {
+    in.threads = (int)threads;
+    aibox_status ls = aibox_padim_load(&in.pd, model_path, &err);
+    if (ls == AIBOX_E_NOTFOUND) ls = aibox_model_load(&in.m, model_path, &err); /* a classifier */
+    if (ls) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return 3;
     }
     if (info) {
-        print_info(in.m, model_path);
+        print_info(in.pd ? aibox_padim_model_const(in.pd) : in.m, model_path);
         aibox_model_free(&in.m);
+        aibox_padim_free(&in.pd);
         return 0;
+    }
+    if (!in.pd && (eval || in.heat_dir || in.mask_dir)) {
+        fprintf(stderr, "%s: %s: --eval, --heatmap and --mask need a PaDiM model (aibox-train padim)\n", prog,
+                model_path);
+        aibox_model_free(&in.m);
+        return 2;
+    }
+    if (in.pd) {
+        int rc = 3;
+        if (padim_setup(&in, model_path)) {
+            in.input = malloc(sizeof(float) * in.pp.channels * in.pp.width * in.pp.height);
+            if (in.input && eval) rc = padim_eval(&in, normal_dir, abnormal_dir, eval_mask_dir);
+            else if (in.input) rc = -1;
+        }
+        if (rc == -1) {
+            if (in.fmt == FMT_CSV) printf("file,score,norm_score,verdict,regions,ms,error\n");
+            rc = process_inputs(&in, inputs, n_inputs, stdin_list);
+        }
+        free(in.input), free(in.map);
+        aibox_padim_ctx_free(&in.pctx);
+        aibox_padim_free(&in.pd);
+        return rc;
     }
     int oc, oh, ow;
     aibox_model_node_shape(in.m, aibox_model_output(in.m), &oc, &oh, &ow);
@@ -411,22 +499,7 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
         return 3;
     }
     if (in.fmt == FMT_CSV) printf("file,label,confidence,verdict,ms,error\n");
-    for (int i = 0; i < n_inputs; i++) {
-        struct stat st;
-        if (!strcmp(inputs[i], "-")) process_stdin_image(&in);
-        else if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(&in, inputs[i]);
-        else process_file(&in, inputs[i]);
-        fflush(stdout);
-    }
-    if (stdin_list) {
-        char line[8192];
-        while (fgets(line, sizeof line, stdin)) {
-            line[strcspn(line, "\r\n")] = 0;
-            if (!line[0]) continue;
-            process_file(&in, line);
-            fflush(stdout); /* a waiting line script gets each answer at once */
-        }
-    }
+    process_inputs(&in, inputs, n_inputs, stdin_list);
     free(in.input);
     aibox_ctx_free(&in.ctx);
     aibox_model_free(&in.m);

@@ -12,9 +12,11 @@
 #include "aibox.h"
 #include "aibox/data.h"
 #include "cli.h"
+#include "train_padim.h"
 
 static const char usage[] =
     "usage: aibox-train DATA -o MODEL.aibox [options]\n"
+    "       aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see padim --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
     "  -o, --output FILE      the trained model (the best validation epoch), written atomically\n"
@@ -187,6 +189,7 @@ static int parse_class_weights(const char *spec, const aibox_dataset *ds, float 
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "padim")) return padim_main(argc - 1, argv + 1);
     const char *prog = "aibox-train", *data = NULL, *out = NULL, *model_name = "small", *out_dir = NULL;
     const char *resume = NULL, *cw_spec = "none", *aug_spec = "all", *preview_dir = NULL, *resize = "area";
     long size = 0, epochs = 20, batch = 32, patience = 0, threads = 0, min_samples = 30, preview_n = 0, seed = 1;

@@ -1,0 +1,257 @@
+/* aibox-infer on a PaDiM model: scores, verdicts, defect regions, heatmaps,
+ * masks, and the evaluation mode. Included by aibox-infer.c after its
+ * `infer` struct (which holds the fields used here). */
+#ifndef AIBOX_INFER_PADIM_H
+#define AIBOX_INFER_PADIM_H
+
+#include "padim_cli.h"
+
+#define PADIM_MAX_REGIONS 64
+
+/* Writes an image into dir as <stem of file>.png (atomic). */
+static int padim_write_png(infer *in, const char *dir, const char *file, const aibox_image *img)
+{
+    char path[4400];
+    const char *leaf = cli_leaf(file);
+    snprintf(path, sizeof path, "%s/%.*s.png", dir, (int)cli_stem_len(leaf), leaf);
+    aibox_error err = {0};
+    if (aibox_image_write_png(img, path, &err)) {
+        emit_error(in, file, err.msg);
+        return 0;
+    }
+    return 1;
+}
+
+static void padim_one(infer *in, const char *file, const aibox_image *img, double t0)
+{
+    aibox_error err = {0};
+    if (img->width < in->min_side || img->height < in->min_side) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "%s: too small: %dx%d (each side must be at least %ld pixels)", file, img->width,
+                 img->height, in->min_side);
+        emit_error(in, file, msg);
+        return;
+    }
+    double t1 = cli_now();
+    float score = 0;
+    if (aibox_preprocess(&in->pp, img, in->input, &err) ||
+        aibox_padim_score(in->pctx, in->input, 1, NULL, in->map, &score, &err)) {
+        emit_error(in, file, err.msg);
+        return;
+    }
+    double t2 = cli_now();
+    /* regions in the image's own pixels */
+    size_t big_n = (size_t)img->width * img->height;
+    float *big = malloc(sizeof(float) * big_n);
+    aibox_region reg[PADIM_MAX_REGIONS];
+    int n_reg = 0;
+    if (!big || aibox_map_resize(in->map, in->pp.width, in->pp.height, big, img->width, img->height, &err) ||
+        aibox_map_regions(big, img->width, img->height, (float)in->pix_thr, reg, PADIM_MAX_REGIONS, &n_reg, &err)) {
+        emit_error(in, file, big ? err.msg : "out of memory");
+        free(big);
+        return;
+    }
+    if (in->mask_dir) {
+        aibox_image mk = {0};
+        int ok = !aibox_map_mask(&mk, big, img->width, img->height, (float)in->pix_thr, &err);
+        if (!ok) emit_error(in, file, err.msg);
+        else ok = padim_write_png(in, in->mask_dir, file, &mk);
+        aibox_image_free(&mk);
+        if (!ok) {
+            free(big);
+            return;
+        }
+    }
+    free(big);
+    if (in->heat_dir) {
+        /* colours normalised as the scores: 0.5 (the colour scale's middle) at the pixel threshold */
+        size_t n = (size_t)in->pp.width * in->pp.height;
+        float *nm = malloc(sizeof(float) * n);
+        aibox_image ov = {0};
+        int ok = nm != NULL;
+        for (size_t i = 0; ok && i < n; i++) nm[i] = (float)cli_normalise(in->map[i], in->pix_thr, in->lo, in->hi);
+        if (ok && aibox_heatmap_overlay(&ov, img, nm, in->pp.width, in->pp.height, 0, 1, 0.5f, &err)) {
+            emit_error(in, file, err.msg);
+            ok = 0;
+        } else if (ok) ok = padim_write_png(in, in->heat_dir, file, &ov);
+        aibox_image_free(&ov);
+        free(nm);
+        if (!ok) return;
+    }
+    double norm = cli_normalise(score, in->thr, in->lo, in->hi);
+    const char *verdict = score >= in->thr ? "NG" : "OK";
+    if (score >= in->thr && in->worst < 1) in->worst = 1;
+    int shown = n_reg < PADIM_MAX_REGIONS ? n_reg : PADIM_MAX_REGIONS;
+    double ms = (cli_now() - t0) * 1e3;
+    if (in->fmt == FMT_JSONL) {
+        fputs("{\"file\":", stdout);
+        cli_json_str(stdout, file);
+        printf(",\"score\":%.6g,\"norm_score\":%.6f,\"threshold\":%.6g,\"verdict\":\"%s\",\"regions\":[", score, norm,
+               in->thr, verdict);
+        for (int i = 0; i < shown; i++)
+            printf("%s{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"area\":%ld,\"peak\":%.6g}", i ? "," : "", reg[i].x, reg[i].y,
+                   reg[i].w, reg[i].h, reg[i].area, reg[i].peak);
+        printf("],\"n_regions\":%d,\"ms\":{\"decode\":%.3f,\"score\":%.3f,\"total\":%.3f}}\n", n_reg, (t1 - t0) * 1e3,
+               (t2 - t1) * 1e3, ms);
+    } else if (in->fmt == FMT_CSV) {
+        cli_csv_str(stdout, file);
+        printf(",%.6g,%.6f,%s,%d,%.3f,\n", score, norm, verdict, n_reg, ms);
+    } else {
+        printf("%s: %s score %.4g (normalised %.3f, threshold %.4g), %d region%s (%.1f ms)\n", file, verdict, score, norm,
+               in->thr, n_reg, n_reg == 1 ? "" : "s", ms);
+    }
+}
+
+/* Reads the stored thresholds; 0 on a model without them. */
+static int padim_setup(infer *in, const char *model_path)
+{
+    aibox_error err = {0};
+    const aibox_model *m = aibox_padim_model_const(in->pd);
+    if (aibox_model_get_meta_float(m, "aibox.padim.threshold", &in->thr)) {
+        fprintf(stderr, "aibox-infer: %s: the PaDiM model has no threshold (aibox.padim.threshold)\n", model_path);
+        return 0;
+    }
+    if (aibox_model_get_meta_float(m, "aibox.padim.pixel_threshold", &in->pix_thr)) in->pix_thr = in->thr;
+    if (aibox_model_get_meta_float(m, "aibox.padim.score_min", &in->lo)) in->lo = 0;
+    if (aibox_model_get_meta_float(m, "aibox.padim.score_max", &in->hi)) in->hi = in->thr;
+    if (aibox_preproc_from_model(&in->pp, m, &err) ||
+        aibox_padim_ctx_create(&in->pctx, in->pd, 1, in->threads, &err)) {
+        fprintf(stderr, "aibox-infer: %s: %s\n", model_path, err.msg);
+        return 0;
+    }
+    in->map = malloc(sizeof(float) * (size_t)in->pp.width * in->pp.height);
+    return in->map != NULL;
+}
+
+/* ------------------------------------------------------------------ evaluation */
+typedef struct padim_eval_set {
+    cli_list files;
+    int *cls; /* abnormal: index of the sub-folder (defect class) */
+    cli_list classes;
+} padim_eval_set;
+
+/* The defect class of an abnormal image: its first folder below dir ("" when none). */
+static void padim_class_of(const char *dir, const char *path, char *out, size_t len)
+{
+    const char *rest = path + strlen(dir);
+    while (*rest == '/') rest++;
+    const char *slash = strchr(rest, '/');
+    snprintf(out, len, "%.*s", slash ? (int)(slash - rest) : 0, rest);
+}
+
+/* Anomalib-style evaluation: image AUROC, pixel AUROC, AUPRO (FPR <= 0.3),
+ * F1 at the stored threshold, per defect class; one JSON line. */
+static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_dir, const char *mask_dir)
+{
+    const char *prog = "aibox-infer";
+    char why[4400] = "";
+    cli_list normal = {0}, abnormal = {0}, classes = {0};
+    int rc = 2;
+    if (!cli_list_images(normal_dir, &normal, why, sizeof why) ||
+        !cli_list_images(abnormal_dir, &abnormal, why, sizeof why)) {
+        fprintf(stderr, "%s: %s\n", prog, why);
+        cli_list_free(&normal), cli_list_free(&abnormal);
+        return 2;
+    }
+    /* never score an image the model was fitted on */
+    const aibox_model *m = aibox_padim_model_const(in->pd);
+    int n_fit = 0, excluded = 0;
+    const char *const *fit = NULL;
+    aibox_model_get_meta_strs(m, "aibox.padim.fit_files", &n_fit, &fit);
+    cli_list keep = {0};
+    for (int i = 0; i < normal.n; i++) {
+        int used = 0;
+        for (int j = 0; j < n_fit && !used; j++) used = !strcmp(fit[j], cli_leaf(normal.v[i]));
+        if (used) excluded++;
+        else cli_list_add(&keep, normal.v[i]);
+    }
+    int n = keep.n + abnormal.n;
+    size_t ml = (size_t)in->pp.width * in->pp.height;
+    float *maps = malloc(sizeof(float) * ml * (size_t)(n + 1)), *scores = malloc(sizeof(float) * (size_t)(n + 1));
+    uint8_t *masks = calloc(ml * (size_t)(n + 1), 1), *labels = calloc((size_t)n + 1, 1);
+    int *cls = calloc((size_t)n + 1, sizeof *cls), *ok = calloc((size_t)n + 1, sizeof *ok);
+    if (!maps || !scores || !masks || !labels || !cls || !ok) {
+        fprintf(stderr, "%s: out of memory for %d maps of %dx%d\n", prog, n, in->pp.width, in->pp.height);
+        goto done;
+    }
+    double t0 = cli_now();
+    int k = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        const char *path = i < keep.n ? keep.v[i] : abnormal.v[i - keep.n];
+        aibox_error err = {0};
+        aibox_image img = {0};
+        if (aibox_image_load(&img, path, in->max_pixels, &err) || aibox_preprocess(&in->pp, &img, in->input, &err) ||
+            aibox_padim_score(in->pctx, in->input, 1, NULL, maps + ml * k, scores + k, &err)) {
+            emit_error(in, path, err.msg);
+            aibox_image_free(&img);
+            failed++;
+            continue;
+        }
+        aibox_image_free(&img);
+        char mp[4300];
+        if (cli_find_mask(path, i < keep.n ? NULL : mask_dir, mp, sizeof mp)) {
+            aibox_image mi = {0}, g = {0}, r = {0};
+            if (aibox_image_load(&mi, mp, in->max_pixels, &err) || aibox_image_convert(&g, &mi, 1, &err) ||
+                aibox_image_resize(&r, &g, in->pp.width, in->pp.height, AIBOX_RESIZE_NEAREST, &err)) {
+                fprintf(stderr, "%s: mask %s\n", prog, err.msg);
+                aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
+                goto done;
+            }
+            for (size_t p = 0; p < ml; p++) masks[ml * k + p] = r.data[p] >= 128;
+            aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
+        }
+        labels[k] = i >= keep.n;
+        cls[k] = -1;
+        if (labels[k]) {
+            char c[4300];
+            padim_class_of(abnormal_dir, path, c, sizeof c);
+            int found = -1;
+            for (int j = 0; j < classes.n && found < 0; j++)
+                if (!strcmp(classes.v[j], c)) found = j;
+            if (found < 0 && cli_list_add(&classes, c)) found = classes.n - 1;
+            cls[k] = found;
+        }
+        k++;
+        if (isatty(2)) fprintf(stderr, "\r%s: evaluating %d/%d", prog, i + 1, n);
+    }
+    if (isatty(2)) fputc('\n', stderr);
+    double secs = cli_now() - t0;
+    int n_norm = 0, n_abn = 0;
+    for (int i = 0; i < k; i++) n_norm += !labels[i], n_abn += labels[i];
+    double img_auroc = aibox_auroc(scores, labels, (size_t)k);
+    double pix_auroc = aibox_auroc(maps, masks, ml * (size_t)k);
+    double aupro = aibox_aupro(maps, masks, k, in->pp.width, in->pp.height, 0.3);
+    double f1 = aibox_f1_at(scores, labels, (size_t)k, (float)in->thr);
+    int tp = 0, fp = 0, fn = 0, tn = 0;
+    for (int i = 0; i < k; i++) {
+        int pred = scores[i] >= in->thr;
+        tp += pred && labels[i], fp += pred && !labels[i], fn += !pred && labels[i], tn += !pred && !labels[i];
+    }
+    printf("{\"normal\":%d,\"abnormal\":%d,\"excluded_fit_images\":%d,\"failed\":%d,\"image_auroc\":%.6f,"
+           "\"pixel_auroc\":%.6f,\"aupro\":%.6f,\"threshold\":%.6g,\"f1\":%.6f,\"confusion\":{\"tp\":%d,\"fp\":%d,"
+           "\"fn\":%d,\"tn\":%d},\"per_class\":{",
+           n_norm, n_abn, excluded, failed, img_auroc, pix_auroc, aupro, in->thr, f1, tp, fp, fn, tn);
+    /* per defect class: its images against all normal ones */
+    float *s = malloc(sizeof(float) * (size_t)(k + 1));
+    uint8_t *l = malloc((size_t)k + 1);
+    for (int c = 0; s && l && c < classes.n; c++) {
+        int kk = 0, hit = 0, tot = 0;
+        for (int i = 0; i < k; i++)
+            if (!labels[i] || cls[i] == c) {
+                s[kk] = scores[i], l[kk++] = labels[i];
+                if (labels[i]) tot++, hit += scores[i] >= in->thr;
+            }
+        printf("%s", c ? "," : "");
+        cli_json_str(stdout, classes.v[c][0] ? classes.v[c] : "(top)");
+        printf(":{\"n\":%d,\"image_auroc\":%.6f,\"detected\":%d}", tot, aibox_auroc(s, l, (size_t)kk), hit);
+    }
+    free(s), free(l);
+    printf("},\"seconds\":%.3f,\"ms_per_image\":%.3f}\n", secs, k ? secs * 1e3 / k : 0);
+    rc = failed ? 2 : 0;
+done:
+    free(maps), free(scores), free(masks), free(labels), free(cls), free(ok);
+    cli_list_free(&normal), cli_list_free(&abnormal), cli_list_free(&keep), cli_list_free(&classes);
+    return rc;
+}
+
+#endif

@@ -1,0 +1,394 @@
+/* aibox-train padim: fit a PaDiM anomaly model on a folder of good parts.
+ * Kept apart from the classifier trainer (aibox-train.c includes it). */
+#ifndef AIBOX_TRAIN_PADIM_H
+#define AIBOX_TRAIN_PADIM_H
+
+#include <sys/resource.h>
+
+#include "padim_cli.h"
+
+static const char padim_usage[] =
+    "usage: aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]\n"
+    "Fits a PaDiM anomaly detector on images of good parts only (GOOD_DIR and its sub-folders;\n"
+    "a PNG beside an image of the same name is its mask, not a sample). A seeded part of the\n"
+    "good images is held out to set the threshold; everything inference needs is stored in\n"
+    "the model (aibox-infer -m MODEL.aibox then prints scores, verdicts and defect regions).\n"
+    "  -o, --output FILE      the PaDiM model, written atomically\n"
+    "  --backbone FILE        a pretrained CNN: TensorFlow Lite, safetensors (torchvision\n"
+    "                         ResNet) or .aibox; its preprocessing is used and stored\n"
+    "  --layers LIST          feature taps by stride (default 4,8,16: ResNet's layer1-3)\n"
+    "  --dims D               kept dimensions (default 100, or all channels if fewer)\n"
+    "  --projection P         random (default: a seeded channel subset, as PaDiM) or\n"
+    "                         orthogonal (a seeded semi-orthogonal projection, Kim et al.)\n"
+    "  --holdout F            fraction of the good images held out for the threshold (default 0.2)\n"
+    "  --threshold RULE       max (default: the largest held-out score), p99, sigma:K (mean + K\n"
+    "                         standard deviations), f1 (needs --abnormal-dir) or a number\n"
+    "  --abnormal-dir DIR     defect examples (optional): the F1-optimal image threshold is\n"
+    "                         computed and stored too; with masks (beside the images or in\n"
+    "                         --mask-dir) also the F1-optimal pixel threshold for regions\n"
+    "  --mask-dir DIR         masks named STEM.png or STEM_mask.png\n"
+    "  --reg X                added to each covariance's diagonal (default 0.01)\n"
+    "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n"
+    "  --batch N              images per backbone pass (default 8)\n"
+    "  --seed N               seed of the hold-out, channel subset and projection (default 1)\n"
+    "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
+    "  --max-pixels N         skip images whose header announces more pixels (default 100000000)\n"
+    "  --strict               fail on the first unreadable image instead of skipping it\n"
+    "  --quiet                no progress output\n"
+    "Memory does not grow with the number of images (per-patch sums are streamed).\n"
+    "Exit status: 0 fitted, 2 bad usage or data, 3 the backbone or the fit failed.\n";
+
+typedef struct padim_train {
+    const char *prog;
+    long long max_pixels;
+    int strict, quiet;
+    aibox_preproc pp;
+    cli_list skipped, skip_why;
+} padim_train;
+
+/* Loads an image into x; a bad file is skipped (recorded) or, strict, fatal. */
+static int padim_load(padim_train *t, const char *path, float *x, aibox_image *keep, int *fatal)
+{
+    aibox_error err = {0};
+    if (!cli_load_input(&t->pp, path, t->max_pixels, 8, x, keep, &err)) return 1;
+    if (t->strict) {
+        fprintf(stderr, "%s: %s\n", t->prog, err.msg);
+        *fatal = 1;
+        return 0;
+    }
+    if (!t->quiet) fprintf(stderr, "%s: skipping %s\n", t->prog, err.msg);
+    cli_list_add(&t->skipped, path);
+    cli_list_add(&t->skip_why, err.msg);
+    return 0;
+}
+
+/* Scores every image of a list: image scores and (when want_maps) maps at the
+ * model input size; returns the number scored, or -1 on a fatal error. */
+static int padim_score_list(padim_train *t, aibox_padim_ctx *c, char **paths, int n, float *x, float *scores,
+                            float *maps, size_t map_len, uint8_t *masks, const char *mask_dir, char **scored)
+{
+    int k = 0, fatal = 0;
+    aibox_error err = {0};
+    for (int i = 0; i < n; i++) {
+        if (!padim_load(t, paths[i], x, NULL, &fatal)) {
+            if (fatal) return -1;
+            continue;
+        }
+        if (aibox_padim_score(c, x, 1, NULL, maps ? maps + map_len * k : NULL, scores + k, &err)) {
+            fprintf(stderr, "%s: %s: %s\n", t->prog, paths[i], err.msg);
+            return -1;
+        }
+        if (masks) { /* ground truth at the map's size (nearest, >= 128 is defect) */
+            char mp[4300];
+            uint8_t *dst = masks + map_len * k;
+            memset(dst, 0, map_len);
+            if (cli_find_mask(paths[i], mask_dir, mp, sizeof mp)) {
+                aibox_image mi = {0}, g = {0}, r = {0};
+                if (aibox_image_load(&mi, mp, t->max_pixels, &err) || aibox_image_convert(&g, &mi, 1, &err) ||
+                    aibox_image_resize(&r, &g, t->pp.width, t->pp.height, AIBOX_RESIZE_NEAREST, &err)) {
+                    fprintf(stderr, "%s: mask %s\n", t->prog, err.msg);
+                    aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
+                    return -1;
+                }
+                for (size_t p = 0; p < map_len; p++) dst[p] = r.data[p] >= 128;
+                aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
+            }
+        }
+        if (scored) scored[k] = paths[i];
+        k++;
+        if (!t->quiet && isatty(2)) fprintf(stderr, "\r%s: scoring %d/%d", t->prog, i + 1, n);
+    }
+    if (!t->quiet && isatty(2)) fputc('\n', stderr);
+    return k;
+}
+
+static int padim_parse_layers(const char *s, aibox_padim_opts *o)
+{
+    o->n_taps = 0;
+    char *copy = strdup(s), *save = NULL;
+    int ok = copy != NULL;
+    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(tok, &end, 10);
+        ok = !*end && v >= 1 && v <= 1024 && o->n_taps < AIBOX_PADIM_MAX_TAPS;
+        if (ok) o->strides[o->n_taps++] = (int)v;
+    }
+    free(copy);
+    return ok && o->n_taps > 0;
+}
+
+static int padim_main(int argc, char **argv)
+{
+    const char *prog = "aibox-train padim", *good = NULL, *out = NULL, *bb_path = NULL, *rule = "max";
+    const char *abnormal = NULL, *mask_dir = NULL;
+    long dims = 0, batch = 8, seed = 1, threads = 0, max_pixels = 100000000;
+    double holdout = 0.2, reg = 0.01, sigma = 4;
+    int quiet = 0, strict = 0;
+    aibox_padim_opts po = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(padim_usage, stdout);
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
+        else if (!strcmp(a, "--backbone") && v) bb_path = v, i++;
+        else if (!strcmp(a, "--threshold") && v) rule = v, i++;
+        else if (!strcmp(a, "--abnormal-dir") && v) abnormal = v, i++;
+        else if (!strcmp(a, "--mask-dir") && v) mask_dir = v, i++;
+        else if (!strcmp(a, "--layers") && v) {
+            if (!(ok = padim_parse_layers(v, &po)))
+                fprintf(stderr, "%s: --layers needs 1 to %d strides such as 4,8,16 (got '%s')\n", prog,
+                        AIBOX_PADIM_MAX_TAPS, v);
+            i++;
+        } else if (!strcmp(a, "--projection") && v) {
+            if (!strcmp(v, "random")) po.projection = AIBOX_PADIM_RANDOM;
+            else if (!strcmp(v, "orthogonal")) po.projection = AIBOX_PADIM_ORTHOGONAL;
+            else ok = 0, fprintf(stderr, "%s: --projection must be random or orthogonal (got '%s')\n", prog, v);
+            i++;
+        } else if (!strcmp(a, "--dims")) ok = cli_int(prog, a, v, 1, 4096, &dims), i++;
+        else if (!strcmp(a, "--batch")) ok = cli_int(prog, a, v, 1, 256, &batch), i++;
+        else if (!strcmp(a, "--seed")) ok = cli_int(prog, a, v, 0, 0x7fffffffL, &seed), i++;
+        else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--max-pixels")) ok = cli_int(prog, a, v, 1, 2000000000L, &max_pixels), i++;
+        else if (!strcmp(a, "--holdout")) ok = cli_float(prog, a, v, 0, 0.9, &holdout), i++;
+        else if (!strcmp(a, "--reg")) ok = cli_float(prog, a, v, 1e-9, 1e6, &reg), i++;
+        else if (!strcmp(a, "--sigma")) ok = cli_float(prog, a, v, 0, 100, &sigma), i++;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--strict")) strict = 1;
+        else if (a[0] != '-' && !good) good = a;
+        else {
+            fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+        if (!ok) return 2;
+    }
+    if (!good || !out || !bb_path) {
+        fprintf(stderr, "%s: needs GOOD_DIR, -o MODEL.aibox and --backbone FILE (see --help)\n", prog);
+        return 2;
+    }
+    double thr_fixed = 0, sig_k = 0;
+    int rule_kind = 0; /* 0 max, 1 p99, 2 sigma, 3 f1, 4 fixed */
+    if (!strcmp(rule, "max")) rule_kind = 0;
+    else if (!strcmp(rule, "p99")) rule_kind = 1;
+    else if (!strncmp(rule, "sigma:", 6) && cli_float(prog, "--threshold sigma:K", rule + 6, 0, 100, &sig_k)) rule_kind = 2;
+    else if (!strcmp(rule, "f1")) rule_kind = 3;
+    else if (cli_float(prog, "--threshold", rule, 0, 1e30, &thr_fixed)) rule_kind = 4;
+    else return 2;
+    if (rule_kind == 3 && !abnormal) {
+        fprintf(stderr, "%s: --threshold f1 needs --abnormal-dir\n", prog);
+        return 2;
+    }
+    if (rule_kind < 3 && holdout <= 0) {
+        fprintf(stderr, "%s: --threshold %s needs held-out good images (--holdout > 0)\n", prog, rule);
+        return 2;
+    }
+    double t_start = cli_now();
+    padim_train t = {.prog = prog, .max_pixels = max_pixels, .strict = strict, .quiet = quiet};
+    aibox_error err = {0};
+    char why[4400] = "";
+    cli_list goods = {0}, bad = {0};
+    if (!cli_list_images(good, &goods, why, sizeof why)) {
+        fprintf(stderr, "%s: %s\n", prog, why);
+        return 2;
+    }
+    if (abnormal && !cli_list_images(abnormal, &bad, why, sizeof why)) {
+        fprintf(stderr, "%s: %s\n", prog, why);
+        cli_list_free(&goods);
+        return 2;
+    }
+    int n_hold = (int)floor(holdout * goods.n + 0.5);
+    if (holdout > 0 && n_hold < 1) n_hold = 1;
+    if (goods.n - n_hold < 1) {
+        fprintf(stderr, "%s: %s: %d good images, too few to fit and hold out %d\n", prog, good, goods.n, n_hold);
+        cli_list_free(&goods), cli_list_free(&bad);
+        return 2;
+    }
+    cli_shuffle(goods.v, goods.n, (uint64_t)seed);
+    /* the fit list in name order (reproducible streaming), the hold-out after it */
+    qsort(goods.v, (size_t)(goods.n - n_hold), sizeof *goods.v, cli_cmp_str);
+    qsort(goods.v + goods.n - n_hold, (size_t)n_hold, sizeof *goods.v, cli_cmp_str);
+    int n_fit = goods.n - n_hold;
+
+    aibox_model *bb = NULL;
+    aibox_padim_fit *fit = NULL;
+    aibox_padim *pd = NULL;
+    aibox_padim_ctx *pc = NULL;
+    float *x = NULL, *hold_scores = NULL, *bad_scores = NULL, *maps = NULL;
+    uint8_t *masks = NULL;
+    char **fit_names = NULL;
+    int rc = 3, fatal = 0;
+    if (aibox_import(&bb, bb_path, NULL, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        goto done;
+    }
+    po.dims = (int)dims, po.seed = (uint64_t)seed, po.reg = reg, po.blur_sigma = sigma > 0 ? (float)sigma : -1;
+    if (aibox_padim_fit_begin(&fit, bb, &po, (int)batch, (int)threads, &err) ||
+        aibox_padim_fit_preproc(fit, &t.pp, &err)) {
+        fprintf(stderr, "%s: %s: %s\n", prog, bb_path, err.msg);
+        rc = err.code == AIBOX_E_INVALID ? 2 : 3;
+        goto done;
+    }
+    aibox_model_free(&bb);
+    size_t in_len = (size_t)t.pp.channels * t.pp.width * t.pp.height, map_len = (size_t)t.pp.width * t.pp.height;
+    x = malloc(sizeof(float) * in_len * (size_t)batch);
+    fit_names = calloc((size_t)n_fit + 1, sizeof *fit_names);
+    if (!x || !fit_names) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto done;
+    }
+    int nb = 0, n_used = 0;
+    double t_fit = cli_now();
+    for (int i = 0; i < n_fit; i++) {
+        if (padim_load(&t, goods.v[i], x + in_len * nb, NULL, &fatal)) fit_names[n_used++] = (char *)cli_leaf(goods.v[i]), nb++;
+        else if (fatal) {
+            rc = 2;
+            goto done;
+        }
+        if (nb == batch || (i == n_fit - 1 && nb)) {
+            if (aibox_padim_fit_add(fit, x, nb, &err)) {
+                fprintf(stderr, "%s: %s\n", prog, err.msg);
+                goto done;
+            }
+            nb = 0;
+            if (!quiet && isatty(2)) fprintf(stderr, "\r%s: fitting %d/%d", prog, i + 1, n_fit);
+        }
+    }
+    if (!quiet && isatty(2)) fputc('\n', stderr);
+    if (n_used < 1) {
+        fprintf(stderr, "%s: %s: no usable good image to fit\n", prog, good);
+        rc = 2;
+        goto done;
+    }
+    size_t fit_bytes = aibox_padim_fit_bytes(fit);
+    if (aibox_padim_fit_end(fit, &pd, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        goto done;
+    }
+    aibox_padim_fit_free(&fit);
+    t_fit = cli_now() - t_fit;
+    if (aibox_padim_ctx_create(&pc, pd, 1, (int)threads, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        goto done;
+    }
+    /* held-out good images, then defect examples: their scores (and maps) */
+    int want_pixels = abnormal != NULL;
+    int n_total = n_hold + bad.n;
+    hold_scores = malloc(sizeof(float) * (size_t)(n_hold + 1));
+    bad_scores = malloc(sizeof(float) * (size_t)(bad.n + 1));
+    if (want_pixels) {
+        maps = malloc(sizeof(float) * map_len * (size_t)(n_total + 1));
+        masks = malloc(map_len * (size_t)(n_total + 1));
+    }
+    if (!hold_scores || !bad_scores || (want_pixels && (!maps || !masks))) {
+        fprintf(stderr, "%s: out of memory for %d score maps\n", prog, n_total);
+        goto done;
+    }
+    int h_ok = padim_score_list(&t, pc, goods.v + n_fit, n_hold, x, hold_scores, maps, map_len, masks, mask_dir, NULL);
+    int b_ok = h_ok < 0 ? -1
+                        : padim_score_list(&t, pc, bad.v, bad.n, x, bad_scores, maps ? maps + map_len * h_ok : NULL,
+                                           map_len, masks ? masks + map_len * h_ok : NULL, mask_dir, NULL);
+    if (h_ok < 0 || b_ok < 0) {
+        rc = t.strict ? 2 : 3;
+        goto done;
+    }
+    aibox_model *m = aibox_padim_model(pd);
+    double mean = 0, sd = 0, lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < h_ok; i++) mean += hold_scores[i], lo = fmin(lo, hold_scores[i]), hi = fmax(hi, hold_scores[i]);
+    mean /= h_ok > 0 ? h_ok : 1;
+    for (int i = 0; i < h_ok; i++) sd += (hold_scores[i] - mean) * (hold_scores[i] - mean);
+    sd = h_ok > 1 ? sqrt(sd / (h_ok - 1)) : 0;
+    for (int i = 0; i < b_ok; i++) lo = fmin(lo, bad_scores[i]), hi = fmax(hi, bad_scores[i]);
+    double thr_max = hi, thr_p99 = 0, thr_f1 = NAN, f1 = NAN, auroc = NAN, pix_thr = NAN, pix_f1 = NAN;
+    if (h_ok > 0) {
+        float *tmp = malloc(sizeof(float) * (size_t)h_ok);
+        if (tmp) {
+            memcpy(tmp, hold_scores, sizeof(float) * (size_t)h_ok);
+            thr_p99 = cli_quantile(tmp, h_ok, 0.99);
+            thr_max = tmp[h_ok - 1];
+        }
+        free(tmp);
+    }
+    if (b_ok > 0) {
+        int na = h_ok + b_ok;
+        float *s = malloc(sizeof(float) * (size_t)na);
+        uint8_t *l = malloc((size_t)na);
+        float th = 0;
+        if (s && l) {
+            for (int i = 0; i < h_ok; i++) s[i] = hold_scores[i], l[i] = 0;
+            for (int i = 0; i < b_ok; i++) s[h_ok + i] = bad_scores[i], l[h_ok + i] = 1;
+            auroc = aibox_auroc(s, l, (size_t)na);
+            if (!aibox_f1_best(s, l, (size_t)na, &th, &f1, &err)) thr_f1 = th;
+            /* pixels: only when some mask has defect pixels */
+            size_t np = map_len * (size_t)na, pos = 0;
+            for (size_t i = 0; i < np; i++) pos += masks[i];
+            if (pos && !aibox_f1_best(maps, masks, np, &th, &pix_f1, &err)) pix_thr = th;
+        }
+        free(s), free(l);
+    }
+    double thr = rule_kind == 0 ? thr_max
+                 : rule_kind == 1 ? thr_p99
+                 : rule_kind == 2 ? mean + sig_k * sd
+                 : rule_kind == 3 ? thr_f1
+                                  : thr_fixed;
+    if (!isfinite(thr)) {
+        fprintf(stderr, "%s: the %s threshold could not be set (no usable held-out or defect images)\n", prog, rule);
+        rc = 2;
+        goto done;
+    }
+    if (!isfinite(lo)) lo = 0, hi = thr;
+    aibox_status s = aibox_model_set_meta_float(m, "aibox.padim.threshold", thr, &err);
+    if (!s) s = aibox_model_set_meta_str(m, "aibox.padim.threshold_rule", rule, &err);
+    if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.pixel_threshold", isfinite(pix_thr) ? pix_thr : thr, &err);
+    if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.score_min", lo, &err);
+    if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.score_max", hi, &err);
+    if (!s && isfinite(thr_f1)) s = aibox_model_set_meta_float(m, "aibox.padim.threshold_f1", thr_f1, &err);
+    if (!s) s = aibox_model_set_meta_strs(m, "aibox.padim.fit_files", n_used, (const char *const *)fit_names, &err);
+    if (!s) s = aibox_model_set_meta_str(m, "aibox.padim.backbone", cli_leaf(bb_path), &err);
+    if (!s) s = aibox_padim_save(pd, out, &err);
+    if (s) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        goto done;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct stat st;
+    long long model_bytes = stat(out, &st) ? -1 : (long long)st.st_size;
+    int gw, gh, d;
+    aibox_padim_info(pd, &gw, &gh, &d, NULL);
+    printf("{\"model\":");
+    cli_json_str(stdout, out);
+    printf(",\"backbone\":");
+    cli_json_str(stdout, bb_path);
+    printf(",\"images\":{\"fit\":%d,\"holdout\":%d,\"abnormal\":%d,\"skipped\":%d},\"dims\":%d,\"grid\":[%d,%d]", n_used,
+           h_ok, b_ok, t.skipped.n, d, gw, gh);
+    printf(",\"threshold\":%.6g,\"threshold_rule\":", thr);
+    cli_json_str(stdout, rule);
+    printf(",\"holdout_scores\":{\"min\":%.6g,\"mean\":%.6g,\"sd\":%.6g,\"p99\":%.6g,\"max\":%.6g}",
+           h_ok ? (double)lo : NAN, mean, sd, thr_p99, thr_max);
+    if (b_ok > 0)
+        printf(",\"abnormal_eval\":{\"image_auroc\":%.6f,\"f1\":%.6f,\"threshold_f1\":%.6g,\"pixel_threshold_f1\":%.6g,"
+               "\"pixel_f1\":%.6f}",
+               auroc, f1, thr_f1, isfinite(pix_thr) ? pix_thr : -1, isfinite(pix_f1) ? pix_f1 : -1);
+    printf(",\"skipped\":[");
+    for (int i = 0; i < t.skipped.n; i++) {
+        printf("%s{\"file\":", i ? "," : "");
+        cli_json_str(stdout, t.skipped.v[i]);
+        printf(",\"error\":");
+        cli_json_str(stdout, t.skip_why.v[i]);
+        putchar('}');
+    }
+    printf("],\"seconds\":{\"fit\":%.3f,\"total\":%.3f},\"fit_state_mb\":%.1f,\"peak_rss_mb\":%.1f,\"model_mb\":%.1f}\n",
+           t_fit, cli_now() - t_start, fit_bytes / 1048576.0, ru.ru_maxrss / 1024.0, model_bytes / 1048576.0);
+    rc = 0;
+done:
+    aibox_model_free(&bb);
+    aibox_padim_fit_free(&fit);
+    aibox_padim_ctx_free(&pc);
+    aibox_padim_free(&pd);
+    free(x), free(hold_scores), free(bad_scores), free(maps), free(masks), free(fit_names);
+    cli_list_free(&goods), cli_list_free(&bad), cli_list_free(&t.skipped), cli_list_free(&t.skip_why);
+    return rc;
+}
+
+#endif
