@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -341,13 +342,98 @@ static void test_files(void **state)
     free(x), free(t);
 }
 
+/* Parity with a straightforward PyTorch PaDiM (tests/padim/padim_parity.py):
+ * same ResNet-18 weights (safetensors), channels and images; the blurred
+ * 224x224 maps agree within 1e-3 relative. Skipped without torch. */
+static float *slurp_f32(const char *path, size_t count)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    float *v = malloc(sizeof(float) * count);
+    assert_int_equal(fread(v, sizeof(float), count, f), count);
+    fclose(f);
+    return v;
+}
+
+static void test_torch_parity(void **state)
+{
+    (void)state;
+    char dir[300], cmd[1200], path[600];
+    snprintf(dir, sizeof dir, "%s.parity", g_tmp);
+    const char *script = "tests/padim/padim_parity.py";
+    if (access("/usr/bin/python3", X_OK) != 0 || access(script, R_OK) != 0) {
+        print_message("parity skipped: /usr/bin/python3 or %s is absent\n", script);
+        skip();
+    }
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s gen %s", script, dir);
+    int rc = system(cmd);
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
+        print_message("parity skipped: /usr/bin/python3 cannot import torch (Debian python3-torch)\n");
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    aibox_error err;
+    aibox_model *bb = NULL;
+    snprintf(path, sizeof path, "%s/resnet18.safetensors", dir);
+    assert_int_equal(aibox_import(&bb, path, NULL, &err), AIBOX_OK);
+    const size_t img = 3 * 224 * 224;
+    snprintf(path, sizeof path, "%s/fit.f32", dir);
+    float *x = slurp_f32(path, 24 * img);
+    snprintf(path, sizeof path, "%s/test.f32", dir);
+    float *t = slurp_f32(path, 2 * img);
+    aibox_padim_opts o = {0};
+    o.seed = 3;
+    aibox_padim_fit *f = NULL;
+    aibox_padim *p = NULL;
+    assert_int_equal(aibox_padim_fit_begin(&f, bb, &o, 8, 2, &err), AIBOX_OK);
+    assert_int_equal(aibox_padim_fit_add(f, x, 24, &err), AIBOX_OK);
+    assert_int_equal(aibox_padim_fit_end(f, &p, &err), AIBOX_OK);
+    aibox_padim_fit_free(&f);
+    int nc = 0;
+    const int64_t *ch = NULL;
+    assert_int_equal(aibox_model_get_meta_ints(aibox_padim_model(p), "aibox.padim.channels", &nc, &ch), AIBOX_OK);
+    assert_int_equal(nc, 100);
+    snprintf(path, sizeof path, "%s/channels.txt", dir);
+    FILE *cf = fopen(path, "w");
+    for (int i = 0; i < nc; i++) fprintf(cf, "%lld\n", (long long)ch[i]);
+    fclose(cf);
+    aibox_padim_ctx *c = NULL;
+    float *maps = malloc(sizeof(float) * 2 * 224 * 224), scores[2];
+    assert_int_equal(aibox_padim_ctx_create(&c, p, 2, 2, &err), AIBOX_OK);
+    assert_int_equal(aibox_padim_score(c, t, 2, NULL, maps, scores, &err), AIBOX_OK);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s ref %s", script, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/ref.f32", dir);
+    float *ref = slurp_f32(path, 2 * 224 * 224);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < 2 * 224 * 224; i++) {
+        worst = fmax(worst, fabs(maps[i] - ref[i]));
+        scale = fmax(scale, fabs(ref[i]));
+    }
+    print_message("PaDiM maps vs PyTorch reference: max |diff| %.3g, max |ref| %.3g (relative %.2e)\n", worst, scale,
+                  worst / scale);
+    assert_true(scale > 1);
+    assert_true(worst <= 1e-3 * scale);
+    for (int k = 0; k < 2; k++) { /* the image score is the map's maximum */
+        float mx = maps[k * 224 * 224];
+        for (int i = 1; i < 224 * 224; i++) mx = fmaxf(mx, maps[k * 224 * 224 + i]);
+        assert_true(scores[k] == mx);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    aibox_padim_ctx_free(&c);
+    aibox_padim_free(&p);
+    aibox_model_free(&bb);
+    free(x), free(t), free(maps), free(ref);
+}
+
 int main(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/aibox_test_padim_%d", (int)getpid());
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_matches_reference), cmocka_unit_test(test_orthogonal_invariance),
         cmocka_unit_test(test_one_image),             cmocka_unit_test(test_bad_options),
-        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_files),                 cmocka_unit_test(test_torch_parity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
