@@ -60,7 +60,7 @@ $(SHARED): $(LIB_OBJ) lib/aibox.map
 	ln -sf libaibox.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libaibox.so
 
-$(BUILD)/bin/%: tools/%.c $(STATIC)
+$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
 

@@ -326,7 +326,8 @@ static int padim_main(int argc, char **argv)
         }
         free(s), free(l);
     }
-    double thr = rule_kind == 0 ? thr_max
+    /* verdicts are score >= threshold (as F1's): "max" sits just above the largest held-out score */
+    double thr = rule_kind == 0 ? nextafterf((float)thr_max, INFINITY)
                  : rule_kind == 1 ? thr_p99
                  : rule_kind == 2 ? mean + sig_k * sd
                  : rule_kind == 3 ? thr_f1

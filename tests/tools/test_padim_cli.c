@@ -184,6 +184,7 @@ static void test_fit_infer_eval(void **state)
     assert_int_equal((int)json_num(out, "failed"), 2);
     assert_true(json_num(out, "excluded_fit_images") >= 15);
     assert_true(json_num(out, "image_auroc") >= 0.99);
+    assert_non_null(strstr(out, "\"fp\":0,")); /* "max": every held-out good part passes */
     assert_true(json_num(out, "pixel_auroc") >= 0.9);
     assert_true(json_num(out, "aupro") > 0.5);
     assert_non_null(strstr(out, "\"spot\":{"));
