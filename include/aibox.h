@@ -233,6 +233,9 @@ AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model 
 AIBOX_API int aibox_model_output(const aibox_model *m);
 AIBOX_API int aibox_model_node_count(const aibox_model *m);
 AIBOX_API aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node);
+/* A node's input count (0 for the input node, -1 out of range); in (may be
+ * NULL) receives up to max of their indices. */
+AIBOX_API int aibox_model_node_inputs(const aibox_model *m, int node, int *in, int max);
 AIBOX_API const char *aibox_layer_kind_name(aibox_layer_kind k);
 /* The nominal per-sample output shape of a node (c, h, w) for the build-time input. */
 AIBOX_API void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w);

@@ -46,7 +46,8 @@ AIBOX_API aibox_status aibox_import_tflite(aibox_model **m, const char *path, co
 /* Opens any model file libaibox reads, recognised by its content: a .aibox
  * model (aibox_model_load), TensorFlow Lite (aibox_import_tflite with opts)
  * or safetensors (aibox_import_safetensors with opts->arch, or the
- * architecture its tensors show). opts may be NULL. */
+ * architecture its tensors show). opts->labels_path, when set, names the
+ * classes of every format. opts may be NULL. */
 AIBOX_API aibox_status aibox_import(aibox_model **m, const char *path, const aibox_import_opts *opts,
                                     aibox_error *err);
 

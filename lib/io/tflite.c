@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "io/model_io.h"
 
 #define TFL_MAX_FILE ((size_t)1 << 31)
 #define TFL_MAX_DIMS 8
@@ -777,8 +778,11 @@ static aibox_status fill_weights(builder *b, const pending *p)
     return AIBOX_OK;
 }
 
-static aibox_status set_labels(aibox_model *am, const char *path, int classes, aibox_error *err)
+aibox_status aibox_import_set_labels(aibox_model *am, const char *path, aibox_error *err)
 {
+    int c, h, w;
+    aibox_model_node_shape(am, aibox_model_output(am), &c, &h, &w);
+    int classes = c * h * w;
     uint8_t *buf;
     size_t len;
     aibox_status s = read_file(path, &buf, &len, err);
@@ -909,11 +913,7 @@ aibox_status aibox_import_tflite(aibox_model **out, const char *path, const aibo
     snprintf(arch, sizeof arch, "tflite:%s", leaf);
     if ((s = aibox_model_set_meta_str(b.am, "aibox.arch", arch, err))) goto done;
     if ((s = aibox_model_set_meta_str(b.am, "aibox.task", "classify", err))) goto done;
-    if (opts && opts->labels_path) {
-        int c, h, w;
-        aibox_model_node_shape(b.am, aibox_model_output(b.am), &c, &h, &w);
-        if ((s = set_labels(b.am, opts->labels_path, c * h * w, err))) goto done;
-    }
+    if (opts && opts->labels_path && (s = aibox_import_set_labels(b.am, opts->labels_path, err))) goto done;
     *out = b.am;
     b.am = NULL;
 done:

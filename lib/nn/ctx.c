@@ -22,6 +22,7 @@ struct aibox_ctx {
     int threads;
     unsigned char *fused; /* fused[i]: conv i absorbs its ReLU consumer; fused[j] = 2 for that ReLU */
     float *discard;   /* parameter gradients of frozen nodes land here */
+    unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
     void *arena;
     size_t bytes;
     aibox_rng rng;    /* dropout */
@@ -109,9 +110,10 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     c->grad = calloc((size_t)N, sizeof *c->grad);
     c->saved = calloc((size_t)N, sizeof *c->saved);
     c->fused = calloc((size_t)N, 1);
+    c->need = calloc((size_t)N, 1);
     c->threads = threads ? threads : aibox_default_threads();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
-    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !act_off) {
+    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->need || !act_off) {
         free(act_off);
         aibox_ctx_free(&c);
         return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
@@ -220,6 +222,7 @@ void aibox_ctx_free(aibox_ctx **pc)
     aibox_pool_free(&c->pool);
     aibox_free(c->arena);
     free(c->fused);
+    free(c->need);
     free(c->shape);
     free(c->act);
     free(c->grad);
@@ -290,7 +293,32 @@ const float *aibox_ctx_output(const aibox_ctx *c, int *ch, int *h, int *w)
     return c ? aibox_ctx_node_output(c, aibox_model_output(c->model), ch, h, w) : NULL;
 }
 
-/* Zeroes every gradient buffer and returns the output node's, ready to be written. */
+/* Which gradients a backward pass needs: a node's output gradient matters
+ * only when the node or something upstream of it trains (or it is the input
+ * and its gradient was asked for). Below a frozen trunk nothing does, so
+ * backward stops at the lowest trainable node instead of running the whole
+ * trunk for nothing. need[i] = 1: wanted; |2: some kernel writes it anyway
+ * (an input of a node that runs), so it is zeroed too. Planned per pass
+ * because frozen flags may change after the context was made. */
+static void plan_grads(aibox_ctx *c, const aibox_model *m)
+{
+    int out = aibox_model_output(m);
+    memset(c->need, 0, (size_t)c->n_nodes);
+    c->need[0] = (unsigned char)c->want_input_grad;
+    for (int i = 1; i <= out; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        int live = !nd->frozen && nd->n_param[0] + nd->n_param[1] > 0;
+        for (int j = 0; j < nd->n_in && !live; j++) live = c->need[nd->in[j]] & 1;
+        c->need[i] = (unsigned char)live;
+    }
+    for (int i = 1; i <= out; i++)
+        if (c->need[i] & 1)
+            for (int j = 0; j < m->nodes[i].n_in; j++) c->need[m->nodes[i].in[j]] |= 2;
+    c->need[out] |= 2; /* the loss writes it */
+}
+
+/* Zeroes the gradient buffers backward will use and returns the output
+ * node's, ready to be written. */
 static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
 {
     if (!c || c->mode != AIBOX_TRAIN) {
@@ -302,8 +330,10 @@ static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
         return NULL;
     }
     int out = aibox_model_output(c->model);
+    plan_grads(c, c->model);
     for (int i = 0; i <= out; i++)
-        memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
+        if (c->need[i])
+            memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
     *per_sample = (size_t)c->shape[out][0] * c->shape[out][1] * c->shape[out][2];
     c->grad_set = 1;
     return c->grad[out];
@@ -370,19 +400,21 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "backward: the context was made for another model");
     if (!c->grad_set) return aibox_fail(err, AIBOX_E_STATE, "backward: compute a loss (or set the output gradient) first");
     c->grad_set = 0;
+    plan_grads(c, m);
     for (int i = aibox_model_output(m); i >= 1; i--) {
         const aibox_node *nd = &m->nodes[i];
         if (c->fused[i] == 2) continue; /* its convolution masks the shared gradient */
+        if (!(c->need[i] & 1)) continue; /* nothing here or upstream trains */
         aibox_run r;
         fill_run(c, m, i, &r);
         r.training = 1;
         r.dy = c->grad[i];
         int any = 0;
         for (int j = 0; j < nd->n_in; j++) {
-            r.dx[j] = (nd->in[j] == 0 && !c->want_input_grad) ? NULL : c->grad[nd->in[j]];
+            r.dx[j] = (c->need[nd->in[j]] & 1) ? c->grad[nd->in[j]] : NULL;
             any |= r.dx[j] != NULL;
         }
-        int has_params = nd->n_param[0] + nd->n_param[1] > 0;
+        int has_params = !nd->frozen && nd->n_param[0] + nd->n_param[1] > 0;
         if (!any && !has_params) continue; /* nothing upstream wants this gradient */
         /* Only conv and dense skip the input gradient when given NULL; other
          * kernels get node 0's buffer (allocated in training, just unreported). */

@@ -368,6 +368,14 @@ aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node)
     return m->nodes[node].kind;
 }
 
+int aibox_model_node_inputs(const aibox_model *m, int node, int *in, int max)
+{
+    if (!m || node < 0 || node >= m->n_nodes) return -1;
+    const aibox_node *nd = &m->nodes[node];
+    for (int j = 0; in && j < nd->n_in && j < max; j++) in[j] = nd->in[j];
+    return nd->n_in;
+}
+
 void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w)
 {
     int cc = 0, hh = 0, ww = 0;

@@ -673,6 +673,58 @@ static void test_extract_and_reopen(void **state)
     free(map);
 }
 
+/* A frozen trunk: backward stops at the head (nothing below trains), the
+ * head's gradients are those of the unfrozen model, and the trunk's stay 0. */
+static void test_frozen_trunk_backward(void **state)
+{
+    (void)state;
+    aibox_error err;
+    aibox_model *m = NULL;
+    assert_int_equal(aibox_model_create(&m, 2, 12, 12, &err), AIBOX_OK);
+    int a = aibox_relu(m, aibox_conv2d_simple(m, 0, 4, 3, 1, 1));
+    int b = aibox_relu6(m, aibox_conv2d_simple(m, a, 6, 3, 2, 1));
+    int d = aibox_dense(m, aibox_dropout(m, aibox_global_avgpool(m, b), 0.0f), 3, 1);
+    assert_true(d > 0);
+    assert_int_equal(aibox_model_finish(m, 4, &err), AIBOX_OK);
+    float x[2 * 2 * 12 * 12];
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 6);
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = aibox_rng_normal(&rng);
+    int y[2] = {0, 2};
+    size_t np = 0, nh = 0;
+    float *g = aibox_model_grads(m);
+    aibox_model_node_param(m, d, 0, &nh);
+    float *ref = malloc(sizeof(float) * (nh + 3)); /* the head's weight and bias gradients */
+    assert_non_null(ref);
+    aibox_ctx *c = NULL;
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, 2, 2, 12, 12, 0, &err), AIBOX_OK);
+    for (int frozen = 0; frozen < 2; frozen++) {
+        for (int i = 1; i < d; i++) aibox_model_set_frozen(m, i, frozen);
+        aibox_model_zero_grad(m);
+        float loss;
+        assert_int_equal(aibox_ctx_forward(c, m, x, 2, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_loss_softmax_ce(c, y, NULL, &loss, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_backward(c, m, &err), AIBOX_OK);
+        float *hw = aibox_model_node_param(m, d, 0, &nh), *hb = aibox_model_node_param(m, d, 1, NULL);
+        size_t off = (size_t)(hw - aibox_model_params(m)), boff = (size_t)(hb - aibox_model_params(m));
+        if (!frozen) {
+            memcpy(ref, g + off, sizeof(float) * nh);
+            memcpy(ref + nh, g + boff, sizeof(float) * 3);
+            double ss = 0;
+            aibox_model_node_param(m, 1, 0, &np);
+            for (size_t i = 0; i < np; i++) ss += g[i] * g[i];
+            assert_true(ss > 0);
+        } else {
+            assert_memory_equal(ref, g + off, sizeof(float) * nh);
+            assert_memory_equal(ref + nh, g + boff, sizeof(float) * 3);
+            for (size_t i = 0; i < off; i++) assert_true(g[i] == 0.0f);
+        }
+    }
+    aibox_ctx_free(&c);
+    aibox_model_free(&m);
+    free(ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,7 +733,7 @@ int main(void)
         cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_thread_counts),
         cmocka_unit_test(test_save_load),       cmocka_unit_test(test_load_refuses_damage),
-        cmocka_unit_test(test_extract_and_reopen),
+        cmocka_unit_test(test_extract_and_reopen), cmocka_unit_test(test_frozen_trunk_backward),
     };
     return cmocka_run_group_tests_name("nn/graph", tests, setup_dir, remove_dir);
 }
