@@ -329,6 +329,11 @@ static aibox_status parse(tfl *m)
                 float sc = f32_at(f, t->scale.pos + 4 * (size_t)k);
                 if (!(sc > 0.0f) || !isfinite(sc)) return bad(f, "tensor %u: quantisation scale %g", i, sc);
             }
+            /* 32-bit zero points keep every (q - zp) in range (fuzzing found an int64 overflow) */
+            for (uint32_t k = 0; k < t->zp.len; k++) {
+                int64_t zp = (int64_t)u64_at(f, t->zp.pos + 8 * (size_t)k);
+                if (zp < INT32_MIN || zp > INT32_MAX) return bad(f, "tensor %u: zero point %lld", i, (long long)zp);
+            }
         }
     }
     for (uint32_t i = 0; i < ops.len; i++) {
