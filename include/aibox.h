@@ -349,9 +349,15 @@ AIBOX_API aibox_status aibox_preset_squeezenet(aibox_model **m, int classes, int
 AIBOX_API aibox_status aibox_preset_resnext(aibox_model **m, int classes, int channels, int size, aibox_error *err);
 /* torchvision ResNet-18 (11,689,512 parameters for 1000 classes). */
 AIBOX_API aibox_status aibox_preset_resnet18(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+/* torchvision ResNet-50 (25,557,032 for 1000 classes) and Wide ResNet-50-2
+ * (68,883,240): Bottleneck blocks, stride on the 3x3 conv (v1.5). */
+AIBOX_API aibox_status aibox_preset_resnet50(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+AIBOX_API aibox_status aibox_preset_wide_resnet50_2(aibox_model **m, int classes, int channels, int size,
+                                                    aibox_error *err);
 /* Keras-tutorial-sized CNN for small inputs. */
 AIBOX_API aibox_status aibox_preset_small(aibox_model **m, int classes, int channels, int size, aibox_error *err);
-/* Builds a preset by name ("alexnet", "squeezenet", "resnext", "resnet18", "small"). */
+/* Builds a preset by name ("alexnet", "squeezenet", "resnext", "resnet18", "resnet50",
+ * "wide_resnet50_2", "small"). */
 AIBOX_API aibox_status aibox_preset(aibox_model **m, const char *name, int classes, int channels, int size,
                                     aibox_error *err);
 
