@@ -93,7 +93,7 @@ tests-asan: $(TESTS) $(TOOLS)
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
 
 bench: deps
-	@sh bench/run.sh
+	@sh bench/run.sh $(BENCH)
 
 # The README's first command: installs what is missing, builds, trains with
 # aibox-train on Fashion-MNIST class folders and classifies with aibox-infer.
