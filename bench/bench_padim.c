@@ -3,7 +3,7 @@
  * to the input size, Gaussian blur sigma 4) and image score (the map's max).
  *
  *   bench_padim [--threads 1,2] [--images N] [--fit N] [--passes N] [--batch N]
- *               [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--json]
+ *               [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages] [--json]
  *
  * Per backbone: builds it (ResNet-18: aibox_preset_resnet18 at 224 with
  * ImageNet preprocessing stored by aibox_preproc_to_model, random weights —
@@ -19,7 +19,8 @@
  * profile of the score call from separate timings (medians): the backbone
  * alone (aibox_ctx_infer on the PaDiM trunk), the grid (score with no map:
  * backbone + embedding + Mahalanobis) and the map (aibox_map_resize +
- * aibox_map_blur + max, which aibox_padim_score runs on one thread).
+ * aibox_map_blur + max, which aibox_padim_score runs on one thread); with
+ * --stages, the backbone's stem, max pool and stages too (cumulative cuts).
  *
  * Data: $AIBOX_DATA/magnetic-tile/MT_Free/Imgs (default --data
  * ../shared/data/magnetic-tile/MT_Free/Imgs, grayscale JPEG tiles of about
@@ -46,7 +47,7 @@
 
 typedef struct {
     int threads[MAX_THREADS], n_threads;
-    int images, fit, passes, batch, json;
+    int images, fit, passes, batch, json, stages;
     char backbones[128];
     const char *data, *models;
 } options;
@@ -273,6 +274,51 @@ static int build_backbone(const options *o, const char *name, aibox_model **m, b
     return 0;
 }
 
+/* --stages: where the backbone's time goes. The trunk is cut after the stem
+ * (the node before the first max pool, and the pool), then after each stage
+ * ending at strides 4, 8, 16 (aibox_model_extract); each cut runs alone
+ * (median of reps) and a stage costs the difference from the previous cut. */
+static void stage_profile(const aibox_model *trunk, int th, const float *x, int reps)
+{
+    aibox_error err = {0};
+    int cuts[8], nc = 0, mp = -1, ch, h, w;
+    aibox_model_input_shape(trunk, &ch, &h, &w);
+    for (int i = 1; i < aibox_model_node_count(trunk); i++)
+        if (aibox_model_node_kind(trunk, i) == AIBOX_LAYER_MAXPOOL) {
+            mp = i;
+            break;
+        }
+    if (mp > 1) cuts[nc++] = mp - 1, cuts[nc++] = mp;
+    else if (aibox_model_stride_node(trunk, 2) > 0) cuts[nc++] = aibox_model_stride_node(trunk, 2);
+    for (int s = 4; s <= 16; s *= 2) {
+        int node = aibox_model_stride_node(trunk, s);
+        if (node > 0 && (!nc || node > cuts[nc - 1])) cuts[nc++] = node;
+    }
+    double prev = 0, *t = xmalloc(sizeof(double) * (size_t)reps);
+    say("     stages, %d thread%s (cumulative cuts of the trunk, medians):", th, th > 1 ? "s" : "");
+    for (int k = 0; k < nc; k++) {
+        aibox_model *sub = NULL;
+        aibox_ctx *c = NULL;
+        check(aibox_model_extract(&sub, trunk, cuts[k], NULL, &err), &err, "aibox_model_extract");
+        check(aibox_ctx_create_ex(&c, sub, AIBOX_INFER, 1, ch, h, w, 0, th, &err), &err, "stage context");
+        for (int i = -2; i < reps; i++) {
+            double a = now_ms();
+            check(aibox_ctx_infer(c, sub, x, 1, &err), &err, "stage inference");
+            if (i >= 0) t[i] = now_ms() - a;
+        }
+        double cum = quantile(t, reps, 0.5);
+        int oc, oh, ow;
+        aibox_model_node_shape(trunk, cuts[k], &oc, &oh, &ow);
+        say("%s %s %dx%dx%d +%.2f", k ? "," : "", aibox_layer_kind_name(aibox_model_node_kind(trunk, cuts[k])), oc, oh,
+            ow, cum - prev);
+        prev = cum;
+        aibox_ctx_free(&c);
+        aibox_model_free(&sub);
+    }
+    say(" (total %.2f ms)\n", prev);
+    free(t);
+}
+
 /* ------------------------------------------------------------ one backbone */
 static void bench_backbone(const options *o, const char *name, blob *fit, blob *imgs, bres *r)
 {
@@ -391,6 +437,7 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
         R->map_ms = quantile(tm, reps, 0.5);
         aibox_ctx_free(&bc);
         aibox_padim_ctx_free(&c);
+        if (o->stages) stage_profile(trunk, th, x, reps);
 
         /* Batch throughput: decode + preprocess o->batch images, one score call. */
         check(aibox_padim_ctx_create(&c, p, o->batch, th, &err), &err, "aibox_padim_ctx_create (batch)");
@@ -427,7 +474,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_padim [--threads 1,2] [--images N] [--fit N] [--passes N] [--batch N]\n"
-            "                   [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--json]\n"
+            "                   [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages]\n"
+            "                   [--json]\n"
             "  --threads L    thread counts to measure, comma-separated (default 1,2)\n"
             "  --images N     timed images, read into memory first (default 50)\n"
             "  --fit N        images the PaDiM statistics are fitted on (default 16)\n"
@@ -437,6 +485,7 @@ static void usage(FILE *f)
             "  --data DIR     the good tiles (default $AIBOX_DATA/magnetic-tile/MT_Free/Imgs,\n"
             "                 AIBOX_DATA defaulting to ../shared/data); synthetic images if absent\n"
             "  --models DIR   the TFLite MobileNets (default /work/shared/models/tflite)\n"
+            "  --stages       also time the backbone cut after its stem, pool and each stage\n"
             "  --json         one JSON line of results on stdout; human lines on stderr\n");
 }
 
@@ -477,6 +526,7 @@ int main(int argc, char **argv)
             if (!v) die("--models needs a folder");
             o.models = v, i++;
         } else if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--stages")) o.stages = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else { usage(stderr); die("unknown option '%s'", a); }
     }
