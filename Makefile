@@ -117,7 +117,7 @@ fuzz: fuzz-build
 	@fail=0; for t in $(FUZZ_NAMES); do sh tests/fuzz/run.sh $(BUILD)/fuzz $$t $(FUZZ_SECONDS) || fail=1; done; exit $$fail
 
 bench: deps
-	@sh bench/run.sh
+	@sh bench/run.sh $(BENCH)
 
 # The README's first command: installs what is missing, builds, trains with
 # aibox-train on Fashion-MNIST class folders and classifies with aibox-infer.

@@ -1,0 +1,613 @@
+/* bench_padim: end-to-end PaDiM inference speed per image — JPEG decode,
+ * preprocessing, backbone, Mahalanobis grid, anomaly map (bilinear upsample
+ * to the input size, Gaussian blur sigma 4) and image score (the map's max).
+ *
+ *   bench_padim [--threads 1,2] [--images N] [--fit N] [--passes N] [--batch N]
+ *               [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages] [--json]
+ *
+ * Per backbone: builds it (ResNet-18: aibox_preset_resnet18 at 224 with
+ * ImageNet preprocessing stored by aibox_preproc_to_model, random weights —
+ * they do not change the speed; MobileNet v1 1.0 and 0.25: the TFLite files,
+ * through aibox_import, when present), fits PaDiM (taps at strides 4, 8, 16,
+ * d = 100, random channel subset) on --fit real good tiles, then times
+ * --images other tiles, read into memory beforehand, --passes times each:
+ * aibox_image_decode from memory + aibox_preprocess, then aibox_padim_score
+ * with a map and a score, batch 1, one aibox_padim_ctx per thread count.
+ * Reports the median and 90th percentile per image end-to-end and the split
+ * (decode + preprocess / score), a batch throughput (decode + preprocess of
+ * --batch images, one score call; ms per image, median over batches), and a
+ * profile of the score call from separate timings (medians): the backbone
+ * alone (aibox_ctx_infer on the PaDiM trunk), the grid (score with no map:
+ * backbone + embedding + Mahalanobis) and the map (aibox_map_resize +
+ * aibox_map_blur + max, which aibox_padim_score runs on one thread); with
+ * --stages, the backbone's stem, max pool and stages too (cumulative cuts).
+ *
+ * Data: $AIBOX_DATA/magnetic-tile/MT_Free/Imgs (default --data
+ * ../shared/data/magnetic-tile/MT_Free/Imgs, grayscale JPEG tiles of about
+ * 200-500 px); the files are sorted by name and --fit + --images of them are
+ * taken at an even stride, the first --fit for fitting (bench/peer_padim.py
+ * picks the same ones). Without the data, synthetic grayscale JPEGs (encoded
+ * here, so decoding is still timed) stand in and the output says so.
+ *
+ * Human lines go to stdout, or to stderr with --json, which prints one JSON
+ * line of the results on stdout. Not a test: it checks that every call
+ * succeeds and the scores are finite. */
+#include <dirent.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aibox.h"
+
+#define MAX_THREADS 4
+#define MAX_BACKBONES 3
+
+typedef struct {
+    int threads[MAX_THREADS], n_threads;
+    int images, fit, passes, batch, json, stages;
+    char backbones[128];
+    const char *data, *models;
+} options;
+
+typedef struct { /* one encoded image in memory */
+    char *name;
+    unsigned char *bytes;
+    size_t len;
+} blob;
+
+/* Results of one backbone at one thread count (ms). */
+typedef struct {
+    int threads;
+    double e2e_med, e2e_p90, e2e_min, pre_med, score_med;
+    double batch_ms; /* per image, batch of o.batch */
+    double backbone_ms, grid_ms, map_ms;
+} tres;
+
+typedef struct {
+    char name[16], desc[96];
+    int ran;
+    char skipped[1100];
+    int F, d, gw, gh;
+    double fit_s;
+    tres t[MAX_THREADS];
+} bres;
+
+static FILE *human;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(human, fmt, ap);
+    va_end(ap);
+    fflush(human);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bench_padim: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void check(aibox_status s, const aibox_error *err, const char *what)
+{
+    if (s != AIBOX_OK) die("%s: %s", what, err->msg[0] ? err->msg : aibox_strerror(s));
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts t in place; the q-quantile by linear interpolation (numpy's default). */
+static double quantile(double *t, int n, double q)
+{
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    if (i >= n - 1) return t[n - 1];
+    return t[i] + (pos - i) * (t[i + 1] - t[i]);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+static float *xalloc_floats(size_t n)
+{
+    float *p = aibox_alloc(n * sizeof *p);
+    if (!p) die("out of memory (%zu floats)", n);
+    return p;
+}
+
+static const char *loadavg(void)
+{
+    static char buf[64];
+    FILE *f = fopen("/proc/loadavg", "r");
+    buf[0] = '\0';
+    if (f) {
+        if (fgets(buf, sizeof buf, f)) {
+            /* the first three fields */
+            char *p = buf;
+            for (int k = 0; k < 3 && p; k++) p = strchr(p + (k > 0), ' ');
+            if (p) *p = '\0';
+        }
+        fclose(f);
+    }
+    return buf[0] ? buf : "unknown";
+}
+
+/* ------------------------------------------------------------ images */
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Sorted *.jpg names in dir; NULL (and *n 0) when the folder is absent. */
+static char **list_jpgs(const char *dir, int *n)
+{
+    DIR *d = opendir(dir);
+    *n = 0;
+    if (!d) return NULL;
+    int cap = 256;
+    char **v = xmalloc(sizeof *v * cap);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!ends_with(e->d_name, ".jpg")) continue;
+        if (*n == cap) {
+            cap *= 2;
+            char **w = realloc(v, sizeof *v * cap);
+            if (!w) die("out of memory");
+            v = w;
+        }
+        v[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(v, (size_t)*n, sizeof *v, cmp_str);
+    return v;
+}
+
+static void read_file(const char *path, blob *b)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) die("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (len <= 0) die("%s is empty", path);
+    b->bytes = xmalloc((size_t)len);
+    if (fread(b->bytes, 1, (size_t)len, f) != (size_t)len) die("cannot read %s", path);
+    fclose(f);
+    b->len = (size_t)len;
+    b->name = strdup(path);
+}
+
+/* A synthetic grayscale tile: smooth shading plus a little texture, JPEG-encoded. */
+static void synth_jpeg(int k, blob *b, aibox_rng *rng)
+{
+    aibox_error err = {0};
+    aibox_image im = {.width = 240 + 16 * (k % 8), .height = 280 + 8 * (k % 5), .channels = 1};
+    im.data = xmalloc((size_t)im.width * im.height);
+    for (int y = 0; y < im.height; y++)
+        for (int x = 0; x < im.width; x++) {
+            double v = 110 + 40 * sin(0.02 * x + 0.1 * k) * cos(0.015 * y) + 20 * aibox_rng_uniform(rng);
+            im.data[(size_t)y * im.width + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    check(aibox_image_encode_jpg(&im, 90, &bytes, &len, &err), &err, "encoding a synthetic JPEG");
+    free(im.data);
+    b->bytes = xmalloc(len);
+    memcpy(b->bytes, bytes, len);
+    free(bytes);
+    b->len = len;
+    char name[32];
+    snprintf(name, sizeof name, "synthetic-%d.jpg", k);
+    b->name = strdup(name);
+}
+
+/* decode + preprocess one in-memory image into x */
+static void decode_pre(const aibox_preproc *pp, const blob *b, float *x)
+{
+    aibox_error err = {0};
+    aibox_image im = {0};
+    check(aibox_image_decode(&im, b->bytes, b->len, b->name, 0, &err), &err, "decode");
+    check(aibox_preprocess(pp, &im, x, &err), &err, "preprocess");
+    aibox_image_free(&im);
+}
+
+/* ------------------------------------------------------------ backbones */
+/* Builds the named backbone (0), or returns a reason it is skipped (1). */
+static int build_backbone(const options *o, const char *name, aibox_model **m, bres *r)
+{
+    aibox_error err = {0};
+    snprintf(r->name, sizeof r->name, "%s", name);
+    if (!strcmp(name, "resnet18")) {
+        check(aibox_preset_resnet18(m, 1000, 3, 224, &err), &err, "aibox_preset_resnet18");
+        aibox_preproc pp;
+        aibox_preproc_default(&pp, *m);
+        pp.resize = AIBOX_RESIZE_AREA;
+        const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+        for (int c = 0; c < 3; c++) pp.mean[c] = mean[c], pp.std[c] = sd[c];
+        check(aibox_preproc_to_model(&pp, *m, &err), &err, "aibox_preproc_to_model");
+        snprintf(r->desc, sizeof r->desc, "ResNet-18 (preset, random weights), layer1-3");
+        return 0;
+    }
+    const char *file = NULL, *desc = NULL;
+    if (!strcmp(name, "mnv1")) file = "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite", desc = "MobileNet v1 1.0";
+    else if (!strcmp(name, "mnv1_025")) file = "mobilenet_v1_0.25_224_quant.tflite", desc = "MobileNet v1 0.25";
+    else die("unknown backbone '%s' (resnet18, mnv1, mnv1_025)", name);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", o->models, file);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(r->skipped, sizeof r->skipped, "%s absent", path);
+        return 1;
+    }
+    fclose(f);
+    check(aibox_import(m, path, NULL, &err), &err, path);
+    snprintf(r->desc, sizeof r->desc, "%s (%s), stride 4/8/16", desc, file);
+    return 0;
+}
+
+/* --stages: where the backbone's time goes. The trunk is cut after the stem
+ * (the node before the first max pool, and the pool), then after each stage
+ * ending at strides 4, 8, 16 (aibox_model_extract); each cut runs alone
+ * (median of reps) and a stage costs the difference from the previous cut. */
+static void stage_profile(const aibox_model *trunk, int th, const float *x, int reps)
+{
+    aibox_error err = {0};
+    int cuts[8], nc = 0, mp = -1, ch, h, w;
+    aibox_model_input_shape(trunk, &ch, &h, &w);
+    for (int i = 1; i < aibox_model_node_count(trunk); i++)
+        if (aibox_model_node_kind(trunk, i) == AIBOX_LAYER_MAXPOOL) {
+            mp = i;
+            break;
+        }
+    if (mp > 1) cuts[nc++] = mp - 1, cuts[nc++] = mp;
+    else if (aibox_model_stride_node(trunk, 2) > 0) cuts[nc++] = aibox_model_stride_node(trunk, 2);
+    for (int s = 4; s <= 16; s *= 2) {
+        int node = aibox_model_stride_node(trunk, s);
+        if (node > 0 && (!nc || node > cuts[nc - 1])) cuts[nc++] = node;
+    }
+    double prev = 0, *t = xmalloc(sizeof(double) * (size_t)reps);
+    say("     stages, %d thread%s (cumulative cuts of the trunk, medians):", th, th > 1 ? "s" : "");
+    for (int k = 0; k < nc; k++) {
+        aibox_model *sub = NULL;
+        aibox_ctx *c = NULL;
+        check(aibox_model_extract(&sub, trunk, cuts[k], NULL, &err), &err, "aibox_model_extract");
+        check(aibox_ctx_create_ex(&c, sub, AIBOX_INFER, 1, ch, h, w, 0, th, &err), &err, "stage context");
+        for (int i = -2; i < reps; i++) {
+            double a = now_ms();
+            check(aibox_ctx_infer(c, sub, x, 1, &err), &err, "stage inference");
+            if (i >= 0) t[i] = now_ms() - a;
+        }
+        double cum = quantile(t, reps, 0.5);
+        int oc, oh, ow;
+        aibox_model_node_shape(trunk, cuts[k], &oc, &oh, &ow);
+        say("%s %s %dx%dx%d +%.2f", k ? "," : "", aibox_layer_kind_name(aibox_model_node_kind(trunk, cuts[k])), oc, oh,
+            ow, cum - prev);
+        prev = cum;
+        aibox_ctx_free(&c);
+        aibox_model_free(&sub);
+    }
+    say(" (total %.2f ms)\n", prev);
+    free(t);
+}
+
+/* ------------------------------------------------------------ one backbone */
+static void bench_backbone(const options *o, const char *name, blob *fit, blob *imgs, bres *r)
+{
+    aibox_error err = {0};
+    aibox_model *bb = NULL;
+    if (build_backbone(o, name, &bb, r)) {
+        say("\n== %s: skipped (%s)\n", name, r->skipped);
+        return;
+    }
+    r->ran = 1;
+    int ch, h, w;
+    aibox_model_input_shape(bb, &ch, &h, &w);
+    size_t in_sz = (size_t)ch * h * w;
+
+    /* Fit on the good tiles (timed only for information). */
+    double t0 = now_ms();
+    aibox_padim_opts po = {0};
+    po.seed = 1;
+    aibox_padim_fit *pf = NULL;
+    aibox_padim *p = NULL;
+    int fit_batch = 8;
+    check(aibox_padim_fit_begin(&pf, bb, &po, fit_batch, 0, &err), &err, "aibox_padim_fit_begin");
+    aibox_preproc pp;
+    check(aibox_padim_fit_preproc(pf, &pp, &err), &err, "aibox_padim_fit_preproc");
+    float *xb = xalloc_floats(in_sz * fit_batch);
+    for (int i = 0; i < o->fit; i += fit_batch) {
+        int nb = o->fit - i < fit_batch ? o->fit - i : fit_batch;
+        for (int b = 0; b < nb; b++) decode_pre(&pp, &fit[i + b], xb + in_sz * b);
+        check(aibox_padim_fit_add(pf, xb, nb, &err), &err, "aibox_padim_fit_add");
+    }
+    check(aibox_padim_fit_end(pf, &p, &err), &err, "aibox_padim_fit_end");
+    aibox_padim_fit_free(&pf);
+    aibox_model_free(&bb);
+    r->fit_s = (now_ms() - t0) / 1e3;
+    aibox_padim_info(p, &r->gw, &r->gh, &r->d, NULL);
+    aibox_model *trunk = aibox_padim_model(p);
+    /* F: the channels of the three taps */
+    {
+        const int64_t *taps = NULL;
+        int nt = 0;
+        r->F = 0;
+        if (!aibox_model_get_meta_ints(trunk, "aibox.padim.taps", &nt, &taps))
+            for (int t = 0; t < nt; t++) {
+                int c, th, tw;
+                aibox_model_node_shape(trunk, (int)taps[t], &c, &th, &tw);
+                r->F += c;
+            }
+    }
+    say("\n== %s: %s\n   input %dx%dx%d, taps %d channels -> d = %d, grid %dx%d; fitted on %d images in %.1f s\n",
+        r->name, r->desc, w, h, ch, r->F, r->d, r->gw, r->gh, o->fit, r->fit_s);
+    say("   %-8s %9s %9s %9s %12s %9s %14s | %9s %9s %9s %9s\n", "threads", "e2e med", "e2e p90", "e2e min",
+        "dec+pre med", "score med", "batch-N ms/img", "backbone", "grid", "maha+emb", "map");
+
+    float *x = xalloc_floats(in_sz * o->batch), *maps = xalloc_floats((size_t)h * w * o->batch);
+    float *grid = xalloc_floats((size_t)r->gw * r->gh);
+    float scores[64];
+    int nsamp = o->images * o->passes;
+    double *e2e = xmalloc(sizeof(double) * nsamp), *pre = xmalloc(sizeof(double) * nsamp),
+           *sc = xmalloc(sizeof(double) * nsamp);
+    int reps = 15;
+    double *tt = xmalloc(sizeof(double) * (3 * reps + nsamp + 64));
+
+    for (int ti = 0; ti < o->n_threads; ti++) {
+        tres *R = &r->t[ti];
+        int th = o->threads[ti];
+        R->threads = th;
+        aibox_padim_ctx *c = NULL;
+        check(aibox_padim_ctx_create(&c, p, 1, th, &err), &err, "aibox_padim_ctx_create");
+        /* warm-up: pages, caches, the pool's threads */
+        for (int i = 0; i < 3; i++) {
+            decode_pre(&pp, &imgs[i % o->images], x);
+            check(aibox_padim_score(c, x, 1, NULL, maps, scores, &err), &err, "aibox_padim_score");
+        }
+        int k = 0;
+        for (int pass = 0; pass < o->passes; pass++)
+            for (int i = 0; i < o->images; i++, k++) {
+                double a = now_ms();
+                decode_pre(&pp, &imgs[i], x);
+                double b = now_ms();
+                check(aibox_padim_score(c, x, 1, NULL, maps, scores, &err), &err, "aibox_padim_score");
+                double e = now_ms();
+                if (!isfinite(scores[0])) die("%s: non-finite score for %s", name, imgs[i].name);
+                e2e[k] = e - a, pre[k] = b - a, sc[k] = e - b;
+            }
+        R->e2e_med = quantile(e2e, nsamp, 0.5);
+        R->e2e_p90 = quantile(e2e, nsamp, 0.9);
+        R->e2e_min = e2e[0];
+        R->pre_med = quantile(pre, nsamp, 0.5);
+        R->score_med = quantile(sc, nsamp, 0.5);
+
+        /* Profile of the score call, each part timed on its own, the three
+         * interleaved round by round so a neighbour's burst hits them alike
+         * (medians): the backbone alone, the grid (backbone + embedding +
+         * Mahalanobis), the map (resize + blur + max). */
+        aibox_ctx *bc = NULL;
+        check(aibox_ctx_create_ex(&bc, trunk, AIBOX_INFER, 1, ch, h, w, 0, th, &err), &err, "backbone context");
+        decode_pre(&pp, &imgs[0], x);
+        double *tb = tt, *tg = tt + reps, *tm = tt + 2 * reps;
+        for (int i = -2; i < reps; i++) { /* two warm-up rounds */
+            aibox_error e2 = {0};
+            double a = now_ms();
+            check(aibox_ctx_infer(bc, trunk, x, 1, &err), &err, "backbone inference");
+            double b = now_ms();
+            check(aibox_padim_score(c, x, 1, grid, NULL, NULL, &err), &err, "aibox_padim_score (grid)");
+            double g = now_ms();
+            check(aibox_map_resize(grid, r->gw, r->gh, maps, w, h, &e2), &e2, "aibox_map_resize");
+            check(aibox_map_blur(maps, w, h, 4.0f, &e2), &e2, "aibox_map_blur");
+            float mx = maps[0];
+            for (size_t q = 1; q < (size_t)h * w; q++) mx = maps[q] > mx ? maps[q] : mx;
+            scores[0] = mx;
+            double e = now_ms();
+            if (i >= 0) tb[i] = b - a, tg[i] = g - b, tm[i] = e - g;
+        }
+        R->backbone_ms = quantile(tb, reps, 0.5);
+        R->grid_ms = quantile(tg, reps, 0.5);
+        R->map_ms = quantile(tm, reps, 0.5);
+        aibox_ctx_free(&bc);
+        aibox_padim_ctx_free(&c);
+        if (o->stages) stage_profile(trunk, th, x, reps);
+
+        /* Batch throughput: decode + preprocess o->batch images, one score call. */
+        check(aibox_padim_ctx_create(&c, p, o->batch, th, &err), &err, "aibox_padim_ctx_create (batch)");
+        int nbatches = (nsamp + o->batch - 1) / o->batch;
+        if (nbatches < 4) nbatches = 4;
+        for (int bi = -1, img = 0; bi < nbatches; bi++) { /* bi -1: warm-up */
+            double a = now_ms();
+            for (int b = 0; b < o->batch; b++, img++) decode_pre(&pp, &imgs[img % o->images], x + in_sz * b);
+            check(aibox_padim_score(c, x, o->batch, NULL, maps, scores, &err), &err, "aibox_padim_score (batch)");
+            if (bi >= 0) tt[bi] = (now_ms() - a) / o->batch;
+        }
+        R->batch_ms = quantile(tt, nbatches, 0.5);
+        aibox_padim_ctx_free(&c);
+
+        say("   %-8d %9.2f %9.2f %9.2f %12.2f %9.2f %14.2f | %9.2f %9.2f %9.2f %9.2f\n", th, R->e2e_med, R->e2e_p90,
+            R->e2e_min, R->pre_med, R->score_med, R->batch_ms, R->backbone_ms, R->grid_ms,
+            R->grid_ms - R->backbone_ms, R->map_ms);
+    }
+    aibox_free(x), aibox_free(maps), aibox_free(grid);
+    free(e2e), free(pre), free(sc), free(tt);
+    aibox_padim_free(&p);
+}
+
+/* ------------------------------------------------------------ main */
+static int parse_pos(const char *opt, const char *s, int max)
+{
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *s == '\0' || *end != '\0' || v < 1 || v > max) die("%s needs an integer in 1..%d", opt, max);
+    return (int)v;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench_padim [--threads 1,2] [--images N] [--fit N] [--passes N] [--batch N]\n"
+            "                   [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages]\n"
+            "                   [--json]\n"
+            "  --threads L    thread counts to measure, comma-separated (default 1,2)\n"
+            "  --images N     timed images, read into memory first (default 50)\n"
+            "  --fit N        images the PaDiM statistics are fitted on (default 16)\n"
+            "  --passes N     passes over the timed images at batch 1 (default 1)\n"
+            "  --batch N      batch of the throughput figure (default 8, at most 64)\n"
+            "  --backbones L  resnet18, mnv1 (MobileNet v1 1.0), mnv1_025 (0.25); default all three\n"
+            "  --data DIR     the good tiles (default $AIBOX_DATA/magnetic-tile/MT_Free/Imgs,\n"
+            "                 AIBOX_DATA defaulting to ../shared/data); synthetic images if absent\n"
+            "  --models DIR   the TFLite MobileNets (default /work/shared/models/tflite)\n"
+            "  --stages       also time the backbone cut after its stem, pool and each stage\n"
+            "  --json         one JSON line of results on stdout; human lines on stderr\n");
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.threads = {1, 2}, .n_threads = 2, .images = 50, .fit = 16, .passes = 1, .batch = 8};
+    snprintf(o.backbones, sizeof o.backbones, "resnet18,mnv1,mnv1_025");
+    o.models = "/work/shared/models/tflite";
+    char data_default[1024];
+    const char *root = getenv("AIBOX_DATA");
+    snprintf(data_default, sizeof data_default, "%s/magnetic-tile/MT_Free/Imgs",
+             root && *root ? root : "../shared/data");
+    o.data = data_default;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--threads")) {
+            if (!v) die("--threads needs a list");
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", v);
+            o.n_threads = 0;
+            for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+                if (o.n_threads == MAX_THREADS) die("at most %d thread counts", MAX_THREADS);
+                o.threads[o.n_threads++] = parse_pos("--threads", tok, 256);
+            }
+            if (!o.n_threads) die("--threads needs a list");
+            i++;
+        } else if (!strcmp(a, "--images")) o.images = parse_pos(a, v, 10000), i++;
+        else if (!strcmp(a, "--fit")) o.fit = parse_pos(a, v, 10000), i++;
+        else if (!strcmp(a, "--passes")) o.passes = parse_pos(a, v, 100), i++;
+        else if (!strcmp(a, "--batch")) o.batch = parse_pos(a, v, 64), i++;
+        else if (!strcmp(a, "--backbones")) {
+            if (!v) die("--backbones needs a list");
+            snprintf(o.backbones, sizeof o.backbones, "%s", v), i++;
+        } else if (!strcmp(a, "--data")) {
+            if (!v) die("--data needs a folder");
+            o.data = v, i++;
+        } else if (!strcmp(a, "--models")) {
+            if (!v) die("--models needs a folder");
+            o.models = v, i++;
+        } else if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--stages")) o.stages = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else { usage(stderr); die("unknown option '%s'", a); }
+    }
+    human = o.json ? stderr : stdout;
+    aibox_blas_setup();
+    char load_before[64];
+    snprintf(load_before, sizeof load_before, "%s", loadavg());
+
+    /* The images: sorted names, an even stride, the first o.fit for fitting. */
+    int nfiles = 0, need = o.fit + o.images;
+    char **files = list_jpgs(o.data, &nfiles);
+    blob *all = xmalloc(sizeof *all * need);
+    int synthetic = nfiles < need;
+    if (!synthetic) {
+        for (int k = 0; k < need; k++) {
+            char path[2048];
+            snprintf(path, sizeof path, "%s/%s", o.data, files[(long)k * nfiles / need]);
+            read_file(path, &all[k]);
+        }
+    } else {
+        aibox_rng rng;
+        aibox_rng_seed(&rng, 7);
+        for (int k = 0; k < need; k++) synth_jpeg(k, &all[k], &rng);
+    }
+    for (int i = 0; i < nfiles; i++) free(files[i]);
+    free(files);
+    size_t bytes = 0;
+    for (int k = o.fit; k < need; k++) bytes += all[k].len;
+
+    say("libaibox %s; %s\n", aibox_version(), aibox_blas_info());
+    say("PaDiM end-to-end per image: decode (from memory) + preprocess + backbone + Mahalanobis + map "
+        "(bilinear to the input, blur sigma 4) + max\n");
+    if (synthetic)
+        say("images: SYNTHETIC (%s has %d JPEGs, %d needed): %d fit, %d timed JPEGs, %zu KB\n", o.data, nfiles, need,
+            o.fit, o.images, bytes >> 10);
+    else
+        say("images: %s, %d fit + %d timed JPEGs (%zu KB) of %d, %d pass%s at batch 1\n", o.data, o.fit, o.images,
+            bytes >> 10, nfiles, o.passes, o.passes > 1 ? "es" : "");
+    say("load average before: %s\n", load_before);
+    say("ms per image; profile columns: medians of separate runs of the score call's parts\n");
+
+    bres res[MAX_BACKBONES];
+    memset(res, 0, sizeof res);
+    int nb = 0;
+    char list[128];
+    snprintf(list, sizeof list, "%s", o.backbones);
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (nb == MAX_BACKBONES) die("at most %d backbones", MAX_BACKBONES);
+        bench_backbone(&o, tok, all, all + o.fit, &res[nb++]);
+    }
+    say("\nload average after: %s\n", loadavg());
+
+    if (o.json) {
+        printf("{\"bench\":\"bench_padim\",\"version\":\"%s\",\"blas_core\":\"%s\",\"images\":%d,\"fit\":%d,"
+               "\"passes\":%d,\"batch\":%d,\"synthetic\":%s,\"load_before\":\"%s\",\"load_after\":\"%s\","
+               "\"backbones\":[",
+               aibox_version(), aibox_blas_core(), o.images, o.fit, o.passes, o.batch, synthetic ? "true" : "false",
+               load_before, loadavg());
+        for (int i = 0; i < nb; i++) {
+            const bres *r = &res[i];
+            printf("%s{\"name\":\"%s\",\"ran\":%s", i ? "," : "", r->name, r->ran ? "true" : "false");
+            if (!r->ran) {
+                printf(",\"skipped\":\"%s\"}", r->skipped);
+                continue;
+            }
+            printf(",\"desc\":\"%s\",\"F\":%d,\"d\":%d,\"grid\":[%d,%d],\"fit_s\":%.2f,\"results\":[", r->desc, r->F,
+                   r->d, r->gh, r->gw, r->fit_s);
+            for (int t = 0; t < o.n_threads; t++) {
+                const tres *R = &r->t[t];
+                printf("%s{\"threads\":%d,\"e2e_ms\":%.3f,\"e2e_p90_ms\":%.3f,\"e2e_min_ms\":%.3f,"
+                       "\"decode_pre_ms\":%.3f,\"score_ms\":%.3f,\"batch_ms_per_image\":%.3f,\"backbone_ms\":%.3f,"
+                       "\"grid_ms\":%.3f,\"maha_embed_ms\":%.3f,\"map_ms\":%.3f}",
+                       t ? "," : "", R->threads, R->e2e_med, R->e2e_p90, R->e2e_min, R->pre_med, R->score_med,
+                       R->batch_ms, R->backbone_ms, R->grid_ms, R->grid_ms - R->backbone_ms, R->map_ms);
+            }
+            printf("]}");
+        }
+        printf("]}\n");
+    }
+    for (int k = 0; k < need; k++) free(all[k].bytes), free(all[k].name);
+    free(all);
+    return 0;
+}
