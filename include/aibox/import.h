@@ -31,7 +31,10 @@ AIBOX_API aibox_status aibox_import_safetensors(aibox_model **m, const char *pat
 
 /* ------------------------------------------------------------------ TensorFlow Lite */
 typedef struct aibox_import_opts {
-    int faithful;            /* 1: re-quantise every quantised output onto its 8-bit grid (AIBOX_LAYER_QUANTIZE) */
+    int faithful;            /* 1: re-quantise every quantised output, softmax included, onto its 8-bit grid
+                              * (AIBOX_LAYER_QUANTIZE); float accumulation, so a value that falls
+                              * within float error of a rounding half can differ from TFLite's
+                              * exact int32 accumulation by one step (then the difference spreads) */
     const char *labels_path; /* one class name per line (stored as aibox.class_names), or NULL */
     const char *arch;        /* safetensors: the architecture, or NULL to recognise it from the tensors */
 } aibox_import_opts;

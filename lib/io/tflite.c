@@ -690,7 +690,8 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
     }
     case OP_SOFTMAX: {
         float beta = 1.0f;
-        clamp_it = 0;
+        /* faithful: TFLite's uint8 softmax writes k/256 (its output tensor's grid) */
+        clamp_it = b->o && b->o->faithful;
         if (o->has_opt && (s = get_float(f, &o->opt, 0, 1.0f, &beta, "SoftmaxOptions"))) return s;
         if (beta != 1.0f || ih * iw != 1)
             return aibox_fail(b->err, AIBOX_E_UNSUPPORTED, "%s: operator %d (SOFTMAX) with beta %g over a %dx%d map is not imported",
