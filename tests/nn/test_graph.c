@@ -686,6 +686,11 @@ static void test_frozen_trunk_backward(void **state)
     int d = aibox_dense(m, aibox_dropout(m, aibox_global_avgpool(m, b), 0.0f), 3, 1);
     assert_true(d > 0);
     assert_int_equal(aibox_model_finish(m, 4, &err), AIBOX_OK);
+    int ins[2] = {-1, -1};
+    assert_int_equal(aibox_model_node_inputs(m, d, ins, 2), 1);
+    assert_int_equal(aibox_model_node_kind(m, ins[0]), AIBOX_LAYER_DROPOUT);
+    assert_int_equal(aibox_model_node_inputs(m, 0, ins, 2), 0);
+    assert_int_equal(aibox_model_node_inputs(m, d + 1, ins, 2), -1);
     float x[2 * 2 * 12 * 12];
     aibox_rng rng;
     aibox_rng_seed(&rng, 6);
