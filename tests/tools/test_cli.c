@@ -413,6 +413,7 @@ static void test_backbone_finetune(void **state)
     printf("# %s", out);
     assert_non_null(strstr(out, "\"frozen\":true"));
     assert_non_null(strstr(out, "\"cached_features\":true"));
+    assert_non_null(strstr(out, "\"cut\":55")); /* the 7x7 average pool */
     double val_acc = json_num(out, "val_acc");
     rc = run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
