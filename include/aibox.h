@@ -228,6 +228,13 @@ AIBOX_API aibox_status aibox_model_set_output(aibox_model *m, int node);
  * output is exactly the input size / stride in both directions (ResNet's
  * layer1..4 for 4..32, MobileNet's last block at that resolution), or -1. */
 AIBOX_API int aibox_model_stride_node(const aibox_model *m, int stride);
+/* The embedding of a classifier or feature extractor: its global pooling,
+ * i.e. the last pooling node whose output is 1x1 while its input is larger
+ * (MobileNet's 7x7 average pool, ResNet's global pool), extended over the
+ * element-wise nodes that directly follow it (a quantised model's clamp).
+ * Without one (a fully convolutional model) the last node larger than 1x1;
+ * -1 when there is no such node either. */
+AIBOX_API int aibox_model_embedding_node(const aibox_model *m);
 AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model *src, int node, int *map,
                                            aibox_error *err);
 AIBOX_API int aibox_model_output(const aibox_model *m);

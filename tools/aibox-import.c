@@ -28,9 +28,10 @@ static const char usage[] =
     "  --version, --help\n"
     "The model's preprocessing (input size, channels, resize mode, mean/std) is stored with it, so\n"
     "aibox-infer -m OUT.aibox IMAGE repeats it. Stdout: one JSON line {\"model\", \"source\",\n"
-    "\"format\", \"arch\", \"input\", \"classes\", \"labels\", \"parameters\", \"nodes\", \"output\",\n"
-    "\"resize\", \"mean\", \"std\", \"faithful\"}.\n"
-    "Exit status: 0 imported, 2 bad usage or labels, 3 the model could not be read or written.\n";
+    "\"format\", \"arch\", \"input\", \"classes\", \"labels\", \"parameters\", \"nodes\", \"output\"\n"
+    "(probabilities: the model ends in a softmax; scores: logits or features), \"resize\", \"mean\",\n"
+    "\"std\", \"faithful\"}.\n"
+    "Exit status: 0 imported, 2 bad usage, labels or --arch, 3 the model could not be read or written.\n";
 
 /* The file's kind by its first bytes (as aibox_import decides). */
 static const char *sniff(const char *path)
@@ -103,8 +104,8 @@ int main(int argc, char **argv)
     aibox_status s = aibox_import(&m, src, &opts, &err);
     if (s) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-        /* a label count that does not match the outputs: bad input */
-        return s == AIBOX_E_INVALID && labels && strstr(err.msg, labels) ? 2 : 3;
+        /* labels that do not fit the outputs, or an --arch this build does not know: bad input */
+        return (s == AIBOX_E_INVALID && labels && strstr(err.msg, labels)) || (s == AIBOX_E_UNSUPPORTED && arch) ? 2 : 3;
     }
     aibox_preproc pp;
     if ((s = aibox_preproc_from_model(&pp, m, &err)) || (s = aibox_model_save(m, out, &err))) {

@@ -13,7 +13,9 @@
 
 static const char usage[] =
     "usage: aibox-infer -m MODEL.aibox [options] IMAGE|DIR|- ...\n"
-    "Classifies images with a model trained by aibox-train; one result line per image on stdout.\n"
+    "Classifies images with a model trained by aibox-train or imported by aibox-import; one result\n"
+    "line per image on stdout. Probabilities are the softmax of the model's outputs, or the outputs\n"
+    "themselves when the model ends in a softmax (imported classifiers).\n"
     "  IMAGE        an image file (JPEG, PNG, BMP, PGM/PPM, TGA, GIF)\n"
     "  DIR          every regular file in the folder, sorted by name (not recursive)\n"
     "  -            one image's bytes read from standard input\n"

@@ -23,42 +23,6 @@ static aibox_status transfer_fail(aibox_error *err, aibox_status code, const cha
     return code;
 }
 
-static int transfer_is_pool(aibox_layer_kind k)
-{
-    return k == AIBOX_LAYER_AVGPOOL || k == AIBOX_LAYER_GLOBAL_AVGPOOL || k == AIBOX_LAYER_MAXPOOL;
-}
-
-/* The default cut: the global pooling, i.e. the last pooling node whose
- * output is 1x1 while its input is larger (MobileNet's 7x7 average pool,
- * ResNet's global pool), together with element-wise nodes that directly
- * follow it (the clamp a quantised model puts after it). This is the
- * embedding before the classifier of a classification file, and the output
- * of an embedding extractor. Without such a node (a fully convolutional
- * trunk) the cut is the last feature map larger than 1x1, which the head
- * then pools. Returns -1 for a model with no spatial node at all. */
-static int transfer_embedding_node(const aibox_model *m)
-{
-    int out = aibox_model_output(m), pool = -1, spatial = -1;
-    for (int i = 1; i <= out; i++) {
-        int c, h, w, in, ih, iw;
-        aibox_model_node_shape(m, i, &c, &h, &w);
-        if (h * w > 1) spatial = i;
-        if (!transfer_is_pool(aibox_model_node_kind(m, i)) || h * w != 1) continue;
-        if (aibox_model_node_inputs(m, i, &in, 1) < 1) continue;
-        aibox_model_node_shape(m, in, NULL, &ih, &iw);
-        if (ih * iw > 1) pool = i;
-    }
-    if (pool < 0) return spatial;
-    for (int i = pool + 1; i <= out; i++) { /* element-wise followers of the pool */
-        aibox_layer_kind k = aibox_model_node_kind(m, i);
-        int in;
-        if (aibox_model_node_inputs(m, i, &in, 1) != 1 || in != pool) continue;
-        if (k == AIBOX_LAYER_CLAMP || k == AIBOX_LAYER_QUANTIZE || k == AIBOX_LAYER_RELU || k == AIBOX_LAYER_RELU6)
-            pool = i;
-    }
-    return pool;
-}
-
 /* The cut node for --tap (a node index or an "aibox.tap.NAME" name) or
  * --stride; -1 with a message on stderr when there is none. */
 static int transfer_cut(const aibox_model *bb, const char *path, const char *tap, long stride)
@@ -80,7 +44,8 @@ static int transfer_cut(const aibox_model *bb, const char *path, const char *tap
         else fprintf(stderr, "%s: --tap '%s' is neither a node 1..%d of %s nor a tap name it has\n", prog, tap, n - 1, path);
         return node;
     }
-    if ((node = transfer_embedding_node(bb)) < 1)
+    /* default: the embedding before the classifier (see aibox_model_embedding_node) */
+    if ((node = aibox_model_embedding_node(bb)) < 1)
         fprintf(stderr, "%s: %s: no feature layer (no spatial node) to cut at; use --tap NODE\n", prog, path);
     return node;
 }

@@ -23,9 +23,9 @@ static char g_tmp[256];
 static int find_models(void)
 {
     const char *env = getenv("AIBOX_MODELS");
-    const char *cands[3] = {env, "../shared/models/tflite", "/work/shared/models/tflite"};
+    const char *cands[2] = {env, "../shared/models/tflite"};
     struct stat st;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         if (!cands[i]) continue;
         char probe[1100];
         snprintf(probe, sizeof probe, "%s/mobilenet_v1_0.25_128_quant.tflite", cands[i]);

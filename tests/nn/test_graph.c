@@ -614,6 +614,7 @@ static void test_extract_and_reopen(void **state)
     assert_int_equal(aibox_model_get_meta_int(full, "aibox.tap.layer2", &tap2), AIBOX_OK);
     assert_int_equal(aibox_model_get_meta_int(full, "aibox.tap.layer1", &tap1), AIBOX_OK);
     int n_full = aibox_model_node_count(full);
+    assert_int_equal(aibox_model_node_kind(full, aibox_model_embedding_node(full)), AIBOX_LAYER_GLOBAL_AVGPOOL);
     int *map = malloc(sizeof(int) * (size_t)n_full);
     assert_non_null(map);
     assert_int_equal(aibox_model_extract(&trunk, full, (int)tap2, map, &err), AIBOX_OK);
@@ -683,9 +684,16 @@ static void test_frozen_trunk_backward(void **state)
     assert_int_equal(aibox_model_create(&m, 2, 12, 12, &err), AIBOX_OK);
     int a = aibox_relu(m, aibox_conv2d_simple(m, 0, 4, 3, 1, 1));
     int b = aibox_relu6(m, aibox_conv2d_simple(m, a, 6, 3, 2, 1));
-    int d = aibox_dense(m, aibox_dropout(m, aibox_global_avgpool(m, b), 0.0f), 3, 1);
+    int gap = aibox_global_avgpool(m, b);
+    int d = aibox_dense(m, aibox_dropout(m, gap, 0.0f), 3, 1);
     assert_true(d > 0);
     assert_int_equal(aibox_model_finish(m, 4, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_embedding_node(m), gap); /* the cut a new head goes on */
+    int ins[2] = {-1, -1};
+    assert_int_equal(aibox_model_node_inputs(m, d, ins, 2), 1);
+    assert_int_equal(aibox_model_node_kind(m, ins[0]), AIBOX_LAYER_DROPOUT);
+    assert_int_equal(aibox_model_node_inputs(m, 0, ins, 2), 0);
+    assert_int_equal(aibox_model_node_inputs(m, d + 1, ins, 2), -1);
     float x[2 * 2 * 12 * 12];
     aibox_rng rng;
     aibox_rng_seed(&rng, 6);
