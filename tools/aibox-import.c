@@ -24,6 +24,9 @@ static const char usage[] =
     "  --faithful           TFLite quantised models: re-quantise every 8-bit output as TFLite does\n"
     "                       (bit-level agreement with the reference interpreter; slower). Default:\n"
     "                       dequantised float weights, outputs clamped to their quantised ranges\n"
+    "  --resize MODE        override the stored resize: bilinear (TFLite's ResizeBilinear, the\n"
+    "                       TFLite import's default), bilinear_center (half-pixel centres, as the\n"
+    "                       TFLite Task Library's libyuv pipeline), area (safetensors' default) or nearest\n"
     "  --quiet              no description on stderr\n"
     "  --version, --help\n"
     "The model's preprocessing (input size, channels, resize mode, mean/std) is stored with it, so\n"
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
 {
     const char *prog = "aibox-import", *src = NULL, *out = NULL, *labels = NULL, *arch = NULL;
     int faithful = 0, quiet = 0;
+    const char *resize = NULL;
+    aibox_resize_mode resize_mode = AIBOX_RESIZE_BILINEAR;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -75,6 +80,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--labels") && v) labels = v, i++;
         else if (!strcmp(a, "--arch") && v) arch = v, i++;
         else if (!strcmp(a, "--faithful")) faithful = 1;
+        else if (!strcmp(a, "--resize") && v) {
+            if (aibox_resize_mode_parse(v, &resize_mode)) {
+                fprintf(stderr, "%s: --resize must be bilinear, bilinear_center, area or nearest (got '%s')\n", prog, v);
+                return 2;
+            }
+            resize = v, i++;
+        }
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (a[0] != '-' && !src) src = a;
         else {
@@ -108,7 +120,12 @@ int main(int argc, char **argv)
         return (s == AIBOX_E_INVALID && labels && strstr(err.msg, labels)) || (s == AIBOX_E_UNSUPPORTED && arch) ? 2 : 3;
     }
     aibox_preproc pp;
-    if ((s = aibox_preproc_from_model(&pp, m, &err)) || (s = aibox_model_save(m, out, &err))) {
+    s = aibox_preproc_from_model(&pp, m, &err);
+    if (!s && resize) {
+        pp.resize = resize_mode;
+        s = aibox_preproc_to_model(&pp, m, &err);
+    }
+    if (s || (s = aibox_model_save(m, out, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         aibox_model_free(&m);
         return 3;

@@ -379,6 +379,18 @@ static void test_import_and_infer(void **state)
     rc = run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"aibox.input.resize\":\"bilinear\""));
+    /* the Task Library's half-pixel resize gives upstream's 0.96 +- 0.01 */
+    rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
+             "--resize bilinear_center -o %s/mqc.aibox --quiet", bin, md, md, dir);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"resize\":\"bilinear_center\""));
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mqc.aibox %s/burger.jpg", bin, dir, md);
+    assert_int_equal(rc, 0);
+    conf = json_num(out, "confidence");
+    printf("# burger.jpg, bilinear_center: cheeseburger %.4f\n", conf);
+    assert_true(conf >= 0.95 && conf <= 0.97);
+    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/burger.jpg --resize cubic -o %s/x.aibox 2>/dev/null", bin, md, dir),
+                     2);
     /* errors: not a model (3), labels that do not fit (2), usage (2); nothing written */
     PATHF(p, "%s/bad.aibox", dir);
     rc = run(out, sizeof out, "%s/aibox-import %s/burger.jpg -o %s 2>&1", bin, md, p);
