@@ -44,6 +44,55 @@ static int reflect(long i, int n)
     return (int)(m < n ? m : p - m);
 }
 
+void aibox_map_blur_kernel(float sigma, float *k)
+{
+    const int ks = aibox_map_blur_kernel_size(sigma), r = ks / 2;
+    /* kornia's gaussian: exp(-x^2 / (2 sigma^2)) at x = -r..r, over its sum
+     * (kornia works in float; double here then rounded once). */
+    double sum = 0;
+    for (int i = 0; i < ks; i++) {
+        const double x = (double)(i - r);
+        sum += exp(-x * x / (2.0 * (double)sigma * (double)sigma));
+    }
+    for (int i = 0; i < ks; i++) {
+        const double x = (double)(i - r);
+        k[i] = (float)(exp(-x * x / (2.0 * (double)sigma * (double)sigma)) / sum);
+    }
+}
+
+void aibox_map_blur_rows(const float *map, float *tmp, float *pad, int w, const float *k, int ks, int y0, int y1)
+{
+    const int r = ks / 2;
+    /* out[x] = sum_j k[j] * pad[x + j]; the loop over x innermost so it
+     * vectorises without reassociating a sum. */
+    for (int y = y0; y < y1; y++) {
+        const float *row = map + (size_t)y * w;
+        float *out = tmp + (size_t)y * w;
+        for (long i = 0; i < (long)w + 2L * r; i++) pad[i] = row[reflect(i - r, w)];
+        for (int x = 0; x < w; x++) out[x] = k[0] * pad[x];
+        for (int j = 1; j < ks; j++) {
+            const float kj = k[j];
+            const float *p = pad + j;
+            for (int x = 0; x < w; x++) out[x] += kj * p[x];
+        }
+    }
+}
+
+void aibox_map_blur_cols(float *map, const float *tmp, int w, int h, const float *k, int ks, int y0, int y1)
+{
+    const int r = ks / 2;
+    for (int y = y0; y < y1; y++) {
+        float *out = map + (size_t)y * w;
+        const float *src = tmp + (size_t)reflect((long)y - r, h) * w;
+        for (int x = 0; x < w; x++) out[x] = k[0] * src[x];
+        for (int j = 1; j < ks; j++) {
+            const float kj = k[j];
+            src = tmp + (size_t)reflect((long)y + j - r, h) * w;
+            for (int x = 0; x < w; x++) out[x] += kj * src[x];
+        }
+    }
+}
+
 aibox_status aibox_map_blur(float *map, int w, int h, float sigma, aibox_error *err)
 {
     aibox_status st = check_map(map, w, h, "map blur", "map", err);
@@ -61,43 +110,9 @@ aibox_status aibox_map_blur(float *map, int w, int h, float sigma, aibox_error *
     float *tmp = malloc(nfloats * sizeof(float));
     if (!tmp) return aibox_fail(err, AIBOX_E_NOMEM, "map blur: out of memory (%zu floats of scratch)", nfloats);
     float *pad = tmp + plane, *k = pad + (size_t)w + 2 * (size_t)r;
-
-    /* kornia's gaussian: exp(-x^2 / (2 sigma^2)) at x = -r..r, over its sum
-     * (kornia works in float; double here then rounded once). */
-    double sum = 0;
-    for (int i = 0; i < ks; i++) {
-        const double x = (double)(i - r);
-        sum += exp(-x * x / (2.0 * (double)sigma * (double)sigma));
-    }
-    for (int i = 0; i < ks; i++) {
-        const double x = (double)(i - r);
-        k[i] = (float)(exp(-x * x / (2.0 * (double)sigma * (double)sigma)) / sum);
-    }
-
-    /* Rows: out[x] = sum_j k[j] * pad[x + j]; the loop over x innermost so it
-     * vectorises without reassociating a sum. */
-    for (int y = 0; y < h; y++) {
-        const float *row = map + (size_t)y * w;
-        float *out = tmp + (size_t)y * w;
-        for (long i = 0; i < (long)w + 2L * r; i++) pad[i] = row[reflect(i - r, w)];
-        for (int x = 0; x < w; x++) out[x] = k[0] * pad[x];
-        for (int j = 1; j < ks; j++) {
-            const float kj = k[j];
-            const float *p = pad + j;
-            for (int x = 0; x < w; x++) out[x] += kj * p[x];
-        }
-    }
-    /* Columns, written back into map row by row from the row-blurred copy. */
-    for (int y = 0; y < h; y++) {
-        float *out = map + (size_t)y * w;
-        const float *src = tmp + (size_t)reflect((long)y - r, h) * w;
-        for (int x = 0; x < w; x++) out[x] = k[0] * src[x];
-        for (int j = 1; j < ks; j++) {
-            const float kj = k[j];
-            src = tmp + (size_t)reflect((long)y + j - r, h) * w;
-            for (int x = 0; x < w; x++) out[x] += kj * src[x];
-        }
-    }
+    aibox_map_blur_kernel(sigma, k);
+    aibox_map_blur_rows(map, tmp, pad, w, k, ks, 0, h);
+    aibox_map_blur_cols(map, tmp, w, h, k, ks, 0, h); /* written back into map row by row from the copy */
     free(tmp);
     return AIBOX_OK;
 }

@@ -46,6 +46,15 @@ AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const f
 AIBOX_INTERNAL void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const float *w,
                                          const float *scale, const float *b, float *y, float *ws, int relu, int part,
                                          int parts);
+/* aibox_map_blur in pieces, for callers that split it over threads: the
+ * kernel (aibox_map_blur_kernel_size(sigma) floats), the row pass of rows
+ * [y0, y1) from map into tmp (w x h; pad: w + ks - 1 floats per caller), and
+ * the column pass writing rows [y0, y1) of map from all of tmp. */
+AIBOX_INTERNAL void aibox_map_blur_kernel(float sigma, float *k);
+AIBOX_INTERNAL void aibox_map_blur_rows(const float *map, float *tmp, float *pad, int w, const float *k, int ks, int y0,
+                                        int y1);
+AIBOX_INTERNAL void aibox_map_blur_cols(float *map, const float *tmp, int w, int h, const float *k, int ks, int y0,
+                                        int y1);
 /* dx may be NULL (input needs no gradient); dw, db accumulate (db may be NULL). */
 AIBOX_INTERNAL void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy,
                                    float *dx, float *dw, float *db, float *ws);

@@ -71,6 +71,8 @@ struct aibox_padim_ctx {
     float *diff; /* threads x d */
     maha_fn maha;
     int half; /* use the model's half-precision factor (maha_f16) */
+    float *blur_tmp, *blur_pad, *blur_k; /* the map blur's scratch: h x w, threads x (w + ks), ks */
+    int ks;
 };
 
 /* |L v|^2 for bn vectors v (each d long) with the row-packed lower factor L.
@@ -232,9 +234,11 @@ static aibox_status tap_geometry(aibox_padim *p, const char *name, aibox_error *
 }
 
 /* One image's d-vector per patch: emb[pix * d + j]. */
-static void embed(const aibox_padim *p, aibox_ctx *ctx, int b, float *emb, float *full)
+/* Grid rows [y0, y1) of one image's d-vectors, emb[pix * d + j] (disjoint
+ * rows can be filled by different threads). */
+static void embed_rows(const aibox_padim *p, aibox_ctx *ctx, int b, float *emb, float *full, int y0, int y1)
 {
-    int P = p->P, d = p->d, gw = p->gw;
+    int d = p->d, gw = p->gw;
     if (p->idx) {
         int j = 0, base = 0;
         for (int t = 0; t < p->n_taps; t++) {
@@ -244,7 +248,7 @@ static void embed(const aibox_padim *p, aibox_ctx *ctx, int b, float *emb, float
             int k = p->tap_k[t];
             for (; j < d && p->idx[j] < base + c; j++) {
                 const float *ch = a + (size_t)(p->idx[j] - base) * h * w;
-                for (int y = 0; y < p->gh; y++)
+                for (int y = y0; y < y1; y++)
                     for (int x = 0; x < gw; x++) emb[(size_t)(y * gw + x) * d + j] = ch[(y / k) * w + x / k];
             }
             base += c;
@@ -258,12 +262,43 @@ static void embed(const aibox_padim *p, aibox_ctx *ctx, int b, float *emb, float
         a += (size_t)b * c * h * w;
         int k = p->tap_k[t];
         for (int ci = 0; ci < c; ci++)
-            for (int y = 0; y < p->gh; y++)
+            for (int y = y0; y < y1; y++)
                 for (int x = 0; x < gw; x++)
                     full[(size_t)(y * gw + x) * p->F + base + ci] = a[(size_t)ci * h * w + (y / k) * w + x / k];
         base += c;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, d, p->F, 1.0f, full, p->F, p->proj, d, 0.0f, emb, d);
+    size_t r0 = (size_t)y0 * gw;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (y1 - y0) * gw, d, p->F, 1.0f, full + r0 * p->F, p->F,
+                p->proj, d, 0.0f, emb + r0 * d, d);
+}
+
+typedef struct embed_job {
+    const aibox_padim *p;
+    aibox_ctx *ctx;
+    float *emb, *full; /* emb: images x P x d, from image 0 */
+    int b0, per;       /* first image of this run; tasks per image (grid row ranges) */
+} embed_job;
+
+static void embed_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    embed_job *j = arg;
+    int b = j->b0 + task / j->per, part = task % j->per, gh = j->p->gh;
+    embed_rows(j->p, j->ctx, b, j->emb + (size_t)b * j->p->P * j->p->d, j->full, gh * part / j->per,
+               gh * (part + 1) / j->per);
+}
+
+/* All n images' embeddings over the pool, by image and grid rows. The
+ * projection's gather buffer holds one image, so those go one at a time. */
+static void embed_all(const aibox_padim *p, aibox_ctx *ctx, aibox_pool *pool, int threads, int n, float *emb,
+                      float *full)
+{
+    embed_job j = {p, ctx, emb, full, 0, threads};
+    if (p->proj) {
+        for (j.b0 = 0; j.b0 < n; j.b0++) aibox_pool_run(pool, j.per, embed_task, &j);
+        return;
+    }
+    aibox_pool_run(pool, n * j.per, embed_task, &j);
 }
 
 /* ------------------------------------------------------------------ fit */
@@ -476,7 +511,7 @@ aibox_status aibox_padim_fit_add(aibox_padim_fit *f, const float *x, int n, aibo
         int nb = AIBOX_MIN(f->batch, n - done);
         aibox_status s = aibox_ctx_infer(f->ctx, p->trunk, x + in * done, nb, err);
         if (s) return s;
-        for (int b = 0; b < nb; b++) embed(p, f->ctx, b, f->emb + Pd * b, f->full);
+        embed_all(p, f->ctx, f->pool, f->threads, nb, f->emb, f->full);
         for (size_t i = 0; i < Pd * nb; i++)
             if (!isfinite(f->emb[i]))
                 return aibox_fail(err, AIBOX_E_INVALID, "padim: the backbone gave a non-finite feature (image %ld)",
@@ -725,6 +760,7 @@ void aibox_padim_ctx_free(aibox_padim_ctx **pc)
     aibox_ctx_free(&c->ctx);
     aibox_pool_free(&c->pool);
     aibox_free(c->emb), aibox_free(c->full), aibox_free(c->grid), aibox_free(c->diff);
+    aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
     free(c);
     *pc = NULL;
 }
@@ -755,6 +791,17 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
         c->diff = aibox_alloc(sizeof(float) * (size_t)nt * max_batch * p->d);
         if (!c->emb || (p->proj && !c->full) || !c->grid || !c->diff)
             s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory for batch %d", max_batch);
+    }
+    if (!s && p->sigma > 0) {
+        c->ks = aibox_map_blur_kernel_size(p->sigma);
+        if (!c->ks) s = aibox_fail(err, AIBOX_E_FORMAT, "padim: blur sigma %g out of range", (double)p->sigma);
+    }
+    if (!s && c->ks) {
+        c->blur_tmp = aibox_alloc(sizeof(float) * (size_t)h * w);
+        c->blur_pad = aibox_alloc(sizeof(float) * (size_t)nt * (w + c->ks));
+        c->blur_k = aibox_alloc(sizeof(float) * (size_t)c->ks);
+        if (!c->blur_tmp || !c->blur_pad || !c->blur_k) s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
+        else aibox_map_blur_kernel(p->sigma, c->blur_k);
     }
     if (s) {
         aibox_padim_ctx_free(&c);
@@ -794,6 +841,24 @@ static void maha_task(void *arg, int task, int thread)
     }
 }
 
+typedef struct blur_job {
+    aibox_padim_ctx *c;
+    float *map;
+    int w, h, pass, tasks;
+} blur_job;
+
+static void blur_task(void *arg, int task, int thread)
+{
+    blur_job *j = arg;
+    aibox_padim_ctx *c = j->c;
+    int y0 = j->h * task / j->tasks, y1 = j->h * (task + 1) / j->tasks;
+    if (j->pass == 0)
+        aibox_map_blur_rows(j->map, c->blur_tmp, c->blur_pad + (size_t)thread * (j->w + c->ks), j->w, c->blur_k, c->ks,
+                            y0, y1);
+    else
+        aibox_map_blur_cols(j->map, c->blur_tmp, j->w, j->h, c->blur_k, c->ks, y0, y1);
+}
+
 aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float *grid, float *maps, float *scores,
                                aibox_error *err)
 {
@@ -804,8 +869,7 @@ aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float 
     if (!n) return AIBOX_OK;
     aibox_status s = aibox_ctx_infer(c->ctx, p->trunk, x, n, err);
     if (s) return s;
-    size_t Pd = (size_t)p->P * p->d;
-    for (int b = 0; b < n; b++) embed(p, c->ctx, b, c->emb + Pd * b, c->full);
+    embed_all(p, c->ctx, c->pool, aibox_ctx_threads(c->ctx), n, c->emb, c->full);
     maha_job j = {c, n, aibox_ctx_threads(c->ctx) * 4};
     aibox_pool_run(c->pool, j.tasks, maha_task, &j);
     for (size_t i = 0; i < (size_t)n * p->P; i++) /* an infinite feature must not become NaN downstream */
@@ -819,7 +883,12 @@ aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float 
     for (int b = 0; b < n && !s; b++) {
         float *m = maps ? maps + (size_t)b * h * w : one;
         s = aibox_map_resize(c->grid + (size_t)b * p->P, p->gw, p->gh, m, w, h, err);
-        if (!s && p->sigma > 0) s = aibox_map_blur(m, w, h, p->sigma, err);
+        if (!s && p->sigma > 0) { /* the blur's two passes, rows split over the pool */
+            blur_job bj = {c, m, w, h, 0, aibox_ctx_threads(c->ctx)};
+            aibox_pool_run(c->pool, bj.tasks, blur_task, &bj);
+            bj.pass = 1;
+            aibox_pool_run(c->pool, bj.tasks, blur_task, &bj);
+        }
         if (!s && scores) {
             float mx = m[0];
             for (size_t i = 1; i < (size_t)h * w; i++) mx = m[i] > mx ? m[i] : mx;
