@@ -1,7 +1,7 @@
 # libaibox — build, test, install.  `make` builds everything; `make check` installs
 # missing Debian packages (as root), builds and runs every test.
 #
-# Targets: all, check, asan, deps, bench, example, install, clean.
+# Targets: all, check, asan, fuzz, deps, bench, example, install, clean.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -35,7 +35,7 @@ STATIC := $(BUILD)/libaibox.a
 SHARED := $(BUILD)/libaibox.so.$(VERSION)
 SONAME := libaibox.so.$(VERSION_MAJOR)
 
-.PHONY: all check asan deps deps-test bench demo example install clean symbols
+.PHONY: all check asan fuzz fuzz-build deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -60,7 +60,7 @@ $(SHARED): $(LIB_OBJ) lib/aibox.map
 	ln -sf libaibox.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libaibox.so
 
-$(BUILD)/bin/%: tools/%.c $(STATIC)
+$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
 
@@ -91,6 +91,30 @@ asan: deps-test
 tests-asan: $(TESTS) $(TOOLS)
 	@AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan + UBSan, with the library
+# sources compiled the same way into $(BUILD)/fuzz (not the normal objects);
+# each runs FUZZ_SECONDS on a copy of its seed corpus, one after the other.
+FUZZ_SECONDS ?= 600
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_NAMES   := tflite safetensors
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o)
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/%.o: %.c Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) -std=c11 $(WARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) -std=c11 $(WARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LIBS)
+
+fuzz-build:
+	@sh tools/install-deps.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@fail=0; for t in $(FUZZ_NAMES); do sh tests/fuzz/run.sh $(BUILD)/fuzz $$t $(FUZZ_SECONDS) || fail=1; done; exit $$fail
 
 bench: deps
 	@sh bench/run.sh $(BENCH)
@@ -125,4 +149,4 @@ install: all
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

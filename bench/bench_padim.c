@@ -484,7 +484,7 @@ static void usage(FILE *f)
             "  --backbones L  resnet18, mnv1 (MobileNet v1 1.0), mnv1_025 (0.25); default all three\n"
             "  --data DIR     the good tiles (default $AIBOX_DATA/magnetic-tile/MT_Free/Imgs,\n"
             "                 AIBOX_DATA defaulting to ../shared/data); synthetic images if absent\n"
-            "  --models DIR   the TFLite MobileNets (default /work/shared/models/tflite)\n"
+            "  --models DIR   the TFLite MobileNets (default $AIBOX_MODELS or ../shared/models/tflite)\n"
             "  --stages       also time the backbone cut after its stem, pool and each stage\n"
             "  --json         one JSON line of results on stdout; human lines on stderr\n");
 }
@@ -493,7 +493,7 @@ int main(int argc, char **argv)
 {
     options o = {.threads = {1, 2}, .n_threads = 2, .images = 50, .fit = 16, .passes = 1, .batch = 8};
     snprintf(o.backbones, sizeof o.backbones, "resnet18,mnv1,mnv1_025");
-    o.models = "/work/shared/models/tflite";
+    o.models = getenv("AIBOX_MODELS") ? getenv("AIBOX_MODELS") : "../shared/models/tflite";
     char data_default[1024];
     const char *root = getenv("AIBOX_DATA");
     snprintf(data_default, sizeof data_default, "%s/magnetic-tile/MT_Free/Imgs",

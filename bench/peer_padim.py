@@ -5,7 +5,7 @@ The same pipeline and shapes as bench/bench_padim.c's ResNet-18 case: the
 same JPEG tiles (sorted names, an even stride, the first --fit for fitting),
 read into memory first; per image PIL decode + RGB + resize to 224 (PIL
 bilinear, antialiased when shrinking) + ImageNet normalisation, a plain-torch
-ResNet-18 (tests/io/torch_parity.build(): torchvision's structure, random
+ResNet-18 (tests/io/torch_parity.build("resnet18"): torchvision's structure, random
 weights), features layer1..3, nearest-upsampled to layer1's 56x56 grid and
 concatenated (448 channels), index_select of 100 seeded random channels, the
 per-patch Mahalanobis distance as Anomalib computes it (a precomputed float32
@@ -124,7 +124,7 @@ def run_child(a):
         t = torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div_(255)
         out.copy_(t.sub_(mean).div_(std))
 
-    model, source = torch_parity.build()
+    model, source = torch_parity.build("resnet18")
     model.eval()
 
     def features(x):

@@ -228,11 +228,21 @@ AIBOX_API aibox_status aibox_model_set_output(aibox_model *m, int node);
  * output is exactly the input size / stride in both directions (ResNet's
  * layer1..4 for 4..32, MobileNet's last block at that resolution), or -1. */
 AIBOX_API int aibox_model_stride_node(const aibox_model *m, int stride);
+/* The embedding of a classifier or feature extractor: its global pooling,
+ * i.e. the last pooling node whose output is 1x1 while its input is larger
+ * (MobileNet's 7x7 average pool, ResNet's global pool), extended over the
+ * element-wise nodes that directly follow it (a quantised model's clamp).
+ * Without one (a fully convolutional model) the last node larger than 1x1;
+ * -1 when there is no such node either. */
+AIBOX_API int aibox_model_embedding_node(const aibox_model *m);
 AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model *src, int node, int *map,
                                            aibox_error *err);
 AIBOX_API int aibox_model_output(const aibox_model *m);
 AIBOX_API int aibox_model_node_count(const aibox_model *m);
 AIBOX_API aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node);
+/* A node's input count (0 for the input node, -1 out of range); in (may be
+ * NULL) receives up to max of their indices. */
+AIBOX_API int aibox_model_node_inputs(const aibox_model *m, int node, int *in, int max);
 AIBOX_API const char *aibox_layer_kind_name(aibox_layer_kind k);
 /* The nominal per-sample output shape of a node (c, h, w) for the build-time input. */
 AIBOX_API void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w);
@@ -346,9 +356,15 @@ AIBOX_API aibox_status aibox_preset_squeezenet(aibox_model **m, int classes, int
 AIBOX_API aibox_status aibox_preset_resnext(aibox_model **m, int classes, int channels, int size, aibox_error *err);
 /* torchvision ResNet-18 (11,689,512 parameters for 1000 classes). */
 AIBOX_API aibox_status aibox_preset_resnet18(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+/* torchvision ResNet-50 (25,557,032 for 1000 classes) and Wide ResNet-50-2
+ * (68,883,240): Bottleneck blocks, stride on the 3x3 conv (v1.5). */
+AIBOX_API aibox_status aibox_preset_resnet50(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+AIBOX_API aibox_status aibox_preset_wide_resnet50_2(aibox_model **m, int classes, int channels, int size,
+                                                    aibox_error *err);
 /* Keras-tutorial-sized CNN for small inputs. */
 AIBOX_API aibox_status aibox_preset_small(aibox_model **m, int classes, int channels, int size, aibox_error *err);
-/* Builds a preset by name ("alexnet", "squeezenet", "resnext", "resnet18", "small"). */
+/* Builds a preset by name ("alexnet", "squeezenet", "resnext", "resnet18", "resnet50",
+ * "wide_resnet50_2", "small"). */
 AIBOX_API aibox_status aibox_preset(aibox_model **m, const char *name, int classes, int channels, int size,
                                     aibox_error *err);
 
@@ -417,9 +433,12 @@ AIBOX_API aibox_status aibox_image_convert(aibox_image *dst, const aibox_image *
 typedef enum aibox_resize_mode {
     AIBOX_RESIZE_AREA = 0,     /* stb_image_resize's default filters: antialiased (training default) */
     AIBOX_RESIZE_BILINEAR = 1, /* TensorFlow Lite's: align_corners = false, half_pixel_centers = false, no antialiasing */
-    AIBOX_RESIZE_NEAREST = 2
+    AIBOX_RESIZE_NEAREST = 2,
+    AIBOX_RESIZE_BILINEAR_CENTER = 3 /* bilinear with half-pixel centres (TensorFlow's half_pixel_centers = true;
+                                        as OpenCV, PyTorch align_corners = false and libyuv, which the TFLite
+                                        Task Library's image pipeline uses), no antialiasing */
 } aibox_resize_mode;
-/* The names stored in model metadata: "area", "bilinear", "nearest". */
+/* The names stored in model metadata: "area", "bilinear", "nearest", "bilinear_center". */
 AIBOX_API const char *aibox_resize_mode_name(aibox_resize_mode m);
 AIBOX_API aibox_status aibox_resize_mode_parse(const char *name, aibox_resize_mode *m);
 AIBOX_API aibox_status aibox_image_resize(aibox_image *dst, const aibox_image *src, int width, int height,

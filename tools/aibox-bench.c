@@ -11,7 +11,8 @@
 static const char usage[] =
     "usage: aibox-bench [options]\n"
     "Times inference (and with --train, a training step) of a model on this machine.\n"
-    "  --model NAME|FILE  preset (alexnet, squeezenet, resnext, resnet18, small) or a .aibox file\n"
+    "  --model NAME|FILE  preset (alexnet, squeezenet, resnext, resnet18, resnet50,\n"
+    "                     wide_resnet50_2, small) or a .aibox file\n"
     "                     (default alexnet)\n"
     "  --size N           input size for presets (default 256; small: 64)\n"
     "  --channels N       input channels for presets (default 3)\n"

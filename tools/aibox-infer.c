@@ -13,7 +13,9 @@
 
 static const char usage[] =
     "usage: aibox-infer -m MODEL.aibox [options] IMAGE|DIR|- ...\n"
-    "Classifies images with a model trained by aibox-train; one result line per image on stdout.\n"
+    "Classifies images with a model trained by aibox-train or imported by aibox-import; one result\n"
+    "line per image on stdout. Probabilities are the softmax of the model's outputs, or the outputs\n"
+    "themselves when the model ends in a softmax (imported classifiers).\n"
     "  IMAGE        an image file (JPEG, PNG, BMP, PGM/PPM, TGA, GIF)\n"
     "  DIR          every regular file in the folder, sorted by name (not recursive)\n"
     "  -            one image's bytes read from standard input\n"
@@ -52,6 +54,7 @@ typedef struct {
     aibox_ctx *ctx;
     aibox_preproc pp;
     int classes;
+    int probs; /* 1: the output already is probabilities (the graph ends in a softmax) */
     const char *const *names;
     int n_names;
     char **ok;
@@ -99,6 +102,20 @@ static void emit_error(infer *in, const char *file, const char *msg)
 }
 
 #include "infer_padim.h"
+/* Whether the output is a softmax, possibly behind shape-only or
+ * re-quantising nodes (imported classifiers: SOFTMAX, or SOFTMAX then
+ * QUANTIZE in TFLite's faithful mode); its values then are probabilities and
+ * get no second softmax (aibox-train's models end in logits). */
+static int ends_in_softmax(const aibox_model *m)
+{
+    for (int i = aibox_model_output(m); i > 0;) {
+        aibox_layer_kind k = aibox_model_node_kind(m, i);
+        if (k == AIBOX_LAYER_SOFTMAX) return 1;
+        if (k != AIBOX_LAYER_QUANTIZE && k != AIBOX_LAYER_CLAMP && k != AIBOX_LAYER_FLATTEN) return 0;
+        if (aibox_model_node_inputs(m, i, &i, 1) != 1) return 0;
+    }
+    return 0;
+}
 
 /* Classifies one decoded image and prints its line. */
 static void classify(infer *in, const char *file, const aibox_image *img, double t0)
@@ -120,20 +137,22 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         return;
     }
     const float *z = aibox_ctx_output(in->ctx, NULL, NULL, NULL);
-    /* softmax of the logits, in double for the sum */
-    double mx = z[0], sum = 0;
-    for (int k = 1; k < in->classes; k++) mx = z[k] > mx ? z[k] : mx;
     double *p = malloc(sizeof(double) * in->classes);
     if (!p) {
         emit_error(in, file, "out of memory");
         return;
     }
     int best = 0;
-    for (int k = 0; k < in->classes; k++) sum += p[k] = exp((double)z[k] - mx);
-    for (int k = 0; k < in->classes; k++) {
-        p[k] /= sum;
-        if (p[k] > p[best]) best = k;
+    if (in->probs) { /* the model's own probabilities */
+        for (int k = 0; k < in->classes; k++) p[k] = z[k];
+    } else { /* softmax of the logits, in double for the sum */
+        double mx = z[0], sum = 0;
+        for (int k = 1; k < in->classes; k++) mx = z[k] > mx ? z[k] : mx;
+        for (int k = 0; k < in->classes; k++) sum += p[k] = exp((double)z[k] - mx);
+        for (int k = 0; k < in->classes; k++) p[k] /= sum;
     }
+    for (int k = 1; k < in->classes; k++)
+        if (p[k] > p[best]) best = k;
     char buf[32];
     const char *label = class_name(in, best, buf, sizeof buf);
     const char *verdict = "classified";
@@ -475,6 +494,7 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
     int oc, oh, ow;
     aibox_model_node_shape(in.m, aibox_model_output(in.m), &oc, &oh, &ow);
     in.classes = oc * oh * ow;
+    in.probs = ends_in_softmax(in.m);
     aibox_model_get_meta_strs(in.m, "aibox.class_names", &in.n_names, &in.names);
     for (int i = 0; i < in.n_ok; i++) {
         int found = 0;

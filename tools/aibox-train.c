@@ -13,6 +13,7 @@
 #include "aibox/data.h"
 #include "cli.h"
 #include "train_padim.h"
+#include "transfer.h"
 
 static const char usage[] =
     "usage: aibox-train DATA -o MODEL.aibox [options]\n"
@@ -20,10 +21,12 @@ static const char usage[] =
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
     "  -o, --output FILE      the trained model (the best validation epoch), written atomically\n"
-    "  --model NAME           small (default; a Keras-tutorial CNN), alexnet, squeezenet, resnext, resnet18\n"
+    "  --model NAME           small (default; a Keras-tutorial CNN), alexnet, squeezenet, resnext, resnet18,\n"
+    "                         resnet50, wide_resnet50_2\n"
     "  --size N               input size (default: small 64, alexnet 256, others 224)\n"
     "  --gray | --rgb         input channels (default: 1 when every image is grey, else 3)\n"
-    "  --resize MODE          area (default), bilinear or nearest: how images reach the input size\n"
+    "  --resize MODE          area (default), bilinear, bilinear_center or nearest: how images reach\n"
+    "                         the input size\n"
     "  --epochs N             default 20\n"
     "  --batch N              default 32\n"
     "  --lr X                 learning rate (default: Adam 0.001, SGD 0.01)\n"
@@ -38,7 +41,7 @@ static const char usage[] =
     "  --no-augment           same as --augment none\n"
     "  --aug-p P              probability that another augmentation follows (default 0.6)\n"
     "  --preview-augment N DIR  write N augmented training samples as PNG to DIR and exit\n"
-    "  --dropout P            dropout rate of the alexnet preset (default 0.25)\n"
+    "  --dropout P            dropout rate of the alexnet preset and of a --backbone head (default 0.25)\n"
     "  --seed N               seed of the split, initial weights, shuffling, augmentation, dropout\n"
     "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
     "  --out-dir DIR          best.aibox, last.aibox, train.csv, metrics.json and split.csv (which\n"
@@ -49,6 +52,21 @@ static const char usage[] =
     "  --max-pixels N         skip images whose header announces more pixels (default 100000000)\n"
     "  --quiet                no progress output\n"
     "  --version, --help\n"
+    "Fine-tuning a pretrained model (any file aibox-import reads: .aibox, .tflite, safetensors):\n"
+    "  --backbone FILE        cut FILE at its feature layer and train a new head for DATA's classes:\n"
+    "                         [global average pool if spatial] -> dropout -> dense. The default cut\n"
+    "                         is the global pooling (the embedding before the classifier, e.g.\n"
+    "                         MobileNet's 7x7 average pool, ResNet's global pool). The backbone's\n"
+    "                         input size, channels, resize and mean/std are used and stored (grey\n"
+    "                         images become RGB for an RGB backbone); --model, --size, --gray,\n"
+    "                         --rgb and --resize do not apply\n"
+    "  --freeze | --no-freeze keep the backbone's weights (default) or train them too. Frozen and\n"
+    "                         without augmentation, features are computed once and the head trains\n"
+    "                         on them (out-dir checkpoints then hold the head alone)\n"
+    "  --tap NODE             cut at this node (an index, or a tap name such as layer3) instead\n"
+    "  --stride S             cut at the end of the stage at input size / S (e.g. 16)\n"
+    "  --from-scratch         the backbone's architecture with freshly drawn weights, trained\n"
+    "                         (not frozen): the baseline for the pretrained weights\n"
     "Same data, seed and threads give the same model. Ctrl-C stops; the checkpoint last.aibox in\n"
     "the output folder then resumes the run exactly (--resume).\n"
     "Exit status: 0 trained, 2 bad usage or data, 3 training failed, 130 interrupted.\n";
@@ -193,7 +211,9 @@ int main(int argc, char **argv)
     const char *prog = "aibox-train", *data = NULL, *out = NULL, *model_name = "small", *out_dir = NULL;
     const char *resume = NULL, *cw_spec = "none", *aug_spec = "all", *preview_dir = NULL, *resize = "area";
     long size = 0, epochs = 20, batch = 32, patience = 0, threads = 0, min_samples = 30, preview_n = 0, seed = 1;
-    long max_pixels = 100000000;
+    long max_pixels = 100000000, stride = 0;
+    const char *backbone = NULL, *tap = NULL;
+    int freeze = -1, scratch = 0, fixed_input = 0; /* fixed_input: options a backbone decides */
     double lr = 0, val_split = 0.2, aug_p = 0.6, dropout = 0.25;
     int gray = -1, strict = 0, quiet = 0, val_on_train = 0, sgd = 0;
     for (int i = 1; i < argc; i++) {
@@ -206,15 +226,21 @@ int main(int argc, char **argv)
             printf("aibox-train %s\n%s\n", aibox_version(), aibox_blas_info());
             return 0;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
-        else if (!strcmp(a, "--model") && v) model_name = v, i++;
+        else if (!strcmp(a, "--model") && v) model_name = v, i++, fixed_input++;
+        else if (!strcmp(a, "--backbone") && v) backbone = v, i++;
+        else if (!strcmp(a, "--tap") && v) tap = v, i++;
+        else if (!strcmp(a, "--freeze")) freeze = 1;
+        else if (!strcmp(a, "--no-freeze")) freeze = 0;
+        else if (!strcmp(a, "--from-scratch")) scratch = 1;
+        else if (!strcmp(a, "--stride")) ok = cli_int(prog, a, v, 1, 4096, &stride), i++;
         else if (!strcmp(a, "--out-dir") && v) out_dir = v, i++;
         else if (!strcmp(a, "--resume") && v) resume = v, i++;
         else if (!strcmp(a, "--class-weight") && v) cw_spec = v, i++;
         else if (!strcmp(a, "--augment") && v) aug_spec = v, i++;
-        else if (!strcmp(a, "--resize") && v) resize = v, i++;
+        else if (!strcmp(a, "--resize") && v) resize = v, i++, fixed_input++;
         else if (!strcmp(a, "--no-augment")) aug_spec = "none";
-        else if (!strcmp(a, "--gray")) gray = 1;
-        else if (!strcmp(a, "--rgb")) gray = 0;
+        else if (!strcmp(a, "--gray")) gray = 1, fixed_input++;
+        else if (!strcmp(a, "--rgb")) gray = 0, fixed_input++;
         else if (!strcmp(a, "--strict")) strict = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--validate-on-train")) val_on_train = 1;
@@ -225,7 +251,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             i++;
-        } else if (!strcmp(a, "--size")) ok = cli_int(prog, a, v, 8, 4096, &size), i++;
+        } else if (!strcmp(a, "--size")) ok = cli_int(prog, a, v, 8, 4096, &size), i++, fixed_input++;
         else if (!strcmp(a, "--epochs")) ok = cli_int(prog, a, v, 1, 1000000, &epochs), i++;
         else if (!strcmp(a, "--batch")) ok = cli_int(prog, a, v, 1, 4096, &batch), i++;
         else if (!strcmp(a, "--patience")) ok = cli_int(prog, a, v, 0, 1000000, &patience), i++;
@@ -260,11 +286,37 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: no output model given (-o MODEL.aibox)\n", prog);
         return 2;
     }
+    if (!backbone && (tap || stride || freeze >= 0 || scratch)) {
+        fprintf(stderr, "%s: --tap, --stride, --freeze, --no-freeze and --from-scratch need --backbone\n", prog);
+        return 2;
+    }
+    if (backbone && (fixed_input || (tap && stride) || (scratch && freeze == 1))) {
+        fprintf(stderr, "%s: %s\n", prog,
+                fixed_input ? "the backbone fixes the input: --model, --size, --gray, --rgb and --resize do not apply"
+                : scratch   ? "--from-scratch trains the whole network: it cannot be --freeze"
+                            : "--tap and --stride both choose the cut; give one");
+        return 2;
+    }
+    if (freeze < 0) freeze = !scratch;
     aibox_error err = {0};
+    /* the backbone first: a bad file fails before any data is read or anything written */
+    aibox_model *bb = NULL;
+    int cut = -1;
+    if (backbone) {
+        if (aibox_import(&bb, backbone, NULL, &err)) {
+            fprintf(stderr, "%s: --backbone %s\n", prog, err.msg);
+            return 2;
+        }
+        if ((cut = transfer_cut(bb, backbone, tap, stride)) < 1) {
+            aibox_model_free(&bb);
+            return 2;
+        }
+    }
     unsigned aug_mask;
     aibox_resize_mode rmode;
     if (aibox_augment_parse(aug_spec, &aug_mask, &err) || aibox_resize_mode_parse(resize, &rmode)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "--resize must be area, bilinear or nearest");
+        aibox_model_free(&bb);
         return 2;
     }
 
@@ -278,6 +330,7 @@ int main(int argc, char **argv)
                                 .threads = (int)threads};
     if (aibox_dataset_open(&ds, data, &dopts, &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
+        aibox_model_free(&bb);
         return 2;
     }
     int n_skip = aibox_dataset_skipped_count(ds);
@@ -302,6 +355,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: wrote %ld augmented samples to %s\n", prog, preview_n, preview_dir);
         }
         aibox_dataset_free(&ds);
+        aibox_model_free(&bb);
         return rc;
     }
 
@@ -313,13 +367,32 @@ int main(int argc, char **argv)
     float *weights = NULL;
     int rc = 2;
     aibox_preproc pp;
-    aibox_status s = !strcmp(model_name, "alexnet")
-                         ? aibox_preset_alexnet(&m, K, channels, (int)size, (float)dropout, &err)
-                         : aibox_preset(&m, model_name, K, channels, (int)size, &err);
-    if (!s) s = aibox_model_init_params(m, (uint64_t)seed, &err);
-    if (!s) {
-        aibox_preproc_default(&pp, m);
-        pp.resize = rmode;
+    aibox_status s;
+    int feat = -1, head = -1;
+    if (bb) { /* the backbone's preprocessing, cut and a new head */
+        s = aibox_preproc_from_model(&pp, bb, &err);
+        if (!s) s = transfer_build(&m, bb, cut, K, (float)dropout, freeze, scratch, (uint64_t)seed, &feat, &head, &err);
+        if (!s) {
+            int c, h, w;
+            aibox_model_node_shape(bb, cut, &c, &h, &w);
+            channels = pp.channels, size = pp.height, model_name = backbone;
+            if (!quiet)
+                fprintf(stderr, "%s: backbone %s cut at node %d (%s, %dx%dx%d)%s, %s; new head for %d classes\n", prog,
+                        backbone, cut, aibox_layer_kind_name(aibox_model_node_kind(bb, cut)), c, h, w,
+                        scratch ? ", weights drawn afresh" : "", freeze ? "frozen" : "trained", K);
+            aibox_model_set_meta_str(m, "aibox.backbone", backbone, NULL);
+            aibox_model_set_meta_int(m, "aibox.backbone.cut", cut, NULL);
+            aibox_model_set_meta_int(m, "aibox.backbone.frozen", freeze, NULL);
+            aibox_model_set_meta_str(m, "aibox.backbone.init", scratch ? "random" : "pretrained", NULL);
+        }
+    } else {
+        s = !strcmp(model_name, "alexnet") ? aibox_preset_alexnet(&m, K, channels, (int)size, (float)dropout, &err)
+                                           : aibox_preset(&m, model_name, K, channels, (int)size, &err);
+        if (!s) s = aibox_model_init_params(m, (uint64_t)seed, &err);
+        if (!s) {
+            aibox_preproc_default(&pp, m);
+            pp.resize = rmode;
+        }
     }
     if (s || (s = aibox_preproc_to_model(&pp, m, &err)) ||
         (s = aibox_model_set_meta_strs(m, "aibox.class_names", K, aibox_dataset_class_names(ds), &err)) ||
@@ -376,11 +449,22 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if (!quiet)
-        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters, %d threads, %s\n", prog, model_name, channels, (int)size,
-                (int)size, aibox_model_param_count(m), threads ? (int)threads : aibox_default_num_threads(),
-                aibox_blas_core());
+    {
+        size_t n_par = aibox_model_param_count(m), hw = 0, hb = 0;
+        if (bb && freeze) aibox_model_node_param(m, head, 0, &hw), aibox_model_node_param(m, head, 1, &hb);
+        char trained[64] = "";
+        if (bb && freeze) snprintf(trained, sizeof trained, " (%zu trained)", hw + hb);
+        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters%s, %d threads, %s\n", prog, model_name, channels, (int)size,
+                (int)size, n_par, trained, threads ? (int)threads : aibox_default_num_threads(), aibox_blas_core());
+    }
     aibox_train_result res;
-    s = aibox_train(m, &tsrc, (int)batch, vl ? &vsrc : NULL, &o, (int)threads, &res, &err);
+    int cached = bb && freeze && aug_mask == 0;
+    double feat_seconds = 0;
+    if (cached)
+        s = transfer_train_cached(m, feat, head, (float)dropout, ds, &pp, vl ? (int)val_split_id : -1, (int)batch, &o,
+                                  (int)threads, quiet, &res, &feat_seconds, &err);
+    else
+        s = aibox_train(m, &tsrc, (int)batch, vl ? &vsrc : NULL, &o, (int)threads, &res, &err);
     rc = 0;
     if (s == AIBOX_E_INTERRUPTED) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
@@ -404,12 +488,20 @@ int main(int argc, char **argv)
             cli_json_str(stdout, out_dir);
             printf(",\"classes\":%d,\"train_images\":%d,\"val_images\":%d,\"epochs_run\":%d,\"best_epoch\":%d,"
                    "\"val_acc\":%.6f,\"val_loss\":%.6f,\"first_perfect_epoch\":%d,\"first_perfect_seconds\":%.3f,"
-                   "\"test_acc\":%.6f,\"seconds\":%.3f,\"stopped_early\":%s,\"skipped\":[",
+                   "\"test_acc\":%.6f,\"seconds\":%.3f,\"stopped_early\":%s,",
                    K, n_train, val_on_train ? n_train : n_val, res.epochs_run, res.best_epoch + 1,
                    isnan(res.best_val_acc) ? -1.0 : res.best_val_acc,
                    isnan(res.best_val_loss) ? -1.0 : res.best_val_loss,
                    res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1, res.first_perfect_seconds,
                    isnan(test_acc) ? -1.0 : test_acc, res.seconds, res.stopped_early ? "true" : "false");
+            if (bb) {
+                printf("\"backbone\":");
+                cli_json_str(stdout, backbone);
+                printf(",\"cut\":%d,\"frozen\":%s,\"init\":\"%s\",\"cached_features\":%s,\"feature_seconds\":%.3f,", cut,
+                       freeze ? "true" : "false", scratch ? "random" : "pretrained", cached ? "true" : "false",
+                       feat_seconds);
+            }
+            printf("\"skipped\":[");
             for (int i = 0; i < n_skip; i++) {
                 const char *p, *why;
                 aibox_dataset_skipped(ds, i, &p, &why);
@@ -426,6 +518,7 @@ out:
     aibox_loader_free(&tl);
     aibox_loader_free(&vl);
     aibox_model_free(&m);
+    aibox_model_free(&bb);
     aibox_dataset_free(&ds);
     free(weights);
     return rc;

@@ -23,8 +23,9 @@ extern "C" {
 /* Bilinear resize of a sw x sh map into a dw x dh one with PyTorch's
  * F.interpolate(mode="bilinear", align_corners=False) rule (no antialias, so
  * shrinking by more than 2 skips pixels as PyTorch does): source coordinate
- * (d + 0.5) * s/d - 0.5 clamped at 0, computed in float. Equal sizes copy.
- * src and dst must not be the same buffer. Allocates nothing. */
+ * (i + 0.5) * in/out - 0.5 for output index i, clamped at 0, in float. Equal
+ * sizes copy. src and dst must not overlap (the same buffer is refused).
+ * Allocates nothing. */
 AIBOX_API aibox_status aibox_map_resize(const float *src, int sw, int sh, float *dst, int dw, int dh,
                                         aibox_error *err);
 
@@ -70,8 +71,9 @@ AIBOX_API aibox_status aibox_map_regions(const float *map, int w, int h, float t
  * clamp(1.5 - |4v - 3|), clamp(1.5 - |4v - 2|), clamp(1.5 - |4v - 1|)) and
  * blended as alpha * colour + (1 - alpha) * image, rounded. img is grey, RGB or
  * RGBA (alpha ignored); dst becomes an RGB image of img's size, owned by the
- * caller (aibox_image_free); it is zeroed on failure. A map of another size
- * than the image is first resized to it with aibox_map_resize (bilinear).
+ * caller (aibox_image_free); it is zeroed on failure (dst == img is refused
+ * untouched). A map of another size than the image is first resized to it
+ * with aibox_map_resize (bilinear).
  * Needs lo < hi (both finite) and 0 <= alpha <= 1. */
 AIBOX_API aibox_status aibox_heatmap_overlay(aibox_image *dst, const aibox_image *img, const float *map, int mw,
                                              int mh, float lo, float hi, float alpha, aibox_error *err);

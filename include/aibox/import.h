@@ -12,14 +12,18 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------ safetensors */
-/* Builds the arch preset ("resnet18": aibox_preset_resnet18 at 224x224x3;
- * NULL: recognised from the tensor names and shapes)
- * and fills it from a torchvision state dict saved as safetensors (F32, F16,
+/* Builds the arch preset at 224x224x3 ("resnet18", "resnet50" or
+ * "wide_resnet50_2": aibox_preset_resnet18/_resnet50/_wide_resnet50_2) and
+ * fills it from a torchvision state dict saved as safetensors (F32, F16,
  * BF16 or F64 tensors; int64 num_batches_tracked entries are ignored).
  * classes_or_0 == 0 takes the class count from fc.weight. Every tensor's
  * shape is checked; a missing or unexpected tensor, or any malformed file
  * structure, is refused with AIBOX_E_FORMAT and a line naming the file and
- * the tensor. The model gets aibox.arch and ImageNet preprocessing (AREA
+ * the tensor. arch NULL recognises the architecture from the tensors:
+ * without layer1.0.conv3.weight it is resnet18; with it, layer1.0.conv1.weight's
+ * output channels tell resnet50 (64) from wide_resnet50_2 (128). The networks
+ * are fully convolutional up to the global pool, so a context may run them at
+ * other input sizes. The model gets aibox.arch and ImageNet preprocessing (AREA
  * resize, mean 0.485/0.456/0.406, std 0.229/0.224/0.225). BN epsilon is
  * torchvision's 1e-5. *m is NULL on failure. */
 AIBOX_API aibox_status aibox_import_safetensors(aibox_model **m, const char *path, const char *arch,
@@ -27,7 +31,10 @@ AIBOX_API aibox_status aibox_import_safetensors(aibox_model **m, const char *pat
 
 /* ------------------------------------------------------------------ TensorFlow Lite */
 typedef struct aibox_import_opts {
-    int faithful;            /* 1: re-quantise every quantised output onto its 8-bit grid (AIBOX_LAYER_QUANTIZE) */
+    int faithful;            /* 1: re-quantise every quantised output, softmax included, onto its 8-bit grid
+                              * (AIBOX_LAYER_QUANTIZE); float accumulation, so a value that falls
+                              * within float error of a rounding half can differ from TFLite's
+                              * exact int32 accumulation by one step (then the difference spreads) */
     const char *labels_path; /* one class name per line (stored as aibox.class_names), or NULL */
     const char *arch;        /* safetensors: the architecture, or NULL to recognise it from the tensors */
 } aibox_import_opts;
@@ -46,7 +53,8 @@ AIBOX_API aibox_status aibox_import_tflite(aibox_model **m, const char *path, co
 /* Opens any model file libaibox reads, recognised by its content: a .aibox
  * model (aibox_model_load), TensorFlow Lite (aibox_import_tflite with opts)
  * or safetensors (aibox_import_safetensors with opts->arch, or the
- * architecture its tensors show). opts may be NULL. */
+ * architecture its tensors show). opts->labels_path, when set, names the
+ * classes of every format. opts may be NULL. */
 AIBOX_API aibox_status aibox_import(aibox_model **m, const char *path, const aibox_import_opts *opts,
                                     aibox_error *err);
 

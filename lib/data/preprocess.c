@@ -67,7 +67,11 @@ aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, fl
     aibox_image conv = {0}, sized = {0};
     const aibox_image *src = img;
     aibox_status s = AIBOX_OK;
-    if (src->channels != p->channels) {
+    /* A grey image for a colour model: conversion only replicates the grey
+     * value (resizing works per channel), so resize the one channel and read
+     * it for every output channel: the same numbers, a third of the work. */
+    const int grey_in = src->channels == 1 && p->channels == 3;
+    if (src->channels != p->channels && !grey_in) {
         if ((s = aibox_image_convert(&conv, src, p->channels, err))) return s;
         src = &conv;
     }
@@ -77,11 +81,12 @@ aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, fl
     }
     const size_t plane = (size_t)p->width * p->height;
     for (int c = 0; c < p->channels; c++) {
+        float *o = out + c * plane;
         /* one multiply-add per pixel: (v/255 - mean)/std = v*a + b */
         const float a = 1.0f / (255.0f * p->std[c]), b = -p->mean[c] / p->std[c];
-        const uint8_t *px = src->data + c;
-        float *o = out + c * plane;
-        for (size_t i = 0; i < plane; i++) o[i] = (float)px[i * p->channels] * a + b;
+        const int stride = grey_in ? 1 : p->channels;
+        const uint8_t *px = src->data + (grey_in ? 0 : c);
+        for (size_t i = 0; i < plane; i++) o[i] = (float)px[i * stride] * a + b;
     }
 done:
     aibox_image_free(&conv);

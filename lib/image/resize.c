@@ -1,7 +1,8 @@
 /* Image resizing: stb_image_resize's default filters ("area"), and
  * TensorFlow Lite's bilinear and nearest-neighbour kernels with
- * align_corners = false, half_pixel_centers = false, written out here so a
- * model trained against TensorFlow sees the same pixels at inference. */
+ * align_corners = false, half_pixel_centers = false (and bilinear with
+ * half_pixel_centers = true), written out here so a model trained against
+ * TensorFlow sees the same pixels at inference. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ const char *aibox_resize_mode_name(aibox_resize_mode m)
     case AIBOX_RESIZE_AREA: return "area";
     case AIBOX_RESIZE_BILINEAR: return "bilinear";
     case AIBOX_RESIZE_NEAREST: return "nearest";
+    case AIBOX_RESIZE_BILINEAR_CENTER: return "bilinear_center";
     }
     return NULL; /* not a mode: NULL rather than a name that would parse or be stored */
 }
@@ -25,7 +27,8 @@ const char *aibox_resize_mode_name(aibox_resize_mode m)
 aibox_status aibox_resize_mode_parse(const char *name, aibox_resize_mode *m)
 {
     if (!name || !m) return AIBOX_E_INVALID;
-    static const aibox_resize_mode all[] = {AIBOX_RESIZE_AREA, AIBOX_RESIZE_BILINEAR, AIBOX_RESIZE_NEAREST};
+    static const aibox_resize_mode all[] = {AIBOX_RESIZE_AREA, AIBOX_RESIZE_BILINEAR, AIBOX_RESIZE_NEAREST,
+                                            AIBOX_RESIZE_BILINEAR_CENTER};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcasecmp(name, aibox_resize_mode_name(all[i])) == 0) {
             *m = all[i];
@@ -34,23 +37,24 @@ aibox_status aibox_resize_mode_parse(const char *name, aibox_resize_mode *m)
     return AIBOX_E_INVALID;
 }
 
-/* TFLite's ComputeInterpolationValues (half_pixel_centers = false), in
- * float as TFLite does: src = dst * (in / out), lo = floor(src),
- * hi = min(ceil(src), in - 1), frac = src - lo. */
+/* TFLite's ComputeInterpolationValues, in float as TFLite does:
+ * src = dst * (in / out) (half_pixel_centers = false), or
+ * src = (dst + 0.5) * (in / out) - 0.5 (true); lo = max(floor(src), 0),
+ * hi = min(ceil(src), in - 1), frac = src - floor(src). */
 typedef struct {
     int lo, hi;
     float frac;
 } tap;
 
-static void bilinear_taps(tap *t, int out, int in)
+static void bilinear_taps(tap *t, int out, int in, int half_pixel)
 {
     const float scale = (float)in / (float)out;
     for (int i = 0; i < out; i++) {
-        float s = (float)i * scale;
+        float s = half_pixel ? ((float)i + 0.5f) * scale - 0.5f : (float)i * scale;
         int lo = (int)floorf(s), hi = (int)ceilf(s);
-        t[i].lo = lo < 0 ? 0 : lo;
-        t[i].hi = hi > in - 1 ? in - 1 : hi;
         t[i].frac = s - (float)lo;
+        t[i].lo = lo < 0 ? 0 : lo;
+        t[i].hi = hi < 0 ? 0 : hi > in - 1 ? in - 1 : hi;
     }
 }
 
@@ -58,12 +62,12 @@ static void bilinear_taps(tap *t, int out, int in)
  * the four weights and the weighted sum in float, in its order, plus 0.5 and
  * truncation, i.e. rounded to nearest. TFLite's reference uint8 kernel
  * truncates instead (results up to 1 lower). */
-static void resize_bilinear(const aibox_image *src, uint8_t *out, int ow, int oh, tap *tx, tap *ty)
+static void resize_bilinear(const aibox_image *src, uint8_t *out, int ow, int oh, tap *tx, tap *ty, int half_pixel)
 {
     const int c = src->channels;
     const size_t row = (size_t)src->width * (size_t)c;
-    bilinear_taps(tx, ow, src->width);
-    bilinear_taps(ty, oh, src->height);
+    bilinear_taps(tx, ow, src->width, half_pixel);
+    bilinear_taps(ty, oh, src->height, half_pixel);
     for (int y = 0; y < oh; y++) {
         const uint8_t *r0 = src->data + (size_t)ty[y].lo * row, *r1 = src->data + (size_t)ty[y].hi * row;
         const float dy = ty[y].frac;
@@ -137,13 +141,14 @@ aibox_status aibox_image_resize(aibox_image *dst, const aibox_image *src, int wi
         }
     } else {
         /* Per-column and per-row taps, computed once. */
-        size_t unit = mode == AIBOX_RESIZE_BILINEAR ? sizeof(tap) : sizeof(int);
+        int bilinear = mode == AIBOX_RESIZE_BILINEAR || mode == AIBOX_RESIZE_BILINEAR_CENTER;
+        size_t unit = bilinear ? sizeof(tap) : sizeof(int);
         void *tx = malloc(unit * (size_t)width), *ty = malloc(unit * (size_t)height);
         if (!tx || !ty) {
             free(tx), free(ty), free(out);
             return aibox_fail(err, AIBOX_E_NOMEM, "image resize: out of memory");
         }
-        if (mode == AIBOX_RESIZE_BILINEAR) resize_bilinear(src, out, width, height, tx, ty);
+        if (bilinear) resize_bilinear(src, out, width, height, tx, ty, mode == AIBOX_RESIZE_BILINEAR_CENTER);
         else resize_nearest(src, out, width, height, tx, ty);
         free(tx), free(ty);
     }

@@ -1,4 +1,5 @@
-/* safetensors reader and the torchvision ResNet-18 importer.
+/* safetensors reader and the torchvision ResNet importer (resnet18,
+ * resnet50, wide_resnet50_2).
  *
  * Reader (safetensors.h): the whole file is read into memory, the header
  * length and JSON are checked, then every entry: a known dtype, a shape of
@@ -11,11 +12,13 @@
  * kept without data, so a torchvision state dict's int64
  * num_batches_tracked scalars do not stop a load. Unknown dtypes are refused.
  *
- * Importer: the preset's conv / batch-norm / dense nodes, in graph order, are
- * matched to torchvision's parameter names in registration order (conv1, bn1,
- * layerL.B.{conv1,bn1,conv2,bn2,downsample.0,downsample.1}, fc); both orders
- * are the same for ResNet-18 because the preset builds a block as conv1, bn1,
- * conv2, bn2, then the shortcut. Layouts need no conversion: torch conv
+ * Importer: every tensor the architecture needs is checked (name, shape,
+ * dtype) and unexpected ones refused before the preset is built; then the
+ * preset's conv / batch-norm / dense nodes, in graph order, are matched to
+ * torchvision's parameter names in registration order (conv1, bn1,
+ * layerL.B.{conv1,bn1,conv2,bn2[,conv3,bn3],downsample.0,downsample.1}, fc);
+ * both orders are the same because the presets build a block's main path
+ * first, then the shortcut. Layouts need no conversion: torch conv
  * weights are OIHW and Linear weights [out][in], as libaibox's. The preset's
  * batch-norm epsilon is torchvision's 1e-5 (TV_BN_EPS in presets.c). */
 #include "io/safetensors.h"
@@ -318,58 +321,96 @@ aibox_status aibox_st_read(const char *path, aibox_st_file **out, aibox_error *e
     return s;
 }
 
-/* ------------------------------------------------------------------ ResNet-18 import */
+/* ------------------------------------------------------------------ torchvision ResNet import */
+typedef aibox_status (*preset_fn)(aibox_model **m, int classes, int channels, int size, aibox_error *err);
+
+/* The torchvision ResNets the importer knows: blocks per stage (0 in
+ * blocks[0] never happens), BasicBlock or Bottleneck, the Bottleneck inner
+ * width factor (width_per_group / 64) and the preset that builds them. */
+typedef struct tv_arch {
+    const char *name;
+    int bottleneck, width_factor;
+    int blocks[4];
+    preset_fn preset;
+} tv_arch;
+
+static const tv_arch ARCHS[] = {
+    {"resnet18", 0, 1, {2, 2, 2, 2}, aibox_preset_resnet18},
+    {"resnet50", 1, 1, {3, 4, 6, 3}, aibox_preset_resnet50},
+    {"wide_resnet50_2", 1, 2, {3, 4, 6, 3}, aibox_preset_wide_resnet50_2},
+};
+#define N_ARCHS (int)(sizeof ARCHS / sizeof ARCHS[0])
+#define KNOWN_ARCHS "resnet18, resnet50, wide_resnet50_2"
+#define MAX_MODULES 128 /* resnet50: 2 stem + 16 blocks x 6 + 4 x 2 downsample + fc = 107 */
+
 typedef struct tv_param {
     char name[48];              /* module name, e.g. "layer2.0.downsample.0" */
     aibox_layer_kind kind;
     int64_t shape[4];           /* conv/dense weight shape; BN: shape[0] channels */
     int ndim;
+    int idx[4];                 /* file tensors: weight, bias (BN, fc), running_mean, running_var */
 } tv_param;
 
-/* torchvision resnet18's parameterised modules in registration order. */
-static int resnet18_modules(tv_param *p, int classes)
+static void add_conv(tv_param *p, int *n, const char *nm, int o, int i, int k)
 {
-    int n = 0;
-#define CONV(nm, o, i, k) \
-    (snprintf(p[n].name, sizeof p[n].name, "%s", nm), p[n].kind = AIBOX_LAYER_CONV2D, p[n].ndim = 4, \
-     p[n].shape[0] = (o), p[n].shape[1] = (i), p[n].shape[2] = (k), p[n].shape[3] = (k), n++)
-#define BN(nm, c) \
-    (snprintf(p[n].name, sizeof p[n].name, "%s", nm), p[n].kind = AIBOX_LAYER_BATCHNORM, p[n].ndim = 1, \
-     p[n].shape[0] = (c), n++)
-    char nm[48];
-    CONV("conv1", 64, 3, 7);
-    BN("bn1", 64);
-    int in = 64;
-    for (int l = 1; l <= 4; l++) {
-        int w = 32 << l;
-        for (int b = 0; b < 2; b++) {
-            int bin = b == 0 ? in : w;
-            snprintf(nm, sizeof nm, "layer%d.%d.conv1", l, b), CONV(nm, w, bin, 3);
-            snprintf(nm, sizeof nm, "layer%d.%d.bn1", l, b), BN(nm, w);
-            snprintf(nm, sizeof nm, "layer%d.%d.conv2", l, b), CONV(nm, w, w, 3);
-            snprintf(nm, sizeof nm, "layer%d.%d.bn2", l, b), BN(nm, w);
-            if (b == 0 && l > 1) {
-                snprintf(nm, sizeof nm, "layer%d.%d.downsample.0", l, b), CONV(nm, w, bin, 1);
-                snprintf(nm, sizeof nm, "layer%d.%d.downsample.1", l, b), BN(nm, w);
-            }
-        }
-        in = w;
-    }
-#undef CONV
-#undef BN
-    snprintf(p[n].name, sizeof p[n].name, "fc");
-    p[n].kind = AIBOX_LAYER_DENSE, p[n].ndim = 2, p[n].shape[0] = classes, p[n].shape[1] = 512;
-    return n + 1;
+    tv_param *q = &p[(*n)++];
+    snprintf(q->name, sizeof q->name, "%s", nm);
+    q->kind = AIBOX_LAYER_CONV2D, q->ndim = 4;
+    q->shape[0] = o, q->shape[1] = i, q->shape[2] = k, q->shape[3] = k;
 }
 
-/* Copies the named tensor into dst (count floats) after checking its shape. */
-static aibox_status take(const aibox_st_file *f, char *used, const char *path, const char *module, const char *leaf,
-                         int ndim, const int64_t *shape, float *dst, size_t count, aibox_error *err)
+static void add_bn(tv_param *p, int *n, const char *nm, int c)
+{
+    tv_param *q = &p[(*n)++];
+    snprintf(q->name, sizeof q->name, "%s", nm);
+    q->kind = AIBOX_LAYER_BATCHNORM, q->ndim = 1, q->shape[0] = c;
+}
+
+/* The architecture's parameterised modules in torchvision's registration
+ * order: conv1, bn1, then per block conv1, bn1, conv2, bn2[, conv3, bn3] and
+ * downsample.0/.1 on a stage's first block when the shape changes, then fc. */
+static int tv_modules(const tv_arch *a, tv_param *p, int classes)
+{
+    int n = 0, in = 64;
+    char nm[48];
+    add_conv(p, &n, "conv1", 64, 3, 7);
+    add_bn(p, &n, "bn1", 64);
+    for (int l = 1; l <= 4; l++) {
+        int planes = 32 << l, width = a->bottleneck ? planes * a->width_factor : planes;
+        int out = a->bottleneck ? planes * 4 : planes;
+        for (int b = 0; b < a->blocks[l - 1]; b++) {
+            int bin = b == 0 ? in : out, stride = b == 0 && l > 1 ? 2 : 1;
+            snprintf(nm, sizeof nm, "layer%d.%d.conv1", l, b), add_conv(p, &n, nm, width, bin, a->bottleneck ? 1 : 3);
+            snprintf(nm, sizeof nm, "layer%d.%d.bn1", l, b), add_bn(p, &n, nm, width);
+            snprintf(nm, sizeof nm, "layer%d.%d.conv2", l, b), add_conv(p, &n, nm, a->bottleneck ? width : out, width, 3);
+            snprintf(nm, sizeof nm, "layer%d.%d.bn2", l, b), add_bn(p, &n, nm, a->bottleneck ? width : out);
+            if (a->bottleneck) {
+                snprintf(nm, sizeof nm, "layer%d.%d.conv3", l, b), add_conv(p, &n, nm, out, width, 1);
+                snprintf(nm, sizeof nm, "layer%d.%d.bn3", l, b), add_bn(p, &n, nm, out);
+            }
+            if (stride != 1 || bin != out) {
+                snprintf(nm, sizeof nm, "layer%d.%d.downsample.0", l, b), add_conv(p, &n, nm, out, bin, 1);
+                snprintf(nm, sizeof nm, "layer%d.%d.downsample.1", l, b), add_bn(p, &n, nm, out);
+            }
+        }
+        in = out;
+    }
+    tv_param *q = &p[n++];
+    snprintf(q->name, sizeof q->name, "fc");
+    q->kind = AIBOX_LAYER_DENSE, q->ndim = 2, q->shape[0] = classes, q->shape[1] = in;
+    return n;
+}
+
+/* Finds module.leaf, checks its shape and that it holds float data; *idx
+ * receives its index and the tensor is marked used. */
+static aibox_status check_tensor(const aibox_st_file *f, char *used, const char *path, const char *arch,
+                                 const char *module, const char *leaf, int ndim, const int64_t *shape, int *idx,
+                                 aibox_error *err)
 {
     char full[64];
-    snprintf(full, sizeof full, "%s.%s", module, leaf);
+    snprintf(full, sizeof full, "%.47s.%.15s", module, leaf);
     int i = aibox_st_find(f, full);
-    if (i < 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' is missing (needed by resnet18)", path, full);
+    if (i < 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' is missing (needed by %s)", path, full, arch);
     const aibox_st_tensor *t = &f->t[i];
     int same = t->ndim == ndim;
     for (int k = 0; same && k < ndim; k++) same = t->shape[k] == shape[k];
@@ -379,106 +420,159 @@ static aibox_status take(const aibox_st_file *f, char *used, const char *path, c
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", k ? "x" : "", (long long)shape[k]);
         for (int k = 0; k < t->ndim && strlen(got) < 80; k++)
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? "x" : "", (long long)t->shape[k]);
-        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has shape [%s], resnet18 needs [%s]", path, full,
-                          t->ndim ? got : "scalar", want);
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has shape [%s], %s needs [%s]", path, full,
+                          t->ndim ? got : "scalar", arch, want);
     }
     if (!t->data && t->count)
         return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has dtype %s (needs F32, F16, BF16 or F64)", path,
                           full, t->dtype);
-    if (!dst || t->count != count)
-        return aibox_fail(err, AIBOX_E_SHAPE, "%s: tensor '%s': %zu values but the model node holds %zu", path, full,
-                          t->count, count);
-    memcpy(dst, t->data, count * sizeof *dst);
     used[i] = 1;
+    *idx = i;
     return AIBOX_OK;
 }
 
-static aibox_status fill_resnet18(aibox_model *m, const aibox_st_file *f, char *used, const char *path, int classes,
-                                  aibox_error *err)
+/* Checks every tensor the architecture needs (names, shapes, dtypes, BN
+ * variances) and refuses unexpected ones, before any model is built: a bad
+ * file costs no 100-MB allocation. */
+static aibox_status check_all(const aibox_st_file *f, tv_param *mods, int nm, const char *path, const char *arch,
+                              aibox_error *err)
 {
-    tv_param mods[64];
-    int nm = resnet18_modules(mods, classes), k = 0;
+    char *used = calloc((size_t)f->n + 1, 1);
+    if (!used) return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+    aibox_status s = AIBOX_OK;
+    for (int k = 0; k < nm && !s; k++) {
+        tv_param *mp = &mods[k];
+        if (mp->kind == AIBOX_LAYER_BATCHNORM) {
+            static const char *const leaves[4] = {"weight", "bias", "running_mean", "running_var"};
+            for (int j = 0; j < 4 && !s; j++)
+                s = check_tensor(f, used, path, arch, mp->name, leaves[j], 1, mp->shape, &mp->idx[j], err);
+            const aibox_st_tensor *v = s ? NULL : &f->t[mp->idx[3]];
+            for (size_t i = 0; v && i < v->count && !s; i++)
+                if (!(v->data[i] >= 0.0f) || isinf(v->data[i]))
+                    s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s.running_var' has value %g at %zu (a variance "
+                                   "must be finite and >= 0)", path, mp->name, v->data[i], i);
+            /* ignored: an int64 counter that inference does not use */
+            char nb[80];
+            snprintf(nb, sizeof nb, "%.47s.num_batches_tracked", mp->name);
+            int i = aibox_st_find(f, nb);
+            if (i >= 0) used[i] = 1;
+        } else {
+            s = check_tensor(f, used, path, arch, mp->name, "weight", mp->ndim, mp->shape, &mp->idx[0], err);
+            if (!s && mp->kind == AIBOX_LAYER_DENSE)
+                s = check_tensor(f, used, path, arch, mp->name, "bias", 1, mp->shape, &mp->idx[1], err);
+        }
+    }
+    for (int i = 0; i < f->n && !s; i++)
+        if (!used[i])
+            s = aibox_fail(err, AIBOX_E_FORMAT, "%s: unexpected tensor '" NAME_FMT "' (not part of %s)", path,
+                           f->t[i].name, arch);
+    free(used);
+    return s;
+}
+
+/* Copies file tensor idx into a model array of count floats. */
+static aibox_status copy_to(const aibox_st_file *f, int idx, float *dst, size_t count, const char *path,
+                            aibox_error *err)
+{
+    const aibox_st_tensor *t = &f->t[idx];
+    if (!dst || t->count != count)
+        return aibox_fail(err, AIBOX_E_SHAPE, "%s: tensor '" NAME_FMT "': %zu values but the model node holds %zu",
+                          path, t->name, t->count, count);
+    memcpy(dst, t->data, count * sizeof *dst);
+    return AIBOX_OK;
+}
+
+/* The preset's conv / BN / dense nodes, in graph order, take the checked
+ * modules in registration order. */
+static aibox_status fill(aibox_model *m, const aibox_st_file *f, const tv_param *mods, int nm, const char *path,
+                         const char *arch, aibox_error *err)
+{
+    int k = 0;
     const int nodes = aibox_model_node_count(m);
     aibox_status s = AIBOX_OK;
     for (int node = 0; node < nodes && s == AIBOX_OK; node++) {
         aibox_layer_kind kind = aibox_model_node_kind(m, node);
         if (kind != AIBOX_LAYER_CONV2D && kind != AIBOX_LAYER_BATCHNORM && kind != AIBOX_LAYER_DENSE) continue;
         if (k >= nm || mods[k].kind != kind)
-            return aibox_fail(err, AIBOX_E_STATE, "%s: the resnet18 preset's node %d (%s) does not match torchvision's "
-                              "module order at '%s'", path, node, aibox_layer_kind_name(kind),
+            return aibox_fail(err, AIBOX_E_STATE, "%s: the %s preset's node %d (%s) does not match torchvision's "
+                              "module order at '%s'", path, arch, node, aibox_layer_kind_name(kind),
                               k < nm ? mods[k].name : "(end)");
         const tv_param *mp = &mods[k++];
         size_t c0 = 0, c1 = 0;
         float *w = aibox_model_node_param(m, node, 0, &c0), *b = aibox_model_node_param(m, node, 1, &c1);
-        if (kind == AIBOX_LAYER_BATCHNORM) {
+        s = copy_to(f, mp->idx[0], w, c0, path, err);
+        if (!s && kind != AIBOX_LAYER_CONV2D) s = copy_to(f, mp->idx[1], b, c1, path, err);
+        if (!s && kind == AIBOX_LAYER_BATCHNORM) {
             size_t cm = 0, cv = 0;
             float *mean = aibox_model_node_state(m, node, 0, &cm), *var = aibox_model_node_state(m, node, 1, &cv);
-            s = take(f, used, path, mp->name, "weight", 1, mp->shape, w, c0, err);
-            if (!s) s = take(f, used, path, mp->name, "bias", 1, mp->shape, b, c1, err);
-            if (!s) s = take(f, used, path, mp->name, "running_mean", 1, mp->shape, mean, cm, err);
-            if (!s) s = take(f, used, path, mp->name, "running_var", 1, mp->shape, var, cv, err);
-            for (size_t i = 0; !s && i < cv; i++)
-                if (!(var[i] >= 0.0f) || isinf(var[i]))
-                    s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s.running_var' has value %g at %zu (a variance "
-                                   "must be finite and >= 0)", path, mp->name, var[i], i);
-            /* ignored: an int64 counter that inference does not use */
-            char nb[80];
-            snprintf(nb, sizeof nb, "%s.num_batches_tracked", mp->name);
-            int i = aibox_st_find(f, nb);
-            if (i >= 0) used[i] = 1;
-        } else {
-            s = take(f, used, path, mp->name, "weight", mp->ndim, mp->shape, w, c0, err);
-            if (!s && kind == AIBOX_LAYER_DENSE) s = take(f, used, path, mp->name, "bias", 1, mp->shape, b, c1, err);
+            s = copy_to(f, mp->idx[2], mean, cm, path, err);
+            if (!s) s = copy_to(f, mp->idx[3], var, cv, path, err);
         }
     }
     if (s != AIBOX_OK) return s;
     if (k != nm)
-        return aibox_fail(err, AIBOX_E_STATE, "%s: the resnet18 preset has %d parameterised nodes, torchvision %d", path,
-                          k, nm);
-    for (int i = 0; i < f->n; i++)
-        if (!used[i])
-            return aibox_fail(err, AIBOX_E_FORMAT, "%s: unexpected tensor '" NAME_FMT "' (not part of resnet18)", path,
-                              f->t[i].name);
+        return aibox_fail(err, AIBOX_E_STATE, "%s: the %s preset has %d parameterised nodes, torchvision %d", path,
+                          arch, k, nm);
     return AIBOX_OK;
 }
 
-aibox_status aibox_import_safetensors(aibox_model **out, const char *path, const char *arch, int classes_or_0,
-                                      aibox_error *err)
+/* The architecture a state dict shows: no layer1.0.conv3 means BasicBlocks
+ * (resnet18); Bottlenecks are told apart by layer1.0.conv1's output channels
+ * (64: resnet50, 128: wide_resnet50_2). */
+static aibox_status recognise(const aibox_st_file *f, const char *path, const tv_arch **out, aibox_error *err)
 {
-    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL model pointer");
-    *out = NULL;
-    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL path");
-    if (!arch) arch = "resnet18"; /* the one architecture known so far */
-    if (strcmp(arch, "resnet18") != 0)
-        return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: architecture '%.40s' is not supported (known: resnet18)",
-                          path, arch ? arch : "(null)");
-    if (classes_or_0 < 0) return aibox_fail(err, AIBOX_E_INVALID, "%s: %d classes", path, classes_or_0);
-    aibox_st_file *f = NULL;
-    aibox_status s = aibox_st_read(path, &f, err);
-    if (s != AIBOX_OK) return s;
+    if (aibox_st_find(f, "layer1.0.conv3.weight") < 0) {
+        *out = &ARCHS[0];
+        return AIBOX_OK;
+    }
+    int i = aibox_st_find(f, "layer1.0.conv1.weight");
+    if (i < 0)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: has 'layer1.0.conv3.weight' (a Bottleneck ResNet) but no "
+                          "'layer1.0.conv1.weight'", path);
+    int64_t oc = f->t[i].ndim == 4 ? f->t[i].shape[0] : -1;
+    for (int a = 1; a < N_ARCHS; a++)
+        if (oc == 64 * ARCHS[a].width_factor) {
+            *out = &ARCHS[a];
+            return AIBOX_OK;
+        }
+    return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: a Bottleneck ResNet whose 'layer1.0.conv1.weight' has %lld "
+                      "output channels is not a known architecture (64: resnet50, 128: wide_resnet50_2)", path,
+                      (long long)oc);
+}
+
+static aibox_status import_parsed(aibox_model **out, const aibox_st_file *f, const char *path, const char *arch_name,
+                                  int classes_or_0, aibox_error *err)
+{
+    const tv_arch *a = NULL;
+    aibox_status s;
+    if (arch_name) {
+        for (int i = 0; i < N_ARCHS && !a; i++)
+            if (!strcmp(arch_name, ARCHS[i].name)) a = &ARCHS[i];
+        if (!a)
+            return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: architecture '%.40s' is not supported (known: "
+                              KNOWN_ARCHS ")", path, arch_name);
+    } else if ((s = recognise(f, path, &a, err)) != AIBOX_OK) {
+        return s;
+    }
+    const int fc_in = a->bottleneck ? 2048 : 512;
     int classes = classes_or_0;
     int fi = aibox_st_find(f, "fc.weight");
-    if (fi < 0) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' is missing (needed by resnet18)", path);
-        goto done;
-    }
-    if (f->t[fi].ndim != 2 || f->t[fi].shape[0] < 1) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' is not a [classes][512] matrix", path);
-        goto done;
-    }
+    if (fi < 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' is missing (needed by %s)", path, a->name);
+    if (f->t[fi].ndim != 2 || f->t[fi].shape[0] < 1 || f->t[fi].shape[1] != fc_in)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' is not a [classes][%d] matrix (%s)", path,
+                          fc_in, a->name);
     if (classes == 0) classes = (int)f->t[fi].shape[0];
-    else if (f->t[fi].shape[0] != classes) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' has %lld classes, %d were asked for", path,
-                       (long long)f->t[fi].shape[0], classes);
-        goto done;
-    }
+    else if (f->t[fi].shape[0] != classes)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor 'fc.weight' has %lld classes, %d were asked for", path,
+                          (long long)f->t[fi].shape[0], classes);
+
+    tv_param mods[MAX_MODULES];
+    int nm = tv_modules(a, mods, classes);
+    if ((s = check_all(f, mods, nm, path, a->name, err)) != AIBOX_OK) return s;
     aibox_model *m = NULL;
-    if ((s = aibox_preset_resnet18(&m, classes, 3, 224, err)) != AIBOX_OK) goto done;
-    char *used = calloc((size_t)f->n + 1, 1);
-    if (!used) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
-    if (!s) s = fill_resnet18(m, f, used, path, classes, err);
-    free(used);
-    if (!s) s = aibox_model_set_meta_str(m, "aibox.arch", "resnet18", err);
+    if ((s = a->preset(&m, classes, 3, 224, err)) != AIBOX_OK) return s;
+    s = fill(m, f, mods, nm, path, a->name, err);
+    if (!s) s = aibox_model_set_meta_str(m, "aibox.arch", a->name, err);
     if (!s) {
         aibox_preproc p;
         aibox_preproc_default(&p, m);
@@ -489,7 +583,33 @@ aibox_status aibox_import_safetensors(aibox_model **out, const char *path, const
     }
     if (s != AIBOX_OK) aibox_model_free(&m);
     else *out = m;
-done:
+    return s;
+}
+
+aibox_status aibox_st_import_buffer(aibox_model **out, const void *buf, size_t len, const char *name,
+                                    const char *arch, int classes_or_0, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL model pointer");
+    *out = NULL;
+    if (!name) name = "safetensors";
+    if (classes_or_0 < 0) return aibox_fail(err, AIBOX_E_INVALID, "%s: %d classes", name, classes_or_0);
+    aibox_st_file *f = NULL;
+    aibox_status s = aibox_st_parse(buf, len, name, &f, err);
+    if (s == AIBOX_OK) s = import_parsed(out, f, name, arch, classes_or_0, err);
+    aibox_st_free(&f);
+    return s;
+}
+
+aibox_status aibox_import_safetensors(aibox_model **out, const char *path, const char *arch, int classes_or_0,
+                                      aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL model pointer");
+    *out = NULL;
+    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "import: NULL path");
+    if (classes_or_0 < 0) return aibox_fail(err, AIBOX_E_INVALID, "%s: %d classes", path, classes_or_0);
+    aibox_st_file *f = NULL;
+    aibox_status s = aibox_st_read(path, &f, err);
+    if (s == AIBOX_OK) s = import_parsed(out, f, path, arch, classes_or_0, err);
     aibox_st_free(&f);
     return s;
 }

@@ -40,5 +40,9 @@ AIBOX_INTERNAL aibox_status aibox_st_read(const char *path, aibox_st_file **out,
 /* Index of the named tensor, or -1. */
 AIBOX_INTERNAL int aibox_st_find(const aibox_st_file *f, const char *name);
 AIBOX_INTERNAL void aibox_st_free(aibox_st_file **f);
+/* aibox_import_safetensors on a file image in memory (borrowed for the call);
+ * name is used in messages. Fuzzers and tests use it without a file. */
+AIBOX_INTERNAL aibox_status aibox_st_import_buffer(aibox_model **out, const void *buf, size_t len, const char *name,
+                                                   const char *arch, int classes_or_0, aibox_error *err);
 
 #endif

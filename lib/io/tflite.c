@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "io/model_io.h"
+#include "io/tflite.h"
 
 #define TFL_MAX_FILE ((size_t)1 << 31)
 #define TFL_MAX_DIMS 8
@@ -329,6 +331,11 @@ static aibox_status parse(tfl *m)
                 float sc = f32_at(f, t->scale.pos + 4 * (size_t)k);
                 if (!(sc > 0.0f) || !isfinite(sc)) return bad(f, "tensor %u: quantisation scale %g", i, sc);
             }
+            /* 32-bit zero points keep every (q - zp) in range (fuzzing found an int64 overflow) */
+            for (uint32_t k = 0; k < t->zp.len; k++) {
+                int64_t zp = (int64_t)u64_at(f, t->zp.pos + 8 * (size_t)k);
+                if (zp < INT32_MIN || zp > INT32_MAX) return bad(f, "tensor %u: zero point %lld", i, (long long)zp);
+            }
         }
     }
     for (uint32_t i = 0; i < ops.len; i++) {
@@ -376,10 +383,13 @@ static aibox_status tensor_data(const tfl *m, int ti, size_t *pos, size_t *len)
     return AIBOX_OK;
 }
 
+/* Element count; SIZE_MAX when it overflows (8 dims of up to 2^24 can), so
+ * it never equals a real size. */
 static size_t tensor_count(const tfl_tensor *t)
 {
     size_t c = 1;
-    for (int d = 0; d < t->ndim; d++) c *= (size_t)t->shape[d]; /* dims <= 2^24, ndim <= 8: checked below */
+    for (int d = 0; d < t->ndim; d++)
+        if (!aibox_mul_ok(c, (size_t)t->shape[d], &c)) return SIZE_MAX;
     return c;
 }
 
@@ -393,6 +403,28 @@ static int64_t q_zp(const tfl *m, const tfl_tensor *t, uint32_t ch)
 {
     if (!t->zp.len) return 0;
     return (int64_t)u64_at(&m->f, t->zp.pos + 8 * (size_t)(t->zp.len > 1 ? ch : 0));
+}
+
+/* A constant's buffer holds exactly its elements. Checked while the graph is
+ * built, before the model allocates parameters for the constant: a few bytes
+ * of file must not be able to ask for gigabytes (found by fuzzing). */
+static aibox_status check_const(const tfl *m, int ti, const char *what)
+{
+    const fb *f = &m->f;
+    const tfl_tensor *t = &m->t[ti];
+    size_t pos, len, esz, count = tensor_count(t);
+    aibox_status s = tensor_data(m, ti, &pos, &len);
+    if (s) return s;
+    switch (t->type) {
+    case T_FLOAT32: case T_INT32: esz = 4; break;
+    case T_UINT8: case T_INT8: esz = 1; break;
+    default:
+        return aibox_fail(f->err, AIBOX_E_UNSUPPORTED, "%s: %s: tensor %d (%s) has type %d, which libaibox does not import",
+                          f->name, what, ti, t->name, t->type);
+    }
+    if (count == SIZE_MAX || len / esz != count || len % esz)
+        return bad(f, "%s: constant tensor %d (%s) holds %zu bytes for its shape", what, ti, t->name, len);
+    return AIBOX_OK;
 }
 
 /* Dequantises a constant tensor into out (count floats, TFLite order). */
@@ -552,8 +584,9 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
     tfl *m = b->m;
     const fb *f = &m->f;
     const tfl_op *o = &m->ops[opi];
-    char nbuf[48];
+    char nbuf[48], what[32];
     const char *name = op_name(o->code, nbuf, sizeof nbuf);
+    snprintf(what, sizeof what, "operator %d", opi);
     int x = vec_i32(m, &o->in, 0), y = vec_i32(m, &o->out, 0);
     int node = -1, act = ACT_NONE, clamp_it = 1;
     int64_t v;
@@ -575,6 +608,7 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
         if (fi < 0) return bad(f, "operator %d (%s) has no filter", opi, name);
         const tfl_tensor *ft = &m->t[fi];
         if (ft->ndim != 4) return bad(f, "operator %d (%s): filter is not 4-D", opi, name);
+        if ((s = check_const(m, fi, what))) return s;
         int64_t pad, sw, sh, dil_w, dil_h;
         if ((s = opt_int(b, o, 0, 1, 0, &pad)) || (s = opt_int(b, o, 1, 4, 1, &sw)) || (s = opt_int(b, o, 2, 4, 1, &sh)) ||
             (s = opt_int(b, o, dw ? 4 : 3, 1, 0, &v)) || (s = opt_int(b, o, dw ? 5 : 4, 4, 1, &dil_w)) ||
@@ -656,7 +690,8 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
     }
     case OP_SOFTMAX: {
         float beta = 1.0f;
-        clamp_it = 0;
+        /* faithful: TFLite's uint8 softmax writes k/256 (its output tensor's grid) */
+        clamp_it = b->o && b->o->faithful;
         if (o->has_opt && (s = get_float(f, &o->opt, 0, 1.0f, &beta, "SoftmaxOptions"))) return s;
         if (beta != 1.0f || ih * iw != 1)
             return aibox_fail(b->err, AIBOX_E_UNSUPPORTED, "%s: operator %d (SOFTMAX) with beta %g over a %dx%d map is not imported",
@@ -670,6 +705,7 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
         act = (int)v;
         if (wi < 0 || m->t[wi].ndim != 2 || (size_t)m->t[wi].shape[1] != (size_t)ic * ih * iw)
             return bad(f, "operator %d (FULLY_CONNECTED): weights do not fit its %dx%dx%d input", opi, ic, ih, iw);
+        if ((s = check_const(m, wi, what))) return s;
         node = aibox_dense(b->am, in, m->t[wi].shape[0], 1);
         if (node >= 0) pend[(*n_pend)++] = (pending){node, opi, 2, ic, ih, iw};
         break;
@@ -777,8 +813,11 @@ static aibox_status fill_weights(builder *b, const pending *p)
     return AIBOX_OK;
 }
 
-static aibox_status set_labels(aibox_model *am, const char *path, int classes, aibox_error *err)
+aibox_status aibox_import_set_labels(aibox_model *am, const char *path, aibox_error *err)
 {
+    int c, h, w;
+    aibox_model_node_shape(am, aibox_model_output(am), &c, &h, &w);
+    int classes = c * h * w;
     uint8_t *buf;
     size_t len;
     aibox_status s = read_file(path, &buf, &len, err);
@@ -820,19 +859,20 @@ static aibox_status set_labels(aibox_model *am, const char *path, int classes, a
     return s;
 }
 
-aibox_status aibox_import_tflite(aibox_model **out, const char *path, const aibox_import_opts *opts, aibox_error *err)
+aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size_t len, const char *path,
+                                        const aibox_import_opts *opts, aibox_error *err)
 {
-    if (!out || !path) return aibox_fail(err, AIBOX_E_INVALID, "aibox_import_tflite: NULL argument");
+    if (!out || !path || (!buf && len))
+        return aibox_fail(err, AIBOX_E_INVALID, "aibox_import_tflite: NULL argument");
     *out = NULL;
     aibox_error_clear(err);
-    uint8_t *buf = NULL;
     tfl m = {0};
     builder b = {0};
     pending *pend = NULL;
     int n_pend = 0;
-    aibox_status s = read_file(path, &buf, &m.f.n, err);
-    if (s) return s;
+    aibox_status s;
     m.f.b = buf;
+    m.f.n = len;
     m.f.name = path;
     m.f.err = err;
     if ((s = parse(&m))) goto done;
@@ -909,11 +949,7 @@ aibox_status aibox_import_tflite(aibox_model **out, const char *path, const aibo
     snprintf(arch, sizeof arch, "tflite:%s", leaf);
     if ((s = aibox_model_set_meta_str(b.am, "aibox.arch", arch, err))) goto done;
     if ((s = aibox_model_set_meta_str(b.am, "aibox.task", "classify", err))) goto done;
-    if (opts && opts->labels_path) {
-        int c, h, w;
-        aibox_model_node_shape(b.am, aibox_model_output(b.am), &c, &h, &w);
-        if ((s = set_labels(b.am, opts->labels_path, c * h * w, err))) goto done;
-    }
+    if (opts && opts->labels_path && (s = aibox_import_set_labels(b.am, opts->labels_path, err))) goto done;
     *out = b.am;
     b.am = NULL;
 done:
@@ -923,6 +959,18 @@ done:
     free(m.codes);
     free(m.t);
     free(m.ops);
+    return s;
+}
+
+aibox_status aibox_import_tflite(aibox_model **out, const char *path, const aibox_import_opts *opts, aibox_error *err)
+{
+    if (!out || !path) return aibox_fail(err, AIBOX_E_INVALID, "aibox_import_tflite: NULL argument");
+    *out = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    aibox_status s = read_file(path, &buf, &len, err);
+    if (s) return s;
+    s = aibox_tflite_import_buffer(out, buf, len, path, opts, err);
     free(buf);
     return s;
 }

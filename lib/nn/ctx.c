@@ -1,5 +1,6 @@
 /* Contexts: the memory one forward/backward pass writes, planned once per
  * input shape (one arena), and the passes themselves. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,8 +21,12 @@ struct aibox_ctx {
     size_t partial_stride;
     aibox_pool *pool;
     int threads;
-    unsigned char *fused; /* fused[i]: conv i absorbs its ReLU consumer; fused[j] = 2 for that ReLU */
+    unsigned char *fused; /* conv i: FUSE_RELU / FUSE_BN flags; FUSE_ABSORBED on the nodes it took over */
+    int *bn_of;       /* inference: the batch norm conv i absorbed, or 0 */
+    float *fold;      /* inference: per absorbing conv, scale and shift (2 x out channels) */
+    size_t *fold_off; /* offsets into fold, per node */
     float *discard;   /* parameter gradients of frozen nodes land here */
+    unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
     void *arena;
     size_t bytes;
     aibox_rng rng;    /* dropout */
@@ -31,6 +36,8 @@ struct aibox_ctx {
 };
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+enum { FUSE_RELU = 1, FUSE_ABSORBED = 2, FUSE_BN = 4 };
 
 static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
 {
@@ -59,7 +66,28 @@ static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
     r->rng = &c->rng;
     r->pool = c->pool;
     r->threads = c->threads;
-    r->fuse_relu = c->fused[i] == 1;
+    r->fuse_relu = c->fused[i] != FUSE_ABSORBED && (c->fused[i] & FUSE_RELU);
+    if (c->bn_of && c->bn_of[i]) {
+        r->fuse_scale = c->fold + c->fold_off[i];
+        r->fuse_shift = r->fuse_scale + c->shape[i][0];
+    }
+}
+
+/* A folded batch norm: scale = gamma / sqrt(var + eps), shift = beta - mean *
+ * scale (+ the conv's bias * scale), from the model's current values (so a
+ * context sees parameters changed after its creation). */
+static void fold_bn(const aibox_ctx *c, const aibox_model *m, int conv)
+{
+    const aibox_node *bn = &m->nodes[c->bn_of[conv]], *cv = &m->nodes[conv];
+    int C = c->shape[conv][0];
+    float *scale = c->fold + c->fold_off[conv], *shift = scale + C;
+    const float *g = m->params + bn->param_off[0], *be = m->params + bn->param_off[1];
+    const float *mu = m->state + bn->state_off[0], *var = m->state + bn->state_off[1];
+    const float *b = cv->n_param[1] ? m->params + cv->param_off[1] : NULL;
+    for (int k = 0; k < C; k++) {
+        scale[k] = g[k] / sqrtf(var[k] + bn->fp[0]);
+        shift[k] = be[k] - mu[k] * scale[k] + (b ? b[k] * scale[k] : 0.0f);
+    }
 }
 
 aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
@@ -68,19 +96,36 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode 
     return aibox_ctx_create_ex(out, m, mode, max_batch, channels, height, width, seed, 0, err);
 }
 
+/* The single consumer of node i (up to the output), or -1. */
+static int sole_user(const aibox_model *m, int i)
+{
+    int uses = 0, user = -1, out = aibox_model_output(m);
+    for (int j = i + 1; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].n_in; k++)
+            if (m->nodes[j].in[k] == i) uses++, user = j;
+    return uses == 1 && user <= out ? user : -1;
+}
+
 /* A convolution whose output feeds exactly one node, a ReLU, and is not the
  * model's output runs the ReLU in its own chunk loop; the ReLU node then
- * shares the convolution's buffers and does nothing. */
-static void plan_fusion(const aibox_model *m, unsigned char *fused)
+ * shares the convolution's buffers and does nothing. In inference contexts a
+ * convolution's sole batch norm consumer (with its sole ReLU) is folded in
+ * the same way: conv * scale + shift, one pass over the output instead of
+ * three. */
+static void plan_fusion(const aibox_model *m, aibox_mode mode, unsigned char *fused, int *bn_of)
 {
     int out = aibox_model_output(m);
     for (int i = 1; i < m->n_nodes; i++) {
         if (m->nodes[i].kind != AIBOX_LAYER_CONV2D || i == out) continue;
-        int uses = 0, user = -1;
-        for (int j = i + 1; j < m->n_nodes; j++)
-            for (int k = 0; k < m->nodes[j].n_in; k++)
-                if (m->nodes[j].in[k] == i) uses++, user = j;
-        if (uses == 1 && m->nodes[user].kind == AIBOX_LAYER_RELU && user <= out) fused[i] = 1, fused[user] = 2;
+        int user = sole_user(m, i);
+        if (user < 0) continue;
+        if (mode == AIBOX_INFER && m->nodes[user].kind == AIBOX_LAYER_BATCHNORM) {
+            fused[i] = FUSE_BN, fused[user] = FUSE_ABSORBED, bn_of[i] = user;
+            int r = user == out ? -1 : sole_user(m, user);
+            if (r > 0 && m->nodes[r].kind == AIBOX_LAYER_RELU) fused[i] |= FUSE_RELU, fused[r] = FUSE_ABSORBED;
+        } else if (m->nodes[user].kind == AIBOX_LAYER_RELU) {
+            fused[i] = FUSE_RELU, fused[user] = FUSE_ABSORBED;
+        }
     }
 }
 
@@ -109,9 +154,12 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     c->grad = calloc((size_t)N, sizeof *c->grad);
     c->saved = calloc((size_t)N, sizeof *c->saved);
     c->fused = calloc((size_t)N, 1);
+    c->bn_of = calloc((size_t)N, sizeof *c->bn_of);
+    c->fold_off = calloc((size_t)N, sizeof *c->fold_off);
+    c->need = calloc((size_t)N, 1);
     c->threads = threads ? threads : aibox_default_threads();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
-    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !act_off) {
+    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->need || !act_off) {
         free(act_off);
         aibox_ctx_free(&c);
         return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
@@ -120,8 +168,8 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
 
     /* Shapes for this input, checked against the model's parameters. */
     c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
-    plan_fusion(m, c->fused);
-    size_t ws = 0, partial = 0, off = 0, discard = 0;
+    plan_fusion(m, mode, c->fused, c->bn_of);
+    size_t ws = 0, partial = 0, off = 0, discard = 0, fold_n = 0;
     c->n = max_batch;
     for (int i = 0; i < N; i++) {
         const aibox_node *nd = &m->nodes[i];
@@ -148,7 +196,11 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
             if (nd->frozen) discard = AIBOX_MAX(discard, np[0] + np[1]);
         }
         size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
-        if (c->fused[i] == 2) { /* a fused ReLU shares its convolution's buffers */
+        if (c->bn_of[i]) { /* room for the folded scale and shift */
+            c->fold_off[i] = fold_n;
+            fold_n += 2 * (size_t)c->shape[i][0];
+        }
+        if (c->fused[i] == FUSE_ABSORBED) { /* a fused BN/ReLU shares its convolution's buffers */
             act_off[i] = act_off[nd->in[0]];
             grad_off[i] = grad_off[nd->in[0]];
         } else {
@@ -181,6 +233,8 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     off += (size_t)c->threads * c->partial_stride * sizeof(float);
     size_t discard_off = off;
     off += align64(discard * sizeof(float));
+    size_t fold_off = off;
+    off += align64(fold_n * sizeof(float));
     c->arena = aibox_alloc(off);
     if (!c->arena) {
         free(act_off);
@@ -207,6 +261,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
         return ps;
     }
     c->discard = (float *)(base + discard_off);
+    c->fold = (float *)(base + fold_off);
     free(act_off);
     c->n = 0;
     *out = c;
@@ -220,6 +275,9 @@ void aibox_ctx_free(aibox_ctx **pc)
     aibox_pool_free(&c->pool);
     aibox_free(c->arena);
     free(c->fused);
+    free(c->need);
+    free(c->bn_of);
+    free(c->fold_off);
     free(c->shape);
     free(c->act);
     free(c->grad);
@@ -256,7 +314,8 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
     memcpy(c->act[0], input, in * sizeof(float));
     int last = aibox_model_output(m);
     for (int i = 1; i <= last; i++) {
-        if (c->fused[i] == 2) continue; /* done inside its convolution */
+        if (c->fused[i] == FUSE_ABSORBED) continue; /* done inside its convolution */
+        if (c->bn_of[i]) fold_bn(c, m, i);
         aibox_run r;
         fill_run(c, m, i, &r);
         r.training = training;
@@ -290,7 +349,32 @@ const float *aibox_ctx_output(const aibox_ctx *c, int *ch, int *h, int *w)
     return c ? aibox_ctx_node_output(c, aibox_model_output(c->model), ch, h, w) : NULL;
 }
 
-/* Zeroes every gradient buffer and returns the output node's, ready to be written. */
+/* Which gradients a backward pass needs: a node's output gradient matters
+ * only when the node or something upstream of it trains (or it is the input
+ * and its gradient was asked for). Below a frozen trunk nothing does, so
+ * backward stops at the lowest trainable node instead of running the whole
+ * trunk for nothing. need[i] = 1: wanted; |2: some kernel writes it anyway
+ * (an input of a node that runs), so it is zeroed too. Planned per pass
+ * because frozen flags may change after the context was made. */
+static void plan_grads(aibox_ctx *c, const aibox_model *m)
+{
+    int out = aibox_model_output(m);
+    memset(c->need, 0, (size_t)c->n_nodes);
+    c->need[0] = (unsigned char)c->want_input_grad;
+    for (int i = 1; i <= out; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        int live = !nd->frozen && nd->n_param[0] + nd->n_param[1] > 0;
+        for (int j = 0; j < nd->n_in && !live; j++) live = c->need[nd->in[j]] & 1;
+        c->need[i] = (unsigned char)live;
+    }
+    for (int i = 1; i <= out; i++)
+        if (c->need[i] & 1)
+            for (int j = 0; j < m->nodes[i].n_in; j++) c->need[m->nodes[i].in[j]] |= 2;
+    c->need[out] |= 2; /* the loss writes it */
+}
+
+/* Zeroes the gradient buffers backward will use and returns the output
+ * node's, ready to be written. */
 static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
 {
     if (!c || c->mode != AIBOX_TRAIN) {
@@ -302,8 +386,10 @@ static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
         return NULL;
     }
     int out = aibox_model_output(c->model);
+    plan_grads(c, c->model);
     for (int i = 0; i <= out; i++)
-        memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
+        if (c->need[i])
+            memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
     *per_sample = (size_t)c->shape[out][0] * c->shape[out][1] * c->shape[out][2];
     c->grad_set = 1;
     return c->grad[out];
@@ -370,19 +456,21 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "backward: the context was made for another model");
     if (!c->grad_set) return aibox_fail(err, AIBOX_E_STATE, "backward: compute a loss (or set the output gradient) first");
     c->grad_set = 0;
+    plan_grads(c, m);
     for (int i = aibox_model_output(m); i >= 1; i--) {
         const aibox_node *nd = &m->nodes[i];
-        if (c->fused[i] == 2) continue; /* its convolution masks the shared gradient */
+        if (c->fused[i] == FUSE_ABSORBED) continue; /* its convolution masks the shared gradient */
+        if (!(c->need[i] & 1)) continue; /* nothing here or upstream trains */
         aibox_run r;
         fill_run(c, m, i, &r);
         r.training = 1;
         r.dy = c->grad[i];
         int any = 0;
         for (int j = 0; j < nd->n_in; j++) {
-            r.dx[j] = (nd->in[j] == 0 && !c->want_input_grad) ? NULL : c->grad[nd->in[j]];
+            r.dx[j] = (c->need[nd->in[j]] & 1) ? c->grad[nd->in[j]] : NULL;
             any |= r.dx[j] != NULL;
         }
-        int has_params = nd->n_param[0] + nd->n_param[1] > 0;
+        int has_params = !nd->frozen && nd->n_param[0] + nd->n_param[1] > 0;
         if (!any && !has_params) continue; /* nothing upstream wants this gradient */
         /* Only conv and dense skip the input gradient when given NULL; other
          * kernels get node 0's buffer (allocated in training, just unreported). */

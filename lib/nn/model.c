@@ -352,6 +352,33 @@ int aibox_model_stride_node(const aibox_model *m, int stride)
     return -1;
 }
 
+static int is_pool(aibox_layer_kind k)
+{
+    return k == AIBOX_LAYER_AVGPOOL || k == AIBOX_LAYER_GLOBAL_AVGPOOL || k == AIBOX_LAYER_MAXPOOL;
+}
+
+int aibox_model_embedding_node(const aibox_model *m)
+{
+    if (!m) return -1;
+    int out = aibox_model_output(m), pool = -1, spatial = -1;
+    for (int i = 1; i <= out; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        if (nd->h * nd->w > 1) spatial = i;
+        if (is_pool(nd->kind) && nd->h * nd->w == 1 && nd->n_in >= 1 &&
+            m->nodes[nd->in[0]].h * m->nodes[nd->in[0]].w > 1)
+            pool = i;
+    }
+    if (pool < 0) return spatial;
+    for (int i = pool + 1; i <= out; i++) { /* element-wise nodes fed by it */
+        const aibox_node *nd = &m->nodes[i];
+        if (nd->n_in == 1 && nd->in[0] == pool &&
+            (nd->kind == AIBOX_LAYER_CLAMP || nd->kind == AIBOX_LAYER_QUANTIZE || nd->kind == AIBOX_LAYER_RELU ||
+             nd->kind == AIBOX_LAYER_RELU6))
+            pool = i;
+    }
+    return pool;
+}
+
 aibox_status aibox_model_set_output(aibox_model *m, int node)
 {
     if (!m || node < 1 || node >= m->n_nodes) return AIBOX_E_INVALID;
@@ -366,6 +393,14 @@ aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node)
 {
     if (!m || node < 0 || node >= m->n_nodes) return AIBOX_LAYER_KIND_COUNT;
     return m->nodes[node].kind;
+}
+
+int aibox_model_node_inputs(const aibox_model *m, int node, int *in, int max)
+{
+    if (!m || node < 0 || node >= m->n_nodes) return -1;
+    const aibox_node *nd = &m->nodes[node];
+    for (int j = 0; in && j < nd->n_in && j < max; j++) in[j] = nd->in[j];
+    return nd->n_in;
 }
 
 void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w)

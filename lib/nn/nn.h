@@ -68,6 +68,7 @@ typedef struct aibox_run {
     aibox_pool *pool;
     int threads;   /* tasks to split work into (the pool's threads) */
     int fuse_relu; /* conv: the following ReLU is applied here (in place) */
+    const float *fuse_scale, *fuse_shift; /* conv, inference: a folded batch norm (scale, shift) */
 } aibox_run;
 
 typedef struct aibox_layer_ops {

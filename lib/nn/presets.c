@@ -16,6 +16,8 @@
  *   alexnet     2 classes, 256x256x3: 16,888,226 (AI-Box paper Table 1)
  *   squeezenet  2 classes, any size:     736,450 (torchvision 1.0 features)
  *   resnet18 1000 classes, any size:  11,689,512 (torchvision)
+ *   resnet50 1000 classes, any size:  25,557,032 (torchvision)
+ *   wide_resnet50_2 1000 classes:     68,883,240 (torchvision; any size)
  *   resnext     2 classes, any size:   3,731,906 (Table 1; see the ResNeXt note)
  *   small       2 classes, 64x64x3:    1,142,210; 10 classes, 28x28x1: 241,546
  */
@@ -244,6 +246,64 @@ aibox_status aibox_preset_resnet18(aibox_model **out, int classes, int channels,
     return finish_with_taps(out, m, "resnet18", taps, 4, err);
 }
 
+/* ------------------------------------------------------------ ResNet-50, Wide ResNet-50-2 */
+/* torchvision's Bottleneck (v1.5: the stride sits on the 3x3 conv): 1x1 conv
+ * to `width` + BN + ReLU, 3x3 conv (stride) + BN + ReLU, 1x1 conv to 4 x
+ * planes + BN, plus the input (through a 1x1 strided conv + BN when the shape
+ * changes, which includes layer1's first block: 64 -> 256), then ReLU. The
+ * node order (conv1, bn1, conv2, bn2, conv3, bn3, then the shortcut) is
+ * torchvision's registration order, which the safetensors importer relies on. */
+static int bottleneck(aibox_model *m, int in, int in_ch, int width, int out_ch, int stride)
+{
+    int y = conv_bn(m, in, width, 1, 1, 0, 1, TV_BN_EPS, TV_BN_MOMENTUM, 1);
+    y = conv_bn(m, y, width, 3, stride, 1, 1, TV_BN_EPS, TV_BN_MOMENTUM, 1);
+    y = conv_bn(m, y, out_ch, 1, 1, 0, 1, TV_BN_EPS, TV_BN_MOMENTUM, 0);
+    int shortcut = in;
+    if (stride != 1 || in_ch != out_ch) shortcut = conv_bn(m, in, out_ch, 1, stride, 0, 1, TV_BN_EPS, TV_BN_MOMENTUM, 0);
+    return aibox_relu(m, aibox_add(m, shortcut, y));
+}
+
+/* torchvision resnet50 (width_factor 1) and wide_resnet50_2 (width_factor 2:
+ * width_per_group 128, so each block's inner width is 2 x planes while the
+ * block outputs stay 4 x planes): the ResNet-18 stem, layer1..layer4 of 3, 4,
+ * 6, 3 Bottlenecks (planes 64, 128, 256, 512; the first block of layer2..4
+ * has stride 2), global average pool, fc 2048 -> classes with bias. Taps as
+ * ResNet-18 (layer1..layer4 outputs: 256, 512, 1024, 2048 channels). */
+static aibox_status bottleneck_resnet(aibox_model **out, const char *name, int width_factor, int classes,
+                                      int channels, int size, aibox_error *err)
+{
+    aibox_status s = check_args(out, name, classes, channels, size, RESNET_MIN_SIZE, err);
+    if (s != AIBOX_OK) return s;
+    aibox_model *m = NULL;
+    if ((s = aibox_model_create(&m, channels, size, size, err)) != AIBOX_OK) return s;
+
+    static const int blocks[4] = {3, 4, 6, 3};
+    int x = conv_bn(m, 0, 64, 7, 2, 3, 1, TV_BN_EPS, TV_BN_MOMENTUM, 1);
+    x = maxpool(m, x, 3, 2, 1, 0);
+    int taps[4], ch = 64;
+    for (int stage = 0; stage < 4; stage++) {
+        int planes = 64 << stage, width = planes * width_factor, out_ch = planes * 4;
+        for (int b = 0; b < blocks[stage]; b++) {
+            x = bottleneck(m, x, ch, width, out_ch, b == 0 && stage > 0 ? 2 : 1);
+            ch = out_ch;
+        }
+        taps[stage] = x;
+    }
+    x = aibox_global_avgpool(m, x);
+    aibox_dense(m, x, classes, 1);
+    return finish_with_taps(out, m, name, taps, 4, err);
+}
+
+aibox_status aibox_preset_resnet50(aibox_model **out, int classes, int channels, int size, aibox_error *err)
+{
+    return bottleneck_resnet(out, "resnet50", 1, classes, channels, size, err);
+}
+
+aibox_status aibox_preset_wide_resnet50_2(aibox_model **out, int classes, int channels, int size, aibox_error *err)
+{
+    return bottleneck_resnet(out, "wide_resnet50_2", 2, classes, channels, size, err);
+}
+
 /* ------------------------------------------------------------ ResNeXt (AI-Box) */
 /* AI-Box paper Table 1: ZeroPad(3), Conv(64,7,2), BatchNorm, ReLU, ZeroPad(1),
  * MaxPool(3, stride 2), 3x R.Block(64,1,32), 3x R.Block(128,2,32),
@@ -351,7 +411,10 @@ aibox_status aibox_preset(aibox_model **out, const char *name, int classes, int 
     if (!strcmp(name, "squeezenet")) return aibox_preset_squeezenet(out, classes, channels, size, err);
     if (!strcmp(name, "resnext")) return aibox_preset_resnext(out, classes, channels, size, err);
     if (!strcmp(name, "resnet18")) return aibox_preset_resnet18(out, classes, channels, size, err);
+    if (!strcmp(name, "resnet50")) return aibox_preset_resnet50(out, classes, channels, size, err);
+    if (!strcmp(name, "wide_resnet50_2")) return aibox_preset_wide_resnet50_2(out, classes, channels, size, err);
     if (!strcmp(name, "small")) return aibox_preset_small(out, classes, channels, size, err);
     return aibox_fail(err, AIBOX_E_INVALID,
-                      "preset: unknown name '%.64s' (known: alexnet, squeezenet, resnext, resnet18, small)", name);
+                      "preset: unknown name '%.64s' (known: alexnet, squeezenet, resnext, resnet18, resnet50, "
+                      "wide_resnet50_2, small)", name);
 }

@@ -215,8 +215,26 @@ static void relu_inplace(float *y, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
+/* The epilogue on one output channel's run of pixels: y = y * scale + shift
+ * (scale NULL: y + shift; shift NULL: nothing), then max(0, .) when relu. */
+static void epilogue(float *y, size_t n, const float *scale, const float *shift, int ch, int relu)
+{
+    float sv = scale ? scale[ch] : 1.0f, bv = shift ? shift[ch] : 0.0f;
+    if (scale)
+        for (size_t i = 0; i < n; i++) y[i] = y[i] * sv + bv;
+    else if (shift)
+        for (size_t i = 0; i < n; i++) y[i] += bv;
+    if (relu) relu_inplace(y, n);
+}
+
 void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b, float *y,
                          float *ws, int relu, int part, int parts)
+{
+    aibox_conv_fwd_fused(d, n, x, w, NULL, b, y, ws, relu, part, parts);
+}
+
+void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *scale,
+                          const float *b, float *y, float *ws, int relu, int part, int parts)
 {
     const int G = d->groups, cg = d->in_c / G, ocg = d->out_c / G, K = col_rows(d);
     const size_t P = (size_t)d->out_h * d->out_w, HW = (size_t)d->in_h * d->in_w;
@@ -227,8 +245,9 @@ void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const 
             /* direct path: this part's output channels */
             int o0, o1;
             split(d->out_c, 1, part, parts, &o0, &o1);
-            direct_fwd(d, xs, w, b, ys, o0, o1);
-            if (relu) relu_inplace(ys + (size_t)o0 * P, (size_t)(o1 - o0) * P);
+            direct_fwd(d, xs, w, scale ? NULL : b, ys, o0, o1);
+            if (scale || relu)
+                for (int oc = o0; oc < o1; oc++) epilogue(ys + (size_t)oc * P, P, scale, scale ? b : NULL, oc, relu);
             continue;
         }
         int chunk = is_pointwise(d) ? (int)P : chunk_cols(d), pa, pb;
@@ -248,13 +267,15 @@ void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const 
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, K, 1.0f, wg, K, B, ldb, 0.0f, yg + p0,
                             (int)P);
-                /* bias and activation while the chunk is still in cache */
+                /* bias (or folded batch norm) and activation while the chunk is still in cache */
                 for (int oc = 0; oc < ocg; oc++) {
-                    float *yc = yg + (size_t)oc * P + p0, bv = b ? b[g * ocg + oc] : 0.0f;
-                    if (relu)
+                    float *yc = yg + (size_t)oc * P + p0;
+                    if (!scale && relu) {
+                        float bv = b ? b[g * ocg + oc] : 0.0f;
                         for (int i = 0; i < np; i++) yc[i] = yc[i] + bv > 0.0f ? yc[i] + bv : 0.0f;
-                    else if (b)
-                        for (int i = 0; i < np; i++) yc[i] += bv;
+                    } else {
+                        epilogue(yc, (size_t)np, scale, b, g * ocg + oc, relu);
+                    }
                 }
             }
         }

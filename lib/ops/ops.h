@@ -41,6 +41,11 @@ AIBOX_INTERNAL void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float 
  * concurrent piece needs its own ws. */
 AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w,
                                         const float *b, float *y, float *ws, int relu, int part, int parts);
+/* As aibox_conv_fwd_part with a per-output-channel scale (NULL: none) applied
+ * before b: y = conv * scale + b (a folded inference batch norm), then relu. */
+AIBOX_INTERNAL void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const float *w,
+                                         const float *scale, const float *b, float *y, float *ws, int relu, int part,
+                                         int parts);
 /* dx may be NULL (input needs no gradient); dw, db accumulate (db may be NULL). */
 AIBOX_INTERNAL void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy,
                                    float *dx, float *dw, float *db, float *ws);

@@ -65,12 +65,68 @@ static int is_2x2(const aibox_pool_desc *d)
     return d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && d->pt == 0 && d->pl == 0;
 }
 
+/* Inference (no argmax), any window: the max over the window's rows first,
+ * a whole input row at a time (vectorises), then over the columns. The
+ * values equal the general loop's (NaN wins; which of equal maxima is
+ * taken does not matter without an argmax). */
+#define SEPARABLE_MAX_W 4096
+static void maxpool_separable(const aibox_pool_desc *d, const float *xp, float *yp)
+{
+    float tmp[SEPARABLE_MAX_W];
+    const int W = d->in_w;
+    for (int oy = 0; oy < d->out_h; oy++) {
+        int y0, y1;
+        window(oy, d->sh, d->pt, d->kh, d->in_h, &y0, &y1);
+        float *yr = yp + (size_t)oy * d->out_w;
+        if (y1 <= y0) { /* a window wholly in the padding: as the general loop */
+            for (int ox = 0; ox < d->out_w; ox++) yr[ox] = 0.0f;
+            continue;
+        }
+        memcpy(tmp, xp + (size_t)y0 * W, sizeof(float) * (size_t)W);
+        for (int iy = y0 + 1; iy < y1; iy++) {
+            const float *row = xp + (size_t)iy * W;
+            for (int ix = 0; ix < W; ix++) {
+                float v = row[ix], t = tmp[ix];
+                t = v > t ? v : t;        /* a NaN already in tmp stays */
+                tmp[ix] = v != v ? v : t; /* a new NaN wins */
+            }
+        }
+        /* columns: full windows tap by tap (vectorises), clipped ones at the borders */
+        int oxa = (d->pl + d->sw - 1) / d->sw, oxb = d->out_w;
+        while (oxb > oxa && (long)(oxb - 1) * d->sw - d->pl + d->kw > W) oxb--;
+        if (oxb < oxa) oxb = oxa;
+        for (int ox = 0; ox < d->out_w; ox++) {
+            if (ox == oxa && oxb > oxa) {
+                const float *t0 = tmp + (long)oxa * d->sw - d->pl;
+                for (int o = 0; o < oxb - oxa; o++) yr[oxa + o] = t0[(long)o * d->sw];
+                for (int j = 1; j < d->kw; j++)
+                    for (int o = 0; o < oxb - oxa; o++) {
+                        float v = t0[(long)o * d->sw + j], b = yr[oxa + o];
+                        b = v > b ? v : b;
+                        yr[oxa + o] = v != v ? v : b;
+                    }
+                ox = oxb - 1;
+                continue;
+            }
+            int x0, x1;
+            window(ox, d->sw, d->pl, d->kw, W, &x0, &x1);
+            float best = x1 > x0 ? tmp[x0] : 0.0f;
+            for (int ix = x0 + 1; ix < x1; ix++) best = (tmp[ix] > best || tmp[ix] != tmp[ix]) ? tmp[ix] : best;
+            yr[ox] = best;
+        }
+    }
+}
+
 void aibox_maxpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y, int32_t *argmax)
 {
     const size_t in_plane = (size_t)d->in_h * d->in_w;
     const size_t out_plane = (size_t)d->out_h * d->out_w;
     const size_t planes = (size_t)n * d->c;
     const int fast = is_2x2(d);
+    if (!argmax && !fast && d->in_w <= SEPARABLE_MAX_W) {
+        for (size_t p = 0; p < planes; p++) maxpool_separable(d, x + p * in_plane, y + p * out_plane);
+        return;
+    }
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * in_plane;
         float *yp = y + p * out_plane;

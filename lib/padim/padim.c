@@ -8,11 +8,13 @@
  * Scoring: z = L^-1 (f - mean) with the packed inverse Cholesky factor,
  * distance = |z|. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
+#include <immintrin.h>
 
 #include "core/core.h"
 #include "core/pool.h"
@@ -38,6 +40,7 @@ struct aibox_padim {
     float *proj;   /* AIBOX_PADIM_ORTHOGONAL: F x d */
     float *mean;   /* P x d */
     float *linv;   /* P x T */
+    uint16_t *linv_h; /* the same in IEEE half precision (aibox.padim.half = 1), or NULL */
     float sigma;   /* map blur; <= 0: none */
     double reg;    /* covariance regularisation */
     long images;
@@ -55,6 +58,8 @@ struct aibox_padim_fit {
     long n;
 };
 
+typedef void (*maha_fn)(const float *L, const float *diff, int d, int bn, double *acc);
+
 struct aibox_padim_ctx {
     const aibox_padim *p;
     aibox_ctx *ctx;
@@ -64,7 +69,116 @@ struct aibox_padim_ctx {
     float *full; /* P x F */
     float *grid; /* max_batch x P */
     float *diff; /* threads x d */
+    maha_fn maha;
+    int half; /* use the model's half-precision factor (maha_f16) */
 };
+
+/* |L v|^2 for bn vectors v (each d long) with the row-packed lower factor L.
+ * The factor (P * d(d+1)/2 floats, 63 MB at d = 100) is the one big operand,
+ * so scoring is bound by memory bandwidth: it is read once per batch, and the
+ * row dot products run 8 (AVX2+FMA) or 4 wide. Chosen per context from the
+ * CPU's features (not its model name: target_clones("arch=...") dispatches
+ * on the model and would miss AMD CPUs). Fixed summation order per kernel. */
+__attribute__((target("avx2,fma"))) static void maha_avx2(const float *L, const float *diff, int d, int bn,
+                                                          double *acc)
+{
+    for (int b = 0; b < bn; b++) acc[b] = 0;
+    for (int i = 0; i < d; i++) {
+        int n = i + 1;
+        for (int b = 0; b < bn; b++) {
+            const float *v = diff + (size_t)b * d;
+            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+            int k = 0;
+            for (; k + 16 <= n; k += 16) {
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(L + k), _mm256_loadu_ps(v + k), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(L + k + 8), _mm256_loadu_ps(v + k + 8), s1);
+            }
+            if (k + 8 <= n) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(L + k), _mm256_loadu_ps(v + k), s0), k += 8;
+            s0 = _mm256_add_ps(s0, s1);
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+            float z = _mm_cvtss_f32(h);
+            for (; k < n; k++) z += L[k] * v[k];
+            acc[b] += (double)z * z;
+        }
+        L += n;
+    }
+}
+
+/* The half-precision factor: half the bytes to stream, converted by F16C. */
+__attribute__((target("avx2,fma,f16c"))) static void maha_f16(const uint16_t *L, const float *diff, int d, int bn,
+                                                              double *acc)
+{
+    for (int b = 0; b < bn; b++) acc[b] = 0;
+    for (int i = 0; i < d; i++) {
+        int n = i + 1;
+        for (int b = 0; b < bn; b++) {
+            const float *v = diff + (size_t)b * d;
+            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+            int k = 0;
+            for (; k + 16 <= n; k += 16) {
+                s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(L + k))), _mm256_loadu_ps(v + k), s0);
+                s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(L + k + 8))),
+                                     _mm256_loadu_ps(v + k + 8), s1);
+            }
+            if (k + 8 <= n)
+                s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(L + k))), _mm256_loadu_ps(v + k),
+                                     s0),
+                k += 8;
+            s0 = _mm256_add_ps(s0, s1);
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+            float z = _mm_cvtss_f32(h);
+            for (; k < n; k++) z += _cvtsh_ss(L[k]) * v[k];
+            acc[b] += (double)z * z;
+        }
+        L += n;
+    }
+}
+
+__attribute__((target("f16c"))) static void to_half(const float *x, uint16_t *h, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+static int has_f16(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+static void maha_generic(const float *L, const float *diff, int d, int bn, double *acc)
+{
+    for (int b = 0; b < bn; b++) acc[b] = 0;
+    for (int i = 0; i < d; i++) {
+        int n = i + 1;
+        for (int b = 0; b < bn; b++) {
+            const float *v = diff + (size_t)b * d;
+            float s4[4] = {0, 0, 0, 0};
+            int k = 0;
+            for (; k + 4 <= n; k += 4)
+                for (int l = 0; l < 4; l++) s4[l] += L[k + l] * v[k + l];
+            float z = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+            for (; k < n; k++) z += L[k] * v[k];
+            acc[b] += (double)z * z;
+        }
+        L += n;
+    }
+}
+
+/* AIBOX_PADIM_KERNEL=generic forces the portable kernel (tests compare both). */
+static maha_fn maha_kernel(void)
+{
+    const char *force = getenv("AIBOX_PADIM_KERNEL");
+    if (force && !strcmp(force, "generic")) return maha_generic;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? maha_avx2 : maha_generic;
+}
 
 static void padim_free_fields(aibox_padim *p)
 {
@@ -73,6 +187,7 @@ static void padim_free_fields(aibox_padim *p)
     aibox_free(p->proj);
     aibox_free(p->mean);
     aibox_free(p->linv);
+    aibox_free(p->linv_h);
 }
 
 void aibox_padim_free(aibox_padim **pp)
@@ -475,6 +590,19 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
     return AIBOX_OK;
 }
 
+aibox_status aibox_padim_set_half(aibox_padim *p, int on, aibox_error *err)
+{
+    if (!p || !p->linv) return aibox_fail(err, AIBOX_E_STATE, "padim: the model is not fitted");
+    aibox_free(p->linv_h);
+    p->linv_h = NULL;
+    aibox_status s = aibox_model_set_meta_int(p->trunk, "aibox.padim.half", on ? 1 : 0, err);
+    if (s || !on || !has_f16()) return s; /* without F16C the float factor serves */
+    size_t n = (size_t)p->P * p->T;
+    if (!(p->linv_h = aibox_alloc(sizeof(uint16_t) * n))) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
+    to_half(p->linv, p->linv_h, n);
+    return AIBOX_OK;
+}
+
 /* ------------------------------------------------------------------ files */
 aibox_status aibox_padim_save(const aibox_padim *p, const char *path, aibox_error *err)
 {
@@ -579,6 +707,8 @@ aibox_status aibox_padim_load(aibox_padim **out, const char *path, aibox_error *
     }
     aibox_file_free(&file);
     aibox_model_free(&m);
+    int64_t half = 0;
+    if (!s && !aibox_model_get_meta_int(p->trunk, "aibox.padim.half", &half) && half) s = aibox_padim_set_half(p, 1, err);
     if (s) {
         if (p) aibox_padim_free(&p);
         return s;
@@ -610,6 +740,9 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
     aibox_padim_ctx *c = calloc(1, sizeof *c);
     if (!c) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
     c->p = p, c->max_batch = max_batch;
+    c->maha = maha_kernel();
+    const char *force = getenv("AIBOX_PADIM_KERNEL");
+    c->half = p->linv_h && has_f16() && !(force && !strcmp(force, "generic"));
     int ch, h, w;
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
     aibox_status s = aibox_ctx_create_ex(&c->ctx, p->trunk, AIBOX_INFER, max_batch, ch, h, w, 0, threads, err);
@@ -636,29 +769,6 @@ typedef struct maha_job {
     int nb, tasks;
 } maha_job;
 
-/* |L v|^2 for bn vectors v (each d long) with the row-packed lower factor L.
- * Eight partial sums per row let the compiler vectorise without reassociating
- * at will (the order is fixed, so results are deterministic); built for AVX2+FMA
- * and for the baseline, picked at load time. */
-__attribute__((target_clones("arch=haswell", "default"))) static void maha_patch(const float *L, const float *diff,
-                                                                                 int d, int bn, double *acc)
-{
-    for (int b = 0; b < bn; b++) acc[b] = 0;
-    for (int i = 0; i < d; i++, L += i) {
-        int n = i + 1;
-        for (int b = 0; b < bn; b++) {
-            const float *v = diff + (size_t)b * d;
-            float s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int k = 0;
-            for (; k + 8 <= n; k += 8)
-                for (int l = 0; l < 8; l++) s8[l] += L[k + l] * v[k + l];
-            float z = ((s8[0] + s8[4]) + (s8[1] + s8[5])) + ((s8[2] + s8[6]) + (s8[3] + s8[7]));
-            for (; k < n; k++) z += L[k] * v[k];
-            acc[b] += (double)z * z;
-        }
-    }
-}
-
 /* Patches outer, images inner: the factor (the big operand) is read once per batch. */
 static void maha_task(void *arg, int task, int thread)
 {
@@ -677,7 +787,8 @@ static void maha_task(void *arg, int task, int thread)
         double acc[64];
         for (int b0 = 0; b0 < nb; b0 += 64) {
             int bn = AIBOX_MIN(64, nb - b0);
-            maha_patch(p->linv + (size_t)pix * p->T, diff + (size_t)b0 * d, d, bn, acc);
+            if (c->half) maha_f16(p->linv_h + (size_t)pix * p->T, diff + (size_t)b0 * d, d, bn, acc);
+            else c->maha(p->linv + (size_t)pix * p->T, diff + (size_t)b0 * d, d, bn, acc);
             for (int b = 0; b < bn; b++) c->grid[(size_t)(b0 + b) * P + pix] = (float)sqrt(acc[b]);
         }
     }

@@ -370,12 +370,44 @@ static void test_preview(void **state)
     free(dir);
 }
 
+/* A grey image for an RGB model is resized once and read for all three
+ * channels: bit-identical to converting to RGB first, in every resize mode;
+ * and at the model's size, (v/255 - mean)/std exactly as written. */
+static void test_preprocess_grey_for_rgb(void **state)
+{
+    (void)state;
+    aibox_error e;
+    aibox_image g = {37, 29, 1, malloc(37 * 29)}, rgb = {0};
+    aibox_rng r;
+    aibox_rng_seed(&r, 4);
+    for (int i = 0; i < 37 * 29; i++) g.data[i] = (uint8_t)aibox_rng_below(&r, 256);
+    assert_int_equal(aibox_image_convert(&rgb, &g, 3, &e), AIBOX_OK);
+    static const aibox_resize_mode modes[4] = {AIBOX_RESIZE_AREA, AIBOX_RESIZE_BILINEAR, AIBOX_RESIZE_NEAREST,
+                                               AIBOX_RESIZE_BILINEAR_CENTER};
+    float *a = malloc(sizeof(float) * 3 * 24 * 20), *b = malloc(sizeof(float) * 3 * 24 * 20);
+    for (int m = 0; m < 4; m++) {
+        aibox_preproc p = {3, 24, 20, modes[m], {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+        assert_int_equal(aibox_preprocess(&p, &g, a, &e), AIBOX_OK);
+        assert_int_equal(aibox_preprocess(&p, &rgb, b, &e), AIBOX_OK);
+        assert_memory_equal(a, b, sizeof(float) * 3 * 24 * 20);
+    }
+    aibox_preproc same = {3, 37, 29, AIBOX_RESIZE_AREA, {0.5f, 0.25f, 0}, {0.5f, 2, 1}};
+    float *c = malloc(sizeof(float) * 3 * 37 * 29);
+    assert_int_equal(aibox_preprocess(&same, &g, c, &e), AIBOX_OK);
+    for (int ch = 0; ch < 3; ch++)
+        for (int i = 0; i < 37 * 29; i++)
+            assert_float_equal(c[ch * 37 * 29 + i], (g.data[i] / 255.0 - same.mean[ch]) / same.std[ch], 1e-5);
+    free(a), free(b), free(c);
+    aibox_image_free(&g), aibox_image_free(&rgb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_epoch_coverage),
         cmocka_unit_test(test_validation_plain),  cmocka_unit_test(test_restart_midway),
         cmocka_unit_test(test_errors),            cmocka_unit_test(test_preview),
+        cmocka_unit_test(test_preprocess_grey_for_rgb),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

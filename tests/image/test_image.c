@@ -897,9 +897,10 @@ static void test_convert(void **state)
 static void test_resize_mode_names(void **state)
 {
     (void)state;
-    const aibox_resize_mode all[] = {AIBOX_RESIZE_AREA, AIBOX_RESIZE_BILINEAR, AIBOX_RESIZE_NEAREST};
-    const char *names[] = {"area", "bilinear", "nearest"};
-    for (int i = 0; i < 3; i++) {
+    const aibox_resize_mode all[] = {AIBOX_RESIZE_AREA, AIBOX_RESIZE_BILINEAR, AIBOX_RESIZE_NEAREST,
+                                     AIBOX_RESIZE_BILINEAR_CENTER};
+    const char *names[] = {"area", "bilinear", "nearest", "bilinear_center"};
+    for (int i = 0; i < 4; i++) {
         assert_string_equal(aibox_resize_mode_name(all[i]), names[i]);
         aibox_resize_mode m = (aibox_resize_mode)99;
         assert_int_equal(aibox_resize_mode_parse(names[i], &m), AIBOX_OK);
@@ -981,10 +982,14 @@ static void test_resize_area(void **state)
 }
 
 /* TensorFlow's ResizeBilinear (align_corners = false, half_pixel_centers =
- * false) written from its formula in double, rounded half up. */
-static double tf_bilinear(const aibox_image *src, int ow, int oh, int x, int y, int k)
+ * false, or true with half) written from its formula in double. */
+static double tf_bilinear_ex(const aibox_image *src, int ow, int oh, int x, int y, int k, int half)
 {
     double sy = y * ((double)src->height / oh), sx = x * ((double)src->width / ow);
+    if (half) { /* half_pixel_centers = true: centres align, negative positions use the first pixel */
+        sy = (y + 0.5) * ((double)src->height / oh) - 0.5, sx = (x + 0.5) * ((double)src->width / ow) - 0.5;
+        sy = sy < 0 ? 0 : sy, sx = sx < 0 ? 0 : sx;
+    }
     int y0 = (int)floor(sy), x0 = (int)floor(sx);
     int y1 = y0 + 1 < src->height ? y0 + 1 : src->height - 1, x1 = x0 + 1 < src->width ? x0 + 1 : src->width - 1;
     double dy = sy - y0, dx = sx - x0;
@@ -1015,17 +1020,30 @@ static void test_resize_bilinear(void **state)
     assert_memory_equal(dst.data, ((uint8_t[]){0, 2, 3}), 3);
     aibox_image_free(&dst);
 
+    /* half-pixel centres by hand: [0 100] to 4 wide samples at -.25 (clamped), .25, .75, 1.25 */
+    assert_int_equal(aibox_image_resize(&dst, &two, 4, 1, AIBOX_RESIZE_BILINEAR_CENTER, NULL), AIBOX_OK);
+    assert_memory_equal(dst.data, ((uint8_t[]){0, 25, 75, 100}), 4);
+    aibox_image_free(&dst);
+    /* [0 10 20 30] to 2 wide: samples at 0.5 and 2.5, the averages of pairs */
+    assert_int_equal(aibox_image_resize(&dst, &four, 2, 1, AIBOX_RESIZE_BILINEAR_CENTER, NULL), AIBOX_OK);
+    assert_memory_equal(dst.data, ((uint8_t[]){5, 25}), 2);
+    aibox_image_free(&dst);
+
     /* larger cases against the double formula: equal, except within a hair of a .5 */
     const int cases[][5] = {{5, 3, 3, 12, 7}, {5, 3, 3, 2, 2}, {7, 9, 1, 3, 4}, {6, 4, 4, 9, 9}, {16, 10, 3, 5, 3}};
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        aibox_image src = make_image(cases[ci][0], cases[ci][1], cases[ci][2], (unsigned)ci);
-        int ow = cases[ci][3], oh = cases[ci][4], c = cases[ci][2];
-        assert_int_equal(aibox_image_resize(&dst, &src, ow, oh, AIBOX_RESIZE_BILINEAR, NULL), AIBOX_OK);
+    for (size_t ci = 0; ci < 2 * sizeof cases / sizeof cases[0]; ci++) {
+        size_t cj = ci % (sizeof cases / sizeof cases[0]);
+        int half = ci >= sizeof cases / sizeof cases[0];
+        aibox_image src = make_image(cases[cj][0], cases[cj][1], cases[cj][2], (unsigned)cj);
+        int ow = cases[cj][3], oh = cases[cj][4], c = cases[cj][2];
+        assert_int_equal(aibox_image_resize(&dst, &src, ow, oh, half ? AIBOX_RESIZE_BILINEAR_CENTER : AIBOX_RESIZE_BILINEAR,
+                                            NULL),
+                         AIBOX_OK);
         assert_int_equal(dst.channels, c);
         for (int y = 0; y < oh; y++)
             for (int x = 0; x < ow; x++)
                 for (int k = 0; k < c; k++) {
-                    double v = tf_bilinear(&src, ow, oh, x, y, k);
+                    double v = tf_bilinear_ex(&src, ow, oh, x, y, k, half);
                     int got = dst.data[((size_t)y * ow + x) * c + k], want = (int)floor(v + 0.5);
                     if (fabs(v - floor(v) - 0.5) < 1e-3) assert_true(abs(got - want) <= 1);
                     else assert_int_equal(got, want);

@@ -1,8 +1,9 @@
-/* safetensors reader and ResNet-18 importer: hand-built files for every
+/* safetensors reader and torchvision ResNet importer: hand-built files for every
  * structural rule (valid, every truncation, header length beyond the file,
  * offsets out of range, shape/offset mismatches, bad JSON, unsupported
  * dtypes, bit flips), the importer's refusals by tensor name, and parity
- * with PyTorch on a random ResNet-18 (tests/io/torch_parity.py, run with
+ * with PyTorch on a random ResNet-18 and Wide ResNet-50-2, the latter
+ * recognised from its tensors (tests/io/torch_parity.py, run with
  * Debian's /usr/bin/python3; skipped with a message without torch). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "aibox.h"
 #include "io/safetensors.h"
 
 static char g_dir[64];
@@ -282,8 +284,24 @@ static void test_import_refusals_small(void **state)
     assert_null(m);
     assert_non_null(strstr(err.msg, "fc.weight"));
     assert_non_null(strstr(err.msg, "small.safetensors"));
-    assert_int_equal(aibox_import_safetensors(&m, path, "wide_resnet50_2", 0, &err), AIBOX_E_UNSUPPORTED);
+    assert_int_equal(aibox_import_safetensors(&m, path, "resnet101", 0, &err), AIBOX_E_UNSUPPORTED);
     assert_int_equal(aibox_import_safetensors(&m, "/nonexistent/x.safetensors", "resnet18", 0, &err), AIBOX_E_IO);
+    /* Bottleneck files that are no known architecture (arch NULL) */
+    static unsigned char zeros[96 * 64];
+    unsigned char *h = build("{\"layer1.0.conv3.weight\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
+                             "\"layer1.0.conv1.weight\":{\"dtype\":\"U8\",\"shape\":[96,64,1,1],"
+                             "\"data_offsets\":[0,6144]}}",
+                             zeros, sizeof zeros, &len);
+    assert_int_equal(aibox_st_import_buffer(&m, h, len, "odd.safetensors", NULL, 0, &err), AIBOX_E_UNSUPPORTED);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "odd.safetensors"));
+    assert_non_null(strstr(err.msg, "96 output channels"));
+    free(h);
+    h = build("{\"layer1.0.conv3.weight\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", zeros, 1,
+              &len);
+    assert_int_equal(aibox_st_import_buffer(&m, h, len, "odd.safetensors", NULL, 0, &err), AIBOX_E_FORMAT);
+    assert_non_null(strstr(err.msg, "'layer1.0.conv1.weight'"));
+    free(h);
     /* truncated on disk: the message names the file */
     write_file(path, b, len - 3);
     assert_int_equal(aibox_import_safetensors(&m, path, "resnet18", 0, &err), AIBOX_E_FORMAT);
@@ -355,9 +373,10 @@ static void expect_import_refusal(const char *path, const char *want)
     printf("  refused as expected: %s\n", err.msg);
 }
 
-static void test_torch_parity(void **state)
+/* Runs the fixture script for arch at size into g_dir (skips without torch)
+ * and fills the three paths. */
+static void fixture(const char *arch, int size, char *st, char *in, char *ref, size_t cap)
 {
-    (void)state;
     const char *script = "tests/io/torch_parity.py";
     if (access(script, R_OK) != 0) {
         print_message("parity skipped: %s not found (run from the source tree)\n", script);
@@ -367,25 +386,32 @@ static void test_torch_parity(void **state)
         print_message("parity skipped: /usr/bin/python3 is absent\n");
         skip();
     }
-    char cmd[512], st[128], in[128], ref[128];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, g_dir);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s %s %d", script, g_dir, arch, size);
     int rc = system(cmd);
     if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
         print_message("parity skipped: /usr/bin/python3 cannot import torch (Debian python3-torch)\n");
         skip();
     }
     assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-    snprintf(st, sizeof st, "%s/resnet18.safetensors", g_dir);
-    snprintf(in, sizeof in, "%s/input.f32", g_dir);
-    snprintf(ref, sizeof ref, "%s/logits.f32", g_dir);
+    snprintf(st, cap, "%s/%s.safetensors", g_dir, arch);
+    snprintf(in, cap, "%s/%s.input.f32", g_dir, arch);
+    snprintf(ref, cap, "%s/%s.logits.f32", g_dir, arch);
+}
 
+/* Imports st with arch_arg (NULL: recognised), checks the recorded arch and
+ * preprocessing, runs the 1x3xsize x size input and compares with PyTorch's
+ * logits (1e-4 relative to the largest |logit|, same top-1). */
+static void check_parity(const char *st, const char *in, const char *ref, const char *arch_arg, const char *arch,
+                         int size)
+{
     aibox_model *m = NULL;
     aibox_error err = {0};
-    aibox_status s = aibox_import_safetensors(&m, st, "resnet18", 0, &err);
+    aibox_status s = aibox_import_safetensors(&m, st, arch_arg, 0, &err);
     if (s) fail_msg("import: %s", err.msg);
-    const char *arch = NULL;
-    assert_int_equal(aibox_model_get_meta_str(m, "aibox.arch", &arch), AIBOX_OK);
-    assert_string_equal(arch, "resnet18");
+    const char *got = NULL;
+    assert_int_equal(aibox_model_get_meta_str(m, "aibox.arch", &got), AIBOX_OK);
+    assert_string_equal(got, arch);
     aibox_preproc p;
     assert_int_equal(aibox_preproc_from_model(&p, m, &err), AIBOX_OK);
     assert_int_equal(p.width, 224);
@@ -396,10 +422,11 @@ static void test_torch_parity(void **state)
     unsigned char *x = slurp(in, &inl), *y = slurp(ref, &refl);
     assert_non_null(x);
     assert_non_null(y);
-    assert_int_equal(inl, 3 * 224 * 224 * 4);
+    assert_int_equal(inl, (size_t)3 * size * size * 4);
     assert_int_equal(refl, 1000 * 4);
     aibox_ctx *ctx = NULL;
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 3, 224, 224, 1, &err), AIBOX_OK);
+    /* fully convolutional up to the global pool: any input size runs */
+    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 3, size, size, 1, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ctx, m, (const float *)x, 1, &err), AIBOX_OK);
     int c, h, w;
     const float *out = aibox_ctx_output(ctx, &c, &h, &w);
@@ -414,15 +441,27 @@ static void test_torch_parity(void **state)
         if (yr[i] > yr[top_r]) top_r = i;
     }
     double rel = maxdiff / maxref;
-    printf("  PyTorch parity (ResNet-18, 1x3x224x224): max |diff| %.3g, max |ref| %.4g, relative %.3g "
+    printf("  PyTorch parity (%s, arch %s, 1x3x%dx%d): max |diff| %.3g, max |ref| %.4g, relative %.3g "
            "(limit 1e-4); top-1 %d vs %d\n",
-           maxdiff, maxref, rel, top_a, top_r);
+           arch, arch_arg ? "given" : "recognised", size, size, maxdiff, maxref, rel, top_a, top_r);
     assert_true(rel <= 1e-4);
     assert_int_equal(top_a, top_r);
     aibox_ctx_free(&ctx);
     aibox_model_free(&m);
+    free(x);
+    free(y);
+}
+
+static void test_torch_parity(void **state)
+{
+    (void)state;
+    char st[128], in[128], ref[128];
+    fixture("resnet18", 224, st, in, ref, sizeof st);
+    check_parity(st, in, ref, "resnet18", "resnet18", 224);
 
     /* importer refusals by tensor name, on the real state dict */
+    aibox_model *m = NULL;
+    aibox_error err = {0};
     char bad[128];
     snprintf(bad, sizeof bad, "%s/bad.safetensors", g_dir);
     rewrite(st, bad, edit_extra);
@@ -434,10 +473,44 @@ static void test_torch_parity(void **state)
     /* a class count that disagrees with fc.weight */
     assert_int_equal(aibox_import_safetensors(&m, st, "resnet18", 10, &err), AIBOX_E_FORMAT);
     assert_non_null(strstr(err.msg, "fc.weight"));
+    /* a ResNet-18 file is not a ResNet-50 */
+    assert_int_equal(aibox_import_safetensors(&m, st, "resnet50", 0, &err), AIBOX_E_FORMAT);
+    assert_null(m);
+    printf("  refused as expected: %s\n", err.msg);
+
+    /* recognised from the tensors: directly, and by aibox_import() on content */
+    aibox_model *a = NULL;
+    assert_int_equal(aibox_import_safetensors(&a, st, NULL, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_import(&m, st, NULL, &err), AIBOX_OK);
+    const char *arch = NULL;
+    assert_int_equal(aibox_model_get_meta_str(m, "aibox.arch", &arch), AIBOX_OK);
+    assert_string_equal(arch, "resnet18");
+    assert_int_equal(aibox_model_param_count(m), 11689512);
+    aibox_model_free(&a);
+    aibox_model_free(&m);
     unlink(bad);
     unlink(st), unlink(in), unlink(ref);
-    free(x);
-    free(y);
+}
+
+/* Wide ResNet-50-2 at 64x64 (the parity is the same at any size; 64 keeps
+ * the test short), its architecture recognised from the tensors. */
+static void test_torch_parity_wide(void **state)
+{
+    (void)state;
+    char st[128], in[128], ref[128];
+    fixture("wide_resnet50_2", 64, st, in, ref, sizeof st);
+    check_parity(st, in, ref, NULL, "wide_resnet50_2", 64);
+    /* refused as the other architectures, before any model is built */
+    aibox_model *m = NULL;
+    aibox_error err = {0};
+    assert_int_equal(aibox_import_safetensors(&m, st, "resnet50", 0, &err), AIBOX_E_FORMAT);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "'layer1.0.conv1.weight' has shape [128x64x1x1], resnet50 needs [64x64x1x1]"));
+    printf("  refused as expected: %s\n", err.msg);
+    assert_int_equal(aibox_import_safetensors(&m, st, "resnet18", 0, &err), AIBOX_E_FORMAT);
+    assert_non_null(strstr(err.msg, "fc.weight"));
+    printf("  refused as expected: %s\n", err.msg);
+    unlink(st), unlink(in), unlink(ref);
 }
 
 static int setup(void **state)
@@ -468,6 +541,7 @@ int main(void)
         cmocka_unit_test(test_bit_flips),
         cmocka_unit_test(test_import_refusals_small),
         cmocka_unit_test(test_torch_parity),
+        cmocka_unit_test(test_torch_parity_wide),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

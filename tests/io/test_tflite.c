@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,9 @@ static char g_tmp[256];
 static int find_models(void)
 {
     const char *env = getenv("AIBOX_MODELS");
-    const char *cands[3] = {env, "../shared/models/tflite", "/work/shared/models/tflite"};
+    const char *cands[2] = {env, "../shared/models/tflite"};
     struct stat st;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         if (!cands[i]) continue;
         char probe[1100];
         snprintf(probe, sizeof probe, "%s/mobilenet_v1_0.25_128_quant.tflite", cands[i]);
@@ -63,7 +64,7 @@ static aibox_model *import(const char *leaf, int faithful, int labels)
 }
 
 /* Runs the model on an image with its stored preprocessing; returns top-1. */
-static int classify(aibox_model *m, const char *image, float *score, int *n_out)
+static int classify_resized(aibox_model *m, const char *image, int resize, float *score, int *n_out)
 {
     char p[1200];
     aibox_preproc pp;
@@ -74,6 +75,7 @@ static int classify(aibox_model *m, const char *image, float *score, int *n_out)
     mpath(p, sizeof p, image);
     assert_int_equal(aibox_preproc_from_model(&pp, m, &err), AIBOX_OK);
     assert_int_equal(pp.resize, AIBOX_RESIZE_BILINEAR);
+    if (resize >= 0) pp.resize = (aibox_resize_mode)resize;
     assert_int_equal(aibox_image_load(&img, p, 0, &err), AIBOX_OK);
     float *x = malloc((size_t)pp.channels * pp.width * pp.height * sizeof *x);
     assert_non_null(x);
@@ -90,6 +92,11 @@ static int classify(aibox_model *m, const char *image, float *score, int *n_out)
     aibox_image_free(&img);
     free(x);
     return best;
+}
+
+static int classify(aibox_model *m, const char *image, float *score, int *n_out)
+{
+    return classify_resized(m, image, -1, score, n_out);
 }
 
 static void test_burger_quant(void **state)
@@ -118,7 +125,38 @@ static void test_burger_quant(void **state)
     top = classify(m, "burger.jpg", &score, NULL);
     print_message("0.25_224_quant faithful burger.jpg: top-1 %d %.4f\n", top, score);
     assert_int_equal(top, 934);
+    /* faithful: the softmax output sits on its uint8 grid (scale 1/256) as
+     * TFLite's does; LiteRT 2.5 (XNNPACK) and Arm NN's CpuRef both give
+     * 249/256 on these pixels */
+    assert_float_equal(score, 249.0f / 256.0f, 1e-7);
     aibox_model_free(&m);
+}
+
+
+/* The upstream expectations come from the TFLite Task Library, whose image
+ * pipeline resizes with libyuv (half-pixel centres): with that resize the
+ * burger scores 0.96 +- 0.01 and the float model agrees with the quantised
+ * one on all three images, sparrow.png included. */
+static void test_task_library_resize(void **state)
+{
+    (void)state;
+    NEED_MODELS();
+    aibox_model *q = import("mobilenet_v1_0.25_224_quant.tflite", 0, 0);
+    aibox_model *qf = import("mobilenet_v1_0.25_224_quant.tflite", 1, 0);
+    aibox_model *f = import("mobilenet_v1_0.25_224_1_default_1.tflite", 0, 0);
+    float s, sf;
+    assert_int_equal(classify_resized(q, "burger.jpg", AIBOX_RESIZE_BILINEAR_CENTER, &s, NULL), 934);
+    assert_int_equal(classify_resized(qf, "burger.jpg", AIBOX_RESIZE_BILINEAR_CENTER, &sf, NULL), 934);
+    print_message("half-pixel resize: burger quant 0.9722 -> %.4f, faithful %.4f\n", s, sf);
+    assert_true(fabsf(s - 0.96f) <= 0.01f && fabsf(sf - 0.96f) <= 0.01f);
+    const char *imgs[3] = {"burger.jpg", "sparrow.png", "cat.bmp"};
+    for (int i = 0; i < 3; i++) {
+        int tq = classify_resized(q, imgs[i], AIBOX_RESIZE_BILINEAR_CENTER, &s, NULL);
+        int tf = classify_resized(f, imgs[i], AIBOX_RESIZE_BILINEAR_CENTER, &sf, NULL);
+        print_message("half-pixel resize: %s: quant %d %.4f, float %d %.4f\n", imgs[i], tq, s, tf, sf);
+        assert_int_equal(tq, tf);
+    }
+    aibox_model_free(&q), aibox_model_free(&qf), aibox_model_free(&f);
 }
 
 static void test_float_matches_quant(void **state)
@@ -150,8 +188,13 @@ static void test_cat_128(void **state)
         int top = classify(m, "cat.bmp", &score, NULL);
         print_message("0.25_128_quant cat.bmp (%s): top-1 %d %.4f\n", faithful ? "faithful" : "clamped", top, score);
         assert_int_equal(top, 283);
-        /* upstream: >= 0.36; measured 0.334 clamped, 0.346 faithful */
+        /* upstream: >= 0.36; measured 0.334 clamped, 88/256 = 0.344 faithful,
+         * the whole softmax vector equal to LiteRT 2.5's (XNNPACK). The score
+         * is chaotic in the last bit of early layers: Arm NN's CpuRef says
+         * 95/256, TFLite's double-rounding reference kernels 82/256, so
+         * only 0.33 is asserted. */
         assert_true(score >= 0.33f);
+        if (faithful) assert_float_equal(score * 256.0f, nearbyintf(score * 256.0f), 1e-4);
         aibox_model_free(&m);
     }
 }
@@ -210,19 +253,22 @@ static void test_quantize_layer(void **state)
     aibox_model *m = NULL;
     aibox_ctx *ctx = NULL;
     aibox_error err = {0};
-    assert_int_equal(aibox_model_create(&m, 1, 1, 6, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_create(&m, 1, 1, 9, &err), AIBOX_OK);
     int q = aibox_quantize(m, 0, 0.5f, 2.0f, 0.0f, 255.0f);
     assert_true(q > 0);
     assert_int_equal(aibox_model_node_kind(m, q), AIBOX_LAYER_QUANTIZE);
     assert_string_equal(aibox_layer_kind_name(AIBOX_LAYER_QUANTIZE), "quantize");
     assert_int_equal(aibox_model_finish(m, 1, &err), AIBOX_OK);
-    const float x[6] = {-5.0f, -1.0f, 0.2f, 0.3f, 1.74f, 500.0f};
-    const float want[6] = {-1.0f, -1.0f, 0.0f, 0.5f, 1.5f, 126.5f};
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 1, 1, 6, 1, &err), AIBOX_OK);
+    /* halves round to even, as TFLite's XNNPACK kernels (lrintf) do; LiteRT
+     * disagrees with rounding them away from zero (Arm NN's std::round) on
+     * cat.bmp: 0.25 / 0.5 = 0.5 -> 0, 1.25 / 0.5 = 2.5 -> 2, -0.75 / 0.5 = -1.5 -> -2 */
+    const float x[9] = {-5.0f, -1.0f, 0.2f, 0.3f, 1.74f, 500.0f, 0.25f, 1.25f, -0.75f};
+    const float want[9] = {-1.0f, -1.0f, 0.0f, 0.5f, 1.5f, 126.5f, 0.0f, 1.0f, -1.0f};
+    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 1, 1, 9, 1, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ctx, m, x, 1, &err), AIBOX_OK);
     int c, h, w;
     const float *y = aibox_ctx_output(ctx, &c, &h, &w);
-    for (int i = 0; i < 6; i++) assert_float_equal(y[i], want[i], 1e-6);
+    for (int i = 0; i < 9; i++) assert_float_equal(y[i], want[i], 1e-6);
     aibox_ctx_free(&ctx);
     aibox_model_free(&m);
 
@@ -363,7 +409,7 @@ int main(void)
         cmocka_unit_test(test_burger_quant), cmocka_unit_test(test_float_matches_quant),
         cmocka_unit_test(test_cat_128),      cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_quantize_layer), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_import_any),
+        cmocka_unit_test(test_import_any),      cmocka_unit_test(test_task_library_resize),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(g_tmp);

@@ -614,6 +614,7 @@ static void test_extract_and_reopen(void **state)
     assert_int_equal(aibox_model_get_meta_int(full, "aibox.tap.layer2", &tap2), AIBOX_OK);
     assert_int_equal(aibox_model_get_meta_int(full, "aibox.tap.layer1", &tap1), AIBOX_OK);
     int n_full = aibox_model_node_count(full);
+    assert_int_equal(aibox_model_node_kind(full, aibox_model_embedding_node(full)), AIBOX_LAYER_GLOBAL_AVGPOOL);
     int *map = malloc(sizeof(int) * (size_t)n_full);
     assert_non_null(map);
     assert_int_equal(aibox_model_extract(&trunk, full, (int)tap2, map, &err), AIBOX_OK);
@@ -673,6 +674,112 @@ static void test_extract_and_reopen(void **state)
     free(map);
 }
 
+/* A frozen trunk: backward stops at the head (nothing below trains), the
+ * head's gradients are those of the unfrozen model, and the trunk's stay 0. */
+static void test_frozen_trunk_backward(void **state)
+{
+    (void)state;
+    aibox_error err;
+    aibox_model *m = NULL;
+    assert_int_equal(aibox_model_create(&m, 2, 12, 12, &err), AIBOX_OK);
+    int a = aibox_relu(m, aibox_conv2d_simple(m, 0, 4, 3, 1, 1));
+    int b = aibox_relu6(m, aibox_conv2d_simple(m, a, 6, 3, 2, 1));
+    int gap = aibox_global_avgpool(m, b);
+    int d = aibox_dense(m, aibox_dropout(m, gap, 0.0f), 3, 1);
+    assert_true(d > 0);
+    assert_int_equal(aibox_model_finish(m, 4, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_embedding_node(m), gap); /* the cut a new head goes on */
+    int ins[2] = {-1, -1};
+    assert_int_equal(aibox_model_node_inputs(m, d, ins, 2), 1);
+    assert_int_equal(aibox_model_node_kind(m, ins[0]), AIBOX_LAYER_DROPOUT);
+    assert_int_equal(aibox_model_node_inputs(m, 0, ins, 2), 0);
+    assert_int_equal(aibox_model_node_inputs(m, d + 1, ins, 2), -1);
+    float x[2 * 2 * 12 * 12];
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 6);
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = aibox_rng_normal(&rng);
+    int y[2] = {0, 2};
+    size_t np = 0, nh = 0;
+    float *g = aibox_model_grads(m);
+    aibox_model_node_param(m, d, 0, &nh);
+    float *ref = malloc(sizeof(float) * (nh + 3)); /* the head's weight and bias gradients */
+    assert_non_null(ref);
+    aibox_ctx *c = NULL;
+    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, 2, 2, 12, 12, 0, &err), AIBOX_OK);
+    for (int frozen = 0; frozen < 2; frozen++) {
+        for (int i = 1; i < d; i++) aibox_model_set_frozen(m, i, frozen);
+        aibox_model_zero_grad(m);
+        float loss;
+        assert_int_equal(aibox_ctx_forward(c, m, x, 2, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_loss_softmax_ce(c, y, NULL, &loss, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_backward(c, m, &err), AIBOX_OK);
+        float *hw = aibox_model_node_param(m, d, 0, &nh), *hb = aibox_model_node_param(m, d, 1, NULL);
+        size_t off = (size_t)(hw - aibox_model_params(m)), boff = (size_t)(hb - aibox_model_params(m));
+        if (!frozen) {
+            memcpy(ref, g + off, sizeof(float) * nh);
+            memcpy(ref + nh, g + boff, sizeof(float) * 3);
+            double ss = 0;
+            aibox_model_node_param(m, 1, 0, &np);
+            for (size_t i = 0; i < np; i++) ss += g[i] * g[i];
+            assert_true(ss > 0);
+        } else {
+            assert_memory_equal(ref, g + off, sizeof(float) * nh);
+            assert_memory_equal(ref + nh, g + boff, sizeof(float) * 3);
+            for (size_t i = 0; i < off; i++) assert_true(g[i] == 0.0f);
+        }
+    }
+    aibox_ctx_free(&c);
+    aibox_model_free(&m);
+    free(ref);
+}
+
+/* Inference contexts fold a convolution's batch norm (and ReLU) into it:
+ * the same outputs as the unfused path (a training context's inference),
+ * also after the parameters change behind the context's back. */
+static void test_bn_folding(void **state)
+{
+    (void)state;
+    aibox_error err;
+    aibox_model *m = NULL;
+    assert_int_equal(aibox_model_create(&m, 3, 12, 12, &err), AIBOX_OK);
+    aibox_conv_opts o = {6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1};
+    int x = aibox_relu(m, aibox_batchnorm(m, aibox_conv2d(m, 0, &o), 1e-3f, 0.1f));
+    aibox_conv_opts dw = {6, 3, 3, 2, 2, 1, 1, 1, 1, 6, 0}; /* depthwise, no bias: the direct path */
+    x = aibox_batchnorm(m, aibox_conv2d(m, x, &dw), 1e-5f, 0.1f);
+    int y = aibox_add(m, x, aibox_batchnorm(m, aibox_conv2d(m, aibox_maxpool(m, 0, &(aibox_pool_opts){2, 2, 2, 2, 0, 0, 0, 0, 0, 0}), &(aibox_conv_opts){6, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0}), 1e-5f, 0.1f));
+    assert_true(y > 0);
+    assert_int_equal(aibox_model_finish(m, 4, &err), AIBOX_OK);
+    aibox_rng r;
+    aibox_rng_seed(&r, 8);
+    for (int i = 1; i < aibox_model_node_count(m); i++) { /* non-trivial statistics */
+        size_t n = 0;
+        float *g = aibox_model_node_param(m, i, 0, &n), *mu, *var;
+        if (aibox_model_node_kind(m, i) != AIBOX_LAYER_BATCHNORM) continue;
+        float *b = aibox_model_node_param(m, i, 1, NULL);
+        mu = aibox_model_node_state(m, i, 0, NULL), var = aibox_model_node_state(m, i, 1, NULL);
+        for (size_t k = 0; k < n; k++)
+            g[k] = 0.5f + aibox_rng_uniform(&r), b[k] = aibox_rng_normal(&r) * 0.3f, mu[k] = aibox_rng_normal(&r),
+            var[k] = 0.2f + aibox_rng_uniform(&r);
+    }
+    float in[2 * 3 * 12 * 12];
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) in[i] = aibox_rng_normal(&r);
+    aibox_ctx *ci = NULL, *ct = NULL;
+    assert_int_equal(aibox_ctx_create(&ci, m, AIBOX_INFER, 2, 3, 12, 12, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ct, m, AIBOX_TRAIN, 2, 3, 12, 12, 0, &err), AIBOX_OK);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(aibox_ctx_infer(ci, m, in, 2, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_infer(ct, m, in, 2, &err), AIBOX_OK);
+        int c, h, w;
+        const float *a = aibox_ctx_output(ci, &c, &h, &w), *b = aibox_ctx_output(ct, NULL, NULL, NULL);
+        for (int i = 0; i < 2 * c * h * w; i++) assert_float_equal(a[i], b[i], 1e-5f * (1 + fabsf(b[i])));
+        float *mu = aibox_model_node_state(m, 2, 0, NULL); /* the first batch norm */
+        for (int k = 0; k < 6; k++) mu[k] += 0.7f;
+    }
+    aibox_ctx_free(&ci);
+    aibox_ctx_free(&ct);
+    aibox_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,7 +788,7 @@ int main(void)
         cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_thread_counts),
         cmocka_unit_test(test_save_load),       cmocka_unit_test(test_load_refuses_damage),
-        cmocka_unit_test(test_extract_and_reopen),
+        cmocka_unit_test(test_extract_and_reopen), cmocka_unit_test(test_bn_folding), cmocka_unit_test(test_frozen_trunk_backward),
     };
     return cmocka_run_group_tests_name("nn/graph", tests, setup_dir, remove_dir);
 }

@@ -31,6 +31,8 @@ static const struct {
     {"squeezenet", aibox_preset_squeezenet, 29},
     {"resnext", aibox_preset_resnext, 32},
     {"resnet18", aibox_preset_resnet18, 32},
+    {"resnet50", aibox_preset_resnet50, 32},
+    {"wide_resnet50_2", aibox_preset_wide_resnet50_2, 32},
     {"small", aibox_preset_small, 8},
 };
 #define N_PRESETS (int)(sizeof presets / sizeof presets[0])
@@ -97,6 +99,16 @@ static void test_resnet18_count(void **state)
     (void)state;
     assert_int_equal(count_of(aibox_preset_resnet18, 1000, 3, 224), 11689512);
     assert_int_equal(count_of(aibox_preset_resnet18, 2, 3, 256), 11689512 - 998 * 513);
+}
+
+/* torchvision resnet50 and wide_resnet50_2 (1000 classes): 25,557,032 and
+ * 68,883,240 (sum(p.numel() for p in model.parameters())); fc is 2048 wide. */
+static void test_bottleneck_counts(void **state)
+{
+    (void)state;
+    assert_int_equal(count_of(aibox_preset_resnet50, 1000, 3, 224), 25557032);
+    assert_int_equal(count_of(aibox_preset_resnet50, 2, 3, 64), 25557032 - 998 * 2049);
+    assert_int_equal(count_of(aibox_preset_wide_resnet50_2, 1000, 3, 224), 68883240);
 }
 
 /* AI-Box Table 1 ResNeXt with keras_applications' block3 (see presets.c):
@@ -172,9 +184,9 @@ static void test_bad_arguments(void **state)
     (void)state;
     aibox_model *m = NULL;
     aibox_error e = {0};
-    assert_int_equal(aibox_preset(&m, "resnet50", 2, 3, 224, &e), AIBOX_E_INVALID);
+    assert_int_equal(aibox_preset(&m, "resnet101", 2, 3, 224, &e), AIBOX_E_INVALID);
     assert_null(m);
-    assert_non_null(strstr(e.msg, "resnet50"));
+    assert_non_null(strstr(e.msg, "resnet101"));
     e.msg[0] = 0;
     assert_int_equal(aibox_preset(&m, "", 2, 3, 224, &e), AIBOX_E_INVALID);
     assert_true(e.msg[0] != 0);
@@ -243,6 +255,8 @@ static void test_taps(void **state)
     check_taps(aibox_preset_resnet18, 224, (const int[]){64, 128, 256, 512});
     check_taps(aibox_preset_resnet18, 256, (const int[]){64, 128, 256, 512});
     check_taps(aibox_preset_resnext, 256, (const int[]){128, 256, 512, 1024});
+    check_taps(aibox_preset_resnet50, 224, (const int[]){256, 512, 1024, 2048});
+    check_taps(aibox_preset_wide_resnet50_2, 64, (const int[]){256, 512, 1024, 2048});
 }
 
 /* One inference pass per preset at a small size: finite outputs of the right
@@ -278,7 +292,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alexnet_count), cmocka_unit_test(test_squeezenet_count),
-        cmocka_unit_test(test_resnet18_count), cmocka_unit_test(test_resnext_count),
+        cmocka_unit_test(test_resnet18_count), cmocka_unit_test(test_bottleneck_counts),
+        cmocka_unit_test(test_resnext_count),
         cmocka_unit_test(test_small_count),   cmocka_unit_test(test_output_shapes),
         cmocka_unit_test(test_too_small),     cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_by_name),       cmocka_unit_test(test_taps),

@@ -34,7 +34,7 @@ N_FIT, N_TEST, SIZE = 24, 2, 224
 
 def model():
     torch.manual_seed(99)
-    m, _ = torch_parity.build()
+    m, _ = torch_parity.build("resnet18")
     bns = [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]
     with torch.no_grad():
         for bn in bns:

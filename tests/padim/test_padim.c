@@ -197,6 +197,32 @@ static void test_fit_matches_reference(void **state)
     assert_true(worst <= 1e-4 * scale);
     assert_true(scale > 1); /* not a degenerate all-zero case */
 
+    /* The portable kernel agrees with the vectorised one. */
+    float gen[3 * G * G];
+    setenv("AIBOX_PADIM_KERNEL", "generic", 1);
+    grid(p, t, nt, gen);
+    unsetenv("AIBOX_PADIM_KERNEL");
+    for (int i = 0; i < nt * G * G; i++) assert_float_equal(gen[i], got[i], 1e-5f * fabsf(got[i]) + 1e-6f);
+
+    /* The half-precision factor: within 2e-3 relative, and it survives a save/load. */
+    float half[3 * G * G], back[3 * G * G];
+    assert_int_equal(aibox_padim_set_half(p, 1, NULL), AIBOX_OK);
+    grid(p, t, nt, half);
+    double hw = 0;
+    for (int i = 0; i < nt * G * G; i++) hw = fmax(hw, fabs(half[i] - got[i]) / fmax(1e-3, fabs(got[i])));
+    print_message("half-precision factor: max relative diff %.3g\n", hw);
+    assert_true(hw < 2e-3);
+    char hp[300];
+    snprintf(hp, sizeof hp, "%s.half.aibox", g_tmp);
+    aibox_padim *ph = NULL;
+    assert_int_equal(aibox_padim_save(p, hp, NULL), AIBOX_OK);
+    assert_int_equal(aibox_padim_load(&ph, hp, NULL), AIBOX_OK);
+    grid(ph, t, nt, back);
+    assert_memory_equal(half, back, sizeof half);
+    aibox_padim_free(&ph);
+    unlink(hp);
+    assert_int_equal(aibox_padim_set_half(p, 0, NULL), AIBOX_OK);
+
     /* Scoring several images at once gives what one at a time gives. */
     float one[G * G];
     for (int k = 0; k < nt; k++) {

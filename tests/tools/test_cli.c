@@ -1,7 +1,8 @@
 /* aibox-train and aibox-infer as a user runs them: a generated two-class
  * folder (with five bad files), training, the skip list, inference
  * reproducing the validation accuracy exactly, error records and exit codes,
- * stdin input, --info, determinism, and Ctrl-C + --resume. */
+ * stdin input, --info, determinism, and Ctrl-C + --resume; aibox-import and
+ * aibox-train --backbone on the pretrained MobileNets. */
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -325,6 +326,159 @@ static void test_determinism_and_resume(void **state)
     free(b);
 }
 
+/* The pretrained MobileNets (../shared/models/tflite), or NULL. */
+static const char *models_dir(void)
+{
+    const char *env = getenv("AIBOX_MODELS");
+    const char *cands[2] = {env, "../shared/models/tflite"};
+    static char found[4096];
+    for (int i = 0; i < 2; i++) {
+        char probe[4200];
+        if (!cands[i]) continue;
+        snprintf(probe, sizeof probe, "%s/mobilenet_v1_0.25_224_quant.tflite", cands[i]);
+        if (access(probe, R_OK) == 0) {
+            snprintf(found, sizeof found, "%s", cands[i]);
+            return found;
+        }
+    }
+    return NULL;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; (s = strchr(s, '\n')); s++) n++;
+    return n;
+}
+
+/* aibox-import turns the quantised MobileNet into an .aibox model; aibox-infer
+ * then reproduces the published burger.jpg result (934 cheeseburger, 0.96),
+ * which also shows that a softmax output gets no second softmax. */
+static void test_import_and_infer(void **state)
+{
+    const char *md = models_dir();
+    if (!md) {
+        print_message("models not found ($AIBOX_MODELS or ../shared/models/tflite)\n");
+        skip();
+    }
+    char out[65536], p[4400];
+    int rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
+                 "-o %s/mq.aibox 2>%s/import.log", bin, md, md, dir, dir);
+    assert_int_equal(rc, 0);
+    printf("# %s", out);
+    assert_non_null(strstr(out, "\"classes\":1001"));
+    assert_non_null(strstr(out, "\"labels\":true"));
+    assert_non_null(strstr(out, "\"output\":\"probabilities\""));
+    assert_non_null(strstr(out, "\"resize\":\"bilinear\""));
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --threads 2 %s/burger.jpg", bin, dir, md);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"label\":\"cheeseburger\""));
+    double conf = json_num(out, "confidence");
+    printf("# burger.jpg: cheeseburger %.4f\n", conf);
+    assert_true(conf > 0.94 && conf < 0.98);
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --info", bin, dir);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"aibox.input.resize\":\"bilinear\""));
+    /* the Task Library's half-pixel resize gives upstream's 0.96 +- 0.01 */
+    rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
+             "--resize bilinear_center -o %s/mqc.aibox --quiet", bin, md, md, dir);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"resize\":\"bilinear_center\""));
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mqc.aibox %s/burger.jpg", bin, dir, md);
+    assert_int_equal(rc, 0);
+    conf = json_num(out, "confidence");
+    printf("# burger.jpg, bilinear_center: cheeseburger %.4f\n", conf);
+    assert_true(conf >= 0.95 && conf <= 0.97);
+    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/burger.jpg --resize cubic -o %s/x.aibox 2>/dev/null", bin, md, dir),
+                     2);
+    /* errors: not a model (3), labels that do not fit (2), usage (2); nothing written */
+    PATHF(p, "%s/bad.aibox", dir);
+    rc = run(out, sizeof out, "%s/aibox-import %s/burger.jpg -o %s 2>&1", bin, md, p);
+    assert_int_equal(rc, 3);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "burger.jpg"));
+    assert_int_equal(access(p, F_OK), -1);
+    rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/data/val/vertical/img00.png "
+             "-o %s 2>&1", bin, md, dir, p);
+    assert_int_equal(rc, 2);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite 2>/dev/null", bin, md), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-import --bogus 2>/dev/null", bin), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/nonexistent.tflite -o %s 2>/dev/null", bin, dir, p), 3);
+}
+
+/* aibox-train --backbone: a frozen MobileNet with a new head on the grey
+ * stripes (made RGB at 224x224 by the stored preprocessing), which
+ * aibox-infer reads and scores exactly as training reported; a trained
+ * from-scratch trunk cut at stride 16; bad backbones refused up front. */
+static void test_backbone_finetune(void **state)
+{
+    const char *md = models_dir();
+    if (!md) {
+        print_message("models not found ($AIBOX_MODELS or ../shared/models/tflite)\n");
+        skip();
+    }
+    char out[65536], p[4400];
+    int rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/ft.aibox --backbone %s/mobilenet_v1_0.25_224_1_default_1.tflite "
+                 "--epochs 2 --batch 8 --threads 2 --quiet --no-augment 2>/dev/null", bin, dir, dir, md);
+    assert_int_equal(rc, 0);
+    printf("# %s", out);
+    assert_non_null(strstr(out, "\"frozen\":true"));
+    assert_non_null(strstr(out, "\"cached_features\":true"));
+    assert_non_null(strstr(out, "\"cut\":55")); /* the 7x7 average pool */
+    double val_acc = json_num(out, "val_acc");
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --info", bin, dir);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"input\":[3,224,224]"));
+    assert_non_null(strstr(out, "\"aibox.class_names\":[\"horizontal\",\"vertical\"]"));
+    assert_non_null(strstr(out, "\"aibox.input.resize\":\"bilinear\""));
+    assert_non_null(strstr(out, "\"aibox.input.mean\":[0.5,0.5,0.5]"));
+    int right = 0, total = 0;
+    const char *classes[2] = {"horizontal", "vertical"};
+    for (int c = 0; c < 2; c++) {
+        rc = run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --threads 2 %s/data/val/%s", bin, dir, dir, classes[c]);
+        assert_true(rc == 0 || rc == 1);
+        char want[64];
+        snprintf(want, sizeof want, "\"label\":\"%s\"", classes[c]);
+        for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) right += strstr(line, want) != NULL, total++;
+    }
+    assert_int_equal(total, 16);
+    printf("# frozen backbone: aibox-infer %d/%d, aibox-train reported %.6f\n", right, total, val_acc);
+    assert_true(fabs((double)right / total - val_acc) < 1e-6);
+
+    /* the same architecture drawn afresh, trained whole, cut at stride 16, with augmentation */
+    rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/fs.aibox --backbone %s/mobilenet_v1_0.25_224_1_default_1.tflite "
+             "--from-scratch --stride 16 --augment flip --epochs 1 --batch 8 --threads 2 --quiet 2>/dev/null", bin, dir, dir, md);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"frozen\":false"));
+    assert_non_null(strstr(out, "\"init\":\"random\""));
+    assert_non_null(strstr(out, "\"cached_features\":false"));
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/fs.aibox %s/data/val/vertical/img00.png", bin, dir, dir);
+    assert_true(rc == 0 || rc == 1);
+    assert_non_null(strstr(out, "\"label\":"));
+
+    /* bad backbones: one line naming the file, exit 2, no model and no output folder */
+    const char *bad[2] = {"data/val/vertical/img00.png", "nonexistent.tflite"};
+    for (int i = 0; i < 2; i++) {
+        rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/%s --quiet 2>&1", bin, dir, dir,
+                 dir, bad[i]);
+        assert_int_equal(rc, 2);
+        assert_int_equal(count_lines(out), 1);
+        assert_non_null(strstr(out, bad[i]));
+        PATHF(p, "%s/nb.aibox", dir);
+        assert_int_equal(access(p, F_OK), -1);
+        PATHF(p, "%s/nb.train", dir);
+        assert_int_equal(access(p, F_OK), -1);
+    }
+    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --freeze 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/ft.aibox --size 64 2>/dev/null",
+                         bin, dir, dir, dir),
+                     2);
+    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/ft.aibox --tap 999 2>/dev/null",
+                         bin, dir, dir, dir),
+                     2);
+}
+
 int main(int argc, char **argv)
 {
     /* tools live in <build>/bin, this test in <build>/tests/tools */
@@ -345,6 +499,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_train_and_infer),
         cmocka_unit_test(test_infer_errors_and_codes),
         cmocka_unit_test(test_determinism_and_resume),
+        cmocka_unit_test(test_import_and_infer),
+        cmocka_unit_test(test_backbone_finetune),
     };
     return cmocka_run_group_tests_name("tools", tests, setup, teardown);
 }

@@ -1,0 +1,242 @@
+/* aibox-train padim and aibox-infer on a PaDiM model as a user runs them: a
+ * generated folder of good parts (grey and RGB, several sizes, two bad files,
+ * masks beside the images), defects with masks, the JSON summary, verdicts
+ * and regions, heatmap and mask PNGs, --eval, and refused inputs. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "aibox.h"
+
+static char bin[4096], dir[64];
+
+static int run(char *out, size_t out_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t out_len, const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = 0;
+    char sink[4096];
+    for (;;) {
+        size_t r = out ? fread(out + n, 1, out_len - 1 - n, p) : fread(sink, 1, sizeof sink, p);
+        if (r == 0) break;
+        if (out) n += r;
+        if (out && n >= out_len - 1) break;
+    }
+    if (out) out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define PATHF(buf, ...) assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)
+
+/* A textured part w x h (grey or RGB); with a defect, a bright square whose
+ * mask is written beside as STEM.png. */
+static void make_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect)
+{
+    aibox_image img = {w, h, ch, malloc((size_t)w * h * ch)};
+    aibox_image mask = {w, h, 1, calloc((size_t)w * h, 1)};
+    assert_non_null(img.data);
+    int sx = w / 2, sy = h / 3, side = w / 6;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = 100 + (int)(30 * sin(x * 0.7) * cos(y * 0.5)) + (int)aibox_rng_below(r, 20);
+            int in = defect && x >= sx && x < sx + side && y >= sy && y < sy + side;
+            if (in) v = 250, mask.data[y * w + x] = 255;
+            for (int c = 0; c < ch; c++) img.data[(y * w + x) * ch + c] = (uint8_t)v;
+        }
+    char path[512];
+    aibox_error e = {0};
+    PATHF(path, "%s.jpg", stem);
+    assert_int_equal(aibox_image_write_jpg(&img, path, 95, &e), AIBOX_OK);
+    PATHF(path, "%s.png", stem);
+    assert_int_equal(aibox_image_write_png(&mask, path, &e), AIBOX_OK);
+    aibox_image_free(&img), aibox_image_free(&mask);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/aibox_padim_cli_%d", (int)getpid());
+    char cmd[512], p[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/good/a %s/good/b %s/bad/spot %s/heat %s/mask", dir, dir, dir, dir, dir);
+    if (system(cmd)) return -1;
+    aibox_rng r;
+    aibox_rng_seed(&r, 1);
+    static const int sizes[3][2] = {{64, 64}, {96, 72}, {120, 90}};
+    for (int i = 0; i < 24; i++) { /* grey and RGB, three sizes, two sub-folders */
+        snprintf(p, sizeof p, "%s/good/%s/g%02d", dir, i % 2 ? "a" : "b", i);
+        make_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], i % 4 ? 1 : 3, 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/bad/spot/d%02d", dir, i);
+        make_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], 1, 1);
+    }
+    /* two bad files among the good ones: a truncated JPEG and text named .jpg */
+    snprintf(p, sizeof p, "%s/good/a/g01.jpg", dir);
+    FILE *f = fopen(p, "rb");
+    unsigned char buf[400];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    snprintf(p, sizeof p, "%s/good/a/truncated.jpg", dir);
+    f = fopen(p, "wb");
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/good/b/notes.jpg", dir);
+    f = fopen(p, "wb");
+    fputs("not an image\n", f);
+    fclose(f);
+    /* the backbone: a small random CNN with stages at strides 2..16 */
+    aibox_model *m = NULL;
+    aibox_error e;
+    if (aibox_model_create(&m, 3, 64, 64, &e)) return -1;
+    int x = 0;
+    static const int ch[4] = {8, 12, 16, 16};
+    for (int i = 0; i < 4; i++) {
+        aibox_conv_opts o = {ch[i], 3, 3, 2, 2, 1, 1, 1, 1, 1, 1};
+        x = aibox_relu(m, aibox_conv2d(m, x, &o));
+    }
+    snprintf(p, sizeof p, "%s/backbone.aibox", dir);
+    if (aibox_model_finish(m, 5, &e) || aibox_model_save(m, p, &e)) return -1;
+    aibox_model_free(&m);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) ? -1 : 0;
+}
+
+static double json_num(const char *s, const char *key)
+{
+    char k[128];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(s, k);
+    assert_non_null(p);
+    return strtod(p + strlen(k), NULL);
+}
+
+static void test_fit_infer_eval(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    int rc = run(out, sizeof out,
+                 "%s/aibox-train padim %s/good -o %s/p.aibox --backbone %s/backbone.aibox --dims 20 --holdout 0.25 "
+                 "--abnormal-dir %s/bad --seed 3 --quiet 2>%s/train.log",
+                 bin, dir, dir, dir, dir, dir);
+    print_message("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "truncated.jpg"));
+    assert_non_null(strstr(out, "notes.jpg"));
+    assert_int_equal((int)json_num(out, "skipped"), 2);
+    assert_int_equal((int)json_num(out, "abnormal"), 6);
+    double thr = json_num(out, "threshold");
+    assert_true(thr > 0);
+    assert_true(json_num(out, "image_auroc") >= 0.99); /* a bright square on texture is easy */
+
+    /* a defect: NG, with a region over the square (x 48..63, y 24..39 at 96x72; centre 56, 32) */
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/p.aibox --heatmap %s/heat --mask %s/mask %s/bad/spot/d01.jpg", bin,
+             dir, dir, dir, dir);
+    print_message("%s", out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "\"verdict\":\"NG\""));
+    int rx = (int)json_num(out, "x"), ry = (int)json_num(out, "y"), rw = (int)json_num(out, "w"),
+        rh = (int)json_num(out, "h");
+    assert_true(rx <= 56 && rx + rw >= 56 && ry <= 32 && ry + rh >= 32);
+    assert_true(json_num(out, "norm_score") > 0.5);
+    char p[512];
+    aibox_image img = {0};
+    aibox_error e;
+    PATHF(p, "%s/heat/d01.png", dir);
+    assert_int_equal(aibox_image_load(&img, p, 0, &e), AIBOX_OK);
+    assert_int_equal(img.width, 96), assert_int_equal(img.height, 72), assert_int_equal(img.channels, 3);
+    aibox_image_free(&img);
+    PATHF(p, "%s/mask/d01.png", dir);
+    assert_int_equal(aibox_image_load(&img, p, 0, &e), AIBOX_OK);
+    assert_int_equal(img.width, 96), assert_int_equal(img.height, 72);
+    assert_int_equal(img.data[32 * 96 + 56], 255); /* the square's centre is marked */
+    assert_int_equal(img.data[70 * 96 + 2], 0);
+    aibox_image_free(&img);
+
+    /* evaluation leaves the fitted images out and finds the squares */
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/p.aibox --eval --normal-dir %s/good --abnormal-dir %s/bad 2>/dev/null",
+             bin, dir, dir, dir);
+    print_message("%s", out);
+    assert_int_equal(rc, 2); /* the two bad files are reported */
+    assert_int_equal((int)json_num(out, "abnormal"), 6);
+    assert_int_equal((int)json_num(out, "failed"), 2);
+    assert_true(json_num(out, "excluded_fit_images") >= 15);
+    assert_true(json_num(out, "image_auroc") >= 0.99);
+    assert_non_null(strstr(out, "\"fp\":0,")); /* "max": every held-out good part passes */
+    assert_true(json_num(out, "pixel_auroc") >= 0.9);
+    assert_true(json_num(out, "aupro") > 0.5);
+    assert_non_null(strstr(out, "\"spot\":{"));
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    static char out[1 << 14];
+    char p[512];
+    /* a backbone that is not a model: exit 3, the file named, nothing written */
+    PATHF(p, "%s/good/b/notes.jpg", dir);
+    int rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s 2>&1", bin, dir, dir, p);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(out, "notes.jpg"));
+    PATHF(p, "%s/x.aibox", dir);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* bad usage */
+    rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox 2>&1", bin, dir, dir);
+    assert_int_equal(rc, 2);
+    rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s/backbone.aibox --dims 999 2>&1",
+             bin, dir, dir, dir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "channels"));
+    rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s/backbone.aibox --threshold f1 2>&1",
+             bin, dir, dir, dir);
+    assert_int_equal(rc, 2);
+    /* a truncated PaDiM model: aibox-infer exits 3 naming it */
+    rc = run(NULL, 0, "head -c 5000 %s/p.aibox > %s/cut.aibox", dir, dir);
+    assert_int_equal(rc, 0);
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/cut.aibox %s/bad/spot/d00.jpg 2>&1", bin, dir, dir);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(out, "cut.aibox"));
+    /* --eval on a classifier is refused */
+    rc = run(out, sizeof out, "%s/aibox-infer -m %s/backbone.aibox --eval --normal-dir %s/good --abnormal-dir %s/bad 2>&1",
+             bin, dir, dir, dir);
+    assert_int_equal(rc, 2);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    snprintf(bin, sizeof bin, "%s", argv[0]);
+    char *slash = strrchr(bin, '/');
+    for (int up = 0; up < 3 && slash; up++) {
+        *slash = 0;
+        slash = strrchr(bin, '/');
+    }
+    strncat(bin, "/bin", sizeof bin - strlen(bin) - 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fit_infer_eval),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests_name("padim tools", tests, setup, teardown);
+}

@@ -1,0 +1,177 @@
+/* aibox-import: turn a pretrained model file (TensorFlow Lite, safetensors,
+ * or an .aibox) into an .aibox model that aibox-infer classifies with and
+ * aibox-train --backbone fine-tunes. What was imported on stderr, one JSON
+ * summary line on stdout. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aibox.h"
+#include "cli.h"
+
+static const char usage[] =
+    "usage: aibox-import MODEL -o OUT.aibox [options]\n"
+    "Converts a pretrained model into an .aibox model (graph, weights, preprocessing, class names).\n"
+    "MODEL is recognised by its content: TensorFlow Lite (.tflite: MobileNet-style CONV_2D,\n"
+    "DEPTHWISE_CONV_2D, pooling, FULLY_CONNECTED, SOFTMAX...; float32 or 8-bit quantised),\n"
+    "safetensors (a torchvision state dict: resnet18), or an .aibox model.\n"
+    "  -o, --output FILE    the .aibox model, written atomically (nothing is written on failure)\n"
+    "  --labels FILE        class names, one per line, as many as the model has outputs\n"
+    "                       (e.g. imagenet_labels.txt: 1001 lines, line 0 \"background\")\n"
+    "  --arch NAME          safetensors: the architecture (resnet18); default: recognised from the\n"
+    "                       tensor names and shapes\n"
+    "  --faithful           TFLite quantised models: re-quantise every 8-bit output as TFLite does\n"
+    "                       (bit-level agreement with the reference interpreter; slower). Default:\n"
+    "                       dequantised float weights, outputs clamped to their quantised ranges\n"
+    "  --resize MODE        override the stored resize: bilinear (TFLite's ResizeBilinear, the\n"
+    "                       TFLite import's default), bilinear_center (half-pixel centres, as the\n"
+    "                       TFLite Task Library's libyuv pipeline), area (safetensors' default) or nearest\n"
+    "  --quiet              no description on stderr\n"
+    "  --version, --help\n"
+    "The model's preprocessing (input size, channels, resize mode, mean/std) is stored with it, so\n"
+    "aibox-infer -m OUT.aibox IMAGE repeats it. Stdout: one JSON line {\"model\", \"source\",\n"
+    "\"format\", \"arch\", \"input\", \"classes\", \"labels\", \"parameters\", \"nodes\", \"output\"\n"
+    "(probabilities: the model ends in a softmax; scores: logits or features), \"resize\", \"mean\",\n"
+    "\"std\", \"faithful\"}.\n"
+    "Exit status: 0 imported, 2 bad usage, labels or --arch, 3 the model could not be read or written.\n";
+
+/* The file's kind by its first bytes (as aibox_import decides). */
+static const char *sniff(const char *path)
+{
+    unsigned char h[9] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(h, 1, sizeof h, f) : 0;
+    if (f) fclose(f);
+    if (got >= 8 && !memcmp(h, "AIBOX\0MD", 8)) return "aibox";
+    if (got >= 8 && !memcmp(h + 4, "TFL3", 4)) return "tflite";
+    if (got == 9 && h[8] == '{') return "safetensors";
+    return "unknown";
+}
+
+/* What the output holds: probabilities (a softmax, possibly behind shape-only
+ * or re-quantising nodes) or scores (logits, or features of an extractor). */
+static const char *output_kind(const aibox_model *m)
+{
+    for (int i = aibox_model_output(m); i > 0;) {
+        aibox_layer_kind k = aibox_model_node_kind(m, i);
+        if (k == AIBOX_LAYER_SOFTMAX) return "probabilities";
+        if (k != AIBOX_LAYER_QUANTIZE && k != AIBOX_LAYER_CLAMP && k != AIBOX_LAYER_FLATTEN) break;
+        if (aibox_model_node_inputs(m, i, &i, 1) != 1) break;
+    }
+    return "scores";
+}
+
+int main(int argc, char **argv)
+{
+    const char *prog = "aibox-import", *src = NULL, *out = NULL, *labels = NULL, *arch = NULL;
+    int faithful = 0, quiet = 0;
+    const char *resize = NULL;
+    aibox_resize_mode resize_mode = AIBOX_RESIZE_BILINEAR;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("aibox-import %s\n", aibox_version());
+            return 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
+        else if (!strcmp(a, "--labels") && v) labels = v, i++;
+        else if (!strcmp(a, "--arch") && v) arch = v, i++;
+        else if (!strcmp(a, "--faithful")) faithful = 1;
+        else if (!strcmp(a, "--resize") && v) {
+            if (aibox_resize_mode_parse(v, &resize_mode)) {
+                fprintf(stderr, "%s: --resize must be bilinear, bilinear_center, area or nearest (got '%s')\n", prog, v);
+                return 2;
+            }
+            resize = v, i++;
+        }
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (a[0] != '-' && !src) src = a;
+        else {
+            fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+    }
+    if (!src) {
+        fprintf(stderr, "%s: no model file given (see --help)\n", prog);
+        return 2;
+    }
+    if (!out) {
+        fprintf(stderr, "%s: no output model given (-o OUT.aibox)\n", prog);
+        return 2;
+    }
+    if (labels) { /* an unreadable labels file is the caller's input, not the model's fault */
+        FILE *f = fopen(labels, "r");
+        if (!f) {
+            fprintf(stderr, "%s: %s: cannot open the labels: %s\n", prog, labels, strerror(errno));
+            return 2;
+        }
+        fclose(f);
+    }
+    aibox_error err = {0};
+    aibox_import_opts opts = {.faithful = faithful, .labels_path = labels, .arch = arch};
+    aibox_model *m = NULL;
+    aibox_status s = aibox_import(&m, src, &opts, &err);
+    if (s) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        /* labels that do not fit the outputs, or an --arch this build does not know: bad input */
+        return (s == AIBOX_E_INVALID && labels && strstr(err.msg, labels)) || (s == AIBOX_E_UNSUPPORTED && arch) ? 2 : 3;
+    }
+    aibox_preproc pp;
+    s = aibox_preproc_from_model(&pp, m, &err);
+    if (!s && resize) {
+        pp.resize = resize_mode;
+        s = aibox_preproc_to_model(&pp, m, &err);
+    }
+    if (s || (s = aibox_model_save(m, out, &err))) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        aibox_model_free(&m);
+        return 3;
+    }
+    int oc, oh, ow, n_names = 0;
+    aibox_model_node_shape(m, aibox_model_output(m), &oc, &oh, &ow);
+    int classes = oc * oh * ow;
+    const char *const *names = NULL;
+    const char *arch_name = "unknown", *kind = output_kind(m), *format = sniff(src);
+    aibox_model_get_meta_str(m, "aibox.arch", &arch_name);
+    aibox_model_get_meta_strs(m, "aibox.class_names", &n_names, &names);
+    size_t params = aibox_model_param_count(m);
+    if (!quiet) {
+        fprintf(stderr, "%s: %s (%s): %s, input %dx%dx%d, %zu parameters, %d nodes\n", prog, src, format, arch_name,
+                pp.channels, pp.height, pp.width, params, aibox_model_node_count(m));
+        fprintf(stderr, "%s: output %d values (%dx%dx%d), %s", prog, classes, oc, oh, ow, kind);
+        if (n_names == classes && n_names > 0) {
+            fprintf(stderr, "; classes");
+            for (int k = 0; k < n_names; k++) {
+                if (k == 3 && n_names > 4) k = n_names - 1, fprintf(stderr, " ...");
+                fprintf(stderr, " '%s'", names[k]);
+            }
+            fputc('\n', stderr);
+        } else
+            fprintf(stderr, "; no class names%s\n", labels ? "" : " (--labels FILE names them)");
+        fprintf(stderr, "%s: preprocessing: %s resize to %dx%d, x = (pixel/255 - mean) / std, mean", prog,
+                aibox_resize_mode_name(pp.resize), pp.width, pp.height);
+        for (int c = 0; c < pp.channels; c++) fprintf(stderr, "%s%.4g", c ? "," : " ", pp.mean[c]);
+        fprintf(stderr, " std");
+        for (int c = 0; c < pp.channels; c++) fprintf(stderr, "%s%.4g", c ? "," : " ", pp.std[c]);
+        fprintf(stderr, "\n%s: wrote %s\n", prog, out);
+    }
+    printf("{\"model\":");
+    cli_json_str(stdout, out);
+    printf(",\"source\":");
+    cli_json_str(stdout, src);
+    printf(",\"format\":\"%s\",\"arch\":", format);
+    cli_json_str(stdout, arch_name);
+    printf(",\"input\":[%d,%d,%d],\"classes\":%d,\"labels\":%s,\"parameters\":%zu,\"nodes\":%d,\"output\":\"%s\","
+           "\"resize\":\"%s\",\"mean\":[",
+           pp.channels, pp.height, pp.width, classes, n_names == classes ? "true" : "false", params,
+           aibox_model_node_count(m), kind, aibox_resize_mode_name(pp.resize));
+    for (int c = 0; c < pp.channels; c++) printf("%s%.6g", c ? "," : "", pp.mean[c]);
+    printf("],\"std\":[");
+    for (int c = 0; c < pp.channels; c++) printf("%s%.6g", c ? "," : "", pp.std[c]);
+    printf("],\"faithful\":%s}\n", faithful ? "true" : "false");
+    aibox_model_free(&m);
+    return 0;
+}
