@@ -3,7 +3,8 @@
  * to the input size, Gaussian blur sigma 4) and image score (the map's max).
  *
  *   bench_padim [--threads 1,2] [--images N] [--fit N] [--passes N] [--batch N]
- *               [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages] [--json]
+ *               [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages] [--half]
+ *               [--json]
  *
  * Per backbone: builds it (ResNet-18: aibox_preset_resnet18 at 224 with
  * ImageNet preprocessing stored by aibox_preproc_to_model, random weights —
@@ -47,7 +48,7 @@
 
 typedef struct {
     int threads[MAX_THREADS], n_threads;
-    int images, fit, passes, batch, json, stages;
+    int images, fit, passes, batch, json, stages, half;
     char backbones[128];
     const char *data, *models;
 } options;
@@ -352,6 +353,7 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
     check(aibox_padim_fit_end(pf, &p, &err), &err, "aibox_padim_fit_end");
     aibox_padim_fit_free(&pf);
     aibox_model_free(&bb);
+    if (o->half) check(aibox_padim_set_half(p, 1, &err), &err, "aibox_padim_set_half");
     r->fit_s = (now_ms() - t0) / 1e3;
     aibox_padim_info(p, &r->gw, &r->gh, &r->d, NULL);
     aibox_model *trunk = aibox_padim_model(p);
@@ -475,7 +477,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: bench_padim [--threads 1,2] [--images N] [--fit N] [--passes N] [--batch N]\n"
             "                   [--backbones resnet18,mnv1,mnv1_025] [--data DIR] [--models DIR] [--stages]\n"
-            "                   [--json]\n"
+            "                   [--half] [--json]\n"
             "  --threads L    thread counts to measure, comma-separated (default 1,2)\n"
             "  --images N     timed images, read into memory first (default 50)\n"
             "  --fit N        images the PaDiM statistics are fitted on (default 16)\n"
@@ -486,6 +488,7 @@ static void usage(FILE *f)
             "                 AIBOX_DATA defaulting to ../shared/data); synthetic images if absent\n"
             "  --models DIR   the TFLite MobileNets (default $AIBOX_MODELS or ../shared/models/tflite)\n"
             "  --stages       also time the backbone cut after its stem, pool and each stage\n"
+            "  --half         score with the half-precision factor (aibox_padim_set_half)\n"
             "  --json         one JSON line of results on stdout; human lines on stderr\n");
 }
 
@@ -527,6 +530,7 @@ int main(int argc, char **argv)
             o.models = v, i++;
         } else if (!strcmp(a, "--json")) o.json = 1;
         else if (!strcmp(a, "--stages")) o.stages = 1;
+        else if (!strcmp(a, "--half")) o.half = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else { usage(stderr); die("unknown option '%s'", a); }
     }
@@ -566,6 +570,7 @@ int main(int argc, char **argv)
         say("images: %s, %d fit + %d timed JPEGs (%zu KB) of %d, %d pass%s at batch 1\n", o.data, o.fit, o.images,
             bytes >> 10, nfiles, o.passes, o.passes > 1 ? "es" : "");
     say("load average before: %s\n", load_before);
+    if (o.half) say("scoring with the half-precision factor (aibox_padim_set_half)\n");
     say("ms per image; profile columns: medians of separate runs of the score call's parts\n");
 
     bres res[MAX_BACKBONES];
@@ -582,9 +587,10 @@ int main(int argc, char **argv)
 
     if (o.json) {
         printf("{\"bench\":\"bench_padim\",\"version\":\"%s\",\"blas_core\":\"%s\",\"images\":%d,\"fit\":%d,"
-               "\"passes\":%d,\"batch\":%d,\"synthetic\":%s,\"load_before\":\"%s\",\"load_after\":\"%s\","
+               "\"passes\":%d,\"batch\":%d,\"half\":%s,\"synthetic\":%s,\"load_before\":\"%s\",\"load_after\":\"%s\","
                "\"backbones\":[",
-               aibox_version(), aibox_blas_core(), o.images, o.fit, o.passes, o.batch, synthetic ? "true" : "false",
+               aibox_version(), aibox_blas_core(), o.images, o.fit, o.passes, o.batch, o.half ? "true" : "false",
+               synthetic ? "true" : "false",
                load_before, loadavg());
         for (int i = 0; i < nb; i++) {
             const bres *r = &res[i];

@@ -64,13 +64,16 @@ if [ "$what" != alexnet ]; then
 echo "== PaDiM: libaibox" >&2
 build/bench/bench_padim --json >"$tmp/padim1.json"
 build/bench/bench_padim --json >"$tmp/padim2.json" 2>/dev/null
+echo "== PaDiM: libaibox, ResNet-18 with the half-precision factor" >&2
+build/bench/bench_padim --half --backbones resnet18 --json >"$tmp/padimh.json" 2>/dev/null
 echo "== PaDiM: PyTorch (best settings)" >&2
 $PY bench/peer_padim.py --mode best --threads 1,2 --runs 2 --json >"$tmp/tpadim.json"
 
-$PY - "$tmp/padim1.json" "$tmp/padim2.json" "$tmp/tpadim.json" <<'PYEOF'
+$PY - "$tmp/padim1.json" "$tmp/padim2.json" "$tmp/tpadim.json" "$tmp/padimh.json" <<'PYEOF'
 import json, sys
 runs = [json.load(open(f)) for f in sys.argv[1:3]]
 torch = {r["threads"]: r for r in json.load(open(sys.argv[3]))["results"]}
+half = json.load(open(sys.argv[4]))
 targets = {1: 25, 2: 15}  # ResNet-18 end to end, ms per image
 first = runs[0]
 t0 = next(iter(torch.values()))
@@ -78,23 +81,29 @@ print()
 print(f"PaDiM inference per image at 224x224, d = 100, taps at strides 4/8/16: decode (from memory) + preprocess + "
       f"backbone + Mahalanobis + map (bilinear, blur sigma 4) + max; {first['images']} "
       f"{'SYNTHETIC' if first['synthetic'] else 'real MT_Free'} JPEG tiles, fitted on {first['fit']}")
-print(f"libaibox {first['version']} ({first['blas_core']}) vs PyTorch {t0['torch']} (best: dispatch "
+print(f"libaibox {first['version']} ({first['blas_core']}; ResNet-18 half: scored with the half-precision factor, one process) vs PyTorch {t0['torch']} (best: dispatch "
       f"{t0['cpu_capability']}, OpenBLAS {t0['openblas_core']}, blur {t0['blur']}); better of two processes each side")
 print(f"{'backbone':18} {'thr':>3} {'median':>8} {'p90':>8} {'dec+pre':>8} {'score':>8} {'batch8/img':>10} "
       f"{'PyTorch':>8} {'p90':>8} {'batch8/img':>10} {'aibox/pt':>8} {'speed-up':>8}  target")
 names = [b["name"] for b in first["backbones"]]
+rows = []
 for name in names:
     recs = [next(b for b in r["backbones"] if b["name"] == name) for r in runs]
+    rows.append((name, recs))
+    if name == "resnet18":  # one process with the half-precision factor
+        rows.append(("resnet18 half", [half["backbones"][0]]))
+for name, recs in rows:
     if not recs[0]["ran"]:
         print(f"{name:18} skipped: {recs[0]['skipped']}")
         continue
-    label = {"resnet18": "ResNet-18", "mnv1": "MobileNet v1 1.0", "mnv1_025": "MobileNet v1 0.25"}.get(name, name)
+    label = {"resnet18": "ResNet-18", "resnet18 half": "ResNet-18 half", "mnv1": "MobileNet v1 1.0",
+             "mnv1_025": "MobileNet v1 0.25"}.get(name, name)
     for i, res in enumerate(recs[0]["results"]):
         # the better of the two processes, by median end to end (the whole record)
         a = min((rec["results"][i] for rec in recs), key=lambda x: x["e2e_ms"])
         line = (f"{label:18} {a['threads']:3d} {a['e2e_ms']:8.2f} {a['e2e_p90_ms']:8.2f} {a['decode_pre_ms']:8.2f} "
                 f"{a['score_ms']:8.2f} {a['batch_ms_per_image']:10.2f}")
-        t = torch.get(a["threads"]) if name == "resnet18" else None
+        t = torch.get(a["threads"]) if name.startswith("resnet18") else None
         if t:
             line += (f" {t['e2e_ms']:8.2f} {t['e2e_p90_ms']:8.2f} {t['batch_ms_per_image']:10.2f} "
                      f"{a['e2e_ms'] / t['e2e_ms']:8.2f} {t['e2e_ms'] / a['e2e_ms']:7.2f}x")
@@ -104,17 +113,16 @@ for name in names:
 print()
 print("time split, medians in ms (libaibox: parts timed separately; backbone = the trunk alone, "
       "maha+emb = score without map - backbone, map = resize + blur + max on one thread)")
-for name in names:
-    recs = [next(b for b in r["backbones"] if b["name"] == name) for r in runs]
+for name, recs in rows:
     if not recs[0]["ran"]:
         continue
     for i in range(len(recs[0]["results"])):
         a = min((rec["results"][i] for rec in recs), key=lambda x: x["e2e_ms"])
-        print(f"  libaibox {name:9} {a['threads']} thr: decode+pre {a['decode_pre_ms']:6.2f}  backbone "
+        print(f"  libaibox {name:13} {a['threads']} thr: decode+pre {a['decode_pre_ms']:6.2f}  backbone "
               f"{a['backbone_ms']:6.2f}  maha+emb {a['maha_embed_ms']:6.2f}  map {a['map_ms']:5.2f}")
 for th in sorted(torch):
     t = torch[th]
-    print(f"  PyTorch  resnet18  {th} thr: decode+pre {t['decode_pre_ms']:6.2f}  backbone+emb "
+    print(f"  PyTorch  resnet18      {th} thr: decode+pre {t['decode_pre_ms']:6.2f}  backbone+emb "
           f"{t['backbone_ms']:6.2f}  maha {t['maha_ms']:6.2f}  map {t['map_ms']:5.2f}")
 print(f"load average: libaibox runs {runs[0]['load_before']} -> {runs[1]['load_after']}")
 PYEOF
