@@ -28,8 +28,9 @@ static const char padim_usage[] =
     "                         --mask-dir) also the F1-optimal pixel threshold for regions\n"
     "  --mask-dir DIR         masks named STEM.png or STEM_mask.png\n"
     "  --reg X                added to each covariance's diagonal (default 0.01)\n"
-    "  --half                 score with the factors in half precision (CPUs with F16C; half the\n"
-    "                         memory traffic, distances within ~1e-3; the file keeps float32)\n"
+    "  --float32              score with the float32 factors (default: a half-precision copy on\n"
+    "                         CPUs with F16C, half the memory traffic, distances within ~1e-3;\n"
+    "                         the file keeps float32 either way)\n"
     "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n"
     "  --batch N              images per backbone pass (default 8)\n"
     "  --seed N               seed of the hold-out, channel subset and projection (default 1)\n"
@@ -125,7 +126,7 @@ static int padim_main(int argc, char **argv)
     const char *abnormal = NULL, *mask_dir = NULL;
     long dims = 0, batch = 8, seed = 1, threads = 0, max_pixels = 100000000;
     double holdout = 0.2, reg = 0.01, sigma = 4;
-    int quiet = 0, strict = 0, half = 0;
+    int quiet = 0, strict = 0, half = 1;
     aibox_padim_opts po = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -158,7 +159,7 @@ static int padim_main(int argc, char **argv)
         else if (!strcmp(a, "--sigma")) ok = cli_float(prog, a, v, 0, 100, &sigma), i++;
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--strict")) strict = 1;
-        else if (!strcmp(a, "--half")) half = 1;
+        else if (!strcmp(a, "--float32")) half = 0;
         else if (a[0] != '-' && !good) good = a;
         else {
             fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
