@@ -120,11 +120,6 @@ static int ends_in_softmax(const aibox_model *m)
 /* Classifies one decoded image and prints its line. */
 static void classify(infer *in, const char *file, const aibox_image *img, double t0)
 {
-    if (in->pd) {
-        padim_one(in, file, img, t0);
-        return;
-    }
-    aibox_error err = {0};
     if (img->width < in->min_side || img->height < in->min_side) {
         char msg[4300];
         snprintf(msg, sizeof msg, "%s: too small: %dx%d (each side must be at least %ld pixels)", file, img->width,
@@ -132,6 +127,11 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         emit_error(in, file, msg);
         return;
     }
+    if (in->pd) {
+        padim_one(in, file, img, t0);
+        return;
+    }
+    aibox_error err = {0};
     if (aibox_preprocess(&in->pp, img, in->input, &err) || aibox_ctx_infer(in->ctx, in->m, in->input, 1, &err)) {
         emit_error(in, file, err.msg);
         return;

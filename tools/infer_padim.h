@@ -22,16 +22,10 @@ static int padim_write_png(infer *in, const char *dir, const char *file, const a
     return 1;
 }
 
+/* One decoded image (of an accepted size) through a PaDiM model. */
 static void padim_one(infer *in, const char *file, const aibox_image *img, double t0)
 {
     aibox_error err = {0};
-    if (img->width < in->min_side || img->height < in->min_side) {
-        char msg[4300];
-        snprintf(msg, sizeof msg, "%s: too small: %dx%d (each side must be at least %ld pixels)", file, img->width,
-                 img->height, in->min_side);
-        emit_error(in, file, msg);
-        return;
-    }
     double t1 = cli_now();
     float score = 0;
     if (aibox_preprocess(&in->pp, img, in->input, &err) ||

@@ -78,11 +78,19 @@ struct aibox_padim_ctx {
 /* |L v|^2 for bn vectors v (each d long) with the row-packed lower factor L.
  * The factor (P * d(d+1)/2 floats, 63 MB at d = 100) is the one big operand,
  * so scoring is bound by memory bandwidth: it is read once per batch, and the
- * row dot products run 8 (AVX2+FMA) or 4 wide. Chosen per context from the
+ * row dot products run 8 (AVX2+FMA+F16C) or 4 wide. Chosen per context from the
  * CPU's features (not its model name: target_clones("arch=...") dispatches
  * on the model and would miss AMD CPUs). Fixed summation order per kernel. */
-__attribute__((target("avx2,fma"))) static void maha_avx2(const float *L, const float *diff, int d, int bn,
-                                                          double *acc)
+/* 8 factor entries as floats: float32 or IEEE half (F16C). */
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 load8(const void *L, int k, int half)
+{
+    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)L + k)))
+                : _mm256_loadu_ps((const float *)L + k);
+}
+
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void maha_wide(const void *L, int half,
+                                                                                    const float *diff, int d, int bn,
+                                                                                    double *acc)
 {
     for (int b = 0; b < bn; b++) acc[b] = 0;
     for (int i = 0; i < d; i++) {
@@ -92,52 +100,33 @@ __attribute__((target("avx2,fma"))) static void maha_avx2(const float *L, const 
             __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
             int k = 0;
             for (; k + 16 <= n; k += 16) {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(L + k), _mm256_loadu_ps(v + k), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(L + k + 8), _mm256_loadu_ps(v + k + 8), s1);
+                s0 = _mm256_fmadd_ps(load8(L, k, half), _mm256_loadu_ps(v + k), s0);
+                s1 = _mm256_fmadd_ps(load8(L, k + 8, half), _mm256_loadu_ps(v + k + 8), s1);
             }
-            if (k + 8 <= n) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(L + k), _mm256_loadu_ps(v + k), s0), k += 8;
+            if (k + 8 <= n) s0 = _mm256_fmadd_ps(load8(L, k, half), _mm256_loadu_ps(v + k), s0), k += 8;
             s0 = _mm256_add_ps(s0, s1);
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
             h = _mm_add_ps(h, _mm_movehl_ps(h, h));
             h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
             float z = _mm_cvtss_f32(h);
-            for (; k < n; k++) z += L[k] * v[k];
+            for (; k < n; k++) z += (half ? _cvtsh_ss(((const uint16_t *)L)[k]) : ((const float *)L)[k]) * v[k];
             acc[b] += (double)z * z;
         }
-        L += n;
+        L = half ? (const void *)((const uint16_t *)L + n) : (const void *)((const float *)L + n);
     }
 }
 
-/* The half-precision factor: half the bytes to stream, converted by F16C. */
+__attribute__((target("avx2,fma,f16c"))) static void maha_avx2(const float *L, const float *diff, int d, int bn,
+                                                               double *acc)
+{
+    maha_wide(L, 0, diff, d, bn, acc);
+}
+
+/* The half-precision factor: half the bytes to stream. */
 __attribute__((target("avx2,fma,f16c"))) static void maha_f16(const uint16_t *L, const float *diff, int d, int bn,
                                                               double *acc)
 {
-    for (int b = 0; b < bn; b++) acc[b] = 0;
-    for (int i = 0; i < d; i++) {
-        int n = i + 1;
-        for (int b = 0; b < bn; b++) {
-            const float *v = diff + (size_t)b * d;
-            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-            int k = 0;
-            for (; k + 16 <= n; k += 16) {
-                s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(L + k))), _mm256_loadu_ps(v + k), s0);
-                s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(L + k + 8))),
-                                     _mm256_loadu_ps(v + k + 8), s1);
-            }
-            if (k + 8 <= n)
-                s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(L + k))), _mm256_loadu_ps(v + k),
-                                     s0),
-                k += 8;
-            s0 = _mm256_add_ps(s0, s1);
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-            float z = _mm_cvtss_f32(h);
-            for (; k < n; k++) z += _cvtsh_ss(L[k]) * v[k];
-            acc[b] += (double)z * z;
-        }
-        L += n;
-    }
+    maha_wide(L, 1, diff, d, bn, acc);
 }
 
 __attribute__((target("f16c"))) static void to_half(const float *x, uint16_t *h, size_t n)
@@ -179,7 +168,7 @@ static maha_fn maha_kernel(void)
     const char *force = getenv("AIBOX_PADIM_KERNEL");
     if (force && !strcmp(force, "generic")) return maha_generic;
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? maha_avx2 : maha_generic;
+    return has_f16() ? maha_avx2 : maha_generic;
 }
 
 static void padim_free_fields(aibox_padim *p)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "common/check.h"
@@ -260,4 +261,26 @@ int aibox_test_bwd_accumulates(const char *what, aibox_test_bwd bwd, void *user,
     free(diff);
     free(want);
     return ok;
+}
+
+int aibox_test_run(char *out, size_t out_len, const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = 0;
+    char sink[4096];
+    for (;;) {
+        size_t r = out ? fread(out + n, 1, out_len - 1 - n, p) : fread(sink, 1, sizeof sink, p);
+        if (r == 0) break;
+        if (out) n += r;
+        if (out && n >= out_len - 1) break;
+    }
+    if (out) out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -26,6 +26,11 @@ void aibox_test_fill_distinct(aibox_rng *rng, float *x, size_t count, float lo, 
 void aibox_test_fill_away(aibox_rng *rng, float *x, size_t count, float lo, float hi, const float *kinks, int nk,
                           float gap);
 
+/* Runs a shell command (printf-style), captures its stdout into out (NULL:
+ * discarded; truncated to out_len - 1 bytes, NUL-terminated) and returns the
+ * exit status (128 + signal when killed). For the tools' tests. */
+int aibox_test_run(char *out, size_t out_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Conversions and allocation that abort the test on failure. */
 void *aibox_test_malloc(size_t bytes);
 float *aibox_test_floats(size_t count);   /* zero-filled */

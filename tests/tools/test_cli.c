@@ -19,31 +19,10 @@
 #include <cmocka.h>
 
 #include "aibox.h"
+#include "common/check.h"
 
 static char bin[4096], dir[64];
 
-/* Runs a shell command, captures stdout into out (may be NULL), returns the exit status. */
-static int run(char *out, size_t out_len, const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = 0;
-    char sink[4096];
-    for (;;) {
-        size_t r = out ? fread(out + n, 1, out_len - 1 - n, p) : fread(sink, 1, sizeof sink, p);
-        if (r == 0) break;
-        if (out) n += r;
-        if (out && n >= out_len - 1) break;
-    }
-    if (out) out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* 32x32 grey stripes: class 0 horizontal, class 1 vertical, random phase and noise. */
 static void make_image(aibox_rng *r, int cls, const char *path)
@@ -169,7 +148,7 @@ static double json_num(const char *json, const char *key)
 static void test_train_and_infer(void **state)
 {
     char out[65536];
-    int rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/m.aibox " TRAIN_ARGS " 2>%s/train.log", bin, dir, dir,
+    int rc = aibox_test_run(out, sizeof out, "%s/aibox-train %s/data -o %s/m.aibox " TRAIN_ARGS " 2>%s/train.log", bin, dir, dir,
                  dir);
     assert_int_equal(rc, 0);
     /* every bad file is named in the skip list */
@@ -182,7 +161,7 @@ static void test_train_and_infer(void **state)
     int right = 0, total = 0;
     const char *classes[2] = {"horizontal", "vertical"};
     for (int c = 0; c < 2; c++) {
-        rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/val/%s", bin, dir, dir, classes[c]);
+        rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/val/%s", bin, dir, dir, classes[c]);
         assert_true(rc == 0 || rc == 1);
         for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
             char want[64];
@@ -201,14 +180,14 @@ static void test_infer_errors_and_codes(void **state)
     char out[65536];
     const char *bad[] = {"zero.jpg", "text.png", "truncated.jpg", "tiny.png", "huge.png"};
     for (int i = 0; i < 5; i++) {
-        int rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/train/horizontal/%s 2>/dev/null", bin, dir,
+        int rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/train/horizontal/%s 2>/dev/null", bin, dir,
                      dir, bad[i]);
         assert_int_equal(rc, 2);
         assert_non_null(strstr(out, "\"error\":"));
         assert_non_null(strstr(out, bad[i]));
     }
     /* a bad file among good ones: the others are still classified */
-    int rc = run(out, sizeof out,
+    int rc = aibox_test_run(out, sizeof out,
                  "%s/aibox-infer -m %s/m.aibox %s/data/val/vertical/img00.png %s/data/train/horizontal/zero.jpg "
                  "%s/data/val/vertical/img01.png 2>/dev/null",
                  bin, dir, dir, dir, dir);
@@ -217,38 +196,38 @@ static void test_infer_errors_and_codes(void **state)
     for (char *p = out; (p = strchr(p, '\n')); p++) lines++;
     assert_int_equal(lines, 3);
     /* verdicts: with the right ok class everything is OK (0), with the other NG (1) */
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --ok-class horizontal,vertical %s/data/val/vertical", bin,
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --ok-class horizontal,vertical %s/data/val/vertical", bin,
              dir, dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"verdict\":\"OK\""));
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --ok-class horizontal %s/data/val/vertical/img00.png", bin,
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --ok-class horizontal %s/data/val/vertical/img00.png", bin,
              dir, dir);
     assert_true(rc == 1 || strstr(out, "\"label\":\"horizontal\""));
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --min-conf 1 %s/data/val/vertical/img00.png", bin, dir,
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --min-conf 1 %s/data/val/vertical/img00.png", bin, dir,
              dir);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "uncertain"));
     /* stdin: one image's bytes, and a list of paths */
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox - < %s/data/val/vertical/img02.png", bin, dir, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox - < %s/data/val/vertical/img02.png", bin, dir, dir);
     assert_true(rc <= 1);
     assert_non_null(strstr(out, "\"file\":\"stdin\""));
-    rc = run(out, sizeof out, "ls %s/data/val/horizontal/*.png | %s/aibox-infer -m %s/m.aibox --stdin-list --format csv",
+    rc = aibox_test_run(out, sizeof out, "ls %s/data/val/horizontal/*.png | %s/aibox-infer -m %s/m.aibox --stdin-list --format csv",
              dir, bin, dir);
     assert_true(rc <= 1);
     assert_non_null(strstr(out, "file,label,confidence,verdict,ms,error"));
     /* --info: the model's metadata */
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --info", bin, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"aibox.class_names\":[\"horizontal\",\"vertical\"]"));
     assert_non_null(strstr(out, "\"aibox.input.resize\":\"area\""));
     /* usage errors and an unreadable model */
-    assert_int_equal(run(NULL, 0, "%s/aibox-infer --bogus 2>/dev/null", bin), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-infer -m %s/m.aibox 2>/dev/null", bin, dir), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-infer -m %s/data/val/vertical/img00.png x.png 2>/dev/null", bin, dir), 3);
-    assert_int_equal(run(NULL, 0, "%s/aibox-train 2>/dev/null", bin), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --epochs zero 2>/dev/null", bin, dir, dir), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --augment sparkle 2>/dev/null", bin, dir, dir), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --strict 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-infer --bogus 2>/dev/null", bin), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-infer -m %s/m.aibox 2>/dev/null", bin, dir), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-infer -m %s/data/val/vertical/img00.png x.png 2>/dev/null", bin, dir), 3);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train 2>/dev/null", bin), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --epochs zero 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --augment sparkle 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --strict 2>/dev/null", bin, dir, dir), 2);
 }
 
 static int load_params(const char *path, float **p, size_t *n)
@@ -279,7 +258,7 @@ static int load_params(const char *path, float **p, size_t *n)
 static void test_determinism_and_resume(void **state)
 {
     char out[65536];
-    assert_int_equal(run(out, sizeof out, "%s/aibox-train %s/data -o %s/m2.aibox " TRAIN_ARGS " 2>/dev/null", bin, dir,
+    assert_int_equal(aibox_test_run(out, sizeof out, "%s/aibox-train %s/data -o %s/m2.aibox " TRAIN_ARGS " 2>/dev/null", bin, dir,
                          dir),
                      0);
     float *a, *b, *c;
@@ -297,20 +276,20 @@ static void test_determinism_and_resume(void **state)
              "%s/aibox-train %s/data -o %s/m3.aibox " TRAIN_ARGS " --epochs 200 2>%s/int.log & pid=$!; "
              "sleep 0.7; kill -INT $pid; wait $pid; echo $?",
              bin, dir, dir, dir);
-    assert_int_equal(run(out, sizeof out, "%s", cmd), 0);
+    assert_int_equal(aibox_test_run(out, sizeof out, "%s", cmd), 0);
     int rc = atoi(out);
     printf("# interrupted run exited %d\n", rc);
     if (rc == 0) {
         printf("# the 200-epoch run finished within 0.7 s: interruption not exercised\n");
     } else {
         assert_int_equal(rc, 130);
-        assert_int_equal(run(NULL, 0, "grep -q 'last.aibox' %s/int.log", dir), 0);
-        assert_int_equal(run(out, sizeof out,
+        assert_int_equal(aibox_test_run(NULL, 0, "grep -q 'last.aibox' %s/int.log", dir), 0);
+        assert_int_equal(aibox_test_run(out, sizeof out,
                              "%s/aibox-train %s/data -o %s/m3.aibox " TRAIN_ARGS
                              " --epochs 200 --resume %s/m3.train/last.aibox 2>/dev/null",
                              bin, dir, dir, dir),
                          0);
-        assert_int_equal(run(out, sizeof out, "%s/aibox-train %s/data -o %s/m4.aibox " TRAIN_ARGS " --epochs 200 2>/dev/null",
+        assert_int_equal(aibox_test_run(out, sizeof out, "%s/aibox-train %s/data -o %s/m4.aibox " TRAIN_ARGS " --epochs 200 2>/dev/null",
                              bin, dir, dir),
                          0);
         snprintf(p, sizeof p, "%s/m3.aibox", dir);
@@ -362,7 +341,7 @@ static void test_import_and_infer(void **state)
         skip();
     }
     char out[65536], p[4400];
-    int rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
+    int rc = aibox_test_run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
                  "-o %s/mq.aibox 2>%s/import.log", bin, md, md, dir, dir);
     assert_int_equal(rc, 0);
     printf("# %s", out);
@@ -370,41 +349,41 @@ static void test_import_and_infer(void **state)
     assert_non_null(strstr(out, "\"labels\":true"));
     assert_non_null(strstr(out, "\"output\":\"probabilities\""));
     assert_non_null(strstr(out, "\"resize\":\"bilinear\""));
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --threads 2 %s/burger.jpg", bin, dir, md);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --threads 2 %s/burger.jpg", bin, dir, md);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"label\":\"cheeseburger\""));
     double conf = json_num(out, "confidence");
     printf("# burger.jpg: cheeseburger %.4f\n", conf);
     assert_true(conf > 0.94 && conf < 0.98);
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --info", bin, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/mq.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"aibox.input.resize\":\"bilinear\""));
     /* the Task Library's half-pixel resize gives upstream's 0.96 +- 0.01 */
-    rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/imagenet_labels.txt "
              "--resize bilinear_center -o %s/mqc.aibox --quiet", bin, md, md, dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"resize\":\"bilinear_center\""));
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/mqc.aibox %s/burger.jpg", bin, dir, md);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/mqc.aibox %s/burger.jpg", bin, dir, md);
     assert_int_equal(rc, 0);
     conf = json_num(out, "confidence");
     printf("# burger.jpg, bilinear_center: cheeseburger %.4f\n", conf);
     assert_true(conf >= 0.95 && conf <= 0.97);
-    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/burger.jpg --resize cubic -o %s/x.aibox 2>/dev/null", bin, md, dir),
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-import %s/burger.jpg --resize cubic -o %s/x.aibox 2>/dev/null", bin, md, dir),
                      2);
     /* errors: not a model (3), labels that do not fit (2), usage (2); nothing written */
     PATHF(p, "%s/bad.aibox", dir);
-    rc = run(out, sizeof out, "%s/aibox-import %s/burger.jpg -o %s 2>&1", bin, md, p);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-import %s/burger.jpg -o %s 2>&1", bin, md, p);
     assert_int_equal(rc, 3);
     assert_int_equal(count_lines(out), 1);
     assert_non_null(strstr(out, "burger.jpg"));
     assert_int_equal(access(p, F_OK), -1);
-    rc = run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/data/val/vertical/img00.png "
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite --labels %s/data/val/vertical/img00.png "
              "-o %s 2>&1", bin, md, dir, p);
     assert_int_equal(rc, 2);
     assert_int_equal(access(p, F_OK), -1);
-    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite 2>/dev/null", bin, md), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-import --bogus 2>/dev/null", bin), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-import %s/nonexistent.tflite -o %s 2>/dev/null", bin, dir, p), 3);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-import %s/mobilenet_v1_0.25_224_quant.tflite 2>/dev/null", bin, md), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-import --bogus 2>/dev/null", bin), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-import %s/nonexistent.tflite -o %s 2>/dev/null", bin, dir, p), 3);
 }
 
 /* aibox-train --backbone: a frozen MobileNet with a new head on the grey
@@ -419,7 +398,7 @@ static void test_backbone_finetune(void **state)
         skip();
     }
     char out[65536], p[4400];
-    int rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/ft.aibox --backbone %s/mobilenet_v1_0.25_224_1_default_1.tflite "
+    int rc = aibox_test_run(out, sizeof out, "%s/aibox-train %s/data -o %s/ft.aibox --backbone %s/mobilenet_v1_0.25_224_1_default_1.tflite "
                  "--epochs 2 --batch 8 --threads 2 --quiet --no-augment 2>/dev/null", bin, dir, dir, md);
     assert_int_equal(rc, 0);
     printf("# %s", out);
@@ -427,7 +406,7 @@ static void test_backbone_finetune(void **state)
     assert_non_null(strstr(out, "\"cached_features\":true"));
     assert_non_null(strstr(out, "\"cut\":55")); /* the 7x7 average pool */
     double val_acc = json_num(out, "val_acc");
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --info", bin, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"input\":[3,224,224]"));
     assert_non_null(strstr(out, "\"aibox.class_names\":[\"horizontal\",\"vertical\"]"));
@@ -436,7 +415,7 @@ static void test_backbone_finetune(void **state)
     int right = 0, total = 0;
     const char *classes[2] = {"horizontal", "vertical"};
     for (int c = 0; c < 2; c++) {
-        rc = run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --threads 2 %s/data/val/%s", bin, dir, dir, classes[c]);
+        rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/ft.aibox --threads 2 %s/data/val/%s", bin, dir, dir, classes[c]);
         assert_true(rc == 0 || rc == 1);
         char want[64];
         snprintf(want, sizeof want, "\"label\":\"%s\"", classes[c]);
@@ -447,20 +426,20 @@ static void test_backbone_finetune(void **state)
     assert_true(fabs((double)right / total - val_acc) < 1e-6);
 
     /* the same architecture drawn afresh, trained whole, cut at stride 16, with augmentation */
-    rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/fs.aibox --backbone %s/mobilenet_v1_0.25_224_1_default_1.tflite "
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-train %s/data -o %s/fs.aibox --backbone %s/mobilenet_v1_0.25_224_1_default_1.tflite "
              "--from-scratch --stride 16 --augment flip --epochs 1 --batch 8 --threads 2 --quiet 2>/dev/null", bin, dir, dir, md);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "\"frozen\":false"));
     assert_non_null(strstr(out, "\"init\":\"random\""));
     assert_non_null(strstr(out, "\"cached_features\":false"));
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/fs.aibox %s/data/val/vertical/img00.png", bin, dir, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/fs.aibox %s/data/val/vertical/img00.png", bin, dir, dir);
     assert_true(rc == 0 || rc == 1);
     assert_non_null(strstr(out, "\"label\":"));
 
     /* bad backbones: one line naming the file, exit 2, no model and no output folder */
     const char *bad[2] = {"data/val/vertical/img00.png", "nonexistent.tflite"};
     for (int i = 0; i < 2; i++) {
-        rc = run(out, sizeof out, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/%s --quiet 2>&1", bin, dir, dir,
+        rc = aibox_test_run(out, sizeof out, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/%s --quiet 2>&1", bin, dir, dir,
                  dir, bad[i]);
         assert_int_equal(rc, 2);
         assert_int_equal(count_lines(out), 1);
@@ -470,11 +449,11 @@ static void test_backbone_finetune(void **state)
         PATHF(p, "%s/nb.train", dir);
         assert_int_equal(access(p, F_OK), -1);
     }
-    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --freeze 2>/dev/null", bin, dir, dir), 2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/ft.aibox --size 64 2>/dev/null",
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --freeze 2>/dev/null", bin, dir, dir), 2);
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/ft.aibox --size 64 2>/dev/null",
                          bin, dir, dir, dir),
                      2);
-    assert_int_equal(run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/ft.aibox --tap 999 2>/dev/null",
+    assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/nb.aibox --backbone %s/ft.aibox --tap 999 2>/dev/null",
                          bin, dir, dir, dir),
                      2);
 }

@@ -16,31 +16,10 @@
 #include <cmocka.h>
 
 #include "aibox.h"
+#include "common/check.h"
 
 static char bin[4096], dir[64];
 
-static int run(char *out, size_t out_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t out_len, const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = 0;
-    char sink[4096];
-    for (;;) {
-        size_t r = out ? fread(out + n, 1, out_len - 1 - n, p) : fread(sink, 1, sizeof sink, p);
-        if (r == 0) break;
-        if (out) n += r;
-        if (out && n >= out_len - 1) break;
-    }
-    if (out) out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 #define PATHF(buf, ...) assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)
 
@@ -137,7 +116,7 @@ static void test_fit_infer_eval(void **state)
 {
     (void)state;
     static char out[1 << 16];
-    int rc = run(out, sizeof out,
+    int rc = aibox_test_run(out, sizeof out,
                  "%s/aibox-train padim %s/good -o %s/p.aibox --backbone %s/backbone.aibox --dims 20 --holdout 0.25 "
                  "--abnormal-dir %s/bad --seed 3 --quiet 2>%s/train.log",
                  bin, dir, dir, dir, dir, dir);
@@ -152,7 +131,7 @@ static void test_fit_infer_eval(void **state)
     assert_true(json_num(out, "image_auroc") >= 0.99); /* a bright square on texture is easy */
 
     /* a defect: NG, with a region over the square (x 48..63, y 24..39 at 96x72; centre 56, 32) */
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/p.aibox --heatmap %s/heat --mask %s/mask %s/bad/spot/d01.jpg", bin,
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/p.aibox --heatmap %s/heat --mask %s/mask %s/bad/spot/d01.jpg", bin,
              dir, dir, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 1);
@@ -176,7 +155,7 @@ static void test_fit_infer_eval(void **state)
     aibox_image_free(&img);
 
     /* evaluation leaves the fitted images out and finds the squares */
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/p.aibox --eval --normal-dir %s/good --abnormal-dir %s/bad 2>/dev/null",
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/p.aibox --eval --normal-dir %s/good --abnormal-dir %s/bad 2>/dev/null",
              bin, dir, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 2); /* the two bad files are reported */
@@ -197,29 +176,29 @@ static void test_refusals(void **state)
     char p[512];
     /* a backbone that is not a model: exit 3, the file named, nothing written */
     PATHF(p, "%s/good/b/notes.jpg", dir);
-    int rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s 2>&1", bin, dir, dir, p);
+    int rc = aibox_test_run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s 2>&1", bin, dir, dir, p);
     assert_int_equal(rc, 3);
     assert_non_null(strstr(out, "notes.jpg"));
     PATHF(p, "%s/x.aibox", dir);
     assert_int_not_equal(access(p, F_OK), 0);
     /* bad usage */
-    rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox 2>&1", bin, dir, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox 2>&1", bin, dir, dir);
     assert_int_equal(rc, 2);
-    rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s/backbone.aibox --dims 999 2>&1",
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s/backbone.aibox --dims 999 2>&1",
              bin, dir, dir, dir);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(out, "channels"));
-    rc = run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s/backbone.aibox --threshold f1 2>&1",
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-train padim %s/good -o %s/x.aibox --backbone %s/backbone.aibox --threshold f1 2>&1",
              bin, dir, dir, dir);
     assert_int_equal(rc, 2);
     /* a truncated PaDiM model: aibox-infer exits 3 naming it */
-    rc = run(NULL, 0, "head -c 5000 %s/p.aibox > %s/cut.aibox", dir, dir);
+    rc = aibox_test_run(NULL, 0, "head -c 5000 %s/p.aibox > %s/cut.aibox", dir, dir);
     assert_int_equal(rc, 0);
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/cut.aibox %s/bad/spot/d00.jpg 2>&1", bin, dir, dir);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/cut.aibox %s/bad/spot/d00.jpg 2>&1", bin, dir, dir);
     assert_int_equal(rc, 3);
     assert_non_null(strstr(out, "cut.aibox"));
     /* --eval on a classifier is refused */
-    rc = run(out, sizeof out, "%s/aibox-infer -m %s/backbone.aibox --eval --normal-dir %s/good --abnormal-dir %s/bad 2>&1",
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/backbone.aibox --eval --normal-dir %s/good --abnormal-dir %s/bad 2>&1",
              bin, dir, dir, dir);
     assert_int_equal(rc, 2);
 }
