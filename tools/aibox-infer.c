@@ -42,7 +42,9 @@ static const char usage[] =
     "  --version, --help\n"
     "JSON lines: {\"file\", \"label\", \"confidence\", \"probs\": {class: p}, \"verdict\", \"ms\"}; for\n"
     "PaDiM {\"file\", \"score\", \"norm_score\" (0.5 at the threshold), \"threshold\", \"verdict\" (OK/NG),\n"
-    "\"regions\": [{x, y, w, h, area, peak}] in image pixels, \"n_regions\", \"ms\"}; or\n"
+    "\"regions\": [{x, y, w, h, area, peak}] in image pixels, \"n_regions\", \"ms\"} (regions: the\n"
+    "map at or above the pixel threshold, which is the image threshold unless masks gave aibox-train\n"
+    "an F1-optimal one; then an OK part may still show weak regions); or\n"
     "{\"file\", \"error\"} for an image that could not be processed (the others still are).\n"
     "Exit status: 0 every image OK (or classified), 1 at least one NG or uncertain,\n"
     "2 at least one image failed or bad usage, 3 the model could not be loaded.\n";

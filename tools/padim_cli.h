@@ -99,11 +99,11 @@ static inline int cli_list_images(const char *dir, cli_list *out, char *why, siz
         snprintf(path, sizeof path, "%s/%s", dir, nm);
         ok = cli_list_add(out, path);
     }
-    qsort(subdirs.v, (size_t)subdirs.n, sizeof *subdirs.v, cli_cmp_str);
+    if (subdirs.n) qsort(subdirs.v, (size_t)subdirs.n, sizeof *subdirs.v, cli_cmp_str);
     for (int i = 0; ok && i < subdirs.n; i++) ok = cli_list_images(subdirs.v[i], out, why, why_len);
     if (!ok && !why[0]) snprintf(why, why_len, "%s: out of memory listing the folder", dir);
     cli_list_free(&names), cli_list_free(&subdirs);
-    if (ok) qsort(out->v, (size_t)out->n, sizeof *out->v, cli_cmp_str);
+    if (ok && out->n) qsort(out->v, (size_t)out->n, sizeof *out->v, cli_cmp_str);
     return ok;
 }
 
