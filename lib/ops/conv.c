@@ -251,8 +251,10 @@ void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const
             continue;
         }
         int chunk = is_pointwise(d) ? (int)P : chunk_cols(d), pa, pb;
-        /* this part's output pixels, in whole chunks unless there are fewer chunks than parts */
-        split((int)P, (int)P / chunk >= parts ? chunk : 16, part, parts, &pa, &pb);
+        /* this part's output pixels: an even share in multiples of 16 (whole chunks
+         * would leave parts unequal when there are only a few chunks), then
+         * walked in chunks */
+        split((int)P, 16, part, parts, &pa, &pb);
         for (int g = 0; g < G; g++) {
             const float *xg = xs + (size_t)g * cg * HW;
             const float *wg = w + (size_t)g * ocg * K;
