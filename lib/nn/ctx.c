@@ -288,6 +288,7 @@ void aibox_ctx_free(aibox_ctx **pc)
 
 size_t aibox_ctx_bytes(const aibox_ctx *c) { return c ? c->bytes : 0; }
 int aibox_ctx_threads(const aibox_ctx *c) { return c ? c->threads : 0; }
+aibox_pool *aibox_ctx_pool(aibox_ctx *c) { return c ? c->pool : NULL; }
 int aibox_ctx_batch(const aibox_ctx *c) { return c ? c->n : 0; }
 
 void aibox_ctx_reseed(aibox_ctx *c, uint64_t seed)

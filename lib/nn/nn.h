@@ -93,6 +93,9 @@ AIBOX_INTERNAL const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k);
  * after checking its inputs and computing its nominal shape. */
 AIBOX_INTERNAL int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in, const int *ip,
                                         const float *fp);
+/* A context's thread pool (borrowed), for work between its forwards (PaDiM's
+ * scoring): one pool per context, so two pools never compete for the cores. */
+AIBOX_INTERNAL aibox_pool *aibox_ctx_pool(aibox_ctx *ctx);
 /* Allocates parameter/state blocks (after the last node); init: 1 to draw initial values. */
 AIBOX_INTERNAL aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, aibox_error *err);
 

@@ -49,7 +49,7 @@ struct aibox_padim {
 struct aibox_padim_fit {
     aibox_padim *p; /* taps, channel choice; mean/linv filled at the end */
     aibox_ctx *ctx;
-    aibox_pool *pool;
+    aibox_pool *pool; /* the backbone context's (borrowed) */
     int batch, threads;
     float *emb;   /* batch x P x d */
     float *full;  /* P x F (orthogonal projection only) */
@@ -63,7 +63,7 @@ typedef void (*maha_fn)(const float *L, const float *diff, int d, int bn, double
 struct aibox_padim_ctx {
     const aibox_padim *p;
     aibox_ctx *ctx;
-    aibox_pool *pool;
+    aibox_pool *pool; /* the backbone context's (borrowed) */
     int max_batch;
     float *emb;  /* max_batch x P x d */
     float *full; /* P x F */
@@ -297,7 +297,6 @@ void aibox_padim_fit_free(aibox_padim_fit **pf)
     aibox_padim_fit *f = *pf;
     aibox_padim_free(&f->p);
     aibox_ctx_free(&f->ctx);
-    aibox_pool_free(&f->pool);
     aibox_free(f->emb), aibox_free(f->full);
     aibox_free(f->K), aibox_free(f->S1), aibox_free(f->S2), aibox_free(f->V);
     free(f);
@@ -419,7 +418,7 @@ aibox_status aibox_padim_fit_begin(aibox_padim_fit **out, const aibox_model *bb,
     if (!s) {
         f->threads = aibox_ctx_threads(f->ctx);
         f->batch = batch;
-        s = aibox_pool_create(&f->pool, f->threads, err);
+        f->pool = aibox_ctx_pool(f->ctx);
     }
     if (!s) {
         size_t Pd = (size_t)p->P * p->d;
@@ -747,7 +746,6 @@ void aibox_padim_ctx_free(aibox_padim_ctx **pc)
     if (!pc || !*pc) return;
     aibox_padim_ctx *c = *pc;
     aibox_ctx_free(&c->ctx);
-    aibox_pool_free(&c->pool);
     aibox_free(c->emb), aibox_free(c->full), aibox_free(c->grid), aibox_free(c->diff);
     aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
     free(c);
@@ -772,7 +770,7 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
     aibox_status s = aibox_ctx_create_ex(&c->ctx, p->trunk, AIBOX_INFER, max_batch, ch, h, w, 0, threads, err);
     int nt = s ? 1 : aibox_ctx_threads(c->ctx);
-    if (!s) s = aibox_pool_create(&c->pool, nt, err);
+    if (!s) c->pool = aibox_ctx_pool(c->ctx);
     if (!s) {
         c->emb = aibox_alloc(sizeof(float) * (size_t)max_batch * p->P * p->d);
         c->full = p->proj ? aibox_alloc(sizeof(float) * (size_t)p->P * p->F) : NULL;
