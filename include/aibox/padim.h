@@ -67,7 +67,8 @@ AIBOX_API size_t aibox_padim_fit_bytes(const aibox_padim_fit *f);
 /* Mean and covariance per patch (unbiased, n - 1; a single image gives a
  * zero covariance, so the model is then reg * I: distances are Euclidean
  * / sqrt(reg), finite), Cholesky factorisation (LAPACK dpotrf/dtrtri in
- * double), and the fitted model. The fit object stays valid (free it). */
+ * double), and the fitted model, handed over to *p: the fit is then spent
+ * (further calls return AIBOX_E_STATE; free it). */
 AIBOX_API aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **p, aibox_error *err);
 AIBOX_API void aibox_padim_fit_free(aibox_padim_fit **f);
 

@@ -68,9 +68,10 @@ struct aibox_padim_ctx {
     float *emb;  /* max_batch x P x d */
     float *full; /* P x F */
     float *grid; /* max_batch x P */
-    float *diff; /* threads x d */
+    float *diff; /* threads x max_batch x d */
     maha_fn maha;
     int half; /* use the model's half-precision factor (maha_f16) */
+    float *map1;                         /* one map when the caller wants scores only: h x w */
     float *blur_tmp, *blur_pad, *blur_k; /* the map blur's scratch: h x w, threads x (w + ks), ks */
     int ks;
 };
@@ -171,21 +172,17 @@ static maha_fn maha_kernel(void)
     return has_f16() ? maha_avx2 : maha_generic;
 }
 
-static void padim_free_fields(aibox_padim *p)
+void aibox_padim_free(aibox_padim **pp)
 {
+    if (!pp || !*pp) return;
+    aibox_padim *p = *pp;
     aibox_model_free(&p->trunk);
     free(p->idx);
     aibox_free(p->proj);
     aibox_free(p->mean);
     aibox_free(p->linv);
     aibox_free(p->linv_h);
-}
-
-void aibox_padim_free(aibox_padim **pp)
-{
-    if (!pp || !*pp) return;
-    padim_free_fields(*pp);
-    free(*pp);
+    free(p);
     *pp = NULL;
 }
 
@@ -436,7 +433,6 @@ aibox_status aibox_padim_fit_begin(aibox_padim_fit **out, const aibox_model *bb,
             memset(f->S2, 0, sizeof(double) * Pd * p->d);
         }
     }
-    if (!s) s = aibox_model_set_meta_str(p->trunk, "aibox.task", "padim", err);
     if (s) {
         aibox_padim_fit_free(&f);
         return s;
@@ -448,6 +444,7 @@ aibox_status aibox_padim_fit_begin(aibox_padim_fit **out, const aibox_model *bb,
 aibox_status aibox_padim_fit_preproc(const aibox_padim_fit *f, aibox_preproc *pp, aibox_error *err)
 {
     if (!f || !pp) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL argument");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was already ended");
     return aibox_preproc_from_model(pp, f->p->trunk, err);
 }
 
@@ -455,7 +452,7 @@ long aibox_padim_fit_count(const aibox_padim_fit *f) { return f ? f->n : 0; }
 
 size_t aibox_padim_fit_bytes(const aibox_padim_fit *f)
 {
-    if (!f) return 0;
+    if (!f || !f->p) return 0;
     size_t Pd = (size_t)f->p->P * f->p->d;
     return aibox_ctx_bytes(f->ctx) + sizeof(float) * Pd * f->batch + sizeof(double) * Pd * (f->p->d + 2) +
            sizeof(double) * (size_t)f->threads * f->batch * f->p->d +
@@ -490,6 +487,7 @@ static void accum_task(void *arg, int task, int thread)
 aibox_status aibox_padim_fit_add(aibox_padim_fit *f, const float *x, int n, aibox_error *err)
 {
     if (!f || (!x && n)) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL argument");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was already ended");
     if (n < 0) return aibox_fail(err, AIBOX_E_INVALID, "padim: %d images", n);
     aibox_padim *p = f->p;
     int c, h, w;
@@ -555,10 +553,11 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL model pointer");
     *out = NULL;
-    if (!f || !f->p) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL fit");
+    if (!f) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL fit");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was already ended");
     if (f->n < 1) return aibox_fail(err, AIBOX_E_STATE, "padim: no images were added");
     aibox_padim *p = f->p;
-    aibox_free(p->mean), aibox_free(p->linv);
+    aibox_free(p->mean), aibox_free(p->linv); /* an earlier failed end */
     p->mean = aibox_alloc(sizeof(float) * (size_t)p->P * p->d);
     p->linv = aibox_alloc(sizeof(float) * (size_t)p->P * p->T);
     solve_job j = {f, p->reg, aibox_alloc(sizeof(double) * (size_t)f->threads * p->d * p->d), f->threads * 4, -1, 0};
@@ -570,46 +569,29 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
         s = aibox_fail(err, AIBOX_E_INVALID, "padim: the covariance of patch %d is not positive definite (LAPACK %d)",
                        j.bad_patch, j.bad_info);
     p->images = f->n;
-    /* A copy for the caller; the fit keeps its own so it can be ended again. */
-    aibox_padim *q = s ? NULL : calloc(1, sizeof *q);
-    if (!s && !q) s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
-    if (!s) {
-        *q = *p;
-        q->trunk = NULL, q->idx = NULL, q->proj = NULL;
-        p->mean = p->linv = NULL; /* moved */
-        s = aibox_model_extract(&q->trunk, p->trunk, aibox_model_output(p->trunk), NULL, err);
-        if (!s && p->idx && !(q->idx = malloc(sizeof(int) * (size_t)p->d)))
-            s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
-        if (!s && p->idx) memcpy(q->idx, p->idx, sizeof(int) * (size_t)p->d);
-        if (!s && p->proj && !(q->proj = aibox_alloc(sizeof(float) * (size_t)p->F * p->d)))
-            s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
-        if (!s && p->proj) memcpy(q->proj, p->proj, sizeof(float) * (size_t)p->F * p->d);
-    }
     if (!s) { /* what a loaded model needs besides the tensors */
-        aibox_model *m = q->trunk;
-        int64_t taps[AIBOX_PADIM_MAX_TAPS], grid[2] = {q->gh, q->gw};
-        for (int t = 0; t < q->n_taps; t++) taps[t] = q->tap[t];
+        aibox_model *m = p->trunk;
+        int64_t taps[AIBOX_PADIM_MAX_TAPS], grid[2] = {p->gh, p->gw};
+        for (int t = 0; t < p->n_taps; t++) taps[t] = p->tap[t];
         s = aibox_model_set_meta_str(m, "aibox.task", "padim", err);
-        if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.taps", q->n_taps, taps, err);
+        if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.taps", p->n_taps, taps, err);
         if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.grid", 2, grid, err);
-        if (!s) s = aibox_model_set_meta_int(m, "aibox.padim.dims", q->d, err);
-        if (!s) s = aibox_model_set_meta_str(m, "aibox.padim.projection", q->idx ? "random" : "orthogonal", err);
-        if (!s) s = aibox_model_set_meta_int(m, "aibox.padim.images", q->images, err);
+        if (!s) s = aibox_model_set_meta_int(m, "aibox.padim.dims", p->d, err);
+        if (!s) s = aibox_model_set_meta_str(m, "aibox.padim.projection", p->idx ? "random" : "orthogonal", err);
+        if (!s) s = aibox_model_set_meta_int(m, "aibox.padim.images", p->images, err);
         if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.reg", j.reg, err);
-        if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.blur_sigma", q->sigma, err);
-        if (!s && q->idx) {
-            int64_t *ch = malloc(sizeof(int64_t) * (size_t)q->d);
+        if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.blur_sigma", p->sigma, err);
+        if (!s && p->idx) {
+            int64_t *ch = malloc(sizeof(int64_t) * (size_t)p->d);
             if (!ch) s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
-            for (int i = 0; ch && i < q->d; i++) ch[i] = q->idx[i];
-            if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.channels", q->d, ch, err);
+            for (int i = 0; ch && i < p->d; i++) ch[i] = p->idx[i];
+            if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.channels", p->d, ch, err);
             free(ch);
         }
     }
-    if (s) {
-        if (q) aibox_padim_free(&q);
-        return s;
-    }
-    *out = q;
+    if (s) return s;
+    *out = p; /* handed over: the fit is spent */
+    f->p = NULL;
     return AIBOX_OK;
 }
 
@@ -747,7 +729,7 @@ void aibox_padim_ctx_free(aibox_padim_ctx **pc)
     aibox_padim_ctx *c = *pc;
     aibox_ctx_free(&c->ctx);
     aibox_free(c->emb), aibox_free(c->full), aibox_free(c->grid), aibox_free(c->diff);
-    aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
+    aibox_free(c->map1), aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
     free(c);
     *pc = NULL;
 }
@@ -776,7 +758,8 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
         c->full = p->proj ? aibox_alloc(sizeof(float) * (size_t)p->P * p->F) : NULL;
         c->grid = aibox_alloc(sizeof(float) * (size_t)max_batch * p->P);
         c->diff = aibox_alloc(sizeof(float) * (size_t)nt * max_batch * p->d);
-        if (!c->emb || (p->proj && !c->full) || !c->grid || !c->diff)
+        c->map1 = aibox_alloc(sizeof(float) * (size_t)h * w);
+        if (!c->emb || (p->proj && !c->full) || !c->grid || !c->diff || !c->map1)
             s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory for batch %d", max_batch);
     }
     if (!s && p->sigma > 0) {
@@ -865,10 +848,8 @@ aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float 
     if (!maps && !scores) return AIBOX_OK;
     int ch, h, w;
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
-    float *one = maps ? NULL : aibox_alloc(sizeof(float) * (size_t)h * w);
-    if (!maps && !one) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
     for (int b = 0; b < n && !s; b++) {
-        float *m = maps ? maps + (size_t)b * h * w : one;
+        float *m = maps ? maps + (size_t)b * h * w : c->map1;
         s = aibox_map_resize(c->grid + (size_t)b * p->P, p->gw, p->gh, m, w, h, err);
         if (!s && p->sigma > 0) { /* the blur's two passes, rows split over the pool */
             blur_job bj = {c, m, w, h, 0, aibox_ctx_threads(c->ctx)};
@@ -882,6 +863,5 @@ aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float 
             scores[b] = mx;
         }
     }
-    aibox_free(one);
     return s;
 }
