@@ -163,8 +163,8 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
     size_t ml = (size_t)in->pp.width * in->pp.height;
     float *maps = malloc(sizeof(float) * ml * (size_t)(n + 1)), *scores = malloc(sizeof(float) * (size_t)(n + 1));
     uint8_t *masks = calloc(ml * (size_t)(n + 1), 1), *labels = calloc((size_t)n + 1, 1);
-    int *cls = calloc((size_t)n + 1, sizeof *cls), *ok = calloc((size_t)n + 1, sizeof *ok);
-    if (!maps || !scores || !masks || !labels || !cls || !ok) {
+    int *cls = calloc((size_t)n + 1, sizeof *cls);
+    if (!maps || !scores || !masks || !labels || !cls) {
         fprintf(stderr, "%s: out of memory for %d maps of %dx%d\n", prog, n, in->pp.width, in->pp.height);
         goto done;
     }
@@ -182,17 +182,11 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
             continue;
         }
         aibox_image_free(&img);
-        char mp[4300];
-        if (cli_find_mask(path, i < keep.n ? NULL : mask_dir, mp, sizeof mp)) {
-            aibox_image mi = {0}, g = {0}, r = {0};
-            if (aibox_image_load(&mi, mp, in->max_pixels, &err) || aibox_image_convert(&g, &mi, 1, &err) ||
-                aibox_image_resize(&r, &g, in->pp.width, in->pp.height, AIBOX_RESIZE_NEAREST, &err)) {
-                fprintf(stderr, "%s: mask %s\n", prog, err.msg);
-                aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
-                goto done;
-            }
-            for (size_t p = 0; p < ml; p++) masks[ml * k + p] = r.data[p] >= 128;
-            aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
+        /* normal images: only a mask beside them (the mask folder holds the defects') */
+        if (cli_load_mask(path, i < keep.n ? NULL : mask_dir, in->pp.width, in->pp.height, in->max_pixels,
+                          masks + ml * k, &err)) {
+            fprintf(stderr, "%s: mask %s\n", prog, err.msg);
+            goto done;
         }
         labels[k] = i >= keep.n;
         cls[k] = -1;
@@ -243,7 +237,7 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
     printf("},\"seconds\":%.3f,\"ms_per_image\":%.3f}\n", secs, k ? secs * 1e3 / k : 0);
     rc = failed ? 2 : 0;
 done:
-    free(maps), free(scores), free(masks), free(labels), free(cls), free(ok);
+    free(maps), free(scores), free(masks), free(labels), free(cls);
     cli_list_free(&normal), cli_list_free(&abnormal), cli_list_free(&keep), cli_list_free(&classes);
     return rc;
 }

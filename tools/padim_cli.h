@@ -127,6 +127,23 @@ static inline int cli_find_mask(const char *image, const char *mask_dir, char *o
     return !stat(out, &st) && S_ISREG(st.st_mode);
 }
 
+/* The ground truth of an image at w x h (nearest, >= 128 is defect): its mask
+ * as cli_find_mask finds it, or all zeros when it has none. */
+static inline aibox_status cli_load_mask(const char *image, const char *mask_dir, int w, int h, long long max_pixels,
+                                         uint8_t *dst, aibox_error *err)
+{
+    char mp[4300];
+    memset(dst, 0, (size_t)w * h);
+    if (!cli_find_mask(image, mask_dir, mp, sizeof mp)) return AIBOX_OK;
+    aibox_image mi = {0}, g = {0}, r = {0};
+    aibox_status s = aibox_image_load(&mi, mp, max_pixels, err);
+    if (!s) s = aibox_image_convert(&g, &mi, 1, err);
+    if (!s) s = aibox_image_resize(&r, &g, w, h, AIBOX_RESIZE_NEAREST, err);
+    for (size_t p = 0; !s && p < (size_t)w * h; p++) dst[p] = r.data[p] >= 128;
+    aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
+    return s;
+}
+
 /* A seeded shuffle (Fisher-Yates on the sorted list). */
 static inline void cli_shuffle(char **v, int n, uint64_t seed)
 {
@@ -166,18 +183,17 @@ static inline const char *cli_leaf(const char *path)
     return s ? s + 1 : path;
 }
 
-/* Loads and preprocesses one image for a model. */
+/* Loads and preprocesses one image for a model (sides below min_side refused). */
 static inline aibox_status cli_load_input(const aibox_preproc *pp, const char *path, long long max_pixels, int min_side,
-                                          float *x, aibox_image *keep, aibox_error *err)
+                                          float *x, aibox_error *err)
 {
     aibox_image img = {0};
     aibox_status s = aibox_image_load(&img, path, max_pixels, err);
     if (!s && (img.width < min_side || img.height < min_side))
         s = cli_fail(err, AIBOX_E_INVALID, "%s: too small: %dx%d (each side must be at least %d pixels)", path,
-                           img.width, img.height, min_side);
+                     img.width, img.height, min_side);
     if (!s) s = aibox_preprocess(pp, &img, x, err);
-    if (!s && keep) *keep = img;
-    else aibox_image_free(&img);
+    aibox_image_free(&img);
     return s;
 }
 

@@ -50,10 +50,10 @@ typedef struct padim_train {
 } padim_train;
 
 /* Loads an image into x; a bad file is skipped (recorded) or, strict, fatal. */
-static int padim_load(padim_train *t, const char *path, float *x, aibox_image *keep, int *fatal)
+static int padim_load(padim_train *t, const char *path, float *x, int *fatal)
 {
     aibox_error err = {0};
-    if (!cli_load_input(&t->pp, path, t->max_pixels, 8, x, keep, &err)) return 1;
+    if (!cli_load_input(&t->pp, path, t->max_pixels, 8, x, &err)) return 1;
     if (t->strict) {
         fprintf(stderr, "%s: %s\n", t->prog, err.msg);
         *fatal = 1;
@@ -65,15 +65,16 @@ static int padim_load(padim_train *t, const char *path, float *x, aibox_image *k
     return 0;
 }
 
-/* Scores every image of a list: image scores and (when want_maps) maps at the
- * model input size; returns the number scored, or -1 on a fatal error. */
+/* Scores every image of a list: image scores, and when maps is given the maps
+ * at the model input size (with masks, their ground truth); returns the
+ * number scored, or -1 on a fatal error. */
 static int padim_score_list(padim_train *t, aibox_padim_ctx *c, char **paths, int n, float *x, float *scores,
-                            float *maps, size_t map_len, uint8_t *masks, const char *mask_dir, char **scored)
+                            float *maps, size_t map_len, uint8_t *masks, const char *mask_dir)
 {
     int k = 0, fatal = 0;
     aibox_error err = {0};
     for (int i = 0; i < n; i++) {
-        if (!padim_load(t, paths[i], x, NULL, &fatal)) {
+        if (!padim_load(t, paths[i], x, &fatal)) {
             if (fatal) return -1;
             continue;
         }
@@ -81,23 +82,11 @@ static int padim_score_list(padim_train *t, aibox_padim_ctx *c, char **paths, in
             fprintf(stderr, "%s: %s: %s\n", t->prog, paths[i], err.msg);
             return -1;
         }
-        if (masks) { /* ground truth at the map's size (nearest, >= 128 is defect) */
-            char mp[4300];
-            uint8_t *dst = masks + map_len * k;
-            memset(dst, 0, map_len);
-            if (cli_find_mask(paths[i], mask_dir, mp, sizeof mp)) {
-                aibox_image mi = {0}, g = {0}, r = {0};
-                if (aibox_image_load(&mi, mp, t->max_pixels, &err) || aibox_image_convert(&g, &mi, 1, &err) ||
-                    aibox_image_resize(&r, &g, t->pp.width, t->pp.height, AIBOX_RESIZE_NEAREST, &err)) {
-                    fprintf(stderr, "%s: mask %s\n", t->prog, err.msg);
-                    aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
-                    return -1;
-                }
-                for (size_t p = 0; p < map_len; p++) dst[p] = r.data[p] >= 128;
-                aibox_image_free(&mi), aibox_image_free(&g), aibox_image_free(&r);
-            }
+        if (masks && cli_load_mask(paths[i], mask_dir, t->pp.width, t->pp.height, t->max_pixels, masks + map_len * k,
+                                   &err)) {
+            fprintf(stderr, "%s: mask %s\n", t->prog, err.msg);
+            return -1;
         }
-        if (scored) scored[k] = paths[i];
         k++;
         if (!t->quiet && isatty(2)) fprintf(stderr, "\r%s: scoring %d/%d", t->prog, i + 1, n);
     }
@@ -244,7 +233,7 @@ static int padim_main(int argc, char **argv)
     int nb = 0, n_used = 0;
     double t_fit = cli_now();
     for (int i = 0; i < n_fit; i++) {
-        if (padim_load(&t, goods.v[i], x + in_len * nb, NULL, &fatal)) fit_names[n_used++] = (char *)cli_leaf(goods.v[i]), nb++;
+        if (padim_load(&t, goods.v[i], x + in_len * nb, &fatal)) fit_names[n_used++] = (char *)cli_leaf(goods.v[i]), nb++;
         else if (fatal) {
             rc = 2;
             goto done;
@@ -292,10 +281,10 @@ static int padim_main(int argc, char **argv)
         fprintf(stderr, "%s: out of memory for %d score maps\n", prog, n_total);
         goto done;
     }
-    int h_ok = padim_score_list(&t, pc, goods.v + n_fit, n_hold, x, hold_scores, maps, map_len, masks, mask_dir, NULL);
+    int h_ok = padim_score_list(&t, pc, goods.v + n_fit, n_hold, x, hold_scores, maps, map_len, masks, mask_dir);
     int b_ok = h_ok < 0 ? -1
                         : padim_score_list(&t, pc, bad.v, bad.n, x, bad_scores, maps ? maps + map_len * h_ok : NULL,
-                                           map_len, masks ? masks + map_len * h_ok : NULL, mask_dir, NULL);
+                                           map_len, masks ? masks + map_len * h_ok : NULL, mask_dir);
     if (h_ok < 0 || b_ok < 0) {
         rc = t.strict ? 2 : 3;
         goto done;
