@@ -47,11 +47,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("aibox-bench %s\n%s\n", aibox_version(), aibox_blas_info());
+        if (cli_help_or_version(prog, a, usage)) {
             return 0;
         } else if (!strcmp(a, "--model") && v) model_name = v, i++;
         else if (!strcmp(a, "--size")) ok = cli_int(prog, a, v, 8, 4096, &size), i++;

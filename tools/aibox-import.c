@@ -70,11 +70,7 @@ int main(int argc, char **argv)
     aibox_resize_mode resize_mode = AIBOX_RESIZE_BILINEAR;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("aibox-import %s\n", aibox_version());
+        if (cli_help_or_version(prog, a, usage)) {
             return 0;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
         else if (!strcmp(a, "--labels") && v) labels = v, i++;

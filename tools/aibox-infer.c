@@ -387,11 +387,7 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
     long threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("aibox-infer %s\n%s\n", aibox_version(), aibox_blas_info());
+        if (cli_help_or_version(prog, a, usage)) {
             return 0;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
             model_path = v, i++;

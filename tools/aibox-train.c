@@ -219,11 +219,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        } else if (!strcmp(a, "--version")) {
-            printf("aibox-train %s\n%s\n", aibox_version(), aibox_blas_info());
+        if (cli_help_or_version(prog, a, usage)) {
             return 0;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
         else if (!strcmp(a, "--model") && v) model_name = v, i++, fixed_input++;

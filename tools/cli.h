@@ -8,11 +8,28 @@
 #include <string.h>
 #include <time.h>
 
+#include "aibox.h"
+
 static inline double cli_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* --help / -h prints usage and --version the tool's version and BLAS line,
+ * both on stdout; returns 1 when a was one of them (the tool then exits 0). */
+static inline int cli_help_or_version(const char *prog, const char *a, const char *usage)
+{
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        fputs(usage, stdout);
+        return 1;
+    }
+    if (!strcmp(a, "--version")) {
+        printf("%s %s\n%s\n", prog, aibox_version(), aibox_blas_info());
+        return 1;
+    }
+    return 0;
 }
 
 /* Writes s as a JSON string literal (quotes included). */
