@@ -21,6 +21,8 @@
 #include <time.h>
 
 #include "aibox.h"
+#define BENCH_NAME "bench_layers"
+#include "bench.h"
 #include "core/pool.h"
 #include "ops/ops.h"
 
@@ -38,43 +40,6 @@ typedef struct {
     double sgemm_fwd_gflops, sgemm_bwd_gflops; /* conv only */
     int is_conv;
 } layer_result;
-
-static FILE *human; /* stdout, or stderr under --json */
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(human, fmt, ap);
-    va_end(ap);
-    fflush(human);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench_layers: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Runs fn warmup times to warm caches and fault pages in, then reps times;
  * returns the median milliseconds. */
@@ -375,11 +340,6 @@ typedef struct {
     int n;
 } step_case;
 
-static void check(aibox_status s, const aibox_error *err, const char *what)
-{
-    if (s != AIBOX_OK) die("%s: %s", what, err->msg[0] ? err->msg : aibox_strerror(s));
-}
-
 static void train_step(void *p)
 {
     step_case *s = p;
@@ -433,7 +393,7 @@ int main(int argc, char **argv)
     }
     if (o.size % 8) die("--size must be a multiple of 8 (three 2x2 pools)");
     if (o.reps > 256) o.reps = 256;
-    human = o.json ? stderr : stdout;
+    bench_human = o.json ? stderr : stdout;
 
     /* Before any sgemm: picks OpenBLAS's kernels and makes it single-threaded. */
     aibox_blas_setup();

@@ -42,6 +42,8 @@
 #include <time.h>
 
 #include "aibox.h"
+#define BENCH_NAME "bench_padim"
+#include "bench.h"
 
 #define MAX_THREADS 4
 #define MAX_BACKBONES 3
@@ -75,48 +77,6 @@ typedef struct {
     double fit_s;
     tres t[MAX_THREADS];
 } bres;
-
-static FILE *human;
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(human, fmt, ap);
-    va_end(ap);
-    fflush(human);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench_padim: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static void check(aibox_status s, const aibox_error *err, const char *what)
-{
-    if (s != AIBOX_OK) die("%s: %s", what, err->msg[0] ? err->msg : aibox_strerror(s));
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Sorts t in place; the q-quantile by linear interpolation (numpy's default). */
 static double quantile(double *t, int n, double q)
@@ -534,7 +494,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else { usage(stderr); die("unknown option '%s'", a); }
     }
-    human = o.json ? stderr : stdout;
+    bench_human = o.json ? stderr : stdout;
     aibox_blas_setup();
     char load_before[64];
     snprintf(load_before, sizeof load_before, "%s", loadavg());
