@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/check.h"
@@ -283,4 +284,24 @@ int aibox_test_run(char *out, size_t out_len, const char *fmt, ...)
     if (out) out[n] = 0;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int aibox_test_torch_script(const char *script, const char *args, const char *skip_rmdir)
+{
+    const char *why = access(script, R_OK) != 0 ? "the script is not found (run from the source tree)"
+                      : access("/usr/bin/python3", X_OK) != 0 ? "/usr/bin/python3 is absent"
+                                                                : NULL;
+    int rc = 0;
+    if (!why) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, args);
+        rc = system(cmd);
+        if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) why = "/usr/bin/python3 cannot import torch (Debian python3-torch)";
+    }
+    if (why) {
+        if (skip_rmdir) rmdir(skip_rmdir);
+        print_message("parity skipped (%s): %s\n", script, why);
+        skip();
+    }
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }

@@ -31,6 +31,12 @@ void aibox_test_fill_away(aibox_rng *rng, float *x, size_t count, float lo, floa
  * exit status (128 + signal when killed). For the tools' tests. */
 int aibox_test_run(char *out, size_t out_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Runs "/usr/bin/python3 script args" (a PyTorch parity fixture) from the
+ * source tree and returns its exit status; skips the calling test with a
+ * message when the script or python3 is absent or torch cannot be imported
+ * (the script exits 77), removing the empty folder skip_rmdir first (may be NULL). */
+int aibox_test_torch_script(const char *script, const char *args, const char *skip_rmdir);
+
 /* Conversions and allocation that abort the test on failure. */
 void *aibox_test_malloc(size_t bytes);
 float *aibox_test_floats(size_t count);   /* zero-filled */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "aibox.h"
+#include "common/check.h"
 #include "io/safetensors.h"
 
 static char g_dir[64];
@@ -377,23 +378,9 @@ static void expect_import_refusal(const char *path, const char *want)
  * and fills the three paths. */
 static void fixture(const char *arch, int size, char *st, char *in, char *ref, size_t cap)
 {
-    const char *script = "tests/io/torch_parity.py";
-    if (access(script, R_OK) != 0) {
-        print_message("parity skipped: %s not found (run from the source tree)\n", script);
-        skip();
-    }
-    if (access("/usr/bin/python3", X_OK) != 0) {
-        print_message("parity skipped: /usr/bin/python3 is absent\n");
-        skip();
-    }
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s %s %d", script, g_dir, arch, size);
-    int rc = system(cmd);
-    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
-        print_message("parity skipped: /usr/bin/python3 cannot import torch (Debian python3-torch)\n");
-        skip();
-    }
-    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    char args[512];
+    snprintf(args, sizeof args, "%s %s %d", g_dir, arch, size);
+    assert_int_equal(aibox_test_torch_script("tests/io/torch_parity.py", args, NULL), 0);
     snprintf(st, cap, "%s/%s.safetensors", g_dir, arch);
     snprintf(in, cap, "%s/%s.input.f32", g_dir, arch);
     snprintf(ref, cap, "%s/%s.logits.f32", g_dir, arch);

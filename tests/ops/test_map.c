@@ -234,25 +234,9 @@ static void parity(const char *dir, const char *what, const float *got, const ch
 static void test_torch_parity(void **state)
 {
     (void)state;
-    const char *script = "tests/ops/map_parity.py";
-    if (access(script, R_OK) != 0) {
-        print_message("parity skipped: %s not found (run from the source tree)\n", script);
-        skip();
-    }
-    if (access("/usr/bin/python3", X_OK) != 0) {
-        print_message("parity skipped: /usr/bin/python3 is absent\n");
-        skip();
-    }
-    char dir[] = "/tmp/aibox-map-XXXXXX", cmd[512];
+    char dir[] = "/tmp/aibox-map-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, dir);
-    int rc = system(cmd);
-    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
-        rmdir(dir);
-        print_message("parity skipped: /usr/bin/python3 cannot import torch (Debian python3-torch)\n");
-        skip();
-    }
-    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    assert_int_equal(aibox_test_torch_script("tests/ops/map_parity.py", dir, dir), 0);
     float *in56 = slurp_floats(dir, "in56.f32", 56 * 56), *in224 = slurp_floats(dir, "in224.f32", 224 * 224);
     float *in7x5 = slurp_floats(dir, "in7x5.f32", 7 * 5);
     float *out = aibox_test_floats(224 * 224);

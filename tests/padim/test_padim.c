@@ -387,17 +387,8 @@ static void test_torch_parity(void **state)
     char dir[300], cmd[1200], path[600];
     snprintf(dir, sizeof dir, "%s.parity", g_tmp);
     const char *script = "tests/padim/padim_parity.py";
-    if (access("/usr/bin/python3", X_OK) != 0 || access(script, R_OK) != 0) {
-        print_message("parity skipped: /usr/bin/python3 or %s is absent\n", script);
-        skip();
-    }
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s gen %s", script, dir);
-    int rc = system(cmd);
-    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
-        print_message("parity skipped: /usr/bin/python3 cannot import torch (Debian python3-torch)\n");
-        skip();
-    }
-    assert_int_equal(rc, 0);
+    snprintf(cmd, sizeof cmd, "gen %s", dir);
+    assert_int_equal(aibox_test_torch_script(script, cmd, NULL), 0);
     aibox_error err;
     aibox_model *bb = NULL;
     snprintf(path, sizeof path, "%s/resnet18.safetensors", dir);
@@ -427,8 +418,8 @@ static void test_torch_parity(void **state)
     float *maps = malloc(sizeof(float) * 2 * 224 * 224), scores[2];
     assert_int_equal(aibox_padim_ctx_create(&c, p, 2, 2, &err), AIBOX_OK);
     assert_int_equal(aibox_padim_score(c, t, 2, NULL, maps, scores, &err), AIBOX_OK);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s ref %s", script, dir);
-    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "ref %s", dir);
+    assert_int_equal(aibox_test_torch_script(script, cmd, NULL), 0);
     snprintf(path, sizeof path, "%s/ref.f32", dir);
     float *ref = slurp_f32(path, 2 * 224 * 224);
     double worst = 0, scale = 0;
