@@ -132,6 +132,27 @@ def tensor_bytes(t):
     raise ValueError(t.dtype)
 
 
+def trained_looking(model, size, batches, scale=1.0, shift=0.0):
+    """Gives the batch norms non-trivial affine parameters and running
+    statistics (a cumulative average over a few random batches of size x size
+    inputs drawn as randn * scale + shift); leaves the model in eval mode."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        for bn in bns:
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0.0, 0.2)
+        model.train()
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None
+        for _ in range(batches):
+            x = torch.randn(2, 3, size, size)
+            model(x * scale + shift if (scale, shift) != (1.0, 0.0) else x)
+        for bn in bns:
+            bn.momentum = 0.1
+    model.eval()
+
+
 def save_safetensors(path, sd):
     header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
     for name, t in sd.items():
@@ -159,21 +180,8 @@ def main():
     torch.manual_seed(1234)
     torch.set_num_threads(2)
     model, source = build(arch)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    trained_looking(model, size, batches=3, scale=1.5, shift=0.3)
     with torch.no_grad():
-        for bn in bns:  # non-trivial affine parameters
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.normal_(0.0, 0.2)
-        # running statistics: a cumulative average over a few random batches
-        model.train()
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None
-        for _ in range(3):
-            model(torch.randn(2, 3, size, size) * 1.5 + 0.3)
-        for bn in bns:
-            bn.momentum = 0.1
-        model.eval()
         x = torch.randn(1, 3, size, size)
         y = model(x)
     save_safetensors(os.path.join(out, arch + ".safetensors"), model.state_dict())

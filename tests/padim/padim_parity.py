@@ -35,18 +35,7 @@ N_FIT, N_TEST, SIZE = 24, 2, 224
 def model():
     torch.manual_seed(99)
     m, _ = torch_parity.build("resnet18")
-    bns = [x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)]
-    with torch.no_grad():
-        for bn in bns:
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.normal_(0.0, 0.2)
-        m.train()
-        for bn in bns:
-            bn.reset_running_stats()
-            bn.momentum = None
-        for _ in range(2):
-            m(torch.randn(2, 3, SIZE, SIZE))
-    m.eval()
+    torch_parity.trained_looking(m, SIZE, batches=2)
     return m
 
 
