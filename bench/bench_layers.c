@@ -117,9 +117,9 @@ static void conv_fwd_part(void *p, int part, int parts, int thread)
         int a, b;
         split(c->n, part, parts, &a, &b);
         if (b > a)
-            aibox_conv_fwd_part(&c->d, b - a, c->x + a * c->in_sz, c->w, c->b, c->y + a * c->out_sz, ws, 0, 0, 1);
+            aibox_conv_fwd_part(&c->d, b - a, c->x + a * c->in_sz, c->w, NULL, c->b, c->y + a * c->out_sz, ws, 0, 0, 1);
     } else { /* pieces of each sample */
-        aibox_conv_fwd_part(&c->d, c->n, c->x, c->w, c->b, c->y, ws, 0, part, parts);
+        aibox_conv_fwd_part(&c->d, c->n, c->x, c->w, NULL, c->b, c->y, ws, 0, part, parts);
     }
 }
 

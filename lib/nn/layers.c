@@ -140,10 +140,10 @@ static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
         int a, b;
         range_int(r->n, part, parts, &a, &b);
         if (b > a)
-            aibox_conv_fwd_fused(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->fuse_scale,
+            aibox_conv_fwd_part(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->fuse_scale,
                                  r->fuse_scale ? r->fuse_shift : r->p[1], r->y + a * out_sz, ws, r->fuse_relu, 0, 1);
     } else { /* pieces of each sample */
-        aibox_conv_fwd_fused(&d, r->n, r->x[0], r->p[0], r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1], r->y,
+        aibox_conv_fwd_part(&d, r->n, r->x[0], r->p[0], r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1], r->y,
                              ws, r->fuse_relu, part, parts);
     }
 }

@@ -227,14 +227,8 @@ static void epilogue(float *y, size_t n, const float *scale, const float *shift,
     if (relu) relu_inplace(y, n);
 }
 
-void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b, float *y,
-                         float *ws, int relu, int part, int parts)
-{
-    aibox_conv_fwd_fused(d, n, x, w, NULL, b, y, ws, relu, part, parts);
-}
-
-void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *scale,
-                          const float *b, float *y, float *ws, int relu, int part, int parts)
+void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *scale,
+                         const float *b, float *y, float *ws, int relu, int part, int parts)
 {
     const int G = d->groups, cg = d->in_c / G, ocg = d->out_c / G, K = col_rows(d);
     const size_t P = (size_t)d->out_h * d->out_w, HW = (size_t)d->in_h * d->in_w;
@@ -287,7 +281,7 @@ void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const
 void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *b, float *y,
                     float *ws)
 {
-    aibox_conv_fwd_part(d, n, x, w, b, y, ws, 0, 0, 1);
+    aibox_conv_fwd_part(d, n, x, w, NULL, b, y, ws, 0, 0, 1);
 }
 
 void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy, float *dx,

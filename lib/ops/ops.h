@@ -37,15 +37,12 @@ AIBOX_INTERNAL void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float 
                                    float *y, float *ws);
 /* The same work split into `parts` deterministic pieces (output pixels, or
  * output channels for depthwise-style convolutions); piece `part` only.
- * relu: 1 applies max(0, .) to the result (a fused following ReLU). Each
- * concurrent piece needs its own ws. */
+ * scale (NULL: none) multiplies each output channel before b is added (a
+ * folded inference batch norm); relu: 1 applies max(0, .) to the result (a
+ * fused following ReLU). Each concurrent piece needs its own ws. */
 AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w,
-                                        const float *b, float *y, float *ws, int relu, int part, int parts);
-/* As aibox_conv_fwd_part with a per-output-channel scale (NULL: none) applied
- * before b: y = conv * scale + b (a folded inference batch norm), then relu. */
-AIBOX_INTERNAL void aibox_conv_fwd_fused(const aibox_conv_desc *d, int n, const float *x, const float *w,
-                                         const float *scale, const float *b, float *y, float *ws, int relu, int part,
-                                         int parts);
+                                        const float *scale, const float *b, float *y, float *ws, int relu, int part,
+                                        int parts);
 /* aibox_map_blur in pieces, for callers that split it over threads: the
  * kernel (aibox_map_blur_kernel_size(sigma) floats), the row pass of rows
  * [y0, y1) from map into tmp (w x h; pad: w + ks - 1 floats per caller), and
