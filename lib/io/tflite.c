@@ -408,20 +408,26 @@ static int64_t q_zp(const tfl *m, const tfl_tensor *t, uint32_t ch)
 /* A constant's buffer holds exactly its elements. Checked while the graph is
  * built, before the model allocates parameters for the constant: a few bytes
  * of file must not be able to ask for gigabytes (found by fuzzing). */
+/* Bytes per element of the constant types libaibox reads; 0 for any other. */
+static size_t elem_size(int type)
+{
+    switch (type) {
+    case T_FLOAT32: case T_INT32: return 4;
+    case T_UINT8: case T_INT8: return 1;
+    default: return 0;
+    }
+}
+
 static aibox_status check_const(const tfl *m, int ti, const char *what)
 {
     const fb *f = &m->f;
     const tfl_tensor *t = &m->t[ti];
-    size_t pos, len, esz, count = tensor_count(t);
+    size_t pos, len, esz = elem_size(t->type), count = tensor_count(t);
     aibox_status s = tensor_data(m, ti, &pos, &len);
     if (s) return s;
-    switch (t->type) {
-    case T_FLOAT32: case T_INT32: esz = 4; break;
-    case T_UINT8: case T_INT8: esz = 1; break;
-    default:
+    if (!esz)
         return aibox_fail(f->err, AIBOX_E_UNSUPPORTED, "%s: %s: tensor %d (%s) has type %d, which libaibox does not import",
                           f->name, what, ti, t->name, t->type);
-    }
     if (count == SIZE_MAX || len / esz != count || len % esz)
         return bad(f, "%s: constant tensor %d (%s) holds %zu bytes for its shape", what, ti, t->name, len);
     return AIBOX_OK;
@@ -432,20 +438,12 @@ static aibox_status load_const(const tfl *m, int ti, float *out, size_t count, c
 {
     const fb *f = &m->f;
     const tfl_tensor *t = &m->t[ti];
-    size_t pos, len, esz;
-    aibox_status s = tensor_data(m, ti, &pos, &len);
+    size_t pos, len, esz = elem_size(t->type);
+    aibox_status s = check_const(m, ti, what); /* type, and bytes for the shape */
+    if (!s) s = tensor_data(m, ti, &pos, &len);
     if (s) return s;
     if (tensor_count(t) != count)
         return bad(f, "%s: tensor %d (%s) has %zu elements, expected %zu", what, ti, t->name, tensor_count(t), count);
-    switch (t->type) {
-    case T_FLOAT32: case T_INT32: esz = 4; break;
-    case T_UINT8: case T_INT8: esz = 1; break;
-    default:
-        return aibox_fail(f->err, AIBOX_E_UNSUPPORTED, "%s: %s: tensor %d (%s) has type %d, which libaibox does not import",
-                          f->name, what, ti, t->name, t->type);
-    }
-    if (len != count * esz)
-        return bad(f, "%s: tensor %d (%s) holds %zu bytes, expected %zu", what, ti, t->name, len, count * esz);
     if (t->type != T_FLOAT32 && t->scale.len == 0)
         return bad(f, "%s: integer tensor %d (%s) has no quantisation scale", what, ti, t->name);
     size_t inner = 1;
