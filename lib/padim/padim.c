@@ -58,7 +58,8 @@ struct aibox_padim_fit {
     long n;
 };
 
-typedef void (*maha_fn)(const float *L, const float *diff, int d, int bn, double *acc);
+/* A kernel over one patch's factor L (float32 or half, as the kernel reads it). */
+typedef void (*maha_fn)(const void *L, const float *diff, int d, int bn, double *acc);
 
 struct aibox_padim_ctx {
     const aibox_padim *p;
@@ -69,8 +70,9 @@ struct aibox_padim_ctx {
     float *full; /* P x F */
     float *grid; /* max_batch x P */
     float *diff; /* threads x max_batch x d */
-    maha_fn maha;
-    int half; /* use the model's half-precision factor (maha_f16) */
+    maha_fn maha;         /* chosen at creation with the factor it reads: */
+    const char *factor;   /* the model's float32 or half factors */
+    size_t factor_bytes;  /* per patch */
     float *map1;                         /* one map when the caller wants scores only: h x w */
     float *blur_tmp, *blur_pad, *blur_k; /* the map blur's scratch: h x w, threads x (w + ks), ks */
     int ks;
@@ -117,14 +119,14 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void maha_
     }
 }
 
-__attribute__((target("avx2,fma,f16c"))) static void maha_avx2(const float *L, const float *diff, int d, int bn,
+__attribute__((target("avx2,fma,f16c"))) static void maha_avx2(const void *L, const float *diff, int d, int bn,
                                                                double *acc)
 {
     maha_wide(L, 0, diff, d, bn, acc);
 }
 
 /* The half-precision factor: half the bytes to stream. */
-__attribute__((target("avx2,fma,f16c"))) static void maha_f16(const uint16_t *L, const float *diff, int d, int bn,
+__attribute__((target("avx2,fma,f16c"))) static void maha_f16(const void *L, const float *diff, int d, int bn,
                                                               double *acc)
 {
     maha_wide(L, 1, diff, d, bn, acc);
@@ -144,8 +146,9 @@ static int has_f16(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-static void maha_generic(const float *L, const float *diff, int d, int bn, double *acc)
+static void maha_generic(const void *factor, const float *diff, int d, int bn, double *acc)
 {
+    const float *L = factor;
     for (int b = 0; b < bn; b++) acc[b] = 0;
     for (int i = 0; i < d; i++) {
         int n = i + 1;
@@ -163,13 +166,17 @@ static void maha_generic(const float *L, const float *diff, int d, int bn, doubl
     }
 }
 
-/* AIBOX_PADIM_KERNEL=generic forces the portable kernel (tests compare both). */
-static maha_fn maha_kernel(void)
+/* The kernel and the factor it reads: half precision where the model has it
+ * and the CPU converts it (F16C), else float32; AIBOX_PADIM_KERNEL=generic
+ * forces the portable float32 kernel (tests compare them). */
+static void maha_choose(const aibox_padim *p, maha_fn *fn, const char **factor, size_t *bytes)
 {
     const char *force = getenv("AIBOX_PADIM_KERNEL");
-    if (force && !strcmp(force, "generic")) return maha_generic;
-    __builtin_cpu_init();
-    return has_f16() ? maha_avx2 : maha_generic;
+    int generic = (force && !strcmp(force, "generic")) || !has_f16();
+    int half = p->linv_h && !generic;
+    *fn = half ? maha_f16 : generic ? maha_generic : maha_avx2;
+    *factor = half ? (const char *)p->linv_h : (const char *)p->linv;
+    *bytes = p->T * (half ? sizeof(uint16_t) : sizeof(float));
 }
 
 void aibox_padim_free(aibox_padim **pp)
@@ -258,6 +265,12 @@ static void embed_rows(const aibox_padim *p, aibox_ctx *ctx, int b, float *emb, 
                 p->proj, d, 0.0f, emb + r0 * d, d);
 }
 
+/* Task task's share [*a, *b) of total items (patches, rows) split evenly. */
+static void share(int total, int task, int tasks, int *a, int *b)
+{
+    *a = (int)((long)total * task / tasks), *b = (int)((long)total * (task + 1) / tasks);
+}
+
 typedef struct embed_job {
     const aibox_padim *p;
     aibox_ctx *ctx;
@@ -269,9 +282,9 @@ static void embed_task(void *arg, int task, int thread)
 {
     (void)thread;
     embed_job *j = arg;
-    int b = j->b0 + task / j->per, part = task % j->per, gh = j->p->gh;
-    embed_rows(j->p, j->ctx, b, j->emb + (size_t)b * j->p->P * j->p->d, j->full, gh * part / j->per,
-               gh * (part + 1) / j->per);
+    int b = j->b0 + task / j->per, y0, y1;
+    share(j->p->gh, task % j->per, j->per, &y0, &y1);
+    embed_rows(j->p, j->ctx, b, j->emb + (size_t)b * j->p->P * j->p->d, j->full, y0, y1);
 }
 
 /* All n images' embeddings over the pool, by image and grid rows. The
@@ -459,6 +472,7 @@ size_t aibox_padim_fit_bytes(const aibox_padim_fit *f)
            (f->full ? sizeof(float) * (size_t)f->p->P * f->p->F : 0);
 }
 
+
 typedef struct accum_job {
     aibox_padim_fit *f;
     int nb, tasks;
@@ -469,7 +483,8 @@ static void accum_task(void *arg, int task, int thread)
     accum_job *j = arg;
     aibox_padim_fit *f = j->f;
     int P = f->p->P, d = f->p->d, nb = j->nb;
-    int p0 = (int)((long)P * task / j->tasks), p1 = (int)((long)P * (task + 1) / j->tasks);
+    int p0, p1;
+    share(P, task, j->tasks, &p0, &p1);
     double *V = f->V + (size_t)thread * f->batch * d;
     for (int pix = p0; pix < p1; pix++) {
         const double *K = f->K + (size_t)pix * d;
@@ -527,7 +542,8 @@ static void solve_task(void *arg, int task, int thread)
     aibox_padim *p = f->p;
     int P = p->P, d = p->d;
     double n = (double)f->n, den = f->n > 1 ? n - 1 : 1;
-    int p0 = (int)((long)P * task / j->tasks), p1 = (int)((long)P * (task + 1) / j->tasks);
+    int p0, p1;
+    share(P, task, j->tasks, &p0, &p1);
     double *a = j->work + (size_t)thread * d * d;
     for (int pix = p0; pix < p1; pix++) {
         const double *S1 = f->S1 + (size_t)pix * d, *S2 = f->S2 + (size_t)pix * d * d, *K = f->K + (size_t)pix * d;
@@ -745,9 +761,7 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
     aibox_padim_ctx *c = calloc(1, sizeof *c);
     if (!c) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
     c->p = p, c->max_batch = max_batch;
-    c->maha = maha_kernel();
-    const char *force = getenv("AIBOX_PADIM_KERNEL");
-    c->half = p->linv_h && has_f16() && !(force && !strcmp(force, "generic"));
+    maha_choose(p, &c->maha, &c->factor, &c->factor_bytes);
     int ch, h, w;
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
     aibox_status s = aibox_ctx_create_ex(&c->ctx, p->trunk, AIBOX_INFER, max_batch, ch, h, w, 0, threads, err);
@@ -793,7 +807,8 @@ static void maha_task(void *arg, int task, int thread)
     aibox_padim_ctx *c = j->c;
     const aibox_padim *p = c->p;
     int P = p->P, d = p->d, nb = j->nb;
-    int p0 = (int)((long)P * task / j->tasks), p1 = (int)((long)P * (task + 1) / j->tasks);
+    int p0, p1;
+    share(P, task, j->tasks, &p0, &p1);
     float *diff = c->diff + (size_t)thread * c->max_batch * d;
     for (int pix = p0; pix < p1; pix++) {
         const float *mu = p->mean + (size_t)pix * d;
@@ -804,8 +819,7 @@ static void maha_task(void *arg, int task, int thread)
         double acc[64];
         for (int b0 = 0; b0 < nb; b0 += 64) {
             int bn = AIBOX_MIN(64, nb - b0);
-            if (c->half) maha_f16(p->linv_h + (size_t)pix * p->T, diff + (size_t)b0 * d, d, bn, acc);
-            else c->maha(p->linv + (size_t)pix * p->T, diff + (size_t)b0 * d, d, bn, acc);
+            c->maha(c->factor + (size_t)pix * c->factor_bytes, diff + (size_t)b0 * d, d, bn, acc);
             for (int b = 0; b < bn; b++) c->grid[(size_t)(b0 + b) * P + pix] = (float)sqrt(acc[b]);
         }
     }
@@ -821,7 +835,8 @@ static void blur_task(void *arg, int task, int thread)
 {
     blur_job *j = arg;
     aibox_padim_ctx *c = j->c;
-    int y0 = j->h * task / j->tasks, y1 = j->h * (task + 1) / j->tasks;
+    int y0, y1;
+    share(j->h, task, j->tasks, &y0, &y1);
     if (j->pass == 0)
         aibox_map_blur_rows(j->map, c->blur_tmp, c->blur_pad + (size_t)thread * (j->w + c->ks), j->w, c->blur_k, c->ks,
                             y0, y1);
