@@ -432,11 +432,13 @@ AIBOX_API aibox_status aibox_image_convert(aibox_image *dst, const aibox_image *
 
 typedef enum aibox_resize_mode {
     AIBOX_RESIZE_AREA = 0,     /* stb_image_resize's default filters: antialiased (training default) */
-    AIBOX_RESIZE_BILINEAR = 1, /* TensorFlow Lite's: align_corners = false, half_pixel_centers = false, no antialiasing */
+    AIBOX_RESIZE_BILINEAR = 1, /* TensorFlow Lite's: align_corners = false, half_pixel_centers = false, no
+                                  antialiasing; 8-bit results truncated as TFLite's label_image casts them */
     AIBOX_RESIZE_NEAREST = 2,
     AIBOX_RESIZE_BILINEAR_CENTER = 3 /* bilinear with half-pixel centres (TensorFlow's half_pixel_centers = true;
                                         as OpenCV, PyTorch align_corners = false and libyuv, which the TFLite
-                                        Task Library's image pipeline uses), no antialiasing */
+                                        Task Library's image pipeline uses; libyuv's 7-bit weights differ from
+                                        it by up to 3 levels), no antialiasing, truncated as BILINEAR */
 } aibox_resize_mode;
 /* The names stored in model metadata: "area", "bilinear", "nearest", "bilinear_center". */
 AIBOX_API const char *aibox_resize_mode_name(aibox_resize_mode m);

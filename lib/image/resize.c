@@ -2,7 +2,11 @@
  * TensorFlow Lite's bilinear and nearest-neighbour kernels with
  * align_corners = false, half_pixel_centers = false (and bilinear with
  * half_pixel_centers = true), written out here so a model trained against
- * TensorFlow sees the same pixels at inference. */
+ * TensorFlow sees the same pixels at inference. Bilinear values become 8-bit
+ * pixels the way TFLite's image pipelines make them (label_image, Coral's
+ * tests: RESIZE_BILINEAR in float, then a C cast to uint8, i.e. truncation):
+ * a quantised model's score is sensitive to that last step (cat.bmp on the
+ * 0.25/128 model: 93/256 truncated, 88/256 rounded, as LiteRT gives too). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -58,10 +62,8 @@ static void bilinear_taps(tap *t, int out, int in, int half_pixel)
     }
 }
 
-/* Matches TFLite's optimized uint8 kernel (ResizeBilinearGenericSmallChannel):
- * the four weights and the weighted sum in float, in its order, plus 0.5 and
- * truncation, i.e. rounded to nearest. TFLite's reference uint8 kernel
- * truncates instead (results up to 1 lower). */
+/* TFLite's float kernel: the four weights and the weighted sum in float, in
+ * its order; the C cast to uint8 truncates, as the pipelines above do. */
 static void resize_bilinear(const aibox_image *src, uint8_t *out, int ow, int oh, tap *tx, tap *ty, int half_pixel)
 {
     const int c = src->channels;
@@ -76,8 +78,8 @@ static void resize_bilinear(const aibox_image *src, uint8_t *out, int ow, int oh
             const float w00 = (1 - dy) * (1 - dx), w01 = (1 - dy) * dx, w10 = dy * (1 - dx), w11 = dy * dx;
             const size_t i0 = (size_t)tx[x].lo * (size_t)c, i1 = (size_t)tx[x].hi * (size_t)c;
             for (int k = 0; k < c; k++) {
-                float v = r0[i0 + k] * w00 + r0[i1 + k] * w01 + r1[i0 + k] * w10 + r1[i1 + k] * w11 + 0.5f;
-                *out++ = v >= 255.0f ? 255 : (uint8_t)v; /* weights sum to 1 (+ float error): never above 255.5 */
+                float v = r0[i0 + k] * w00 + r0[i1 + k] * w01 + r1[i0 + k] * w10 + r1[i1 + k] * w11;
+                *out++ = v >= 255.0f ? 255 : (uint8_t)v; /* weights sum to 1, + float error */
             }
         }
     }
