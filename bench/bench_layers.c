@@ -461,6 +461,7 @@ int main(int argc, char **argv)
     for (int pass = 0; pass < (o.threads > 1 ? 2 : 1); pass++) {
         int th = pass ? 1 : o.threads;
         check(aibox_ctx_create_ex(&ictx, m, AIBOX_INFER, 1, 3, s, s, 1, th, &err), &err, "inference context");
+        check(aibox_ctx_freeze_weights(ictx, m, &err), &err, "aibox_ctx_freeze_weights"); /* as aibox-infer */
         sc.ctx = ictx;
         double ms = median_ms(infer_one, &sc, 3, infer_reps);
         aibox_ctx_free(&ictx);
