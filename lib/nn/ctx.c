@@ -28,7 +28,7 @@ struct aibox_ctx {
     size_t *wino_off; /* inference: per node, its Winograd weights' offset in wino_u, or NO_WINO */
     float *wino_u;    /* transformed weights, allocated by aibox_ctx_freeze_weights (NULL before) */
     size_t wino_u_floats;
-    float *wino_vm;   /* Winograd tile scratch shared by the threads, for one sample of the largest */
+    float *wino_vm;   /* Winograd tile scratch shared by the threads (the largest layer's wish) */
     size_t wino_vm_floats;
     float *discard;   /* parameter gradients of frozen nodes land here */
     unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
@@ -226,7 +226,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
                 /* its weights once frozen; the tile scratch now, so the arena never grows */
                 c->wino_off[i] = c->wino_u_floats;
                 c->wino_u_floats += aibox_wino_u_floats(&d);
-                c->wino_vm_floats = AIBOX_MAX(c->wino_vm_floats, aibox_wino_vm_floats(&d, 1));
+                c->wino_vm_floats = AIBOX_MAX(c->wino_vm_floats, aibox_wino_scratch_floats(&d));
             }
         }
         size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
@@ -382,10 +382,11 @@ aibox_status aibox_ctx_freeze_weights(aibox_ctx *c, const aibox_model *m, aibox_
 {
     if (!c || !m) return aibox_fail(err, AIBOX_E_INVALID, "freeze: NULL argument");
     if (c->mode != AIBOX_INFER)
-        return aibox_fail(err, AIBOX_E_INVALID, "freeze: only inference contexts freeze weights (training changes them)");
+        return aibox_fail(err, AIBOX_E_INVALID,
+                          "freeze: only inference contexts freeze weights (training changes them)");
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "freeze: the context was made for another model");
     if (!m->finished || m->n_nodes != c->n_nodes)
-        return aibox_fail(err, AIBOX_E_STATE, "freeze: the model changed since the context was made; make a new context");
+        return aibox_fail(err, AIBOX_E_STATE, "freeze: the model changed since the context was made");
     if (c->wino_u_floats && !c->wino_u) {
         c->wino_u = aibox_alloc(c->wino_u_floats * sizeof(float));
         if (!c->wino_u)

@@ -151,40 +151,36 @@ static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
     }
 }
 
-/* Winograd, in frozen inference contexts: as many samples at a time as the
- * context's shared tile scratch holds, each group through the three phases
- * over the pool (one barrier each). */
+/* Winograd, in frozen inference contexts: blocks of tile rows as large as
+ * the context's shared scratch holds, each through the three phases over the
+ * pool (one barrier each). */
 typedef struct {
     aibox_run *r;
     aibox_conv_desc d;
-    int parts, s0, ns, phase;
+    int parts, g0, g1, phase;
 } wino_job;
 
 static void wino_task(void *arg, int part, int thread)
 {
     wino_job *j = arg;
     aibox_run *r = j->r;
-    const aibox_conv_desc *d = &j->d;
-    if (j->phase == 0) {
-        const float *x = r->x[0] + (size_t)j->s0 * d->in_c * d->in_h * d->in_w;
-        aibox_wino_input(d, j->ns, x, r->wino_vm, r->ws + (size_t)thread * r->ws_stride, part, j->parts);
-    } else if (j->phase == 1) {
-        aibox_wino_gemm(d, j->ns, r->wino_u, r->wino_vm, part, j->parts);
-    } else {
-        float *y = r->y + (size_t)j->s0 * d->out_c * d->out_h * d->out_w;
-        aibox_wino_output(d, j->ns, r->wino_vm, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1], y,
-                          r->fuse_relu, part, j->parts);
-    }
+    if (j->phase == 0)
+        aibox_wino_input(&j->d, j->g0, j->g1, r->x[0], r->wino_vm, r->ws + (size_t)thread * r->ws_stride, part,
+                         j->parts);
+    else if (j->phase == 1)
+        aibox_wino_gemm(&j->d, j->g1 - j->g0, r->wino_u, r->wino_vm, part, j->parts);
+    else
+        aibox_wino_output(&j->d, j->g0, j->g1, r->wino_vm, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1],
+                          r->y, r->fuse_relu, part, j->parts);
 }
 
 static void conv_fwd_wino(aibox_run *r)
 {
     wino_job j = {.r = r, .parts = r->threads > 0 ? r->threads : 1};
     aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &j.d);
-    int per = 1; /* the scratch holds at least one sample */
-    while (per < r->n && aibox_wino_vm_floats(&j.d, per + 1) <= r->wino_vm_floats) per++;
-    for (j.s0 = 0; j.s0 < r->n; j.s0 += j.ns) {
-        j.ns = AIBOX_MIN(per, r->n - j.s0);
+    int rows = aibox_wino_block_rows(&j.d, r->n, r->wino_vm_floats), total = r->n * aibox_wino_tile_rows(&j.d);
+    for (j.g0 = 0; j.g0 < total; j.g0 = j.g1) {
+        j.g1 = AIBOX_MIN(j.g0 + rows, total);
         for (j.phase = 0; j.phase < 3; j.phase++) aibox_pool_run(r->pool, j.parts, wino_task, &j);
     }
 }

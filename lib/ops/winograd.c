@@ -5,24 +5,52 @@
  * becomes 16 GEMMs (one per element of the 4x4 transformed tile: out_c x
  * tiles, inner in_c) doing 16 / 36 of im2col's multiply-adds.
  *
- * Layouts: u [16][out_c][in_c] (from the weights, once), v [16][in_c][T] and
- * m [16][out_c][T] one after the other in the caller's vm, with T = ns *
- * tiles, tiles numbered row-major per sample.
+ * The batch's tiles are done in blocks of tile rows (sample s's tile row ty
+ * is row s * tiles_h + ty), so small layers share GEMMs across samples and
+ * large ones keep their transformed tiles in cache. Layouts: u
+ * [16][out_c][in_c] (from the weights, once); for a block of T tiles v
+ * [16][in_c][T] and m [16][out_c][T], one after the other in the caller's vm.
  * Element e = 4 i + j of a 4x4 tile is row i, column j. */
 #include <cblas.h>
 #include <string.h>
 
 #include "ops/ops.h"
 
+/* Transformed tiles of one block at most (floats): 4 MB, well inside this
+ * machine's 32 MB L3 next to the weights and activations. Measured on one
+ * thread: whole-image blocks of 64 MB (224-256 px, 16-32 channels) ran
+ * 1.5-2x slower than 2-4 MB ones; on ResNet-18's shapes 2-8 MB were alike. */
+#define BLOCK_FLOATS (1u << 20)
+
+#ifdef __clang__
+#define NO_ALIASING _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define NO_ALIASING _Pragma("GCC ivdep")
+#endif
+
 static int tiles_h(const aibox_conv_desc *d) { return (d->out_h + 1) / 2; }
 static int tiles_w(const aibox_conv_desc *d) { return (d->out_w + 1) / 2; }
 
+/* Besides the shape, where it was measured faster than im2col (one thread of
+ * a Zen 5 EPYC, OpenBLAS 0.3.21 SkylakeX kernels; bench_layers --winograd):
+ *  - 8 input channels or more, or 3 or more on outputs of 56x56 or more: with
+ *    fewer, the GEMMs' inner dimension is too short to pay for the transforms
+ *    (1-4 channels into 64: 0.2-0.9x at 14x14-28x28, 1.1-1.4x from 56x56 with
+ *    3 or 4, 0.75x for 1 at 112x112; 8 channels: 1.2-1.7x from 28x28);
+ *  - 36 tiles (12x12 outputs) or more, unless there are at most 256 x 256
+ *    channels: a GEMM does only 2 flops per transformed weight and tile, and
+ *    past 4 MB of them (a core's L2) reading them costs more than the saved
+ *    multiplications (384-1024 channels: 0.6-1.0x at 3x3-10x10 outputs,
+ *    1.2-1.6x from 12x12; up to 256: 1.4-2.6x at every size). */
 int aibox_wino_eligible(const aibox_conv_desc *d)
 {
-    return d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->groups == 1 && d->pt <= 2 && d->pl <= 2;
+    int shape = d->kh == 3 && d->kw == 3 && d->sh == 1 && d->sw == 1 && d->groups == 1 && d->pt <= 2 && d->pl <= 2;
+    int tiles = tiles_h(d) * tiles_w(d);
+    int channels = d->in_c >= 8 || (d->in_c >= 3 && tiles >= 28 * 28);
+    return shape && channels && (tiles >= 36 || (long)d->in_c * d->out_c <= 256 * 256);
 }
 
-int aibox_wino_tiles(const aibox_conv_desc *d) { return tiles_h(d) * tiles_w(d); }
+int aibox_wino_tile_rows(const aibox_conv_desc *d) { return tiles_h(d); }
 
 size_t aibox_wino_u_floats(const aibox_conv_desc *d) { return 16 * (size_t)d->out_c * d->in_c; }
 
@@ -31,10 +59,26 @@ size_t aibox_wino_u_floats(const aibox_conv_desc *d) { return 16 * (size_t)d->ou
  * 784 is), thrashing it, so the stride is 64 bytes past a 4 KB boundary. */
 static size_t mat_stride(int rows, size_t T) { return (rows * T + 1023) / 1024 * 1024 + 16; }
 
-size_t aibox_wino_vm_floats(const aibox_conv_desc *d, int ns)
+size_t aibox_wino_vm_floats(const aibox_conv_desc *d, int rows)
 {
-    size_t T = (size_t)ns * aibox_wino_tiles(d);
+    size_t T = (size_t)rows * tiles_w(d);
     return 16 * (mat_stride(d->in_c, T) + mat_stride(d->out_c, T));
+}
+
+int aibox_wino_block_rows(const aibox_conv_desc *d, int n, size_t vm_floats)
+{
+    int rows = 1;
+    while (rows < n * tiles_h(d) && aibox_wino_vm_floats(d, rows + 1) <= vm_floats) rows++;
+    return rows;
+}
+
+/* Blocks of at most BLOCK_FLOATS, or as large as the transformed weights:
+ * every block reads all of u, so splitting a sample whose tiles take less
+ * room than u would only multiply the larger traffic (measured: 768 and 1024
+ * channels at 14x14 in two blocks ran 1.2x slower than im2col). */
+size_t aibox_wino_scratch_floats(const aibox_conv_desc *d)
+{
+    return aibox_wino_vm_floats(d, aibox_wino_block_rows(d, 1, AIBOX_MAX(BLOCK_FLOATS, aibox_wino_u_floats(d))));
 }
 
 /* The input plane of one channel, zero-padded and split into even and odd
@@ -75,7 +119,8 @@ static void share(int total, int part, int parts, int *a, int *b)
 static float at(const float *row, int w, int x) { return x >= 0 && x < w ? row[x] : 0.0f; }
 
 /* E[k] = row[2k - pl], O[k] = row[2k + 1 - pl] for k < n, zero outside [0, w). */
-static void split_row(const float *row, int w, int pl, float *E, float *O, int n)
+static inline __attribute__((always_inline)) void split_row(const float *row, int w, int pl, float *E, float *O,
+                                                            int n)
 {
     int lo = AIBOX_MIN((pl + 1) / 2, n), hi = AIBOX_MAX(AIBOX_MIN((w + pl) / 2, n), lo);
     for (int k = 0; k < lo; k++) E[k] = at(row, w, 2 * k - pl), O[k] = at(row, w, 2 * k + 1 - pl);
@@ -86,10 +131,11 @@ static void split_row(const float *row, int w, int pl, float *E, float *O, int n
 /* V = B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], for one tile row
  * of tw tiles: rows r0..r3 of the padded plane (E at r, O at r + n2); element
  * e goes to v[e * ld + tx]. */
-static void input_tiles(const float *restrict r0, const float *restrict r1, const float *restrict r2,
-                        const float *restrict r3, int n2, int tw, float *restrict v, size_t ld)
+static inline __attribute__((always_inline)) void input_tiles(const float *restrict r0, const float *restrict r1,
+                                                              const float *restrict r2, const float *restrict r3,
+                                                              int n2, int tw, float *restrict v, size_t ld)
 {
-#pragma GCC ivdep
+    NO_ALIASING /* the 16 elements' rows do not overlap: vectorise over tx */
     for (int tx = 0; tx < tw; tx++) {
         /* B^T on the four columns 2tx .. 2tx + 3 (E, O, E + 1, O + 1) */
         float a0 = r0[tx] - r2[tx], a1 = r1[tx] + r2[tx], a2 = r2[tx] - r1[tx], a3 = r1[tx] - r3[tx];
@@ -106,56 +152,94 @@ static void input_tiles(const float *restrict r0, const float *restrict r1, cons
     }
 }
 
-void aibox_wino_input(const aibox_conv_desc *d, int ns, const float *x, float *vm, float *ws, int part, int parts)
+/* This part's share of units x rows work items (unit-major, e.g. channel and
+ * tile row): calls fn for each unit's run of rows [r0, r1) of the block. */
+typedef void (*run_fn)(const void *job, int unit, int r0, int r1);
+static void unit_rows(int units, int rows, int part, int parts, run_fn fn, const void *job)
 {
-    const int C = d->in_c, H = d->in_h, W = d->in_w, th = tiles_h(d), tw = tiles_w(d), n2 = tw + 1;
-    const size_t T = (size_t)ns * th * tw, ld = mat_stride(C, T);
     int a, b;
-    share(ns * C, part, parts, &a, &b); /* (sample, channel) planes */
-    for (int sc = a; sc < b; sc++) {
-        int s = sc / C, c = sc % C;
-        const float *xc = x + (size_t)sc * H * W;
-        for (int ry = 0; ry < 2 * th + 2; ry++) {
-            float *E = ws + (size_t)ry * 2 * n2;
+    share(units * rows, part, parts, &a, &b);
+    for (int u = a / rows; u < units && u * rows < b; u++) {
+        int r0 = AIBOX_MAX(a - u * rows, 0), r1 = AIBOX_MIN(b - u * rows, rows);
+        if (r1 > r0) fn(job, u, r0, r1);
+    }
+}
+
+typedef struct {
+    const aibox_conv_desc *d;
+    int g0, rows;
+    const float *x;
+    float *v, *ws;
+} input_job;
+
+/* Channel c's tile rows [g0 + r0, g0 + r1) of the block, one sample's run at a
+ * time: the input rows they read, zero-padded and split into even and odd
+ * columns, then the tiles. */
+__attribute__((target_clones("avx2", "default"))) static void input_run(const void *job, int c, int r0, int r1)
+{
+    const input_job *j = job;
+    const aibox_conv_desc *d = j->d;
+    const int C = d->in_c, H = d->in_h, W = d->in_w, th = tiles_h(d), tw = tiles_w(d), n2 = tw + 1;
+    const size_t T = (size_t)j->rows * tw, ld = mat_stride(C, T);
+    for (int g = j->g0 + r0, end = j->g0 + r1; g < end;) {
+        int s = g / th, ty0 = g % th, ty1 = AIBOX_MIN(th, ty0 + end - g);
+        const float *xc = j->x + ((size_t)s * C + c) * H * W;
+        for (int ry = 2 * ty0; ry < 2 * ty1 + 2; ry++) {
+            float *E = j->ws + (size_t)(ry - 2 * ty0) * 2 * n2;
             int iy = ry - d->pt;
             if (iy < 0 || iy >= H) memset(E, 0, sizeof(float) * 2 * n2);
             else split_row(xc + (size_t)iy * W, W, d->pl, E, E + n2, n2);
         }
-        float *vc = vm + (size_t)c * T + (size_t)s * th * tw;
-        for (int ty = 0; ty < th; ty++) {
-            const float *r0 = ws + (size_t)2 * ty * 2 * n2;
-            input_tiles(r0, r0 + 2 * n2, r0 + 4 * n2, r0 + 6 * n2, n2, tw, vc + (size_t)ty * tw, ld);
+        float *vc = j->v + (size_t)c * T + (size_t)(g - j->g0) * tw;
+        for (int ty = ty0; ty < ty1; ty++) {
+            const float *q = j->ws + (size_t)2 * (ty - ty0) * 2 * n2;
+            input_tiles(q, q + 2 * n2, q + 4 * n2, q + 6 * n2, n2, tw, vc + (size_t)(ty - ty0) * tw, ld);
         }
+        g += ty1 - ty0;
     }
 }
 
-void aibox_wino_gemm(const aibox_conv_desc *d, int ns, const float *u, float *vm, int part, int parts)
+void aibox_wino_input(const aibox_conv_desc *d, int g0, int g1, const float *x, float *vm, float *ws, int part,
+                      int parts)
 {
-    const int K = d->out_c, C = d->in_c, T = ns * aibox_wino_tiles(d);
-    const size_t vld = mat_stride(C, T), mld = mat_stride(K, T);
-    const float *v = vm;
-    float *m = vm + 16 * vld;
-    /* this part's share of the 16 x T columns, in blocks of 16, so any part
-     * count gets an even share (a matrix may be split between two parts) */
-    int blocks = (T + 15) / 16, a, b;
-    share(16 * blocks, part, parts, &a, &b);
-    for (int e = a / blocks; e < 16 && e * blocks < b; e++) {
-        int c0 = AIBOX_MAX(a - e * blocks, 0) * 16, c1 = AIBOX_MIN(AIBOX_MIN(b - e * blocks, blocks) * 16, T);
-        if (c1 <= c0) continue;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, c1 - c0, C, 1.0f, u + (size_t)e * K * C, C,
-                    v + e * vld + c0, T, 0.0f, m + e * mld + c0, T);
-    }
+    input_job j = {d, g0, g1 - g0, x, vm, ws};
+    unit_rows(d->in_c, g1 - g0, part, parts, input_run, &j);
+}
+
+typedef struct {
+    const aibox_conv_desc *d;
+    int T;
+    const float *u;
+    float *vm;
+} gemm_job;
+
+/* Matrix e's columns [16 c0, 16 c1) (column blocks of 16, so any part count
+ * gets an even share; a matrix may be split between two parts). */
+static void gemm_run(const void *job, int e, int c0, int c1)
+{
+    const gemm_job *j = job;
+    const int K = j->d->out_c, C = j->d->in_c, T = j->T, a = 16 * c0, n = AIBOX_MIN(16 * c1, T) - a;
+    const float *v = j->vm + e * mat_stride(C, T);
+    float *m = j->vm + 16 * mat_stride(C, T) + e * mat_stride(K, T);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, K, n, C, 1.0f, j->u + (size_t)e * K * C, C, v + a, T, 0.0f,
+                m + a, T);
+}
+
+void aibox_wino_gemm(const aibox_conv_desc *d, int rows, const float *u, float *vm, int part, int parts)
+{
+    gemm_job j = {d, rows * tiles_w(d), u, vm};
+    unit_rows(16, (j.T + 15) / 16, part, parts, gemm_run, &j);
 }
 
 /* Y = A^T M A, A^T = [1 1 1 0; 0 1 -1 -1], for one tile row of n whole tiles
- * (2n columns), then y * scale + shift and max(0, .) when relu; rows 2 or 1
- * (the output's last row is even: y1 is not written). Inlined per constant
- * rows and relu, so each variant is a branch-free vector loop. */
+ * (2n columns), then y * scale + shift and max(0, .) when relu, into rows
+ * y0 and y1 (rows 1: the tiles' second row is past the output, y1 is not
+ * written). Inlined per constant rows and relu, so each variant is a
+ * branch-free vector loop. */
 static inline __attribute__((always_inline)) void output_tiles(const float *restrict m, size_t ld, int n, float scale,
                                                                float shift, int relu, int rows, float *restrict y0,
                                                                float *restrict y1)
 {
-#pragma GCC ivdep
     for (int t = 0; t < n; t++) {
         float s[2][4];
         for (int j = 0; j < 4; j++) {
@@ -172,8 +256,8 @@ static inline __attribute__((always_inline)) void output_tiles(const float *rest
     }
 }
 
-static void output_row(const float *m, size_t ld, int n, float scale, float shift, int relu, int rows, float *y0,
-                       float *y1)
+static inline __attribute__((always_inline)) void output_row(const float *m, size_t ld, int n, float scale,
+                                                             float shift, int relu, int rows, float *y0, float *y1)
 {
     if (relu && rows == 2) output_tiles(m, ld, n, scale, shift, 1, 2, y0, y1);
     else if (relu) output_tiles(m, ld, n, scale, shift, 1, 1, y0, y1);
@@ -181,30 +265,40 @@ static void output_row(const float *m, size_t ld, int n, float scale, float shif
     else output_tiles(m, ld, n, scale, shift, 0, 1, y0, y1);
 }
 
-void aibox_wino_output(const aibox_conv_desc *d, int ns, const float *vm, const float *scale, const float *b,
-                       float *y, int relu, int part, int parts)
+typedef struct {
+    const aibox_conv_desc *d;
+    int g0, rows, relu;
+    const float *m, *scale, *b;
+    float *y;
+} output_job;
+
+/* Output channel k of the block's tile rows [g0 + r0, g0 + r1). */
+__attribute__((target_clones("avx2", "default"))) static void output_run(const void *job, int k, int r0, int r1)
 {
+    const output_job *j = job;
+    const aibox_conv_desc *d = j->d;
     const int K = d->out_c, OH = d->out_h, OW = d->out_w, th = tiles_h(d), tw = tiles_w(d);
-    const size_t T = (size_t)ns * th * tw, ld = mat_stride(K, T), P = (size_t)OH * OW;
-    const float *m = vm + 16 * mat_stride(d->in_c, T);
-    int a, bb;
-    share(ns * K, part, parts, &a, &bb); /* (sample, output channel) planes */
-    for (int sk = a; sk < bb; sk++) {
-        int s = sk / K, k = sk % K;
-        float sv = scale ? scale[k] : 1.0f, bv = b ? b[k] : 0.0f;
-        const float *mk = m + (size_t)k * T + (size_t)s * th * tw;
-        float *yk = y + (size_t)sk * P;
-        for (int ty = 0; ty < th; ty++) {
-            const float *mt = mk + (size_t)ty * tw;
-            float *y0 = yk + (size_t)2 * ty * OW, *y1 = y0 + OW;
-            int rows = 2 * ty + 1 < OH ? 2 : 1;
-            output_row(mt, ld, OW / 2, sv, bv, relu, rows, y0, y1);
-            if (OW % 2) { /* the last tile has one column inside */
-                float e[2][2];
-                output_row(mt + tw - 1, ld, 1, sv, bv, relu, rows, e[0], e[1]);
-                y0[OW - 1] = e[0][0];
-                if (rows == 2) y1[OW - 1] = e[1][0];
-            }
+    const size_t T = (size_t)j->rows * tw, ld = mat_stride(K, T);
+    const float sv = j->scale ? j->scale[k] : 1.0f, bv = j->b ? j->b[k] : 0.0f;
+    for (int r = r0; r < r1; r++) {
+        int g = j->g0 + r, s = g / th, ty = g % th;
+        const float *mt = j->m + (size_t)k * T + (size_t)r * tw;
+        float *y0 = j->y + (((size_t)s * K + k) * OH + 2 * ty) * OW, *y1 = y0 + OW;
+        int two = 2 * ty + 1 < OH ? 2 : 1;
+        output_row(mt, ld, OW / 2, sv, bv, j->relu, two, y0, y1);
+        if (OW % 2) { /* the last tile has one column inside */
+            float e[2][2];
+            output_row(mt + tw - 1, ld, 1, sv, bv, j->relu, two, e[0], e[1]);
+            y0[OW - 1] = e[0][0];
+            if (two == 2) y1[OW - 1] = e[1][0];
         }
     }
+}
+
+void aibox_wino_output(const aibox_conv_desc *d, int g0, int g1, const float *vm, const float *scale, const float *b,
+                       float *y, int relu, int part, int parts)
+{
+    size_t T = (size_t)(g1 - g0) * tiles_w(d);
+    output_job j = {d, g0, g1 - g0, relu, vm + 16 * mat_stride(d->in_c, T), scale, b, y};
+    unit_rows(d->out_c, g1 - g0, part, parts, output_run, &j);
 }

@@ -789,7 +789,8 @@ static double rel_diff(const float *a, const float *b, size_t n)
 }
 
 /* The contract of aibox_ctx_freeze_weights: a frozen context (Winograd for
- * the 3x3 convolutions, batch 3 in chunks of samples, 1 and 2 threads) gives
+ * both 3x3 convolutions, the second's blocks of tile rows spanning samples
+ * of the batch of 3, 1 and 2 threads) gives
  * the unfrozen output within 1e-5 of its largest magnitude (measured about
  * 1e-7); it keeps the weights it froze until frozen again, while batch-norm
  * folding follows the model; training contexts and other models are refused. */
@@ -799,7 +800,7 @@ static void test_freeze_weights(void **state)
     const double tol = 1e-5;
     aibox_error err;
     aibox_model *m = NULL, *other = NULL;
-    assert_int_equal(aibox_model_create(&m, 3, 20, 20, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_create(&m, 8, 20, 20, &err), AIBOX_OK);
     int c1 = aibox_conv2d_simple(m, 0, 16, 3, 1, 1), bn = aibox_batchnorm(m, c1, 1e-5f, 0.1f);
     int p = aibox_maxpool(m, aibox_relu(m, bn), &(aibox_pool_opts){.kernel_h = 2, .kernel_w = 2});
     int c2 = aibox_conv2d_simple(m, p, 16, 3, 1, 1);
@@ -811,15 +812,15 @@ static void test_freeze_weights(void **state)
     float *var = aibox_model_node_state(m, bn, 1, NULL);
     for (int k = 0; k < 16; k++)
         g[k] = 0.5f + aibox_rng_uniform(&r), mu[k] = 0.3f * aibox_rng_normal(&r), var[k] = 0.2f + aibox_rng_uniform(&r);
-    enum { N = 3, IN = 3 * 20 * 20, OUT = 16 * 10 * 10 };
+    enum { N = 3, IN = 8 * 20 * 20, OUT = 16 * 10 * 10 };
     float in[N * IN], ref[N * OUT], ref2[N * OUT], got[N * OUT];
     for (int i = 0; i < N * IN; i++) in[i] = aibox_rng_normal(&r);
     aibox_ctx *plain = NULL, *fz[2] = {NULL, NULL}, *train = NULL;
-    assert_int_equal(aibox_ctx_create_ex(&plain, m, AIBOX_INFER, N, 3, 20, 20, 0, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create_ex(&plain, m, AIBOX_INFER, N, 8, 20, 20, 0, 1, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(plain, m, in, N, &err), AIBOX_OK);
     memcpy(ref, aibox_ctx_output(plain, NULL, NULL, NULL), sizeof ref);
     for (int t = 0; t < 2; t++) {
-        assert_int_equal(aibox_ctx_create_ex(&fz[t], m, AIBOX_INFER, N, 3, 20, 20, 0, t + 1, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_create_ex(&fz[t], m, AIBOX_INFER, N, 8, 20, 20, 0, t + 1, &err), AIBOX_OK);
         size_t before = aibox_ctx_bytes(fz[t]);
         assert_int_equal(aibox_ctx_freeze_weights(fz[t], m, &err), AIBOX_OK);
         assert_true(aibox_ctx_bytes(fz[t]) > before); /* the transformed weights */
@@ -849,10 +850,10 @@ static void test_freeze_weights(void **state)
     assert_true(rel_diff(got, aibox_ctx_output(plain, NULL, NULL, NULL), N * OUT) <= tol);
 
     err.msg[0] = 0;
-    assert_int_equal(aibox_ctx_create(&train, m, AIBOX_TRAIN, N, 3, 20, 20, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&train, m, AIBOX_TRAIN, N, 8, 20, 20, 0, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_freeze_weights(train, m, &err), AIBOX_E_INVALID);
     assert_non_null(strstr(err.msg, "inference"));
-    assert_int_equal(aibox_model_create(&other, 3, 20, 20, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_create(&other, 8, 20, 20, &err), AIBOX_OK);
     assert_true(aibox_conv2d_simple(other, 0, 16, 3, 1, 1) > 0);
     assert_int_equal(aibox_model_finish(other, 3, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_freeze_weights(fz[1], other, &err), AIBOX_E_INVALID);

@@ -2,7 +2,8 @@
  * with the same epilogue, on random data in [-1, 1): odd and even sizes
  * (down to a 1x1 input), paddings 0, 1, 2 and asymmetric ones, channel counts
  * that are not multiples of 16, batches of 1 and 3, a folded batch norm with
- * ReLU and a plain bias; each phase run whole and split into 3 parts.
+ * ReLU and a plain bias; the batch in one block of tile rows or in blocks of
+ * 1 and 3 rows (across samples), each phase whole or split into parts.
  * Tolerance: |got - want| <= 1e-5 * max |want| over the output (float sums
  * of up to 576 products; the F(2,3) transforms add and subtract at most 4
  * terms, so the error stays of the im2col path's order). */
@@ -76,7 +77,6 @@ static void test_winograd_forward(void **state)
         const wcase *c = &cases[ci];
         aibox_conv_desc d;
         make_desc(c, &d);
-        assert_true(aibox_wino_eligible(&d));
         size_t nx = (size_t)c->n * c->c * c->h * c->w, nw = (size_t)c->k * c->c * 9;
         size_t ny = (size_t)c->n * c->k * d.out_h * d.out_w;
         aibox_rng rng;
@@ -88,24 +88,33 @@ static void test_winograd_forward(void **state)
         aibox_test_fill_uniform(&rng, scale, c->k, 0.5f, 1.5f);
         aibox_test_fill_uniform(&rng, shift, c->k, -1, 1);
         float *u = aibox_test_floats(aibox_wino_u_floats(&d));
-        float *vm = aibox_test_floats(aibox_wino_vm_floats(&d, c->n));
+        int rows = c->n * aibox_wino_tile_rows(&d);
+        float *vm = aibox_test_floats(aibox_wino_vm_floats(&d, rows));
         float *ws = aibox_test_floats(aibox_wino_ws_floats(&d));
         float *y = aibox_test_floats(ny);
         double *want = aibox_test_doubles(ny);
         aibox_wino_weights(&d, w, u);
+        /* the whole batch in one block, whole and in 3 parts; blocks of 1 and 3
+         * tile rows (across samples) in 2 parts */
+        static const int block[3] = {0, 1, 3}, nparts[3] = {1, 3, 2};
         for (int bn = 0; bn < 2; bn++) /* folded batch norm + ReLU, then a bias alone */
-            for (int parts = 1; parts <= 3; parts += 2) {
+            for (int k = 0; k < 3; k++) {
                 const float *sc = bn ? scale : NULL;
+                int br = block[k] ? block[k] : rows, parts = nparts[k];
                 naive(&d, c->n, x, w, sc, shift, bn, want);
                 for (size_t i = 0; i < ny; i++) y[i] = NAN; /* every output must be written */
-                for (int p = 0; p < parts; p++) aibox_wino_input(&d, c->n, x, vm, ws, p, parts);
-                for (int p = 0; p < parts; p++) aibox_wino_gemm(&d, c->n, u, vm, p, parts);
-                for (int p = 0; p < parts; p++) aibox_wino_output(&d, c->n, vm, sc, shift, y, bn, p, parts);
+                for (int g0 = 0; g0 < rows; g0 += br) {
+                    int g1 = g0 + br < rows ? g0 + br : rows;
+                    for (int p = 0; p < parts; p++) aibox_wino_input(&d, g0, g1, x, vm, ws, p, parts);
+                    for (int p = 0; p < parts; p++) aibox_wino_gemm(&d, g1 - g0, u, vm, p, parts);
+                    for (int p = 0; p < parts; p++) aibox_wino_output(&d, g0, g1, vm, sc, shift, y, bn, p, parts);
+                }
                 double mx = 0, err = 0;
                 for (size_t i = 0; i < ny; i++) mx = fmax(mx, fabs(want[i]));
                 for (size_t i = 0; i < ny; i++) err = fmax(err, fabs(y[i] - want[i]));
                 char what[96];
-                snprintf(what, sizeof what, "winograd case %zu (%s, %d parts)", ci, bn ? "bn+relu" : "bias", parts);
+                snprintf(what, sizeof what, "winograd case %zu (%s, blocks of %d rows, %d parts)", ci,
+                         bn ? "bn+relu" : "bias", br, parts);
                 AIBOX_TEST_CLOSE(what, y, want, ny, REL_TOL * mx, 0);
                 worst = fmax(worst, err / mx);
             }
@@ -114,14 +123,29 @@ static void test_winograd_forward(void **state)
     printf("# largest error relative to max |output|: %.2e (limit %.0e)\n", worst, REL_TOL);
 }
 
-/* Only 3x3, stride 1, ungrouped, top/left padding <= 2. */
+/* Only 3x3, stride 1, ungrouped, top/left padding <= 2, and where it was
+ * measured faster: at least 8 input channels (3 from 56x56 outputs), and at
+ * least 36 tiles for more than 256 x 256 channels. */
 static void test_winograd_eligible(void **state)
 {
     (void)state;
     aibox_conv_desc d;
-    make_desc(&cases[0], &d);
+    make_desc(&cases[1], &d); /* 17 channels at 14x14 */
     assert_true(aibox_wino_eligible(&d));
     aibox_conv_desc e = d;
+    e.in_c = 4;
+    assert_false(aibox_wino_eligible(&e));
+    e.in_h = e.in_w = e.out_h = e.out_w = 56;
+    assert_true(aibox_wino_eligible(&e));
+    e.in_c = 2;
+    assert_false(aibox_wino_eligible(&e));
+    e = d, e.in_c = e.out_c = 256, e.in_h = e.in_w = e.out_h = e.out_w = 4;
+    assert_true(aibox_wino_eligible(&e));
+    e.in_c = 512; /* 512 x 256 channels need 36 tiles */
+    assert_false(aibox_wino_eligible(&e));
+    e.in_h = e.in_w = e.out_h = e.out_w = 11;
+    assert_true(aibox_wino_eligible(&e));
+    e = d;
     e.kw = 5;
     assert_false(aibox_wino_eligible(&e));
     e = d, e.sh = 2;
@@ -130,6 +154,14 @@ static void test_winograd_eligible(void **state)
     assert_false(aibox_wino_eligible(&e));
     e = d, e.pl = 3;
     assert_false(aibox_wino_eligible(&e));
+    /* blocks: cache-sized for a large image, at least one tile row, a whole
+     * batch when small */
+    e = d, e.in_c = e.out_c = 64, e.in_h = e.in_w = e.out_h = e.out_w = 224;
+    size_t vm = aibox_wino_scratch_floats(&e);
+    int rows = aibox_wino_block_rows(&e, 1, vm);
+    assert_true(rows > 1 && rows < aibox_wino_tile_rows(&e) && aibox_wino_vm_floats(&e, rows) == vm);
+    assert_int_equal(aibox_wino_block_rows(&e, 1, 1), 1);
+    assert_int_equal(aibox_wino_block_rows(&d, 3, aibox_wino_vm_floats(&d, 1000)), 3 * aibox_wino_tile_rows(&d));
 }
 
 int main(void)
