@@ -28,7 +28,7 @@ struct aibox_ctx {
     size_t *wino_off; /* inference: per node, its Winograd weights' offset in wino_u, or NO_WINO */
     float *wino_u;    /* transformed weights, allocated by aibox_ctx_freeze_weights (NULL before) */
     size_t wino_u_floats;
-    float *wino_vm;   /* Winograd tile scratch shared by the threads (the largest layer's wish) */
+    float *wino_vm;   /* Winograd tile scratch shared by the threads, for the eligible layer wanting most */
     size_t wino_vm_floats;
     float *discard;   /* parameter gradients of frozen nodes land here */
     unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
