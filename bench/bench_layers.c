@@ -29,7 +29,7 @@
 #define MAX_LAYERS 8
 
 typedef struct {
-    int threads, batch, reps, size, json;
+    int threads, batch, reps, size, json, winograd;
 } options;
 
 /* One measured conv or dense layer. */
@@ -313,6 +313,75 @@ static void bench_dense(const team *t, const char *name, int n, int in, int out,
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) aibox_free(bufs[i]);
 }
 
+/* ------------------------------------------------------------ Winograd */
+/* --winograd: 3x3 'same' convolutions, batch 1, one thread, folded batch
+ * norm + ReLU: im2col (aibox_conv_fwd_part) against Winograd F(2x2, 3x3) in
+ * the blocks a frozen context uses, repetitions interleaved (a neighbour's
+ * burst hits both), medians; whether aibox_wino_eligible picks it. The shapes:
+ * ResNet-18's at 224 (layer1-4), the AI-Box AlexNet's at 256, and the edges
+ * of the eligibility rule (few input channels; many channels, few tiles). */
+typedef struct {
+    aibox_conv_desc d;
+    float *x, *w, *u, *scale, *shift, *y, *ws, *vm, *wino_ws;
+    int rows, total;
+} wino_case;
+
+static void wino_run(wino_case *c)
+{
+    for (int g0 = 0; g0 < c->total; g0 += c->rows) {
+        int g1 = g0 + c->rows < c->total ? g0 + c->rows : c->total;
+        aibox_wino_input(&c->d, g0, g1, c->x, c->vm, c->wino_ws, 0, 1);
+        aibox_wino_gemm(&c->d, g1 - g0, c->u, c->vm, 0, 1);
+        aibox_wino_output(&c->d, g0, g1, c->vm, c->scale, c->shift, c->y, 1, 0, 1);
+    }
+}
+
+static void bench_winograd(int reps, aibox_rng *rng)
+{
+    static const int shapes[][3] = {/* in_c, out_c, side */
+                                    {64, 64, 56},    {128, 128, 28},  {256, 256, 14}, {512, 512, 7},
+                                    {3, 32, 256},    {32, 32, 256},   {32, 64, 128},  {64, 128, 64},
+                                    {4, 64, 56},     {8, 64, 56},     {512, 512, 5},  {512, 512, 12},
+                                    {1024, 1024, 7}, {1024, 1024, 14}};
+    double *ta = malloc(sizeof(double) * (size_t)reps), *tb = malloc(sizeof(double) * (size_t)reps);
+    if (!ta || !tb) die("out of memory");
+    say("3x3 convolutions, stride 1, pad 1, batch 1, 1 thread, + BN + ReLU: im2col vs Winograd F(2x2,3x3)\n");
+    say("%-22s %7s %10s %10s %7s  %s\n", "in -> out @ side", "tiles", "im2col ms", "wino ms", "ratio", "eligible");
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        int C = shapes[i][0], K = shapes[i][1], S = shapes[i][2];
+        wino_case c = {.d = {C, S, S, K, S, S, 3, 3, 1, 1, 1, 1, 1}};
+        size_t vm = aibox_wino_scratch_floats(&c.d);
+        c.x = alloc_floats((size_t)C * S * S, rng, 1.0f);
+        c.w = alloc_floats((size_t)K * C * 9, rng, 0.1f);
+        c.scale = alloc_floats((size_t)K, rng, 1.0f);
+        c.shift = alloc_floats((size_t)K, rng, 1.0f);
+        c.y = alloc_floats((size_t)K * S * S, NULL, 0);
+        c.ws = alloc_floats(aibox_conv_ws_floats(&c.d) + 1, NULL, 0);
+        c.u = alloc_floats(aibox_wino_u_floats(&c.d), NULL, 0);
+        c.vm = alloc_floats(vm, NULL, 0);
+        c.wino_ws = alloc_floats(aibox_wino_ws_floats(&c.d), NULL, 0);
+        c.rows = aibox_wino_block_rows(&c.d, 1, vm);
+        c.total = aibox_wino_tile_rows(&c.d);
+        aibox_wino_weights(&c.d, c.w, c.u);
+        for (int r = -2; r < reps; r++) {
+            double t0 = now_ms();
+            aibox_conv_fwd_part(&c.d, 1, c.x, c.w, c.scale, c.shift, c.y, c.ws, 1, 0, 1);
+            double t1 = now_ms();
+            wino_run(&c);
+            if (r >= 0) ta[r] = t1 - t0, tb[r] = now_ms() - t1;
+        }
+        qsort(ta, (size_t)reps, sizeof *ta, cmp_double);
+        qsort(tb, (size_t)reps, sizeof *tb, cmp_double);
+        char name[32];
+        snprintf(name, sizeof name, "%d -> %d @ %d", C, K, S);
+        say("%-22s %7d %10.3f %10.3f %6.2fx  %s\n", name, c.total * ((S + 1) / 2), ta[reps / 2], tb[reps / 2],
+            ta[reps / 2] / tb[reps / 2], aibox_wino_eligible(&c.d) ? "yes" : "no");
+        aibox_free(c.x), aibox_free(c.w), aibox_free(c.scale), aibox_free(c.shift), aibox_free(c.y);
+        aibox_free(c.ws), aibox_free(c.u), aibox_free(c.vm), aibox_free(c.wino_ws);
+    }
+    free(ta), free(tb);
+}
+
 /* ------------------------------------------------------------ whole model */
 /* Forward FLOPs per sample: 2 x the multiply-adds of every conv and dense
  * node, from its weight count times its output positions. */
@@ -370,17 +439,19 @@ static int parse_pos(const char *opt, const char *s)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_layers [--threads N] [--batch N] [--reps N] [--size N] [--json]\n"
+    fprintf(f, "usage: bench_layers [--threads N] [--batch N] [--reps N] [--size N] [--json] [--winograd]\n"
                "  --threads N  threads of libaibox's pool (default: $AIBOX_THREADS or the CPUs)\n"
                "  --batch N    training batch (default 16)\n"
                "  --reps N     timed repetitions after a warm-up (default 5, at most 256)\n"
                "  --size N     input side, a multiple of 8 (default 256)\n"
-               "  --json       one JSON line of results on stdout; human lines on stderr\n");
+               "  --json       one JSON line of results on stdout; human lines on stderr\n"
+               "  --winograd   only compare im2col and Winograd on 3x3 layers (one thread, --reps\n"
+               "               interleaved repetitions, default 5: use ~50)\n");
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.threads = 0, .batch = 16, .reps = 5, .size = 256, .json = 0};
+    options o = {.threads = 0, .batch = 16, .reps = 5, .size = 256, .json = 0, .winograd = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--threads")) o.threads = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
@@ -388,6 +459,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--reps")) o.reps = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
         else if (!strcmp(a, "--size")) o.size = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
         else if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--winograd")) o.winograd = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else { usage(stderr); die("unknown option '%s'", a); }
     }
@@ -397,6 +469,12 @@ int main(int argc, char **argv)
 
     /* Before any sgemm: picks OpenBLAS's kernels and makes it single-threaded. */
     aibox_blas_setup();
+    if (o.winograd) {
+        aibox_rng wr;
+        aibox_rng_seed(&wr, 1);
+        bench_winograd(o.reps, &wr);
+        return 0;
+    }
     if (!o.threads) o.threads = aibox_default_num_threads();
     team t = {NULL, o.threads};
     aibox_error err = {0};
@@ -461,6 +539,7 @@ int main(int argc, char **argv)
     for (int pass = 0; pass < (o.threads > 1 ? 2 : 1); pass++) {
         int th = pass ? 1 : o.threads;
         check(aibox_ctx_create_ex(&ictx, m, AIBOX_INFER, 1, 3, s, s, 1, th, &err), &err, "inference context");
+        check(aibox_ctx_freeze_weights(ictx, m, &err), &err, "aibox_ctx_freeze_weights"); /* as aibox-infer */
         sc.ctx = ictx;
         double ms = median_ms(infer_one, &sc, 3, infer_reps);
         aibox_ctx_free(&ictx);

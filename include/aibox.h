@@ -278,6 +278,20 @@ AIBOX_API aibox_status aibox_ctx_create_ex(aibox_ctx **ctx, const aibox_model *m
                                            aibox_error *err);
 AIBOX_API int aibox_ctx_threads(const aibox_ctx *ctx);
 AIBOX_API void aibox_ctx_free(aibox_ctx **ctx);
+/* Inference contexts only (a training context: AIBOX_E_INVALID): precomputes,
+ * from m's current parameters, transformed weights for the convolutions that
+ * have a faster inference algorithm (3x3, stride 1, ungrouped: Winograd
+ * F(2x2, 3x3), about half the time per layer; outputs agree with the default
+ * path to float rounding, ~1e-6 of their range). Allocates them here, never in
+ * forward (aibox_ctx_bytes counts them); freed by aibox_ctx_free. Afterwards
+ * this context's forwards use them and do NOT see later changes to those
+ * convolutions' weights: call again after changing them (a second call
+ * refreshes; batch-norm folding still follows the model). Without the call a
+ * context computes exactly as before. m must be the model the context was
+ * made for (else AIBOX_E_INVALID). Reads m only (other threads may run
+ * inference on it meanwhile); like every call on a context, not concurrently
+ * with another call on the same context. */
+AIBOX_API aibox_status aibox_ctx_freeze_weights(aibox_ctx *ctx, const aibox_model *m, aibox_error *err);
 /* Bytes the context allocated (activations, gradients and workspace). */
 AIBOX_API size_t aibox_ctx_bytes(const aibox_ctx *ctx);
 /* Runs the graph on n samples (n <= max_batch) of the context's input shape.

@@ -82,8 +82,11 @@ int main(int argc, char **argv)
     int c, h, w;
     aibox_model_input_shape(m, &c, &h, &w);
     aibox_ctx *ctx = NULL;
-    if ((s = aibox_ctx_create_ex(&ctx, m, train ? AIBOX_TRAIN : AIBOX_INFER, (int)batch, c, h, w, 1, (int)threads, &err))) {
+    aibox_mode mode = train ? AIBOX_TRAIN : AIBOX_INFER;
+    if ((s = aibox_ctx_create_ex(&ctx, m, mode, (int)batch, c, h, w, 1, (int)threads, &err)) ||
+        (!train && (s = aibox_ctx_freeze_weights(ctx, m, &err)))) { /* inference only: the weights stay */
         fprintf(stderr, "aibox-bench: %s\n", err.msg);
+        aibox_ctx_free(&ctx);
         aibox_model_free(&m);
         return 2;
     }

@@ -506,8 +506,10 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
     }
     if (aibox_preproc_from_model(&in.pp, in.m, &err) ||
         aibox_ctx_create_ex(&in.ctx, in.m, AIBOX_INFER, 1, in.pp.channels, in.pp.height, in.pp.width, 1, (int)threads,
-                            &err)) {
+                            &err) ||
+        aibox_ctx_freeze_weights(in.ctx, in.m, &err)) {
         fprintf(stderr, "%s: %s: %s\n", prog, model_path, err.msg);
+        aibox_ctx_free(&in.ctx);
         aibox_model_free(&in.m);
         return 3;
     }

@@ -148,6 +148,7 @@ static aibox_status split_accuracy(aibox_model *m, const aibox_dataset *ds, aibo
     aibox_ctx *ctx = NULL;
     aibox_status s = aibox_loader_create(&ld, ds, split, pp, batch, 0, 0, 0, 0, threads, err);
     if (!s) s = aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, batch, pp->channels, pp->height, pp->width, 1, threads, err);
+    if (!s) s = aibox_ctx_freeze_weights(ctx, m, err); /* trained: the weights stay while this context lives */
     long right = 0, seen = 0;
     while (!s) {
         const float *x;

@@ -144,6 +144,7 @@ static aibox_status feats_extract(transfer_feats *f, const aibox_model *m, int f
     aibox_ctx *ctx = NULL;
     aibox_status s = aibox_loader_create(&ld, ds, split, pp, eb, 0, 0, 0, seed, threads, err);
     if (!s) s = aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, eb, pp->channels, pp->height, pp->width, 1, threads, err);
+    if (!s) s = aibox_ctx_freeze_weights(ctx, m, err); /* the trunk does not change while this context lives */
     int seen = 0;
     while (!s) {
         const float *x;

@@ -25,6 +25,11 @@ struct aibox_ctx {
     int *bn_of;       /* inference: the batch norm conv i absorbed, or 0 */
     float *fold;      /* inference: per absorbing conv, scale and shift (2 x out channels) */
     size_t *fold_off; /* offsets into fold, per node */
+    size_t *wino_off; /* inference: per node, its Winograd weights' offset in wino_u, or NO_WINO */
+    float *wino_u;    /* transformed weights, allocated by aibox_ctx_freeze_weights (NULL before) */
+    size_t wino_u_floats;
+    float *wino_vm;   /* Winograd tile scratch shared by the threads, for the eligible layer wanting most */
+    size_t wino_vm_floats;
     float *discard;   /* parameter gradients of frozen nodes land here */
     unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
     void *arena;
@@ -38,6 +43,22 @@ struct aibox_ctx {
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
 enum { FUSE_RELU = 1, FUSE_ABSORBED = 2, FUSE_BN = 4 };
+#define NO_WINO SIZE_MAX
+
+/* A convolution node's kernel description for this context's input size. */
+static void conv_desc_at(const aibox_ctx *c, const aibox_node *nd, aibox_conv_desc *d)
+{
+    const int *s = c->shape[nd->in[0]];
+    aibox_conv_node_desc(nd, s[0], s[1], s[2], d);
+}
+
+/* Whether an inference context runs this node as Winograd once frozen (d: its description). */
+static int wino_node(const aibox_ctx *c, const aibox_node *nd, aibox_conv_desc *d)
+{
+    if (c->mode != AIBOX_INFER || nd->kind != AIBOX_LAYER_CONV2D) return 0;
+    conv_desc_at(c, nd, d);
+    return aibox_wino_eligible(d);
+}
 
 static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
 {
@@ -70,6 +91,10 @@ static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
     if (c->bn_of && c->bn_of[i]) {
         r->fuse_scale = c->fold + c->fold_off[i];
         r->fuse_shift = r->fuse_scale + c->shape[i][0];
+    }
+    if (c->wino_u && c->wino_off[i] != NO_WINO) {
+        r->wino_u = c->wino_u + c->wino_off[i];
+        r->wino_vm = c->wino_vm, r->wino_vm_floats = c->wino_vm_floats;
     }
 }
 
@@ -156,10 +181,11 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     c->fused = calloc((size_t)N, 1);
     c->bn_of = calloc((size_t)N, sizeof *c->bn_of);
     c->fold_off = calloc((size_t)N, sizeof *c->fold_off);
+    c->wino_off = malloc((size_t)N * sizeof *c->wino_off);
     c->need = calloc((size_t)N, 1);
     c->threads = threads ? threads : aibox_default_threads();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
-    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->need || !act_off) {
+    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->need || !c->wino_off || !act_off) {
         free(act_off);
         aibox_ctx_free(&c);
         return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
@@ -174,6 +200,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     for (int i = 0; i < N; i++) {
         const aibox_node *nd = &m->nodes[i];
         const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+        c->wino_off[i] = NO_WINO;
         if (i > 0) {
             int ic[AIBOX_NODE_MAX_IN], ih[AIBOX_NODE_MAX_IN], iw[AIBOX_NODE_MAX_IN];
             for (int j = 0; j < nd->n_in; j++)
@@ -194,6 +221,13 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
                                   height, width, i, ops->name, m->in_c, m->in_h, m->in_w);
             }
             if (nd->frozen) discard = AIBOX_MAX(discard, np[0] + np[1]);
+            aibox_conv_desc d;
+            if (wino_node(c, nd, &d)) {
+                /* its weights once frozen; the tile scratch now, so the arena never grows */
+                c->wino_off[i] = c->wino_u_floats;
+                c->wino_u_floats += aibox_wino_u_floats(&d);
+                c->wino_vm_floats = AIBOX_MAX(c->wino_vm_floats, aibox_wino_scratch_floats(&d));
+            }
         }
         size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
         if (c->bn_of[i]) { /* room for the folded scale and shift */
@@ -235,6 +269,8 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     off += align64(discard * sizeof(float));
     size_t fold_off = off;
     off += align64(fold_n * sizeof(float));
+    size_t wino_vm_off = off;
+    off += align64(c->wino_vm_floats * sizeof(float));
     c->arena = aibox_alloc(off);
     if (!c->arena) {
         free(act_off);
@@ -262,6 +298,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     }
     c->discard = (float *)(base + discard_off);
     c->fold = (float *)(base + fold_off);
+    c->wino_vm = (float *)(base + wino_vm_off);
     free(act_off);
     c->n = 0;
     *out = c;
@@ -278,6 +315,8 @@ void aibox_ctx_free(aibox_ctx **pc)
     free(c->need);
     free(c->bn_of);
     free(c->fold_off);
+    free(c->wino_off);
+    aibox_free(c->wino_u);
     free(c->shape);
     free(c->act);
     free(c->grad);
@@ -306,6 +345,9 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
 {
     if (!c || !m || !input) return aibox_fail(err, AIBOX_E_INVALID, "forward: NULL argument");
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "forward: the context was made for another model");
+    if (m->n_nodes != c->n_nodes)
+        return aibox_fail(err, AIBOX_E_STATE, "forward: the model has %d nodes, %d when the context was made",
+                          m->n_nodes, c->n_nodes);
     if (n < 1 || n > c->max_batch)
         return aibox_fail(err, AIBOX_E_INVALID, "forward: batch %d outside 1..%d", n, c->max_batch);
     c->n = n;
@@ -334,6 +376,31 @@ aibox_status aibox_ctx_forward(aibox_ctx *c, aibox_model *m, const float *input,
 aibox_status aibox_ctx_infer(aibox_ctx *c, const aibox_model *m, const float *input, int n, aibox_error *err)
 {
     return run_forward(c, m, input, n, 0, err);
+}
+
+aibox_status aibox_ctx_freeze_weights(aibox_ctx *c, const aibox_model *m, aibox_error *err)
+{
+    if (!c || !m) return aibox_fail(err, AIBOX_E_INVALID, "freeze: NULL argument");
+    if (c->mode != AIBOX_INFER)
+        return aibox_fail(err, AIBOX_E_INVALID,
+                          "freeze: only inference contexts freeze weights (training changes them)");
+    if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "freeze: the context was made for another model");
+    if (!m->finished || m->n_nodes != c->n_nodes)
+        return aibox_fail(err, AIBOX_E_STATE, "freeze: the model changed since the context was made");
+    if (c->wino_u_floats && !c->wino_u) {
+        c->wino_u = aibox_alloc(c->wino_u_floats * sizeof(float));
+        if (!c->wino_u)
+            return aibox_fail(err, AIBOX_E_NOMEM, "freeze: cannot allocate %zu MB of transformed weights",
+                              (c->wino_u_floats * sizeof(float)) >> 20);
+        c->bytes += c->wino_u_floats * sizeof(float);
+    }
+    for (int i = 1; i < c->n_nodes; i++)
+        if (c->wino_off[i] != NO_WINO) {
+            aibox_conv_desc d;
+            conv_desc_at(c, &m->nodes[i], &d);
+            aibox_wino_weights(&d, m->params + m->nodes[i].param_off[0], c->wino_u + c->wino_off[i]);
+        }
+    return AIBOX_OK;
 }
 
 const float *aibox_ctx_node_output(const aibox_ctx *c, int node, int *ch, int *h, int *w)

@@ -81,7 +81,7 @@ static void plane_part(aibox_run *r, int part, int parts, int channels, plane_fn
 }
 
 /* ------------------------------------------------------------ conv2d */
-static void conv_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_conv_desc *d)
+void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_conv_desc *d)
 {
     const int *p = nd->ip;
     d->in_c = ic, d->in_h = ih, d->in_w = iw;
@@ -101,7 +101,7 @@ static int conv_shape(const aibox_node *nd, const int *ic, const int *ih, const 
     if (ic[0] % p[9] || p[0] % p[9])
         return WHY("conv2d: groups %d must divide in channels %d and out channels %d", p[9], ic[0], p[0]);
     aibox_conv_desc d;
-    conv_desc(nd, ic[0], ih[0], iw[0], &d);
+    aibox_conv_node_desc(nd, ic[0], ih[0], iw[0], &d);
     if (d.out_h < 1 || d.out_w < 1)
         return WHY("conv2d: %dx%d kernel does not fit a %dx%d input (padded)", p[1], p[2], ih[0], iw[0]);
     out[0] = p[0], out[1] = d.out_h, out[2] = d.out_w;
@@ -123,8 +123,11 @@ static void conv_init(const aibox_node *nd, const int *ic, const int *ih, const 
 static size_t conv_ws(const aibox_run *r)
 {
     aibox_conv_desc d;
-    conv_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
-    return aibox_conv_ws_floats(&d);
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    size_t n = aibox_conv_ws_floats(&d);
+    /* an inference context may run it as Winograd (once frozen) */
+    if (!r->training && aibox_wino_eligible(&d)) n = AIBOX_MAX(n, aibox_wino_ws_floats(&d));
+    return n;
 }
 
 /* Weight and bias gradients of one task when the batch is split. */
@@ -133,7 +136,7 @@ static size_t conv_partial(const aibox_run *r) { return r->nd->n_param[0] + r->n
 static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
 {
     aibox_conv_desc d;
-    conv_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
     float *ws = r->ws + (size_t)thread * r->ws_stride;
     size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
     if (r->n >= parts) { /* whole samples per task */
@@ -148,7 +151,45 @@ static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
     }
 }
 
-static void conv_fwd(aibox_run *r) { parallel(r, conv_fwd_part); }
+/* Winograd, in frozen inference contexts: blocks of tile rows as large as
+ * the context's shared scratch holds, each through the three phases over the
+ * pool (one barrier each). */
+typedef struct {
+    aibox_run *r;
+    aibox_conv_desc d;
+    int parts, g0, g1, phase;
+} wino_job;
+
+static void wino_task(void *arg, int part, int thread)
+{
+    wino_job *j = arg;
+    aibox_run *r = j->r;
+    if (j->phase == 0)
+        aibox_wino_input(&j->d, j->g0, j->g1, r->x[0], r->wino_vm, r->ws + (size_t)thread * r->ws_stride, part,
+                         j->parts);
+    else if (j->phase == 1)
+        aibox_wino_gemm(&j->d, j->g1 - j->g0, r->wino_u, r->wino_vm, part, j->parts);
+    else
+        aibox_wino_output(&j->d, j->g0, j->g1, r->wino_vm, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1],
+                          r->y, r->fuse_relu, part, j->parts);
+}
+
+static void conv_fwd_wino(aibox_run *r)
+{
+    wino_job j = {.r = r, .parts = r->threads > 0 ? r->threads : 1};
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &j.d);
+    int rows = aibox_wino_block_rows(&j.d, r->n, r->wino_vm_floats), total = r->n * aibox_wino_tile_rows(&j.d);
+    for (j.g0 = 0; j.g0 < total; j.g0 = j.g1) {
+        j.g1 = AIBOX_MIN(j.g0 + rows, total);
+        for (j.phase = 0; j.phase < 3; j.phase++) aibox_pool_run(r->pool, j.parts, wino_task, &j);
+    }
+}
+
+static void conv_fwd(aibox_run *r)
+{
+    if (r->wino_u) conv_fwd_wino(r);
+    else parallel(r, conv_fwd_part);
+}
 
 /* A fused ReLU's backward: dy *= (y > 0), in place (dy is this node's own
  * gradient buffer, shared with the ReLU it absorbed). */
@@ -163,7 +204,7 @@ static void relu_mask_part(aibox_run *r, int part, int parts, int thread)
 static void conv_bwd_part(aibox_run *r, int part, int parts, int thread)
 {
     aibox_conv_desc d;
-    conv_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
     float *ws = r->ws + (size_t)thread * r->ws_stride;
     size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
     int a, b;

@@ -69,6 +69,9 @@ typedef struct aibox_run {
     int threads;   /* tasks to split work into (the pool's threads) */
     int fuse_relu; /* conv: the following ReLU is applied here (in place) */
     const float *fuse_scale, *fuse_shift; /* conv, inference: a folded batch norm (scale, shift) */
+    const float *wino_u; /* conv, frozen inference context: Winograd weights (then it runs that way), else NULL */
+    float *wino_vm;      /* Winograd tile scratch shared by the threads: wino_vm_floats */
+    size_t wino_vm_floats;
 } aibox_run;
 
 typedef struct aibox_layer_ops {
@@ -93,6 +96,8 @@ AIBOX_INTERNAL const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k);
  * after checking its inputs and computing its nominal shape. */
 AIBOX_INTERNAL int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in, const int *ip,
                                         const float *fp);
+/* A convolution node's kernel description for an ic x ih x iw input. */
+AIBOX_INTERNAL void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_conv_desc *d);
 /* A context's thread pool (borrowed), for work between its forwards (PaDiM's
  * scoring): one pool per context, so two pools never compete for the cores. */
 AIBOX_INTERNAL aibox_pool *aibox_ctx_pool(aibox_ctx *ctx);

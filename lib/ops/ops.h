@@ -43,6 +43,36 @@ AIBOX_INTERNAL void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float 
 AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w,
                                         const float *scale, const float *b, float *y, float *ws, int relu, int part,
                                         int parts);
+/* Winograd F(2x2, 3x3) forward for inference (no backward): 16 GEMMs on
+ * transformed 4x4 tiles, 4 instead of 9 multiply-adds per output pixel and
+ * input channel. Computes any 3x3, stride-1, ungrouped convolution with
+ * top/left padding <= 2; aibox_wino_eligible says where it is also faster
+ * than im2col (a measured rule, see winograd.c). The weights are transformed
+ * once into u (aibox_wino_u_floats). A forward runs in blocks of tile rows: tile row ty (output rows 2ty, 2ty + 1) of
+ * sample s is row g = s * aibox_wino_tile_rows + ty of the batch, and a
+ * block [g0, g1) may span samples. Each block goes through three phases in
+ * order, each split into `parts` pieces that may run concurrently (piece
+ * `part` here): x (the batch's first sample) into vm, times u, then into y
+ * (also the whole batch) with aibox_conv_fwd_part's epilogue (scale, shift
+ * b, relu). vm holds a block: aibox_wino_vm_floats(d, g1 - g0) floats; each
+ * concurrent input piece needs its own ws. */
+AIBOX_INTERNAL int aibox_wino_eligible(const aibox_conv_desc *d);
+AIBOX_INTERNAL size_t aibox_wino_u_floats(const aibox_conv_desc *d);
+AIBOX_INTERNAL void aibox_wino_weights(const aibox_conv_desc *d, const float *w, float *u);
+AIBOX_INTERNAL int aibox_wino_tile_rows(const aibox_conv_desc *d); /* per sample */
+AIBOX_INTERNAL size_t aibox_wino_vm_floats(const aibox_conv_desc *d, int rows);
+/* The vm this layer runs best with: one sample's tile rows, or as many as
+ * keep a block cache-sized; and the rows per block (>= 1) a vm of vm_floats
+ * allows for a batch of n. */
+AIBOX_INTERNAL size_t aibox_wino_scratch_floats(const aibox_conv_desc *d);
+AIBOX_INTERNAL int aibox_wino_block_rows(const aibox_conv_desc *d, int n, size_t vm_floats);
+AIBOX_INTERNAL size_t aibox_wino_ws_floats(const aibox_conv_desc *d);
+AIBOX_INTERNAL void aibox_wino_input(const aibox_conv_desc *d, int g0, int g1, const float *x, float *vm, float *ws,
+                                     int part, int parts);
+AIBOX_INTERNAL void aibox_wino_gemm(const aibox_conv_desc *d, int rows, const float *u, float *vm, int part,
+                                    int parts);
+AIBOX_INTERNAL void aibox_wino_output(const aibox_conv_desc *d, int g0, int g1, const float *vm, const float *scale,
+                                      const float *b, float *y, int relu, int part, int parts);
 /* aibox_map_blur in pieces, for callers that split it over threads: the
  * kernel (aibox_map_blur_kernel_size(sigma) floats), the row pass of rows
  * [y0, y1) from map into tmp (w x h; pad: w + ks - 1 floats per caller), and

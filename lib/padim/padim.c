@@ -425,6 +425,7 @@ aibox_status aibox_padim_fit_begin(aibox_padim_fit **out, const aibox_model *bb,
     int c, h, w;
     aibox_model_input_shape(bb, &c, &h, &w);
     if (!s) s = aibox_ctx_create_ex(&f->ctx, p->trunk, AIBOX_INFER, batch, c, h, w, 0, threads, err);
+    if (!s) s = aibox_ctx_freeze_weights(f->ctx, p->trunk, err); /* the trunk's weights never change */
     if (!s) {
         f->threads = aibox_ctx_threads(f->ctx);
         f->batch = batch;
@@ -765,6 +766,7 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
     int ch, h, w;
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
     aibox_status s = aibox_ctx_create_ex(&c->ctx, p->trunk, AIBOX_INFER, max_batch, ch, h, w, 0, threads, err);
+    if (!s) s = aibox_ctx_freeze_weights(c->ctx, p->trunk, err); /* the trunk's weights never change */
     int nt = s ? 1 : aibox_ctx_threads(c->ctx);
     if (!s) c->pool = aibox_ctx_pool(c->ctx);
     if (!s) {

@@ -388,7 +388,8 @@ static void fixture(const char *arch, int size, char *st, char *in, char *ref, s
 
 /* Imports st with arch_arg (NULL: recognised), checks the recorded arch and
  * preprocessing, runs the 1x3xsize x size input and compares with PyTorch's
- * logits (1e-4 relative to the largest |logit|, same top-1). */
+ * logits (1e-4 relative to the largest |logit|, same top-1), in a plain
+ * context and then with frozen weights (Winograd for the 3x3 convolutions). */
 static void check_parity(const char *st, const char *in, const char *ref, const char *arch_arg, const char *arch,
                          int size)
 {
@@ -414,25 +415,29 @@ static void check_parity(const char *st, const char *in, const char *ref, const 
     aibox_ctx *ctx = NULL;
     /* fully convolutional up to the global pool: any input size runs */
     assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 3, size, size, 1, &err), AIBOX_OK);
-    assert_int_equal(aibox_ctx_infer(ctx, m, (const float *)x, 1, &err), AIBOX_OK);
-    int c, h, w;
-    const float *out = aibox_ctx_output(ctx, &c, &h, &w);
-    assert_int_equal(c * h * w, 1000);
-    const float *yr = (const float *)y;
-    double maxdiff = 0, maxref = 0;
-    int top_a = 0, top_r = 0;
-    for (int i = 0; i < 1000; i++) {
-        maxdiff = fmax(maxdiff, fabs((double)out[i] - yr[i]));
-        maxref = fmax(maxref, fabs((double)yr[i]));
-        if (out[i] > out[top_a]) top_a = i;
-        if (yr[i] > yr[top_r]) top_r = i;
+    for (int frozen = 0; frozen < 2; frozen++) {
+        if (frozen) assert_int_equal(aibox_ctx_freeze_weights(ctx, m, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_infer(ctx, m, (const float *)x, 1, &err), AIBOX_OK);
+        int c, h, w;
+        const float *out = aibox_ctx_output(ctx, &c, &h, &w);
+        assert_int_equal(c * h * w, 1000);
+        const float *yr = (const float *)y;
+        double maxdiff = 0, maxref = 0;
+        int top_a = 0, top_r = 0;
+        for (int i = 0; i < 1000; i++) {
+            maxdiff = fmax(maxdiff, fabs((double)out[i] - yr[i]));
+            maxref = fmax(maxref, fabs((double)yr[i]));
+            if (out[i] > out[top_a]) top_a = i;
+            if (yr[i] > yr[top_r]) top_r = i;
+        }
+        double rel = maxdiff / maxref;
+        printf("  PyTorch parity (%s, arch %s, 1x3x%dx%d%s): max |diff| %.3g, max |ref| %.4g, relative %.3g "
+               "(limit 1e-4); top-1 %d vs %d\n",
+               arch, arch_arg ? "given" : "recognised", size, size, frozen ? ", frozen weights" : "", maxdiff, maxref,
+               rel, top_a, top_r);
+        assert_true(rel <= 1e-4);
+        assert_int_equal(top_a, top_r);
     }
-    double rel = maxdiff / maxref;
-    printf("  PyTorch parity (%s, arch %s, 1x3x%dx%d): max |diff| %.3g, max |ref| %.4g, relative %.3g "
-           "(limit 1e-4); top-1 %d vs %d\n",
-           arch, arch_arg ? "given" : "recognised", size, size, maxdiff, maxref, rel, top_a, top_r);
-    assert_true(rel <= 1e-4);
-    assert_int_equal(top_a, top_r);
     aibox_ctx_free(&ctx);
     aibox_model_free(&m);
     free(x);

@@ -780,6 +780,92 @@ static void test_bn_folding(void **state)
     aibox_model_free(&m);
 }
 
+/* Largest |a - b| over n values, relative to the largest |b|. */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double mx = 0, d = 0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(b[i])), d = fmax(d, fabs((double)a[i] - b[i]));
+    return d / mx;
+}
+
+/* The contract of aibox_ctx_freeze_weights: a frozen context (Winograd for
+ * both 3x3 convolutions, the second's blocks of tile rows spanning samples
+ * of the batch of 3, 1 and 2 threads) gives
+ * the unfrozen output within 1e-5 of its largest magnitude (measured about
+ * 1e-7); it keeps the weights it froze until frozen again, while batch-norm
+ * folding follows the model; training contexts and other models are refused. */
+static void test_freeze_weights(void **state)
+{
+    (void)state;
+    const double tol = 1e-5;
+    aibox_error err;
+    aibox_model *m = NULL, *other = NULL;
+    assert_int_equal(aibox_model_create(&m, 8, 20, 20, &err), AIBOX_OK);
+    int c1 = aibox_conv2d_simple(m, 0, 16, 3, 1, 1), bn = aibox_batchnorm(m, c1, 1e-5f, 0.1f);
+    int p = aibox_maxpool(m, aibox_relu(m, bn), &(aibox_pool_opts){.kernel_h = 2, .kernel_w = 2});
+    int c2 = aibox_conv2d_simple(m, p, 16, 3, 1, 1);
+    assert_true(c2 > 0);
+    assert_int_equal(aibox_model_finish(m, 3, &err), AIBOX_OK);
+    aibox_rng r;
+    aibox_rng_seed(&r, 12);
+    float *g = aibox_model_node_param(m, bn, 0, NULL), *mu = aibox_model_node_state(m, bn, 0, NULL);
+    float *var = aibox_model_node_state(m, bn, 1, NULL);
+    for (int k = 0; k < 16; k++)
+        g[k] = 0.5f + aibox_rng_uniform(&r), mu[k] = 0.3f * aibox_rng_normal(&r), var[k] = 0.2f + aibox_rng_uniform(&r);
+    enum { N = 3, IN = 8 * 20 * 20, OUT = 16 * 10 * 10 };
+    float in[N * IN], ref[N * OUT], ref2[N * OUT], got[N * OUT];
+    for (int i = 0; i < N * IN; i++) in[i] = aibox_rng_normal(&r);
+    aibox_ctx *plain = NULL, *fz[2] = {NULL, NULL}, *train = NULL;
+    assert_int_equal(aibox_ctx_create_ex(&plain, m, AIBOX_INFER, N, 8, 20, 20, 0, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(plain, m, in, N, &err), AIBOX_OK);
+    memcpy(ref, aibox_ctx_output(plain, NULL, NULL, NULL), sizeof ref);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(aibox_ctx_create_ex(&fz[t], m, AIBOX_INFER, N, 8, 20, 20, 0, t + 1, &err), AIBOX_OK);
+        size_t before = aibox_ctx_bytes(fz[t]);
+        assert_int_equal(aibox_ctx_freeze_weights(fz[t], m, &err), AIBOX_OK);
+        assert_true(aibox_ctx_bytes(fz[t]) > before); /* the transformed weights */
+        assert_int_equal(aibox_ctx_infer(fz[t], m, in, N, &err), AIBOX_OK);
+        double d = rel_diff(aibox_ctx_output(fz[t], NULL, NULL, NULL), ref, N * OUT);
+        printf("# frozen vs unfrozen, %d thread(s): %.2e of the largest output\n", t + 1, d);
+        assert_true(d <= tol && d > 0); /* > 0: it really ran another algorithm */
+    }
+
+    /* A changed convolution weight: the frozen context keeps the old one until frozen again. */
+    float *w2 = aibox_model_node_param(m, c2, 0, NULL);
+    w2[4] += 1.0f;
+    assert_int_equal(aibox_ctx_infer(plain, m, in, N, &err), AIBOX_OK);
+    memcpy(ref2, aibox_ctx_output(plain, NULL, NULL, NULL), sizeof ref2);
+    assert_true(rel_diff(ref2, ref, N * OUT) > 1e-2);
+    assert_int_equal(aibox_ctx_infer(fz[0], m, in, N, &err), AIBOX_OK);
+    assert_true(rel_diff(aibox_ctx_output(fz[0], NULL, NULL, NULL), ref, N * OUT) <= tol);
+    assert_int_equal(aibox_ctx_freeze_weights(fz[0], m, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(fz[0], m, in, N, &err), AIBOX_OK);
+    assert_true(rel_diff(aibox_ctx_output(fz[0], NULL, NULL, NULL), ref2, N * OUT) <= tol);
+    /* batch-norm statistics are folded at every forward, frozen or not */
+    for (int k = 0; k < 16; k++) mu[k] += 0.5f;
+    assert_int_equal(aibox_ctx_infer(plain, m, in, N, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_infer(fz[0], m, in, N, &err), AIBOX_OK);
+    memcpy(got, aibox_ctx_output(fz[0], NULL, NULL, NULL), sizeof got);
+    assert_true(rel_diff(aibox_ctx_output(plain, NULL, NULL, NULL), ref2, N * OUT) > 1e-2);
+    assert_true(rel_diff(got, aibox_ctx_output(plain, NULL, NULL, NULL), N * OUT) <= tol);
+
+    err.msg[0] = 0;
+    assert_int_equal(aibox_ctx_create(&train, m, AIBOX_TRAIN, N, 8, 20, 20, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_freeze_weights(train, m, &err), AIBOX_E_INVALID);
+    assert_non_null(strstr(err.msg, "inference"));
+    assert_int_equal(aibox_model_create(&other, 8, 20, 20, &err), AIBOX_OK);
+    assert_true(aibox_conv2d_simple(other, 0, 16, 3, 1, 1) > 0);
+    assert_int_equal(aibox_model_finish(other, 3, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_freeze_weights(fz[1], other, &err), AIBOX_E_INVALID);
+    assert_int_equal(aibox_ctx_freeze_weights(NULL, m, &err), AIBOX_E_INVALID);
+    aibox_ctx_free(&train);
+    aibox_ctx_free(&fz[0]);
+    aibox_ctx_free(&fz[1]);
+    aibox_ctx_free(&plain);
+    aibox_model_free(&other);
+    aibox_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_thread_counts),
         cmocka_unit_test(test_save_load),       cmocka_unit_test(test_load_refuses_damage),
         cmocka_unit_test(test_extract_and_reopen), cmocka_unit_test(test_bn_folding), cmocka_unit_test(test_frozen_trunk_backward),
+        cmocka_unit_test(test_freeze_weights),
     };
     return cmocka_run_group_tests_name("nn/graph", tests, setup_dir, remove_dir);
 }
