@@ -23,4 +23,14 @@ AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 #define AIBOX_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define AIBOX_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Piece part of parts of [0, total): an even share [*a, *b), its boundaries on
+ * multiples of unit (1: anywhere; 16: whole cache lines of floats). The one
+ * rule every split of work over a context's threads uses. */
+static inline void aibox_share(int total, int unit, int part, int parts, int *a, int *b)
+{
+    long units = ((long)total + unit - 1) / unit;
+    *a = (int)AIBOX_MIN(units * part / parts * unit, (long)total);
+    *b = (int)AIBOX_MIN(units * (part + 1) / parts * unit, (long)total);
+}
+
 #endif

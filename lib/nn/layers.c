@@ -42,10 +42,13 @@ static void par_task(void *arg, int task, int thread)
     j->fn(j->r, task, j->parts, thread);
 }
 
+/* Pieces a layer's work is split into: one per pool thread. */
+static int run_parts(const aibox_run *r) { return r->threads > 0 ? r->threads : 1; }
+
 /* Runs fn for parts 0..threads-1 on the context's pool. */
 static void parallel(aibox_run *r, part_fn fn)
 {
-    par_job j = {r, fn, r->threads > 0 ? r->threads : 1};
+    par_job j = {r, fn, run_parts(r)};
     aibox_pool_run(r->pool, j.parts, par_task, &j);
 }
 
@@ -57,12 +60,6 @@ static void range16(size_t total, int part, int parts, size_t *a, size_t *b)
     *b = AIBOX_MIN(units * (part + 1) / parts * 16, total);
 }
 
-static void range_int(int total, int part, int parts, int *a, int *b)
-{
-    *a = (int)((long)total * part / parts);
-    *b = (int)((long)total * (part + 1) / parts);
-}
-
 /* Per-plane kernels see (sample range, channel range): whole samples when
  * the batch covers the threads, else channel slices of each sample. */
 typedef void (*plane_fn)(aibox_run *r, int s0, int ns, int c0, int nc);
@@ -70,11 +67,11 @@ static void plane_part(aibox_run *r, int part, int parts, int channels, plane_fn
 {
     if (r->n >= parts) {
         int a, b;
-        range_int(r->n, part, parts, &a, &b);
+        aibox_share(r->n, 1, part, parts, &a, &b);
         if (b > a) k(r, a, b - a, 0, channels);
     } else {
         int a, b;
-        range_int(channels, part, parts, &a, &b);
+        aibox_share(channels, 1, part, parts, &a, &b);
         if (b > a)
             for (int s = 0; s < r->n; s++) k(r, s, 1, a, b - a);
     }
@@ -141,7 +138,7 @@ static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
     size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
     if (r->n >= parts) { /* whole samples per task */
         int a, b;
-        range_int(r->n, part, parts, &a, &b);
+        aibox_share(r->n, 1, part, parts, &a, &b);
         if (b > a)
             aibox_conv_fwd_part(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->fuse_scale,
                                  r->fuse_scale ? r->fuse_shift : r->p[1], r->y + a * out_sz, ws, r->fuse_relu, 0, 1);
@@ -176,7 +173,7 @@ static void wino_task(void *arg, int part, int thread)
 
 static void conv_fwd_wino(aibox_run *r)
 {
-    wino_job j = {.r = r, .parts = r->threads > 0 ? r->threads : 1};
+    wino_job j = {.r = r, .parts = run_parts(r)};
     aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &j.d);
     int rows = aibox_wino_block_rows(&j.d, r->n, r->wino_vm_floats), total = r->n * aibox_wino_tile_rows(&j.d);
     for (j.g0 = 0; j.g0 < total; j.g0 = j.g1) {
@@ -208,7 +205,7 @@ static void conv_bwd_part(aibox_run *r, int part, int parts, int thread)
     float *ws = r->ws + (size_t)thread * r->ws_stride;
     size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
     int a, b;
-    range_int(r->n, part, parts, &a, &b);
+    aibox_share(r->n, 1, part, parts, &a, &b);
     if (b <= a) return;
     /* part 0 accumulates into the real gradients, the others into their own
      * partial block, summed afterwards in part order (deterministic) */

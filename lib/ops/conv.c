@@ -186,15 +186,6 @@ static void direct_bwd(const aibox_conv_desc *d, const float *x, const float *w,
     }
 }
 
-/* Splits [0, total) into parts pieces, boundaries on multiples of unit. */
-static void split(int total, int unit, int part, int parts, int *a, int *b)
-{
-    int units = (total + unit - 1) / unit;
-    int ua = (int)((long)units * part / parts), ub = (int)((long)units * (part + 1) / parts);
-    *a = AIBOX_MIN(ua * unit, total);
-    *b = AIBOX_MIN(ub * unit, total);
-}
-
 /* Sum of n floats in 16 independent lanes, so the compiler can vectorise it
  * (a single float accumulator is a serial dependency chain; the lanes keep
  * a fixed order, so the result is deterministic). */
@@ -238,7 +229,7 @@ void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const 
         if (is_direct(d)) {
             /* direct path: this part's output channels */
             int o0, o1;
-            split(d->out_c, 1, part, parts, &o0, &o1);
+            aibox_share(d->out_c, 1, part, parts, &o0, &o1);
             direct_fwd(d, xs, w, scale ? NULL : b, ys, o0, o1);
             if (scale || relu)
                 for (int oc = o0; oc < o1; oc++) epilogue(ys + (size_t)oc * P, P, scale, scale ? b : NULL, oc, relu);
@@ -248,7 +239,7 @@ void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const 
         /* this part's output pixels: an even share in multiples of 16 (whole chunks
          * would leave parts unequal when there are only a few chunks), then
          * walked in chunks */
-        split((int)P, 16, part, parts, &pa, &pb);
+        aibox_share((int)P, 16, part, parts, &pa, &pb);
         for (int g = 0; g < G; g++) {
             const float *xg = xs + (size_t)g * cg * HW;
             const float *wg = w + (size_t)g * ocg * K;

@@ -48,9 +48,10 @@ AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const f
  * input channel. Computes any 3x3, stride-1, ungrouped convolution with
  * top/left padding <= 2; aibox_wino_eligible says where it is also faster
  * than im2col (a measured rule, see winograd.c). The weights are transformed
- * once into u (aibox_wino_u_floats). A forward runs in blocks of tile rows: tile row ty (output rows 2ty, 2ty + 1) of
- * sample s is row g = s * aibox_wino_tile_rows + ty of the batch, and a
- * block [g0, g1) may span samples. Each block goes through three phases in
+ * once into u (aibox_wino_u_floats). A forward runs in blocks of tile rows:
+ * tile row ty (output rows 2ty, 2ty + 1) of sample s is row
+ * g = s * aibox_wino_tile_rows + ty of the batch, and a block [g0, g1) may
+ * span samples. Each block goes through three phases in
  * order, each split into `parts` pieces that may run concurrently (piece
  * `part` here): x (the batch's first sample) into vm, times u, then into y
  * (also the whole batch) with aibox_conv_fwd_part's epilogue (scale, shift

@@ -109,13 +109,6 @@ void aibox_wino_weights(const aibox_conv_desc *d, const float *w, float *u)
         }
 }
 
-/* Splits [0, total) into parts pieces. */
-static void share(int total, int part, int parts, int *a, int *b)
-{
-    *a = (int)((long)total * part / parts);
-    *b = (int)((long)total * (part + 1) / parts);
-}
-
 static float at(const float *row, int w, int x) { return x >= 0 && x < w ? row[x] : 0.0f; }
 
 /* E[k] = row[2k - pl], O[k] = row[2k + 1 - pl] for k < n, zero outside [0, w). */
@@ -158,7 +151,7 @@ typedef void (*run_fn)(const void *job, int unit, int r0, int r1);
 static void unit_rows(int units, int rows, int part, int parts, run_fn fn, const void *job)
 {
     int a, b;
-    share(units * rows, part, parts, &a, &b);
+    aibox_share(units * rows, 1, part, parts, &a, &b);
     for (int u = a / rows; u < units && u * rows < b; u++) {
         int r0 = AIBOX_MAX(a - u * rows, 0), r1 = AIBOX_MIN(b - u * rows, rows);
         if (r1 > r0) fn(job, u, r0, r1);

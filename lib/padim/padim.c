@@ -265,12 +265,6 @@ static void embed_rows(const aibox_padim *p, aibox_ctx *ctx, int b, float *emb, 
                 p->proj, d, 0.0f, emb + r0 * d, d);
 }
 
-/* Task task's share [*a, *b) of total items (patches, rows) split evenly. */
-static void share(int total, int task, int tasks, int *a, int *b)
-{
-    *a = (int)((long)total * task / tasks), *b = (int)((long)total * (task + 1) / tasks);
-}
-
 typedef struct embed_job {
     const aibox_padim *p;
     aibox_ctx *ctx;
@@ -283,7 +277,7 @@ static void embed_task(void *arg, int task, int thread)
     (void)thread;
     embed_job *j = arg;
     int b = j->b0 + task / j->per, y0, y1;
-    share(j->p->gh, task % j->per, j->per, &y0, &y1);
+    aibox_share(j->p->gh, 1, task % j->per, j->per, &y0, &y1);
     embed_rows(j->p, j->ctx, b, j->emb + (size_t)b * j->p->P * j->p->d, j->full, y0, y1);
 }
 
@@ -485,7 +479,7 @@ static void accum_task(void *arg, int task, int thread)
     aibox_padim_fit *f = j->f;
     int P = f->p->P, d = f->p->d, nb = j->nb;
     int p0, p1;
-    share(P, task, j->tasks, &p0, &p1);
+    aibox_share(P, 1, task, j->tasks, &p0, &p1);
     double *V = f->V + (size_t)thread * f->batch * d;
     for (int pix = p0; pix < p1; pix++) {
         const double *K = f->K + (size_t)pix * d;
@@ -544,7 +538,7 @@ static void solve_task(void *arg, int task, int thread)
     int P = p->P, d = p->d;
     double n = (double)f->n, den = f->n > 1 ? n - 1 : 1;
     int p0, p1;
-    share(P, task, j->tasks, &p0, &p1);
+    aibox_share(P, 1, task, j->tasks, &p0, &p1);
     double *a = j->work + (size_t)thread * d * d;
     for (int pix = p0; pix < p1; pix++) {
         const double *S1 = f->S1 + (size_t)pix * d, *S2 = f->S2 + (size_t)pix * d * d, *K = f->K + (size_t)pix * d;
@@ -810,7 +804,7 @@ static void maha_task(void *arg, int task, int thread)
     const aibox_padim *p = c->p;
     int P = p->P, d = p->d, nb = j->nb;
     int p0, p1;
-    share(P, task, j->tasks, &p0, &p1);
+    aibox_share(P, 1, task, j->tasks, &p0, &p1);
     float *diff = c->diff + (size_t)thread * c->max_batch * d;
     for (int pix = p0; pix < p1; pix++) {
         const float *mu = p->mean + (size_t)pix * d;
@@ -838,7 +832,7 @@ static void blur_task(void *arg, int task, int thread)
     blur_job *j = arg;
     aibox_padim_ctx *c = j->c;
     int y0, y1;
-    share(j->h, task, j->tasks, &y0, &y1);
+    aibox_share(j->h, 1, task, j->tasks, &y0, &y1);
     if (j->pass == 0)
         aibox_map_blur_rows(j->map, c->blur_tmp, c->blur_pad + (size_t)thread * (j->w + c->ks), j->w, c->blur_k, c->ks,
                             y0, y1);
