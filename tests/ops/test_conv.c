@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "common/check.h"
+#include "conv_ref.h"
 #include "ops/ops.h"
 
 typedef struct {
@@ -47,28 +48,11 @@ typedef struct {
     size_t nx, nw, nb, ny;
 } conv_prob;
 
-/* Naive convolution in double; packed = [x, w, b]. */
+/* The naive double convolution (conv_ref.h) on packed = [x, w, b]. */
 static void conv_naive(void *user, const double *packed, double *y)
 {
     const conv_prob *p = user;
-    const aibox_conv_desc *d = &p->d;
-    const double *x = packed, *w = packed + p->nx, *b = p->bias ? packed + p->nx + p->nw : NULL;
-    int cg = d->in_c / d->groups, og = d->out_c / d->groups;
-    for (int s = 0; s < p->n; s++)
-        for (int o = 0; o < d->out_c; o++)
-            for (int oy = 0; oy < d->out_h; oy++)
-                for (int ox = 0; ox < d->out_w; ox++) {
-                    double acc = b ? b[o] : 0;
-                    for (int c = 0; c < cg; c++)
-                        for (int ky = 0; ky < d->kh; ky++)
-                            for (int kx = 0; kx < d->kw; kx++) {
-                                int iy = oy * d->sh + ky - d->pt, ix = ox * d->sw + kx - d->pl;
-                                if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w)
-                                    acc += x[((s * d->in_c + (o / og) * cg + c) * d->in_h + iy) * d->in_w + ix] *
-                                           w[((o * cg + c) * d->kh + ky) * d->kw + kx];
-                            }
-                    y[((s * d->out_c + o) * d->out_h + oy) * d->out_w + ox] = acc;
-                }
+    conv_ref(&p->d, p->n, packed, packed + p->nx, p->bias ? packed + p->nx + p->nw : NULL, y);
 }
 
 static void setup_prob(const conv_case *c, conv_prob *p)

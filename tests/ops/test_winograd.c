@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "common/check.h"
+#include "conv_ref.h"
 #include "ops/ops.h"
 
 #define REL_TOL 1e-5
@@ -45,28 +46,24 @@ static void make_desc(const wcase *c, aibox_conv_desc *d)
     d->out_w = aibox_conv_out_size(c->w, 3, 1, c->pl, c->pr);
 }
 
-/* Naive 3x3 convolution in double, then * scale + shift (scale NULL: + shift) and ReLU. */
+/* The naive double convolution (conv_ref.h), then * scale + shift (scale
+ * NULL: + shift) and ReLU. */
 static void naive(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *scale,
                   const float *shift, int relu, double *y)
 {
-    for (int s = 0; s < n; s++)
-        for (int o = 0; o < d->out_c; o++)
-            for (int oy = 0; oy < d->out_h; oy++)
-                for (int ox = 0; ox < d->out_w; ox++) {
-                    double acc = 0;
-                    for (int c = 0; c < d->in_c; c++)
-                        for (int ky = 0; ky < 3; ky++)
-                            for (int kx = 0; kx < 3; kx++) {
-                                int iy = oy + ky - d->pt, ix = ox + kx - d->pl;
-                                if (iy >= 0 && iy < d->in_h && ix >= 0 && ix < d->in_w)
-                                    acc += (double)x[((size_t)(s * d->in_c + c) * d->in_h + iy) * d->in_w + ix] *
-                                           w[((o * d->in_c + c) * 3 + ky) * 3 + kx];
-                            }
-                    if (scale) acc *= scale[o];
-                    if (shift) acc += shift[o];
-                    if (relu && acc < 0) acc = 0;
-                    y[((size_t)(s * d->out_c + o) * d->out_h + oy) * d->out_w + ox] = acc;
-                }
+    size_t nx = (size_t)n * d->in_c * d->in_h * d->in_w, nw = (size_t)d->out_c * d->in_c * 9;
+    size_t plane = (size_t)d->out_h * d->out_w;
+    double *xd = aibox_test_doubles(nx), *wd = aibox_test_doubles(nw);
+    aibox_test_f2d(x, xd, nx);
+    aibox_test_f2d(w, wd, nw);
+    conv_ref(d, n, xd, wd, NULL, y);
+    for (size_t i = 0; i < (size_t)n * d->out_c * plane; i++) {
+        int o = (int)(i / plane % (size_t)d->out_c);
+        if (scale) y[i] *= scale[o];
+        if (shift) y[i] += shift[o];
+        if (relu && y[i] < 0) y[i] = 0;
+    }
+    free(xd), free(wd);
 }
 
 static void test_winograd_forward(void **state)
