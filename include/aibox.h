@@ -248,7 +248,11 @@ AIBOX_API const char *aibox_layer_kind_name(aibox_layer_kind k);
 AIBOX_API void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w);
 AIBOX_API void aibox_model_input_shape(const aibox_model *m, int *c, int *h, int *w);
 AIBOX_API size_t aibox_model_param_count(const aibox_model *m); /* trainable */
-/* Contiguous blocks of all parameters and their gradients (borrowed). */
+/* Contiguous blocks of all parameters and their gradients (borrowed). The
+ * gradient block exists once training needs it (backward, an optimizer
+ * step, zero_grad or this call allocate it, zeroed): a model loaded or built
+ * only for inference never holds one. aibox_model_grads returns NULL when
+ * that allocation fails. */
 AIBOX_API float *aibox_model_params(aibox_model *m);
 AIBOX_API float *aibox_model_grads(aibox_model *m);
 /* A node's parameters: index 0 weight, 1 bias (conv/dense); BN: 0 gamma,
@@ -416,8 +420,20 @@ AIBOX_API const char *aibox_model_meta_key(const aibox_model *m, int i);
  * a temporary file beside path, fsync, rename; an interrupted save leaves
  * any previous file intact. */
 AIBOX_API aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err);
-/* Loads and verifies (magic, version, structure, CRC-32) a model file. */
+/* Loads and verifies a model file: magic, version, structure, CRC-32, every
+ * size in checked 64-bit arithmetic against the bytes the file holds (each
+ * node's tensors present with exactly the values it needs) before anything
+ * is allocated, and every stored number finite. What a refused file costs
+ * is bounded by its own size. The model holds no gradient block (see
+ * aibox_model_grads). Saving likewise refuses a model with non-finite values. */
 AIBOX_API aibox_status aibox_model_load(aibox_model **m, const char *path, aibox_error *err);
+/* The graph and metadata of a model file without its weights (shapes,
+ * parameter counts, metadata: what `aibox-infer --info` shows). The file is
+ * verified as by aibox_model_load (the CRC streamed over it) except that the
+ * weights are neither read nor checked; memory stays at the size of the
+ * metadata and index, whatever the file's size. Contexts, saving, extraction
+ * and training refuse such a model (AIBOX_E_STATE); free it as any model. */
+AIBOX_API aibox_status aibox_model_load_info(aibox_model **m, const char *path, aibox_error *err);
 
 /* ------------------------------------------------------------------ images */
 /* 8-bit images, rows top to bottom, channels interleaved (1 grey, 3 RGB, 4

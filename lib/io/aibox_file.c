@@ -386,7 +386,7 @@ static aibox_status parse_meta(const unsigned char *b, uint64_t off, uint64_t si
 }
 
 static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, uint32_t count, uint64_t data_off,
-                                uint64_t data_end, const char *name, aibox_file *f, aibox_error *err)
+                                uint64_t data_end, int have_data, const char *name, aibox_file *f, aibox_error *err)
 {
     if (count > size / INDEX_MIN)
         return STRUCT_FAIL("%s: %u tensors cannot fit in a %llu-byte tensor index", name, (unsigned)count,
@@ -453,7 +453,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
                                "(tensors must be stored in index order)",
                                name, tn, (unsigned long long)toff);
         prev_end = toff + nbytes;
-        t->data = (float *)(void *)(b + toff);
+        t->data = have_data ? (float *)(void *)(b + toff) : NULL;
         t->count = (size_t)count_el;
     }
     if (c.pos != c.end)
@@ -466,7 +466,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
     st = dup ? STRUCT_FAIL("%s: duplicate tensor name \"%s\"", name, dup) : AIBOX_OK;
     free(names);
     if (st) return st;
-    if (!HOST_LE) {
+    if (!HOST_LE && have_data) {
         /* Little-endian bytes to host floats, in place. */
         for (uint32_t k = 0; k < count; k++) {
             unsigned char *q = (unsigned char *)f->tensors[k].data;
@@ -485,14 +485,13 @@ static int section_fits(uint64_t off, uint64_t size, uint64_t lo, uint64_t hi)
     return off >= lo && off <= hi && size <= hi - off;
 }
 
-/* Takes ownership of blob (freed on failure). */
-static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name, aibox_file **out, aibox_error *err)
+/* Everything after the envelope: header fields, sections, metadata, index.
+ * blob holds the file's first `have` bytes of `len` (all of them, or with
+ * have_data 0 at least up to data_offset). Takes ownership of blob. */
+static aibox_status parse_body(unsigned char *blob, size_t have, size_t len, int have_data, const char *name,
+                               aibox_file **out, aibox_error *err)
 {
-    aibox_status st = check_envelope(blob, len, name, err);
-    if (st) {
-        aibox_free(blob);
-        return st;
-    }
+    aibox_status st;
     aibox_file *f = calloc(1, sizeof *f);
     if (!f) {
         aibox_free(blob);
@@ -536,14 +535,31 @@ static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name
                          (unsigned long long)(idx_off + idx_size), (unsigned long long)body_end, AIBOX_FILE_ALIGN);
         goto fail;
     }
+    if (!have_data && data_off > have) { /* the caller read up to data_offset: never true, kept as a guard */
+        st = aibox_fail(err, AIBOX_E_STATE, "%s: internal error: %zu bytes read, the index ends at %llu", name, have,
+                        (unsigned long long)data_off);
+        goto fail;
+    }
     if ((st = parse_meta(blob, meta_off, meta_size, meta_count, name, &f->meta, err))) goto fail;
-    if ((st = parse_index(blob, idx_off, idx_size, tensor_count, data_off, data_off + data_size, name, f, err)))
+    if ((st = parse_index(blob, idx_off, idx_size, tensor_count, data_off, data_off + data_size, have_data, name, f,
+                          err)))
         goto fail;
     *out = f;
     return AIBOX_OK;
 fail:
     aibox_file_free(&f);
     return st;
+}
+
+/* Takes ownership of blob (freed on failure). */
+static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name, aibox_file **out, aibox_error *err)
+{
+    aibox_status st = check_envelope(blob, len, name, err);
+    if (st) {
+        aibox_free(blob);
+        return st;
+    }
+    return parse_body(blob, len, len, 1, name, out, err);
 }
 
 aibox_status aibox_file_read_mem(const void *buf, size_t len, const char *name, aibox_file **out, aibox_error *err)
@@ -621,6 +637,51 @@ aibox_status aibox_file_read(const char *path, aibox_file **out, aibox_error *er
     }
     close(fd);
     return parse_blob(blob, (size_t)got, path, out, err);
+}
+
+/* The metadata and index only: the first data_offset bytes are kept, the
+ * rest streams through the CRC in 1 MB pieces. Anything unusual in the
+ * envelope (size, CRC, version) goes to the whole-file reader, whose
+ * diagnosis is the same and whose cost is still the file's own size. */
+aibox_status aibox_file_read_index(const char *path, aibox_file **out, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL output");
+    *out = NULL;
+    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL path");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return aibox_file_read(path, out, err);
+    struct stat sb;
+    unsigned char head[HEADER_V1];
+    uint64_t size = 0, data_off = 0;
+    int simple = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (size = (uint64_t)sb.st_size) >= HEADER_V1 + TRAILER &&
+                 read_full(fd, head, HEADER_V1) == HEADER_V1 && memcmp(head, MAGIC, sizeof MAGIC) == 0 &&
+                 get_u64(head + 16) == size && get_u32(head + 8) == AIBOX_FILE_VERSION &&
+                 (data_off = get_u64(head + 64)) >= HEADER_V1 && data_off <= size - TRAILER && data_off <= SIZE_MAX;
+    unsigned char *blob = simple ? aibox_alloc((size_t)data_off) : NULL;
+    unsigned char *buf = simple ? malloc((size_t)1 << 20) : NULL;
+    uint32_t crc = 0;
+    if (blob && buf && read_full(fd, blob, (size_t)data_off) == (ssize_t)data_off) {
+        crc = crc_update(0, blob, (size_t)data_off);
+        uint64_t pos = data_off, end = size - TRAILER;
+        while (simple && pos < end) {
+            size_t n = end - pos < ((uint64_t)1 << 20) ? (size_t)(end - pos) : (size_t)1 << 20;
+            ssize_t r = pread(fd, buf, n, (off_t)pos);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) simple = 0;
+            else crc = crc_update(crc, buf, (size_t)r), pos += (uint64_t)r;
+        }
+        unsigned char t[TRAILER];
+        simple = simple && pread(fd, t, TRAILER, (off_t)end) == TRAILER && get_u32(t) == crc;
+    } else {
+        simple = 0;
+    }
+    free(buf);
+    close(fd);
+    if (!simple) {
+        aibox_free(blob);
+        return aibox_file_read(path, out, err);
+    }
+    return parse_body(blob, (size_t)data_off, (size_t)size, 0, path, out, err);
 }
 
 void aibox_file_free(aibox_file **pf)

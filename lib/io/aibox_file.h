@@ -49,7 +49,7 @@ typedef struct aibox_file_entry {
     char *name;
     int ndim;
     int64_t dims[4];   /* unused trailing dims are 0 */
-    float *data;       /* points into blob, 64-byte aligned, host byte order */
+    float *data;       /* points into blob, 64-byte aligned, host byte order (NULL: read without data) */
     size_t count;      /* element count */
 } aibox_file_entry;
 
@@ -68,6 +68,10 @@ AIBOX_INTERNAL aibox_status aibox_file_read(const char *path, aibox_file **out, 
 /* Same from memory (copied; buf need not be aligned). name is used in messages. */
 AIBOX_INTERNAL aibox_status aibox_file_read_mem(const void *buf, size_t len, const char *name_for_messages,
                                                 aibox_file **out, aibox_error *err);
+/* aibox_file_read without the tensor data: the header, metadata and tensor
+ * index are read and verified (the CRC-32 streamed over the whole file), each
+ * entry's data is NULL. Memory: the metadata and index sections, not the file. */
+AIBOX_INTERNAL aibox_status aibox_file_read_index(const char *path, aibox_file **out, aibox_error *err);
 AIBOX_INTERNAL void aibox_file_free(aibox_file **f);
 /* A tensor's data by name, or NULL when absent; ndim and dims may be NULL. */
 AIBOX_INTERNAL const float *aibox_file_tensor_data(const aibox_file *f, const char *name, int *ndim,

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn/nn.h"
 
@@ -41,6 +42,24 @@ struct aibox_ctx {
 };
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
+
+/* The arena is planned in checked arithmetic: *off += align64(count * unit),
+ * clearing *ok on overflow (a hostile model's sizes then fail cleanly). */
+static void plan_add(size_t *off, size_t count, size_t unit, int *ok)
+{
+    size_t b;
+    if (!aibox_mul_ok(count, unit, &b) || b > SIZE_MAX - 63 || __builtin_add_overflow(*off, align64(b), off)) *ok = 0;
+}
+
+/* Physical memory of this machine, or SIZE_MAX when unknown: an arena larger
+ * than it could only end in the OOM killer, so it is refused up front. */
+static size_t phys_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t b;
+    if (pages <= 0 || page <= 0 || !aibox_mul_ok((size_t)pages, (size_t)page, &b)) return SIZE_MAX;
+    return b;
+}
 
 enum { FUSE_RELU = 1, FUSE_ABSORBED = 2, FUSE_BN = 4 };
 #define NO_WINO SIZE_MAX
@@ -160,12 +179,15 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
     *out = NULL;
     if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "context: the model is not finished");
+    if (m->weightless)
+        return aibox_fail(err, AIBOX_E_STATE, "context: the model was loaded without its weights (aibox_model_load_info)");
     if (mode != AIBOX_INFER && mode != AIBOX_TRAIN) return aibox_fail(err, AIBOX_E_INVALID, "context: bad mode");
     if (max_batch < 1 || max_batch > (1 << 20)) return aibox_fail(err, AIBOX_E_INVALID, "context: batch %d", max_batch);
     if (channels != m->in_c)
         return aibox_fail(err, AIBOX_E_SHAPE, "context: the model takes %d channels, not %d", m->in_c, channels);
-    if (height < 1 || width < 1 || height > 65536 || width > 65536)
-        return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%d out of range", height, width);
+    if (height < 1 || width < 1 || height > 65536 || width > 65536 ||
+        (int64_t)channels * height * width > AIBOX_MAX_ELEMS)
+        return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%dx%d out of range", channels, height, width);
     if (threads < 0 || threads > 1024) return aibox_fail(err, AIBOX_E_INVALID, "context: %d threads", threads);
     aibox_blas_setup();
 
@@ -196,6 +218,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
     plan_fusion(m, mode, c->fused, c->bn_of);
     size_t ws = 0, partial = 0, off = 0, discard = 0, fold_n = 0;
+    int ok = 1;
     c->n = max_batch;
     for (int i = 0; i < N; i++) {
         const aibox_node *nd = &m->nodes[i];
@@ -207,7 +230,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
                 ic[j] = c->shape[nd->in[j]][0], ih[j] = c->shape[nd->in[j]][1], iw[j] = c->shape[nd->in[j]][2];
             size_t np[2], ns[2];
             char why[256] = "";
-            if (!ops->shape(nd, ic, ih, iw, c->shape[i], np, ns, why, sizeof why)) {
+            if (!aibox_node_shape(nd, ic, ih, iw, c->shape[i], np, ns, why, sizeof why)) {
                 free(act_off);
                 aibox_ctx_free(&c);
                 return aibox_fail(err, AIBOX_E_SHAPE, "context: input %dx%dx%d: node %d (%s): %s", channels, height,
@@ -239,10 +262,10 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
             grad_off[i] = grad_off[nd->in[0]];
         } else {
             act_off[i] = off;
-            off += align64(count * sizeof(float));
+            plan_add(&off, count, sizeof(float), &ok);
             if (mode == AIBOX_TRAIN) {
                 grad_off[i] = off;
-                off += align64(count * sizeof(float));
+                plan_add(&off, count, sizeof(float), &ok);
             }
         }
         if (i > 0) {
@@ -256,21 +279,35 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
             if (ops->ws_floats) ws = AIBOX_MAX(ws, ops->ws_floats(&r));
             if (mode == AIBOX_TRAIN && ops->partial_floats) partial = AIBOX_MAX(partial, ops->partial_floats(&r));
             saved_off[i] = off;
-            if (mode == AIBOX_TRAIN && ops->saved_bytes) off += align64(ops->saved_bytes(&r));
+            if (mode == AIBOX_TRAIN && ops->saved_bytes) plan_add(&off, ops->saved_bytes(&r), 1, &ok);
         }
     }
-    c->ws_stride = align64(ws * sizeof(float)) / sizeof(float);
-    size_t ws_off = off;
-    off += (size_t)c->threads * c->ws_stride * sizeof(float);
-    c->partial_stride = align64(partial * sizeof(float)) / sizeof(float);
-    size_t partial_off = off;
-    off += (size_t)c->threads * c->partial_stride * sizeof(float);
-    size_t discard_off = off;
-    off += align64(discard * sizeof(float));
-    size_t fold_off = off;
-    off += align64(fold_n * sizeof(float));
-    size_t wino_vm_off = off;
-    off += align64(c->wino_vm_floats * sizeof(float));
+    size_t ws_off = 0, partial_off = 0, discard_off = 0, fold_off = 0, wino_vm_off = 0, per_thread = 0;
+    plan_add(&per_thread, ws, sizeof(float), &ok);
+    c->ws_stride = per_thread / sizeof(float);
+    ws_off = off;
+    plan_add(&off, (size_t)c->threads, per_thread, &ok);
+    per_thread = 0;
+    plan_add(&per_thread, partial, sizeof(float), &ok);
+    c->partial_stride = per_thread / sizeof(float);
+    partial_off = off;
+    plan_add(&off, (size_t)c->threads, per_thread, &ok);
+    discard_off = off;
+    plan_add(&off, discard, sizeof(float), &ok);
+    fold_off = off;
+    plan_add(&off, fold_n, sizeof(float), &ok);
+    wino_vm_off = off;
+    plan_add(&off, c->wino_vm_floats, sizeof(float), &ok);
+    if (!ok || off > phys_bytes()) {
+        free(act_off);
+        aibox_ctx_free(&c);
+        if (!ok)
+            return aibox_fail(err, AIBOX_E_NOMEM, "context: the memory for batch %d of %dx%dx%d overflows", max_batch,
+                              channels, height, width);
+        return aibox_fail(err, AIBOX_E_NOMEM,
+                          "context: batch %d of %dx%dx%d needs %zu MB, more than this machine's %zu MB of memory",
+                          max_batch, channels, height, width, off >> 20, phys_bytes() >> 20);
+    }
     c->arena = aibox_alloc(off);
     if (!c->arena) {
         free(act_off);
@@ -523,6 +560,8 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
     if (!c || !m) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL argument");
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "backward: the context was made for another model");
     if (!c->grad_set) return aibox_fail(err, AIBOX_E_STATE, "backward: compute a loss (or set the output gradient) first");
+    aibox_status gs = aibox_model_grads_ready(m, err);
+    if (gs) return gs;
     c->grad_set = 0;
     plan_grads(c, m);
     for (int i = aibox_model_output(m); i >= 1; i--) {

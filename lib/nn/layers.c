@@ -20,6 +20,17 @@
 
 #define WHY(...) (snprintf(why, why_len, __VA_ARGS__), 0)
 
+/* a * b * c * d (each >= 0) in 64 bits, or -1 when it exceeds AIBOX_MAX_ELEMS */
+static int64_t product(int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r) || __builtin_mul_overflow(r, c, &r) || __builtin_mul_overflow(r, d, &r) ||
+        r > AIBOX_MAX_ELEMS)
+        return -1;
+    return r;
+}
+static int in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
+
 static size_t cnt(int n, int c, int h, int w) { return (size_t)n * c * h * w; }
 static size_t out_count(const aibox_run *r) { return cnt(r->n, r->c, r->h, r->w); }
 
@@ -92,17 +103,23 @@ static int conv_shape(const aibox_node *nd, const int *ic, const int *ih, const 
                       size_t ns[2], char *why, size_t why_len)
 {
     const int *p = nd->ip;
-    if (p[0] < 1 || p[1] < 1 || p[2] < 1 || p[3] < 1 || p[4] < 1 || p[9] < 1)
-        return WHY("conv2d: out_channels, kernel, stride and groups must be >= 1");
-    if (p[5] < 0 || p[6] < 0 || p[7] < 0 || p[8] < 0) return WHY("conv2d: negative padding");
+    if (!in_range(p[0], 1, AIBOX_MAX_CHANNELS) || !in_range(p[9], 1, AIBOX_MAX_CHANNELS))
+        return WHY("conv2d: out_channels and groups must be 1 to %d", AIBOX_MAX_CHANNELS);
+    for (int k = 1; k <= 4; k++)
+        if (!in_range(p[k], 1, AIBOX_MAX_SIDE)) return WHY("conv2d: kernel and stride must be 1 to %d", AIBOX_MAX_SIDE);
+    for (int k = 5; k <= 8; k++)
+        if (!in_range(p[k], 0, AIBOX_MAX_SIDE)) return WHY("conv2d: padding must be 0 to %d", AIBOX_MAX_SIDE);
     if (ic[0] % p[9] || p[0] % p[9])
         return WHY("conv2d: groups %d must divide in channels %d and out channels %d", p[9], ic[0], p[0]);
     aibox_conv_desc d;
     aibox_conv_node_desc(nd, ic[0], ih[0], iw[0], &d);
     if (d.out_h < 1 || d.out_w < 1)
         return WHY("conv2d: %dx%d kernel does not fit a %dx%d input (padded)", p[1], p[2], ih[0], iw[0]);
+    int64_t weights = product(p[0], ic[0] / p[9], p[1], p[2]);
+    if (weights < 0)
+        return WHY("conv2d: %d x %d x %d x %d weights exceed %lld", p[0], ic[0] / p[9], p[1], p[2], AIBOX_MAX_ELEMS);
     out[0] = p[0], out[1] = d.out_h, out[2] = d.out_w;
-    np[0] = (size_t)p[0] * (ic[0] / p[9]) * p[1] * p[2];
+    np[0] = (size_t)weights;
     np[1] = p[10] ? (size_t)p[0] : 0;
     ns[0] = ns[1] = 0;
     return 1;
@@ -239,11 +256,14 @@ static void conv_bwd(aibox_run *r)
 static int dense_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                        size_t ns[2], char *why, size_t why_len)
 {
-    if (nd->ip[0] < 1) return WHY("dense: units must be >= 1");
-    size_t in = (size_t)ic[0] * ih[0] * iw[0];
-    if (in > (1u << 30)) return WHY("dense: %zu input features is too many", in);
+    if (!in_range(nd->ip[0], 1, AIBOX_MAX_CHANNELS)) return WHY("dense: units must be 1 to %d", AIBOX_MAX_CHANNELS);
+    int64_t in = product(ic[0], ih[0], iw[0], 1);
+    if (in < 0 || in > (1 << 30)) return WHY("dense: %dx%dx%d input features is too many", ic[0], ih[0], iw[0]);
+    int64_t weights = product(nd->ip[0], in, 1, 1);
+    if (weights < 0)
+        return WHY("dense: %d x %lld weights exceed %lld", nd->ip[0], (long long)in, AIBOX_MAX_ELEMS);
     out[0] = nd->ip[0], out[1] = out[2] = 1;
-    np[0] = (size_t)nd->ip[0] * in;
+    np[0] = (size_t)weights;
     np[1] = nd->ip[1] ? (size_t)nd->ip[0] : 0;
     ns[0] = ns[1] = 0;
     return 1;
@@ -295,8 +315,10 @@ static int pool_shape(const aibox_node *nd, const int *ic, const int *ih, const 
                       size_t ns[2], char *why, size_t why_len)
 {
     const int *p = nd->ip;
-    if (p[0] < 1 || p[1] < 1 || p[2] < 1 || p[3] < 1) return WHY("pool: kernel and stride must be >= 1");
-    if (p[4] < 0 || p[5] < 0 || p[6] < 0 || p[7] < 0) return WHY("pool: negative padding");
+    for (int k = 0; k < 4; k++)
+        if (!in_range(p[k], 1, AIBOX_MAX_SIDE)) return WHY("pool: kernel and stride must be 1 to %d", AIBOX_MAX_SIDE);
+    for (int k = 4; k < 8; k++)
+        if (p[k] < 0) return WHY("pool: negative padding");
     if (p[4] >= p[0] || p[5] >= p[1] || p[6] >= p[0] || p[7] >= p[1])
         return WHY("pool: padding must be smaller than the kernel");
     aibox_pool_desc d;
@@ -490,7 +512,8 @@ static int zeropad_shape(const aibox_node *nd, const int *ic, const int *ih, con
                          size_t np[2], size_t ns[2], char *why, size_t why_len)
 {
     const int *p = nd->ip;
-    if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[3] < 0) return WHY("zeropad: negative padding");
+    for (int k = 0; k < 4; k++)
+        if (!in_range(p[k], 0, AIBOX_MAX_SIDE)) return WHY("zeropad: padding must be 0 to %d", AIBOX_MAX_SIDE);
     out[0] = ic[0], out[1] = ih[0] + p[0] + p[2], out[2] = iw[0] + p[1] + p[3];
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
@@ -509,7 +532,9 @@ static void zeropad_bwd(aibox_run *r)
 static int flatten_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                          size_t ns[2], char *why, size_t why_len)
 {
-    out[0] = ic[0] * ih[0] * iw[0], out[1] = out[2] = 1;
+    int64_t n = product(ic[0], ih[0], iw[0], 1);
+    if (n < 0) return WHY("flatten: %dx%dx%d values exceed %lld", ic[0], ih[0], iw[0], AIBOX_MAX_ELEMS);
+    out[0] = (int)n, out[1] = out[2] = 1;
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
 }
@@ -597,6 +622,23 @@ const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k)
 {
     if ((int)k < 0 || k >= AIBOX_LAYER_KIND_COUNT) return NULL;
     return &table[k];
+}
+
+int aibox_node_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
+                     size_t ns[2], char *why, size_t why_len)
+{
+    const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+    if (!ops || !ops->shape) return WHY("unknown layer kind %d", (int)nd->kind);
+    if (!ops->shape(nd, ic, ih, iw, out, np, ns, why, why_len)) return 0;
+    if (out[0] < 1 || out[1] < 1 || out[2] < 1 || out[1] > AIBOX_MAX_SIDE || out[2] > AIBOX_MAX_SIDE ||
+        product(out[0], out[1], out[2], 1) < 0)
+        return WHY("%s: output %dx%dx%d is beyond the limits (sides 1 to %d, at most %lld values per sample)", ops->name,
+                   out[0], out[1], out[2], AIBOX_MAX_SIDE, AIBOX_MAX_ELEMS);
+    for (int k = 0; k < 2; k++)
+        if (np[k] > (size_t)AIBOX_MAX_ELEMS || ns[k] > (size_t)AIBOX_MAX_ELEMS)
+            return WHY("%s: a parameter tensor of %zu values exceeds %lld", ops->name, AIBOX_MAX(np[k], ns[k]),
+                       AIBOX_MAX_ELEMS);
+    return 1;
 }
 
 const char *aibox_layer_kind_name(aibox_layer_kind k)

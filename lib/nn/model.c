@@ -10,8 +10,10 @@ aibox_status aibox_model_create(aibox_model **out, int channels, int height, int
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL output pointer");
     *out = NULL;
-    if (channels < 1 || height < 1 || width < 1 || channels > 65536 || height > 65536 || width > 65536)
-        return aibox_fail(err, AIBOX_E_INVALID, "model: input %dx%dx%d out of range", channels, height, width);
+    if (channels < 1 || height < 1 || width < 1 || channels > 65536 || height > 65536 || width > 65536 ||
+        (int64_t)channels * height * width > AIBOX_MAX_ELEMS)
+        return aibox_fail(err, AIBOX_E_INVALID, "model: input %dx%dx%d out of range (sides 1 to 65536, at most %lld values)",
+                          channels, height, width, AIBOX_MAX_ELEMS);
     aibox_model *m = calloc(1, sizeof *m);
     if (!m) return aibox_fail(err, AIBOX_E_NOMEM, "model: out of memory");
     m->in_c = channels, m->in_h = height, m->in_w = width;
@@ -63,6 +65,8 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
 {
     if (!m) return -(int)AIBOX_E_INVALID;
     if (m->build_status) return -(int)m->build_status;
+    if (m->weightless)
+        return build_fail(m, AIBOX_E_STATE, "model: loaded without its weights (aibox_model_load_info): cannot extend it");
     const aibox_layer_ops *ops = aibox_layer_get(kind);
     if (!ops || kind == AIBOX_LAYER_INPUT) return build_fail(m, AIBOX_E_INVALID, "model: unknown layer kind %d", kind);
     if (n_in < ops->min_in || n_in > ops->max_in)
@@ -93,8 +97,8 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
     if (fp) memcpy(nd->fp, fp, sizeof nd->fp);
     int out[3];
     char why[256] = "";
-    if (!ops->shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
-        return build_fail(m, AIBOX_E_SHAPE, "node %d (%s): %s", m->n_nodes, ops->name, why);
+    if (!aibox_node_shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
+        return build_fail(m, AIBOX_E_SHAPE, "node %d: %s", m->n_nodes, why);
     nd->c = out[0], nd->h = out[1], nd->w = out[2];
     if (m->finished) { /* reopen: keep the trunk's values for the next finish */
         m->kept_params = m->params, m->kept_state = m->state;
@@ -229,13 +233,12 @@ aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, a
         }
     }
     aibox_free(m->params), aibox_free(m->grads), aibox_free(m->state);
+    m->grads = NULL; /* allocated when training first needs them (aibox_model_grads_ready) */
     m->params = aibox_alloc(np * sizeof(float));
-    m->grads = aibox_alloc(np * sizeof(float));
     m->state = aibox_alloc(ns * sizeof(float));
-    if (!m->params || !m->grads || !m->state)
+    if (!m->params || !m->state)
         return aibox_fail(err, AIBOX_E_NOMEM, "model: cannot allocate %zu parameters", np);
     memset(m->params, 0, np * sizeof(float));
-    memset(m->grads, 0, np * sizeof(float));
     memset(m->state, 0, ns * sizeof(float));
     m->n_params = np;
     m->n_state = ns;
@@ -275,9 +278,20 @@ aibox_status aibox_model_finish(aibox_model *m, uint64_t seed, aibox_error *err)
     return aibox_model_alloc_params(m, 1, seed, err);
 }
 
+/* What a weightless model (aibox_model_load_info) cannot do. */
+static aibox_status need_weights(const aibox_model *m, const char *what, aibox_error *err)
+{
+    if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "%s: the model is not finished", what);
+    if (m->weightless)
+        return aibox_fail(err, AIBOX_E_STATE, "%s: the model was loaded without its weights (aibox_model_load_info)",
+                          what);
+    return AIBOX_OK;
+}
+
 aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, aibox_error *err)
 {
-    if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "model: not finished");
+    aibox_status s = need_weights(m, "model", err);
+    if (s) return s;
     return aibox_model_alloc_params(m, 1, seed, err);
 }
 
@@ -286,7 +300,8 @@ aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int 
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "extract: NULL output pointer");
     *out = NULL;
-    if (!src || !src->finished) return aibox_fail(err, AIBOX_E_STATE, "extract: the model is not finished");
+    aibox_status ws = need_weights(src, "extract", err);
+    if (ws) return ws;
     if (node < 1 || node >= src->n_nodes)
         return aibox_fail(err, AIBOX_E_INVALID, "extract: node %d out of range 1..%d", node, src->n_nodes - 1);
     int n = src->n_nodes;
@@ -423,12 +438,24 @@ size_t aibox_model_param_count(const aibox_model *m)
 }
 
 float *aibox_model_params(aibox_model *m) { return m ? m->params : NULL; }
-float *aibox_model_grads(aibox_model *m) { return m ? m->grads : NULL; }
+aibox_status aibox_model_grads_ready(aibox_model *m, aibox_error *err)
+{
+    aibox_status s = need_weights(m, "gradients", err);
+    if (s) return s;
+    if (m->grads) return AIBOX_OK;
+    m->grads = aibox_alloc((m->n_params ? m->n_params : 1) * sizeof(float));
+    if (!m->grads)
+        return aibox_fail(err, AIBOX_E_NOMEM, "model: cannot allocate gradients for %zu parameters", m->n_params);
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    return AIBOX_OK;
+}
+
+float *aibox_model_grads(aibox_model *m) { return aibox_model_grads_ready(m, NULL) ? NULL : m->grads; }
 
 float *aibox_model_node_param(aibox_model *m, int node, int index, size_t *count)
 {
     if (count) *count = 0;
-    if (!m || !m->finished || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
+    if (!m || !m->finished || m->weightless || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
     aibox_node *nd = &m->nodes[node];
     if (!nd->n_param[index]) return NULL;
     if (count) *count = nd->n_param[index];
@@ -438,7 +465,7 @@ float *aibox_model_node_param(aibox_model *m, int node, int index, size_t *count
 float *aibox_model_node_state(aibox_model *m, int node, int index, size_t *count)
 {
     if (count) *count = 0;
-    if (!m || !m->finished || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
+    if (!m || !m->finished || m->weightless || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
     aibox_node *nd = &m->nodes[node];
     if (!nd->n_state[index]) return NULL;
     if (count) *count = nd->n_state[index];
@@ -447,7 +474,7 @@ float *aibox_model_node_state(aibox_model *m, int node, int index, size_t *count
 
 void aibox_model_zero_grad(aibox_model *m)
 {
-    if (m && m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (aibox_model_grads_ready(m, NULL) == AIBOX_OK) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 aibox_status aibox_model_set_frozen(aibox_model *m, int node, int frozen)

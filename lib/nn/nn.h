@@ -11,6 +11,14 @@
 #define AIBOX_NODE_NI 12 /* integer configuration slots per node */
 #define AIBOX_NODE_NF 4  /* float configuration slots per node */
 
+/* Limits every node's nominal shape and parameter tensors obey, whether
+ * built in code or read from a file: sizes are computed in checked 64-bit
+ * arithmetic against them, so no later int or size_t product can overflow
+ * (kernels index a sample with int). */
+#define AIBOX_MAX_SIDE (1 << 20)        /* height, width, kernel, stride, padding */
+#define AIBOX_MAX_CHANNELS (1 << 24)    /* channels, dense units */
+#define AIBOX_MAX_ELEMS 2147483647LL    /* elements of one sample of a node; values of one parameter tensor */
+
 /* A node: its kind, its inputs and a small kind-specific configuration
  * (documented per kind in layers.c). Parameters live in the model's single
  * block at param_off[]. */
@@ -32,6 +40,7 @@ struct aibox_model {
     int n_nodes, cap;
     int output;
     int finished;
+    int weightless; /* loaded by aibox_model_load_info: graph and metadata, no parameter blocks */
     aibox_status build_status; /* first builder error (sticky) */
     char build_msg[AIBOX_ERROR_MSG_LEN];
     float *params, *grads, *state;
@@ -91,6 +100,11 @@ typedef struct aibox_layer_ops {
 } aibox_layer_ops;
 
 AIBOX_INTERNAL const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k);
+/* A node's output shape and parameter sizes for the given input shapes: the
+ * kind's shape rule, then the limits above. 0 with a reason in why when the
+ * node cannot take these inputs. The one entry builders and contexts use. */
+AIBOX_INTERNAL int aibox_node_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3],
+                                    size_t n_param[2], size_t n_state[2], char *why, size_t why_len);
 
 /* Builder core shared by the public builders and the loader: appends a node
  * after checking its inputs and computing its nominal shape. */
@@ -101,6 +115,9 @@ AIBOX_INTERNAL void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, i
 /* A context's thread pool (borrowed), for work between its forwards (PaDiM's
  * scoring): one pool per context, so two pools never compete for the cores. */
 AIBOX_INTERNAL aibox_pool *aibox_ctx_pool(aibox_ctx *ctx);
+/* The gradient block, allocated (zeroed) on first need: models loaded or
+ * built for inference never pay for it. */
+AIBOX_INTERNAL aibox_status aibox_model_grads_ready(aibox_model *m, aibox_error *err);
 /* Allocates parameter/state blocks (after the last node); init: 1 to draw initial values. */
 AIBOX_INTERNAL aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, aibox_error *err);
 
