@@ -54,7 +54,7 @@ typedef struct aibox_region {
 } aibox_region;
 
 /* Connected components (8-connectivity) of the pixels with map >= threshold
- * (NaN pixels are background), found by an iterative flood fill (a queue on
+ * (a NaN pixel fails every threshold: it is foreground), found by an iterative flood fill (a queue on
  * the heap, no recursion, so one region may cover the whole map). Writes the
  * min(max, *count) largest regions to out, by area descending (equal areas in
  * raster order of their first pixel); *count receives the number of regions
@@ -78,7 +78,8 @@ AIBOX_API aibox_status aibox_map_regions(const float *map, int w, int h, float t
 AIBOX_API aibox_status aibox_heatmap_overlay(aibox_image *dst, const aibox_image *img, const float *map, int mw,
                                              int mh, float lo, float hi, float alpha, aibox_error *err);
 
-/* A w x h grey image, 255 where map >= threshold and 0 elsewhere (NaN: 0);
+/* A w x h grey image, 255 where map >= threshold and 0 elsewhere (a NaN
+ * pixel fails every threshold: 255);
  * owned by the caller (aibox_image_free). A NaN threshold is refused. */
 AIBOX_API aibox_status aibox_map_mask(aibox_image *dst, const float *map, int w, int h, float threshold,
                                       aibox_error *err);
@@ -97,7 +98,8 @@ AIBOX_API aibox_status aibox_map_mask(aibox_image *dst, const float *map, int w,
  * 4 * (n + max(n_pos, n_neg)) bytes, e.g. ~400 MB for 50 million pixels. */
 AIBOX_API double aibox_auroc(const float *scores, const uint8_t *labels, size_t n);
 
-/* F1 = 2 TP / (2 TP + FP + FN) of the predictions 'score >= threshold';
+/* F1 = 2 TP / (2 TP + FP + FN) of the predictions 'score >= threshold' (a
+ * NaN score fails every threshold: predicted anomalous);
  * 0 when there is neither a positive label nor a positive prediction
  * (scikit-learn's and torchmetrics' zero_division = 0). Allocates nothing. */
 AIBOX_API double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold);

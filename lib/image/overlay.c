@@ -54,7 +54,7 @@ aibox_status aibox_heatmap_overlay(aibox_image *dst, const aibox_image *img, con
     const float scale = 1.0f / (hi - lo);
     for (size_t i = 0; i < npix; i++) {
         float v = (map[i] - lo) * scale;
-        v = v != v ? 0.0f : clamp01(v); /* NaN: the cold end */
+        v = v != v ? 1.0f : clamp01(v); /* NaN fails as every threshold does: the hot end */
         const float cr = clamp01(1.5f - fabsf(4.0f * v - 3.0f));
         const float cg = clamp01(1.5f - fabsf(4.0f * v - 2.0f));
         const float cb = clamp01(1.5f - fabsf(4.0f * v - 1.0f));
@@ -82,7 +82,7 @@ aibox_status aibox_map_mask(aibox_image *dst, const float *map, int w, int h, fl
     if (!bytes) return aibox_fail(err, AIBOX_E_INVALID, "map mask: invalid size %dx%d", w, h);
     uint8_t *out = malloc(bytes);
     if (!out) return aibox_fail(err, AIBOX_E_NOMEM, "map mask: out of memory (%zu bytes)", bytes);
-    for (size_t i = 0; i < bytes; i++) out[i] = map[i] >= threshold ? 255 : 0; /* NaN compares false */
+    for (size_t i = 0; i < bytes; i++) out[i] = map[i] < threshold ? 0 : 255; /* a NaN pixel fails: defect */
     dst->width = w;
     dst->height = h;
     dst->channels = 1;

@@ -162,7 +162,7 @@ double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float t
     size_t tp = 0, fp = 0, fn = 0;
     for (size_t i = 0; i < n; i++) {
         if (scores[i] != scores[i]) return NAN;
-        const int pred = scores[i] >= threshold;
+        const int pred = !(scores[i] < threshold); /* a NaN score fails: predicted anomalous */
         if (labels[i]) {
             tp += (size_t)pred;
             fn += (size_t)!pred;
@@ -280,7 +280,7 @@ aibox_status aibox_map_regions(const float *map, int w, int h, float threshold, 
     size_t qcap = 0, nreg = 0, rcap = 0;
     found_region *regs = NULL;
     if (!fg) goto nomem;
-    for (size_t i = 0; i < plane; i++) fg[i] = map[i] >= threshold; /* NaN: background */
+    for (size_t i = 0; i < plane; i++) fg[i] = !(map[i] < threshold); /* a NaN pixel fails: defect */
     for (size_t i = 0; i < plane; i++) {
         if (fg[i] != 1) continue;
         const size_t s = flood(fg, w, h, (uint32_t)i, &q, &qcap);

@@ -87,6 +87,27 @@ static aibox_status evaluate(aibox_ctx *ctx, const aibox_model *m, aibox_batch_s
     return AIBOX_OK;
 }
 
+/* The first non-finite value of n floats, or -1. */
+static long long first_nonfinite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return (long long)i;
+    return -1;
+}
+
+/* Training stops at the first non-finite loss, gradient or weight: nothing
+ * from that state is saved (the checkpoints keep the last good epoch). */
+static aibox_status diverged(const trainer *t, const char *what, float value, int epoch, long step, aibox_error *err)
+{
+    char kept[4200] = "nothing was saved";
+    if (t->o->out_dir && epoch > 0) snprintf(kept, sizeof kept, "%s keeps the state after epoch %d", t->path[1], epoch);
+    else if (t->o->out_dir) snprintf(kept, sizeof kept, "%s keeps the initial weights", t->path[1]);
+    return aibox_fail(err, AIBOX_E_STATE,
+                      "train: %s became %s in epoch %d (step %ld): training diverged; lower the learning rate or "
+                      "check the data. No model was saved from this state; %s",
+                      what, isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf", epoch + 1, step + 1, kept);
+}
+
 static aibox_status write_csv(trainer *t, aibox_error *err)
 {
     size_t cap = 128 + (size_t)t->n_rows * 160, len = 0;
@@ -131,7 +152,10 @@ static aibox_status write_metrics(trainer *t, const long *conf, float acc, float
     char *b = malloc(cap);
     if (!b) return aibox_fail(err, AIBOX_E_NOMEM, "metrics.json: out of memory");
 #define OUT(...) len += (size_t)snprintf(b + len, cap - len, __VA_ARGS__)
-    OUT("{\n  \"accuracy\": %.6f,\n  \"loss\": %.6f,\n  \"classes\": [", acc, loss);
+    /* JSON has no NaN or Infinity: a non-finite loss is written as null */
+    char lbuf[32] = "null";
+    if (isfinite(loss)) snprintf(lbuf, sizeof lbuf, "%.6f", loss);
+    OUT("{\n  \"accuracy\": %.6f,\n  \"loss\": %s,\n  \"classes\": [", acc, lbuf);
     for (int k = 0; k < K; k++) {
         OUT("%s\"", k ? ", " : "");
         const char *nm = k < n_names ? names[k] : NULL;
@@ -331,19 +355,25 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
             float loss;
             aibox_model_zero_grad(m);
             if ((s = aibox_ctx_forward(ctx, m, x, n, err)) ||
-                (s = aibox_ctx_loss_softmax_ce(ctx, y, o->class_weights, &loss, err)) ||
-                (s = aibox_ctx_backward(ctx, m, err)) || (s = aibox_optim_step(opt, m, err)))
+                (s = aibox_ctx_loss_softmax_ce(ctx, y, o->class_weights, &loss, err)))
                 goto done;
+            if (!isfinite(loss)) {
+                s = diverged(&t, "the loss", loss, epoch, step, err);
+                goto done;
+            }
+            if ((s = aibox_ctx_backward(ctx, m, err))) goto done;
+            /* a non-finite gradient never reaches the weights */
+            long long g_bad = first_nonfinite(m->grads, m->n_params);
+            if (g_bad >= 0) {
+                s = diverged(&t, "a gradient", m->grads[g_bad], epoch, step, err);
+                goto done;
+            }
+            if ((s = aibox_optim_step(opt, m, err))) goto done;
             step++;
             const float *out = aibox_ctx_output(ctx, NULL, NULL, NULL);
             for (int i = 0; i < n; i++) right += argmax(out + (size_t)i * classes, classes) == y[i];
             lsum += (double)loss * n;
             seen += n;
-            if (!isfinite(loss)) {
-                s = aibox_fail(err, AIBOX_E_STATE, "train: the loss diverged (%g) in epoch %d; lower --lr", loss,
-                               epoch + 1);
-                goto done;
-            }
             if (o->on_progress) {
                 aibox_train_progress p = {epoch, o->epochs, seen, train->samples, (float)(lsum / seen),
                                           (float)right / (float)seen, 0, NAN, NAN, aibox_optim_lr(opt), now() - t0, 0};
@@ -370,6 +400,13 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
         row->lr = aibox_optim_lr(opt);
         row->val_loss = row->val_acc = NAN;
         if (vctx && (s = evaluate(vctx, m, val, epoch, classes, &row->val_loss, &row->val_acc, NULL, err))) goto done;
+        /* finite gradients can still push a weight past the float range (a huge step) */
+        long long w_bad = first_nonfinite(m->params, m->n_params);
+        if (w_bad >= 0 || (vctx && !isfinite(row->val_loss))) {
+            s = diverged(&t, w_bad >= 0 ? "a weight" : "the validation loss",
+                         w_bad >= 0 ? m->params[w_bad] : row->val_loss, epoch, step, err);
+            goto done;
+        }
         row->seconds = now() - t0;
         seconds += row->seconds;
         t.n_rows = epoch + 1;
