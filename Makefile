@@ -21,8 +21,9 @@ LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_SRC := $(sort $(wildcard tools/aibox-*.c))
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+TOOL_LIB := $(BUILD)/tools/cli.o
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -60,9 +61,9 @@ $(SHARED): $(LIB_OBJ) lib/aibox.map
 	ln -sf libaibox.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libaibox.so
 
-$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(STATIC)
+$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TOOL_LIB) -o $@ $(STATIC) $(LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -72,9 +73,9 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(STATIC)
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -Itests $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TEST_COMMON) -o $@ $(STATIC) -lcmocka $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) -Itests -Itools $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TEST_COMMON) $(TOOL_LIB) -o $@ $(STATIC) -lcmocka $(LIBS)
 
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test

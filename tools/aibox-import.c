@@ -154,20 +154,29 @@ int main(int argc, char **argv)
         for (int c = 0; c < pp.channels; c++) fprintf(stderr, "%s%.4g", c ? "," : " ", pp.std[c]);
         fprintf(stderr, "\n%s: wrote %s\n", prog, out);
     }
-    printf("{\"model\":");
-    cli_json_str(stdout, out);
-    printf(",\"source\":");
-    cli_json_str(stdout, src);
-    printf(",\"format\":\"%s\",\"arch\":", format);
-    cli_json_str(stdout, arch_name);
-    printf(",\"input\":[%d,%d,%d],\"classes\":%d,\"labels\":%s,\"parameters\":%zu,\"nodes\":%d,\"output\":\"%s\","
-           "\"resize\":\"%s\",\"mean\":[",
-           pp.channels, pp.height, pp.width, classes, n_names == classes ? "true" : "false", params,
-           aibox_model_node_count(m), kind, aibox_resize_mode_name(pp.resize));
-    for (int c = 0; c < pp.channels; c++) printf("%s%.6g", c ? "," : "", pp.mean[c]);
-    printf("],\"std\":[");
-    for (int c = 0; c < pp.channels; c++) printf("%s%.6g", c ? "," : "", pp.std[c]);
-    printf("],\"faithful\":%s}\n", faithful ? "true" : "false");
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "model", out);
+    cj_str(&j, "source", src);
+    cj_str(&j, "format", format);
+    cj_str(&j, "arch", arch_name);
+    cj_arr(&j, "input");
+    cj_int(&j, NULL, pp.channels), cj_int(&j, NULL, pp.height), cj_int(&j, NULL, pp.width);
+    cj_close(&j);
+    cj_int(&j, "classes", classes);
+    cj_bool(&j, "labels", n_names == classes);
+    cj_int(&j, "parameters", (long long)params);
+    cj_int(&j, "nodes", aibox_model_node_count(m));
+    cj_str(&j, "output", kind);
+    cj_str(&j, "resize", aibox_resize_mode_name(pp.resize));
+    cj_arr(&j, "mean");
+    for (int c = 0; c < pp.channels; c++) cj_num(&j, NULL, "%.6g", pp.mean[c]);
+    cj_close(&j);
+    cj_arr(&j, "std");
+    for (int c = 0; c < pp.channels; c++) cj_num(&j, NULL, "%.6g", pp.std[c]);
+    cj_close(&j);
+    cj_bool(&j, "faithful", faithful);
+    cj_end(&j);
     aibox_model_free(&m);
     return 0;
 }

@@ -24,13 +24,15 @@ static const char usage[] =
     "                       model loaded; the result line is flushed after each\n"
     "  --format F           jsonl (default), csv or text\n"
     "  --min-conf P         results whose top probability is below P are \"uncertain\" (default 0)\n"
-    "  --ok-class NAME      the class that means a good part (repeatable or a comma list); the\n"
-    "                       verdict is then OK, NG or uncertain. Without it the verdict is\n"
-    "                       \"classified\" or \"uncertain\".\n"
+    "  --ok-class NAME      the class that means a good part (repeatable or a comma list): one of\n"
+    "                       the labels this tool prints (the model's class names, or 0, 1, ...\n"
+    "                       for a model without them); the verdict is then OK, NG or uncertain.\n"
+    "                       Without it the verdict is \"classified\" or \"uncertain\".\n"
     "  --threads N          threads (default: $AIBOX_THREADS or all CPUs)\n"
     "  --max-pixels N       refuse images whose header announces more pixels (default 100000000)\n"
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
-    "  --info               print the model's metadata as JSON and exit\n"
+    "  --info               print the model's metadata as JSON and exit (reads the graph and\n"
+    "                       metadata only, not the weights)\n"
     "PaDiM models (aibox-train padim):\n"
     "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
     "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
@@ -87,11 +89,11 @@ static const char *class_name(const infer *in, int k, char *buf, size_t len)
 static void emit_error(infer *in, const char *file, const char *msg)
 {
     if (in->fmt == FMT_JSONL) {
-        fputs("{\"file\":", stdout);
-        cli_json_str(stdout, file);
-        fputs(",\"error\":", stdout);
-        cli_json_str(stdout, msg);
-        fputs("}\n", stdout);
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "file", file);
+        cj_str(&j, "error", msg);
+        cj_end(&j);
     } else if (in->fmt == FMT_CSV) {
         cli_csv_str(stdout, file);
         fputs(",,,error,,", stdout);
@@ -140,6 +142,13 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         return;
     }
     const float *z = aibox_ctx_output(in->ctx, NULL, NULL, NULL);
+    for (int k = 0; k < in->classes; k++)
+        if (!isfinite(z[k])) { /* a broken model or an input it overflows on: never a verdict */
+            char msg[4400];
+            snprintf(msg, sizeof msg, "%s: the model's output %d is not a finite number (%g)", file, k, z[k]);
+            emit_error(in, file, msg);
+            return;
+        }
     double *p = malloc(sizeof(double) * in->classes);
     if (!p) {
         emit_error(in, file, "out of memory");
@@ -159,7 +168,7 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
     char buf[32];
     const char *label = class_name(in, best, buf, sizeof buf);
     const char *verdict = "classified";
-    if (p[best] < in->min_conf) verdict = "uncertain";
+    if (!(p[best] >= in->min_conf)) verdict = "uncertain"; /* written so that NaN fails */
     else if (in->n_ok) {
         verdict = "NG";
         for (int i = 0; i < in->n_ok; i++)
@@ -168,17 +177,17 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
     if (strcmp(verdict, "OK") && strcmp(verdict, "classified") && in->worst < 1) in->worst = 1;
     double ms = (cli_now() - t0) * 1e3;
     if (in->fmt == FMT_JSONL) {
-        fputs("{\"file\":", stdout);
-        cli_json_str(stdout, file);
-        fputs(",\"label\":", stdout);
-        cli_json_str(stdout, label);
-        printf(",\"confidence\":%.6f,\"probs\":{", p[best]);
-        for (int k = 0; k < in->classes; k++) {
-            if (k) fputc(',', stdout);
-            cli_json_str(stdout, class_name(in, k, buf, sizeof buf));
-            printf(":%.6f", p[k]);
-        }
-        printf("},\"verdict\":\"%s\",\"ms\":%.3f}\n", verdict, ms);
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "file", file);
+        cj_str(&j, "label", label);
+        cj_num(&j, "confidence", "%.6f", p[best]);
+        cj_obj(&j, "probs");
+        for (int k = 0; k < in->classes; k++) cj_num(&j, class_name(in, k, buf, sizeof buf), "%.6f", p[k]);
+        cj_close(&j);
+        cj_str(&j, "verdict", verdict);
+        cj_num(&j, "ms", "%.3f", ms);
+        cj_end(&j);
     } else if (in->fmt == FMT_CSV) {
         cli_csv_str(stdout, file);
         fputc(',', stdout);
@@ -290,69 +299,48 @@ static void process_stdin_image(infer *in)
 
 static void print_info(const aibox_model *m, const char *path)
 {
-    int c, h, w;
+    int c, h, w, n;
     aibox_model_input_shape(m, &c, &h, &w);
-    printf("{\"file\":");
-    cli_json_str(stdout, path);
-    printf(",\"input\":[%d,%d,%d],\"parameters\":%zu,\"nodes\":%d,\"metadata\":{", c, h, w, aibox_model_param_count(m),
-           aibox_model_node_count(m));
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "file", path);
+    cj_arr(&j, "input");
+    cj_int(&j, NULL, c), cj_int(&j, NULL, h), cj_int(&j, NULL, w);
+    cj_close(&j);
+    cj_int(&j, "parameters", (long long)aibox_model_param_count(m));
+    cj_int(&j, "nodes", aibox_model_node_count(m));
+    cj_obj(&j, "metadata");
     for (int i = 0; i < aibox_model_meta_count(m); i++) {
         const char *k = aibox_model_meta_key(m, i);
-        if (i) fputc(',', stdout);
-        cli_json_str(stdout, k);
-        fputc(':', stdout);
-        int n;
+        int64_t iv;
+        double fv;
+        const char *sv;
+        const int64_t *ia;
+        const double *fa;
+        const char *const *sa;
         switch (aibox_model_meta_kind(m, k)) {
-        case AIBOX_META_KIND_INT: {
-            int64_t v;
-            aibox_model_get_meta_int(m, k, &v);
-            printf("%lld", (long long)v);
+        case AIBOX_META_KIND_INT: aibox_model_get_meta_int(m, k, &iv), cj_int(&j, k, iv); break;
+        case AIBOX_META_KIND_FLOAT: aibox_model_get_meta_float(m, k, &fv), cj_num(&j, k, "%.17g", fv); break;
+        case AIBOX_META_KIND_STR: aibox_model_get_meta_str(m, k, &sv), cj_str(&j, k, sv); break;
+        case AIBOX_META_KIND_INTS:
+            aibox_model_get_meta_ints(m, k, &n, &ia), cj_arr(&j, k);
+            for (int q = 0; q < n; q++) cj_int(&j, NULL, ia[q]);
+            cj_close(&j);
             break;
-        }
-        case AIBOX_META_KIND_FLOAT: {
-            double v;
-            aibox_model_get_meta_float(m, k, &v);
-            if (isfinite(v)) printf("%.17g", v);
-            else printf("null");
+        case AIBOX_META_KIND_FLOATS:
+            aibox_model_get_meta_floats(m, k, &n, &fa), cj_arr(&j, k);
+            for (int q = 0; q < n; q++) cj_num(&j, NULL, "%.17g", fa[q]);
+            cj_close(&j);
             break;
-        }
-        case AIBOX_META_KIND_STR: {
-            const char *v;
-            aibox_model_get_meta_str(m, k, &v);
-            cli_json_str(stdout, v);
+        case AIBOX_META_KIND_STRS:
+            aibox_model_get_meta_strs(m, k, &n, &sa), cj_arr(&j, k);
+            for (int q = 0; q < n; q++) cj_str(&j, NULL, sa[q]);
+            cj_close(&j);
             break;
-        }
-        case AIBOX_META_KIND_INTS: {
-            const int64_t *v;
-            aibox_model_get_meta_ints(m, k, &n, &v);
-            fputc('[', stdout);
-            for (int j = 0; j < n; j++) printf("%s%lld", j ? "," : "", (long long)v[j]);
-            fputc(']', stdout);
-            break;
-        }
-        case AIBOX_META_KIND_FLOATS: {
-            const double *v;
-            aibox_model_get_meta_floats(m, k, &n, &v);
-            fputc('[', stdout);
-            for (int j = 0; j < n; j++) printf(isfinite(v[j]) ? "%s%.17g" : "%snull", j ? "," : "", v[j]);
-            fputc(']', stdout);
-            break;
-        }
-        case AIBOX_META_KIND_STRS: {
-            const char *const *v;
-            aibox_model_get_meta_strs(m, k, &n, &v);
-            fputc('[', stdout);
-            for (int j = 0; j < n; j++) {
-                if (j) fputc(',', stdout);
-                cli_json_str(stdout, v[j]);
-            }
-            fputc(']', stdout);
-            break;
-        }
-        default: printf("null");
+        default: cj_null(&j, k);
         }
     }
-    printf("}}\n");
+    cj_end(&j);
 }
 
 /* Runs every input (files, folders, "-", then --stdin-list paths). */
@@ -456,17 +444,20 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
     }
     aibox_error err = {0};
     in.threads = (int)threads;
+    if (info) { /* metadata only: the weights are never read */
+        if (aibox_model_load_info(&in.m, model_path, &err)) {
+            fprintf(stderr, "%s: %s\n", prog, err.msg);
+            return 3;
+        }
+        print_info(in.m, model_path);
+        aibox_model_free(&in.m);
+        return 0;
+    }
     aibox_status ls = aibox_padim_load(&in.pd, model_path, &err);
     if (ls == AIBOX_E_NOTFOUND) ls = aibox_model_load(&in.m, model_path, &err); /* a classifier */
     if (ls) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return 3;
-    }
-    if (info) {
-        print_info(in.pd ? aibox_padim_model_const(in.pd) : in.m, model_path);
-        aibox_model_free(&in.m);
-        aibox_padim_free(&in.pd);
-        return 0;
     }
     if (!in.pd && (eval || in.heat_dir || in.mask_dir)) {
         fprintf(stderr, "%s: %s: --eval, --heatmap and --mask need a PaDiM model (aibox-train padim)\n", prog,
@@ -495,11 +486,16 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
     in.classes = oc * oh * ow;
     in.probs = ends_in_softmax(in.m);
     aibox_model_get_meta_strs(in.m, "aibox.class_names", &in.n_names, &in.names);
+    /* the labels this tool prints are the ones --ok-class accepts ("0", "1", ... without class names) */
     for (int i = 0; i < in.n_ok; i++) {
         int found = 0;
-        for (int k = 0; k < in.n_names; k++) found |= !strcmp(in.names[k], in.ok[i]);
+        char buf[32];
+        for (int k = 0; k < in.classes && !found; k++) found = !strcmp(class_name(&in, k, buf, sizeof buf), in.ok[i]);
         if (!found) {
-            fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes\n", prog, in.ok[i]);
+            fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes (", prog, in.ok[i]);
+            for (int k = 0; k < in.classes && k < 12; k++)
+                fprintf(stderr, "%s%s", k ? ", " : "", class_name(&in, k, buf, sizeof buf));
+            fprintf(stderr, "%s)\n", in.classes > 12 ? ", ..." : "");
             aibox_model_free(&in.m);
             return 2;
         }

@@ -479,36 +479,40 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             rc = 3;
         } else {
-            printf("{\"model\":");
-            cli_json_str(stdout, out);
-            printf(",\"out_dir\":");
-            cli_json_str(stdout, out_dir);
-            printf(",\"classes\":%d,\"train_images\":%d,\"val_images\":%d,\"epochs_run\":%d,\"best_epoch\":%d,"
-                   "\"val_acc\":%.6f,\"val_loss\":%.6f,\"first_perfect_epoch\":%d,\"first_perfect_seconds\":%.3f,"
-                   "\"test_acc\":%.6f,\"seconds\":%.3f,\"stopped_early\":%s,",
-                   K, n_train, val_on_train ? n_train : n_val, res.epochs_run, res.best_epoch + 1,
-                   isnan(res.best_val_acc) ? -1.0 : res.best_val_acc,
-                   isnan(res.best_val_loss) ? -1.0 : res.best_val_loss,
-                   res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1, res.first_perfect_seconds,
-                   isnan(test_acc) ? -1.0 : test_acc, res.seconds, res.stopped_early ? "true" : "false");
+            cli_json j;
+            cj_begin(&j, stdout);
+            cj_str(&j, "model", out);
+            cj_str(&j, "out_dir", out_dir);
+            cj_int(&j, "classes", K);
+            cj_int(&j, "train_images", n_train);
+            cj_int(&j, "val_images", val_on_train ? n_train : n_val);
+            cj_int(&j, "epochs_run", res.epochs_run);
+            cj_int(&j, "best_epoch", res.best_epoch + 1);
+            cj_num(&j, "val_acc", "%.6f", isnan(res.best_val_acc) ? -1.0 : res.best_val_acc);
+            cj_num(&j, "val_loss", "%.6f", isnan(res.best_val_loss) ? -1.0 : res.best_val_loss);
+            cj_int(&j, "first_perfect_epoch", res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1);
+            cj_num(&j, "first_perfect_seconds", "%.3f", res.first_perfect_seconds);
+            cj_num(&j, "test_acc", "%.6f", isnan(test_acc) ? -1.0 : test_acc);
+            cj_num(&j, "seconds", "%.3f", res.seconds);
+            cj_bool(&j, "stopped_early", res.stopped_early);
             if (bb) {
-                printf("\"backbone\":");
-                cli_json_str(stdout, backbone);
-                printf(",\"cut\":%d,\"frozen\":%s,\"init\":\"%s\",\"cached_features\":%s,\"feature_seconds\":%.3f,", cut,
-                       freeze ? "true" : "false", scratch ? "random" : "pretrained", cached ? "true" : "false",
-                       feat_seconds);
+                cj_str(&j, "backbone", backbone);
+                cj_int(&j, "cut", cut);
+                cj_bool(&j, "frozen", freeze);
+                cj_str(&j, "init", scratch ? "random" : "pretrained");
+                cj_bool(&j, "cached_features", cached);
+                cj_num(&j, "feature_seconds", "%.3f", feat_seconds);
             }
-            printf("\"skipped\":[");
+            cj_arr(&j, "skipped");
             for (int i = 0; i < n_skip; i++) {
                 const char *p, *why;
                 aibox_dataset_skipped(ds, i, &p, &why);
-                printf("%s{\"file\":", i ? "," : "");
-                cli_json_str(stdout, p);
-                printf(",\"reason\":");
-                cli_json_str(stdout, why);
-                printf("}");
+                cj_obj(&j, NULL);
+                cj_str(&j, "file", p);
+                cj_str(&j, "reason", why);
+                cj_close(&j);
             }
-            printf("]}\n");
+            cj_end(&j);
         }
     }
 out:

@@ -34,6 +34,15 @@ static void padim_one(infer *in, const char *file, const aibox_image *img, doubl
         return;
     }
     double t2 = cli_now();
+    size_t bad = 0, map_n = (size_t)in->pp.width * in->pp.height;
+    while (bad < map_n && isfinite(in->map[bad])) bad++;
+    if (!isfinite(score) || bad < map_n) { /* never a verdict from non-finite numbers */
+        char msg[4400];
+        snprintf(msg, sizeof msg, "%s: the anomaly %s is not a finite number (%g)", file,
+                 isfinite(score) ? "map" : "score", isfinite(score) ? in->map[bad] : score);
+        emit_error(in, file, msg);
+        return;
+    }
     /* regions in the image's own pixels */
     size_t big_n = (size_t)img->width * img->height;
     float *big = malloc(sizeof(float) * big_n);
@@ -73,20 +82,34 @@ static void padim_one(infer *in, const char *file, const aibox_image *img, doubl
         if (!ok) return;
     }
     double norm = cli_normalise(score, in->thr, in->lo, in->hi);
-    const char *verdict = score >= in->thr ? "NG" : "OK";
-    if (score >= in->thr && in->worst < 1) in->worst = 1;
+    int ng = !(score < in->thr); /* NG at or above the threshold; anything that fails the comparison is NG */
+    const char *verdict = ng ? "NG" : "OK";
+    if (ng && in->worst < 1) in->worst = 1;
     int shown = n_reg < PADIM_MAX_REGIONS ? n_reg : PADIM_MAX_REGIONS;
     double ms = (cli_now() - t0) * 1e3;
     if (in->fmt == FMT_JSONL) {
-        fputs("{\"file\":", stdout);
-        cli_json_str(stdout, file);
-        printf(",\"score\":%.6g,\"norm_score\":%.6f,\"threshold\":%.6g,\"verdict\":\"%s\",\"regions\":[", score, norm,
-               in->thr, verdict);
-        for (int i = 0; i < shown; i++)
-            printf("%s{\"x\":%d,\"y\":%d,\"w\":%d,\"h\":%d,\"area\":%ld,\"peak\":%.6g}", i ? "," : "", reg[i].x, reg[i].y,
-                   reg[i].w, reg[i].h, reg[i].area, reg[i].peak);
-        printf("],\"n_regions\":%d,\"ms\":{\"decode\":%.3f,\"score\":%.3f,\"total\":%.3f}}\n", n_reg, (t1 - t0) * 1e3,
-               (t2 - t1) * 1e3, ms);
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "file", file);
+        cj_num(&j, "score", "%.6g", score);
+        cj_num(&j, "norm_score", "%.6f", norm);
+        cj_num(&j, "threshold", "%.6g", in->thr);
+        cj_str(&j, "verdict", verdict);
+        cj_arr(&j, "regions");
+        for (int i = 0; i < shown; i++) {
+            cj_obj(&j, NULL);
+            cj_int(&j, "x", reg[i].x), cj_int(&j, "y", reg[i].y), cj_int(&j, "w", reg[i].w), cj_int(&j, "h", reg[i].h);
+            cj_int(&j, "area", reg[i].area);
+            cj_num(&j, "peak", "%.6g", reg[i].peak);
+            cj_close(&j);
+        }
+        cj_close(&j);
+        cj_int(&j, "n_regions", n_reg);
+        cj_obj(&j, "ms");
+        cj_num(&j, "decode", "%.3f", (t1 - t0) * 1e3);
+        cj_num(&j, "score", "%.3f", (t2 - t1) * 1e3);
+        cj_num(&j, "total", "%.3f", ms);
+        cj_end(&j);
     } else if (in->fmt == FMT_CSV) {
         cli_csv_str(stdout, file);
         printf(",%.6g,%.6f,%s,%d,%.3f,\n", score, norm, verdict, n_reg, ms);
@@ -108,6 +131,11 @@ static int padim_setup(infer *in, const char *model_path)
     if (aibox_model_get_meta_float(m, "aibox.padim.pixel_threshold", &in->pix_thr)) in->pix_thr = in->thr;
     if (aibox_model_get_meta_float(m, "aibox.padim.score_min", &in->lo)) in->lo = 0;
     if (aibox_model_get_meta_float(m, "aibox.padim.score_max", &in->hi)) in->hi = in->thr;
+    if (!isfinite(in->thr) || !isfinite(in->pix_thr) || !isfinite(in->lo) || !isfinite(in->hi)) {
+        fprintf(stderr, "aibox-infer: %s: the PaDiM model's thresholds or score range are not finite numbers\n",
+                model_path);
+        return 0;
+    }
     if (aibox_preproc_from_model(&in->pp, m, &err) ||
         aibox_padim_ctx_create(&in->pctx, in->pd, 1, in->threads, &err)) {
         fprintf(stderr, "aibox-infer: %s: %s\n", model_path, err.msg);
@@ -212,14 +240,25 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
     double f1 = aibox_f1_at(scores, labels, (size_t)k, (float)in->thr);
     int tp = 0, fp = 0, fn = 0, tn = 0;
     for (int i = 0; i < k; i++) {
-        int pred = scores[i] >= in->thr;
+        int pred = !(scores[i] < in->thr);
         tp += pred && labels[i], fp += pred && !labels[i], fn += !pred && labels[i], tn += !pred && !labels[i];
     }
-    printf("{\"normal\":%d,\"abnormal\":%d,\"excluded_fit_images\":%d,\"failed\":%d,\"image_auroc\":%.6f,"
-           "\"pixel_auroc\":%.6f,\"aupro\":%.6f,\"threshold\":%.6g,\"f1\":%.6f,\"confusion\":{\"tp\":%d,\"fp\":%d,"
-           "\"fn\":%d,\"tn\":%d},\"per_class\":{",
-           n_norm, n_abn, excluded, failed, img_auroc, pix_auroc, aupro, in->thr, f1, tp, fp, fn, tn);
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_int(&j, "normal", n_norm);
+    cj_int(&j, "abnormal", n_abn);
+    cj_int(&j, "excluded_fit_images", excluded);
+    cj_int(&j, "failed", failed);
+    cj_num(&j, "image_auroc", "%.6f", img_auroc);
+    cj_num(&j, "pixel_auroc", "%.6f", pix_auroc);
+    cj_num(&j, "aupro", "%.6f", aupro);
+    cj_num(&j, "threshold", "%.6g", in->thr);
+    cj_num(&j, "f1", "%.6f", f1);
+    cj_obj(&j, "confusion");
+    cj_int(&j, "tp", tp), cj_int(&j, "fp", fp), cj_int(&j, "fn", fn), cj_int(&j, "tn", tn);
+    cj_close(&j);
     /* per defect class: its images against all normal ones */
+    cj_obj(&j, "per_class");
     float *s = malloc(sizeof(float) * (size_t)(k + 1));
     uint8_t *l = malloc((size_t)k + 1);
     for (int c = 0; s && l && c < classes.n; c++) {
@@ -227,14 +266,19 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
         for (int i = 0; i < k; i++)
             if (!labels[i] || cls[i] == c) {
                 s[kk] = scores[i], l[kk++] = labels[i];
-                if (labels[i]) tot++, hit += scores[i] >= in->thr;
+                if (labels[i]) tot++, hit += !(scores[i] < in->thr);
             }
-        printf("%s", c ? "," : "");
-        cli_json_str(stdout, classes.v[c][0] ? classes.v[c] : "(top)");
-        printf(":{\"n\":%d,\"image_auroc\":%.6f,\"detected\":%d}", tot, aibox_auroc(s, l, (size_t)kk), hit);
+        cj_obj(&j, classes.v[c][0] ? classes.v[c] : "(top)");
+        cj_int(&j, "n", tot);
+        cj_num(&j, "image_auroc", "%.6f", aibox_auroc(s, l, (size_t)kk));
+        cj_int(&j, "detected", hit);
+        cj_close(&j);
     }
     free(s), free(l);
-    printf("},\"seconds\":%.3f,\"ms_per_image\":%.3f}\n", secs, k ? secs * 1e3 / k : 0);
+    cj_close(&j);
+    cj_num(&j, "seconds", "%.3f", secs);
+    cj_num(&j, "ms_per_image", "%.3f", k ? secs * 1e3 / k : 0);
+    cj_end(&j);
     rc = failed ? 2 : 0;
 done:
     free(maps), free(scores), free(masks), free(labels), free(cls);

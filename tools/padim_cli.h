@@ -4,6 +4,7 @@
 #define AIBOX_PADIM_CLI_H
 
 #include <ctype.h>
+#include <errno.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>

@@ -82,6 +82,10 @@ static int padim_score_list(padim_train *t, aibox_padim_ctx *c, char **paths, in
             fprintf(stderr, "%s: %s: %s\n", t->prog, paths[i], err.msg);
             return -1;
         }
+        if (!isfinite(scores[k])) { /* a threshold must never rest on a non-finite score */
+            fprintf(stderr, "%s: %s: the anomaly score is not a finite number (%g)\n", t->prog, paths[i], scores[k]);
+            return -1;
+        }
         if (masks && cli_load_mask(paths[i], mask_dir, t->pp.width, t->pp.height, t->max_pixels, masks + map_len * k,
                                    &err)) {
             fprintf(stderr, "%s: mask %s\n", t->prog, err.msg);
@@ -295,6 +299,7 @@ static int padim_main(int argc, char **argv)
     mean /= h_ok > 0 ? h_ok : 1;
     for (int i = 0; i < h_ok; i++) sd += (hold_scores[i] - mean) * (hold_scores[i] - mean);
     sd = h_ok > 1 ? sqrt(sd / (h_ok - 1)) : 0;
+    double lo_hold = lo; /* the held-out scores' minimum; lo and hi then cover the defects' scores too */
     for (int i = 0; i < b_ok; i++) lo = fmin(lo, bad_scores[i]), hi = fmax(hi, bad_scores[i]);
     double thr_max = hi, thr_p99 = 0, thr_f1 = NAN, f1 = NAN, auroc = NAN, pix_thr = NAN, pix_f1 = NAN;
     if (h_ok > 0) {
@@ -354,30 +359,51 @@ static int padim_main(int argc, char **argv)
     long long model_bytes = stat(out, &st) ? -1 : (long long)st.st_size;
     int gw, gh, d;
     aibox_padim_info(pd, &gw, &gh, &d, NULL);
-    printf("{\"model\":");
-    cli_json_str(stdout, out);
-    printf(",\"backbone\":");
-    cli_json_str(stdout, bb_path);
-    printf(",\"images\":{\"fit\":%d,\"holdout\":%d,\"abnormal\":%d,\"skipped\":%d},\"dims\":%d,\"grid\":[%d,%d]", n_used,
-           h_ok, b_ok, t.skipped.n, d, gw, gh);
-    printf(",\"threshold\":%.6g,\"threshold_rule\":", thr);
-    cli_json_str(stdout, rule);
-    printf(",\"holdout_scores\":{\"min\":%.6g,\"mean\":%.6g,\"sd\":%.6g,\"p99\":%.6g,\"max\":%.6g}",
-           h_ok ? (double)lo : NAN, mean, sd, thr_p99, thr_max);
-    if (b_ok > 0)
-        printf(",\"abnormal_eval\":{\"image_auroc\":%.6f,\"f1\":%.6f,\"threshold_f1\":%.6g,\"pixel_threshold_f1\":%.6g,"
-               "\"pixel_f1\":%.6f}",
-               auroc, f1, thr_f1, isfinite(pix_thr) ? pix_thr : -1, isfinite(pix_f1) ? pix_f1 : -1);
-    printf(",\"skipped\":[");
-    for (int i = 0; i < t.skipped.n; i++) {
-        printf("%s{\"file\":", i ? "," : "");
-        cli_json_str(stdout, t.skipped.v[i]);
-        printf(",\"error\":");
-        cli_json_str(stdout, t.skip_why.v[i]);
-        putchar('}');
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "model", out);
+    cj_str(&j, "backbone", bb_path);
+    cj_obj(&j, "images");
+    cj_int(&j, "fit", n_used), cj_int(&j, "holdout", h_ok), cj_int(&j, "abnormal", b_ok), cj_int(&j, "skipped", t.skipped.n);
+    cj_close(&j);
+    cj_int(&j, "dims", d);
+    cj_arr(&j, "grid");
+    cj_int(&j, NULL, gw), cj_int(&j, NULL, gh);
+    cj_close(&j);
+    cj_num(&j, "threshold", "%.6g", thr);
+    cj_str(&j, "threshold_rule", rule);
+    cj_obj(&j, "holdout_scores"); /* null when nothing was held out */
+    cj_num(&j, "min", "%.6g", h_ok ? lo_hold : NAN);
+    cj_num(&j, "mean", "%.6g", h_ok ? mean : NAN);
+    cj_num(&j, "sd", "%.6g", h_ok > 1 ? sd : NAN);
+    cj_num(&j, "p99", "%.6g", h_ok ? thr_p99 : NAN);
+    cj_num(&j, "max", "%.6g", h_ok ? thr_max : NAN);
+    cj_close(&j);
+    if (b_ok > 0) {
+        cj_obj(&j, "abnormal_eval");
+        cj_num(&j, "image_auroc", "%.6f", auroc);
+        cj_num(&j, "f1", "%.6f", f1);
+        cj_num(&j, "threshold_f1", "%.6g", thr_f1);
+        cj_num(&j, "pixel_threshold_f1", "%.6g", pix_thr);
+        cj_num(&j, "pixel_f1", "%.6f", pix_f1);
+        cj_close(&j);
     }
-    printf("],\"seconds\":{\"fit\":%.3f,\"total\":%.3f},\"fit_state_mb\":%.1f,\"peak_rss_mb\":%.1f,\"model_mb\":%.1f}\n",
-           t_fit, cli_now() - t_start, fit_bytes / 1048576.0, ru.ru_maxrss / 1024.0, model_bytes / 1048576.0);
+    cj_arr(&j, "skipped");
+    for (int i = 0; i < t.skipped.n; i++) {
+        cj_obj(&j, NULL);
+        cj_str(&j, "file", t.skipped.v[i]);
+        cj_str(&j, "error", t.skip_why.v[i]);
+        cj_close(&j);
+    }
+    cj_close(&j);
+    cj_obj(&j, "seconds");
+    cj_num(&j, "fit", "%.3f", t_fit);
+    cj_num(&j, "total", "%.3f", cli_now() - t_start);
+    cj_close(&j);
+    cj_num(&j, "fit_state_mb", "%.1f", fit_bytes / 1048576.0);
+    cj_num(&j, "peak_rss_mb", "%.1f", ru.ru_maxrss / 1024.0);
+    cj_num(&j, "model_mb", "%.1f", model_bytes / 1048576.0);
+    cj_end(&j);
     rc = 0;
 done:
     aibox_model_free(&bb);

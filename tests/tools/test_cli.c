@@ -156,6 +156,7 @@ static void test_train_and_infer(void **state)
     for (int i = 0; i < 5; i++) assert_non_null(strstr(out, bad[i]));
     double val_acc = json_num(out, "val_acc");
     printf("# summary: %s", out);
+    assert_true(aibox_test_json_lines(out));
     assert_true(val_acc > 0.5);
     /* inference on the validation folders reproduces the reported accuracy exactly */
     int right = 0, total = 0;
@@ -163,6 +164,7 @@ static void test_train_and_infer(void **state)
     for (int c = 0; c < 2; c++) {
         rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/val/%s", bin, dir, dir, classes[c]);
         assert_true(rc == 0 || rc == 1);
+        assert_true(aibox_test_json_lines(out));
         for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
             char want[64];
             snprintf(want, sizeof want, "\"label\":\"%s\"", classes[c]);
@@ -185,6 +187,7 @@ static void test_infer_errors_and_codes(void **state)
         assert_int_equal(rc, 2);
         assert_non_null(strstr(out, "\"error\":"));
         assert_non_null(strstr(out, bad[i]));
+        assert_true(aibox_test_json_lines(out));
     }
     /* a bad file among good ones: the others are still classified */
     int rc = aibox_test_run(out, sizeof out,
@@ -218,6 +221,7 @@ static void test_infer_errors_and_codes(void **state)
     /* --info: the model's metadata */
     rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
+    assert_true(aibox_test_json_lines(out));
     assert_non_null(strstr(out, "\"aibox.class_names\":[\"horizontal\",\"vertical\"]"));
     assert_non_null(strstr(out, "\"aibox.input.resize\":\"area\""));
     /* usage errors and an unreadable model */
@@ -228,6 +232,49 @@ static void test_infer_errors_and_codes(void **state)
     assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --epochs zero 2>/dev/null", bin, dir, dir), 2);
     assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --augment sparkle 2>/dev/null", bin, dir, dir), 2);
     assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --strict 2>/dev/null", bin, dir, dir), 2);
+}
+
+/* Nothing non-finite reaches a verdict or the JSON: a model whose finite
+ * weights overflow on real images gives error records and exit 2 (it was
+ * "confidence":-nan, exit 0); a model with an Inf weight is refused (exit 3);
+ * a model without class names takes the labels it prints, "0" and "1", as
+ * --ok-class (it was refused). */
+static void test_nonfinite_and_unnamed_classes(void **state)
+{
+    char out[65536], p[4400];
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 1, 32, 32, &e), AIBOX_OK);
+    aibox_dense(m, aibox_flatten(m, 0), 2, 1);
+    assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
+    size_t n = 0;
+    float *w = aibox_model_node_param(m, 2, 0, &n);
+    for (size_t i = 0; i < n; i++) w[i] = i < n / 2 ? 3e38f : -3e38f; /* finite, but the sums are not */
+    snprintf(p, sizeof p, "%s/overflow.aibox", dir);
+    assert_int_equal(aibox_model_save(m, p, &e), AIBOX_OK);
+    int rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s --min-conf 0.9 --ok-class 0 %s/data/val/vertical 2>/dev/null",
+                            bin, p, dir);
+    printf("# overflowing model: exit %d, %.160s\n", rc, out);
+    assert_int_equal(rc, 2);
+    assert_true(aibox_test_json_lines(out));
+    assert_non_null(strstr(out, "not a finite number"));
+    assert_null(strstr(out, "\"verdict\""));
+    /* an Inf weight: refused at load */
+    w[0] = INFINITY;
+    snprintf(p, sizeof p, "%s/inf.aibox", dir);
+    assert_int_not_equal(aibox_model_save(m, p, &e), AIBOX_OK); /* the library will not write it */
+    /* unnamed classes: the printed labels are accepted */
+    for (size_t i = 0; i < n; i++) w[i] = 0.001f * (float)(i % 7);
+    snprintf(p, sizeof p, "%s/unnamed.aibox", dir);
+    assert_int_equal(aibox_model_save(m, p, &e), AIBOX_OK);
+    aibox_model_free(&m);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s --ok-class 0,1 %s/data/val/vertical/img00.png 2>&1", bin, p, dir);
+    printf("# unnamed classes, --ok-class 0,1: exit %d, %s", rc, out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"verdict\":\"OK\""));
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s --ok-class 2 %s/data/val/vertical/img00.png 2>&1", bin, p, dir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "not one of the model's classes (0, 1)"));
 }
 
 static int load_params(const char *path, float **p, size_t *n)
@@ -477,6 +524,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_and_infer),
         cmocka_unit_test(test_infer_errors_and_codes),
+        cmocka_unit_test(test_nonfinite_and_unnamed_classes),
         cmocka_unit_test(test_determinism_and_resume),
         cmocka_unit_test(test_import_and_infer),
         cmocka_unit_test(test_backbone_finetune),
