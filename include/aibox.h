@@ -397,6 +397,8 @@ AIBOX_API aibox_status aibox_model_set_meta_strs(aibox_model *m, const char *key
                                                  aibox_error *err);
 AIBOX_API aibox_status aibox_model_set_meta_floats(aibox_model *m, const char *key, int n, const double *values,
                                                    aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_meta_ints(aibox_model *m, const char *key, int n, const int64_t *values,
+                                                 aibox_error *err);
 /* Getters return AIBOX_E_NOTFOUND when the key is absent or of another type. */
 AIBOX_API aibox_status aibox_model_get_meta_str(const aibox_model *m, const char *key, const char **value);
 AIBOX_API aibox_status aibox_model_get_meta_int(const aibox_model *m, const char *key, int64_t *value);

@@ -161,6 +161,12 @@ static void padim_class_of(const char *dir, const char *path, char *out, size_t 
     snprintf(out, len, "%.*s", slash ? (int)(slash - rest) : 0, rest);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Anomalib-style evaluation: image AUROC, pixel AUROC, AUPRO (FPR <= 0.3),
  * F1 at the stored threshold, per defect class; one JSON line. */
 static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_dir, const char *mask_dir)
@@ -175,18 +181,34 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
         cli_list_free(&normal), cli_list_free(&abnormal);
         return 2;
     }
-    /* never score an image the model was fitted on */
+    /* never score an image the model was fitted on: known by content (the
+     * fingerprints recorded at fit), never by name (MVTec's train/good/000.png
+     * and test/good/000.png are different images) */
     const aibox_model *m = aibox_padim_model_const(in->pd);
-    int n_fit = 0, excluded = 0;
-    const char *const *fit = NULL;
-    aibox_model_get_meta_strs(m, "aibox.padim.fit_files", &n_fit, &fit);
+    int n_fit = 0, excluded = 0, have_fp = 0;
+    const int64_t *fit = NULL;
+    have_fp = aibox_model_get_meta_ints(m, "aibox.padim.fit_fingerprints", &n_fit, &fit) == AIBOX_OK;
+    int64_t *sorted = have_fp && n_fit > 0 ? malloc(sizeof *sorted * (size_t)n_fit) : NULL;
+    if (sorted) {
+        memcpy(sorted, fit, sizeof *sorted * (size_t)n_fit);
+        qsort(sorted, (size_t)n_fit, sizeof *sorted, cmp_i64);
+    }
     cli_list keep = {0};
     for (int i = 0; i < normal.n; i++) {
-        int used = 0;
-        for (int j = 0; j < n_fit && !used; j++) used = !strcmp(fit[j], cli_leaf(normal.v[i]));
+        uint64_t fp = 0;
+        aibox_error fe = {0};
+        int used = sorted && !aibox_file_fingerprint(normal.v[i], &fp, &fe) &&
+                   bsearch(&(int64_t){(int64_t)fp}, sorted, (size_t)n_fit, sizeof *sorted, cmp_i64);
         if (used) excluded++;
-        else cli_list_add(&keep, normal.v[i]);
+        else cli_list_add(&keep, normal.v[i]); /* an unreadable file is reported when it is scored */
     }
+    free(sorted);
+    if (!have_fp)
+        fprintf(stderr, "%s: the model does not record its fitted images' content (made before fingerprints): none left "
+                        "out; if %s holds images it was fitted on, the metrics are optimistic\n", prog, normal_dir);
+    else if (excluded)
+        fprintf(stderr, "%s: left out %d of %d normal images: their content equals images the model was fitted on\n",
+                prog, excluded, normal.n);
     int n = keep.n + abnormal.n;
     size_t ml = (size_t)in->pp.width * in->pp.height;
     float *maps = malloc(sizeof(float) * ml * (size_t)(n + 1)), *scores = malloc(sizeof(float) * (size_t)(n + 1));
@@ -248,6 +270,7 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
     cj_int(&j, "normal", n_norm);
     cj_int(&j, "abnormal", n_abn);
     cj_int(&j, "excluded_fit_images", excluded);
+    cj_str(&j, "excluded_by", have_fp ? "content fingerprint" : NULL);
     cj_int(&j, "failed", failed);
     cj_num(&j, "image_auroc", "%.6f", img_auroc);
     cj_num(&j, "pixel_auroc", "%.6f", pix_auroc);

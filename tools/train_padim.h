@@ -214,6 +214,7 @@ static int padim_main(int argc, char **argv)
     float *x = NULL, *hold_scores = NULL, *bad_scores = NULL, *maps = NULL;
     uint8_t *masks = NULL;
     char **fit_names = NULL;
+    int64_t *fit_hashes = NULL; /* content fingerprints (aibox_file_fingerprint) of the fitted images */
     int rc = 3, fatal = 0;
     if (aibox_import(&bb, bb_path, NULL, &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
@@ -230,15 +231,24 @@ static int padim_main(int argc, char **argv)
     size_t in_len = (size_t)t.pp.channels * t.pp.width * t.pp.height, map_len = (size_t)t.pp.width * t.pp.height;
     x = malloc(sizeof(float) * in_len * (size_t)batch);
     fit_names = calloc((size_t)n_fit + 1, sizeof *fit_names);
-    if (!x || !fit_names) {
+    fit_hashes = calloc((size_t)n_fit + 1, sizeof *fit_hashes);
+    if (!x || !fit_names || !fit_hashes) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto done;
     }
     int nb = 0, n_used = 0;
     double t_fit = cli_now();
     for (int i = 0; i < n_fit; i++) {
-        if (padim_load(&t, goods.v[i], x + in_len * nb, &fatal)) fit_names[n_used++] = (char *)cli_leaf(goods.v[i]), nb++;
-        else if (fatal) {
+        if (padim_load(&t, goods.v[i], x + in_len * nb, &fatal)) {
+            uint64_t fp = 0;
+            if (aibox_file_fingerprint(goods.v[i], &fp, &err)) { /* the file changed under us */
+                fprintf(stderr, "%s: %s\n", prog, err.msg);
+                rc = 2;
+                goto done;
+            }
+            fit_hashes[n_used] = (int64_t)fp;
+            fit_names[n_used++] = (char *)cli_leaf(goods.v[i]), nb++;
+        } else if (fatal) {
             rc = 2;
             goto done;
         }
@@ -347,6 +357,7 @@ static int padim_main(int argc, char **argv)
     if (!s) s = aibox_model_set_meta_float(m, "aibox.padim.score_max", hi, &err);
     if (!s && isfinite(thr_f1)) s = aibox_model_set_meta_float(m, "aibox.padim.threshold_f1", thr_f1, &err);
     if (!s) s = aibox_model_set_meta_strs(m, "aibox.padim.fit_files", n_used, (const char *const *)fit_names, &err);
+    if (!s) s = aibox_model_set_meta_ints(m, "aibox.padim.fit_fingerprints", n_used, fit_hashes, &err);
     if (!s) s = aibox_model_set_meta_str(m, "aibox.padim.backbone", cli_leaf(bb_path), &err);
     if (!s) s = aibox_padim_save(pd, out, &err);
     if (s) {
@@ -410,7 +421,7 @@ done:
     aibox_padim_fit_free(&fit);
     aibox_padim_ctx_free(&pc);
     aibox_padim_free(&pd);
-    free(x), free(hold_scores), free(bad_scores), free(maps), free(masks), free(fit_names);
+    free(x), free(hold_scores), free(bad_scores), free(maps), free(masks), free(fit_names), free(fit_hashes);
     cli_list_free(&goods), cli_list_free(&bad), cli_list_free(&t.skipped), cli_list_free(&t.skip_why);
     return rc;
 }

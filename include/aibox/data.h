@@ -16,6 +16,13 @@
 extern "C" {
 #endif
 
+/* ------------------------------------------------------------------ fingerprints */
+/* The 64-bit FNV-1a hash of a file's bytes: an image's identity by content,
+ * whatever its name or folder (PaDiM models record the fingerprints of the
+ * images they were fitted on, so an evaluation leaves exactly those out,
+ * copies included, and nothing else). Reads regular files in 1 MB pieces. */
+AIBOX_API aibox_status aibox_file_fingerprint(const char *path, uint64_t *fp, aibox_error *err);
+
 /* ------------------------------------------------------------------ datasets */
 /* Layouts (see datasets/README.md):
  *  flat:   DIR/<class>/<image>. Classes sorted by name (byte order). A seeded,

@@ -531,6 +531,12 @@ aibox_status aibox_model_set_meta_floats(aibox_model *m, const char *key, int n,
     return aibox_meta_set_floats(&m->meta, key, n, values, err);
 }
 
+aibox_status aibox_model_set_meta_ints(aibox_model *m, const char *key, int n, const int64_t *values, aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_ints(&m->meta, key, n, values, err);
+}
+
 static const aibox_meta *find(const aibox_model *m, const char *key, aibox_meta_type t)
 {
     if (!m || !key) return NULL;
