@@ -418,10 +418,16 @@ AIBOX_API aibox_meta_kind aibox_model_meta_kind(const aibox_model *m, const char
 AIBOX_API int aibox_model_meta_count(const aibox_model *m);
 AIBOX_API const char *aibox_model_meta_key(const aibox_model *m, int i);
 
-/* Writes the model (graph, parameters, BN statistics, metadata) atomically:
- * a temporary file beside path, fsync, rename; an interrupted save leaves
- * any previous file intact. */
+/* Writes the model (graph, parameters, BN statistics, metadata) with
+ * aibox_write_atomic's guarantees: an existing file at path is replaced as a
+ * whole or not at all. */
 AIBOX_API aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err);
+/* Writes bytes to path atomically, the one way libaibox writes every file:
+ * a temporary file "<path>.tmp.<pid>.<hex>" beside it, fsync, rename over
+ * path, fsync of the folder. An interruption at any point (kill -9, a full
+ * disk) leaves a previous file at path intact; temporary files left in that
+ * folder by processes that no longer exist are removed by the next save. */
+AIBOX_API aibox_status aibox_write_atomic(const char *path, const void *bytes, size_t len, aibox_error *err);
 /* Loads and verifies a model file: magic, version, structure, CRC-32, every
  * size in checked 64-bit arithmetic against the bytes the file holds (each
  * node's tensors present with exactly the values it needs) before anything

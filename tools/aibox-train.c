@@ -20,7 +20,8 @@ static const char usage[] =
     "       aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see padim --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
-    "  -o, --output FILE      the trained model (the best validation epoch), written atomically\n"
+    "  -o, --output FILE      the trained model (the best validation epoch); an existing FILE is\n"
+    "                         replaced, atomically (on failure or interruption the old file stays)\n"
     "  --model NAME           small (default; a Keras-tutorial CNN), alexnet, squeezenet, resnext, resnet18,\n"
     "                         resnet50, wide_resnet50_2\n"
     "  --size N               input size (default: small 64, alexnet 256, others 224)\n"
@@ -67,6 +68,10 @@ static const char usage[] =
     "  --stride S             cut at the end of the stage at input size / S (e.g. 16)\n"
     "  --from-scratch         the backbone's architecture with freshly drawn weights, trained\n"
     "                         (not frozen): the baseline for the pretrained weights\n"
+    "Files that cannot be used (unreadable, truncated, too small) and anything in a class folder\n"
+    "that is not a file (sub-folders, FIFOs, devices, broken or looping links) are listed with the\n"
+    "reason in the summary's \"skipped\" list. Training that diverges (a non-finite loss, gradient\n"
+    "or weight) stops with exit 3 and saves nothing from that state.\n"
     "Same data, seed and threads give the same model. Ctrl-C stops; the checkpoint last.aibox in\n"
     "the output folder then resumes the run exactly (--resume).\n"
     "Exit status: 0 trained, 2 bad usage or data, 3 training failed, 130 interrupted.\n";
@@ -119,12 +124,12 @@ static void on_progress(void *user, const aibox_train_progress *p)
 
 /* DIR/split.csv: which image went to which split, with its class, so that the
  * held-out images can be fed to aibox-infer (written before training). */
-static int write_split_list(const aibox_dataset *ds, const char *dir)
+static int write_split_list(const aibox_dataset *ds, const char *dir, aibox_error *err)
 {
-    char path[4200], tmp[4300];
+    char path[4200], *buf = NULL;
+    size_t len = 0;
     snprintf(path, sizeof path, "%s/split.csv", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_memstream(&buf, &len);
     if (!f) return 0;
     static const char *const names[AIBOX_SPLIT_COUNT] = {"train", "val", "test"};
     fprintf(f, "file,split,class\n");
@@ -135,9 +140,9 @@ static int write_split_list(const aibox_dataset *ds, const char *dir)
             cli_csv_str(f, aibox_dataset_class_name(ds, aibox_dataset_label(ds, (aibox_split)sp, i)));
             fputc('\n', f);
         }
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    return ok && rename(tmp, path) == 0;
+    int ok = fclose(f) == 0 && aibox_write_atomic(path, buf, len, err) == AIBOX_OK;
+    free(buf);
+    return ok;
 }
 
 /* Accuracy of the model on a split, through the same preprocessing. */
@@ -428,7 +433,9 @@ int main(int argc, char **argv)
         out_dir = dir_buf;
     }
     mkdir(out_dir, 0777);
-    if (!write_split_list(ds, out_dir)) fprintf(stderr, "%s: warning: cannot write %s/split.csv\n", prog, out_dir);
+    aibox_error werr = {0};
+    if (!write_split_list(ds, out_dir, &werr))
+        fprintf(stderr, "%s: warning: cannot write %s/split.csv: %s\n", prog, out_dir, werr.msg[0] ? werr.msg : "out of memory");
     progress pr = {isatty(2), quiet};
     aibox_train_opts o = {.epochs = (int)epochs,
                           .optim = {.kind = sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)lr, .momentum = sgd ? 0.9f : 0},

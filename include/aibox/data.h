@@ -38,7 +38,9 @@ AIBOX_API aibox_status aibox_file_fingerprint(const char *path, uint64_t *fp, ai
  *          val/ or test/ is fine.
  * Every regular file directly inside a class folder is a sample (no deeper
  * recursion; names starting with '.' are ignored, as are files lying directly
- * in DIR). Each is decoded once at open (aibox_image_load, so zero bytes,
+ * in DIR); anything else in a class folder (a sub-folder, a FIFO, a device, a
+ * symbolic link loop or a broken link) is listed in the skip list with what
+ * it is, never read. Each is decoded once at open (aibox_image_load, so zero bytes,
  * truncation, non-images and absurd sizes are caught); a file that fails, or
  * whose width or height is below min_side, goes to the skip list with its
  * reason (or, with strict, the open fails naming the first such file in

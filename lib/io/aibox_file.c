@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/atomic.h"
 #include "io/aibox_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(AIBOX_IO_PORTABLE)
@@ -711,40 +712,16 @@ const float *aibox_file_tensor_data(const aibox_file *f, const char *name, int *
 
 /* ------------------------------------------------------------------ writing */
 typedef struct writer {
-    int fd;
-    const char *tmp, *path;
+    aibox_atomic *out;
     unsigned char *buf;
     size_t used, cap;
-    uint64_t pos;      /* bytes handed to the writer */
-    uint64_t written;  /* bytes that reached the file */
+    uint64_t pos; /* bytes handed to the writer */
     uint32_t crc;
-    int64_t limit;     /* test hook: simulated full disk after this many bytes */
-    aibox_status st;
-    aibox_error *err;
 } writer;
 
 static void w_flush(writer *w)
 {
-    size_t off = 0;
-    while (!w->st && off < w->used) {
-        size_t n = w->used - off;
-        ssize_t r;
-        if (w->limit >= 0 && w->written + n > (uint64_t)w->limit) n = (size_t)((uint64_t)w->limit - w->written);
-        if (n == 0) {
-            errno = ENOSPC;
-            r = -1;
-        } else {
-            r = write(w->fd, w->buf + off, n);
-        }
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            if (r == 0) errno = ENOSPC; /* a zero-byte write makes no progress */
-            w->st = aibox_fail(w->err, AIBOX_E_IO, "saving %s: cannot write %s: %s", w->path, w->tmp, strerror(errno));
-            break;
-        }
-        off += (size_t)r;
-        w->written += (uint64_t)r;
-    }
+    aibox_atomic_write(w->out, w->buf, w->used); /* a failure is sticky in the atomic writer */
     w->used = 0;
 }
 
@@ -753,7 +730,7 @@ static void w_bytes(writer *w, const void *p, size_t n, int in_crc)
     const unsigned char *q = p;
     if (in_crc) w->crc = crc_update(w->crc, q, n);
     w->pos += n;
-    while (n > 0 && !w->st) {
+    while (n > 0) {
         size_t k = w->cap - w->used < n ? w->cap - w->used : n;
         memcpy(w->buf + w->used, q, k);
         w->used += k;
@@ -801,7 +778,7 @@ static void w_str(writer *w, const char *s)
 static void w_zeros_to(writer *w, uint64_t target)
 {
     static const unsigned char zero[AIBOX_FILE_ALIGN];
-    while (w->pos < target && !w->st) {
+    while (w->pos < target) {
         uint64_t n = target - w->pos;
         w_bytes(w, zero, n < sizeof zero ? (size_t)n : sizeof zero, 1);
     }
@@ -813,7 +790,7 @@ static void w_floats(writer *w, const float *v, size_t n)
         return;
     }
     unsigned char tmp[4096];
-    while (n > 0 && !w->st) {
+    while (n > 0) {
         size_t k = n < sizeof tmp / 4 ? n : sizeof tmp / 4;
         for (size_t j = 0; j < k; j++) {
             uint32_t u;
@@ -955,75 +932,26 @@ static aibox_status validate_and_layout(const char *path, const aibox_meta_list 
     return AIBOX_OK;
 }
 
-/* A fresh name beside path, created exclusively so concurrent saves (even
- * from threads of one process) never share a temporary file. */
-static int create_temp(const char *path, char *tmp, size_t tmp_cap)
-{
-    for (unsigned attempt = 0; attempt < 100; attempt++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long salt = ((unsigned long)ts.tv_nsec ^ ((unsigned long)(uintptr_t)&ts >> 4) ^
-                              (unsigned long)attempt * 2654435761ul) & 0xffffffful;
-        snprintf(tmp, tmp_cap, "%s.tmp.%ld.%lx", path, (long)getpid(), salt);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
-/* Makes the rename durable. Filesystems that cannot sync a directory
- * (EINVAL) are accepted; a real I/O error is reported. */
-static aibox_status sync_dir(const char *path, aibox_error *err)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) dir = strdup(".");
-    else if (slash == path) dir = strdup("/");
-    else dir = strndup(path, (size_t)(slash - path));
-    if (!dir) return aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    aibox_status st = AIBOX_OK;
-    if (fd >= 0) {
-        if (fsync(fd) != 0 && errno == EIO)
-            st = aibox_fail(err, AIBOX_E_IO, "saving %s: written, but syncing directory %s failed: %s", path, dir,
-                            strerror(errno));
-        close(fd);
-    }
-    free(dir);
-    return st;
-}
-
 aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, int n_tensors,
                                  const aibox_file_tensor *tensors, const aibox_file_write_opts *opts,
                                  aibox_error *err)
 {
     if (!path || !*path) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: empty path");
-    aibox_file_write_opts none = {.fail_after_bytes = -1};
-    if (!opts) opts = &none;
+    aibox_atomic_faults faults = {.fail_after_bytes = -1};
+    if (opts) faults = (aibox_atomic_faults){opts->fail_after_bytes, opts->fail_fsync, opts->fail_rename};
     layout lay = {0};
     size_t nt = n_tensors > 0 ? (size_t)n_tensors : 1;
     lay.offsets = calloc(nt, sizeof *lay.offsets);
     lay.counts = calloc(nt, sizeof *lay.counts);
-    size_t tmp_cap = strlen(path) + 64;
-    char *tmp = malloc(tmp_cap);
-    writer w = {.fd = -1, .path = path, .tmp = tmp, .cap = (size_t)1 << 18, .limit = opts->fail_after_bytes,
-                .err = err};
+    writer w = {.cap = (size_t)1 << 18};
     w.buf = malloc(w.cap);
-    int created = 0; /* a temporary file exists and must go on failure */
     aibox_status st;
-    if (!lay.offsets || !lay.counts || !tmp || !w.buf) {
+    if (!lay.offsets || !lay.counts || !w.buf) {
         st = aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
         goto done;
     }
     if ((st = validate_and_layout(path, meta, n_tensors, tensors, &lay, err))) goto done;
-
-    w.fd = create_temp(path, tmp, tmp_cap);
-    if (w.fd < 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 1;
+    if ((st = aibox_atomic_begin(&w.out, path, &faults, err))) goto done;
     int n_meta = meta ? meta->count : 0;
     unsigned char hdr[HEADER_V1] = {0};
     memcpy(hdr, MAGIC, sizeof MAGIC);
@@ -1058,35 +986,16 @@ aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, 
     put_u32(trailer, w.crc);
     w_bytes(&w, trailer, sizeof trailer, 0);
     w_flush(&w);
-    if ((st = w.st)) goto done;
     if (w.pos != lay.file_size) {
+        aibox_atomic_abort(&w.out);
         st = aibox_fail(err, AIBOX_E_STATE, "saving %s: internal error: wrote %llu bytes, planned %llu", path,
                         (unsigned long long)w.pos, (unsigned long long)lay.file_size);
         goto done;
     }
-    if (opts->fail_fsync) errno = EIO;
-    if (opts->fail_fsync || fsync(w.fd) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot sync %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    int fd = w.fd;
-    w.fd = -1;
-    if (close(fd) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot close %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    if (opts->fail_rename) errno = EIO;
-    if (opts->fail_rename || rename(tmp, path) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 0; /* renamed: nothing left to remove */
-    st = sync_dir(path, err);
+    st = aibox_atomic_commit(&w.out, err);
 done:
-    if (w.fd >= 0) close(w.fd);
-    if (created) unlink(tmp);
+    aibox_atomic_abort(&w.out);
     free(w.buf);
-    free(tmp);
     free(lay.offsets);
     free(lay.counts);
     return st;
