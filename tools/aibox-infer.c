@@ -17,7 +17,8 @@ static const char usage[] =
     "line per image on stdout. Probabilities are the softmax of the model's outputs, or the outputs\n"
     "themselves when the model ends in a softmax (imported classifiers).\n"
     "  IMAGE        an image file (JPEG, PNG, BMP, PGM/PPM, TGA, GIF)\n"
-    "  DIR          every regular file in the folder, sorted by name (not recursive)\n"
+    "  DIR          every file in the folder, sorted by name (not recursive; hidden names skipped;\n"
+    "               an entry that is not a readable file, such as a FIFO, gets an error record)\n"
     "  -            one image's bytes read from standard input\n"
     "  -m, --model FILE     the .aibox model (required)\n"
     "  --stdin-list         read image paths from standard input, one per line, keeping the\n"
@@ -246,10 +247,11 @@ static void process_dir(infer *in, const char *dir)
         if (!path) break;
         snprintf(path, len, "%s/%s", dir, e->d_name);
         struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) { /* not recursive */
             free(path);
             continue;
         }
+        /* anything else is processed: a FIFO or a broken link gets an error record saying so */
         if (n == cap) {
             char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *nn);
             if (!nn) {

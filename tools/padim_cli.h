@@ -65,7 +65,9 @@ static inline size_t cli_stem_len(const char *name)
     return dot ? (size_t)(dot - name) : strlen(name);
 }
 
-/* Image files under dir (sorted; recursive into sub-folders). A PNG beside an
+/* Image files under dir (sorted; recursive into sub-folders): every entry
+ * with an image extension that is not a folder, whether or not it is a
+ * readable regular file (its loading reports why not). A PNG beside an
  * image of another type with the same stem is that image's mask (the
  * magnetic-tile layout), not a sample. Returns 0 with why set on failure. */
 static inline int cli_list_images(const char *dir, cli_list *out, char *why, size_t why_len)
@@ -83,9 +85,12 @@ static inline int cli_list_images(const char *dir, cli_list *out, char *why, siz
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
-        if (stat(path, &st)) continue;
-        if (S_ISDIR(st.st_mode)) ok = cli_list_add(&subdirs, path);
-        else if (S_ISREG(st.st_mode) && cli_is_image_name(e->d_name)) ok = cli_list_add(&names, e->d_name);
+        int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        /* an image name that is not a regular file (a FIFO, a looping or
+         * broken link) is kept: loading it then says what is wrong, in the
+         * skip list or as an error record, rather than dropping it silently */
+        if (is_dir) ok = cli_list_add(&subdirs, path);
+        else if (cli_is_image_name(e->d_name)) ok = cli_list_add(&names, e->d_name);
     }
     closedir(d);
     for (int i = 0; ok && i < names.n; i++) {
