@@ -36,6 +36,9 @@ STATIC := $(BUILD)/libaibox.a
 SHARED := $(BUILD)/libaibox.so.$(VERSION)
 SONAME := libaibox.so.$(VERSION_MAJOR)
 
+# Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
+.SECONDARY:
+
 .PHONY: all check asan fuzz fuzz-build deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
