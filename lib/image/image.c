@@ -514,6 +514,9 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
                               (unsigned)pw, (unsigned)ph, cap);
         return stb_failed(err, name, fmt, p, len, 1);
     }
+    /* stb's BMP header reader gives a top-down BMP's height negative, as
+     * stored; its loader takes the absolute value */
+    if (fmt == FMT_BMP && h < 0 && h != INT_MIN) h = -h;
     if (w <= 0 || h <= 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: header says %dx%d pixels", name, w, h);
     if ((long long)w * h > cap) /* ints below 2^31: the product fits in long long */
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %dx%d pixels exceeds the %lld-pixel limit", name, w, h, cap);
