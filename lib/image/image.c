@@ -196,23 +196,33 @@ static void chunk_name(const unsigned char *t, char out[5])
     out[4] = 0;
 }
 
+/* Chunks by their lengths. stbi_info reads IHDR, and for a palette image
+ * on to the first IDAT: a cut before that is a cut in the header. */
 static int png_complete(const unsigned char *p, size_t len, verdict *v)
 {
     size_t i = 8;
+    int header = 1;
     for (;;) {
-        if (len == i) return i == 8 ? CUT_HEADER("truncated PNG (no IHDR chunk)") : CUT("truncated PNG (no IEND chunk)");
-        if (len - i < 8 && i == 8) return CUT_HEADER("truncated PNG (chunk at byte 8: %zu of at least 12 bytes)", len - i);
-        if (len - i < 8) return CUT("truncated PNG (chunk at byte %zu: %zu of at least 12 bytes)", i, len - i);
-        uint32_t n = be32(p + i);
-        char type[5];
-        chunk_name(p + i + 4, type);
-        if (n > 0x7FFFFFFFu) return BAD("malformed PNG (chunk %s at byte %zu has length %u)", type, i, (unsigned)n);
-        unsigned long long need = 12ull + n; /* length, type, data, CRC */
-        if (len - i < need && i == 8)
-            return CUT_HEADER("truncated PNG (chunk %s at byte %zu: %zu of %llu bytes)", type, i, len - i, need);
-        if (len - i < need) return CUT("truncated PNG (chunk %s at byte %zu: %zu of %llu bytes)", type, i, len - i, need);
+        size_t left = len - i;
+        if (left >= 8 && be32(p + i) > 0x7FFFFFFFu)
+            return BAD("malformed PNG (chunk at byte %zu has length %u)", i, (unsigned)be32(p + i));
+        if (left < 8 || left < 12ull + be32(p + i)) { /* length, type, data, CRC */
+            if (left == 0) {
+                CUT(i == 8 ? "truncated PNG (no IHDR chunk)" : "truncated PNG (no IEND chunk)");
+            } else if (left < 8) {
+                CUT("truncated PNG (chunk at byte %zu: %zu of at least 12 bytes)", i, left);
+            } else {
+                char type[5];
+                chunk_name(p + i + 4, type);
+                CUT("truncated PNG (chunk %s at byte %zu: %zu of %llu bytes)", type, i, left, 12ull + be32(p + i));
+            }
+            v->in_header = header;
+            return 0;
+        }
         if (memcmp(p + i + 4, "IEND", 4) == 0) return 1;
-        i += (size_t)need;
+        if (i == 8) header = be32(p + i) >= 13 && p[i + 17] == 3; /* IHDR's colour type */
+        if (memcmp(p + i + 4, "IDAT", 4) == 0) header = 0;
+        i += 12 + (size_t)be32(p + i);
     }
 }
 
@@ -517,7 +527,12 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
     /* stb's BMP header reader gives a top-down BMP's height negative, as
      * stored; its loader takes the absolute value */
     if (fmt == FMT_BMP && h < 0 && h != INT_MIN) h = -h;
-    if (w <= 0 || h <= 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: header says %dx%d pixels", name, w, h);
+    if (w <= 0 || h <= 0) {
+        verdict v; /* a header cut short reads as zeros */
+        if (!complete(fmt, p, len, &v) && v.code == AIBOX_E_CORRUPT && v.in_header)
+            return aibox_fail(err, v.code, "%s: %s", name, v.why);
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: header says %dx%d pixels", name, w, h);
+    }
     if ((long long)w * h > cap) /* ints below 2^31: the product fits in long long */
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %dx%d pixels exceeds the %lld-pixel limit", name, w, h, cap);
     /* Every byte the structure promises, before stb can invent any. */
