@@ -319,13 +319,14 @@ static int bmp_complete(const unsigned char *p, size_t len, verdict *v)
     if (w < 1 || h < 1 || w > AIBOX_IMG_MAX_DIM || h > AIBOX_IMG_MAX_DIM)
         return BAD("malformed BMP (%lldx%lld pixels)", w, h);
     if (off > INT32_MAX) return BAD("malformed BMP (pixel data offset %u)", (unsigned)off);
+    long long entries = 0;
     if (bpp < 16) {
         /* stb derives the palette's size from the offset (its formula,
          * which for 12-byte headers counts 4 entries fewer) and then skips
          * to the offset; with no entry it would read pixels through an
          * uninitialised palette */
         long long room = (long long)off - (long long)head;
-        long long entries = hsz == 12 ? (room >= 12 ? (room - 12) / 3 : 0) : (room >= 0 ? room / 4 : 0);
+        entries = hsz == 12 ? (room >= 12 ? (room - 12) / 3 : 0) : (room >= 0 ? room / 4 : 0);
         if (entries < 1 || entries > 256)
             return BAD("malformed BMP (pixel data offset %u leaves room for %lld palette entries)", (unsigned)off, entries);
     } else if (off != head) { /* stb requires the pixels right after the header */
@@ -338,6 +339,19 @@ static int bmp_complete(const unsigned char *p, size_t len, verdict *v)
     unsigned long long need = stride * (unsigned long long)(h - 1) + row;
     if (len < off) return CUT("truncated BMP (header and palette: %zu of %u bytes)", len, (unsigned)off);
     if (len - off < need) return CUT("truncated BMP (pixel data: %zu of %llu bytes)", len - off, need);
+    if (bpp < 16 && entries < 1ll << bpp) {
+        /* stb looks indices up in a 256-entry table filled only as far as
+         * the palette goes: a larger index would give uninitialised memory */
+        for (long long y = 0; y < h; y++) {
+            const unsigned char *r = p + off + (size_t)y * (size_t)stride;
+            for (long long x = 0; x < w; x++) {
+                unsigned idx = bpp == 8 ? r[x] : bpp == 4 ? (unsigned)(r[x / 2] >> (x % 2 ? 0 : 4)) & 15u
+                                                          : (unsigned)(r[x / 8] >> (7 - x % 8)) & 1u;
+                if (idx >= entries)
+                    return BAD("malformed BMP (pixel index %u beyond its %lld-entry palette)", idx, entries);
+            }
+        }
+    }
     return 1;
 }
 

@@ -453,6 +453,18 @@ static void test_bmp_tga(void **state)
     aibox_image_free(&got);
     expect_refusal(t.p, t.n - 5, 0, AIBOX_E_CORRUPT, "truncated TGA");
     free(t.p);
+    /* an 8-bit BMP with a 2-entry palette: indices 0 and 1 decode; index 2
+     * is refused (stb would look it up in uninitialised memory) */
+    uint8_t pal8[14 + 40 + 8 + 4] = {'B', 'M', sizeof pal8, 0, 0, 0, 0, 0, 0, 0, 62, 0, 0, 0, 40, 0, 0, 0,
+                                      3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 8, 0};
+    memcpy(pal8 + 54, (uint8_t[]){30, 20, 10, 0, 60, 50, 40, 0}, 8); /* BGR0 entries */
+    memcpy(pal8 + 62, (uint8_t[]){1, 0, 1, 0}, 4);                  /* one row of 3 indices and its pad */
+    got = decode_ok(pal8, sizeof pal8);
+    assert_int_equal(got.channels, 3);
+    assert_memory_equal(got.data, ((uint8_t[]){40, 50, 60, 10, 20, 30, 40, 50, 60}), 9);
+    aibox_image_free(&got);
+    pal8[63] = 2;
+    expect_refusal(pal8, sizeof pal8, 0, AIBOX_E_FORMAT, "malformed BMP (pixel index 2 beyond its 2-entry palette)");
     /* a BMP cut short: stb would read zeros past the end, so it is refused */
     b = (buf){0};
     assert_true(stbi_write_bmp_to_func(buf_put, &b, 9, 5, 3, rgb));
