@@ -154,7 +154,7 @@ static int jpeg_complete(const unsigned char *p, size_t len, verdict *v)
     int sof = 0; /* a frame header (SOF0/1/2, the kinds stb reads) was read */
 #define JCUT(...) (sof ? CUT(__VA_ARGS__) : CUT_HEADER(__VA_ARGS__))
     for (;;) {
-        /* the next marker; stb skips stray bytes between segments */
+        /* the next marker (stb skips stray bytes between header segments and after a scan) */
         while (i < len && p[i] != 0xFF) i++;
         while (i < len && p[i] == 0xFF) i++;
         if (i >= len) return JCUT("truncated JPEG (no end-of-image marker)");

@@ -927,6 +927,13 @@ static void test_messages(void **state)
     expect(bmp8->file.p, 33, AIBOX_E_CORRUPT, "truncated BMP (header: 33 of 54 bytes)");
     /* rows of 40 bytes (39 + 1 pad): 6 whole rows and 39 bytes of the last are needed */
     expect(bmp24->file.p, 54 + 100, AIBOX_E_CORRUPT, "truncated BMP (pixel data: 100 of 279 bytes)");
+    /* a palette image whose pixel data offset leaves no room for the palette:
+     * stb would look its indices up in uninitialised memory */
+    buf nopal = {0};
+    add(&nopal, bmp8->file.p, bmp8->file.n);
+    put32le(nopal.p + 10, 54);
+    expect(nopal.p, nopal.n, AIBOX_E_FORMAT, "malformed BMP (pixel data offset 54 leaves room for 0 palette entries)");
+    free(nopal.p);
     free_set(&set);
 
     gif_samples(&set);
@@ -948,8 +955,12 @@ static void test_messages(void **state)
             expect(s->file.p, s->file.n - 10, AIBOX_E_CORRUPT, "truncated TGA (pixel data: 263 of 273 bytes)");
         if (!strcmp(s->name, "tga type 10 24-bit 13x7"))
             expect(s->file.p, s->file.n - 4, AIBOX_E_CORRUPT, "truncated TGA (RLE data covers ");
-        if (!strcmp(s->name, "tga type 1 8-bit mapped 13x7"))
+        if (!strcmp(s->name, "tga type 1 8-bit mapped 13x7")) {
             expect(s->file.p, 30, AIBOX_E_CORRUPT, "truncated TGA (header and colour map: 30 of 50 bytes)");
+            /* a colour map starting at entry 1: stb would skip 1 byte instead, shifting every colour */
+            s->file.p[3] = 1;
+            expect(s->file.p, s->file.n, AIBOX_E_UNSUPPORTED, "TGA colour maps starting at entry 1 are not supported");
+        }
     }
     free_set(&set);
 
