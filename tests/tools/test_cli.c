@@ -505,6 +505,67 @@ static void test_backbone_finetune(void **state)
                      2);
 }
 
+/* Issue 16, item 3: a BMP and a GIF cut short are error records naming the
+ * truncation (exit 2), where the whole files are classified. */
+static void test_truncated_bmp_gif(void **state)
+{
+    /* 32x32 8-bit grey BMP: 256-entry palette, rows bottom-up */
+    unsigned char bmp[14 + 40 + 1024 + 32 * 32] = {'B', 'M'};
+    uint32_t head[13] = {sizeof bmp, 0, 14 + 40 + 1024, 40, 32, 32, 1 | 8u << 16, 0, 32 * 32, 2835, 2835, 256, 0};
+    for (int i = 0; i < 13; i++)
+        for (int k = 0; k < 4; k++) bmp[2 + 4 * i + k] = (unsigned char)(head[i] >> 8 * k);
+    for (int i = 0; i < 256; i++) bmp[54 + 4 * i] = bmp[55 + 4 * i] = bmp[56 + 4 * i] = (unsigned char)i;
+    for (int i = 0; i < 32 * 32; i++) bmp[1078 + i] = (unsigned char)((i % 32 / 4 % 2) ? 190 : 60);
+    /* 32x32 GIF, 256 greys, LZW at 9 bits with a clear code before every pixel */
+    unsigned char gif[4096] = "GIF89a\x20\0\x20\0\xF7\0\0";
+    size_t n = 13;
+    for (int i = 0; i < 256; i++) gif[n++] = (unsigned char)i, gif[n++] = (unsigned char)i, gif[n++] = (unsigned char)i;
+    const unsigned char desc[11] = {0x2C, 0, 0, 0, 0, 32, 0, 32, 0, 0, 8};
+    memcpy(gif + n, desc, sizeof desc);
+    n += sizeof desc;
+    unsigned char codes[2 * 32 * 32 * 9 / 8 + 4] = {0};
+    size_t bits = 0;
+    for (int i = 0; i <= 32 * 32; i++) {
+        unsigned pair[2] = {256, i < 32 * 32 ? ((i % 32 / 4 % 2) ? 190u : 60u) : 257u}; /* clear, pixel; last: clear, end */
+        for (int k = 0; k < 2; k++, bits += 9)
+            for (int b = 0; b < 9; b++) codes[(bits + b) / 8] |= (unsigned char)((pair[k] >> b & 1) << (bits + b) % 8);
+    }
+    size_t ncodes = (bits + 7) / 8;
+    assert_true(n + ncodes + ncodes / 255 + 3 <= sizeof gif);
+    for (size_t at = 0; at < ncodes; at += 255) {
+        size_t k = ncodes - at < 255 ? ncodes - at : 255;
+        gif[n++] = (unsigned char)k;
+        memcpy(gif + n, codes + at, k);
+        n += k;
+    }
+    gif[n++] = 0;
+    gif[n++] = 0x3B;
+    char p[4400], out[65536];
+    const struct {
+        const char *name;
+        const unsigned char *bytes;
+        size_t len;
+        const char *why;
+    } files[] = {{"whole.bmp", bmp, sizeof bmp, NULL},  {"cut33.bmp", bmp, 33, "truncated BMP"},
+                 {"cut.bmp", bmp, sizeof bmp / 2, "truncated BMP"}, {"whole.gif", gif, n, NULL},
+                 {"cut.gif", gif, n / 2, "truncated GIF"}, {"notrailer.gif", gif, n - 1, "truncated GIF"}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        PATHF(p, "%s/%s", dir, files[i].name);
+        write_bytes(p, files[i].bytes, files[i].len);
+        int rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s 2>/dev/null", bin, dir, p);
+        printf("# %s (%zu bytes): exit %d\n", files[i].name, files[i].len, rc);
+        if (!files[i].why) {
+            assert_true(rc == 0 || rc == 1);
+            assert_non_null(strstr(out, "\"label\":"));
+            continue;
+        }
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, "\"error\":"));
+        assert_non_null(strstr(out, files[i].name));
+        assert_non_null(strstr(out, files[i].why));
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* tools live in <build>/bin, this test in <build>/tests/tools */
@@ -528,6 +589,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_determinism_and_resume),
         cmocka_unit_test(test_import_and_infer),
         cmocka_unit_test(test_backbone_finetune),
+        cmocka_unit_test(test_truncated_bmp_gif),
     };
     return cmocka_run_group_tests_name("tools", tests, setup, teardown);
 }
