@@ -66,7 +66,7 @@ AIBOX_API aibox_status aibox_map_regions(const float *map, int w, int h, float t
 
 /* ------------------------------------------------------------------ pictures */
 /* A heatmap overlay: the map normalised to v = (map - lo) / (hi - lo),
- * clamped to 0..1 (NaN: 0), coloured by a jet-like colour map (0 dark blue,
+ * clamped to 0..1 (NaN: 1, as it fails every threshold), coloured by a jet-like colour map (0 dark blue,
  * 0.25 sky blue, 0.5 light green, 0.75 orange, 1 dark red: r, g, b =
  * clamp(1.5 - |4v - 3|), clamp(1.5 - |4v - 2|), clamp(1.5 - |4v - 1|)) and
  * blended as alpha * colour + (1 - alpha) * image, rounded. img is grey, RGB or
