@@ -56,7 +56,9 @@ typedef enum aibox_status {
     AIBOX_E_SHAPE = 7,       /* tensor shapes do not fit together */
     AIBOX_E_STATE = 8,       /* a call made in the wrong state (e.g. backward before forward) */
     AIBOX_E_NOTFOUND = 9,    /* a key, file or node that does not exist */
-    AIBOX_E_INTERRUPTED = 10 /* stopped at the caller's request */
+    AIBOX_E_INTERRUPTED = 10, /* stopped at the caller's request */
+    AIBOX_E_NONFINITE = 11    /* a computation gave NaN or infinity (a diverged training, an output
+                                 that overflowed): never used as a result */
 } aibox_status;
 
 #define AIBOX_ERROR_MSG_LEN 512
@@ -268,18 +270,24 @@ AIBOX_API void aibox_model_summary(const aibox_model *m, void (*print)(void *use
 /* ------------------------------------------------------------------ contexts */
 /* A context holds everything one forward/backward pass writes: activations,
  * their gradients (training), saved masks, and one scratch workspace, all
- * sized once at creation for max_batch samples of c x h x w; no allocation
+ * sized once at creation for max_batch samples of the input size; no allocation
  * happens in forward or backward. One context per calling thread.
  * A convolution whose only consumer is a ReLU runs fused with it (in place):
  * aibox_ctx_node_output of that convolution then shows rectified values. */
 typedef enum aibox_mode { AIBOX_INFER = 0, AIBOX_TRAIN = 1 } aibox_mode;
 
-AIBOX_API aibox_status aibox_ctx_create(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
-                                        int channels, int height, int width, uint64_t seed, aibox_error *err);
-/* As aibox_ctx_create with an explicit thread count (0: the default). */
-AIBOX_API aibox_status aibox_ctx_create_ex(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
-                                           int channels, int height, int width, uint64_t seed, int threads,
-                                           aibox_error *err);
+/* How a context is made; a zeroed struct (or NULL) is an inference context
+ * for one sample of the model's own input size on the default threads. */
+typedef struct aibox_ctx_opts {
+    aibox_mode mode;   /* AIBOX_INFER (0) or AIBOX_TRAIN */
+    int max_batch;     /* samples per forward; 0: 1 */
+    int height, width; /* input size; 0: the model's (a fully convolutional model takes others);
+                          the channel count is always the model's */
+    int threads;       /* 0: aibox_default_num_threads() */
+    uint64_t seed;     /* training: the dropout draws (0 is a seed like any other) */
+} aibox_ctx_opts;
+AIBOX_API aibox_status aibox_ctx_create(aibox_ctx **ctx, const aibox_model *m, const aibox_ctx_opts *opts,
+                                        aibox_error *err);
 AIBOX_API int aibox_ctx_threads(const aibox_ctx *ctx);
 AIBOX_API void aibox_ctx_free(aibox_ctx **ctx);
 /* Inference contexts only (a training context: AIBOX_E_INVALID): precomputes,
@@ -389,7 +397,16 @@ AIBOX_API aibox_status aibox_preset(aibox_model **m, const char *name, int class
 /* ------------------------------------------------------------------ model files */
 /* Metadata travels with the model: free-form typed key/values. Keys are
  * dotted names ("aibox.class_names"); values are strings, int64, float64 or
- * arrays of them. The model owns copies. */
+ * arrays of them. The model owns copies. Keys starting "aibox." are the
+ * library's; the ones a caller may read or set: */
+#define AIBOX_META_CLASS_NAMES "aibox.class_names"         /* strs: a name per output */
+#define AIBOX_META_INPUT_RESIZE "aibox.input.resize"       /* str: aibox_resize_mode_name() */
+#define AIBOX_META_INPUT_MEAN "aibox.input.mean"           /* floats, per channel */
+#define AIBOX_META_INPUT_STD "aibox.input.std"             /* floats, per channel */
+#define AIBOX_META_ARCH "aibox.arch"                       /* str: what the graph is (a preset's or importer's name) */
+#define AIBOX_META_TASK "aibox.task"                       /* str: "padim" for anomaly models; absent: a classifier */
+#define AIBOX_META_LIBRARY_VERSION "aibox.library_version" /* str: the libaibox that saved the file */
+#define AIBOX_META_TAP_PREFIX "aibox.tap."                 /* int per name: a named node ("aibox.tap.layer3") */
 AIBOX_API aibox_status aibox_model_set_meta_str(aibox_model *m, const char *key, const char *value, aibox_error *err);
 AIBOX_API aibox_status aibox_model_set_meta_int(aibox_model *m, const char *key, int64_t value, aibox_error *err);
 AIBOX_API aibox_status aibox_model_set_meta_float(aibox_model *m, const char *key, double value, aibox_error *err);
@@ -512,6 +529,47 @@ AIBOX_API aibox_status aibox_preproc_to_model(const aibox_preproc *p, aibox_mode
 /* Converts channels, resizes and normalises img into out (channels x height x width floats). */
 AIBOX_API aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, float *out, aibox_error *err);
 
+/* ------------------------------------------------------------------ classification */
+/* Whether a model's output already is probabilities: the graph ends in a
+ * softmax, possibly behind nodes that only reshape or re-quantise (imported
+ * classifiers). Otherwise it gives logits (aibox-train's models), which a
+ * classifier turns into probabilities with a softmax. */
+AIBOX_API int aibox_model_outputs_probabilities(const aibox_model *m);
+
+/* A model ready to classify images: its stored preprocessing and an
+ * inference context with frozen weights, for one image at a time. It borrows
+ * the model (which must outlive it and stay unchanged). One thread per
+ * classifier; several classifiers may share a model. */
+typedef struct aibox_classifier aibox_classifier;
+typedef struct aibox_classification {
+    int label;         /* the most probable class */
+    double confidence; /* its probability */
+    const char *name;  /* its label: the class name, or "0", "1", ... for a model without names
+                          (borrowed from the classifier) */
+} aibox_classification;
+/* threads: 0 for the default. */
+AIBOX_API aibox_status aibox_classifier_create(aibox_classifier **c, const aibox_model *m, int threads,
+                                               aibox_error *err);
+AIBOX_API void aibox_classifier_free(aibox_classifier **c);
+AIBOX_API int aibox_classifier_classes(const aibox_classifier *c);
+/* Class k's label as aibox_classification.name gives it (NULL out of range). */
+AIBOX_API const char *aibox_classifier_class_name(const aibox_classifier *c, int k);
+/* The class whose label is `label`, or -1. */
+AIBOX_API int aibox_classifier_class_index(const aibox_classifier *c, const char *label);
+/* Classifies a decoded image; probs (NULL, or aibox_classifier_classes long)
+ * receives every class's probability. A model output that is not a finite
+ * number is AIBOX_E_NONFINITE, never a result. */
+AIBOX_API aibox_status aibox_classifier_run(aibox_classifier *c, const aibox_image *img, aibox_classification *out,
+                                            double *probs, aibox_error *err);
+/* The same for an image file (aibox_image_load; max_pixels <= 0: the default cap). */
+AIBOX_API aibox_status aibox_classifier_file(aibox_classifier *c, const char *path, long long max_pixels,
+                                             aibox_classification *out, double *probs, aibox_error *err);
+/* The whole thing in one call, for the simple case: loads the model, builds a
+ * classifier, classifies the image file and frees everything. label,
+ * confidence and name (copied, truncated to name_len) may be NULL. */
+AIBOX_API aibox_status aibox_classify_file(const char *model_path, const char *image_path, int *label,
+                                           double *confidence, char *name, size_t name_len, aibox_error *err);
+
 /* ------------------------------------------------------------------ training loop */
 /* Where batches come from: the folder loader, or anything else. next() hands
  * out a borrowed batch (n x input floats, n labels), n == 0 ending the epoch. */
@@ -520,6 +578,11 @@ typedef struct aibox_batch_source {
     long samples; /* per epoch, for progress reports (0 if unknown) */
     aibox_status (*begin_epoch)(void *user, int epoch, aibox_error *err);
     aibox_status (*next)(void *user, const float **x, const int **labels, int *n, aibox_error *err);
+    /* Optional (NULL): stores what the data implies in the model, its
+     * preprocessing and class names; aibox_train calls it on the training
+     * source before anything is saved, so checkpoints and the trained model
+     * describe themselves (aibox_loader_source's does). */
+    aibox_status (*describe)(void *user, aibox_model *m, aibox_error *err);
 } aibox_batch_source;
 
 typedef struct aibox_train_progress {

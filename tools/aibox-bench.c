@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     aibox_model_input_shape(m, &c, &h, &w);
     aibox_ctx *ctx = NULL;
     aibox_mode mode = train ? AIBOX_TRAIN : AIBOX_INFER;
-    if ((s = aibox_ctx_create_ex(&ctx, m, mode, (int)batch, c, h, w, 1, (int)threads, &err)) ||
+    if ((s = aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.mode = mode, .max_batch = (int)batch, .height = h, .width = w, .threads = (int)threads, .seed = 1}, &err)) ||
         (!train && (s = aibox_ctx_freeze_weights(ctx, m, &err)))) { /* inference only: the weights stay */
         fprintf(stderr, "aibox-bench: %s\n", err.msg);
         aibox_ctx_free(&ctx);

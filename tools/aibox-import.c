@@ -132,8 +132,8 @@ int main(int argc, char **argv)
     int classes = oc * oh * ow;
     const char *const *names = NULL;
     const char *arch_name = "unknown", *kind = output_kind(m), *format = sniff(src);
-    aibox_model_get_meta_str(m, "aibox.arch", &arch_name);
-    aibox_model_get_meta_strs(m, "aibox.class_names", &n_names, &names);
+    aibox_model_get_meta_str(m, AIBOX_META_ARCH, &arch_name);
+    aibox_model_get_meta_strs(m, AIBOX_META_CLASS_NAMES, &n_names, &names);
     size_t params = aibox_model_param_count(m);
     if (!quiet) {
         fprintf(stderr, "%s: %s (%s): %s, input %dx%dx%d, %zu parameters, %d nodes\n", prog, src, format, arch_name,

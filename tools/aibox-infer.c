@@ -57,12 +57,9 @@ typedef enum { FMT_JSONL, FMT_CSV, FMT_TEXT } out_format;
 
 typedef struct {
     aibox_model *m;
-    aibox_ctx *ctx;
-    aibox_preproc pp;
-    int classes;
-    int probs; /* 1: the output already is probabilities (the graph ends in a softmax) */
-    const char *const *names;
-    int n_names;
+    aibox_classifier *cls; /* a classifier model */
+    double *probs;         /* its per-class probabilities for the current image */
+    aibox_preproc pp;      /* PaDiM models */
     char **ok;
     int n_ok;
     double min_conf;
@@ -79,13 +76,6 @@ typedef struct {
     double thr, pix_thr, lo, hi;   /* image / pixel thresholds, score range for normalising */
     const char *heat_dir, *mask_dir;
 } infer;
-
-static const char *class_name(const infer *in, int k, char *buf, size_t len)
-{
-    if (k < in->n_names) return in->names[k];
-    snprintf(buf, len, "%d", k);
-    return buf;
-}
 
 static void emit_error(infer *in, const char *file, const char *msg)
 {
@@ -108,21 +98,6 @@ static void emit_error(infer *in, const char *file, const char *msg)
 }
 
 #include "infer_padim.h"
-/* Whether the output is a softmax, possibly behind shape-only or
- * re-quantising nodes (imported classifiers: SOFTMAX, or SOFTMAX then
- * QUANTIZE in TFLite's faithful mode); its values then are probabilities and
- * get no second softmax (aibox-train's models end in logits). */
-static int ends_in_softmax(const aibox_model *m)
-{
-    for (int i = aibox_model_output(m); i > 0;) {
-        aibox_layer_kind k = aibox_model_node_kind(m, i);
-        if (k == AIBOX_LAYER_SOFTMAX) return 1;
-        if (k != AIBOX_LAYER_QUANTIZE && k != AIBOX_LAYER_CLAMP && k != AIBOX_LAYER_FLATTEN) return 0;
-        if (aibox_model_node_inputs(m, i, &i, 1) != 1) return 0;
-    }
-    return 0;
-}
-
 /* Classifies one decoded image and prints its line. */
 static void classify(infer *in, const char *file, const aibox_image *img, double t0)
 {
@@ -138,38 +113,17 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         return;
     }
     aibox_error err = {0};
-    if (aibox_preprocess(&in->pp, img, in->input, &err) || aibox_ctx_infer(in->ctx, in->m, in->input, 1, &err)) {
-        emit_error(in, file, err.msg);
+    aibox_classification r;
+    if (aibox_classifier_run(in->cls, img, &r, in->probs, &err)) {
+        char msg[4400];
+        snprintf(msg, sizeof msg, "%s: %s", file, err.msg);
+        emit_error(in, file, err.code == AIBOX_E_NONFINITE ? msg : err.msg);
         return;
     }
-    const float *z = aibox_ctx_output(in->ctx, NULL, NULL, NULL);
-    for (int k = 0; k < in->classes; k++)
-        if (!isfinite(z[k])) { /* a broken model or an input it overflows on: never a verdict */
-            char msg[4400];
-            snprintf(msg, sizeof msg, "%s: the model's output %d is not a finite number (%g)", file, k, z[k]);
-            emit_error(in, file, msg);
-            return;
-        }
-    double *p = malloc(sizeof(double) * in->classes);
-    if (!p) {
-        emit_error(in, file, "out of memory");
-        return;
-    }
-    int best = 0;
-    if (in->probs) { /* the model's own probabilities */
-        for (int k = 0; k < in->classes; k++) p[k] = z[k];
-    } else { /* softmax of the logits, in double for the sum */
-        double mx = z[0], sum = 0;
-        for (int k = 1; k < in->classes; k++) mx = z[k] > mx ? z[k] : mx;
-        for (int k = 0; k < in->classes; k++) sum += p[k] = exp((double)z[k] - mx);
-        for (int k = 0; k < in->classes; k++) p[k] /= sum;
-    }
-    for (int k = 1; k < in->classes; k++)
-        if (p[k] > p[best]) best = k;
-    char buf[32];
-    const char *label = class_name(in, best, buf, sizeof buf);
+    const double *p = in->probs;
+    const char *label = r.name;
     const char *verdict = "classified";
-    if (!(p[best] >= in->min_conf)) verdict = "uncertain"; /* written so that NaN fails */
+    if (!(r.confidence >= in->min_conf)) verdict = "uncertain"; /* written so that NaN fails */
     else if (in->n_ok) {
         verdict = "NG";
         for (int i = 0; i < in->n_ok; i++)
@@ -182,9 +136,10 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         cj_begin(&j, stdout);
         cj_str(&j, "file", file);
         cj_str(&j, "label", label);
-        cj_num(&j, "confidence", "%.6f", p[best]);
+        cj_num(&j, "confidence", "%.6f", r.confidence);
         cj_obj(&j, "probs");
-        for (int k = 0; k < in->classes; k++) cj_num(&j, class_name(in, k, buf, sizeof buf), "%.6f", p[k]);
+        for (int k = 0; k < aibox_classifier_classes(in->cls); k++)
+            cj_num(&j, aibox_classifier_class_name(in->cls, k), "%.6f", p[k]);
         cj_close(&j);
         cj_str(&j, "verdict", verdict);
         cj_num(&j, "ms", "%.3f", ms);
@@ -193,11 +148,10 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         cli_csv_str(stdout, file);
         fputc(',', stdout);
         cli_csv_str(stdout, label);
-        printf(",%.6f,%s,%.3f,\n", p[best], verdict, ms);
+        printf(",%.6f,%s,%.3f,\n", r.confidence, verdict, ms);
     } else {
-        printf("%s: %s %.1f%% %s (%.1f ms)\n", file, label, 100 * p[best], verdict, ms);
+        printf("%s: %s %.1f%% %s (%.1f ms)\n", file, label, 100 * r.confidence, verdict, ms);
     }
-    free(p);
 }
 
 static void process_bytes(infer *in, const char *name, const void *bytes, size_t len)
@@ -483,46 +437,31 @@ static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies
         aibox_padim_free(&in.pd);
         return rc;
     }
-    int oc, oh, ow;
-    aibox_model_node_shape(in.m, aibox_model_output(in.m), &oc, &oh, &ow);
-    in.classes = oc * oh * ow;
-    in.probs = ends_in_softmax(in.m);
-    aibox_model_get_meta_strs(in.m, "aibox.class_names", &in.n_names, &in.names);
+    if (aibox_classifier_create(&in.cls, in.m, (int)threads, &err) ||
+        !(in.probs = malloc(sizeof(double) * (size_t)aibox_classifier_classes(in.cls)))) {
+        fprintf(stderr, "%s: %s: %s\n", prog, model_path, in.cls ? "out of memory" : err.msg);
+        aibox_classifier_free(&in.cls);
+        aibox_model_free(&in.m);
+        return 3;
+    }
+    int rc = 2;
     /* the labels this tool prints are the ones --ok-class accepts ("0", "1", ... without class names) */
     for (int i = 0; i < in.n_ok; i++) {
-        int found = 0;
-        char buf[32];
-        for (int k = 0; k < in.classes && !found; k++) found = !strcmp(class_name(&in, k, buf, sizeof buf), in.ok[i]);
-        if (!found) {
-            fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes (", prog, in.ok[i]);
-            for (int k = 0; k < in.classes && k < 12; k++)
-                fprintf(stderr, "%s%s", k ? ", " : "", class_name(&in, k, buf, sizeof buf));
-            fprintf(stderr, "%s)\n", in.classes > 12 ? ", ..." : "");
-            aibox_model_free(&in.m);
-            return 2;
-        }
-    }
-    if (aibox_preproc_from_model(&in.pp, in.m, &err) ||
-        aibox_ctx_create_ex(&in.ctx, in.m, AIBOX_INFER, 1, in.pp.channels, in.pp.height, in.pp.width, 1, (int)threads,
-                            &err) ||
-        aibox_ctx_freeze_weights(in.ctx, in.m, &err)) {
-        fprintf(stderr, "%s: %s: %s\n", prog, model_path, err.msg);
-        aibox_ctx_free(&in.ctx);
-        aibox_model_free(&in.m);
-        return 3;
-    }
-    in.input = malloc(sizeof(float) * in.pp.channels * in.pp.width * in.pp.height);
-    if (!in.input) {
-        aibox_ctx_free(&in.ctx);
-        aibox_model_free(&in.m);
-        return 3;
+        if (aibox_classifier_class_index(in.cls, in.ok[i]) >= 0) continue;
+        int k_max = aibox_classifier_classes(in.cls);
+        fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes (", prog, in.ok[i]);
+        for (int k = 0; k < k_max && k < 12; k++)
+            fprintf(stderr, "%s%s", k ? ", " : "", aibox_classifier_class_name(in.cls, k));
+        fprintf(stderr, "%s)\n", k_max > 12 ? ", ..." : "");
+        goto done;
     }
     if (in.fmt == FMT_CSV) printf("file,label,confidence,verdict,ms,error\n");
-    process_inputs(&in, inputs, n_inputs, stdin_list);
-    free(in.input);
-    aibox_ctx_free(&in.ctx);
+    rc = process_inputs(&in, inputs, n_inputs, stdin_list);
+done:
+    free(in.probs);
+    aibox_classifier_free(&in.cls);
     aibox_model_free(&in.m);
-    return in.worst;
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -83,19 +83,6 @@ static void on_sigint(int sig)
     stop_flag = 1;
 }
 
-/* Adapts the background loader to the training loop's batch source. */
-typedef struct {
-    aibox_loader *ld;
-} source;
-
-static aibox_status src_begin(void *user, int epoch, aibox_error *err)
-{
-    return aibox_loader_epoch(((source *)user)->ld, epoch, err);
-}
-static aibox_status src_next(void *user, const float **x, const int **labels, int *n, aibox_error *err)
-{
-    return aibox_loader_next(((source *)user)->ld, x, labels, n, err);
-}
 
 typedef struct {
     int tty, quiet;
@@ -151,8 +138,8 @@ static aibox_status split_accuracy(aibox_model *m, const aibox_dataset *ds, aibo
 {
     aibox_loader *ld = NULL;
     aibox_ctx *ctx = NULL;
-    aibox_status s = aibox_loader_create(&ld, ds, split, pp, batch, 0, 0, 0, 0, threads, err);
-    if (!s) s = aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, batch, pp->channels, pp->height, pp->width, 1, threads, err);
+    aibox_status s = aibox_loader_create(&ld, ds, pp, &(aibox_loader_opts){.split = split, .batch = batch, .threads = threads}, err);
+    if (!s) s = aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.max_batch = batch, .height = pp->height, .width = pp->width, .threads = threads, .seed = 1}, err);
     if (!s) s = aibox_ctx_freeze_weights(ctx, m, err); /* trained: the weights stay while this context lives */
     long right = 0, seen = 0;
     while (!s) {
@@ -397,8 +384,8 @@ int main(int argc, char **argv)
         }
     }
     if (s || (s = aibox_preproc_to_model(&pp, m, &err)) ||
-        (s = aibox_model_set_meta_strs(m, "aibox.class_names", K, aibox_dataset_class_names(ds), &err)) ||
-        (s = aibox_model_set_meta_str(m, "aibox.task", "classify", &err)) ||
+        (s = aibox_model_set_meta_strs(m, AIBOX_META_CLASS_NAMES, K, aibox_dataset_class_names(ds), &err)) ||
+        (s = aibox_model_set_meta_str(m, AIBOX_META_TASK, "classify", &err)) ||
         (s = aibox_model_set_meta_int(m, "aibox.seed", seed, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         goto out;
@@ -414,16 +401,13 @@ int main(int argc, char **argv)
     }
 
     /* loaders: training (shuffled, augmented) and validation (in order, never augmented) */
-    if ((s = aibox_loader_create(&tl, ds, AIBOX_SPLIT_TRAIN, &pp, (int)batch, 1, aug_mask, (float)aug_p,
-                                 (uint64_t)seed, (int)threads, &err)) ||
+    if ((s = aibox_loader_create(&tl, ds, &pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = (int)batch, .shuffle = 1, .augment = aug_mask, .aug_p = (float)aug_p, .seed = (uint64_t)seed, .threads = (int)threads}, &err)) ||
         ((val_on_train || n_val > 0) &&
-         (s = aibox_loader_create(&vl, ds, val_split_id, &pp, (int)batch, 0, 0, 0, (uint64_t)seed, (int)threads, &err)))) {
+         (s = aibox_loader_create(&vl, ds, &pp, &(aibox_loader_opts){.split = val_split_id, .batch = (int)batch, .seed = (uint64_t)seed, .threads = (int)threads}, &err)))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         goto out;
     }
-    source ts = {tl}, vs = {vl};
-    aibox_batch_source tsrc = {&ts, aibox_loader_samples(tl), src_begin, src_next};
-    aibox_batch_source vsrc = {&vs, vl ? aibox_loader_samples(vl) : 0, src_begin, src_next};
+    aibox_batch_source tsrc = aibox_loader_source(tl), vsrc = aibox_loader_source(vl);
     char dir_buf[4096];
     if (!out_dir) {
         snprintf(dir_buf, sizeof dir_buf, "%s", out);

@@ -256,10 +256,10 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
     double secs = cli_now() - t0;
     int n_norm = 0, n_abn = 0;
     for (int i = 0; i < k; i++) n_norm += !labels[i], n_abn += labels[i];
-    double img_auroc = aibox_auroc(scores, labels, (size_t)k);
-    double pix_auroc = aibox_auroc(maps, masks, ml * (size_t)k);
-    double aupro = aibox_aupro(maps, masks, k, in->pp.width, in->pp.height, 0.3);
-    double f1 = aibox_f1_at(scores, labels, (size_t)k, (float)in->thr);
+    double img_auroc = aibox_metric_auroc(scores, labels, (size_t)k);
+    double pix_auroc = aibox_metric_auroc(maps, masks, ml * (size_t)k);
+    double aupro = aibox_metric_aupro(maps, masks, k, in->pp.width, in->pp.height, 0.3);
+    double f1 = aibox_metric_f1_at(scores, labels, (size_t)k, (float)in->thr);
     int tp = 0, fp = 0, fn = 0, tn = 0;
     for (int i = 0; i < k; i++) {
         int pred = !(scores[i] < in->thr);
@@ -293,7 +293,7 @@ static int padim_eval(infer *in, const char *normal_dir, const char *abnormal_di
             }
         cj_obj(&j, classes.v[c][0] ? classes.v[c] : "(top)");
         cj_int(&j, "n", tot);
-        cj_num(&j, "image_auroc", "%.6f", aibox_auroc(s, l, (size_t)kk));
+        cj_num(&j, "image_auroc", "%.6f", aibox_metric_auroc(s, l, (size_t)kk));
         cj_int(&j, "detected", hit);
         cj_close(&j);
     }

@@ -330,12 +330,12 @@ static int padim_main(int argc, char **argv)
         if (s && l) {
             for (int i = 0; i < h_ok; i++) s[i] = hold_scores[i], l[i] = 0;
             for (int i = 0; i < b_ok; i++) s[h_ok + i] = bad_scores[i], l[h_ok + i] = 1;
-            auroc = aibox_auroc(s, l, (size_t)na);
-            if (!aibox_f1_best(s, l, (size_t)na, &th, &f1, &err)) thr_f1 = th;
+            auroc = aibox_metric_auroc(s, l, (size_t)na);
+            if (!aibox_metric_f1_best(s, l, (size_t)na, &th, &f1, &err)) thr_f1 = th;
             /* pixels: only when some mask has defect pixels */
             size_t np = map_len * (size_t)na, pos = 0;
             for (size_t i = 0; i < np; i++) pos += masks[i];
-            if (pos && !aibox_f1_best(maps, masks, np, &th, &pix_f1, &err)) pix_thr = th;
+            if (pos && !aibox_metric_f1_best(maps, masks, np, &th, &pix_f1, &err)) pix_thr = th;
         }
         free(s), free(l);
     }

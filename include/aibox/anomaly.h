@@ -96,20 +96,20 @@ AIBOX_API aibox_status aibox_map_mask(aibox_image *dst, const float *map, int w,
  * one class is absent. O(n) time (radix sort of the 32-bit score keys, then
  * one merge); exact integer counts until the final division. Scratch:
  * 4 * (n + max(n_pos, n_neg)) bytes, e.g. ~400 MB for 50 million pixels. */
-AIBOX_API double aibox_auroc(const float *scores, const uint8_t *labels, size_t n);
+AIBOX_API double aibox_metric_auroc(const float *scores, const uint8_t *labels, size_t n);
 
 /* F1 = 2 TP / (2 TP + FP + FN) of the predictions 'score >= threshold' (a
  * NaN score fails every threshold: predicted anomalous);
  * 0 when there is neither a positive label nor a positive prediction
  * (scikit-learn's and torchmetrics' zero_division = 0). Allocates nothing. */
-AIBOX_API double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold);
+AIBOX_API double aibox_metric_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold);
 
 /* The threshold with the highest F1 over every distinct score used as a
  * threshold (equal F1, compared exactly: the lowest such threshold). The
  * threshold returned is a score of the data (+0 for -0). Refuses (invalid)
  * NULL pointers, n == 0, NaN scores and data without an anomalous label.
- * Scratch as aibox_auroc. */
-AIBOX_API aibox_status aibox_f1_best(const float *scores, const uint8_t *labels, size_t n, float *threshold,
+ * Scratch as aibox_metric_auroc. */
+AIBOX_API aibox_status aibox_metric_f1_best(const float *scores, const uint8_t *labels, size_t n, float *threshold,
                                      double *f1, aibox_error *err);
 
 /* Area under the per-region-overlap curve, as the MVTec AD evaluation code
@@ -125,7 +125,7 @@ AIBOX_API aibox_status aibox_f1_best(const float *scores, const uint8_t *labels,
  * score, or fpr_limit outside (0, 1]. Time O(n w h) (radix sorts). Scratch:
  * 8 bytes per normal pixel, 16 per defect pixel, 5 per pixel of one image,
  * 4 per region. w * h must stay below 2^32. */
-AIBOX_API double aibox_aupro(const float *maps, const uint8_t *masks, int n, int w, int h, double fpr_limit);
+AIBOX_API double aibox_metric_aupro(const float *maps, const uint8_t *masks, int n, int w, int h, double fpr_limit);
 
 #ifdef __cplusplus
 }

@@ -179,13 +179,24 @@ AIBOX_API aibox_status aibox_dataset_preview_augment(const aibox_dataset *ds, in
  * and any timing. The last batch of an epoch may be smaller than batch. */
 typedef struct aibox_loader aibox_loader;
 
-/* threads: background threads, 0 = aibox_default_num_threads(). Starts epoch 0
- * at once. The loader borrows ds (which must outlive it) and copies pp. One
- * thread at a time calls next/epoch on a loader; several loaders (training
- * and validation) may share one dataset. */
-AIBOX_API aibox_status aibox_loader_create(aibox_loader **ld, const aibox_dataset *ds, aibox_split split,
-                                           const aibox_preproc *pp, int batch, int shuffle, unsigned augment,
-                                           float aug_p, uint64_t seed, int threads, aibox_error *err);
+/* How a loader reads its split; a zeroed struct is the training split in
+ * file order, batches of 32, no augmentation, seed 0, default threads. */
+typedef struct aibox_loader_opts {
+    aibox_split split;
+    int batch;        /* samples per batch; 0: 32 */
+    int shuffle;      /* 1: a seeded shuffle per epoch */
+    unsigned augment; /* AIBOX_AUG_* mask (training split only) */
+    float aug_p;      /* probability that another augmentation follows one (0: exactly one;
+                         AIBOX_AUG_P_DEFAULT is the AI-Box 0.6) */
+    uint64_t seed;    /* of the shuffle and the augmentations */
+    int threads;      /* background threads; 0: aibox_default_num_threads() */
+} aibox_loader_opts;
+/* Starts epoch 0 at once. The loader borrows ds (which must outlive it) and
+ * copies pp and opts (NULL: the defaults). One thread at a time calls
+ * next/epoch on a loader; several loaders (training and validation) may
+ * share one dataset. */
+AIBOX_API aibox_status aibox_loader_create(aibox_loader **ld, const aibox_dataset *ds, const aibox_preproc *pp,
+                                           const aibox_loader_opts *opts, aibox_error *err);
 /* Starts epoch e (any order; the threads begin preparing it at once, so it
  * may be called right after the previous epoch's last batch). */
 AIBOX_API aibox_status aibox_loader_epoch(aibox_loader *ld, int epoch, aibox_error *err);
@@ -198,6 +209,11 @@ AIBOX_API aibox_status aibox_loader_next(aibox_loader *ld, const float **x, cons
 AIBOX_API int aibox_loader_samples(const aibox_loader *ld); /* per epoch */
 AIBOX_API int aibox_loader_batches(const aibox_loader *ld); /* per epoch */
 AIBOX_API int aibox_loader_threads(const aibox_loader *ld);
+/* The loader as aibox_train's batch source (user is ld, borrowed: the loader
+ * must outlive the training). Its describe hook writes the loader's
+ * preprocessing (aibox_preproc_to_model) and the dataset's class names
+ * (AIBOX_META_CLASS_NAMES) into the model. */
+AIBOX_API aibox_batch_source aibox_loader_source(aibox_loader *ld);
 /* Stops the threads and frees everything; safe on NULL. */
 AIBOX_API void aibox_loader_free(aibox_loader **ld);
 

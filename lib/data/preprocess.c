@@ -31,11 +31,11 @@ aibox_status aibox_preproc_from_model(aibox_preproc *p, const aibox_model *m, ai
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "preprocessing: a model input with %d channels is not an image",
                           p->channels);
     const char *mode;
-    if (aibox_model_get_meta_str(m, "aibox.input.resize", &mode) == AIBOX_OK &&
+    if (aibox_model_get_meta_str(m, AIBOX_META_INPUT_RESIZE, &mode) == AIBOX_OK &&
         aibox_resize_mode_parse(mode, &p->resize) != AIBOX_OK)
         return aibox_fail(err, AIBOX_E_FORMAT, "model metadata aibox.input.resize: unknown mode '%s'", mode);
-    aibox_status s = read_floats(m, "aibox.input.mean", p->channels, p->mean, err);
-    if (!s) s = read_floats(m, "aibox.input.std", p->channels, p->std, err);
+    aibox_status s = read_floats(m, AIBOX_META_INPUT_MEAN, p->channels, p->mean, err);
+    if (!s) s = read_floats(m, AIBOX_META_INPUT_STD, p->channels, p->std, err);
     if (s) return s;
     for (int c = 0; c < p->channels; c++)
         if (!(p->std[c] > 0.0f)) return aibox_fail(err, AIBOX_E_FORMAT, "model metadata aibox.input.std[%d] is not > 0", c);
@@ -55,9 +55,9 @@ aibox_status aibox_preproc_to_model(const aibox_preproc *p, aibox_model *m, aibo
         if (!(p->std[i] > 0.0f)) return aibox_fail(err, AIBOX_E_INVALID, "preprocessing: std[%d] must be > 0", i);
         mean[i] = p->mean[i], std[i] = p->std[i];
     }
-    aibox_status s = aibox_model_set_meta_str(m, "aibox.input.resize", aibox_resize_mode_name(p->resize), err);
-    if (!s) s = aibox_model_set_meta_floats(m, "aibox.input.mean", c, mean, err);
-    if (!s) s = aibox_model_set_meta_floats(m, "aibox.input.std", c, std, err);
+    aibox_status s = aibox_model_set_meta_str(m, AIBOX_META_INPUT_RESIZE, aibox_resize_mode_name(p->resize), err);
+    if (!s) s = aibox_model_set_meta_floats(m, AIBOX_META_INPUT_MEAN, c, mean, err);
+    if (!s) s = aibox_model_set_meta_floats(m, AIBOX_META_INPUT_STD, c, std, err);
     return s;
 }
 

@@ -95,7 +95,7 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
         }
     }
     if ((s = aibox_meta_copy(&meta, &m->meta, err)) ||
-        (s = aibox_meta_set_str(&meta, "aibox.library_version", AIBOX_VERSION, err)) ||
+        (s = aibox_meta_set_str(&meta, AIBOX_META_LIBRARY_VERSION, AIBOX_VERSION, err)) ||
         (s = aibox_meta_set_ints(&meta, GRAPH_KEY, (int)k, g, err)))
         goto done;
     s = aibox_file_write(path, &meta, nt, t, err);

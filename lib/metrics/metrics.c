@@ -129,7 +129,7 @@ static aibox_status split_sorted(const float *scores, const uint8_t *labels, siz
 
 /* ------------------------------------------------------------ AUROC, F1 */
 
-double aibox_auroc(const float *scores, const uint8_t *labels, size_t n)
+double aibox_metric_auroc(const float *scores, const uint8_t *labels, size_t n)
 {
     if (!scores || !labels || n == 0) return NAN;
     uint32_t *block, *pos, *neg;
@@ -156,7 +156,7 @@ double aibox_auroc(const float *scores, const uint8_t *labels, size_t n)
     return (double)u2 / (2.0 * (double)n0 * (double)n1);
 }
 
-double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold)
+double aibox_metric_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold)
 {
     if (!scores || !labels || n == 0 || threshold != threshold) return NAN;
     size_t tp = 0, fp = 0, fn = 0;
@@ -174,7 +174,7 @@ double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float t
     return den == 0.0 ? 0.0 : 2.0 * (double)tp / den;
 }
 
-aibox_status aibox_f1_best(const float *scores, const uint8_t *labels, size_t n, float *threshold, double *f1,
+aibox_status aibox_metric_f1_best(const float *scores, const uint8_t *labels, size_t n, float *threshold, double *f1,
                            aibox_error *err)
 {
     if (!scores || !labels || !threshold || !f1) return aibox_fail(err, AIBOX_E_INVALID, "f1 best: NULL argument");
@@ -318,7 +318,7 @@ nomem:
 
 /* ------------------------------------------------------------ AUPRO */
 
-double aibox_aupro(const float *maps, const uint8_t *masks, int n, int w, int h, double fpr_limit)
+double aibox_metric_aupro(const float *maps, const uint8_t *masks, int n, int w, int h, double fpr_limit)
 {
     if (!maps || !masks || n < 1 || w < 1 || h < 1 || !(fpr_limit > 0.0 && fpr_limit <= 1.0)) return NAN;
     const size_t plane = (size_t)w * (size_t)h;

@@ -134,12 +134,6 @@ static void fold_bn(const aibox_ctx *c, const aibox_model *m, int conv)
     }
 }
 
-aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
-                              int height, int width, uint64_t seed, aibox_error *err)
-{
-    return aibox_ctx_create_ex(out, m, mode, max_batch, channels, height, width, seed, 0, err);
-}
-
 /* The single consumer of node i (up to the output), or -1. */
 static int sole_user(const aibox_model *m, int i)
 {
@@ -173,18 +167,20 @@ static void plan_fusion(const aibox_model *m, aibox_mode mode, unsigned char *fu
     }
 }
 
-aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
-                                 int height, int width, uint64_t seed, int threads, aibox_error *err)
+aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts, aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
     *out = NULL;
     if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "context: the model is not finished");
+    aibox_ctx_opts o = opts ? *opts : (aibox_ctx_opts){0};
+    aibox_mode mode = o.mode;
+    int max_batch = o.max_batch ? o.max_batch : 1, channels = m->in_c;
+    int height = o.height ? o.height : m->in_h, width = o.width ? o.width : m->in_w, threads = o.threads;
+    uint64_t seed = o.seed;
     if (m->weightless)
         return aibox_fail(err, AIBOX_E_STATE, "context: the model was loaded without its weights (aibox_model_load_info)");
     if (mode != AIBOX_INFER && mode != AIBOX_TRAIN) return aibox_fail(err, AIBOX_E_INVALID, "context: bad mode");
     if (max_batch < 1 || max_batch > (1 << 20)) return aibox_fail(err, AIBOX_E_INVALID, "context: batch %d", max_batch);
-    if (channels != m->in_c)
-        return aibox_fail(err, AIBOX_E_SHAPE, "context: the model takes %d channels, not %d", m->in_c, channels);
     if (height < 1 || width < 1 || height > 65536 || width > 65536 ||
         (int64_t)channels * height * width > AIBOX_MAX_ELEMS)
         return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%dx%d out of range", channels, height, width);

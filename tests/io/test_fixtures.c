@@ -59,7 +59,7 @@ static void check_classifier(const char *path, int frozen_too)
     for (int round = 0; round < 2; round++) { /* as loaded; then saved by this library and loaded again */
         for (int frozen = 0; frozen <= frozen_too; frozen++) {
             aibox_ctx *ctx = NULL;
-            assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, (int)batch, c, h, w, 1, &e), AIBOX_OK);
+            assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.max_batch = (int)batch, .height = h, .width = w, .seed = 1}, &e), AIBOX_OK);
             if (frozen) assert_int_equal(aibox_ctx_freeze_weights(ctx, m, &e), AIBOX_OK);
             assert_int_equal(aibox_ctx_infer(ctx, m, x, (int)batch, &e), AIBOX_OK);
             const float *y = aibox_ctx_output(ctx, NULL, NULL, NULL);

@@ -217,7 +217,7 @@ static void test_loaded_model_has_no_gradients(void **state)
     assert_int_equal(aibox_model_load(&m, p, &e), AIBOX_OK);
     assert_null(m->grads);
     aibox_ctx *ctx = NULL;
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 1, 8, 8, 0, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.height = 8, .width = 8}, &e), AIBOX_OK);
     float x[64] = {0};
     assert_int_equal(aibox_ctx_infer(ctx, m, x, 1, &e), AIBOX_OK);
     aibox_ctx_free(&ctx);
@@ -256,7 +256,7 @@ static void test_info_reads_no_weights(void **state)
     assert_string_equal(v, "hello");
     assert_null(aibox_model_node_param(info, 2, 0, NULL));
     aibox_ctx *ctx = NULL;
-    assert_int_equal(aibox_ctx_create(&ctx, info, AIBOX_INFER, 1, 1, 64, 64, 0, &e), AIBOX_E_STATE);
+    assert_int_equal(aibox_ctx_create(&ctx, info, &(aibox_ctx_opts){.height = 64, .width = 64}, &e), AIBOX_E_STATE);
     assert_non_null(strstr(e.msg, "without its weights"));
     char q[512];
     path_in(q, sizeof q, "resaved.aibox");
@@ -320,7 +320,7 @@ static void test_context_beyond_memory_refused(void **state)
     for (int i = 0; i < layers; i++) x = aibox_sigmoid(m, x);
     assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
     aibox_ctx *ctx = NULL;
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 1, 1, 1, 0, &e), AIBOX_E_NOMEM);
+    assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.height = 1, .width = 1}, &e), AIBOX_E_NOMEM);
     print_message("# %s\n", e.msg);
     assert_non_null(strstr(e.msg, "more than this machine"));
     assert_int_equal(aibox_upsample_nearest(m, 0, 65536, 65536) < 0, 1); /* 2^32 values per sample */

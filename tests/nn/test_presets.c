@@ -274,7 +274,7 @@ static void test_forward(void **state)
         aibox_model *m = build(presets[p].fn, classes, 3, size);
         aibox_ctx *ctx = NULL;
         aibox_error e = {0};
-        assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, n, 3, size, size, 1, &e), AIBOX_OK);
+        assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.max_batch = n, .height = size, .width = size, .seed = 1}, &e), AIBOX_OK);
         size_t count = (size_t)n * 3 * size * size;
         float *x = aibox_test_floats(count);
         aibox_test_fill_uniform(&rng, x, count, -1.0f, 1.0f);

@@ -53,7 +53,7 @@ static void features(const aibox_model *m, const float *x, double *feat /* G*G x
 {
     aibox_ctx *c = NULL;
     aibox_error err;
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_INFER, 1, 3, S, S, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.height = S, .width = S}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(c, m, x, 1, &err), AIBOX_OK);
     int base = 0;
     for (int s = 4; s <= 16; s *= 2) {

@@ -107,7 +107,7 @@ static aibox_status run(aibox_model *m, const char *out, const char *resume, int
     static toy tr, va;
     toy_make(&tr, 1);
     toy_make(&va, 2);
-    aibox_batch_source train = {&tr, N, toy_begin, toy_next}, val = {&va, N, toy_begin, toy_next};
+    aibox_batch_source train = {&tr, N, toy_begin, toy_next, NULL}, val = {&va, N, toy_begin, toy_next, NULL};
     volatile int flag = 0;
     stopper st = {stop_after, 0, &flag};
     aibox_train_opts o = {.epochs = epochs,
@@ -230,7 +230,7 @@ static void test_divergence_stops_and_saves_nothing(void **state)
         toy_make(&tr, 1);
         toy_make(&va, 2);
         if (c == 0) tr.poison_epoch = 2;
-        aibox_batch_source train = {&tr, N, toy_begin, toy_next}, val = {&va, N, toy_begin, toy_next};
+        aibox_batch_source train = {&tr, N, toy_begin, toy_next, NULL}, val = {&va, N, toy_begin, toy_next, NULL};
         char out[128], path[200];
         snprintf(out, sizeof out, "%s/diverge%d", dir, c);
         aibox_train_opts o = {.epochs = 6, .seed = 5, .out_dir = out,
@@ -239,7 +239,7 @@ static void test_divergence_stops_and_saves_nothing(void **state)
         aibox_model *m = toy_model();
         aibox_error e = {0};
         aibox_train_result r;
-        assert_int_equal(aibox_train(m, &train, B, &val, &o, 2, &r, &e), AIBOX_E_STATE);
+        assert_int_equal(aibox_train(m, &train, B, &val, &o, 2, &r, &e), AIBOX_E_NONFINITE);
         printf("# %s: %s\n", c == 0 ? "Inf input from epoch 3" : "lr 1e30", e.msg);
         assert_non_null(strstr(e.msg, "diverged"));
         assert_non_null(strstr(e.msg, "last.aibox"));
