@@ -275,7 +275,7 @@ static int padim_main(int argc, char **argv)
     }
     aibox_padim_fit_free(&fit);
     t_fit = cli_now() - t_fit;
-    if (half && aibox_padim_set_half(pd, 1, &err)) {
+    if (!half && aibox_padim_set_half(pd, 0, &err)) { /* the library's default is the half-precision copy */
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         goto done;
     }

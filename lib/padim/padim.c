@@ -600,6 +600,9 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
             free(ch);
         }
     }
+    /* one default for every caller: the half-precision scoring copy (where the
+     * CPU has F16C; aibox_padim_set_half(p, 0) turns it off) */
+    if (!s) s = aibox_padim_set_half(p, 1, err);
     if (s) return s;
     *out = p; /* handed over: the fit is spent */
     f->p = NULL;
