@@ -7,8 +7,11 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 
-VERSION_MAJOR := 0
-VERSION       := 0.1.0
+# VERSION is the release (aibox_version()); ABI numbers the binary
+# interface: the SONAME is libaibox.so.$(ABI) and it changes whenever a
+# public signature or struct does (0.1 -> 0.2 changed them: ABI 1).
+VERSION := 0.2.0
+ABI     := 1
 
 CC      ?= cc
 OPT     ?= -O3
@@ -33,8 +36,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(wildcard tests/common/*.c)
 
 STATIC := $(BUILD)/libaibox.a
-SHARED := $(BUILD)/libaibox.so.$(VERSION)
-SONAME := libaibox.so.$(VERSION_MAJOR)
+SONAME := libaibox.so.$(ABI)
+SHARED := $(BUILD)/$(SONAME)
 
 # Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
 .SECONDARY:
@@ -61,7 +64,6 @@ $(STATIC): $(LIB_OBJ)
 $(SHARED): $(LIB_OBJ) lib/aibox.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/aibox.map -Wl,--no-undefined \
 	  $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(LIBS)
-	ln -sf libaibox.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libaibox.so
 
 $(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(TOOL_LIB) $(STATIC)
@@ -83,7 +85,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(TOOL_LIB) $(STATIC)
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
-	@sh tools/check-abi.sh $(SHARED) $(VERSION_MAJOR)
+	@sh tools/check-abi.sh $(SHARED) $(ABI)
 	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
 # AddressSanitizer + UBSan build of the library and the tests, then run them.
@@ -141,7 +143,6 @@ install: all
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libaibox.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libaibox.so
 	install -d $(DESTDIR)$(PREFIX)/include/aibox
 	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/

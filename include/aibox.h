@@ -35,10 +35,13 @@ extern "C" {
 #endif
 
 #define AIBOX_VERSION_MAJOR 0
-#define AIBOX_VERSION_MINOR 1
+#define AIBOX_VERSION_MINOR 2
 #define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.1.0"
-/* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons. */
+#define AIBOX_VERSION "0.2.0"
+/* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
+ * The binary interface has its own number, the SONAME's: libaibox.so.1 since
+ * 0.2.0 (options structs for contexts and loaders changed signatures). */
+#define AIBOX_ABI_VERSION 1
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
 /* Version of the library actually linked (may differ from the header's). */
