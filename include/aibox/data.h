@@ -16,6 +16,46 @@
 extern "C" {
 #endif
 
+/* ------------------------------------------------------------------ folders */
+/* The one folder lister of the library (datasets, anomaly folders and the
+ * tools use it). Names starting with '.' are skipped; everything else in a
+ * folder is listed, sorted by path bytewise, with a note for entries that
+ * are not regular files (a FIFO, a device, a looping or broken link, a
+ * sub-folder that is not searched): they are reported, never read, never
+ * dropped silently. */
+typedef enum aibox_subfolders {
+    AIBOX_SUBFOLDERS_IGNORE = 0, /* sub-folders are left out */
+    AIBOX_SUBFOLDERS_NOTE,       /* listed, with a note saying they are not searched */
+    AIBOX_SUBFOLDERS_RECURSE     /* searched, to any depth (up to 64 levels) */
+} aibox_subfolders;
+typedef struct aibox_list_opts {
+    aibox_subfolders subfolders;
+    int folders;     /* 1: list the sub-folders themselves (one level), not the files */
+    int images_only; /* 1: only names with an image extension (jpg jpeg png bmp pgm ppm pnm tga gif) */
+    int skip_masks;  /* 1: a PNG beside an image of another type with the same stem is that image's mask
+                        (the magnetic-tile layout), not an entry */
+} aibox_list_opts;
+typedef struct aibox_file_list {
+    int n;
+    char **path;       /* "dir/name" (owned) */
+    const char **note; /* NULL for a regular file, else why the entry is not one (static text) */
+} aibox_file_list;
+/* Lists dir (opts NULL: files of dir itself, sub-folders ignored). Free with
+ * aibox_file_list_free. A missing folder is AIBOX_E_NOTFOUND. */
+AIBOX_API aibox_status aibox_list_files(aibox_file_list *out, const char *dir, const aibox_list_opts *opts,
+                                        aibox_error *err);
+AIBOX_API void aibox_file_list_free(aibox_file_list *l);
+/* 1 when name ends in an image extension (case-insensitive). */
+AIBOX_API int aibox_is_image_name(const char *name);
+/* The ground-truth mask of an image: STEM.png beside it (when the image is
+ * not a PNG), or in mask_dir as STEM.png or STEM_mask.png (MVTec AD). 1 and
+ * the path in out when found. */
+AIBOX_API int aibox_find_mask(const char *image, const char *mask_dir, char *out, size_t len);
+/* The mask at w x h (nearest neighbour; a pixel >= 128 is defect, 1, else 0)
+ * into dst (w * h bytes), or all zeros when the image has no mask. */
+AIBOX_API aibox_status aibox_load_mask(const char *image, const char *mask_dir, int w, int h, long long max_pixels,
+                                       uint8_t *dst, aibox_error *err);
+
 /* ------------------------------------------------------------------ fingerprints */
 /* The 64-bit FNV-1a hash of a file's bytes: an image's identity by content,
  * whatever its name or folder (PaDiM models record the fingerprints of the

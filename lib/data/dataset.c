@@ -1,6 +1,5 @@
 /* Folder datasets: listing, validation by decoding every file once, the skip
  * list, the seeded stratified split and the decoded-image cache. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,76 +76,22 @@ static void strlist_free(strlist *l)
     memset(l, 0, sizeof *l);
 }
 
-static char *join(const char *a, const char *b)
-{
-    char *s;
-    return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
-}
-
-/* Why an entry of a class folder is not a sample file: NULL for a regular
- * file (symlinks followed); otherwise a reason for the skip list, so nothing
- * in a class folder is ignored silently. */
-static const char *not_a_file(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ELOOP) return "a symbolic link loop";
-        if (errno == ENOENT) return "a broken symbolic link (its target does not exist)";
-        return errno == EACCES ? "cannot be examined (permission denied)" : "cannot be examined";
-    }
-    if (S_ISREG(st.st_mode)) return NULL;
-    if (S_ISDIR(st.st_mode)) return "a sub-folder: class folders are not searched recursively";
-    if (S_ISFIFO(st.st_mode)) return "a FIFO (named pipe), not a regular file";
-    if (S_ISSOCK(st.st_mode)) return "a socket, not a regular file";
-    return "a device, not a regular file";
-}
-
-/* Non-hidden names in dir that are folders (dirs = 1) or, for a class
- * folder (dirs = 0), every entry: regular files into out, anything else
- * into odd. Symlinks followed; sorted bytewise so the order never depends on
- * the file system or the locale. */
-static aibox_status list_names(const char *dir, int dirs, strlist *out, strlist *odd, aibox_error *err)
-{
-    DIR *d = opendir(dir);
-    if (!d) return aibox_fail(err, AIBOX_E_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
-    struct dirent *de;
-    aibox_status s = AIBOX_OK;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue; /* hidden files, '.' and '..' */
-        char *p = join(dir, de->d_name);
-        if (!p) {
-            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", dir);
-            break;
-        }
-        int ok = 1;
-        if (dirs) {
-            struct stat st;
-            if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) ok = strlist_push(out, strdup(de->d_name));
-        } else {
-            ok = strlist_push(not_a_file(p) ? odd : out, strdup(de->d_name));
-        }
-        free(p);
-        if (!ok) {
-            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", dir);
-            break;
-        }
-    }
-    closedir(d);
-    if (!s && out->n > 1) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
-    if (!s && odd && odd->n > 1) qsort(odd->v, (size_t)odd->n, sizeof *odd->v, cmp_str);
-    return s;
-}
-
 static int is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* One entry for root/<class>/<name>; reason set: listed, but not a file
- * (it goes to the skip list without being read). */
-static aibox_status add_entry(entry **e, int *n, int *cap, const char *cdir, const char *cls, const char *name,
-                              int split, const char *reason, const char *root, aibox_error *err)
+static char *join(const char *a, const char *b)
+{
+    char *s;
+    return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+}
+
+/* One entry for a path in a class folder; reason set: listed, but not a
+ * file (it goes to the skip list without being read). */
+static aibox_status add_entry(entry **e, int *n, int *cap, const char *path, size_t cls_at, int split,
+                              const char *reason, const char *root, aibox_error *err)
 {
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 256;
@@ -156,14 +101,13 @@ static aibox_status add_entry(entry **e, int *n, int *cap, const char *cdir, con
     }
     entry *x = &(*e)[*n];
     memset(x, 0, sizeof *x);
-    x->path = join(cdir, name);
+    x->path = strdup(path);
     x->reason = reason ? strdup(reason) : NULL;
     if (!x->path || (reason && !x->reason)) {
         free(x->path), free(x->reason);
         return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
     }
-    /* the class name is the path's second-to-last component */
-    x->cls = x->path + strlen(cdir) - strlen(cls);
+    x->cls = x->path + cls_at; /* the class folder's name: the path's second-to-last component */
     x->root = split;
     x->label = -1;
     x->code = reason ? AIBOX_E_IO : AIBOX_OK;
@@ -171,28 +115,22 @@ static aibox_status add_entry(entry **e, int *n, int *cap, const char *cdir, con
     return AIBOX_OK;
 }
 
-/* Appends every entry of root/<class>/ as entries of the given split. */
+/* Appends every entry of root/<class>/ as entries of the given split: the
+ * regular files first (name order), then what is not a file (noted). */
 static aibox_status list_root(const char *root, int split, entry **e, int *n, int *cap, aibox_error *err)
 {
-    strlist classes = {0};
-    aibox_status s = list_names(root, 1, &classes, NULL, err);
+    aibox_file_list classes = {0};
+    aibox_status s = aibox_list_files(&classes, root, &(aibox_list_opts){.folders = 1}, err);
     for (int c = 0; !s && c < classes.n; c++) {
-        char *cdir = join(root, classes.v[c]);
-        strlist files = {0}, odd = {0};
-        if (!cdir) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
-        if (!s) s = list_names(cdir, 0, &files, &odd, err);
-        for (int f = 0; !s && f < files.n; f++)
-            s = add_entry(e, n, cap, cdir, classes.v[c], files.v[f], split, NULL, root, err);
-        for (int f = 0; !s && f < odd.n; f++) {
-            char *p = join(cdir, odd.v[f]);
-            const char *why = p ? not_a_file(p) : NULL;
-            free(p);
-            s = add_entry(e, n, cap, cdir, classes.v[c], odd.v[f], split, why ? why : "not a regular file", root, err);
-        }
-        strlist_free(&files), strlist_free(&odd);
-        free(cdir);
+        aibox_file_list f = {0};
+        size_t cls_at = strlen(root) + 1;
+        s = aibox_list_files(&f, classes.path[c], &(aibox_list_opts){.subfolders = AIBOX_SUBFOLDERS_NOTE}, err);
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; !s && i < f.n; i++)
+                if (!f.note[i] == !pass) s = add_entry(e, n, cap, f.path[i], cls_at, split, f.note[i], root, err);
+        aibox_file_list_free(&f);
     }
-    strlist_free(&classes);
+    aibox_file_list_free(&classes);
     return s;
 }
 
