@@ -26,7 +26,10 @@ LIB_SRC  := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard tools/aibox-*.c))
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
-TOOL_LIB := $(BUILD)/tools/cli.o
+# what the tools share (tools/*.c other than the commands), as an archive:
+# each command links only the parts it uses
+TOOL_SHARED := $(filter-out tools/aibox-%.c,$(wildcard tools/*.c))
+TOOL_LIB := $(BUILD)/tools/libtools.a
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -65,6 +68,10 @@ $(SHARED): $(LIB_OBJ) lib/aibox.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/aibox.map -Wl,--no-undefined \
 	  $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(LIBS)
 	ln -sf $(SONAME) $(BUILD)/libaibox.so
+
+$(TOOL_LIB): $(TOOL_SHARED:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)

@@ -442,6 +442,17 @@ AIBOX_API const char *aibox_model_meta_key(const aibox_model *m, int i);
  * aibox_write_atomic's guarantees: an existing file at path is replaced as a
  * whole or not at all. */
 AIBOX_API aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err);
+/* Reads a whole regular file, the one way libaibox reads every file: a FIFO
+ * or device is refused (never waited on), a file larger than max_bytes (0:
+ * no cap) is AIBOX_E_UNSUPPORTED before anything is read, a file that
+ * shrinks while read is AIBOX_E_IO, a missing one AIBOX_E_NOTFOUND. *bytes
+ * is the caller's (free()). */
+AIBOX_API aibox_status aibox_read_file(const char *path, size_t max_bytes, unsigned char **bytes, size_t *len,
+                                       aibox_error *err);
+/* The same for an open descriptor (standard input: 0), read to its end;
+ * name is used in messages. */
+AIBOX_API aibox_status aibox_read_fd(int fd, const char *name, size_t max_bytes, unsigned char **bytes, size_t *len,
+                                     aibox_error *err);
 /* Writes bytes to path atomically, the one way libaibox writes every file:
  * a temporary file "<path>.tmp.<pid>.<hex>" beside it, fsync, rename over
  * path, fsync of the folder. An interruption at any point (kill -9, a full

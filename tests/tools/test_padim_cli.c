@@ -228,7 +228,7 @@ static void test_degenerate_and_nonfinite(void **state)
     aibox_padim *pd = NULL;
     aibox_error e = {0};
     assert_int_equal(aibox_padim_load(&pd, p, &e), AIBOX_OK);
-    assert_int_equal(aibox_model_set_meta_float(aibox_padim_model(pd), "aibox.padim.threshold", NAN, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_set_meta_float(aibox_padim_model(pd), AIBOX_META_ANOMALY_THRESHOLD, NAN, &e), AIBOX_OK);
     assert_int_equal(aibox_padim_save(pd, q, &e), AIBOX_OK);
     aibox_padim_free(&pd);
     rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s %s/bad/spot/d00.jpg 2>&1", bin, q, dir);
