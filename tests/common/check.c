@@ -355,6 +355,29 @@ long aibox_test_cmd_peak_kb(int *exit_status, const char *fmt, ...)
     return ru.ru_maxrss;
 }
 
+void aibox_test_write_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect)
+{
+    aibox_image img = {w, h, ch, malloc((size_t)w * h * ch)};
+    aibox_image mask = {w, h, 1, calloc((size_t)w * h, 1)};
+    assert_non_null(img.data);
+    assert_non_null(mask.data);
+    int sx = w / 2, sy = h / 3, side = w / 6;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = 100 + (int)(30 * sin(x * 0.7) * cos(y * 0.5)) + (int)aibox_rng_below(r, 20);
+            int in = defect && x >= sx && x < sx + side && y >= sy && y < sy + side;
+            if (in) v = 250, mask.data[y * w + x] = 255;
+            for (int c = 0; c < ch; c++) img.data[(y * w + x) * ch + c] = (uint8_t)v;
+        }
+    char path[4200];
+    aibox_error e = {0};
+    snprintf(path, sizeof path, "%s.jpg", stem);
+    assert_int_equal(aibox_image_write_jpg(&img, path, 95, &e), AIBOX_OK);
+    snprintf(path, sizeof path, "%s.png", stem);
+    assert_int_equal(aibox_image_write_png(&mask, path, &e), AIBOX_OK);
+    aibox_image_free(&img), aibox_image_free(&mask);
+}
+
 int aibox_test_torch_script(const char *script, const char *args, const char *skip_rmdir)
 {
     const char *why = access(script, R_OK) != 0 ? "the script is not found (run from the source tree)"

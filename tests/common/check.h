@@ -49,6 +49,12 @@ int aibox_test_json_valid(const char *text, size_t len, char *why, size_t why_le
 /* Every non-empty line of text is strict JSON (prints the first bad line). */
 int aibox_test_json_lines(const char *text);
 
+/* A synthetic textured part, w x h with ch channels, written as stem.jpg;
+ * with defect, a bright square (x from w/2, y from h/3, side w/6) whose mask
+ * is written beside it as stem.png (for good parts an all-zero mask). For
+ * the anomaly tests. */
+void aibox_test_write_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect);
+
 /* Runs "/usr/bin/python3 script args" (a PyTorch parity fixture) from the
  * source tree and returns its exit status; skips the calling test with a
  * message when the script or python3 is absent or torch cannot be imported

@@ -23,30 +23,6 @@ static char bin[4096], dir[64];
 
 #define PATHF(buf, ...) assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)
 
-/* A textured part w x h (grey or RGB); with a defect, a bright square whose
- * mask is written beside as STEM.png. */
-static void make_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect)
-{
-    aibox_image img = {w, h, ch, malloc((size_t)w * h * ch)};
-    aibox_image mask = {w, h, 1, calloc((size_t)w * h, 1)};
-    assert_non_null(img.data);
-    int sx = w / 2, sy = h / 3, side = w / 6;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            int v = 100 + (int)(30 * sin(x * 0.7) * cos(y * 0.5)) + (int)aibox_rng_below(r, 20);
-            int in = defect && x >= sx && x < sx + side && y >= sy && y < sy + side;
-            if (in) v = 250, mask.data[y * w + x] = 255;
-            for (int c = 0; c < ch; c++) img.data[(y * w + x) * ch + c] = (uint8_t)v;
-        }
-    char path[512];
-    aibox_error e = {0};
-    PATHF(path, "%s.jpg", stem);
-    assert_int_equal(aibox_image_write_jpg(&img, path, 95, &e), AIBOX_OK);
-    PATHF(path, "%s.png", stem);
-    assert_int_equal(aibox_image_write_png(&mask, path, &e), AIBOX_OK);
-    aibox_image_free(&img), aibox_image_free(&mask);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -59,11 +35,11 @@ static int setup(void **state)
     static const int sizes[3][2] = {{64, 64}, {96, 72}, {120, 90}};
     for (int i = 0; i < 24; i++) { /* grey and RGB, three sizes, two sub-folders */
         snprintf(p, sizeof p, "%s/good/%s/g%02d", dir, i % 2 ? "a" : "b", i);
-        make_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], i % 4 ? 1 : 3, 0);
+        aibox_test_write_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], i % 4 ? 1 : 3, 0);
     }
     for (int i = 0; i < 6; i++) {
         snprintf(p, sizeof p, "%s/bad/spot/d%02d", dir, i);
-        make_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], 1, 1);
+        aibox_test_write_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], 1, 1);
     }
     /* two bad files among the good ones: a truncated JPEG and text named .jpg */
     snprintf(p, sizeof p, "%s/good/a/g01.jpg", dir);
@@ -253,15 +229,15 @@ static void test_eval_mvtec_layout(void **state)
     aibox_rng_seed(&r, 9);
     for (int i = 0; i < 12; i++) {
         PATHF(p, "%s/mv/train/good/%03d", dir, i);
-        make_part(&r, p, 64, 64, 1, 0);
+        aibox_test_write_part(&r, p, 64, 64, 1, 0);
     }
     for (int i = 0; i < 6; i++) {
         PATHF(p, "%s/mv/test/good/%03d", dir, i);
-        make_part(&r, p, 64, 64, 1, 0);
+        aibox_test_write_part(&r, p, 64, 64, 1, 0);
     }
     for (int i = 0; i < 4; i++) {
         PATHF(p, "%s/mv/test_defects/crack/%03d", dir, i);
-        make_part(&r, p, 64, 64, 1, 1);
+        aibox_test_write_part(&r, p, 64, 64, 1, 1);
     }
     int rc = aibox_test_run(out, sizeof out,
                             "%s/aibox-train padim %s/mv/train/good -o %s/mv.aibox --backbone %s/backbone.aibox --dims 8 "
