@@ -45,7 +45,7 @@ SHARED := $(BUILD)/$(SONAME)
 # Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
 .SECONDARY:
 
-.PHONY: all check asan fuzz fuzz-build deps deps-test bench demo example install clean symbols
+.PHONY: installed-examples all check asan fuzz fuzz-build deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -89,9 +89,18 @@ $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -Itests -Itools $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TEST_COMMON) $(TOOL_LIB) -o $@ $(STATIC) -lcmocka $(LIBS)
 
+# The examples built as a user builds them: against a staged install, with
+# pkg-config, shared and static (tests/examples runs them).
+STAGE := $(BUILD)/stage
+installed-examples: all
+	@rm -rf $(STAGE) $(BUILD)/installed
+	@$(MAKE) --no-print-directory install DESTDIR=$(abspath $(STAGE)) PREFIX=/usr >/dev/null
+	@sh examples/build-installed.sh $(abspath $(STAGE)) $(BUILD)/installed
+
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
 	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
@@ -155,8 +164,8 @@ install: all
 	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/aibox/*.h $(DESTDIR)$(PREFIX)/include/aibox/
 	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/aibox.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/aibox.pc
+	for pc in aibox aibox-static; do sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/$$pc.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
 
 clean:
 	rm -rf build build-asan
