@@ -129,7 +129,7 @@ static void fold_bn(const aibox_ctx *c, const aibox_model *m, int conv)
     const float *mu = m->state + bn->state_off[0], *var = m->state + bn->state_off[1];
     const float *b = cv->n_param[1] ? m->params + cv->param_off[1] : NULL;
     for (int k = 0; k < C; k++) {
-        scale[k] = g[k] / sqrtf(var[k] + bn->fp[0]);
+        scale[k] = g[k] / sqrtf(var[k] + bn->settings.batchnorm.eps);
         shift[k] = be[k] - mu[k] * scale[k] + (b ? b[k] * scale[k] : 0.0f);
     }
 }
