@@ -178,12 +178,12 @@ static void wino_task(void *arg, int part, int thread)
     wino_job *j = arg;
     aibox_run *r = j->r;
     if (j->phase == 0)
-        aibox_wino_input(&j->d, j->g0, j->g1, r->x[0], r->wino_vm, r->ws + (size_t)thread * r->ws_stride, part,
+        aibox_wino_input(&j->d, j->g0, j->g1, r->x[0], r->prep_ws, r->ws + (size_t)thread * r->ws_stride, part,
                          j->parts);
     else if (j->phase == 1)
-        aibox_wino_gemm(&j->d, j->g1 - j->g0, r->wino_u, r->wino_vm, part, j->parts);
+        aibox_wino_gemm(&j->d, j->g1 - j->g0, r->prepared, r->prep_ws, part, j->parts);
     else
-        aibox_wino_output(&j->d, j->g0, j->g1, r->wino_vm, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1],
+        aibox_wino_output(&j->d, j->g0, j->g1, r->prep_ws, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1],
                           r->y, r->fuse_relu, part, j->parts);
 }
 
@@ -191,7 +191,7 @@ static void conv_fwd_wino(aibox_run *r)
 {
     wino_job j = {.r = r, .parts = run_parts(r)};
     aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &j.d);
-    int rows = aibox_wino_block_rows(&j.d, r->n, r->wino_vm_floats), total = r->n * aibox_wino_tile_rows(&j.d);
+    int rows = aibox_wino_block_rows(&j.d, r->n, r->prep_ws_floats), total = r->n * aibox_wino_tile_rows(&j.d);
     for (j.g0 = 0; j.g0 < total; j.g0 = j.g1) {
         j.g1 = AIBOX_MIN(j.g0 + rows, total);
         for (j.phase = 0; j.phase < 3; j.phase++) aibox_pool_run(r->pool, j.parts, wino_task, &j);
@@ -200,8 +200,26 @@ static void conv_fwd_wino(aibox_run *r)
 
 static void conv_fwd(aibox_run *r)
 {
-    if (r->wino_u) conv_fwd_wino(r);
+    if (r->prepared) conv_fwd_wino(r);
     else parallel(r, conv_fwd_part);
+}
+
+/* A frozen inference context runs an eligible convolution as Winograd: its
+ * transformed weights once, the tile scratch shared by the threads. */
+static size_t conv_prepared_floats(const aibox_run *r, size_t *ws_floats)
+{
+    aibox_conv_desc d;
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    *ws_floats = 0;
+    if (r->training || !aibox_wino_eligible(&d)) return 0;
+    *ws_floats = aibox_wino_scratch_floats(&d);
+    return aibox_wino_u_floats(&d);
+}
+static void conv_prepare(const aibox_run *r, float *prepared)
+{
+    aibox_conv_desc d;
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    aibox_wino_weights(&d, r->p[0], prepared);
 }
 
 /* A fused ReLU's backward: dy *= (y > 0), in place (dy is this node's own
@@ -541,6 +559,17 @@ static void bn_fwd(aibox_run *r)
         aibox_bn_fwd_infer(r->n, r->c, hw, r->nd->settings.batchnorm.eps, r->x[0], r->p[0], r->p[1], r->st[0], r->st[1], r->y);
     }
 }
+/* Inference: the running statistics make batch norm a per-channel affine
+ * map, folded into the convolution before it (AIBOX_FUSE_AFFINE). */
+static void bn_fold(const aibox_node *nd, const float *const p[2], const float *const st[2], const float *bias,
+                    int channels, float *scale, float *shift)
+{
+    float eps = nd->settings.batchnorm.eps;
+    for (int k = 0; k < channels; k++) {
+        scale[k] = p[0][k] / sqrtf(st[1][k] + eps);
+        shift[k] = p[1][k] - st[0][k] * scale[k] + (bias ? bias[k] * scale[k] : 0.0f);
+    }
+}
 static void bn_bwd(aibox_run *r)
 {
     const float *mean = (const float *)r->saved, *invstd = mean + r->c;
@@ -669,16 +698,19 @@ static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_INPUT] = {.name = "input", .min_in = 0, .max_in = 0},
     [AIBOX_LAYER_CONV2D] = {.name = "conv2d", ONE_IN, FIELDS(conv_fields), .shape = conv_shape, .init = conv_init,
                             .ws_floats = conv_ws, .partial_floats = conv_partial, .forward = conv_fwd,
-                            .backward = conv_bwd},
+                            .backward = conv_bwd, .dx_optional = 1,
+                            .fuse_accepts = AIBOX_FUSE_RELU | AIBOX_FUSE_AFFINE,
+                            .prepared_floats = conv_prepared_floats, .prepare = conv_prepare},
     [AIBOX_LAYER_DENSE] = {.name = "dense", ONE_IN, FIELDS(dense_fields), .shape = dense_shape, .init = dense_init,
-                           .forward = dense_fwd, .backward = dense_bwd},
+                           .forward = dense_fwd, .backward = dense_bwd, .dx_optional = 1},
     [AIBOX_LAYER_MAXPOOL] = {.name = "maxpool", ONE_IN, FIELDS(pool_fields), .shape = pool_shape,
                              .saved_bytes = maxpool_saved, .forward = maxpool_fwd, .backward = maxpool_bwd},
     [AIBOX_LAYER_AVGPOOL] = {.name = "avgpool", ONE_IN, FIELDS(pool_fields), .shape = pool_shape,
                              .forward = avgpool_fwd, .backward = avgpool_bwd},
     [AIBOX_LAYER_GLOBAL_AVGPOOL] = {.name = "global_avgpool", ONE_IN, .shape = gap_shape, .forward = gap_fwd,
                                     .backward = gap_bwd},
-    [AIBOX_LAYER_RELU] = {.name = "relu", ONE_IN, .shape = same_shape, .forward = relu_fwd, .backward = relu_bwd},
+    [AIBOX_LAYER_RELU] = {.name = "relu", ONE_IN, .shape = same_shape, .forward = relu_fwd, .backward = relu_bwd,
+                          .fuses_as = AIBOX_FUSE_RELU},
     [AIBOX_LAYER_RELU6] = {.name = "relu6", ONE_IN, .shape = same_shape, .forward = relu6_fwd, .backward = relu6_bwd},
     [AIBOX_LAYER_LEAKY_RELU] = {.name = "leaky_relu", ONE_IN, FIELDS(leaky_fields), .shape = leaky_shape,
                                 .forward = leaky_fwd, .backward = leaky_bwd},
@@ -689,7 +721,8 @@ static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_DROPOUT] = {.name = "dropout", ONE_IN, FIELDS(dropout_fields), .shape = dropout_shape,
                              .saved_bytes = dropout_saved, .forward = dropout_fwd, .backward = dropout_bwd},
     [AIBOX_LAYER_BATCHNORM] = {.name = "batchnorm", ONE_IN, FIELDS(bn_fields), .shape = bn_shape, .init = bn_init,
-                               .saved_bytes = bn_saved, .forward = bn_fwd, .backward = bn_bwd},
+                               .saved_bytes = bn_saved, .forward = bn_fwd, .backward = bn_bwd,
+                               .fuses_as = AIBOX_FUSE_AFFINE, .fold = bn_fold},
     [AIBOX_LAYER_ZEROPAD] = {.name = "zeropad", ONE_IN, FIELDS(zeropad_fields), .shape = zeropad_shape,
                              .forward = zeropad_fwd, .backward = zeropad_bwd},
     [AIBOX_LAYER_FLATTEN] = {.name = "flatten", ONE_IN, .shape = flatten_shape, .forward = copy_fwd,

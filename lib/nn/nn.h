@@ -156,12 +156,29 @@ typedef struct aibox_run {
     uint64_t draw;  /* one draw from rng per call, for work split in blocks */
     aibox_pool *pool;
     int threads;   /* tasks to split work into (the pool's threads) */
-    int fuse_relu; /* conv: the following ReLU is applied here (in place) */
-    const float *fuse_scale, *fuse_shift; /* conv, inference: a folded batch norm (scale, shift) */
-    const float *wino_u; /* conv, frozen inference context: Winograd weights (then it runs that way), else NULL */
-    float *wino_vm;      /* Winograd tile scratch shared by the threads: wino_vm_floats */
-    size_t wino_vm_floats;
+    /* Fusion (AIBOX_FUSE_*, planned by the context): */
+    int fuse_relu; /* the following ReLU is applied here (in place) */
+    const float *fuse_scale, *fuse_shift; /* inference: a folded affine consumer (replaces the bias p[1]) */
+    /* Frozen inference contexts: the weights the kind prepared (prepare
+     * hook), then it runs that way; else NULL. */
+    const float *prepared;
+    float *prep_ws; /* scratch shared by the threads when running prepared: prep_ws_floats */
+    size_t prep_ws_floats;
 } aibox_run;
+
+/* What a producer's forward can take over from its sole consumer (ctx.c
+ * plans it once per context): the consumer's node then shares the
+ * producer's buffers and does nothing. */
+enum {
+    /* max(0, x) in place (run.fuse_relu); the producer's backward first
+     * masks dy by y > 0. */
+    AIBOX_FUSE_RELU = 1,
+    /* Inference only: y * scale + shift per output channel, computed from
+     * the consumer's parameters by its fold hook (run.fuse_scale,
+     * fuse_shift). The producer's p[1], when it has one, is a per-channel
+     * bias the fold takes in. */
+    AIBOX_FUSE_AFFINE = 2,
+};
 
 /* One record per layer kind, keyed by aibox_layer_kind (layers.c). */
 typedef struct aibox_layer_ops {
@@ -170,6 +187,25 @@ typedef struct aibox_layer_ops {
     /* Named settings (saved by name; see aibox_setting_field). */
     const aibox_setting_field *fields;
     int n_fields;
+    /* 1: the kind has no backward, by design (a backward pass through it is
+     * refused); otherwise backward must exist (tests/nn/test_registry.c). */
+    int forward_only;
+    /* 1: backward skips an input's gradient when dx[j] is NULL; 0: every
+     * dx[j] must be a buffer (the context then passes one it does not report). */
+    int dx_optional;
+    unsigned char fuse_accepts; /* AIBOX_FUSE_* work this kind's forward can take over from its sole consumer */
+    unsigned char fuses_as;     /* AIBOX_FUSE_* this kind can be taken over as */
+    /* AIBOX_FUSE_AFFINE consumers: its per-channel scale and shift (of
+     * channels values each) from its parameters p, statistics st and the
+     * producer's bias (NULL when it has none). */
+    void (*fold)(const aibox_node *nd, const float *const p[2], const float *const st[2], const float *bias,
+                 int channels, float *scale, float *shift);
+    /* Frozen inference contexts (aibox_ctx_freeze_weights): the floats of
+     * weights the kind prepares once for this input shape (0: it runs as
+     * usual) and, in *ws_floats, the scratch shared by the threads it then
+     * needs; prepare computes them from r->p. May be NULL. */
+    size_t (*prepared_floats)(const aibox_run *r, size_t *ws_floats);
+    void (*prepare)(const aibox_run *r, float *prepared);
     /* Output shape from the input shapes; parameter and state sizes. It
      * range-checks the node's settings too: the one check for nodes built in
      * code and nodes read from files. Writes a reason into why on failure. */
