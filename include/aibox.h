@@ -401,7 +401,9 @@ AIBOX_API aibox_status aibox_preset(aibox_model **m, const char *name, int class
 /* Metadata travels with the model: free-form typed key/values. Keys are
  * dotted names ("aibox.class_names"); values are strings, int64, float64 or
  * arrays of them. The model owns copies. Keys starting "aibox." are the
- * library's; the ones a caller may read or set: */
+ * library's ("aibox.graph" and "aibox.node.*" hold the graph in model files,
+ * lib/io/FORMAT.md: never listed as metadata, and saving a model whose
+ * metadata uses them fails); the ones a caller may read or set: */
 #define AIBOX_META_CLASS_NAMES "aibox.class_names"         /* strs: a name per output */
 #define AIBOX_META_INPUT_RESIZE "aibox.input.resize"       /* str: aibox_resize_mode_name() */
 #define AIBOX_META_INPUT_MEAN "aibox.input.mean"           /* floats, per channel */

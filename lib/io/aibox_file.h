@@ -12,7 +12,9 @@
 #include "core/core.h"
 #include "core/meta.h" /* typed metadata and the name/size limits */
 
-/* Format constants (FORMAT.md names the same numbers). */
+/* Format constants (FORMAT.md names the same numbers). The container's
+ * version; a model's graph encoding has its own version inside it (the first
+ * value of "aibox.graph", lib/io/model_io.c; FORMAT.md "graph versions"). */
 #define AIBOX_FILE_VERSION 1
 #define AIBOX_FILE_ALIGN 64               /* tensor data offsets, from file start */
 #define AIBOX_FILE_MAX_DIM 2147483647LL   /* one tensor dimension (fits aibox_tensor's int) */

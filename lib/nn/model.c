@@ -60,8 +60,8 @@ static int build_fail(aibox_model *m, aibox_status code, const char *fmt, ...)
     return -(int)code;
 }
 
-int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in, const int *ip,
-                         const float *fp)
+int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in,
+                         const aibox_node_settings *settings)
 {
     if (!m) return -(int)AIBOX_E_INVALID;
     if (m->build_status) return -(int)m->build_status;
@@ -70,8 +70,8 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
     const aibox_layer_ops *ops = aibox_layer_get(kind);
     if (!ops || kind == AIBOX_LAYER_INPUT) return build_fail(m, AIBOX_E_INVALID, "model: unknown layer kind %d", kind);
     if (n_in < ops->min_in || n_in > ops->max_in)
-        return build_fail(m, AIBOX_E_INVALID, "%s: %d inputs (needs %d to %d)", ops->name, n_in, ops->min_in,
-                          ops->max_in);
+        return build_fail(m, AIBOX_E_INVALID, "node %d: %s: %d inputs (needs %d to %d)", m->n_nodes, ops->name, n_in,
+                          ops->min_in, ops->max_in);
     for (int i = 0; i < n_in; i++) {
         if (in[i] < 0) return in[i]; /* propagate an earlier builder error */
         if (in[i] >= m->n_nodes)
@@ -93,8 +93,7 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
         nd->in[i] = in[i];
         ic[i] = m->nodes[in[i]].c, ih[i] = m->nodes[in[i]].h, iw[i] = m->nodes[in[i]].w;
     }
-    if (ip) memcpy(nd->ip, ip, sizeof nd->ip);
-    if (fp) memcpy(nd->fp, fp, sizeof nd->fp);
+    if (settings) nd->settings = *settings;
     int out[3];
     char why[256] = "";
     if (!aibox_node_shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
@@ -112,18 +111,26 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
     return m->n_nodes++;
 }
 
-static int add1(aibox_model *m, aibox_layer_kind k, int in, const int *ip, const float *fp)
+static int add1(aibox_model *m, aibox_layer_kind k, int in, const aibox_node_settings *s)
 {
-    return aibox_model_add_node(m, k, 1, &in, ip, fp);
+    return aibox_model_add_node(m, k, 1, &in, s);
 }
 
 int aibox_conv2d(aibox_model *m, int in, const aibox_conv_opts *o)
 {
     if (!o) return m ? build_fail(m, AIBOX_E_INVALID, "conv2d: NULL options") : -(int)AIBOX_E_INVALID;
-    int ip[AIBOX_NODE_NI] = {o->out_channels, o->kernel_h, o->kernel_w, o->stride_h ? o->stride_h : 1,
-                             o->stride_w ? o->stride_w : 1, o->pad_top, o->pad_left, o->pad_bottom, o->pad_right,
-                             o->groups ? o->groups : 1, o->bias ? 1 : 0};
-    return add1(m, AIBOX_LAYER_CONV2D, in, ip, NULL);
+    aibox_node_settings s = {.conv = {.out_channels = o->out_channels,
+                                      .kernel_h = o->kernel_h,
+                                      .kernel_w = o->kernel_w,
+                                      .stride_h = o->stride_h ? o->stride_h : 1,
+                                      .stride_w = o->stride_w ? o->stride_w : 1,
+                                      .pad_top = o->pad_top,
+                                      .pad_left = o->pad_left,
+                                      .pad_bottom = o->pad_bottom,
+                                      .pad_right = o->pad_right,
+                                      .groups = o->groups ? o->groups : 1,
+                                      .bias = o->bias ? 1 : 0}};
+    return add1(m, AIBOX_LAYER_CONV2D, in, &s);
 }
 
 int aibox_conv2d_simple(aibox_model *m, int in, int out_channels, int kernel, int stride, int pad)
@@ -134,89 +141,98 @@ int aibox_conv2d_simple(aibox_model *m, int in, int out_channels, int kernel, in
 
 int aibox_dense(aibox_model *m, int in, int units, int bias)
 {
-    int ip[AIBOX_NODE_NI] = {units, bias ? 1 : 0};
-    return add1(m, AIBOX_LAYER_DENSE, in, ip, NULL);
+    aibox_node_settings s = {.dense = {.units = units, .bias = bias ? 1 : 0}};
+    return add1(m, AIBOX_LAYER_DENSE, in, &s);
 }
 
 static int pool(aibox_model *m, aibox_layer_kind k, int in, const aibox_pool_opts *o)
 {
     if (!o) return m ? build_fail(m, AIBOX_E_INVALID, "pool: NULL options") : -(int)AIBOX_E_INVALID;
-    int ip[AIBOX_NODE_NI] = {o->kernel_h, o->kernel_w, o->stride_h ? o->stride_h : o->kernel_h,
-                             o->stride_w ? o->stride_w : o->kernel_w, o->pad_top, o->pad_left, o->pad_bottom,
-                             o->pad_right, o->ceil_mode ? 1 : 0, o->count_include_pad ? 1 : 0};
-    return add1(m, k, in, ip, NULL);
+    aibox_node_settings s = {.pool = {.kernel_h = o->kernel_h,
+                                      .kernel_w = o->kernel_w,
+                                      .stride_h = o->stride_h ? o->stride_h : o->kernel_h,
+                                      .stride_w = o->stride_w ? o->stride_w : o->kernel_w,
+                                      .pad_top = o->pad_top,
+                                      .pad_left = o->pad_left,
+                                      .pad_bottom = o->pad_bottom,
+                                      .pad_right = o->pad_right,
+                                      .ceil_mode = o->ceil_mode ? 1 : 0,
+                                      .count_include_pad = o->count_include_pad ? 1 : 0}};
+    return add1(m, k, in, &s);
 }
 int aibox_maxpool(aibox_model *m, int in, const aibox_pool_opts *o) { return pool(m, AIBOX_LAYER_MAXPOOL, in, o); }
 int aibox_avgpool(aibox_model *m, int in, const aibox_pool_opts *o) { return pool(m, AIBOX_LAYER_AVGPOOL, in, o); }
-int aibox_global_avgpool(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_GLOBAL_AVGPOOL, in, NULL, NULL); }
-int aibox_relu(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU, in, NULL, NULL); }
-int aibox_relu6(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU6, in, NULL, NULL); }
-int aibox_sigmoid(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SIGMOID, in, NULL, NULL); }
-int aibox_flatten(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_FLATTEN, in, NULL, NULL); }
-int aibox_softmax(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SOFTMAX, in, NULL, NULL); }
+int aibox_global_avgpool(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_GLOBAL_AVGPOOL, in, NULL); }
+int aibox_relu(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU, in, NULL); }
+int aibox_relu6(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU6, in, NULL); }
+int aibox_sigmoid(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SIGMOID, in, NULL); }
+int aibox_flatten(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_FLATTEN, in, NULL); }
+int aibox_softmax(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SOFTMAX, in, NULL); }
 
 int aibox_leaky_relu(aibox_model *m, int in, float alpha)
 {
-    float fp[AIBOX_NODE_NF] = {alpha};
-    return add1(m, AIBOX_LAYER_LEAKY_RELU, in, NULL, fp);
+    aibox_node_settings s = {.leaky_relu = {.alpha = alpha}};
+    return add1(m, AIBOX_LAYER_LEAKY_RELU, in, &s);
 }
 
+/* The option checks below give bad options AIBOX_E_INVALID; the kinds'
+ * shape rules check the same for nodes read from files. */
 int aibox_clamp(aibox_model *m, int in, float lo, float hi)
 {
     if (m && !(lo <= hi)) return build_fail(m, AIBOX_E_INVALID, "clamp: lo %g > hi %g", lo, hi);
-    float fp[AIBOX_NODE_NF] = {lo, hi};
-    return add1(m, AIBOX_LAYER_CLAMP, in, NULL, fp);
+    aibox_node_settings s = {.clamp = {.lo = lo, .hi = hi}};
+    return add1(m, AIBOX_LAYER_CLAMP, in, &s);
 }
 
 int aibox_quantize(aibox_model *m, int in, float scale, float zero_point, float qmin, float qmax)
 {
     if (m && !(scale > 0.0f && isfinite(scale) && qmin <= qmax && isfinite(zero_point)))
         return build_fail(m, AIBOX_E_INVALID, "quantize: scale %g, range [%g, %g]", scale, qmin, qmax);
-    float fp[AIBOX_NODE_NF] = {scale, zero_point, qmin, qmax};
-    return add1(m, AIBOX_LAYER_QUANTIZE, in, NULL, fp);
+    aibox_node_settings s = {.quantize = {.scale = scale, .zero_point = zero_point, .qmin = qmin, .qmax = qmax}};
+    return add1(m, AIBOX_LAYER_QUANTIZE, in, &s);
 }
 
 int aibox_dropout(aibox_model *m, int in, float rate)
 {
     if (m && !(rate >= 0.0f && rate < 1.0f)) return build_fail(m, AIBOX_E_INVALID, "dropout: rate %g not in [0, 1)", rate);
-    float fp[AIBOX_NODE_NF] = {rate};
-    return add1(m, AIBOX_LAYER_DROPOUT, in, NULL, fp);
+    aibox_node_settings s = {.dropout = {.rate = rate}};
+    return add1(m, AIBOX_LAYER_DROPOUT, in, &s);
 }
 
 int aibox_batchnorm(aibox_model *m, int in, float eps, float momentum)
 {
-    float fp[AIBOX_NODE_NF] = {eps, momentum};
-    return add1(m, AIBOX_LAYER_BATCHNORM, in, NULL, fp);
+    aibox_node_settings s = {.batchnorm = {.eps = eps, .momentum = momentum}};
+    return add1(m, AIBOX_LAYER_BATCHNORM, in, &s);
 }
 
 int aibox_zeropad(aibox_model *m, int in, int top, int left, int bottom, int right)
 {
-    int ip[AIBOX_NODE_NI] = {top, left, bottom, right};
-    return add1(m, AIBOX_LAYER_ZEROPAD, in, ip, NULL);
+    aibox_node_settings s = {.zeropad = {.top = top, .left = left, .bottom = bottom, .right = right}};
+    return add1(m, AIBOX_LAYER_ZEROPAD, in, &s);
 }
 
 int aibox_concat(aibox_model *m, int n_inputs, const int *inputs)
 {
     if (!inputs) return m ? build_fail(m, AIBOX_E_INVALID, "concat: NULL inputs") : -(int)AIBOX_E_INVALID;
-    return aibox_model_add_node(m, AIBOX_LAYER_CONCAT, n_inputs, inputs, NULL, NULL);
+    return aibox_model_add_node(m, AIBOX_LAYER_CONCAT, n_inputs, inputs, NULL);
 }
 
 int aibox_add(aibox_model *m, int a, int b)
 {
     int in[2] = {a, b};
-    return aibox_model_add_node(m, AIBOX_LAYER_ADD, 2, in, NULL, NULL);
+    return aibox_model_add_node(m, AIBOX_LAYER_ADD, 2, in, NULL);
 }
 
 int aibox_upsample_nearest(aibox_model *m, int in, int out_h, int out_w)
 {
-    int ip[AIBOX_NODE_NI] = {out_h, out_w};
-    return add1(m, AIBOX_LAYER_UPSAMPLE_NEAREST, in, ip, NULL);
+    aibox_node_settings s = {.upsample = {.out_h = out_h, .out_w = out_w}};
+    return add1(m, AIBOX_LAYER_UPSAMPLE_NEAREST, in, &s);
 }
 
 int aibox_upsample_bilinear(aibox_model *m, int in, int out_h, int out_w)
 {
-    int ip[AIBOX_NODE_NI] = {out_h, out_w};
-    return add1(m, AIBOX_LAYER_UPSAMPLE_BILINEAR, in, ip, NULL);
+    aibox_node_settings s = {.upsample = {.out_h = out_h, .out_w = out_w}};
+    return add1(m, AIBOX_LAYER_UPSAMPLE_BILINEAR, in, &s);
 }
 
 aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, aibox_error *err)
@@ -319,7 +335,7 @@ aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int 
         const aibox_node *sn = &src->nodes[i];
         int in[AIBOX_NODE_MAX_IN];
         for (int j = 0; j < sn->n_in; j++) in[j] = keep[sn->in[j]];
-        int id = aibox_model_add_node(m, sn->kind, sn->n_in, in, sn->ip, sn->fp);
+        int id = aibox_model_add_node(m, sn->kind, sn->n_in, in, &sn->settings);
         if (id < 0) {
             s = aibox_fail(err, (aibox_status)-id, "extract: %s", m->build_msg);
             break;
