@@ -37,6 +37,18 @@ static double text_num(const char *s, const char *key)
     return p ? atof(p + strlen(k)) : NAN;
 }
 
+/* The installed examples exist where make check builds them (not in the
+ * sanitizer build, which tests the library's own objects). */
+static void need_examples(void)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/installed/static/padim", build);
+    if (access(p, X_OK)) {
+        print_message("skipped: %s is missing (make installed-examples builds it; make check does)\n", p);
+        skip();
+    }
+}
+
 /* 32x32 grey stripes: class 0 horizontal, class 1 vertical. */
 static void stripes(aibox_rng *r, int cls, const char *path)
 {
@@ -156,18 +168,6 @@ static void test_padim_example_matches_infer(void **state)
     assert_int_equal(aibox_image_load(&img, p, 0, &e), AIBOX_OK);
     assert_true(img.width == 64 && img.height == 64 && img.channels == 3);
     aibox_image_free(&img);
-}
-
-/* The installed examples exist where make check builds them (not in the
- * sanitizer build, which tests the library's own objects). */
-static void need_examples(void)
-{
-    char p[4200];
-    snprintf(p, sizeof p, "%s/installed/static/padim", build);
-    if (access(p, X_OK)) {
-        print_message("skipped: %s is missing (make installed-examples builds it; make check does)\n", p);
-        skip();
-    }
 }
 
 static int setup(void **state)
