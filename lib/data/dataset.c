@@ -221,7 +221,7 @@ static aibox_status draw_split(aibox_dataset *ds, float frac, uint64_t seed, aib
         int n_val = frac > 0 ? (int)(frac * (float)n + 0.5f) : 0;
         if (n_val > n - 1) n_val = n > 0 ? n - 1 : 0;
         aibox_rng r;
-        aibox_rng_seed(&r, aibox_data_hash(seed, name_hash(ds->classes[c]), TAG_SPLIT));
+        aibox_rng_seed(&r, aibox_seed_mix(seed, name_hash(ds->classes[c]), TAG_SPLIT));
         for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
             int j = (int)aibox_rng_below(&r, (uint32_t)i + 1);
             int t = members[i];

@@ -20,24 +20,14 @@
 
 /* ------------------------------------------------------------ seeding */
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-uint64_t aibox_data_hash(uint64_t a, uint64_t b, uint64_t c) { return mix64(mix64(mix64(a) ^ b) ^ c); }
-
 void aibox_data_shuffle_rng(aibox_rng *r, uint64_t seed, int epoch)
 {
-    aibox_rng_seed(r, aibox_data_hash(seed, (uint32_t)epoch, TAG_SHUFFLE));
+    aibox_rng_seed(r, aibox_seed_mix(seed, (uint32_t)epoch, TAG_SHUFFLE));
 }
 
 void aibox_data_sample_rng(aibox_rng *r, uint64_t seed, int epoch, int index)
 {
-    aibox_rng_seed(r, aibox_data_hash(seed, ((uint64_t)(uint32_t)epoch << 32) | (uint32_t)index, TAG_AUGMENT));
+    aibox_rng_seed(r, aibox_seed_mix(seed, ((uint64_t)(uint32_t)epoch << 32) | (uint32_t)index, TAG_AUGMENT));
 }
 
 /* ------------------------------------------------------------ loader */

@@ -503,7 +503,7 @@ static void dropout_fwd_part(aibox_run *r, int part, int parts, int thread)
     for (size_t b = b0; b < b1; b++) {
         size_t off = b * DROPOUT_BLOCK, len = AIBOX_MIN((size_t)DROPOUT_BLOCK, count - off);
         aibox_rng rng;
-        aibox_rng_seed(&rng, r->draw ^ (0x9e3779b97f4a7c15ULL * (b + 1)));
+        aibox_rng_seed(&rng, aibox_seed_mix(r->draw, b, 0x626c6f636bULL /* "block" */));
         aibox_dropout_fwd(len, r->nd->settings.dropout.rate, &rng, r->x[0] + off, r->y + off, (float *)r->saved + off);
     }
 }

@@ -47,13 +47,7 @@ static double now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    uint64_t z = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#define TAG_DROPOUT 0x64726f706f7574ULL /* "dropout" */
 
 /* Index of the largest of k logits (the predicted class). */
 static int argmax(const float *o, int k)
@@ -308,7 +302,7 @@ static aibox_status run_epoch(trainer *t, epoch_row *row, double t0, aibox_error
     const aibox_train_opts *o = t->o;
     aibox_status s;
     aibox_optim_set_epoch(t->opt, t->epoch);
-    aibox_ctx_reseed(t->ctx, mix(o->seed, (uint64_t)t->epoch));
+    aibox_ctx_reseed(t->ctx, aibox_seed_mix(o->seed, (uint64_t)t->epoch, TAG_DROPOUT));
     if (t->train->begin_epoch && (s = t->train->begin_epoch(t->train->user, t->epoch, err))) return s;
     double lsum = 0;
     long seen = 0, right = 0;
