@@ -38,30 +38,6 @@ static const char usage[] =
     "Exit status: 0 imported, 2 bad usage, labels or --arch, 3 the model could not be read or written.\n";
 
 /* The file's kind by its first bytes (as aibox_import decides). */
-static const char *sniff(const char *path)
-{
-    unsigned char h[9] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(h, 1, sizeof h, f) : 0;
-    if (f) fclose(f);
-    if (got >= 8 && !memcmp(h, "AIBOX\0MD", 8)) return "aibox";
-    if (got >= 8 && !memcmp(h + 4, "TFL3", 4)) return "tflite";
-    if (got == 9 && h[8] == '{') return "safetensors";
-    return "unknown";
-}
-
-/* What the output holds: probabilities (a softmax, possibly behind shape-only
- * or re-quantising nodes) or scores (logits, or features of an extractor). */
-static const char *output_kind(const aibox_model *m)
-{
-    for (int i = aibox_model_output(m); i > 0;) {
-        aibox_layer_kind k = aibox_model_node_kind(m, i);
-        if (k == AIBOX_LAYER_SOFTMAX) return "probabilities";
-        if (k != AIBOX_LAYER_QUANTIZE && k != AIBOX_LAYER_CLAMP && k != AIBOX_LAYER_FLATTEN) break;
-        if (aibox_model_node_inputs(m, i, &i, 1) != 1) break;
-    }
-    return "scores";
-}
 
 int main(int argc, char **argv)
 {
@@ -131,7 +107,8 @@ int main(int argc, char **argv)
     aibox_model_node_shape(m, aibox_model_output(m), &oc, &oh, &ow);
     int classes = oc * oh * ow;
     const char *const *names = NULL;
-    const char *arch_name = "unknown", *kind = output_kind(m), *format = sniff(src);
+    const char *arch_name = "unknown", *kind = aibox_model_outputs_probabilities(m) ? "probabilities" : "scores",
+               *format = aibox_model_format_name(aibox_model_format_of(src));
     aibox_model_get_meta_str(m, AIBOX_META_ARCH, &arch_name);
     aibox_model_get_meta_strs(m, AIBOX_META_CLASS_NAMES, &n_names, &names);
     size_t params = aibox_model_param_count(m);

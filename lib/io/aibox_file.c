@@ -113,7 +113,11 @@ static int starts_ci(const unsigned char *p, size_t n, const char *lit)
 /* Names the format a wrong file seems to be, so the message says what to do. */
 static const char *guess_format(const unsigned char *p, size_t n)
 {
-    if (HAS(4, "TFL3")) return "a TensorFlow Lite model (convert it with the TFLite importer)";
+    switch (aibox_model_format_sniff(p, n)) { /* the formats aibox_import (aibox-import) converts */
+    case AIBOX_FORMAT_TFLITE: return "a TensorFlow Lite model (aibox-import or aibox_import turns it into .aibox)";
+    case AIBOX_FORMAT_SAFETENSORS: return "a safetensors file (aibox-import or aibox_import turns it into .aibox)";
+    default: break;
+    }
     if (HAS(0, "\x89PNG\r\n\x1a\n")) return "a PNG image";
     if (HAS(0, "\xff\xd8\xff")) return "a JPEG image";
     if (HAS(0, "GIF8")) return "a GIF image";
@@ -125,9 +129,6 @@ static const char *guess_format(const unsigned char *p, size_t n)
     if (HAS(0, "\x93NUMPY")) return "a NumPy array";
     if (HAS(0, "\x1f\x8b")) return "a gzip-compressed file (decompress it first)";
     if (n >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5) return "a Python pickle (an old PyTorch checkpoint?)";
-    /* safetensors: u64 JSON header length, then the JSON object. */
-    if (n >= 10 && p[8] == '{' && get_u64(p) >= 2 && get_u64(p) < ((uint64_t)1 << 40))
-        return "a safetensors file (convert it with the safetensors importer)";
     if (HAS(0, "version https://git-lfs"))
         return "a Git LFS pointer, not the model itself (run `git lfs pull`)";
     if (looks_like_text(p, n)) {
