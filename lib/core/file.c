@@ -32,7 +32,7 @@ aibox_status aibox_read_fd_ex(int fd, const char *name, size_t max_bytes, int al
     /* a regular file is read at its size; a stream grows its buffer */
     size_t cap = regular ? (size_t)st.st_size : (size_t)1 << 16, n = 0;
     unsigned char *p = aligned ? aibox_alloc(cap ? cap : 1) : malloc(cap ? cap : 1);
-    if (!p) return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory reading %zu bytes", name, cap);
+    if (!p) return aibox_fail(err, AIBOX_E_NOMEM, "%s: cannot allocate %zu bytes to read it", name, cap);
     for (;;) {
         if (n == cap) {
             if (regular) break;
@@ -45,7 +45,7 @@ aibox_status aibox_read_fd_ex(int fd, const char *name, size_t max_bytes, int al
             unsigned char *q = aligned ? aibox_alloc(nc) : realloc(p, nc);
             if (!q) {
                 release(p, aligned);
-                return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory reading %zu bytes", name, nc);
+                return aibox_fail(err, AIBOX_E_NOMEM, "%s: cannot allocate %zu bytes to read it", name, nc);
             }
             if (aligned) memcpy(q, p, n), aibox_free(p);
             p = q, cap = nc;

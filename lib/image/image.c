@@ -619,58 +619,11 @@ aibox_status aibox_image_load(aibox_image *img, const char *path, long long max_
 {
     if (!img) return aibox_fail(err, AIBOX_E_INVALID, "image load: NULL output image");
     memset(img, 0, sizeof *img);
-    if (!path || !*path) return aibox_fail(err, AIBOX_E_INVALID, "image load: empty path");
-    /* open(2) rather than fopen: O_NONBLOCK keeps a FIFO given by mistake
-     * from hanging the open; fstat then refuses it. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return aibox_fail(err, errno == ENOENT ? AIBOX_E_NOTFOUND : AIBOX_E_IO, "%s: cannot open: %s", path,
-                          strerror(errno));
-    aibox_status st = AIBOX_OK;
     unsigned char *buf = NULL;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        st = aibox_fail(err, AIBOX_E_IO, "%s: not a regular file", path);
-        goto done;
-    }
-    if (sb.st_size == 0) {
-        st = aibox_fail(err, AIBOX_E_FORMAT, "%s: empty file", path);
-        goto done;
-    }
-    if (sb.st_size > MAX_FILE_BYTES) {
-        st = aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %lld bytes exceeds the 1 GiB image file limit", path,
-                        (long long)sb.st_size);
-        goto done;
-    }
-    size_t size = (size_t)sb.st_size;
-    buf = malloc(size);
-    if (!buf) {
-        st = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-        goto done;
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            st = aibox_fail(err, AIBOX_E_IO, "%s: cannot read: %s", path, strerror(errno));
-            goto done;
-        }
-        if (r == 0) {
-            st = aibox_fail(err, AIBOX_E_IO, "%s: file shrank while reading (%zu of %zu bytes)", path, got, size);
-            goto done;
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    fd = -1;
-    st = aibox_image_decode(img, buf, size, path, max_pixels, err);
-done:
-    if (fd >= 0) close(fd);
+    size_t size = 0;
+    /* the library's one reader: FIFOs refused without waiting, the size capped before reading */
+    aibox_status st = aibox_read_file(path, MAX_FILE_BYTES, &buf, &size, err);
+    if (!st) st = aibox_image_decode(img, buf, size, path, max_pixels, err); /* 0 bytes: "empty file" */
     free(buf);
     return st;
 }

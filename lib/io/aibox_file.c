@@ -624,21 +624,13 @@ aibox_status aibox_file_read(const char *path, aibox_file **out, aibox_error *er
         close(fd);
         return st;
     }
-    unsigned char *blob = size <= SIZE_MAX - AIBOX_ALIGN ? aibox_alloc((size_t)size) : NULL;
-    if (!blob) {
-        close(fd);
-        return aibox_fail(err, AIBOX_E_NOMEM, "%s: the file is %llu bytes, more than can be allocated to read it",
-                          path, (unsigned long long)size);
-    }
-    ssize_t got = read_full(fd, blob, (size_t)size);
-    if (got < 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "%s: cannot read: %s", path, strerror(errno));
-        close(fd);
-        aibox_free(blob);
-        return st;
-    }
+    /* the magic is right: the whole file, through the library's one reader (aligned for the tensors) */
+    unsigned char *blob = NULL;
+    size_t len = 0;
+    if (lseek(fd, 0, SEEK_SET) != 0) st = aibox_fail(err, AIBOX_E_IO, "%s: cannot seek: %s", path, strerror(errno));
+    else st = aibox_read_fd_ex(fd, path, 0, 1, &blob, &len, err);
     close(fd);
-    return parse_blob(blob, (size_t)got, path, out, err);
+    return st ? st : parse_blob(blob, len, path, out, err);
 }
 
 /* The metadata and index only: the first data_offset bytes are kept, the
