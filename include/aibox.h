@@ -221,14 +221,6 @@ AIBOX_API aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, ai
 /* Frozen nodes keep their parameters through optimizer steps (fine-tuning). */
 AIBOX_API aibox_status aibox_model_set_frozen(aibox_model *m, int node, int frozen);
 AIBOX_API aibox_status aibox_model_set_output(aibox_model *m, int node);
-/* A new finished model made of node and the nodes it depends on (in their
- * order), with their parameters, statistics, frozen flags and the metadata
- * ("aibox.tap.*" node indices renumbered, -1 where cut away); its output is
- * node's copy. map (NULL, or src's node count long) receives each source
- * node's new index, -1 where dropped. Builder calls on a finished model
- * (this one or any other) reopen it: the existing nodes keep their values and
- * the next aibox_model_finish initialises only the new ones; a head on a
- * pretrained trunk is built that way. */
 /* The end of the stage at a stride: the last node (up to the output) whose
  * output is exactly the input size / stride in both directions (ResNet's
  * layer1..4 for 4..32, MobileNet's last block at that resolution), or -1. */
@@ -240,6 +232,14 @@ AIBOX_API int aibox_model_stride_node(const aibox_model *m, int stride);
  * Without one (a fully convolutional model) the last node larger than 1x1;
  * -1 when there is no such node either. */
 AIBOX_API int aibox_model_embedding_node(const aibox_model *m);
+/* A new finished model made of node and the nodes it depends on (in their
+ * order), with their parameters, statistics, frozen flags and the metadata
+ * ("aibox.tap.*" node indices renumbered, -1 where cut away); its output is
+ * node's copy. map (NULL, or src's node count long) receives each source
+ * node's new index, -1 where dropped. Builder calls on a finished model
+ * (this one or any other) reopen it: the existing nodes keep their values and
+ * the next aibox_model_finish initialises only the new ones; a head on a
+ * pretrained trunk is built that way. */
 AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model *src, int node, int *map,
                                            aibox_error *err);
 AIBOX_API int aibox_model_output(const aibox_model *m);
@@ -528,7 +528,8 @@ AIBOX_API aibox_status aibox_image_write_jpg(const aibox_image *img, const char 
 /* How an image becomes a model input. Stored in the model's metadata so that
  * inference repeats exactly what training did:
  *   input shape       the graph's input (channels, height, width)
- *   aibox.input.resize       "area" | "bilinear" | "nearest" (the whole image is resized)
+ *   aibox.input.resize       "area" | "bilinear" | "bilinear_center" | "nearest" (the whole
+ *                            image is resized; see aibox_resize_mode)
  *   aibox.input.mean / .std  per channel: x = (pixel / 255 - mean[c]) / std[c]  */
 typedef struct aibox_preproc {
     int channels, width, height;

@@ -551,6 +551,9 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
 {
     if (!c || !m) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL argument");
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "backward: the context was made for another model");
+    if (c->mode != AIBOX_TRAIN)
+        return aibox_fail(err, AIBOX_E_STATE,
+                          "backward: the context was created for inference; create one with mode AIBOX_TRAIN to train");
     if (!c->grad_set) return aibox_fail(err, AIBOX_E_STATE, "backward: compute a loss (or set the output gradient) first");
     aibox_status gs = aibox_model_grads_ready(m, err);
     if (gs) return gs;

@@ -249,6 +249,8 @@ static void test_builder_errors(void **state)
     assert_int_equal(aibox_ctx_create(&c, g, NULL, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_forward(c, g, x, 1, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_forward(c, g, x, 2, &e), AIBOX_E_INVALID);
+    assert_int_equal(aibox_ctx_backward(c, g, &e), AIBOX_E_STATE); /* says why, not "compute a loss first" */
+    assert_non_null(strstr(e.msg, "created for inference"));
     aibox_ctx_free(&c);
     assert_int_equal(aibox_ctx_create(&c, g, &(aibox_ctx_opts){.mode = (aibox_mode)7}, &e), AIBOX_E_INVALID);
     /* a dense layer fixes the input size */
