@@ -13,7 +13,6 @@
 #include "aibox/data.h"
 #include "cli.h"
 #include "train_padim.h"
-#include "transfer.h"
 
 static const char usage[] =
     "usage: aibox-train DATA -o MODEL.aibox [options]\n"
@@ -290,13 +289,16 @@ int main(int argc, char **argv)
     aibox_error err = {0};
     /* the backbone first: a bad file fails before any data is read or anything written */
     aibox_model *bb = NULL;
-    int cut = -1;
+    aibox_transfer_opts to = {.tap = tap, .stride = (int)stride, .dropout = (float)dropout, .freeze = freeze,
+                              .from_scratch = scratch, .seed = (uint64_t)seed, .name = backbone};
+    aibox_transfer_info ti = {.cut = -1};
     if (backbone) {
         if (aibox_import(&bb, backbone, NULL, &err)) {
             fprintf(stderr, "%s: --backbone %s\n", prog, err.msg);
             return 2;
         }
-        if ((cut = transfer_cut(bb, backbone, tap, stride)) < 1) {
+        if (aibox_transfer_cut(bb, &to, &err) < 0) {
+            fprintf(stderr, "%s: %s%s%s\n", prog, tap ? "--tap " : "", err.msg, tap || stride ? "" : "; use --tap NODE");
             aibox_model_free(&bb);
             return 2;
         }
@@ -357,22 +359,17 @@ int main(int argc, char **argv)
     int rc = 2;
     aibox_preproc pp;
     aibox_status s;
-    int feat = -1, head = -1;
-    if (bb) { /* the backbone's preprocessing, cut and a new head */
-        s = aibox_preproc_from_model(&pp, bb, &err);
-        if (!s) s = transfer_build(&m, bb, cut, K, (float)dropout, freeze, scratch, (uint64_t)seed, &feat, &head, &err);
+    if (bb) { /* the backbone cut, a new head; the backbone's preprocessing */
+        s = aibox_transfer_build(&m, bb, K, aibox_dataset_class_names(ds), &to, &ti, &err);
+        if (!s) s = aibox_preproc_from_model(&pp, m, &err);
         if (!s) {
-            int c, h, w;
+            int c, h, w, cut = ti.cut;
             aibox_model_node_shape(bb, cut, &c, &h, &w);
             channels = pp.channels, size = pp.height, model_name = backbone;
             if (!quiet)
                 fprintf(stderr, "%s: backbone %s cut at node %d (%s, %dx%dx%d)%s, %s; new head for %d classes\n", prog,
                         backbone, cut, aibox_layer_kind_name(aibox_model_node_kind(bb, cut)), c, h, w,
                         scratch ? ", weights drawn afresh" : "", freeze ? "frozen" : "trained", K);
-            aibox_model_set_meta_str(m, "aibox.backbone", backbone, NULL);
-            aibox_model_set_meta_int(m, "aibox.backbone.cut", cut, NULL);
-            aibox_model_set_meta_int(m, "aibox.backbone.frozen", freeze, NULL);
-            aibox_model_set_meta_str(m, "aibox.backbone.init", scratch ? "random" : "pretrained", NULL);
         }
     } else {
         s = !strcmp(model_name, "alexnet") ? aibox_preset_alexnet(&m, K, channels, (int)size, (float)dropout, &err)
@@ -439,7 +436,7 @@ int main(int argc, char **argv)
     if (!quiet)
     {
         size_t n_par = aibox_model_param_count(m), hw = 0, hb = 0;
-        if (bb && freeze) aibox_model_node_param(m, head, 0, &hw), aibox_model_node_param(m, head, 1, &hb);
+        if (bb && freeze) aibox_model_node_param(m, ti.head_node, 0, &hw), aibox_model_node_param(m, ti.head_node, 1, &hb);
         char trained[64] = "";
         if (bb && freeze) snprintf(trained, sizeof trained, " (%zu trained)", hw + hb);
         fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters%s, %d threads, %s\n", prog, model_name, channels, (int)size,
@@ -448,10 +445,22 @@ int main(int argc, char **argv)
     aibox_train_result res;
     int cached = bb && freeze && aug_mask == 0;
     double feat_seconds = 0;
-    if (cached)
-        s = transfer_train_cached(m, feat, head, (float)dropout, ds, &pp, vl ? (int)val_split_id : -1, (int)batch, &o,
-                                  (int)threads, quiet, &res, &feat_seconds, &err);
-    else
+    if (cached) { /* features computed once by the frozen trunk; the head trains on them */
+        aibox_transfer_features *f = NULL;
+        aibox_transfer_features_stats st;
+        aibox_transfer_features_opts fo = {.batch = (int)batch, .validation = val_on_train ? 1 : 0, .seed = (uint64_t)seed,
+                                           .threads = (int)threads};
+        s = aibox_transfer_features_create(&f, m, ds, &pp, &fo, &st, &err);
+        if (!s) {
+            feat_seconds = st.seconds;
+            if (!quiet)
+                fprintf(stderr, "%s: frozen backbone, no augmentation: %d-value features of %d + %d images computed "
+                                "once in %.1fs; the head trains on them\n",
+                        prog, st.dim, st.train, st.val, st.seconds);
+            s = aibox_transfer_train_head(m, f, &o, (int)threads, &res, &err);
+        }
+        aibox_transfer_features_free(&f);
+    } else
         s = aibox_train(m, &tsrc, (int)batch, vl ? &vsrc : NULL, &o, (int)threads, &res, &err);
     rc = 0;
     if (s == AIBOX_E_INTERRUPTED) {
@@ -488,7 +497,7 @@ int main(int argc, char **argv)
             cj_bool(&j, "stopped_early", res.stopped_early);
             if (bb) {
                 cj_str(&j, "backbone", backbone);
-                cj_int(&j, "cut", cut);
+                cj_int(&j, "cut", ti.cut);
                 cj_bool(&j, "frozen", freeze);
                 cj_str(&j, "init", scratch ? "random" : "pretrained");
                 cj_bool(&j, "cached_features", cached);
