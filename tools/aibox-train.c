@@ -419,9 +419,11 @@ static int build_model(run *r)
     return 2;
 }
 
-/* The model's metadata (preprocessing, class names, task, seed, class
- * weights) and the loaders (training: shuffled, augmented; validation: in
- * order, never augmented). */
+/* The loaders (training: shuffled, augmented; validation: in order, never
+ * augmented) and the model's metadata. A transferred model has its
+ * preprocessing and class names from aibox_transfer_build; a preset gets them
+ * here, where the keys stand in the file, from the training source's describe
+ * hook (which aibox_train calls again). Then task, seed and class weights. */
 static int prepare_model(run *r)
 {
     const train_args *a = &r->a;
@@ -431,18 +433,15 @@ static int prepare_model(run *r)
                             .aug_p = (float)a->aug_p, .seed = (uint64_t)a->seed, .threads = (int)a->threads};
     aibox_loader_opts vo = {.split = a->val_on_train ? AIBOX_SPLIT_TRAIN : AIBOX_SPLIT_VAL, .batch = (int)a->batch,
                             .seed = (uint64_t)a->seed, .threads = (int)a->threads};
-    if ((s = aibox_preproc_to_model(&r->pp, r->m, &r->err)) ||
-        (s = aibox_model_set_meta_strs(r->m, AIBOX_META_CLASS_NAMES, r->classes, aibox_dataset_class_names(r->ds), &r->err)) ||
-        (s = aibox_model_set_meta_str(r->m, AIBOX_META_TASK, "classify", &r->err)) ||
-        (s = aibox_model_set_meta_int(r->m, "aibox.seed", a->seed, &r->err))) {
-        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
-        return 2;
-    }
     r->weights = calloc((size_t)r->classes, sizeof *r->weights);
     r->has_w = r->weights ? parse_class_weights(a->cw_spec, r->ds, r->weights) : -1;
     if (r->has_w < 0) return 2;
-    if ((s = aibox_loader_create(&r->tl, r->ds, &r->pp, &lo, &r->err)) ||
-        (has_val && (s = aibox_loader_create(&r->vl, r->ds, &r->pp, &vo, &r->err)))) {
+    if (!(s = aibox_loader_create(&r->tl, r->ds, &r->pp, &lo, &r->err)) && has_val)
+        s = aibox_loader_create(&r->vl, r->ds, &r->pp, &vo, &r->err);
+    aibox_batch_source src = aibox_loader_source(r->tl);
+    if (!s && !r->bb && !(s = src.describe(src.user, r->m, &r->err)))
+        s = aibox_model_set_meta_str(r->m, AIBOX_META_TASK, "classify", &r->err);
+    if (s || (s = aibox_model_set_meta_int(r->m, "aibox.seed", a->seed, &r->err))) {
         fprintf(stderr, "%s: %s\n", prog, r->err.msg);
         return 2;
     }
