@@ -352,7 +352,7 @@ static int open_data(run *r)
 {
     const train_args *a = &r->a;
     if (aibox_augment_parse(a->aug_spec, &r->aug_mask, &r->err) || aibox_resize_mode_parse(a->resize, &r->rmode)) {
-        fprintf(stderr, "%s: %s\n", prog, r->err.msg[0] ? r->err.msg : "--resize must be area, bilinear or nearest");
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg[0] ? r->err.msg : "--resize must be area, bilinear, bilinear_center or nearest");
         return 2;
     }
     aibox_dataset_opts dopts = {.val_split = a->val_on_train ? -1.0f : (a->val_split > 0 ? (float)a->val_split : -1.0f),
