@@ -651,6 +651,9 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 
 /* Folder datasets, augmentation and the background loader. */
 #include "aibox/data.h"
+/* Transfer learning: a pretrained model cut at a feature layer with a new
+ * classification head, trained whole or on cached features. */
+#include "aibox/transfer.h"
 /* Importers of pretrained models. */
 #include "aibox/import.h"
 /* Anomaly maps: resize, blur, regions, overlays, and the metrics AUROC, F1, AUPRO. */

@@ -13,7 +13,6 @@
 #include "aibox/data.h"
 #include "cli.h"
 #include "train_padim.h"
-#include "transfer.h"
 
 static const char usage[] =
     "usage: aibox-train DATA -o MODEL.aibox [options]\n"
@@ -198,236 +197,366 @@ static int parse_class_weights(const char *spec, const aibox_dataset *ds, float 
     return 1;
 }
 
-int main(int argc, char **argv)
+/* The command line, as parsed. */
+typedef struct {
+    const char *data, *out, *model_name, *out_dir, *resume, *cw_spec, *aug_spec, *preview_dir, *resize;
+    const char *backbone, *tap;
+    long size, epochs, batch, patience, threads, min_samples, preview_n, seed, max_pixels, stride;
+    double lr, val_split, aug_p, dropout;
+    int freeze, scratch, fixed_input; /* freeze: -1 until decided; fixed_input: options a backbone decides */
+    int gray, strict, quiet, val_on_train, sgd;
+} train_args;
+
+static const char prog[] = "aibox-train";
+
+/* One option at argv[*i] (its value, if any, after it); 1 when taken, 0
+ * after an error message, -1 for --help / --version (printed). */
+static int parse_option(train_args *a, int argc, char **argv, int *i)
 {
-    if (argc > 1 && !strcmp(argv[1], "padim")) return padim_main(argc - 1, argv + 1);
-    const char *prog = "aibox-train", *data = NULL, *out = NULL, *model_name = "small", *out_dir = NULL;
-    const char *resume = NULL, *cw_spec = "none", *aug_spec = "all", *preview_dir = NULL, *resize = "area";
-    long size = 0, epochs = 20, batch = 32, patience = 0, threads = 0, min_samples = 30, preview_n = 0, seed = 1;
-    long max_pixels = 100000000, stride = 0;
-    const char *backbone = NULL, *tap = NULL;
-    int freeze = -1, scratch = 0, fixed_input = 0; /* fixed_input: options a backbone decides */
-    double lr = 0, val_split = 0.2, aug_p = 0.6, dropout = 0.25;
-    int gray = -1, strict = 0, quiet = 0, val_on_train = 0, sgd = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1;
-        if (cli_help_or_version(prog, a, usage)) {
+    const char *o = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int ok = 1;
+    if (cli_help_or_version(prog, o, usage)) return -1;
+    else if ((!strcmp(o, "-o") || !strcmp(o, "--output")) && v) a->out = v, (*i)++;
+    else if (!strcmp(o, "--model") && v) a->model_name = v, (*i)++, a->fixed_input++;
+    else if (!strcmp(o, "--backbone") && v) a->backbone = v, (*i)++;
+    else if (!strcmp(o, "--tap") && v) a->tap = v, (*i)++;
+    else if (!strcmp(o, "--freeze")) a->freeze = 1;
+    else if (!strcmp(o, "--no-freeze")) a->freeze = 0;
+    else if (!strcmp(o, "--from-scratch")) a->scratch = 1;
+    else if (!strcmp(o, "--stride")) ok = cli_int(prog, o, v, 1, 4096, &a->stride), (*i)++;
+    else if (!strcmp(o, "--out-dir") && v) a->out_dir = v, (*i)++;
+    else if (!strcmp(o, "--resume") && v) a->resume = v, (*i)++;
+    else if (!strcmp(o, "--class-weight") && v) a->cw_spec = v, (*i)++;
+    else if (!strcmp(o, "--augment") && v) a->aug_spec = v, (*i)++;
+    else if (!strcmp(o, "--resize") && v) a->resize = v, (*i)++, a->fixed_input++;
+    else if (!strcmp(o, "--no-augment")) a->aug_spec = "none";
+    else if (!strcmp(o, "--gray")) a->gray = 1, a->fixed_input++;
+    else if (!strcmp(o, "--rgb")) a->gray = 0, a->fixed_input++;
+    else if (!strcmp(o, "--strict")) a->strict = 1;
+    else if (!strcmp(o, "--quiet")) a->quiet = 1;
+    else if (!strcmp(o, "--validate-on-train")) a->val_on_train = 1;
+    else if (!strcmp(o, "--optimizer") && v) {
+        if (!strcmp(v, "sgd")) a->sgd = 1;
+        else if (strcmp(v, "adam")) {
+            fprintf(stderr, "%s: --optimizer must be adam or sgd (got '%s')\n", prog, v);
             return 0;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) out = v, i++;
-        else if (!strcmp(a, "--model") && v) model_name = v, i++, fixed_input++;
-        else if (!strcmp(a, "--backbone") && v) backbone = v, i++;
-        else if (!strcmp(a, "--tap") && v) tap = v, i++;
-        else if (!strcmp(a, "--freeze")) freeze = 1;
-        else if (!strcmp(a, "--no-freeze")) freeze = 0;
-        else if (!strcmp(a, "--from-scratch")) scratch = 1;
-        else if (!strcmp(a, "--stride")) ok = cli_int(prog, a, v, 1, 4096, &stride), i++;
-        else if (!strcmp(a, "--out-dir") && v) out_dir = v, i++;
-        else if (!strcmp(a, "--resume") && v) resume = v, i++;
-        else if (!strcmp(a, "--class-weight") && v) cw_spec = v, i++;
-        else if (!strcmp(a, "--augment") && v) aug_spec = v, i++;
-        else if (!strcmp(a, "--resize") && v) resize = v, i++, fixed_input++;
-        else if (!strcmp(a, "--no-augment")) aug_spec = "none";
-        else if (!strcmp(a, "--gray")) gray = 1, fixed_input++;
-        else if (!strcmp(a, "--rgb")) gray = 0, fixed_input++;
-        else if (!strcmp(a, "--strict")) strict = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--validate-on-train")) val_on_train = 1;
-        else if (!strcmp(a, "--optimizer") && v) {
-            if (!strcmp(v, "sgd")) sgd = 1;
-            else if (strcmp(v, "adam")) {
-                fprintf(stderr, "%s: --optimizer must be adam or sgd (got '%s')\n", prog, v);
-                return 2;
-            }
-            i++;
-        } else if (!strcmp(a, "--size")) ok = cli_int(prog, a, v, 8, 4096, &size), i++, fixed_input++;
-        else if (!strcmp(a, "--epochs")) ok = cli_int(prog, a, v, 1, 1000000, &epochs), i++;
-        else if (!strcmp(a, "--batch")) ok = cli_int(prog, a, v, 1, 4096, &batch), i++;
-        else if (!strcmp(a, "--patience")) ok = cli_int(prog, a, v, 0, 1000000, &patience), i++;
-        else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
-        else if (!strcmp(a, "--min-samples")) ok = cli_int(prog, a, v, 1, 1L << 30, &min_samples), i++;
-        else if (!strcmp(a, "--max-pixels")) ok = cli_int(prog, a, v, 1, 2000000000L, &max_pixels), i++;
-        else if (!strcmp(a, "--seed")) ok = cli_int(prog, a, v, 0, 0x7fffffffL, &seed), i++;
-        else if (!strcmp(a, "--lr")) ok = cli_float(prog, a, v, 1e-9, 10, &lr), i++;
-        else if (!strcmp(a, "--val-split")) ok = cli_float(prog, a, v, 0, 0.9, &val_split), i++;
-        else if (!strcmp(a, "--aug-p")) ok = cli_float(prog, a, v, 0, 0.95, &aug_p), i++;
-        else if (!strcmp(a, "--dropout")) ok = cli_float(prog, a, v, 0, 0.95, &dropout), i++;
-        else if (!strcmp(a, "--preview-augment")) {
-            ok = cli_int(prog, a, v, 1, 100000, &preview_n);
-            preview_dir = i + 2 < argc ? argv[i + 2] : NULL;
-            if (ok && !preview_dir) {
-                fprintf(stderr, "%s: --preview-augment needs N and DIR\n", prog);
-                return 2;
-            }
-            i += 2;
-        } else if (a[0] != '-' && !data) data = a;
-        else {
-            fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
-            return 2;
         }
-        if (!ok) return 2;
-    }
-    if (!data) {
-        fprintf(stderr, "%s: no data folder given (see --help)\n", prog);
-        return 2;
-    }
-    if (!out && !preview_dir) {
-        fprintf(stderr, "%s: no output model given (-o MODEL.aibox)\n", prog);
-        return 2;
-    }
-    if (!backbone && (tap || stride || freeze >= 0 || scratch)) {
-        fprintf(stderr, "%s: --tap, --stride, --freeze, --no-freeze and --from-scratch need --backbone\n", prog);
-        return 2;
-    }
-    if (backbone && (fixed_input || (tap && stride) || (scratch && freeze == 1))) {
-        fprintf(stderr, "%s: %s\n", prog,
-                fixed_input ? "the backbone fixes the input: --model, --size, --gray, --rgb and --resize do not apply"
-                : scratch   ? "--from-scratch trains the whole network: it cannot be --freeze"
-                            : "--tap and --stride both choose the cut; give one");
-        return 2;
-    }
-    if (freeze < 0) freeze = !scratch;
-    aibox_error err = {0};
-    /* the backbone first: a bad file fails before any data is read or anything written */
-    aibox_model *bb = NULL;
-    int cut = -1;
-    if (backbone) {
-        if (aibox_import(&bb, backbone, NULL, &err)) {
-            fprintf(stderr, "%s: --backbone %s\n", prog, err.msg);
-            return 2;
+        (*i)++;
+    } else if (!strcmp(o, "--size")) ok = cli_int(prog, o, v, 8, 4096, &a->size), (*i)++, a->fixed_input++;
+    else if (!strcmp(o, "--epochs")) ok = cli_int(prog, o, v, 1, 1000000, &a->epochs), (*i)++;
+    else if (!strcmp(o, "--batch")) ok = cli_int(prog, o, v, 1, 4096, &a->batch), (*i)++;
+    else if (!strcmp(o, "--patience")) ok = cli_int(prog, o, v, 0, 1000000, &a->patience), (*i)++;
+    else if (!strcmp(o, "--threads")) ok = cli_int(prog, o, v, 1, 1024, &a->threads), (*i)++;
+    else if (!strcmp(o, "--min-samples")) ok = cli_int(prog, o, v, 1, 1L << 30, &a->min_samples), (*i)++;
+    else if (!strcmp(o, "--max-pixels")) ok = cli_int(prog, o, v, 1, 2000000000L, &a->max_pixels), (*i)++;
+    else if (!strcmp(o, "--seed")) ok = cli_int(prog, o, v, 0, 0x7fffffffL, &a->seed), (*i)++;
+    else if (!strcmp(o, "--lr")) ok = cli_float(prog, o, v, 1e-9, 10, &a->lr), (*i)++;
+    else if (!strcmp(o, "--val-split")) ok = cli_float(prog, o, v, 0, 0.9, &a->val_split), (*i)++;
+    else if (!strcmp(o, "--aug-p")) ok = cli_float(prog, o, v, 0, 0.95, &a->aug_p), (*i)++;
+    else if (!strcmp(o, "--dropout")) ok = cli_float(prog, o, v, 0, 0.95, &a->dropout), (*i)++;
+    else if (!strcmp(o, "--preview-augment")) {
+        ok = cli_int(prog, o, v, 1, 100000, &a->preview_n);
+        a->preview_dir = *i + 2 < argc ? argv[*i + 2] : NULL;
+        if (ok && !a->preview_dir) {
+            fprintf(stderr, "%s: --preview-augment needs N and DIR\n", prog);
+            return 0;
         }
-        if ((cut = transfer_cut(bb, backbone, tap, stride)) < 1) {
-            aibox_model_free(&bb);
-            return 2;
-        }
+        *i += 2;
+    } else if (o[0] != '-' && !a->data) a->data = o;
+    else {
+        fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, o);
+        return 0;
     }
+    return ok;
+}
+
+/* Fills a from the command line; -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, train_args *a)
+{
+    *a = (train_args){.model_name = "small", .cw_spec = "none", .aug_spec = "all", .resize = "area", .epochs = 20,
+                      .batch = 32, .min_samples = 30, .seed = 1, .max_pixels = 100000000, .val_split = 0.2,
+                      .aug_p = 0.6, .dropout = 0.25, .freeze = -1, .gray = -1};
+    for (int i = 1; i < argc; i++) {
+        int r = parse_option(a, argc, argv, &i);
+        if (r <= 0) return r < 0 ? 0 : 2;
+    }
+    const char *bad = NULL;
+    if (!a->data) bad = "no data folder given (see --help)";
+    else if (!a->out && !a->preview_dir) bad = "no output model given (-o MODEL.aibox)";
+    else if (!a->backbone && (a->tap || a->stride || a->freeze >= 0 || a->scratch))
+        bad = "--tap, --stride, --freeze, --no-freeze and --from-scratch need --backbone";
+    else if (a->backbone && a->fixed_input)
+        bad = "the backbone fixes the input: --model, --size, --gray, --rgb and --resize do not apply";
+    else if (a->backbone && a->scratch && a->freeze == 1) bad = "--from-scratch trains the whole network: it cannot be --freeze";
+    else if (a->backbone && a->tap && a->stride) bad = "--tap and --stride both choose the cut; give one";
+    if (bad) {
+        fprintf(stderr, "%s: %s\n", prog, bad);
+        return 2;
+    }
+    if (a->freeze < 0) a->freeze = !a->scratch;
+    return -1;
+}
+
+/* Everything one run holds. */
+typedef struct {
+    train_args a;
+    aibox_error err;
+    aibox_model *bb, *m;
+    aibox_transfer_opts to;
+    aibox_transfer_info ti;
+    aibox_dataset *ds;
+    aibox_loader *tl, *vl;
+    aibox_preproc pp;
     unsigned aug_mask;
     aibox_resize_mode rmode;
-    if (aibox_augment_parse(aug_spec, &aug_mask, &err) || aibox_resize_mode_parse(resize, &rmode)) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg[0] ? err.msg : "--resize must be area, bilinear or nearest");
-        aibox_model_free(&bb);
-        return 2;
-    }
+    int classes, n_train, n_val, n_skip;
+    float *weights;
+    int has_w;
+    const char *out_dir;
+    char dir_buf[4096];
+} run;
 
-    /* data */
-    aibox_dataset *ds = NULL;
-    aibox_dataset_opts dopts = {.val_split = val_on_train ? -1.0f : (val_split > 0 ? (float)val_split : -1.0f),
-                                .seed = (uint64_t)seed,
-                                .strict = strict,
-                                .min_samples = (int)min_samples,
-                                .max_pixels = max_pixels,
-                                .threads = (int)threads};
-    if (aibox_dataset_open(&ds, data, &dopts, &err)) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        aibox_model_free(&bb);
+static void run_free(run *r)
+{
+    aibox_loader_free(&r->tl);
+    aibox_loader_free(&r->vl);
+    aibox_model_free(&r->m);
+    aibox_model_free(&r->bb);
+    aibox_dataset_free(&r->ds);
+    free(r->weights);
+}
+
+/* The backbone first: a bad file or cut fails before any data is read or anything written. */
+static int open_backbone(run *r)
+{
+    const train_args *a = &r->a;
+    if (!a->backbone) return -1;
+    r->to = (aibox_transfer_opts){.tap = a->tap, .stride = (int)a->stride, .dropout = (float)a->dropout,
+                                  .freeze = a->freeze, .from_scratch = a->scratch, .seed = (uint64_t)a->seed,
+                                  .name = a->backbone};
+    if (aibox_import(&r->bb, a->backbone, NULL, &r->err)) {
+        fprintf(stderr, "%s: --backbone %s\n", prog, r->err.msg);
         return 2;
     }
-    int n_skip = aibox_dataset_skipped_count(ds);
-    for (int i = 0; i < n_skip; i++) {
+    if (aibox_transfer_cut(r->bb, &r->to, &r->err) < 0) {
+        fprintf(stderr, "%s: %s%s%s\n", prog, a->tap ? "--tap " : "", r->err.msg,
+                a->tap || a->stride ? "" : "; use --tap NODE");
+        return 2;
+    }
+    return -1;
+}
+
+/* The augmentations, the resize mode and the data set (its skip list
+ * printed); --preview-augment ends here. */
+static int open_data(run *r)
+{
+    const train_args *a = &r->a;
+    if (aibox_augment_parse(a->aug_spec, &r->aug_mask, &r->err) || aibox_resize_mode_parse(a->resize, &r->rmode)) {
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg[0] ? r->err.msg : "--resize must be area, bilinear, bilinear_center or nearest");
+        return 2;
+    }
+    aibox_dataset_opts dopts = {.val_split = a->val_on_train ? -1.0f : (a->val_split > 0 ? (float)a->val_split : -1.0f),
+                                .seed = (uint64_t)a->seed,
+                                .strict = a->strict,
+                                .min_samples = (int)a->min_samples,
+                                .max_pixels = a->max_pixels,
+                                .threads = (int)a->threads};
+    if (aibox_dataset_open(&r->ds, a->data, &dopts, &r->err)) {
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+        return 2;
+    }
+    r->n_skip = aibox_dataset_skipped_count(r->ds);
+    for (int i = 0; i < r->n_skip; i++) {
         const char *p, *why;
-        aibox_dataset_skipped(ds, i, &p, &why);
+        aibox_dataset_skipped(r->ds, i, &p, &why);
         fprintf(stderr, "%s: skipped %s: %s\n", prog, p, why);
     }
-    int K = aibox_dataset_class_count(ds);
-    int n_train = aibox_dataset_count(ds, AIBOX_SPLIT_TRAIN), n_val = aibox_dataset_count(ds, AIBOX_SPLIT_VAL);
-    aibox_split val_split_id = val_on_train ? AIBOX_SPLIT_TRAIN : AIBOX_SPLIT_VAL;
-    if (!quiet)
-        fprintf(stderr, "%s: %s: %d classes, %d training images, %d validation%s, %d skipped\n", prog, data, K, n_train,
-                val_on_train ? n_train : n_val, val_on_train ? " (the training images)" : "", n_skip);
-    if (preview_dir) {
-        int rc = 0;
-        if (aibox_dataset_preview_augment(ds, (int)preview_n, preview_dir, aug_mask, (float)aug_p, (uint64_t)seed,
-                                          &err)) {
-            fprintf(stderr, "%s: %s\n", prog, err.msg);
-            rc = 2;
-        } else if (!quiet) {
-            fprintf(stderr, "%s: wrote %ld augmented samples to %s\n", prog, preview_n, preview_dir);
-        }
-        aibox_dataset_free(&ds);
-        aibox_model_free(&bb);
-        return rc;
+    r->classes = aibox_dataset_class_count(r->ds);
+    r->n_train = aibox_dataset_count(r->ds, AIBOX_SPLIT_TRAIN), r->n_val = aibox_dataset_count(r->ds, AIBOX_SPLIT_VAL);
+    if (!a->quiet)
+        fprintf(stderr, "%s: %s: %d classes, %d training images, %d validation%s, %d skipped\n", prog, a->data,
+                r->classes, r->n_train, a->val_on_train ? r->n_train : r->n_val,
+                a->val_on_train ? " (the training images)" : "", r->n_skip);
+    if (!a->preview_dir) return -1;
+    if (aibox_dataset_preview_augment(r->ds, (int)a->preview_n, a->preview_dir, r->aug_mask, (float)a->aug_p,
+                                      (uint64_t)a->seed, &r->err)) {
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+        return 2;
     }
+    if (!a->quiet) fprintf(stderr, "%s: wrote %ld augmented samples to %s\n", prog, a->preview_n, a->preview_dir);
+    return 0;
+}
 
-    /* model and its preprocessing */
-    int channels = gray == 1 ? 1 : gray == 0 ? 3 : (aibox_dataset_channels(ds) == 1 ? 1 : 3);
-    if (!size) size = !strcmp(model_name, "small") ? 64 : !strcmp(model_name, "alexnet") ? 256 : 224;
-    aibox_model *m = NULL;
-    aibox_loader *tl = NULL, *vl = NULL;
-    float *weights = NULL;
-    int rc = 2;
-    aibox_preproc pp;
+/* The model: the backbone cut with a new head (its metadata written by the
+ * library), or a preset drawn from the seed; pp: its preprocessing. */
+static int build_model(run *r)
+{
+    const train_args *a = &r->a;
     aibox_status s;
-    int feat = -1, head = -1;
-    if (bb) { /* the backbone's preprocessing, cut and a new head */
-        s = aibox_preproc_from_model(&pp, bb, &err);
-        if (!s) s = transfer_build(&m, bb, cut, K, (float)dropout, freeze, scratch, (uint64_t)seed, &feat, &head, &err);
-        if (!s) {
-            int c, h, w;
-            aibox_model_node_shape(bb, cut, &c, &h, &w);
-            channels = pp.channels, size = pp.height, model_name = backbone;
-            if (!quiet)
-                fprintf(stderr, "%s: backbone %s cut at node %d (%s, %dx%dx%d)%s, %s; new head for %d classes\n", prog,
-                        backbone, cut, aibox_layer_kind_name(aibox_model_node_kind(bb, cut)), c, h, w,
-                        scratch ? ", weights drawn afresh" : "", freeze ? "frozen" : "trained", K);
-            aibox_model_set_meta_str(m, "aibox.backbone", backbone, NULL);
-            aibox_model_set_meta_int(m, "aibox.backbone.cut", cut, NULL);
-            aibox_model_set_meta_int(m, "aibox.backbone.frozen", freeze, NULL);
-            aibox_model_set_meta_str(m, "aibox.backbone.init", scratch ? "random" : "pretrained", NULL);
+    if (r->bb) {
+        s = aibox_transfer_build(&r->m, r->bb, r->classes, aibox_dataset_class_names(r->ds), &r->to, &r->ti, &r->err);
+        if (!s) s = aibox_preproc_from_model(&r->pp, r->m, &r->err);
+        if (!s && !a->quiet) {
+            int c, h, w, cut = r->ti.cut;
+            aibox_model_node_shape(r->bb, cut, &c, &h, &w);
+            fprintf(stderr, "%s: backbone %s cut at node %d (%s, %dx%dx%d)%s, %s; new head for %d classes\n", prog,
+                    a->backbone, cut, aibox_layer_kind_name(aibox_model_node_kind(r->bb, cut)), c, h, w,
+                    a->scratch ? ", weights drawn afresh" : "", a->freeze ? "frozen" : "trained", r->classes);
         }
     } else {
-        s = !strcmp(model_name, "alexnet") ? aibox_preset_alexnet(&m, K, channels, (int)size, (float)dropout, &err)
-                                           : aibox_preset(&m, model_name, K, channels, (int)size, &err);
-        if (!s) s = aibox_model_init_params(m, (uint64_t)seed, &err);
+        int channels = a->gray == 1 ? 1 : a->gray == 0 ? 3 : (aibox_dataset_channels(r->ds) == 1 ? 1 : 3);
+        int size = a->size ? (int)a->size : !strcmp(a->model_name, "small") ? 64 : !strcmp(a->model_name, "alexnet") ? 256 : 224;
+        s = !strcmp(a->model_name, "alexnet") ? aibox_preset_alexnet(&r->m, r->classes, channels, size, (float)a->dropout, &r->err)
+                                              : aibox_preset(&r->m, a->model_name, r->classes, channels, size, &r->err);
+        if (!s) s = aibox_model_init_params(r->m, (uint64_t)a->seed, &r->err);
         if (!s) {
-            aibox_preproc_default(&pp, m);
-            pp.resize = rmode;
+            aibox_preproc_default(&r->pp, r->m);
+            r->pp.resize = r->rmode;
         }
     }
-    if (s || (s = aibox_preproc_to_model(&pp, m, &err)) ||
-        (s = aibox_model_set_meta_strs(m, AIBOX_META_CLASS_NAMES, K, aibox_dataset_class_names(ds), &err)) ||
-        (s = aibox_model_set_meta_str(m, AIBOX_META_TASK, "classify", &err)) ||
-        (s = aibox_model_set_meta_int(m, "aibox.seed", seed, &err))) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        goto out;
-    }
-    weights = calloc((size_t)K, sizeof *weights);
-    int has_w = weights ? parse_class_weights(cw_spec, ds, weights) : -1;
-    if (has_w < 0) goto out;
-    if (has_w) {
-        double dw[64];
-        int nw = K < 64 ? K : 64;
-        for (int c = 0; c < nw; c++) dw[c] = weights[c];
-        aibox_model_set_meta_floats(m, "aibox.train.class_weights", nw, dw, NULL);
-    }
+    if (!s) return -1;
+    fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+    return 2;
+}
 
-    /* loaders: training (shuffled, augmented) and validation (in order, never augmented) */
-    if ((s = aibox_loader_create(&tl, ds, &pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = (int)batch, .shuffle = 1, .augment = aug_mask, .aug_p = (float)aug_p, .seed = (uint64_t)seed, .threads = (int)threads}, &err)) ||
-        ((val_on_train || n_val > 0) &&
-         (s = aibox_loader_create(&vl, ds, &pp, &(aibox_loader_opts){.split = val_split_id, .batch = (int)batch, .seed = (uint64_t)seed, .threads = (int)threads}, &err)))) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        goto out;
+/* The loaders (training: shuffled, augmented; validation: in order, never
+ * augmented) and the model's metadata. A transferred model has its
+ * preprocessing and class names from aibox_transfer_build; a preset gets them
+ * here, where the keys stand in the file, from the training source's describe
+ * hook (which aibox_train calls again). Then task, seed and class weights. */
+static int prepare_model(run *r)
+{
+    const train_args *a = &r->a;
+    aibox_status s;
+    int has_val = a->val_on_train || r->n_val > 0;
+    aibox_loader_opts lo = {.split = AIBOX_SPLIT_TRAIN, .batch = (int)a->batch, .shuffle = 1, .augment = r->aug_mask,
+                            .aug_p = (float)a->aug_p, .seed = (uint64_t)a->seed, .threads = (int)a->threads};
+    aibox_loader_opts vo = {.split = a->val_on_train ? AIBOX_SPLIT_TRAIN : AIBOX_SPLIT_VAL, .batch = (int)a->batch,
+                            .seed = (uint64_t)a->seed, .threads = (int)a->threads};
+    r->weights = calloc((size_t)r->classes, sizeof *r->weights);
+    r->has_w = r->weights ? parse_class_weights(a->cw_spec, r->ds, r->weights) : -1;
+    if (r->has_w < 0) return 2;
+    if (!(s = aibox_loader_create(&r->tl, r->ds, &r->pp, &lo, &r->err)) && has_val)
+        s = aibox_loader_create(&r->vl, r->ds, &r->pp, &vo, &r->err);
+    aibox_batch_source src = aibox_loader_source(r->tl);
+    if (!s && !r->bb && !(s = src.describe(src.user, r->m, &r->err)))
+        s = aibox_model_set_meta_str(r->m, AIBOX_META_TASK, "classify", &r->err);
+    if (s || (s = aibox_model_set_meta_int(r->m, "aibox.seed", a->seed, &r->err))) {
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+        return 2;
     }
-    aibox_batch_source tsrc = aibox_loader_source(tl), vsrc = aibox_loader_source(vl);
-    char dir_buf[4096];
-    if (!out_dir) {
-        snprintf(dir_buf, sizeof dir_buf, "%s", out);
-        char *dot = strrchr(dir_buf, '.');
+    if (r->has_w) {
+        double dw[64];
+        int nw = r->classes < 64 ? r->classes : 64;
+        for (int c = 0; c < nw; c++) dw[c] = r->weights[c];
+        aibox_model_set_meta_floats(r->m, "aibox.train.class_weights", nw, dw, NULL);
+    }
+    return -1;
+}
+
+/* The output folder (MODEL.train by default) and its split.csv. */
+static void prepare_output(run *r)
+{
+    r->out_dir = r->a.out_dir;
+    if (!r->out_dir) {
+        snprintf(r->dir_buf, sizeof r->dir_buf, "%s", r->a.out);
+        char *dot = strrchr(r->dir_buf, '.');
         if (dot && !strcmp(dot, ".aibox")) *dot = 0;
-        strncat(dir_buf, ".train", sizeof dir_buf - strlen(dir_buf) - 1);
-        out_dir = dir_buf;
+        strncat(r->dir_buf, ".train", sizeof r->dir_buf - strlen(r->dir_buf) - 1);
+        r->out_dir = r->dir_buf;
     }
-    mkdir(out_dir, 0777);
+    mkdir(r->out_dir, 0777);
     aibox_error werr = {0};
-    if (!write_split_list(ds, out_dir, &werr))
-        fprintf(stderr, "%s: warning: cannot write %s/split.csv: %s\n", prog, out_dir, werr.msg[0] ? werr.msg : "out of memory");
-    progress pr = {isatty(2), quiet};
-    aibox_train_opts o = {.epochs = (int)epochs,
-                          .optim = {.kind = sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)lr, .momentum = sgd ? 0.9f : 0},
-                          .patience = (int)patience,
-                          .class_weights = has_w ? weights : NULL,
-                          .seed = (uint64_t)seed,
-                          .out_dir = out_dir,
-                          .resume = resume,
+    if (!write_split_list(r->ds, r->out_dir, &werr))
+        fprintf(stderr, "%s: warning: cannot write %s/split.csv: %s\n", prog, r->out_dir,
+                werr.msg[0] ? werr.msg : "out of memory");
+}
+
+static int cached_features(const run *r)
+{
+    return r->bb && r->a.freeze && r->aug_mask == 0;
+}
+
+/* Trains: the head on cached features when the backbone is frozen and
+ * nothing is augmented (the trunk's output is then the same every epoch),
+ * else the whole model. *feat_seconds: the features' time. */
+static aibox_status train(run *r, const aibox_train_opts *o, aibox_train_result *res, double *feat_seconds)
+{
+    const train_args *a = &r->a;
+    if (!cached_features(r)) {
+        aibox_batch_source tsrc = aibox_loader_source(r->tl), vsrc = aibox_loader_source(r->vl);
+        return aibox_train(r->m, &tsrc, (int)a->batch, r->vl ? &vsrc : NULL, o, (int)a->threads, res, &r->err);
+    }
+    aibox_transfer_features *f = NULL;
+    aibox_transfer_features_stats st;
+    aibox_transfer_features_opts fo = {.batch = (int)a->batch, .validation = a->val_on_train ? 1 : 0,
+                                       .seed = (uint64_t)a->seed, .threads = (int)a->threads};
+    aibox_status s = aibox_transfer_features_create(&f, r->m, r->ds, &r->pp, &fo, &st, &r->err);
+    if (!s) {
+        *feat_seconds = st.seconds;
+        if (!a->quiet)
+            fprintf(stderr, "%s: frozen backbone, no augmentation: %d-value features of %d + %d images computed "
+                            "once in %.1fs; the head trains on them\n",
+                    prog, st.dim, st.train, st.val, st.seconds);
+        s = aibox_transfer_train_head(r->m, f, o, (int)a->threads, res, &r->err);
+    }
+    aibox_transfer_features_free(&f);
+    return s;
+}
+
+/* The summary line on stdout. */
+static void print_summary(const run *r, const aibox_train_result *res, double test_acc, double feat_seconds)
+{
+    const train_args *a = &r->a;
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "model", a->out);
+    cj_str(&j, "out_dir", r->out_dir);
+    cj_int(&j, "classes", r->classes);
+    cj_int(&j, "train_images", r->n_train);
+    cj_int(&j, "val_images", a->val_on_train ? r->n_train : r->n_val);
+    cj_int(&j, "epochs_run", res->epochs_run);
+    cj_int(&j, "best_epoch", res->best_epoch + 1);
+    cj_num(&j, "val_acc", "%.6f", isnan(res->best_val_acc) ? -1.0 : res->best_val_acc);
+    cj_num(&j, "val_loss", "%.6f", isnan(res->best_val_loss) ? -1.0 : res->best_val_loss);
+    cj_int(&j, "first_perfect_epoch", res->first_perfect_epoch >= 0 ? res->first_perfect_epoch + 1 : -1);
+    cj_num(&j, "first_perfect_seconds", "%.3f", res->first_perfect_seconds);
+    cj_num(&j, "test_acc", "%.6f", isnan(test_acc) ? -1.0 : test_acc);
+    cj_num(&j, "seconds", "%.3f", res->seconds);
+    cj_bool(&j, "stopped_early", res->stopped_early);
+    if (r->bb) {
+        cj_str(&j, "backbone", a->backbone);
+        cj_int(&j, "cut", r->ti.cut);
+        cj_bool(&j, "frozen", a->freeze);
+        cj_str(&j, "init", a->scratch ? "random" : "pretrained");
+        cj_bool(&j, "cached_features", cached_features(r));
+        cj_num(&j, "feature_seconds", "%.3f", feat_seconds);
+    }
+    cj_arr(&j, "skipped");
+    for (int i = 0; i < r->n_skip; i++) {
+        const char *p, *why;
+        aibox_dataset_skipped(r->ds, i, &p, &why);
+        cj_obj(&j, NULL);
+        cj_str(&j, "file", p);
+        cj_str(&j, "reason", why);
+        cj_close(&j);
+    }
+    cj_end(&j);
+}
+
+/* Training (Ctrl-C and SIGTERM stop it), the test split's accuracy, the
+ * model file and the summary; the exit code. */
+static int train_and_report(run *r)
+{
+    const train_args *a = &r->a;
+    progress pr = {isatty(2), a->quiet};
+    aibox_train_opts o = {.epochs = (int)a->epochs,
+                          .optim = {.kind = a->sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)a->lr, .momentum = a->sgd ? 0.9f : 0},
+                          .patience = (int)a->patience,
+                          .class_weights = r->has_w ? r->weights : NULL,
+                          .seed = (uint64_t)a->seed,
+                          .out_dir = r->out_dir,
+                          .resume = a->resume,
                           .stop = (const volatile int *)&stop_flag,
                           .on_progress = on_progress,
                           .user = &pr};
@@ -436,82 +565,49 @@ int main(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (!quiet)
-    {
-        size_t n_par = aibox_model_param_count(m), hw = 0, hb = 0;
-        if (bb && freeze) aibox_model_node_param(m, head, 0, &hw), aibox_model_node_param(m, head, 1, &hb);
+    if (!a->quiet) {
+        size_t n_par = aibox_model_param_count(r->m), hw = 0, hb = 0;
         char trained[64] = "";
-        if (bb && freeze) snprintf(trained, sizeof trained, " (%zu trained)", hw + hb);
-        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters%s, %d threads, %s\n", prog, model_name, channels, (int)size,
-                (int)size, n_par, trained, threads ? (int)threads : aibox_default_num_threads(), aibox_blas_core());
+        if (r->bb && a->freeze) {
+            aibox_model_node_param(r->m, r->ti.head_node, 0, &hw), aibox_model_node_param(r->m, r->ti.head_node, 1, &hb);
+            snprintf(trained, sizeof trained, " (%zu trained)", hw + hb);
+        }
+        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters%s, %d threads, %s\n", prog,
+                r->bb ? a->backbone : a->model_name, r->pp.channels, r->pp.height, r->pp.width, n_par, trained,
+                a->threads ? (int)a->threads : aibox_default_num_threads(), aibox_blas_core());
     }
     aibox_train_result res;
-    int cached = bb && freeze && aug_mask == 0;
-    double feat_seconds = 0;
-    if (cached)
-        s = transfer_train_cached(m, feat, head, (float)dropout, ds, &pp, vl ? (int)val_split_id : -1, (int)batch, &o,
-                                  (int)threads, quiet, &res, &feat_seconds, &err);
-    else
-        s = aibox_train(m, &tsrc, (int)batch, vl ? &vsrc : NULL, &o, (int)threads, &res, &err);
-    rc = 0;
-    if (s == AIBOX_E_INTERRUPTED) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        rc = 130;
-    } else if (s) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        rc = 3;
-    } else {
-        double test_acc = NAN;
-        if (aibox_dataset_count(ds, AIBOX_SPLIT_TEST) > 0 &&
-            (s = split_accuracy(m, ds, AIBOX_SPLIT_TEST, &pp, (int)batch, (int)threads, &test_acc, &err)))
-            fprintf(stderr, "%s: test split: %s\n", prog, err.msg);
-        if (!isnan(res.best_val_acc)) aibox_model_set_meta_float(m, "aibox.train.val_acc", res.best_val_acc, NULL);
-        if ((s = aibox_model_save(m, out, &err))) {
-            fprintf(stderr, "%s: %s\n", prog, err.msg);
-            rc = 3;
-        } else {
-            cli_json j;
-            cj_begin(&j, stdout);
-            cj_str(&j, "model", out);
-            cj_str(&j, "out_dir", out_dir);
-            cj_int(&j, "classes", K);
-            cj_int(&j, "train_images", n_train);
-            cj_int(&j, "val_images", val_on_train ? n_train : n_val);
-            cj_int(&j, "epochs_run", res.epochs_run);
-            cj_int(&j, "best_epoch", res.best_epoch + 1);
-            cj_num(&j, "val_acc", "%.6f", isnan(res.best_val_acc) ? -1.0 : res.best_val_acc);
-            cj_num(&j, "val_loss", "%.6f", isnan(res.best_val_loss) ? -1.0 : res.best_val_loss);
-            cj_int(&j, "first_perfect_epoch", res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1);
-            cj_num(&j, "first_perfect_seconds", "%.3f", res.first_perfect_seconds);
-            cj_num(&j, "test_acc", "%.6f", isnan(test_acc) ? -1.0 : test_acc);
-            cj_num(&j, "seconds", "%.3f", res.seconds);
-            cj_bool(&j, "stopped_early", res.stopped_early);
-            if (bb) {
-                cj_str(&j, "backbone", backbone);
-                cj_int(&j, "cut", cut);
-                cj_bool(&j, "frozen", freeze);
-                cj_str(&j, "init", scratch ? "random" : "pretrained");
-                cj_bool(&j, "cached_features", cached);
-                cj_num(&j, "feature_seconds", "%.3f", feat_seconds);
-            }
-            cj_arr(&j, "skipped");
-            for (int i = 0; i < n_skip; i++) {
-                const char *p, *why;
-                aibox_dataset_skipped(ds, i, &p, &why);
-                cj_obj(&j, NULL);
-                cj_str(&j, "file", p);
-                cj_str(&j, "reason", why);
-                cj_close(&j);
-            }
-            cj_end(&j);
-        }
+    double feat_seconds = 0, test_acc = NAN;
+    aibox_status s = train(r, &o, &res, &feat_seconds);
+    if (s) {
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+        return s == AIBOX_E_INTERRUPTED ? 130 : 3;
     }
-out:
-    aibox_loader_free(&tl);
-    aibox_loader_free(&vl);
-    aibox_model_free(&m);
-    aibox_model_free(&bb);
-    aibox_dataset_free(&ds);
-    free(weights);
+    if (aibox_dataset_count(r->ds, AIBOX_SPLIT_TEST) > 0 &&
+        split_accuracy(r->m, r->ds, AIBOX_SPLIT_TEST, &r->pp, (int)a->batch, (int)a->threads, &test_acc, &r->err))
+        fprintf(stderr, "%s: test split: %s\n", prog, r->err.msg);
+    if (!isnan(res.best_val_acc)) aibox_model_set_meta_float(r->m, "aibox.train.val_acc", res.best_val_acc, NULL);
+    if (aibox_model_save(r->m, a->out, &r->err)) {
+        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+        return 3;
+    }
+    print_summary(r, &res, test_acc, feat_seconds);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "padim")) return padim_main(argc - 1, argv + 1);
+    run r = {0};
+    int rc = parse_args(argc, argv, &r.a);
+    if (rc < 0) rc = open_backbone(&r);
+    if (rc < 0) rc = open_data(&r);
+    if (rc < 0) rc = build_model(&r);
+    if (rc < 0) rc = prepare_model(&r);
+    if (rc < 0) {
+        prepare_output(&r);
+        rc = train_and_report(&r);
+    }
+    run_free(&r);
     return rc;
 }

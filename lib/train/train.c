@@ -16,6 +16,7 @@
 #include "core/atomic.h"
 #include "io/model_io.h"
 #include "nn/nn.h"
+#include "train/train.h"
 
 typedef struct {
     float loss, acc, val_loss, val_acc, lr;
@@ -40,7 +41,7 @@ typedef struct {
     double seconds, perfect_s;
 } trainer;
 
-static double now(void)
+double aibox_train_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -292,7 +293,7 @@ static void report(const trainer *t, long seen, float loss, float acc, const epo
     if (!t->o->on_progress) return;
     aibox_train_progress p = {t->epoch, t->o->epochs, seen, t->train->samples, loss, acc, row != NULL,
                               row ? row->val_loss : NAN, row ? row->val_acc : NAN, aibox_optim_lr(t->opt),
-                              row ? row->seconds : now() - t0, improved};
+                              row ? row->seconds : aibox_train_now() - t0, improved};
     t->o->on_progress(t->o->user, &p);
 }
 
@@ -350,7 +351,7 @@ static aibox_status end_epoch(trainer *t, epoch_row *row, double t0, int *improv
     long long w_bad = first_nonfinite(m->params, m->n_params);
     if (w_bad >= 0) return diverged(t, "a weight", m->params[w_bad], err);
     if (t->vctx && !isfinite(row->val_loss)) return diverged(t, "the validation loss", row->val_loss, err);
-    row->seconds = now() - t0;
+    row->seconds = aibox_train_now() - t0;
     t->seconds += row->seconds;
     t->n_rows = t->epoch + 1;
     float monitored = t->vctx ? row->val_loss : row->loss;
@@ -478,7 +479,7 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
 
     int stopped_early = 0;
     for (; t.epoch < o->epochs; t.epoch++) {
-        double t0 = now();
+        double t0 = aibox_train_now();
         epoch_row *row = &t.rows[t.epoch];
         int improved = 0;
         if ((s = run_epoch(&t, row, t0, err)) || (s = end_epoch(&t, row, t0, &improved, err))) goto done;
