@@ -250,13 +250,15 @@ typedef struct {
     int *by;
 } feat_source;
 
+#define TAG_SHUFFLE 0x73687566666c65ULL /* "shuffle", the loader's tag */
+
 static aibox_status feats_begin(void *user, int epoch, aibox_error *err)
 {
     feat_source *f = user;
     for (int i = 0; i < f->n; i++) f->order[i] = i;
     if (f->shuffle) {
         aibox_rng r;
-        aibox_rng_seed(&r, f->seed * 1000003u + (uint64_t)epoch);
+        aibox_rng_seed(&r, aibox_seed_mix(f->seed, (uint32_t)epoch, TAG_SHUFFLE)); /* as the loader's shuffle */
         for (int i = f->n - 1; i > 0; i--) {
             int j = (int)aibox_rng_below(&r, (uint32_t)i + 1), t = f->order[i];
             f->order[i] = f->order[j], f->order[j] = t;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "aibox.h"
+#include "core/core.h" /* aibox_seed_mix: the cached features' shuffle, mirrored */
 #include "common/check.h"
 
 enum { SIDE = 16, PER_CLASS = 14 };
@@ -327,7 +328,7 @@ static void test_from_scratch(void **state)
 }
 
 /* The training images, preprocessed, served in the order the cached
- * features are (a shuffle per epoch from seed * 1000003 + epoch), so that
+ * features are (a shuffle per epoch from aibox_seed_mix(seed, epoch, "shuffle")), so that
  * training the whole frozen model sees the same batches. */
 typedef struct {
     float *x;
@@ -341,7 +342,7 @@ static aibox_status images_begin(void *user, int epoch, aibox_error *err)
 {
     images *im = user;
     aibox_rng r;
-    aibox_rng_seed(&r, im->seed * 1000003u + (uint64_t)epoch);
+    aibox_rng_seed(&r, aibox_seed_mix(im->seed, (uint32_t)epoch, 0x73687566666c65ULL /* "shuffle" */));
     for (int i = 0; i < im->n; i++) im->order[i] = i;
     for (int i = im->n - 1; i > 0; i--) {
         int j = (int)aibox_rng_below(&r, (uint32_t)i + 1), t = im->order[i];
