@@ -31,9 +31,9 @@ static const char *dht_ok(const unsigned char *p, size_t n)
     return NULL;
 }
 
-static const char *jpeg(const unsigned char *p, size_t len)
+/* i: just after the SOI marker */
+static const char *jpeg(const unsigned char *p, size_t len, size_t i)
 {
-    size_t i = 2; /* after SOI */
     while (i + 1 < len) {
         if (p[i] != 0xFF) { /* stb would refuse ("no marker"), or we lost sync: scan on for the next marker */
             i++;
@@ -65,6 +65,9 @@ static const char *jpeg(const unsigned char *p, size_t len)
 
 const char *aibox_stb_guard(const unsigned char *p, size_t len)
 {
-    if (len >= 2 && p[0] == 0xFF && p[1] == 0xD8) return jpeg(p, len);
+    /* stb reads a JPEG's first marker as any other: fill bytes (FF) may precede SOI */
+    size_t i = 0;
+    while (i < len && p[i] == 0xFF) i++;
+    if (i > 0 && i < len && p[i] == 0xD8) return jpeg(p, len, i + 1);
     return NULL;
 }
