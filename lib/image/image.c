@@ -214,8 +214,9 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %s images are not supported (JPEG, PNG, BMP, PGM/PPM, TGA and GIF are)",
                           name, fmt == FMT_HDR ? "Radiance HDR" : fmt == FMT_PSD ? "Photoshop" : "Softimage PIC");
 
-    const char *unsafe = aibox_stb_guard(p, len); /* inputs stb_image mishandles (stb_guard.c) */
-    if (unsafe) return aibox_fail(err, AIBOX_E_FORMAT, "%s: %s", name, unsafe);
+    aibox_status unsafe_code;
+    const char *unsafe = aibox_stb_guard(p, len, &unsafe_code); /* inputs stb_image mishandles (stb_guard.c) */
+    if (unsafe) return aibox_fail(err, unsafe_code, "%s: %s", name, unsafe);
 
     /* Header first: refuse what is too large before any pixel memory exists. */
     int w, h, n;

@@ -10,23 +10,32 @@
  * every DHT segment stb could read, walking the marker segments as its
  * decoder does: lengths for the segments, and after a scan header the
  * entropy-coded bytes up to the next marker (FF followed by neither 00, FF
- * nor a restart marker). */
+ * nor a restart marker).
+ *
+ * PNG IDAT chunks: stb grows its compressed-data buffer to a chunk's declared
+ * length (up to 2 GiB) before reading the chunk, so a 100-byte file could make
+ * it allocate gigabytes (found by fuzz_image as an out-of-memory). A chunk
+ * that runs past the end of the file is a truncated (or lying) file: refused
+ * as truncated, before stb allocates anything for it. */
 #include "image/stb_guard.h"
 
 #include <stdint.h>
+#include <string.h>
 
 static unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
-/* Checks the tables of a DHT segment's payload [p, p + n). */
-static const char *dht_ok(const unsigned char *p, size_t n)
+/* Checks the tables of a DHT segment whose payload starts at i and is n
+ * bytes long, read as stb reads them: table after table while the length
+ * left is positive, even past the segment's end (stb reads on, and past the
+ * file's end gets zeros). */
+static const char *dht_ok(const unsigned char *p, size_t len, size_t i, long n)
 {
-    size_t i = 0;
-    while (i < n) {
-        if (n - i < 17) return NULL; /* stb fails on the short read itself */
+    while (n > 0) {
         unsigned total = 0;
-        for (int k = 1; k <= 16; k++) total += p[i + k];
+        for (size_t k = 1; k <= 16; k++) total += i + k < len ? p[i + k] : 0;
         if (total > 256) return "corrupt JPEG: a Huffman table with more than 256 codes";
         i += 17 + total;
+        n -= 17 + (long)total;
     }
     return NULL;
 }
@@ -51,7 +60,7 @@ static const char *jpeg(const unsigned char *p, size_t len, size_t i)
         if (seg < 2) break;
         size_t end = i + seg > len ? len : i + seg;
         if (m == 0xC4) {
-            const char *why = dht_ok(p + i + 2, end - (i + 2));
+            const char *why = dht_ok(p, len, i + 2, (long)seg - 2);
             if (why) return why;
         }
         i = end;
@@ -63,8 +72,33 @@ static const char *jpeg(const unsigned char *p, size_t len, size_t i)
     return NULL;
 }
 
-const char *aibox_stb_guard(const unsigned char *p, size_t len)
+static uint32_t be32(const unsigned char *p)
 {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Walks the chunks as stb does: length, type, data, CRC, up to IEND. */
+static const char *png(const unsigned char *p, size_t len)
+{
+    size_t i = 8;
+    while (len - i >= 8) {
+        size_t n = be32(p + i), left = len - i - 8;
+        int idat = !memcmp(p + i + 4, "IDAT", 4), iend = !memcmp(p + i + 4, "IEND", 4);
+        if (n > left) return idat ? "truncated PNG (an IDAT chunk runs past the end of the file)" : NULL;
+        if (iend || left - n < 4) break;
+        i += 8 + n + 4;
+    }
+    return NULL;
+}
+
+const char *aibox_stb_guard(const unsigned char *p, size_t len, aibox_status *code)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len >= 8 && !memcmp(p, sig, 8)) {
+        *code = AIBOX_E_CORRUPT;
+        return png(p, len);
+    }
+    *code = AIBOX_E_FORMAT;
     /* stb reads a JPEG's first marker as any other: fill bytes (FF) may precede SOI */
     size_t i = 0;
     while (i < len && p[i] == 0xFF) i++;

@@ -9,7 +9,8 @@
 #include "core/core.h"
 
 /* NULL when the bytes are safe to hand to stb_image, else a short reason
- * ("corrupt JPEG: ..."). Reads only [p, p + len). */
-AIBOX_INTERNAL const char *aibox_stb_guard(const unsigned char *p, size_t len);
+ * ("corrupt JPEG: ...") and *code the status to refuse with. Reads only
+ * [p, p + len). */
+AIBOX_INTERNAL const char *aibox_stb_guard(const unsigned char *p, size_t len, aibox_status *code);
 
 #endif
