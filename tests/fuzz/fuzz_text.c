@@ -32,9 +32,17 @@ static aibox_model *text_tiny_model(int k)
     return m;
 }
 
+/* Keys a save writes itself (the graph, the library version): a caller's
+ * value for them is not expected back. */
+static int text_saved_by_library(const char *key)
+{
+    return !strcmp(key, "aibox.graph") || !strcmp(key, "aibox.library_version");
+}
+
 static void text_same_str(const aibox_model *a, const aibox_model *b, const char *key)
 {
     const char *x = NULL, *y = NULL;
+    if (text_saved_by_library(key)) return;
     if (aibox_model_get_meta_str(a, key, &x) != AIBOX_OK) return;
     if (aibox_model_get_meta_str(b, key, &y) != AIBOX_OK || strcmp(x, y)) {
         fprintf(stderr, "metadata %s did not survive save and load\n", key);
@@ -58,7 +66,7 @@ static void text_round_trip(const aibox_model *m, const char *k1, const char *k2
         text_same_str(m, back, "aibox.input.resize");
         int n1 = 0, n2 = 0;
         const char *const *v1, *const *v2;
-        if (aibox_model_get_meta_strs(m, k2, &n1, &v1) == AIBOX_OK) {
+        if (!text_saved_by_library(k2) && aibox_model_get_meta_strs(m, k2, &n1, &v1) == AIBOX_OK) {
             if (aibox_model_get_meta_strs(back, k2, &n2, &v2) != AIBOX_OK || n1 != n2) abort();
             for (int i = 0; i < n1; i++)
                 if (strcmp(v1[i], v2[i])) abort();
@@ -128,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int c = 0; c < p.channels; c++)
             if (!(p.std[c] > 0.0f)) abort();
     } else {
-        fuzz_expect_line("preproc", err.msg);
+        fuzz_expect_msg("preproc", err.msg); /* echoes the stored mode as is: see fuzz.h */
     }
     if (flags & 8) text_round_trip(m, field[2], field[4]);
     aibox_model_free(&m);
