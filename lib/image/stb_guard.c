@@ -16,7 +16,12 @@
  * length (up to 2 GiB) before reading the chunk, so a 100-byte file could make
  * it allocate gigabytes (found by fuzz_image as an out-of-memory). A chunk
  * that runs past the end of the file is a truncated (or lying) file: refused
- * as truncated, before stb allocates anything for it. */
+ * as truncated, before stb allocates anything for it.
+ *
+ * PNG chunk types: stb reports an unknown critical chunk with its type's raw
+ * bytes in the reason ("\n\n\n\n PNG chunk not known", from a static buffer),
+ * which would put control bytes in our one-line messages. The PNG
+ * specification allows only letters there, so other bytes are refused first. */
 #include "image/stb_guard.h"
 
 #include <stdint.h>
@@ -77,13 +82,20 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static int is_letter(unsigned char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+
 /* Walks the chunks as stb does: length, type, data, CRC, up to IEND. */
-static const char *png(const unsigned char *p, size_t len)
+static const char *png(const unsigned char *p, size_t len, aibox_status *code)
 {
     size_t i = 8;
     while (len - i >= 8) {
         size_t n = be32(p + i), left = len - i - 8;
-        int idat = !memcmp(p + i + 4, "IDAT", 4), iend = !memcmp(p + i + 4, "IEND", 4);
+        const unsigned char *type = p + i + 4;
+        if (!is_letter(type[0]) || !is_letter(type[1]) || !is_letter(type[2]) || !is_letter(type[3])) {
+            *code = AIBOX_E_FORMAT;
+            return "corrupt PNG: a chunk type that is not four letters";
+        }
+        int idat = !memcmp(type, "IDAT", 4), iend = !memcmp(type, "IEND", 4);
         if (n > left) return idat ? "truncated PNG (an IDAT chunk runs past the end of the file)" : NULL;
         if (iend || left - n < 4) break;
         i += 8 + n + 4;
@@ -96,7 +108,7 @@ const char *aibox_stb_guard(const unsigned char *p, size_t len, aibox_status *co
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len >= 8 && !memcmp(p, sig, 8)) {
         *code = AIBOX_E_CORRUPT;
-        return png(p, len);
+        return png(p, len, code);
     }
     *code = AIBOX_E_FORMAT;
     /* stb reads a JPEG's first marker as any other: fill bytes (FF) may precede SOI */
