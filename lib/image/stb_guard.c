@@ -21,9 +21,15 @@
  * PNG chunk types: stb reports an unknown critical chunk with its type's raw
  * bytes in the reason ("\n\n\n\n PNG chunk not known", from a static buffer),
  * which would put control bytes in our one-line messages. The PNG
- * specification allows only letters there, so other bytes are refused first. */
+ * specification allows only letters there, so other bytes are refused first.
+ *
+ * PGM/PPM headers: stb reads the width, height and maximum value into an int
+ * with no overflow check (stbi__pnm_getinteger: signed overflow, found by
+ * fuzz_image under UBSan). Numbers beyond INT_MAX are refused first, reading
+ * the header as stb does (whitespace, #-comments, digits; 0 past the end). */
 #include "image/stb_guard.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -103,6 +109,28 @@ static const char *png(const unsigned char *p, size_t len, aibox_status *code)
     return NULL;
 }
 
+static const char *pnm(const unsigned char *p, size_t len)
+{
+    size_t i = 2;
+#define NEXT() (i < len ? (int)p[i++] : -1) /* -1: the end (stb then reads zeros, which stop every loop) */
+    int c = NEXT();
+    for (int k = 0; k < 3; k++) {
+        for (;;) {
+            while (c == ' ' || (c >= '\t' && c <= '\r')) c = NEXT();
+            if (c != '#') break;
+            while (c >= 0 && c != '\n' && c != '\r') c = NEXT();
+        }
+        long long v = 0;
+        while (c >= '0' && c <= '9') {
+            v = v * 10 + (c - '0');
+            if (v > INT_MAX) return "corrupt PGM/PPM: a header number beyond 2^31";
+            c = NEXT();
+        }
+    }
+#undef NEXT
+    return NULL;
+}
+
 const char *aibox_stb_guard(const unsigned char *p, size_t len, aibox_status *code)
 {
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -111,6 +139,7 @@ const char *aibox_stb_guard(const unsigned char *p, size_t len, aibox_status *co
         return png(p, len, code);
     }
     *code = AIBOX_E_FORMAT;
+    if (len >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6')) return pnm(p, len);
     /* stb reads a JPEG's first marker as any other: fill bytes (FF) may precede SOI */
     size_t i = 0;
     while (i < len && p[i] == 0xFF) i++;
