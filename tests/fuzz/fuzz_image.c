@@ -5,7 +5,7 @@
  * mode to a small size taken from the input, and aibox_preprocess. The same
  * bytes also go through aibox_image_load from an in-memory file, capped at
  * one pixel so that second pass costs a header read, not a second decode.
- * Decoding is capped at 2^18 pixels and each resize mode runs once (the
+ * Decoding is capped at 2^16 pixels and each resize mode runs once (the
  * antialiased AREA mode costs in proportion to the input, and instrumented
  * it is slow), so the fuzzer spends its time on parsing, not on giant blank
  * images; the cap's refusal path is covered too. */
@@ -15,7 +15,7 @@
 #include "aibox.h"
 #include "fuzz.h"
 
-#define FUZZ_IMAGE_PIXELS (1 << 18)
+#define FUZZ_IMAGE_PIXELS (1 << 16)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
