@@ -7,8 +7,11 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   ?= build
 
-VERSION_MAJOR := 0
-VERSION       := 0.1.0
+# VERSION is the release (aibox_version()); ABI numbers the binary
+# interface: the SONAME is libaibox.so.$(ABI) and it changes whenever a
+# public signature or struct does (0.1 -> 0.2 changed them: ABI 1).
+VERSION := 0.2.0
+ABI     := 1
 
 CC      ?= cc
 OPT     ?= -O3
@@ -21,8 +24,12 @@ LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 LIB_SRC  := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_SRC := $(sort $(wildcard tools/aibox-*.c))
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+# what the tools share (tools/*.c other than the commands), as an archive:
+# each command links only the parts it uses
+TOOL_SHARED := $(filter-out tools/aibox-%.c,$(wildcard tools/*.c))
+TOOL_LIB := $(BUILD)/tools/libtools.a
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -32,10 +39,13 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(wildcard tests/common/*.c)
 
 STATIC := $(BUILD)/libaibox.a
-SHARED := $(BUILD)/libaibox.so.$(VERSION)
-SONAME := libaibox.so.$(VERSION_MAJOR)
+SONAME := libaibox.so.$(ABI)
+SHARED := $(BUILD)/$(SONAME)
 
-.PHONY: all check asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
+# Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
+.SECONDARY:
+
+.PHONY: installed-examples all check asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -57,12 +67,15 @@ $(STATIC): $(LIB_OBJ)
 $(SHARED): $(LIB_OBJ) lib/aibox.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/aibox.map -Wl,--no-undefined \
 	  $(LDFLAGS_ALL) -o $@ $(LIB_OBJ) $(LIBS)
-	ln -sf libaibox.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $(BUILD)/libaibox.so
 
-$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(STATIC)
+$(TOOL_LIB): $(TOOL_SHARED:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TOOL_LIB) -o $@ $(STATIC) $(LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -72,14 +85,23 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(STATIC)
+$(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -Itests $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TEST_COMMON) -o $@ $(STATIC) -lcmocka $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) -Itests -Itools $(CFLAGS_ALL) $(LDFLAGS_ALL) $< $(TEST_COMMON) $(TOOL_LIB) -o $@ $(STATIC) -lcmocka $(LIBS)
+
+# The examples built as a user builds them: against a staged install, with
+# pkg-config, shared and static (tests/examples runs them).
+STAGE := $(BUILD)/stage
+installed-examples: all
+	@rm -rf $(STAGE) $(BUILD)/installed
+	@$(MAKE) --no-print-directory install DESTDIR=$(abspath $(STAGE)) PREFIX=/usr >/dev/null
+	@sh examples/build-installed.sh $(abspath $(STAGE)) $(BUILD)/installed
 
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
-	@sh tools/check-abi.sh $(SHARED) $(VERSION_MAJOR)
+	@$(MAKE) --no-print-directory installed-examples
+	@sh tools/check-abi.sh $(SHARED) $(ABI)
 	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
 # AddressSanitizer + UBSan build of the library and the tests, then run them.
@@ -107,8 +129,6 @@ FUZZ_OBJ     := $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o)
 FUZZ_STB     := $(BUILD)/fuzz/stb_impl.o
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 FUZZ_LIBS    := $(filter-out -lstb,$(LIBS))
-# kept: otherwise make deletes them as intermediates and rebuilds every time
-.SECONDARY: $(FUZZ_OBJ) $(FUZZ_STB)
 
 $(BUILD)/fuzz/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
@@ -160,14 +180,13 @@ install: all
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libaibox.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libaibox.so
 	install -d $(DESTDIR)$(PREFIX)/include/aibox
 	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/aibox/*.h $(DESTDIR)$(PREFIX)/include/aibox/
 	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/aibox.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/aibox.pc
+	for pc in aibox aibox-static; do sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/$$pc.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
 
 clean:
 	rm -rf build build-asan

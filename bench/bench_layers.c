@@ -517,7 +517,7 @@ int main(int argc, char **argv)
     aibox_ctx *ctx = NULL, *ictx = NULL;
     aibox_optim *opt = NULL;
     aibox_optim_opts oo = {.kind = AIBOX_ADAM, .lr = 1e-4f};
-    check(aibox_ctx_create_ex(&ctx, m, AIBOX_TRAIN, n, 3, s, s, 1, o.threads, &err), &err, "training context");
+    check(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = n, .height = s, .width = s, .threads = o.threads, .seed = 1}, &err), &err, "training context");
     check(aibox_optim_create(&opt, m, &oo, &err), &err, "optimizer");
     float *x = alloc_floats((size_t)n * 3 * s * s, &rng, 1.0f);
     int *labels = malloc(sizeof *labels * (size_t)n);
@@ -538,7 +538,7 @@ int main(int argc, char **argv)
     double infer_ms = 0, infer1_ms = 0;
     for (int pass = 0; pass < (o.threads > 1 ? 2 : 1); pass++) {
         int th = pass ? 1 : o.threads;
-        check(aibox_ctx_create_ex(&ictx, m, AIBOX_INFER, 1, 3, s, s, 1, th, &err), &err, "inference context");
+        check(aibox_ctx_create(&ictx, m, &(aibox_ctx_opts){.height = s, .width = s, .threads = th, .seed = 1}, &err), &err, "inference context");
         check(aibox_ctx_freeze_weights(ictx, m, &err), &err, "aibox_ctx_freeze_weights"); /* as aibox-infer */
         sc.ctx = ictx;
         double ms = median_ms(infer_one, &sc, 3, infer_reps);

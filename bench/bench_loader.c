@@ -105,8 +105,7 @@ static int measure(const aibox_dataset *ds, const aibox_preproc *pp, int batch, 
 {
     aibox_error e = {0};
     aibox_loader *ld;
-    if (aibox_loader_create(&ld, ds, AIBOX_SPLIT_TRAIN, pp, batch, 1, res->augment ? AIBOX_AUG_ALL : 0,
-                            AIBOX_AUG_P_DEFAULT, 1, res->threads, &e)) {
+    if (aibox_loader_create(&ld, ds, pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = batch, .shuffle = 1, .augment = res->augment ? AIBOX_AUG_ALL : 0, .aug_p = AIBOX_AUG_P_DEFAULT, .seed = 1, .threads = res->threads}, &e)) {
         fprintf(stderr, "bench_loader: %s\n", e.msg);
         return 1;
     }

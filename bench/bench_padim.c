@@ -261,7 +261,7 @@ static void stage_profile(const aibox_model *trunk, int th, const float *x, int 
         aibox_model *sub = NULL;
         aibox_ctx *c = NULL;
         check(aibox_model_extract(&sub, trunk, cuts[k], NULL, &err), &err, "aibox_model_extract");
-        check(aibox_ctx_create_ex(&c, sub, AIBOX_INFER, 1, ch, h, w, 0, th, &err), &err, "stage context");
+        check(aibox_ctx_create(&c, sub, &(aibox_ctx_opts){.height = h, .width = w, .threads = th}, &err), &err, "stage context");
         check(aibox_ctx_freeze_weights(c, sub, &err), &err, "aibox_ctx_freeze_weights"); /* as PaDiM's own */
         for (int i = -2; i < reps; i++) {
             double a = now_ms();
@@ -314,7 +314,7 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
     check(aibox_padim_fit_end(pf, &p, &err), &err, "aibox_padim_fit_end");
     aibox_padim_fit_free(&pf);
     aibox_model_free(&bb);
-    if (o->half) check(aibox_padim_set_half(p, 1, &err), &err, "aibox_padim_set_half");
+    check(aibox_padim_set_half(p, o->half, &err), &err, "aibox_padim_set_half"); /* the library's default is on */
     r->fit_s = (now_ms() - t0) / 1e3;
     aibox_padim_info(p, &r->gw, &r->gh, &r->d, NULL);
     aibox_model *trunk = aibox_padim_model(p);
@@ -377,7 +377,7 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
          * (medians): the backbone alone, the grid (backbone + embedding +
          * Mahalanobis), the map (resize + blur + max). */
         aibox_ctx *bc = NULL;
-        check(aibox_ctx_create_ex(&bc, trunk, AIBOX_INFER, 1, ch, h, w, 0, th, &err), &err, "backbone context");
+        check(aibox_ctx_create(&bc, trunk, &(aibox_ctx_opts){.height = h, .width = w, .threads = th}, &err), &err, "backbone context");
         check(aibox_ctx_freeze_weights(bc, trunk, &err), &err, "aibox_ctx_freeze_weights"); /* as PaDiM's own */
         decode_pre(&pp, &imgs[0], x);
         double *tb = tt, *tg = tt + reps, *tm = tt + 2 * reps;

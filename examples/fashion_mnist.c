@@ -213,8 +213,8 @@ int main(int argc, char **argv)
         goto done;
     }
     /* Each context runs its own pool of worker threads. */
-    if (aibox_ctx_create_ex(&tctx, model, AIBOX_TRAIN, BATCH, 1, SIDE, SIDE, SEED, threads, &err) != AIBOX_OK ||
-        aibox_ctx_create_ex(&ectx, model, AIBOX_INFER, BATCH, 1, SIDE, SIDE, SEED, threads, &err) != AIBOX_OK ||
+    if (aibox_ctx_create(&tctx, model, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = BATCH, .height = SIDE, .width = SIDE, .threads = threads, .seed = SEED}, &err) != AIBOX_OK ||
+        aibox_ctx_create(&ectx, model, &(aibox_ctx_opts){.max_batch = BATCH, .height = SIDE, .width = SIDE, .threads = threads, .seed = SEED}, &err) != AIBOX_OK ||
         aibox_optim_create(&opt, model, &oo, &err) != AIBOX_OK) {
         fprintf(stderr, "fashion_mnist: %s\n", err.msg);
         goto done;

@@ -35,10 +35,13 @@ extern "C" {
 #endif
 
 #define AIBOX_VERSION_MAJOR 0
-#define AIBOX_VERSION_MINOR 1
+#define AIBOX_VERSION_MINOR 2
 #define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.1.0"
-/* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons. */
+#define AIBOX_VERSION "0.2.0"
+/* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
+ * The binary interface has its own number, the SONAME's: libaibox.so.1 since
+ * 0.2.0 (options structs for contexts and loaders changed signatures). */
+#define AIBOX_ABI_VERSION 1
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
 /* Version of the library actually linked (may differ from the header's). */
@@ -56,7 +59,9 @@ typedef enum aibox_status {
     AIBOX_E_SHAPE = 7,       /* tensor shapes do not fit together */
     AIBOX_E_STATE = 8,       /* a call made in the wrong state (e.g. backward before forward) */
     AIBOX_E_NOTFOUND = 9,    /* a key, file or node that does not exist */
-    AIBOX_E_INTERRUPTED = 10 /* stopped at the caller's request */
+    AIBOX_E_INTERRUPTED = 10, /* stopped at the caller's request */
+    AIBOX_E_NONFINITE = 11    /* a computation gave NaN or infinity (a diverged training, an output
+                                 that overflowed): never used as a result */
 } aibox_status;
 
 #define AIBOX_ERROR_MSG_LEN 512
@@ -248,7 +253,11 @@ AIBOX_API const char *aibox_layer_kind_name(aibox_layer_kind k);
 AIBOX_API void aibox_model_node_shape(const aibox_model *m, int node, int *c, int *h, int *w);
 AIBOX_API void aibox_model_input_shape(const aibox_model *m, int *c, int *h, int *w);
 AIBOX_API size_t aibox_model_param_count(const aibox_model *m); /* trainable */
-/* Contiguous blocks of all parameters and their gradients (borrowed). */
+/* Contiguous blocks of all parameters and their gradients (borrowed). The
+ * gradient block exists once training needs it (backward, an optimizer
+ * step, zero_grad or this call allocate it, zeroed): a model loaded or built
+ * only for inference never holds one. aibox_model_grads returns NULL when
+ * that allocation fails. */
 AIBOX_API float *aibox_model_params(aibox_model *m);
 AIBOX_API float *aibox_model_grads(aibox_model *m);
 /* A node's parameters: index 0 weight, 1 bias (conv/dense); BN: 0 gamma,
@@ -264,18 +273,24 @@ AIBOX_API void aibox_model_summary(const aibox_model *m, void (*print)(void *use
 /* ------------------------------------------------------------------ contexts */
 /* A context holds everything one forward/backward pass writes: activations,
  * their gradients (training), saved masks, and one scratch workspace, all
- * sized once at creation for max_batch samples of c x h x w; no allocation
+ * sized once at creation for max_batch samples of the input size; no allocation
  * happens in forward or backward. One context per calling thread.
  * A convolution whose only consumer is a ReLU runs fused with it (in place):
  * aibox_ctx_node_output of that convolution then shows rectified values. */
 typedef enum aibox_mode { AIBOX_INFER = 0, AIBOX_TRAIN = 1 } aibox_mode;
 
-AIBOX_API aibox_status aibox_ctx_create(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
-                                        int channels, int height, int width, uint64_t seed, aibox_error *err);
-/* As aibox_ctx_create with an explicit thread count (0: the default). */
-AIBOX_API aibox_status aibox_ctx_create_ex(aibox_ctx **ctx, const aibox_model *m, aibox_mode mode, int max_batch,
-                                           int channels, int height, int width, uint64_t seed, int threads,
-                                           aibox_error *err);
+/* How a context is made; a zeroed struct (or NULL) is an inference context
+ * for one sample of the model's own input size on the default threads. */
+typedef struct aibox_ctx_opts {
+    aibox_mode mode;   /* AIBOX_INFER (0) or AIBOX_TRAIN */
+    int max_batch;     /* samples per forward; 0: 1 */
+    int height, width; /* input size; 0: the model's (a fully convolutional model takes others);
+                          the channel count is always the model's */
+    int threads;       /* 0: aibox_default_num_threads() */
+    uint64_t seed;     /* training: the dropout draws (0 is a seed like any other) */
+} aibox_ctx_opts;
+AIBOX_API aibox_status aibox_ctx_create(aibox_ctx **ctx, const aibox_model *m, const aibox_ctx_opts *opts,
+                                        aibox_error *err);
 AIBOX_API int aibox_ctx_threads(const aibox_ctx *ctx);
 AIBOX_API void aibox_ctx_free(aibox_ctx **ctx);
 /* Inference contexts only (a training context: AIBOX_E_INVALID): precomputes,
@@ -385,7 +400,18 @@ AIBOX_API aibox_status aibox_preset(aibox_model **m, const char *name, int class
 /* ------------------------------------------------------------------ model files */
 /* Metadata travels with the model: free-form typed key/values. Keys are
  * dotted names ("aibox.class_names"); values are strings, int64, float64 or
- * arrays of them. The model owns copies. */
+ * arrays of them. The model owns copies. Keys starting "aibox." are the
+ * library's ("aibox.graph" and "aibox.node.*" hold the graph in model files,
+ * lib/io/FORMAT.md: never listed as metadata, and saving a model whose
+ * metadata uses them fails); the ones a caller may read or set: */
+#define AIBOX_META_CLASS_NAMES "aibox.class_names"         /* strs: a name per output */
+#define AIBOX_META_INPUT_RESIZE "aibox.input.resize"       /* str: aibox_resize_mode_name() */
+#define AIBOX_META_INPUT_MEAN "aibox.input.mean"           /* floats, per channel */
+#define AIBOX_META_INPUT_STD "aibox.input.std"             /* floats, per channel */
+#define AIBOX_META_ARCH "aibox.arch"                       /* str: what the graph is (a preset's or importer's name) */
+#define AIBOX_META_TASK "aibox.task"                       /* str: "padim" for anomaly models; absent: a classifier */
+#define AIBOX_META_LIBRARY_VERSION "aibox.library_version" /* str: the libaibox that saved the file */
+#define AIBOX_META_TAP_PREFIX "aibox.tap."                 /* int per name: a named node ("aibox.tap.layer3") */
 AIBOX_API aibox_status aibox_model_set_meta_str(aibox_model *m, const char *key, const char *value, aibox_error *err);
 AIBOX_API aibox_status aibox_model_set_meta_int(aibox_model *m, const char *key, int64_t value, aibox_error *err);
 AIBOX_API aibox_status aibox_model_set_meta_float(aibox_model *m, const char *key, double value, aibox_error *err);
@@ -393,6 +419,8 @@ AIBOX_API aibox_status aibox_model_set_meta_strs(aibox_model *m, const char *key
                                                  aibox_error *err);
 AIBOX_API aibox_status aibox_model_set_meta_floats(aibox_model *m, const char *key, int n, const double *values,
                                                    aibox_error *err);
+AIBOX_API aibox_status aibox_model_set_meta_ints(aibox_model *m, const char *key, int n, const int64_t *values,
+                                                 aibox_error *err);
 /* Getters return AIBOX_E_NOTFOUND when the key is absent or of another type. */
 AIBOX_API aibox_status aibox_model_get_meta_str(const aibox_model *m, const char *key, const char **value);
 AIBOX_API aibox_status aibox_model_get_meta_int(const aibox_model *m, const char *key, int64_t *value);
@@ -412,12 +440,41 @@ AIBOX_API aibox_meta_kind aibox_model_meta_kind(const aibox_model *m, const char
 AIBOX_API int aibox_model_meta_count(const aibox_model *m);
 AIBOX_API const char *aibox_model_meta_key(const aibox_model *m, int i);
 
-/* Writes the model (graph, parameters, BN statistics, metadata) atomically:
- * a temporary file beside path, fsync, rename; an interrupted save leaves
- * any previous file intact. */
+/* Writes the model (graph, parameters, BN statistics, metadata) with
+ * aibox_write_atomic's guarantees: an existing file at path is replaced as a
+ * whole or not at all. */
 AIBOX_API aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err);
-/* Loads and verifies (magic, version, structure, CRC-32) a model file. */
+/* Reads a whole regular file, the one way libaibox reads every file: a FIFO
+ * or device is refused (never waited on), a file larger than max_bytes (0:
+ * no cap) is AIBOX_E_UNSUPPORTED before anything is read, a file that
+ * shrinks while read is AIBOX_E_IO, a missing one AIBOX_E_NOTFOUND. *bytes
+ * is the caller's (free()). */
+AIBOX_API aibox_status aibox_read_file(const char *path, size_t max_bytes, unsigned char **bytes, size_t *len,
+                                       aibox_error *err);
+/* The same for an open descriptor (standard input: 0), read to its end;
+ * name is used in messages. */
+AIBOX_API aibox_status aibox_read_fd(int fd, const char *name, size_t max_bytes, unsigned char **bytes, size_t *len,
+                                     aibox_error *err);
+/* Writes bytes to path atomically, the one way libaibox writes every file:
+ * a temporary file "<path>.tmp.<pid>.<hex>" beside it, fsync, rename over
+ * path, fsync of the folder. An interruption at any point (kill -9, a full
+ * disk) leaves a previous file at path intact; temporary files left in that
+ * folder by processes that no longer exist are removed by the next save. */
+AIBOX_API aibox_status aibox_write_atomic(const char *path, const void *bytes, size_t len, aibox_error *err);
+/* Loads and verifies a model file: magic, version, structure, CRC-32, every
+ * size in checked 64-bit arithmetic against the bytes the file holds (each
+ * node's tensors present with exactly the values it needs) before anything
+ * is allocated, and every stored number finite. What a refused file costs
+ * is bounded by its own size. The model holds no gradient block (see
+ * aibox_model_grads). Saving likewise refuses a model with non-finite values. */
 AIBOX_API aibox_status aibox_model_load(aibox_model **m, const char *path, aibox_error *err);
+/* The graph and metadata of a model file without its weights (shapes,
+ * parameter counts, metadata: what `aibox-infer --info` shows). The file is
+ * verified as by aibox_model_load (the CRC streamed over it) except that the
+ * weights are neither read nor checked; memory stays at the size of the
+ * metadata and index, whatever the file's size. Contexts, saving, extraction
+ * and training refuse such a model (AIBOX_E_STATE); free it as any model. */
+AIBOX_API aibox_status aibox_model_load_info(aibox_model **m, const char *path, aibox_error *err);
 
 /* ------------------------------------------------------------------ images */
 /* 8-bit images, rows top to bottom, channels interleaved (1 grey, 3 RGB, 4
@@ -488,6 +545,47 @@ AIBOX_API aibox_status aibox_preproc_to_model(const aibox_preproc *p, aibox_mode
 /* Converts channels, resizes and normalises img into out (channels x height x width floats). */
 AIBOX_API aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, float *out, aibox_error *err);
 
+/* ------------------------------------------------------------------ classification */
+/* Whether a model's output already is probabilities: the graph ends in a
+ * softmax, possibly behind nodes that only reshape or re-quantise (imported
+ * classifiers). Otherwise it gives logits (aibox-train's models), which a
+ * classifier turns into probabilities with a softmax. */
+AIBOX_API int aibox_model_outputs_probabilities(const aibox_model *m);
+
+/* A model ready to classify images: its stored preprocessing and an
+ * inference context with frozen weights, for one image at a time. It borrows
+ * the model (which must outlive it and stay unchanged). One thread per
+ * classifier; several classifiers may share a model. */
+typedef struct aibox_classifier aibox_classifier;
+typedef struct aibox_classification {
+    int label;         /* the most probable class */
+    double confidence; /* its probability */
+    const char *name;  /* its label: the class name, or "0", "1", ... for a model without names
+                          (borrowed from the classifier) */
+} aibox_classification;
+/* threads: 0 for the default. */
+AIBOX_API aibox_status aibox_classifier_create(aibox_classifier **c, const aibox_model *m, int threads,
+                                               aibox_error *err);
+AIBOX_API void aibox_classifier_free(aibox_classifier **c);
+AIBOX_API int aibox_classifier_classes(const aibox_classifier *c);
+/* Class k's label as aibox_classification.name gives it (NULL out of range). */
+AIBOX_API const char *aibox_classifier_class_name(const aibox_classifier *c, int k);
+/* The class whose label is `label`, or -1. */
+AIBOX_API int aibox_classifier_class_index(const aibox_classifier *c, const char *label);
+/* Classifies a decoded image; probs (NULL, or aibox_classifier_classes long)
+ * receives every class's probability. A model output that is not a finite
+ * number is AIBOX_E_NONFINITE, never a result. */
+AIBOX_API aibox_status aibox_classifier_run(aibox_classifier *c, const aibox_image *img, aibox_classification *out,
+                                            double *probs, aibox_error *err);
+/* The same for an image file (aibox_image_load; max_pixels <= 0: the default cap). */
+AIBOX_API aibox_status aibox_classifier_file(aibox_classifier *c, const char *path, long long max_pixels,
+                                             aibox_classification *out, double *probs, aibox_error *err);
+/* The whole thing in one call, for the simple case: loads the model, builds a
+ * classifier, classifies the image file and frees everything. label,
+ * confidence and name (copied, truncated to name_len) may be NULL. */
+AIBOX_API aibox_status aibox_classify_file(const char *model_path, const char *image_path, int *label,
+                                           double *confidence, char *name, size_t name_len, aibox_error *err);
+
 /* ------------------------------------------------------------------ training loop */
 /* Where batches come from: the folder loader, or anything else. next() hands
  * out a borrowed batch (n x input floats, n labels), n == 0 ending the epoch. */
@@ -496,6 +594,11 @@ typedef struct aibox_batch_source {
     long samples; /* per epoch, for progress reports (0 if unknown) */
     aibox_status (*begin_epoch)(void *user, int epoch, aibox_error *err);
     aibox_status (*next)(void *user, const float **x, const int **labels, int *n, aibox_error *err);
+    /* Optional (NULL): stores what the data implies in the model, its
+     * preprocessing and class names; aibox_train calls it on the training
+     * source before anything is saved, so checkpoints and the trained model
+     * describe themselves (aibox_loader_source's does). */
+    aibox_status (*describe)(void *user, aibox_model *m, aibox_error *err);
 } aibox_batch_source;
 
 typedef struct aibox_train_progress {

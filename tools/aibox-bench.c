@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     aibox_model_input_shape(m, &c, &h, &w);
     aibox_ctx *ctx = NULL;
     aibox_mode mode = train ? AIBOX_TRAIN : AIBOX_INFER;
-    if ((s = aibox_ctx_create_ex(&ctx, m, mode, (int)batch, c, h, w, 1, (int)threads, &err)) ||
+    if ((s = aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.mode = mode, .max_batch = (int)batch, .height = h, .width = w, .threads = (int)threads, .seed = 1}, &err)) ||
         (!train && (s = aibox_ctx_freeze_weights(ctx, m, &err)))) { /* inference only: the weights stay */
         fprintf(stderr, "aibox-bench: %s\n", err.msg);
         aibox_ctx_free(&ctx);
@@ -131,12 +131,25 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double fwd_ms = median(t, reps) * 1e3, step_s = train ? median(tt, reps) : 0;
     if (json) {
-        printf("{\"version\":\"%s\",\"blas\":\"%s\",\"model\":\"%s\",\"input\":[%d,%d,%d],\"params\":%zu,"
-               "\"threads\":%d,\"batch\":%ld,\"forward_ms\":%.3f",
-               aibox_version(), aibox_blas_core(), model_name, c, h, w, aibox_model_param_count(m),
-               aibox_ctx_threads(ctx), batch, fwd_ms);
-        if (train) printf(",\"train_step_ms\":%.3f,\"train_images_per_s\":%.3f", step_s * 1e3, batch / step_s);
-        printf(",\"context_mb\":%.1f,\"peak_rss_mb\":%.1f}\n", aibox_ctx_bytes(ctx) / 1048576.0, ru.ru_maxrss / 1024.0);
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "version", aibox_version());
+        cj_str(&j, "blas", aibox_blas_core());
+        cj_str(&j, "model", model_name);
+        cj_arr(&j, "input");
+        cj_int(&j, NULL, c), cj_int(&j, NULL, h), cj_int(&j, NULL, w);
+        cj_close(&j);
+        cj_int(&j, "params", (long long)aibox_model_param_count(m));
+        cj_int(&j, "threads", aibox_ctx_threads(ctx));
+        cj_int(&j, "batch", batch);
+        cj_num(&j, "forward_ms", "%.3f", fwd_ms);
+        if (train) {
+            cj_num(&j, "train_step_ms", "%.3f", step_s * 1e3);
+            cj_num(&j, "train_images_per_s", "%.3f", batch / step_s);
+        }
+        cj_num(&j, "context_mb", "%.1f", aibox_ctx_bytes(ctx) / 1048576.0);
+        cj_num(&j, "peak_rss_mb", "%.1f", ru.ru_maxrss / 1024.0);
+        cj_end(&j);
     } else {
         printf("aibox-bench %s, %s\n", aibox_version(), aibox_blas_info());
         printf("model %s, input %dx%dx%d, %zu parameters, %d threads, batch %ld\n", model_name, c, h, w,

@@ -16,7 +16,8 @@ static const char usage[] =
     "MODEL is recognised by its content: TensorFlow Lite (.tflite: MobileNet-style CONV_2D,\n"
     "DEPTHWISE_CONV_2D, pooling, FULLY_CONNECTED, SOFTMAX...; float32 or 8-bit quantised),\n"
     "safetensors (a torchvision state dict: resnet18), or an .aibox model.\n"
-    "  -o, --output FILE    the .aibox model, written atomically (nothing is written on failure)\n"
+    "  -o, --output FILE    the .aibox model; an existing FILE is replaced, atomically (whole or\n"
+    "                       not at all: on failure or interruption the old file stays)\n"
     "  --labels FILE        class names, one per line, as many as the model has outputs\n"
     "                       (e.g. imagenet_labels.txt: 1001 lines, line 0 \"background\")\n"
     "  --arch NAME          safetensors: the architecture (resnet18); default: recognised from the\n"
@@ -37,30 +38,6 @@ static const char usage[] =
     "Exit status: 0 imported, 2 bad usage, labels or --arch, 3 the model could not be read or written.\n";
 
 /* The file's kind by its first bytes (as aibox_import decides). */
-static const char *sniff(const char *path)
-{
-    unsigned char h[9] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(h, 1, sizeof h, f) : 0;
-    if (f) fclose(f);
-    if (got >= 8 && !memcmp(h, "AIBOX\0MD", 8)) return "aibox";
-    if (got >= 8 && !memcmp(h + 4, "TFL3", 4)) return "tflite";
-    if (got == 9 && h[8] == '{') return "safetensors";
-    return "unknown";
-}
-
-/* What the output holds: probabilities (a softmax, possibly behind shape-only
- * or re-quantising nodes) or scores (logits, or features of an extractor). */
-static const char *output_kind(const aibox_model *m)
-{
-    for (int i = aibox_model_output(m); i > 0;) {
-        aibox_layer_kind k = aibox_model_node_kind(m, i);
-        if (k == AIBOX_LAYER_SOFTMAX) return "probabilities";
-        if (k != AIBOX_LAYER_QUANTIZE && k != AIBOX_LAYER_CLAMP && k != AIBOX_LAYER_FLATTEN) break;
-        if (aibox_model_node_inputs(m, i, &i, 1) != 1) break;
-    }
-    return "scores";
-}
 
 int main(int argc, char **argv)
 {
@@ -130,9 +107,10 @@ int main(int argc, char **argv)
     aibox_model_node_shape(m, aibox_model_output(m), &oc, &oh, &ow);
     int classes = oc * oh * ow;
     const char *const *names = NULL;
-    const char *arch_name = "unknown", *kind = output_kind(m), *format = sniff(src);
-    aibox_model_get_meta_str(m, "aibox.arch", &arch_name);
-    aibox_model_get_meta_strs(m, "aibox.class_names", &n_names, &names);
+    const char *arch_name = "unknown", *kind = aibox_model_outputs_probabilities(m) ? "probabilities" : "scores",
+               *format = aibox_model_format_name(aibox_model_format_of(src));
+    aibox_model_get_meta_str(m, AIBOX_META_ARCH, &arch_name);
+    aibox_model_get_meta_strs(m, AIBOX_META_CLASS_NAMES, &n_names, &names);
     size_t params = aibox_model_param_count(m);
     if (!quiet) {
         fprintf(stderr, "%s: %s (%s): %s, input %dx%dx%d, %zu parameters, %d nodes\n", prog, src, format, arch_name,
@@ -154,20 +132,29 @@ int main(int argc, char **argv)
         for (int c = 0; c < pp.channels; c++) fprintf(stderr, "%s%.4g", c ? "," : " ", pp.std[c]);
         fprintf(stderr, "\n%s: wrote %s\n", prog, out);
     }
-    printf("{\"model\":");
-    cli_json_str(stdout, out);
-    printf(",\"source\":");
-    cli_json_str(stdout, src);
-    printf(",\"format\":\"%s\",\"arch\":", format);
-    cli_json_str(stdout, arch_name);
-    printf(",\"input\":[%d,%d,%d],\"classes\":%d,\"labels\":%s,\"parameters\":%zu,\"nodes\":%d,\"output\":\"%s\","
-           "\"resize\":\"%s\",\"mean\":[",
-           pp.channels, pp.height, pp.width, classes, n_names == classes ? "true" : "false", params,
-           aibox_model_node_count(m), kind, aibox_resize_mode_name(pp.resize));
-    for (int c = 0; c < pp.channels; c++) printf("%s%.6g", c ? "," : "", pp.mean[c]);
-    printf("],\"std\":[");
-    for (int c = 0; c < pp.channels; c++) printf("%s%.6g", c ? "," : "", pp.std[c]);
-    printf("],\"faithful\":%s}\n", faithful ? "true" : "false");
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "model", out);
+    cj_str(&j, "source", src);
+    cj_str(&j, "format", format);
+    cj_str(&j, "arch", arch_name);
+    cj_arr(&j, "input");
+    cj_int(&j, NULL, pp.channels), cj_int(&j, NULL, pp.height), cj_int(&j, NULL, pp.width);
+    cj_close(&j);
+    cj_int(&j, "classes", classes);
+    cj_bool(&j, "labels", n_names == classes);
+    cj_int(&j, "parameters", (long long)params);
+    cj_int(&j, "nodes", aibox_model_node_count(m));
+    cj_str(&j, "output", kind);
+    cj_str(&j, "resize", aibox_resize_mode_name(pp.resize));
+    cj_arr(&j, "mean");
+    for (int c = 0; c < pp.channels; c++) cj_num(&j, NULL, "%.6g", pp.mean[c]);
+    cj_close(&j);
+    cj_arr(&j, "std");
+    for (int c = 0; c < pp.channels; c++) cj_num(&j, NULL, "%.6g", pp.std[c]);
+    cj_close(&j);
+    cj_bool(&j, "faithful", faithful);
+    cj_end(&j);
     aibox_model_free(&m);
     return 0;
 }

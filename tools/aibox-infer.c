@@ -1,12 +1,13 @@
-/* aibox-infer: classify images with a trained .aibox model, one
- * machine-readable line per image on stdout, logs on stderr, exit codes a
- * line script can act on. The model carries its preprocessing. */
-#include <dirent.h>
+/* aibox-infer: judge images with a trained .aibox model (a classifier or an
+ * anomaly model), one machine-readable line per image on stdout, logs on
+ * stderr, exit codes a line script can act on. The library does the work
+ * (aibox_classifier_*, aibox_detector_*); this parses, calls and prints. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "aibox.h"
 #include "cli.h"
@@ -17,28 +18,32 @@ static const char usage[] =
     "line per image on stdout. Probabilities are the softmax of the model's outputs, or the outputs\n"
     "themselves when the model ends in a softmax (imported classifiers).\n"
     "  IMAGE        an image file (JPEG, PNG, BMP, PGM/PPM, TGA, GIF)\n"
-    "  DIR          every regular file in the folder, sorted by name (not recursive)\n"
+    "  DIR          every file in the folder, sorted by name (not recursive; hidden names skipped;\n"
+    "               an entry that is not a readable file, such as a FIFO, gets an error record)\n"
     "  -            one image's bytes read from standard input\n"
     "  -m, --model FILE     the .aibox model (required)\n"
     "  --stdin-list         read image paths from standard input, one per line, keeping the\n"
     "                       model loaded; the result line is flushed after each\n"
     "  --format F           jsonl (default), csv or text\n"
     "  --min-conf P         results whose top probability is below P are \"uncertain\" (default 0)\n"
-    "  --ok-class NAME      the class that means a good part (repeatable or a comma list); the\n"
-    "                       verdict is then OK, NG or uncertain. Without it the verdict is\n"
-    "                       \"classified\" or \"uncertain\".\n"
+    "  --ok-class NAME      the class that means a good part (repeatable or a comma list): one of\n"
+    "                       the labels this tool prints (the model's class names, or 0, 1, ...\n"
+    "                       for a model without them); the verdict is then OK, NG or uncertain.\n"
+    "                       Without it the verdict is \"classified\" or \"uncertain\".\n"
     "  --threads N          threads (default: $AIBOX_THREADS or all CPUs)\n"
     "  --max-pixels N       refuse images whose header announces more pixels (default 100000000)\n"
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
-    "  --info               print the model's metadata as JSON and exit\n"
-    "PaDiM models (aibox-train padim):\n"
+    "  --info               print the model's metadata as JSON and exit (reads the graph and\n"
+    "                       metadata only, not the weights)\n"
+    "Anomaly models (aibox-train padim):\n"
     "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
     "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
     "  --eval --normal-dir DIR --abnormal-dir DIR [--mask-dir DIR]\n"
     "                       evaluate instead: image AUROC, pixel AUROC, AUPRO (FPR <= 0.3),\n"
     "                       F1 at the stored threshold, per defect class (sub-folders of the\n"
     "                       abnormal folder); masks beside the images (STEM.png) or in\n"
-    "                       --mask-dir; images the model was fitted on are left out. One JSON line.\n"
+    "                       --mask-dir; images the model was fitted on are left out, recognised\n"
+    "                       by content (fingerprints stored at fit). One JSON line.\n"
     "                       Every map is kept for the pixel metrics: 0.25 MB per image at 224 px.\n"
     "  --version, --help\n"
     "JSON lines: {\"file\", \"label\", \"confidence\", \"probs\": {class: p}, \"verdict\", \"ms\"}; for\n"
@@ -52,47 +57,34 @@ static const char usage[] =
 
 typedef enum { FMT_JSONL, FMT_CSV, FMT_TEXT } out_format;
 
-typedef struct {
-    aibox_model *m;
-    aibox_ctx *ctx;
-    aibox_preproc pp;
-    int classes;
-    int probs; /* 1: the output already is probabilities (the graph ends in a softmax) */
-    const char *const *names;
-    int n_names;
-    char **ok;
-    int n_ok;
+typedef struct options {
+    const char *model, *normal_dir, *abnormal_dir, *mask_dir, *heat_dir, *mask_out_dir;
+    char **inputs, **ok;
+    int n_inputs, n_ok, stdin_list, info, eval, threads;
     double min_conf;
     long long max_pixels;
     long min_side;
     out_format fmt;
-    float *input;
-    int worst; /* exit status so far */
-    int threads;
-    /* PaDiM models */
-    aibox_padim *pd;
-    aibox_padim_ctx *pctx;
-    float *map;                    /* the model-size anomaly map of the current image */
-    double thr, pix_thr, lo, hi;   /* image / pixel thresholds, score range for normalising */
-    const char *heat_dir, *mask_dir;
-} infer;
+} options;
 
-static const char *class_name(const infer *in, int k, char *buf, size_t len)
-{
-    if (k < in->n_names) return in->names[k];
-    snprintf(buf, len, "%d", k);
-    return buf;
-}
+typedef struct infer {
+    const options *o;
+    aibox_model *m;        /* a classifier, with cls */
+    aibox_classifier *cls;
+    double *probs;
+    aibox_detector *det;   /* an anomaly model */
+    int worst;             /* exit status so far */
+} infer;
 
 static void emit_error(infer *in, const char *file, const char *msg)
 {
-    if (in->fmt == FMT_JSONL) {
-        fputs("{\"file\":", stdout);
-        cli_json_str(stdout, file);
-        fputs(",\"error\":", stdout);
-        cli_json_str(stdout, msg);
-        fputs("}\n", stdout);
-    } else if (in->fmt == FMT_CSV) {
+    if (in->o->fmt == FMT_JSONL) {
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "file", file);
+        cj_str(&j, "error", msg);
+        cj_end(&j);
+    } else if (in->o->fmt == FMT_CSV) {
         cli_csv_str(stdout, file);
         fputs(",,,error,,", stdout);
         cli_csv_str(stdout, msg);
@@ -104,103 +96,140 @@ static void emit_error(infer *in, const char *file, const char *msg)
     if (in->worst < 2) in->worst = 2;
 }
 
-#include "infer_padim.h"
-/* Whether the output is a softmax, possibly behind shape-only or
- * re-quantising nodes (imported classifiers: SOFTMAX, or SOFTMAX then
- * QUANTIZE in TFLite's faithful mode); its values then are probabilities and
- * get no second softmax (aibox-train's models end in logits). */
-static int ends_in_softmax(const aibox_model *m)
+/* An error message naming the file (the library's may not). */
+static void emit_failure(infer *in, const char *file, const aibox_error *e)
 {
-    for (int i = aibox_model_output(m); i > 0;) {
-        aibox_layer_kind k = aibox_model_node_kind(m, i);
-        if (k == AIBOX_LAYER_SOFTMAX) return 1;
-        if (k != AIBOX_LAYER_QUANTIZE && k != AIBOX_LAYER_CLAMP && k != AIBOX_LAYER_FLATTEN) return 0;
-        if (aibox_model_node_inputs(m, i, &i, 1) != 1) return 0;
-    }
-    return 0;
+    char msg[4400];
+    if (!strncmp(e->msg, file, strlen(file))) return emit_error(in, file, e->msg);
+    snprintf(msg, sizeof msg, "%s: %s", file, e->msg);
+    emit_error(in, file, msg);
 }
 
-/* Classifies one decoded image and prints its line. */
 static void classify(infer *in, const char *file, const aibox_image *img, double t0)
 {
-    if (img->width < in->min_side || img->height < in->min_side) {
-        char msg[4300];
-        snprintf(msg, sizeof msg, "%s: too small: %dx%d (each side must be at least %ld pixels)", file, img->width,
-                 img->height, in->min_side);
-        emit_error(in, file, msg);
-        return;
-    }
-    if (in->pd) {
-        padim_one(in, file, img, t0);
-        return;
-    }
     aibox_error err = {0};
-    if (aibox_preprocess(&in->pp, img, in->input, &err) || aibox_ctx_infer(in->ctx, in->m, in->input, 1, &err)) {
-        emit_error(in, file, err.msg);
-        return;
-    }
-    const float *z = aibox_ctx_output(in->ctx, NULL, NULL, NULL);
-    double *p = malloc(sizeof(double) * in->classes);
-    if (!p) {
-        emit_error(in, file, "out of memory");
-        return;
-    }
-    int best = 0;
-    if (in->probs) { /* the model's own probabilities */
-        for (int k = 0; k < in->classes; k++) p[k] = z[k];
-    } else { /* softmax of the logits, in double for the sum */
-        double mx = z[0], sum = 0;
-        for (int k = 1; k < in->classes; k++) mx = z[k] > mx ? z[k] : mx;
-        for (int k = 0; k < in->classes; k++) sum += p[k] = exp((double)z[k] - mx);
-        for (int k = 0; k < in->classes; k++) p[k] /= sum;
-    }
-    for (int k = 1; k < in->classes; k++)
-        if (p[k] > p[best]) best = k;
-    char buf[32];
-    const char *label = class_name(in, best, buf, sizeof buf);
+    aibox_classification r;
+    if (aibox_classifier_run(in->cls, img, &r, in->probs, &err)) return emit_failure(in, file, &err);
     const char *verdict = "classified";
-    if (p[best] < in->min_conf) verdict = "uncertain";
-    else if (in->n_ok) {
+    if (!(r.confidence >= in->o->min_conf)) verdict = "uncertain"; /* written so that NaN fails */
+    else if (in->o->n_ok) {
         verdict = "NG";
-        for (int i = 0; i < in->n_ok; i++)
-            if (!strcmp(in->ok[i], label)) verdict = "OK";
+        for (int i = 0; i < in->o->n_ok; i++)
+            if (!strcmp(in->o->ok[i], r.name)) verdict = "OK";
     }
     if (strcmp(verdict, "OK") && strcmp(verdict, "classified") && in->worst < 1) in->worst = 1;
     double ms = (cli_now() - t0) * 1e3;
-    if (in->fmt == FMT_JSONL) {
-        fputs("{\"file\":", stdout);
-        cli_json_str(stdout, file);
-        fputs(",\"label\":", stdout);
-        cli_json_str(stdout, label);
-        printf(",\"confidence\":%.6f,\"probs\":{", p[best]);
-        for (int k = 0; k < in->classes; k++) {
-            if (k) fputc(',', stdout);
-            cli_json_str(stdout, class_name(in, k, buf, sizeof buf));
-            printf(":%.6f", p[k]);
-        }
-        printf("},\"verdict\":\"%s\",\"ms\":%.3f}\n", verdict, ms);
-    } else if (in->fmt == FMT_CSV) {
+    if (in->o->fmt == FMT_JSONL) {
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "file", file);
+        cj_str(&j, "label", r.name);
+        cj_num(&j, "confidence", "%.6f", r.confidence);
+        cj_obj(&j, "probs");
+        for (int k = 0; k < aibox_classifier_classes(in->cls); k++)
+            cj_num(&j, aibox_classifier_class_name(in->cls, k), "%.6f", in->probs[k]);
+        cj_close(&j);
+        cj_str(&j, "verdict", verdict);
+        cj_num(&j, "ms", "%.3f", ms);
+        cj_end(&j);
+    } else if (in->o->fmt == FMT_CSV) {
         cli_csv_str(stdout, file);
         fputc(',', stdout);
-        cli_csv_str(stdout, label);
-        printf(",%.6f,%s,%.3f,\n", p[best], verdict, ms);
+        cli_csv_str(stdout, r.name);
+        printf(",%.6f,%s,%.3f,\n", r.confidence, verdict, ms);
     } else {
-        printf("%s: %s %.1f%% %s (%.1f ms)\n", file, label, 100 * p[best], verdict, ms);
+        printf("%s: %s %.1f%% %s (%.1f ms)\n", file, r.name, 100 * r.confidence, verdict, ms);
     }
-    free(p);
 }
 
-static void process_bytes(infer *in, const char *name, const void *bytes, size_t len)
+/* Writes a picture into dir as <stem of file>.png (atomic); 0 on failure (reported). */
+static int write_png(infer *in, const char *dir, const char *file, const aibox_image *img)
 {
-    double t0 = cli_now();
-    aibox_image img = {0};
+    char path[4400];
+    const char *leaf = strrchr(file, '/');
+    leaf = leaf ? leaf + 1 : file;
+    const char *dot = strrchr(leaf, '.');
+    snprintf(path, sizeof path, "%s/%.*s.png", dir, (int)(dot ? (size_t)(dot - leaf) : strlen(leaf)), leaf);
     aibox_error err = {0};
-    if (aibox_image_decode(&img, bytes, len, name, in->max_pixels, &err)) {
-        emit_error(in, name, err.msg);
-        return;
+    if (!aibox_image_write_png(img, path, &err)) return 1;
+    emit_error(in, file, err.msg);
+    return 0;
+}
+
+/* The heatmap and mask pictures of the image just run; 0 on failure (reported). */
+static int pictures(infer *in, const char *file, const aibox_image *img)
+{
+    aibox_error err = {0};
+    aibox_image pic = {0};
+    int ok = 1;
+    if (in->o->mask_out_dir) {
+        if (aibox_detector_mask(in->det, &pic, &err)) emit_failure(in, file, &err), ok = 0;
+        else ok = write_png(in, in->o->mask_out_dir, file, &pic);
+        aibox_image_free(&pic);
     }
-    classify(in, name, &img, t0);
-    aibox_image_free(&img);
+    if (ok && in->o->heat_dir) {
+        if (aibox_detector_heatmap(in->det, img, &pic, &err)) emit_failure(in, file, &err), ok = 0;
+        else ok = write_png(in, in->o->heat_dir, file, &pic);
+        aibox_image_free(&pic);
+    }
+    return ok;
+}
+
+static void detect(infer *in, const char *file, const aibox_image *img, double t0)
+{
+    aibox_error err = {0};
+    aibox_detection r;
+    double t1 = cli_now();
+    if (aibox_detector_run(in->det, img, &r, &err)) return emit_failure(in, file, &err);
+    if (!pictures(in, file, img)) return;
+    const char *verdict = r.ng ? "NG" : "OK";
+    if (r.ng && in->worst < 1) in->worst = 1;
+    int shown = r.n_regions < AIBOX_DETECTION_MAX_REGIONS ? r.n_regions : AIBOX_DETECTION_MAX_REGIONS;
+    double ms = (cli_now() - t0) * 1e3, thr = aibox_detector_thresholds(in->det)->image;
+    if (in->o->fmt == FMT_JSONL) {
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "file", file);
+        cj_num(&j, "score", "%.6g", r.score);
+        cj_num(&j, "norm_score", "%.6f", r.norm_score);
+        cj_num(&j, "threshold", "%.6g", thr);
+        cj_str(&j, "verdict", verdict);
+        cj_arr(&j, "regions");
+        for (int i = 0; i < shown; i++) {
+            const aibox_region *g = &r.regions[i];
+            cj_obj(&j, NULL);
+            cj_int(&j, "x", g->x), cj_int(&j, "y", g->y), cj_int(&j, "w", g->w), cj_int(&j, "h", g->h);
+            cj_int(&j, "area", g->area);
+            cj_num(&j, "peak", "%.6g", g->peak);
+            cj_close(&j);
+        }
+        cj_close(&j);
+        cj_int(&j, "n_regions", r.n_regions);
+        cj_obj(&j, "ms");
+        cj_num(&j, "decode", "%.3f", (t1 - t0) * 1e3);
+        cj_num(&j, "score", "%.3f", r.ms_score);
+        cj_num(&j, "total", "%.3f", ms);
+        cj_end(&j);
+    } else if (in->o->fmt == FMT_CSV) {
+        cli_csv_str(stdout, file);
+        printf(",%.6g,%.6f,%s,%d,%.3f,\n", r.score, r.norm_score, verdict, r.n_regions, ms);
+    } else {
+        printf("%s: %s score %.4g (normalised %.3f, threshold %.4g), %d region%s (%.1f ms)\n", file, verdict, r.score,
+               r.norm_score, thr, r.n_regions, r.n_regions == 1 ? "" : "s", ms);
+    }
+}
+
+/* One decoded image through the model, and its line. */
+static void judge(infer *in, const char *file, const aibox_image *img, double t0)
+{
+    if (img->width < in->o->min_side || img->height < in->o->min_side) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "%s: too small: %dx%d (each side must be at least %ld pixels)", file, img->width,
+                 img->height, in->o->min_side);
+        return emit_error(in, file, msg);
+    }
+    if (in->det) detect(in, file, img, t0);
+    else classify(in, file, img, t0);
 }
 
 static void process_file(infer *in, const char *path)
@@ -208,164 +237,50 @@ static void process_file(infer *in, const char *path)
     double t0 = cli_now();
     aibox_image img = {0};
     aibox_error err = {0};
-    if (aibox_image_load(&img, path, in->max_pixels, &err)) {
-        emit_error(in, path, err.msg);
-        return;
-    }
-    classify(in, path, &img, t0);
+    if (aibox_image_load(&img, path, in->o->max_pixels, &err)) return emit_error(in, path, err.msg);
+    judge(in, path, &img, t0);
     aibox_image_free(&img);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 static void process_dir(infer *in, const char *dir)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        char msg[4200];
-        snprintf(msg, sizeof msg, "%s: cannot open the folder", dir);
-        emit_error(in, dir, msg);
-        return;
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *path = malloc(len);
-        if (!path) break;
-        snprintf(path, len, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-            free(path);
-            continue;
-        }
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *nn);
-            if (!nn) {
-                free(path);
-                break;
-            }
-            names = nn;
-        }
-        names[n++] = path;
-    }
-    closedir(d);
-    if (n) qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        process_file(in, names[i]);
-        free(names[i]);
+    aibox_file_list l = {0};
+    aibox_error err = {0};
+    if (aibox_list_files(&l, dir, NULL, &err)) return emit_error(in, dir, err.msg); /* sub-folders: not recursive */
+    for (int i = 0; i < l.n; i++) {
+        process_file(in, l.path[i]); /* a FIFO or a broken link gets an error record saying so */
         fflush(stdout);
     }
-    free(names);
+    aibox_file_list_free(&l);
 }
 
 static void process_stdin_image(infer *in)
 {
-    size_t cap = 1 << 20, len = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + len, 1, cap - len, stdin);
-        len += r;
-        if (r == 0) break;
-        if (len == cap) {
-            if (cap >= ((size_t)1 << 30)) {
-                emit_error(in, "stdin", "stdin: more than 1 GiB of input");
-                free(buf);
-                return;
-            }
-            unsigned char *nb = realloc(buf, cap *= 2);
-            if (!nb) break;
-            buf = nb;
-        }
-    }
-    if (!buf) {
-        emit_error(in, "stdin", "stdin: out of memory");
-        return;
-    }
-    process_bytes(in, "stdin", buf, len);
+    double t0 = cli_now();
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    aibox_error err = {0};
+    aibox_image img = {0};
+    if (aibox_read_fd(0, "stdin", (size_t)1 << 30, &buf, &len, &err) ||
+        aibox_image_decode(&img, buf, len, "stdin", in->o->max_pixels, &err))
+        emit_error(in, "stdin", err.msg);
+    else judge(in, "stdin", &img, t0);
+    aibox_image_free(&img);
     free(buf);
 }
 
-static void print_info(const aibox_model *m, const char *path)
-{
-    int c, h, w;
-    aibox_model_input_shape(m, &c, &h, &w);
-    printf("{\"file\":");
-    cli_json_str(stdout, path);
-    printf(",\"input\":[%d,%d,%d],\"parameters\":%zu,\"nodes\":%d,\"metadata\":{", c, h, w, aibox_model_param_count(m),
-           aibox_model_node_count(m));
-    for (int i = 0; i < aibox_model_meta_count(m); i++) {
-        const char *k = aibox_model_meta_key(m, i);
-        if (i) fputc(',', stdout);
-        cli_json_str(stdout, k);
-        fputc(':', stdout);
-        int n;
-        switch (aibox_model_meta_kind(m, k)) {
-        case AIBOX_META_KIND_INT: {
-            int64_t v;
-            aibox_model_get_meta_int(m, k, &v);
-            printf("%lld", (long long)v);
-            break;
-        }
-        case AIBOX_META_KIND_FLOAT: {
-            double v;
-            aibox_model_get_meta_float(m, k, &v);
-            if (isfinite(v)) printf("%.17g", v);
-            else printf("null");
-            break;
-        }
-        case AIBOX_META_KIND_STR: {
-            const char *v;
-            aibox_model_get_meta_str(m, k, &v);
-            cli_json_str(stdout, v);
-            break;
-        }
-        case AIBOX_META_KIND_INTS: {
-            const int64_t *v;
-            aibox_model_get_meta_ints(m, k, &n, &v);
-            fputc('[', stdout);
-            for (int j = 0; j < n; j++) printf("%s%lld", j ? "," : "", (long long)v[j]);
-            fputc(']', stdout);
-            break;
-        }
-        case AIBOX_META_KIND_FLOATS: {
-            const double *v;
-            aibox_model_get_meta_floats(m, k, &n, &v);
-            fputc('[', stdout);
-            for (int j = 0; j < n; j++) printf(isfinite(v[j]) ? "%s%.17g" : "%snull", j ? "," : "", v[j]);
-            fputc(']', stdout);
-            break;
-        }
-        case AIBOX_META_KIND_STRS: {
-            const char *const *v;
-            aibox_model_get_meta_strs(m, k, &n, &v);
-            fputc('[', stdout);
-            for (int j = 0; j < n; j++) {
-                if (j) fputc(',', stdout);
-                cli_json_str(stdout, v[j]);
-            }
-            fputc(']', stdout);
-            break;
-        }
-        default: printf("null");
-        }
-    }
-    printf("}}\n");
-}
-
 /* Runs every input (files, folders, "-", then --stdin-list paths). */
-static int process_inputs(infer *in, char **inputs, int n_inputs, int stdin_list)
+static int process_inputs(infer *in)
 {
-    for (int i = 0; i < n_inputs; i++) {
+    const options *o = in->o;
+    for (int i = 0; i < o->n_inputs; i++) {
         struct stat st;
-        if (!strcmp(inputs[i], "-")) process_stdin_image(in);
-        else if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(in, inputs[i]);
-        else process_file(in, inputs[i]);
+        if (!strcmp(o->inputs[i], "-")) process_stdin_image(in);
+        else if (stat(o->inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(in, o->inputs[i]);
+        else process_file(in, o->inputs[i]);
         fflush(stdout);
     }
-    if (stdin_list) {
+    if (o->stdin_list) {
         char line[8192];
         while (fgets(line, sizeof line, stdin)) {
             line[strcspn(line, "\r\n")] = 0;
@@ -377,165 +292,218 @@ static int process_inputs(infer *in, char **inputs, int n_inputs, int stdin_list
     return in->worst;
 }
 
-/* The command; main() owns the argument arrays so every return frees them. */
-static int run(int argc, char **argv, char **inputs, char **ok, char **ok_copies)
+static void print_info(const aibox_model *m, const char *path)
 {
-    const char *model_path = NULL, *prog = "aibox-infer";
-    infer in = {.max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, .min_side = 8};
-    int stdin_list = 0, info = 0, n_inputs = 0, n_copies = 0, eval = 0;
-    const char *normal_dir = NULL, *abnormal_dir = NULL, *eval_mask_dir = NULL;
-    long threads = 0;
+    int c, h, w, n;
+    aibox_model_input_shape(m, &c, &h, &w);
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "file", path);
+    cj_arr(&j, "input");
+    cj_int(&j, NULL, c), cj_int(&j, NULL, h), cj_int(&j, NULL, w);
+    cj_close(&j);
+    cj_int(&j, "parameters", (long long)aibox_model_param_count(m));
+    cj_int(&j, "nodes", aibox_model_node_count(m));
+    cj_obj(&j, "metadata");
+    for (int i = 0; i < aibox_model_meta_count(m); i++) {
+        const char *k = aibox_model_meta_key(m, i);
+        int64_t iv;
+        double fv;
+        const char *sv;
+        const int64_t *ia;
+        const double *fa;
+        const char *const *sa;
+        switch (aibox_model_meta_kind(m, k)) {
+        case AIBOX_META_KIND_INT: aibox_model_get_meta_int(m, k, &iv), cj_int(&j, k, iv); break;
+        case AIBOX_META_KIND_FLOAT: aibox_model_get_meta_float(m, k, &fv), cj_num(&j, k, "%.17g", fv); break;
+        case AIBOX_META_KIND_STR: aibox_model_get_meta_str(m, k, &sv), cj_str(&j, k, sv); break;
+        case AIBOX_META_KIND_INTS:
+            aibox_model_get_meta_ints(m, k, &n, &ia), cj_arr(&j, k);
+            for (int q = 0; q < n; q++) cj_int(&j, NULL, ia[q]);
+            cj_close(&j);
+            break;
+        case AIBOX_META_KIND_FLOATS:
+            aibox_model_get_meta_floats(m, k, &n, &fa), cj_arr(&j, k);
+            for (int q = 0; q < n; q++) cj_num(&j, NULL, "%.17g", fa[q]);
+            cj_close(&j);
+            break;
+        case AIBOX_META_KIND_STRS:
+            aibox_model_get_meta_strs(m, k, &n, &sa), cj_arr(&j, k);
+            for (int q = 0; q < n; q++) cj_str(&j, NULL, sa[q]);
+            cj_close(&j);
+            break;
+        default: cj_null(&j, k);
+        }
+    }
+    cj_end(&j);
+}
+
+static void on_eval_failure(void *user, const char *path, const aibox_error *e) { emit_failure(user, path, e); }
+
+static void on_eval_progress(void *user, int done, int total)
+{
+    (void)user;
+    if (isatty(2)) fprintf(stderr, "\raibox-infer: evaluating %d/%d%s", done, total, done == total ? "\n" : "");
+}
+
+/* --eval: one JSON line of metrics. */
+static int evaluate(infer *in)
+{
+    const options *o = in->o;
+    aibox_eval_opts eo = {o->normal_dir, o->abnormal_dir, o->mask_dir, o->max_pixels, 0, on_eval_failure,
+                          on_eval_progress, in};
+    aibox_eval_result r;
+    aibox_error err = {0};
+    if (aibox_detector_evaluate(in->det, &eo, &r, &err)) {
+        fprintf(stderr, "aibox-infer: %s\n", err.msg);
+        return err.code == AIBOX_E_NOMEM ? 3 : 2;
+    }
+    if (!r.fingerprints)
+        fprintf(stderr, "aibox-infer: the model does not record its fitted images' content (made before fingerprints): "
+                        "none left out; if %s holds images it was fitted on, the metrics are optimistic\n", o->normal_dir);
+    else if (r.excluded)
+        fprintf(stderr, "aibox-infer: left out %d normal images: their content equals images the model was fitted on\n",
+                r.excluded);
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_int(&j, "normal", r.normal), cj_int(&j, "abnormal", r.abnormal);
+    cj_int(&j, "excluded_fit_images", r.excluded);
+    cj_str(&j, "excluded_by", r.fingerprints ? "content fingerprint" : NULL);
+    cj_int(&j, "failed", r.failed);
+    cj_num(&j, "image_auroc", "%.6f", r.image_auroc), cj_num(&j, "pixel_auroc", "%.6f", r.pixel_auroc);
+    cj_num(&j, "aupro", "%.6f", r.aupro), cj_num(&j, "threshold", "%.6g", r.threshold), cj_num(&j, "f1", "%.6f", r.f1);
+    cj_obj(&j, "confusion");
+    cj_int(&j, "tp", r.tp), cj_int(&j, "fp", r.fp), cj_int(&j, "fn", r.fn), cj_int(&j, "tn", r.tn);
+    cj_close(&j);
+    cj_obj(&j, "per_class");
+    for (int c = 0; c < r.n_classes; c++) {
+        cj_obj(&j, r.classes[c].name[0] ? r.classes[c].name : "(top)");
+        cj_int(&j, "n", r.classes[c].n);
+        cj_num(&j, "image_auroc", "%.6f", r.classes[c].image_auroc);
+        cj_int(&j, "detected", r.classes[c].detected);
+        cj_close(&j);
+    }
+    cj_close(&j);
+    cj_num(&j, "seconds", "%.3f", r.seconds);
+    cj_num(&j, "ms_per_image", "%.3f", r.normal + r.abnormal ? r.seconds * 1e3 / (r.normal + r.abnormal) : 0);
+    cj_end(&j);
+    int rc = r.failed ? 2 : 0;
+    aibox_eval_result_free(&r);
+    return rc;
+}
+
+/* Options into o (inputs and ok point into argv or into o->ok's copies);
+ * 0 to go on, else the exit status (help/version: 0 with *done). */
+static int parse(int argc, char **argv, options *o, int *done)
+{
+    const char *prog = "aibox-infer";
+    long threads = 0, mp = 0;
+    o->max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, o->min_side = 8;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (cli_help_or_version(prog, a, usage)) {
-            return 0;
-        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) {
-            model_path = v, i++;
-        } else if (!strcmp(a, "--stdin-list")) {
-            stdin_list = 1;
-        } else if (!strcmp(a, "--info")) {
-            info = 1;
-        } else if (!strcmp(a, "--eval")) {
-            eval = 1;
-        } else if (!strcmp(a, "--normal-dir") && v) {
-            normal_dir = v, i++;
-        } else if (!strcmp(a, "--abnormal-dir") && v) {
-            abnormal_dir = v, i++;
-        } else if (!strcmp(a, "--mask-dir") && v) {
-            eval_mask_dir = v, i++;
-        } else if (!strcmp(a, "--heatmap") && v) {
-            in.heat_dir = v, i++;
-        } else if (!strcmp(a, "--mask") && v) {
-            in.mask_dir = v, i++;
-        } else if (!strcmp(a, "--format") && v) {
-            if (!strcmp(v, "jsonl")) in.fmt = FMT_JSONL;
-            else if (!strcmp(v, "csv")) in.fmt = FMT_CSV;
-            else if (!strcmp(v, "text")) in.fmt = FMT_TEXT;
-            else {
-                fprintf(stderr, "%s: --format must be jsonl, csv or text (got '%s')\n", prog, v);
-                return 2;
-            }
+        int ok = 1;
+        if (cli_help_or_version(prog, a, usage)) return *done = 1, 0;
+        else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) o->model = v, i++;
+        else if (!strcmp(a, "--stdin-list")) o->stdin_list = 1;
+        else if (!strcmp(a, "--info")) o->info = 1;
+        else if (!strcmp(a, "--eval")) o->eval = 1;
+        else if (!strcmp(a, "--normal-dir") && v) o->normal_dir = v, i++;
+        else if (!strcmp(a, "--abnormal-dir") && v) o->abnormal_dir = v, i++;
+        else if (!strcmp(a, "--mask-dir") && v) o->mask_dir = v, i++;
+        else if (!strcmp(a, "--heatmap") && v) o->heat_dir = v, i++;
+        else if (!strcmp(a, "--mask") && v) o->mask_out_dir = v, i++;
+        else if (!strcmp(a, "--format") && v) {
+            if (!strcmp(v, "jsonl")) o->fmt = FMT_JSONL;
+            else if (!strcmp(v, "csv")) o->fmt = FMT_CSV;
+            else if (!strcmp(v, "text")) o->fmt = FMT_TEXT;
+            else ok = 0, fprintf(stderr, "%s: --format must be jsonl, csv or text (got '%s')\n", prog, v);
             i++;
-        } else if (!strcmp(a, "--min-conf")) {
-            if (!cli_float(prog, a, v, 0, 1, &in.min_conf)) return 2;
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (!cli_int(prog, a, v, 1, 1024, &threads)) return 2;
-            i++;
-        } else if (!strcmp(a, "--max-pixels")) {
-            long mp;
-            if (!cli_int(prog, a, v, 1, 2000000000L, &mp)) return 2;
-            in.max_pixels = mp, i++;
-        } else if (!strcmp(a, "--min-side")) {
-            if (!cli_int(prog, a, v, 1, 65536, &in.min_side)) return 2;
-            i++;
-        } else if (!strcmp(a, "--ok-class") && v) {
-            /* a comma list, or the option repeated */
-            char *copy = ok_copies[n_copies++] = strdup(v);
-            for (char *tok = copy ? strtok(copy, ",") : NULL; tok && in.n_ok < argc * 8; tok = strtok(NULL, ",")) ok[in.n_ok++] = tok;
-            i++;
+        } else if (!strcmp(a, "--min-conf")) ok = cli_float(prog, a, v, 0, 1, &o->min_conf), i++;
+        else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--max-pixels")) ok = cli_int(prog, a, v, 1, 2000000000L, &mp), o->max_pixels = mp, i++;
+        else if (!strcmp(a, "--min-side")) ok = cli_int(prog, a, v, 1, 65536, &o->min_side), i++;
+        else if (!strcmp(a, "--ok-class") && v) { /* a comma list, or the option repeated */
+            for (char *tok = strtok(argv[++i], ","); tok; tok = strtok(NULL, ",")) o->ok[o->n_ok++] = tok;
         } else if (!strcmp(a, "-") || a[0] != '-') {
-            inputs[n_inputs++] = argv[i];
+            o->inputs[o->n_inputs++] = argv[i];
         } else {
             fprintf(stderr, "%s: unknown option or missing value '%s' (see --help)\n", prog, a);
             return 2;
         }
+        if (!ok) return 2;
     }
-    in.ok = ok;
-    if (!model_path) {
-        fprintf(stderr, "%s: no model given (-m MODEL.aibox; see --help)\n", prog);
-        return 2;
-    }
-    if (eval && (!normal_dir || !abnormal_dir || n_inputs || stdin_list)) {
-        fprintf(stderr, "%s: --eval needs --normal-dir and --abnormal-dir and no other images (see --help)\n", prog);
-        return 2;
-    }
-    if (!info && !eval && !stdin_list && n_inputs == 0) {
-        fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog);
-        return 2;
-    }
-    aibox_error err = {0};
-    in.threads = (int)threads;
-    aibox_status ls = aibox_padim_load(&in.pd, model_path, &err);
-    if (ls == AIBOX_E_NOTFOUND) ls = aibox_model_load(&in.m, model_path, &err); /* a classifier */
-    if (ls) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        return 3;
-    }
-    if (info) {
-        print_info(in.pd ? aibox_padim_model_const(in.pd) : in.m, model_path);
-        aibox_model_free(&in.m);
-        aibox_padim_free(&in.pd);
+    o->threads = (int)threads;
+    if (!o->model) return fprintf(stderr, "%s: no model given (-m MODEL.aibox; see --help)\n", prog), 2;
+    if (o->eval && (!o->normal_dir || !o->abnormal_dir || o->n_inputs || o->stdin_list))
+        return fprintf(stderr, "%s: --eval needs --normal-dir and --abnormal-dir and no other images (see --help)\n",
+                       prog), 2;
+    if (!o->info && !o->eval && !o->stdin_list && o->n_inputs == 0)
+        return fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog), 2;
+    return 0;
+}
+
+/* The labels this tool prints are the ones --ok-class accepts ("0", "1", ... without class names). */
+static int check_ok_classes(const infer *in)
+{
+    for (int i = 0; i < in->o->n_ok; i++) {
+        if (aibox_classifier_class_index(in->cls, in->o->ok[i]) >= 0) continue;
+        int k_max = aibox_classifier_classes(in->cls);
+        fprintf(stderr, "aibox-infer: --ok-class '%s' is not one of the model's classes (", in->o->ok[i]);
+        for (int k = 0; k < k_max && k < 12; k++) fprintf(stderr, "%s%s", k ? ", " : "", aibox_classifier_class_name(in->cls, k));
+        fprintf(stderr, "%s)\n", k_max > 12 ? ", ..." : "");
         return 0;
     }
-    if (!in.pd && (eval || in.heat_dir || in.mask_dir)) {
-        fprintf(stderr, "%s: %s: --eval, --heatmap and --mask need a PaDiM model (aibox-train padim)\n", prog,
-                model_path);
-        aibox_model_free(&in.m);
+    return 1;
+}
+
+/* Loads the model as what it is: an anomaly model, else a classifier. */
+static int load_model(infer *in)
+{
+    const options *o = in->o;
+    aibox_error err = {0};
+    aibox_status s = aibox_detector_load(&in->det, o->model, o->threads, &err);
+    if (s == AIBOX_E_NOTFOUND) s = aibox_model_load(&in->m, o->model, &err); /* a classifier */
+    if (!s && in->m && !(s = aibox_classifier_create(&in->cls, in->m, o->threads, &err)) &&
+        !(in->probs = malloc(sizeof(double) * (size_t)aibox_classifier_classes(in->cls))))
+        s = AIBOX_E_NOMEM, snprintf(err.msg, sizeof err.msg, "out of memory");
+    if (s) {
+        fprintf(stderr, "aibox-infer: %s%s%s\n", strstr(err.msg, o->model) ? "" : o->model,
+                strstr(err.msg, o->model) ? "" : ": ", err.msg);
+        return 3;
+    }
+    if (!in->det && (o->eval || o->heat_dir || o->mask_out_dir)) {
+        fprintf(stderr, "aibox-infer: %s: --eval, --heatmap and --mask need an anomaly model (aibox-train padim)\n",
+                o->model);
         return 2;
     }
-    if (in.pd) {
-        int rc = 3;
-        if (padim_setup(&in, model_path)) {
-            in.input = malloc(sizeof(float) * in.pp.channels * in.pp.width * in.pp.height);
-            if (in.input && eval) rc = padim_eval(&in, normal_dir, abnormal_dir, eval_mask_dir);
-            else if (in.input) rc = -1;
-        }
-        if (rc == -1) {
-            if (in.fmt == FMT_CSV) printf("file,score,norm_score,verdict,regions,ms,error\n");
-            rc = process_inputs(&in, inputs, n_inputs, stdin_list);
-        }
-        free(in.input), free(in.map);
-        aibox_padim_ctx_free(&in.pctx);
-        aibox_padim_free(&in.pd);
-        return rc;
-    }
-    int oc, oh, ow;
-    aibox_model_node_shape(in.m, aibox_model_output(in.m), &oc, &oh, &ow);
-    in.classes = oc * oh * ow;
-    in.probs = ends_in_softmax(in.m);
-    aibox_model_get_meta_strs(in.m, "aibox.class_names", &in.n_names, &in.names);
-    for (int i = 0; i < in.n_ok; i++) {
-        int found = 0;
-        for (int k = 0; k < in.n_names; k++) found |= !strcmp(in.names[k], in.ok[i]);
-        if (!found) {
-            fprintf(stderr, "%s: --ok-class '%s' is not one of the model's classes\n", prog, in.ok[i]);
-            aibox_model_free(&in.m);
-            return 2;
-        }
-    }
-    if (aibox_preproc_from_model(&in.pp, in.m, &err) ||
-        aibox_ctx_create_ex(&in.ctx, in.m, AIBOX_INFER, 1, in.pp.channels, in.pp.height, in.pp.width, 1, (int)threads,
-                            &err) ||
-        aibox_ctx_freeze_weights(in.ctx, in.m, &err)) {
-        fprintf(stderr, "%s: %s: %s\n", prog, model_path, err.msg);
-        aibox_ctx_free(&in.ctx);
-        aibox_model_free(&in.m);
-        return 3;
-    }
-    in.input = malloc(sizeof(float) * in.pp.channels * in.pp.width * in.pp.height);
-    if (!in.input) {
-        aibox_ctx_free(&in.ctx);
-        aibox_model_free(&in.m);
-        return 3;
-    }
-    if (in.fmt == FMT_CSV) printf("file,label,confidence,verdict,ms,error\n");
-    process_inputs(&in, inputs, n_inputs, stdin_list);
-    free(in.input);
-    aibox_ctx_free(&in.ctx);
-    aibox_model_free(&in.m);
-    return in.worst;
+    return in->cls && !check_ok_classes(in) ? 2 : 0;
 }
 
 int main(int argc, char **argv)
 {
-    char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
-    char **ok = calloc((size_t)argc * 8 + 1, sizeof *ok);
-    char **copies = calloc((size_t)argc + 1, sizeof *copies);
-    int rc = inputs && ok && copies ? run(argc, argv, inputs, ok, copies) : 2;
-    for (int i = 0; copies && copies[i]; i++) free(copies[i]);
-    free(inputs);
-    free(ok);
-    free(copies);
+    options o;
+    memset(&o, 0, sizeof o);
+    o.inputs = calloc((size_t)argc + 1, sizeof *o.inputs);
+    o.ok = calloc((size_t)argc * 8 + 1, sizeof *o.ok);
+    int done = 0, rc = o.inputs && o.ok ? parse(argc, argv, &o, &done) : 2;
+    infer in = {.o = &o};
+    aibox_error err = {0};
+    if (rc || done) {
+    } else if (o.info) { /* metadata only: the weights are never read */
+        if (aibox_model_load_info(&in.m, o.model, &err)) fprintf(stderr, "aibox-infer: %s\n", err.msg), rc = 3;
+        else print_info(in.m, o.model);
+    } else if (!(rc = load_model(&in))) {
+        if (o.eval) rc = evaluate(&in);
+        else {
+            if (o.fmt == FMT_CSV)
+                puts(in.det ? "file,score,norm_score,verdict,regions,ms,error" : "file,label,confidence,verdict,ms,error");
+            rc = process_inputs(&in);
+        }
+    }
+    free(in.probs);
+    aibox_classifier_free(&in.cls);
+    aibox_detector_free(&in.det);
+    aibox_model_free(&in.m);
+    free(o.inputs), free(o.ok);
     return rc;
 }

@@ -20,7 +20,8 @@ static const char usage[] =
     "       aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see padim --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
-    "  -o, --output FILE      the trained model (the best validation epoch), written atomically\n"
+    "  -o, --output FILE      the trained model (the best validation epoch); an existing FILE is\n"
+    "                         replaced, atomically (on failure or interruption the old file stays)\n"
     "  --model NAME           small (default; a Keras-tutorial CNN), alexnet, squeezenet, resnext, resnet18,\n"
     "                         resnet50, wide_resnet50_2\n"
     "  --size N               input size (default: small 64, alexnet 256, others 224)\n"
@@ -67,6 +68,10 @@ static const char usage[] =
     "  --stride S             cut at the end of the stage at input size / S (e.g. 16)\n"
     "  --from-scratch         the backbone's architecture with freshly drawn weights, trained\n"
     "                         (not frozen): the baseline for the pretrained weights\n"
+    "Files that cannot be used (unreadable, truncated, too small) and anything in a class folder\n"
+    "that is not a file (sub-folders, FIFOs, devices, broken or looping links) are listed with the\n"
+    "reason in the summary's \"skipped\" list. Training that diverges (a non-finite loss, gradient\n"
+    "or weight) stops with exit 3 and saves nothing from that state.\n"
     "Same data, seed and threads give the same model. Ctrl-C stops; the checkpoint last.aibox in\n"
     "the output folder then resumes the run exactly (--resume).\n"
     "Exit status: 0 trained, 2 bad usage or data, 3 training failed, 130 interrupted.\n";
@@ -78,19 +83,6 @@ static void on_sigint(int sig)
     stop_flag = 1;
 }
 
-/* Adapts the background loader to the training loop's batch source. */
-typedef struct {
-    aibox_loader *ld;
-} source;
-
-static aibox_status src_begin(void *user, int epoch, aibox_error *err)
-{
-    return aibox_loader_epoch(((source *)user)->ld, epoch, err);
-}
-static aibox_status src_next(void *user, const float **x, const int **labels, int *n, aibox_error *err)
-{
-    return aibox_loader_next(((source *)user)->ld, x, labels, n, err);
-}
 
 typedef struct {
     int tty, quiet;
@@ -119,12 +111,12 @@ static void on_progress(void *user, const aibox_train_progress *p)
 
 /* DIR/split.csv: which image went to which split, with its class, so that the
  * held-out images can be fed to aibox-infer (written before training). */
-static int write_split_list(const aibox_dataset *ds, const char *dir)
+static int write_split_list(const aibox_dataset *ds, const char *dir, aibox_error *err)
 {
-    char path[4200], tmp[4300];
+    char path[4200], *buf = NULL;
+    size_t len = 0;
     snprintf(path, sizeof path, "%s/split.csv", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_memstream(&buf, &len);
     if (!f) return 0;
     static const char *const names[AIBOX_SPLIT_COUNT] = {"train", "val", "test"};
     fprintf(f, "file,split,class\n");
@@ -135,9 +127,9 @@ static int write_split_list(const aibox_dataset *ds, const char *dir)
             cli_csv_str(f, aibox_dataset_class_name(ds, aibox_dataset_label(ds, (aibox_split)sp, i)));
             fputc('\n', f);
         }
-    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok &= fclose(f) == 0;
-    return ok && rename(tmp, path) == 0;
+    int ok = fclose(f) == 0 && aibox_write_atomic(path, buf, len, err) == AIBOX_OK;
+    free(buf);
+    return ok;
 }
 
 /* Accuracy of the model on a split, through the same preprocessing. */
@@ -146,8 +138,8 @@ static aibox_status split_accuracy(aibox_model *m, const aibox_dataset *ds, aibo
 {
     aibox_loader *ld = NULL;
     aibox_ctx *ctx = NULL;
-    aibox_status s = aibox_loader_create(&ld, ds, split, pp, batch, 0, 0, 0, 0, threads, err);
-    if (!s) s = aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, batch, pp->channels, pp->height, pp->width, 1, threads, err);
+    aibox_status s = aibox_loader_create(&ld, ds, pp, &(aibox_loader_opts){.split = split, .batch = batch, .threads = threads}, err);
+    if (!s) s = aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.max_batch = batch, .height = pp->height, .width = pp->width, .threads = threads, .seed = 1}, err);
     if (!s) s = aibox_ctx_freeze_weights(ctx, m, err); /* trained: the weights stay while this context lives */
     long right = 0, seen = 0;
     while (!s) {
@@ -392,8 +384,8 @@ int main(int argc, char **argv)
         }
     }
     if (s || (s = aibox_preproc_to_model(&pp, m, &err)) ||
-        (s = aibox_model_set_meta_strs(m, "aibox.class_names", K, aibox_dataset_class_names(ds), &err)) ||
-        (s = aibox_model_set_meta_str(m, "aibox.task", "classify", &err)) ||
+        (s = aibox_model_set_meta_strs(m, AIBOX_META_CLASS_NAMES, K, aibox_dataset_class_names(ds), &err)) ||
+        (s = aibox_model_set_meta_str(m, AIBOX_META_TASK, "classify", &err)) ||
         (s = aibox_model_set_meta_int(m, "aibox.seed", seed, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         goto out;
@@ -409,16 +401,13 @@ int main(int argc, char **argv)
     }
 
     /* loaders: training (shuffled, augmented) and validation (in order, never augmented) */
-    if ((s = aibox_loader_create(&tl, ds, AIBOX_SPLIT_TRAIN, &pp, (int)batch, 1, aug_mask, (float)aug_p,
-                                 (uint64_t)seed, (int)threads, &err)) ||
+    if ((s = aibox_loader_create(&tl, ds, &pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = (int)batch, .shuffle = 1, .augment = aug_mask, .aug_p = (float)aug_p, .seed = (uint64_t)seed, .threads = (int)threads}, &err)) ||
         ((val_on_train || n_val > 0) &&
-         (s = aibox_loader_create(&vl, ds, val_split_id, &pp, (int)batch, 0, 0, 0, (uint64_t)seed, (int)threads, &err)))) {
+         (s = aibox_loader_create(&vl, ds, &pp, &(aibox_loader_opts){.split = val_split_id, .batch = (int)batch, .seed = (uint64_t)seed, .threads = (int)threads}, &err)))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         goto out;
     }
-    source ts = {tl}, vs = {vl};
-    aibox_batch_source tsrc = {&ts, aibox_loader_samples(tl), src_begin, src_next};
-    aibox_batch_source vsrc = {&vs, vl ? aibox_loader_samples(vl) : 0, src_begin, src_next};
+    aibox_batch_source tsrc = aibox_loader_source(tl), vsrc = aibox_loader_source(vl);
     char dir_buf[4096];
     if (!out_dir) {
         snprintf(dir_buf, sizeof dir_buf, "%s", out);
@@ -428,7 +417,9 @@ int main(int argc, char **argv)
         out_dir = dir_buf;
     }
     mkdir(out_dir, 0777);
-    if (!write_split_list(ds, out_dir)) fprintf(stderr, "%s: warning: cannot write %s/split.csv\n", prog, out_dir);
+    aibox_error werr = {0};
+    if (!write_split_list(ds, out_dir, &werr))
+        fprintf(stderr, "%s: warning: cannot write %s/split.csv: %s\n", prog, out_dir, werr.msg[0] ? werr.msg : "out of memory");
     progress pr = {isatty(2), quiet};
     aibox_train_opts o = {.epochs = (int)epochs,
                           .optim = {.kind = sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)lr, .momentum = sgd ? 0.9f : 0},
@@ -479,36 +470,40 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             rc = 3;
         } else {
-            printf("{\"model\":");
-            cli_json_str(stdout, out);
-            printf(",\"out_dir\":");
-            cli_json_str(stdout, out_dir);
-            printf(",\"classes\":%d,\"train_images\":%d,\"val_images\":%d,\"epochs_run\":%d,\"best_epoch\":%d,"
-                   "\"val_acc\":%.6f,\"val_loss\":%.6f,\"first_perfect_epoch\":%d,\"first_perfect_seconds\":%.3f,"
-                   "\"test_acc\":%.6f,\"seconds\":%.3f,\"stopped_early\":%s,",
-                   K, n_train, val_on_train ? n_train : n_val, res.epochs_run, res.best_epoch + 1,
-                   isnan(res.best_val_acc) ? -1.0 : res.best_val_acc,
-                   isnan(res.best_val_loss) ? -1.0 : res.best_val_loss,
-                   res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1, res.first_perfect_seconds,
-                   isnan(test_acc) ? -1.0 : test_acc, res.seconds, res.stopped_early ? "true" : "false");
+            cli_json j;
+            cj_begin(&j, stdout);
+            cj_str(&j, "model", out);
+            cj_str(&j, "out_dir", out_dir);
+            cj_int(&j, "classes", K);
+            cj_int(&j, "train_images", n_train);
+            cj_int(&j, "val_images", val_on_train ? n_train : n_val);
+            cj_int(&j, "epochs_run", res.epochs_run);
+            cj_int(&j, "best_epoch", res.best_epoch + 1);
+            cj_num(&j, "val_acc", "%.6f", isnan(res.best_val_acc) ? -1.0 : res.best_val_acc);
+            cj_num(&j, "val_loss", "%.6f", isnan(res.best_val_loss) ? -1.0 : res.best_val_loss);
+            cj_int(&j, "first_perfect_epoch", res.first_perfect_epoch >= 0 ? res.first_perfect_epoch + 1 : -1);
+            cj_num(&j, "first_perfect_seconds", "%.3f", res.first_perfect_seconds);
+            cj_num(&j, "test_acc", "%.6f", isnan(test_acc) ? -1.0 : test_acc);
+            cj_num(&j, "seconds", "%.3f", res.seconds);
+            cj_bool(&j, "stopped_early", res.stopped_early);
             if (bb) {
-                printf("\"backbone\":");
-                cli_json_str(stdout, backbone);
-                printf(",\"cut\":%d,\"frozen\":%s,\"init\":\"%s\",\"cached_features\":%s,\"feature_seconds\":%.3f,", cut,
-                       freeze ? "true" : "false", scratch ? "random" : "pretrained", cached ? "true" : "false",
-                       feat_seconds);
+                cj_str(&j, "backbone", backbone);
+                cj_int(&j, "cut", cut);
+                cj_bool(&j, "frozen", freeze);
+                cj_str(&j, "init", scratch ? "random" : "pretrained");
+                cj_bool(&j, "cached_features", cached);
+                cj_num(&j, "feature_seconds", "%.3f", feat_seconds);
             }
-            printf("\"skipped\":[");
+            cj_arr(&j, "skipped");
             for (int i = 0; i < n_skip; i++) {
                 const char *p, *why;
                 aibox_dataset_skipped(ds, i, &p, &why);
-                printf("%s{\"file\":", i ? "," : "");
-                cli_json_str(stdout, p);
-                printf(",\"reason\":");
-                cli_json_str(stdout, why);
-                printf("}");
+                cj_obj(&j, NULL);
+                cj_str(&j, "file", p);
+                cj_str(&j, "reason", why);
+                cj_close(&j);
             }
-            printf("]}\n");
+            cj_end(&j);
         }
     }
 out:

@@ -142,8 +142,8 @@ static aibox_status feats_extract(transfer_feats *f, const aibox_model *m, int f
     if (!f->x || !f->y || !f->order || !f->bx || !f->by) return transfer_fail(err, AIBOX_E_NOMEM, "features: out of memory");
     aibox_loader *ld = NULL;
     aibox_ctx *ctx = NULL;
-    aibox_status s = aibox_loader_create(&ld, ds, split, pp, eb, 0, 0, 0, seed, threads, err);
-    if (!s) s = aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, eb, pp->channels, pp->height, pp->width, 1, threads, err);
+    aibox_status s = aibox_loader_create(&ld, ds, pp, &(aibox_loader_opts){.split = split, .batch = eb, .seed = seed, .threads = threads}, err);
+    if (!s) s = aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.max_batch = eb, .height = pp->height, .width = pp->width, .threads = threads, .seed = 1}, err);
     if (!s) s = aibox_ctx_freeze_weights(ctx, m, err); /* the trunk does not change while this context lives */
     int seen = 0;
     while (!s) {
@@ -228,11 +228,11 @@ static aibox_status transfer_train_cached(aibox_model *m, int feat, int head, fl
     }
     int n_names;
     const char *const *names;
-    if (!s && aibox_model_get_meta_strs(m, "aibox.class_names", &n_names, &names) == AIBOX_OK)
-        s = aibox_model_set_meta_strs(h, "aibox.class_names", n_names, names, err);
+    if (!s && aibox_model_get_meta_strs(m, AIBOX_META_CLASS_NAMES, &n_names, &names) == AIBOX_OK)
+        s = aibox_model_set_meta_strs(h, AIBOX_META_CLASS_NAMES, n_names, names, err);
     if (!s) {
         transfer_copy_head(h, k, m, head);
-        aibox_batch_source ts = {&tf, tf.n, feats_begin, feats_next}, vs = {&vf, vf.n, feats_begin, feats_next};
+        aibox_batch_source ts = {&tf, tf.n, feats_begin, feats_next, NULL}, vs = {&vf, vf.n, feats_begin, feats_next, NULL};
         s = aibox_train(h, &ts, batch, val_split >= 0 ? &vs : NULL, o, threads, res, err);
     }
     if (!s) transfer_copy_head(m, head, h, k);

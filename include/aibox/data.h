@@ -16,6 +16,53 @@
 extern "C" {
 #endif
 
+/* ------------------------------------------------------------------ folders */
+/* The one folder lister of the library (datasets, anomaly folders and the
+ * tools use it). Names starting with '.' are skipped; everything else in a
+ * folder is listed, sorted by path bytewise, with a note for entries that
+ * are not regular files (a FIFO, a device, a looping or broken link, a
+ * sub-folder that is not searched): they are reported, never read, never
+ * dropped silently. */
+typedef enum aibox_subfolders {
+    AIBOX_SUBFOLDERS_IGNORE = 0, /* sub-folders are left out */
+    AIBOX_SUBFOLDERS_NOTE,       /* listed, with a note saying they are not searched */
+    AIBOX_SUBFOLDERS_RECURSE     /* searched, to any depth (up to 64 levels) */
+} aibox_subfolders;
+typedef struct aibox_list_opts {
+    aibox_subfolders subfolders;
+    int folders;     /* 1: list the sub-folders themselves (one level), not the files */
+    int images_only; /* 1: only names with an image extension (jpg jpeg png bmp pgm ppm pnm tga gif) */
+    int skip_masks;  /* 1: a PNG beside an image of another type with the same stem is that image's mask
+                        (the magnetic-tile layout), not an entry */
+} aibox_list_opts;
+typedef struct aibox_file_list {
+    int n;
+    char **path;       /* "dir/name" (owned) */
+    const char **note; /* NULL for a regular file, else why the entry is not one (static text) */
+} aibox_file_list;
+/* Lists dir (opts NULL: files of dir itself, sub-folders ignored). Free with
+ * aibox_file_list_free. A missing folder is AIBOX_E_NOTFOUND. */
+AIBOX_API aibox_status aibox_list_files(aibox_file_list *out, const char *dir, const aibox_list_opts *opts,
+                                        aibox_error *err);
+AIBOX_API void aibox_file_list_free(aibox_file_list *l);
+/* 1 when name ends in an image extension (case-insensitive). */
+AIBOX_API int aibox_is_image_name(const char *name);
+/* The ground-truth mask of an image: STEM.png beside it (when the image is
+ * not a PNG), or in mask_dir as STEM.png or STEM_mask.png (MVTec AD). 1 and
+ * the path in out when found. */
+AIBOX_API int aibox_find_mask(const char *image, const char *mask_dir, char *out, size_t len);
+/* The mask at w x h (nearest neighbour; a pixel >= 128 is defect, 1, else 0)
+ * into dst (w * h bytes), or all zeros when the image has no mask. */
+AIBOX_API aibox_status aibox_load_mask(const char *image, const char *mask_dir, int w, int h, long long max_pixels,
+                                       uint8_t *dst, aibox_error *err);
+
+/* ------------------------------------------------------------------ fingerprints */
+/* The 64-bit FNV-1a hash of a file's bytes: an image's identity by content,
+ * whatever its name or folder (PaDiM models record the fingerprints of the
+ * images they were fitted on, so an evaluation leaves exactly those out,
+ * copies included, and nothing else). Reads regular files in 1 MB pieces. */
+AIBOX_API aibox_status aibox_file_fingerprint(const char *path, uint64_t *fp, aibox_error *err);
+
 /* ------------------------------------------------------------------ datasets */
 /* Layouts (see datasets/README.md):
  *  flat:   DIR/<class>/<image>. Classes sorted by name (byte order). A seeded,
@@ -31,7 +78,9 @@ extern "C" {
  *          val/ or test/ is fine.
  * Every regular file directly inside a class folder is a sample (no deeper
  * recursion; names starting with '.' are ignored, as are files lying directly
- * in DIR). Each is decoded once at open (aibox_image_load, so zero bytes,
+ * in DIR); anything else in a class folder (a sub-folder, a FIFO, a device, a
+ * symbolic link loop or a broken link) is listed in the skip list with what
+ * it is, never read. Each is decoded once at open (aibox_image_load, so zero bytes,
  * truncation, non-images and absurd sizes are caught); a file that fails, or
  * whose width or height is below min_side, goes to the skip list with its
  * reason (or, with strict, the open fails naming the first such file in
@@ -170,13 +219,24 @@ AIBOX_API aibox_status aibox_dataset_preview_augment(const aibox_dataset *ds, in
  * and any timing. The last batch of an epoch may be smaller than batch. */
 typedef struct aibox_loader aibox_loader;
 
-/* threads: background threads, 0 = aibox_default_num_threads(). Starts epoch 0
- * at once. The loader borrows ds (which must outlive it) and copies pp. One
- * thread at a time calls next/epoch on a loader; several loaders (training
- * and validation) may share one dataset. */
-AIBOX_API aibox_status aibox_loader_create(aibox_loader **ld, const aibox_dataset *ds, aibox_split split,
-                                           const aibox_preproc *pp, int batch, int shuffle, unsigned augment,
-                                           float aug_p, uint64_t seed, int threads, aibox_error *err);
+/* How a loader reads its split; a zeroed struct is the training split in
+ * file order, batches of 32, no augmentation, seed 0, default threads. */
+typedef struct aibox_loader_opts {
+    aibox_split split;
+    int batch;        /* samples per batch; 0: 32 */
+    int shuffle;      /* 1: a seeded shuffle per epoch */
+    unsigned augment; /* AIBOX_AUG_* mask (training split only) */
+    float aug_p;      /* probability that another augmentation follows one (0: exactly one;
+                         AIBOX_AUG_P_DEFAULT is the AI-Box 0.6) */
+    uint64_t seed;    /* of the shuffle and the augmentations */
+    int threads;      /* background threads; 0: aibox_default_num_threads() */
+} aibox_loader_opts;
+/* Starts epoch 0 at once. The loader borrows ds (which must outlive it) and
+ * copies pp and opts (NULL: the defaults). One thread at a time calls
+ * next/epoch on a loader; several loaders (training and validation) may
+ * share one dataset. */
+AIBOX_API aibox_status aibox_loader_create(aibox_loader **ld, const aibox_dataset *ds, const aibox_preproc *pp,
+                                           const aibox_loader_opts *opts, aibox_error *err);
 /* Starts epoch e (any order; the threads begin preparing it at once, so it
  * may be called right after the previous epoch's last batch). */
 AIBOX_API aibox_status aibox_loader_epoch(aibox_loader *ld, int epoch, aibox_error *err);
@@ -189,6 +249,11 @@ AIBOX_API aibox_status aibox_loader_next(aibox_loader *ld, const float **x, cons
 AIBOX_API int aibox_loader_samples(const aibox_loader *ld); /* per epoch */
 AIBOX_API int aibox_loader_batches(const aibox_loader *ld); /* per epoch */
 AIBOX_API int aibox_loader_threads(const aibox_loader *ld);
+/* The loader as aibox_train's batch source (user is ld, borrowed: the loader
+ * must outlive the training). Its describe hook writes the loader's
+ * preprocessing (aibox_preproc_to_model) and the dataset's class names
+ * (AIBOX_META_CLASS_NAMES) into the model. */
+AIBOX_API aibox_batch_source aibox_loader_source(aibox_loader *ld);
 /* Stops the threads and frees everything; safe on NULL. */
 AIBOX_API void aibox_loader_free(aibox_loader **ld);
 

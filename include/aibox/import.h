@@ -50,6 +50,20 @@ AIBOX_API aibox_status aibox_import_tflite(aibox_model **m, const char *path, co
                                            aibox_error *err);
 
 /* ------------------------------------------------------------------ any file */
+/* Which reader a model file needs, recognised from its first bytes (16 are
+ * plenty), never from its name: the .aibox magic, TensorFlow Lite's "TFL3"
+ * at offset 4, or safetensors' u64 header length (2 bytes to 1 TiB)
+ * followed by '{'. aibox_import decides with it. */
+typedef enum aibox_model_format {
+    AIBOX_FORMAT_UNKNOWN = 0,
+    AIBOX_FORMAT_AIBOX,
+    AIBOX_FORMAT_TFLITE,
+    AIBOX_FORMAT_SAFETENSORS
+} aibox_model_format;
+AIBOX_API aibox_model_format aibox_model_format_sniff(const void *head, size_t n);
+AIBOX_API aibox_model_format aibox_model_format_of(const char *path); /* UNKNOWN when unreadable */
+AIBOX_API const char *aibox_model_format_name(aibox_model_format f);  /* "aibox", "tflite", ... "unknown" */
+
 /* Opens any model file libaibox reads, recognised by its content: a .aibox
  * model (aibox_model_load), TensorFlow Lite (aibox_import_tflite with opts)
  * or safetensors (aibox_import_safetensors with opts->arch, or the

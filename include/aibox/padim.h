@@ -83,8 +83,11 @@ AIBOX_API aibox_model *aibox_padim_model(aibox_padim *p);
 AIBOX_API const aibox_model *aibox_padim_model_const(const aibox_padim *p);
 /* Scores with the factor in IEEE half precision too (on CPUs with F16C):
  * half the memory traffic of the scoring's one big operand, distances
- * within about 1e-3 relative. Stored as metadata (aibox.padim.half), so a
- * loaded model converts again; the file keeps float32. */
+ * within about 1e-3 relative. ON by default: aibox_padim_fit_end turns it
+ * on (as aibox-train padim does, unless --float32), so the API and the
+ * tools score alike; call with on = 0 for float32 scoring. Stored as
+ * metadata (aibox.padim.half), so a loaded model converts again; the file
+ * keeps float32. */
 AIBOX_API aibox_status aibox_padim_set_half(aibox_padim *p, int on, aibox_error *err);
 /* Patch grid (P = gw * gh), kept dimensions, images fitted. */
 AIBOX_API void aibox_padim_info(const aibox_padim *p, int *gw, int *gh, int *dims, long *images);

@@ -17,6 +17,19 @@ AIBOX_INTERNAL aibox_status aibox_fail(aibox_error *err, aibox_status code, cons
 AIBOX_INTERNAL aibox_status aibox_vfail(aibox_error *err, aibox_status code, const char *fmt, va_list ap);
 AIBOX_INTERNAL void aibox_error_clear(aibox_error *err);
 
+/* aibox_read_file / aibox_read_fd with the buffer 64-byte aligned
+ * (aibox_alloc, freed with aibox_free) when aligned is 1. */
+AIBOX_INTERNAL aibox_status aibox_read_file_ex(const char *path, size_t max_bytes, int aligned, unsigned char **bytes,
+                                               size_t *len, aibox_error *err);
+AIBOX_INTERNAL aibox_status aibox_read_fd_ex(int fd, const char *name, size_t max_bytes, int aligned,
+                                             unsigned char **bytes, size_t *len, aibox_error *err);
+
+/* The one seed mixer: three words into one seed (splitmix64's finaliser per
+ * word). Every derived draw (an epoch's shuffle, a sample's augmentation, a
+ * split, an epoch's dropout) is aibox_seed_mix(seed, index, tag), never
+ * timing; distinct tags keep the streams apart. */
+AIBOX_INTERNAL uint64_t aibox_seed_mix(uint64_t a, uint64_t b, uint64_t c);
+
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 

@@ -4,9 +4,11 @@
 
 #include "core/core.h"
 
-static uint64_t splitmix64(uint64_t *x)
+/* splitmix64's step: the one mixing function behind seeding and seed
+ * derivation. */
+static uint64_t mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z += 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
@@ -14,9 +16,10 @@ static uint64_t splitmix64(uint64_t *x)
 
 void aibox_rng_seed(aibox_rng *r, uint64_t seed)
 {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = mix64(seed + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
 }
+
+uint64_t aibox_seed_mix(uint64_t a, uint64_t b, uint64_t c) { return mix64(mix64(mix64(a) ^ b) ^ c); }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 

@@ -19,6 +19,7 @@ const char *aibox_strerror(aibox_status s)
     case AIBOX_E_STATE: return "invalid state";
     case AIBOX_E_NOTFOUND: return "not found";
     case AIBOX_E_INTERRUPTED: return "interrupted";
+    case AIBOX_E_NONFINITE: return "non-finite result";
     }
     return "unknown status";
 }

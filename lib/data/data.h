@@ -6,9 +6,6 @@
 #include "aibox/data.h"
 #include "core/core.h"
 
-/* Mixes three words into one seed (splitmix64 finaliser per word): the loader
- * derives every draw from (seed, epoch, sample), never from timing. */
-AIBOX_INTERNAL uint64_t aibox_data_hash(uint64_t a, uint64_t b, uint64_t c);
 /* Seeds of an epoch's shuffle and of one sample's augmentation. */
 AIBOX_INTERNAL void aibox_data_shuffle_rng(aibox_rng *r, uint64_t seed, int epoch);
 AIBOX_INTERNAL void aibox_data_sample_rng(aibox_rng *r, uint64_t seed, int epoch, int index);

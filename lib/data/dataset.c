@@ -1,6 +1,5 @@
 /* Folder datasets: listing, validation by decoding every file once, the skip
  * list, the seeded stratified split and the decoded-image cache. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,84 +76,61 @@ static void strlist_free(strlist *l)
     memset(l, 0, sizeof *l);
 }
 
-static char *join(const char *a, const char *b)
-{
-    char *s;
-    return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
-}
-
-/* Non-hidden names in dir that are folders (dirs = 1) or regular files
- * (dirs = 0), symlinks followed, sorted bytewise so the order never depends
- * on the file system or the locale. */
-static aibox_status list_names(const char *dir, int dirs, strlist *out, aibox_error *err)
-{
-    DIR *d = opendir(dir);
-    if (!d) return aibox_fail(err, AIBOX_E_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
-    struct dirent *de;
-    aibox_status s = AIBOX_OK;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue; /* hidden files, '.' and '..' */
-        char *p = join(dir, de->d_name);
-        struct stat st;
-        if (!p) {
-            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", dir);
-            break;
-        }
-        int keep = stat(p, &st) == 0 && (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
-        free(p);
-        if (keep && !strlist_push(out, strdup(de->d_name))) {
-            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", dir);
-            break;
-        }
-    }
-    closedir(d);
-    if (!s && out->n > 1) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
-    return s;
-}
-
 static int is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Appends every file of root/<class>/ as entries of the given split. */
+static char *join(const char *a, const char *b)
+{
+    char *s;
+    return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+}
+
+/* One entry for a path in a class folder; reason set: listed, but not a
+ * file (it goes to the skip list without being read). */
+static aibox_status add_entry(entry **e, int *n, int *cap, const char *path, size_t cls_at, int split,
+                              const char *reason, const char *root, aibox_error *err)
+{
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 256;
+        entry *ne = realloc(*e, (size_t)nc * sizeof *ne);
+        if (!ne) return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
+        *e = ne, *cap = nc;
+    }
+    entry *x = &(*e)[*n];
+    memset(x, 0, sizeof *x);
+    x->path = strdup(path);
+    x->reason = reason ? strdup(reason) : NULL;
+    if (!x->path || (reason && !x->reason)) {
+        free(x->path), free(x->reason);
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
+    }
+    x->cls = x->path + cls_at; /* the class folder's name: the path's second-to-last component */
+    x->root = split;
+    x->label = -1;
+    x->code = reason ? AIBOX_E_IO : AIBOX_OK;
+    (*n)++;
+    return AIBOX_OK;
+}
+
+/* Appends every entry of root/<class>/ as entries of the given split: the
+ * regular files first (name order), then what is not a file (noted). */
 static aibox_status list_root(const char *root, int split, entry **e, int *n, int *cap, aibox_error *err)
 {
-    strlist classes = {0};
-    aibox_status s = list_names(root, 1, &classes, err);
+    aibox_file_list classes = {0};
+    aibox_status s = aibox_list_files(&classes, root, &(aibox_list_opts){.folders = 1}, err);
     for (int c = 0; !s && c < classes.n; c++) {
-        char *cdir = join(root, classes.v[c]);
-        strlist files = {0};
-        if (!cdir) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
-        if (!s) s = list_names(cdir, 0, &files, err);
-        for (int f = 0; !s && f < files.n; f++) {
-            if (*n == *cap) {
-                int nc = *cap ? 2 * *cap : 256;
-                entry *ne = realloc(*e, (size_t)nc * sizeof *ne);
-                if (!ne) {
-                    s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
-                    break;
-                }
-                *e = ne, *cap = nc;
-            }
-            entry *x = &(*e)[*n];
-            memset(x, 0, sizeof *x);
-            x->path = join(cdir, files.v[f]);
-            if (!x->path) {
-                s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", root);
-                break;
-            }
-            /* the class name is the path's second-to-last component */
-            x->cls = x->path + strlen(cdir) - strlen(classes.v[c]);
-            x->root = split;
-            x->label = -1;
-            (*n)++;
-        }
-        strlist_free(&files);
-        free(cdir);
+        aibox_file_list f = {0};
+        size_t cls_at = strlen(root) + 1;
+        s = aibox_list_files(&f, classes.path[c], &(aibox_list_opts){.subfolders = AIBOX_SUBFOLDERS_NOTE}, err);
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; !s && i < f.n; i++)
+                if (!f.note[i] == !pass) s = add_entry(e, n, cap, f.path[i], cls_at, split, f.note[i], root, err);
+        aibox_file_list_free(&f);
     }
-    strlist_free(&classes);
+    aibox_file_list_free(&classes);
     return s;
 }
 
@@ -181,6 +157,7 @@ static void decode_task(void *arg, int task, int thread)
     (void)thread;
     decode_job *j = arg;
     entry *x = &j->e[task];
+    if (x->reason) return; /* listed, but not a file: nothing to read */
     aibox_error e = {0};
     aibox_status s = aibox_image_load(&x->img, x->path, j->max_pixels, &e);
     if (s) {
@@ -244,7 +221,7 @@ static aibox_status draw_split(aibox_dataset *ds, float frac, uint64_t seed, aib
         int n_val = frac > 0 ? (int)(frac * (float)n + 0.5f) : 0;
         if (n_val > n - 1) n_val = n > 0 ? n - 1 : 0;
         aibox_rng r;
-        aibox_rng_seed(&r, aibox_data_hash(seed, name_hash(ds->classes[c]), TAG_SPLIT));
+        aibox_rng_seed(&r, aibox_seed_mix(seed, name_hash(ds->classes[c]), TAG_SPLIT));
         for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
             int j = (int)aibox_rng_below(&r, (uint32_t)i + 1);
             int t = members[i];

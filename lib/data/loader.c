@@ -20,24 +20,14 @@
 
 /* ------------------------------------------------------------ seeding */
 
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-uint64_t aibox_data_hash(uint64_t a, uint64_t b, uint64_t c) { return mix64(mix64(mix64(a) ^ b) ^ c); }
-
 void aibox_data_shuffle_rng(aibox_rng *r, uint64_t seed, int epoch)
 {
-    aibox_rng_seed(r, aibox_data_hash(seed, (uint32_t)epoch, TAG_SHUFFLE));
+    aibox_rng_seed(r, aibox_seed_mix(seed, (uint32_t)epoch, TAG_SHUFFLE));
 }
 
 void aibox_data_sample_rng(aibox_rng *r, uint64_t seed, int epoch, int index)
 {
-    aibox_rng_seed(r, aibox_data_hash(seed, ((uint64_t)(uint32_t)epoch << 32) | (uint32_t)index, TAG_AUGMENT));
+    aibox_rng_seed(r, aibox_seed_mix(seed, ((uint64_t)(uint32_t)epoch << 32) | (uint32_t)index, TAG_AUGMENT));
 }
 
 /* ------------------------------------------------------------ loader */
@@ -154,12 +144,17 @@ static void reset_epoch(aibox_loader *ld, int epoch)
     memset(&ld->error, 0, sizeof ld->error);
 }
 
-aibox_status aibox_loader_create(aibox_loader **out, const aibox_dataset *ds, aibox_split split,
-                                 const aibox_preproc *pp, int batch, int shuffle, unsigned augment, float aug_p,
-                                 uint64_t seed, int threads, aibox_error *err)
+aibox_status aibox_loader_create(aibox_loader **out, const aibox_dataset *ds, const aibox_preproc *pp,
+                                 const aibox_loader_opts *opts, aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "loader: NULL argument");
     *out = NULL;
+    aibox_loader_opts o = opts ? *opts : (aibox_loader_opts){0};
+    aibox_split split = o.split;
+    int batch = o.batch ? o.batch : 32, shuffle = o.shuffle, threads = o.threads;
+    unsigned augment = o.augment;
+    float aug_p = o.aug_p;
+    uint64_t seed = o.seed;
     if (!ds || !pp) return aibox_fail(err, AIBOX_E_INVALID, "loader: NULL argument");
     if ((unsigned)split >= AIBOX_SPLIT_COUNT) return aibox_fail(err, AIBOX_E_INVALID, "loader: unknown split %d", (int)split);
     static const char *const split_names[AIBOX_SPLIT_COUNT] = {"training", "validation", "test"};
@@ -338,4 +333,28 @@ aibox_status aibox_dataset_preview_augment(const aibox_dataset *ds, int n, const
         aibox_image_free(&img);
     }
     return s;
+}
+
+/* ------------------------------------------------------------------ as a batch source */
+static aibox_status source_begin(void *user, int epoch, aibox_error *err) { return aibox_loader_epoch(user, epoch, err); }
+
+static aibox_status source_next(void *user, const float **x, const int **labels, int *n, aibox_error *err)
+{
+    return aibox_loader_next(user, x, labels, n, err);
+}
+
+static aibox_status source_describe(void *user, aibox_model *m, aibox_error *err)
+{
+    const aibox_loader *ld = user;
+    aibox_status s = aibox_preproc_to_model(&ld->pp, m, err);
+    if (s) return s;
+    int k = aibox_dataset_class_count(ld->ds);
+    return aibox_model_set_meta_strs(m, AIBOX_META_CLASS_NAMES, k, (const char *const *)aibox_dataset_class_names(ld->ds),
+                                     err);
+}
+
+aibox_batch_source aibox_loader_source(aibox_loader *ld)
+{
+    aibox_batch_source b = {ld, ld ? ld->n : 0, source_begin, source_next, source_describe};
+    return b;
 }

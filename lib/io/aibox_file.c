@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/atomic.h"
 #include "io/aibox_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(AIBOX_IO_PORTABLE)
@@ -112,7 +113,11 @@ static int starts_ci(const unsigned char *p, size_t n, const char *lit)
 /* Names the format a wrong file seems to be, so the message says what to do. */
 static const char *guess_format(const unsigned char *p, size_t n)
 {
-    if (HAS(4, "TFL3")) return "a TensorFlow Lite model (convert it with the TFLite importer)";
+    switch (aibox_model_format_sniff(p, n)) { /* the formats aibox_import (aibox-import) converts */
+    case AIBOX_FORMAT_TFLITE: return "a TensorFlow Lite model (aibox-import or aibox_import turns it into .aibox)";
+    case AIBOX_FORMAT_SAFETENSORS: return "a safetensors file (aibox-import or aibox_import turns it into .aibox)";
+    default: break;
+    }
     if (HAS(0, "\x89PNG\r\n\x1a\n")) return "a PNG image";
     if (HAS(0, "\xff\xd8\xff")) return "a JPEG image";
     if (HAS(0, "GIF8")) return "a GIF image";
@@ -124,9 +129,6 @@ static const char *guess_format(const unsigned char *p, size_t n)
     if (HAS(0, "\x93NUMPY")) return "a NumPy array";
     if (HAS(0, "\x1f\x8b")) return "a gzip-compressed file (decompress it first)";
     if (n >= 2 && p[0] == 0x80 && p[1] >= 2 && p[1] <= 5) return "a Python pickle (an old PyTorch checkpoint?)";
-    /* safetensors: u64 JSON header length, then the JSON object. */
-    if (n >= 10 && p[8] == '{' && get_u64(p) >= 2 && get_u64(p) < ((uint64_t)1 << 40))
-        return "a safetensors file (convert it with the safetensors importer)";
     if (HAS(0, "version https://git-lfs"))
         return "a Git LFS pointer, not the model itself (run `git lfs pull`)";
     if (looks_like_text(p, n)) {
@@ -386,7 +388,7 @@ static aibox_status parse_meta(const unsigned char *b, uint64_t off, uint64_t si
 }
 
 static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, uint32_t count, uint64_t data_off,
-                                uint64_t data_end, const char *name, aibox_file *f, aibox_error *err)
+                                uint64_t data_end, int have_data, const char *name, aibox_file *f, aibox_error *err)
 {
     if (count > size / INDEX_MIN)
         return STRUCT_FAIL("%s: %u tensors cannot fit in a %llu-byte tensor index", name, (unsigned)count,
@@ -453,7 +455,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
                                "(tensors must be stored in index order)",
                                name, tn, (unsigned long long)toff);
         prev_end = toff + nbytes;
-        t->data = (float *)(void *)(b + toff);
+        t->data = have_data ? (float *)(void *)(b + toff) : NULL;
         t->count = (size_t)count_el;
     }
     if (c.pos != c.end)
@@ -466,7 +468,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
     st = dup ? STRUCT_FAIL("%s: duplicate tensor name \"%s\"", name, dup) : AIBOX_OK;
     free(names);
     if (st) return st;
-    if (!HOST_LE) {
+    if (!HOST_LE && have_data) {
         /* Little-endian bytes to host floats, in place. */
         for (uint32_t k = 0; k < count; k++) {
             unsigned char *q = (unsigned char *)f->tensors[k].data;
@@ -485,14 +487,13 @@ static int section_fits(uint64_t off, uint64_t size, uint64_t lo, uint64_t hi)
     return off >= lo && off <= hi && size <= hi - off;
 }
 
-/* Takes ownership of blob (freed on failure). */
-static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name, aibox_file **out, aibox_error *err)
+/* Everything after the envelope: header fields, sections, metadata, index.
+ * blob holds the file's first `have` bytes of `len` (all of them, or with
+ * have_data 0 at least up to data_offset). Takes ownership of blob. */
+static aibox_status parse_body(unsigned char *blob, size_t have, size_t len, int have_data, const char *name,
+                               aibox_file **out, aibox_error *err)
 {
-    aibox_status st = check_envelope(blob, len, name, err);
-    if (st) {
-        aibox_free(blob);
-        return st;
-    }
+    aibox_status st;
     aibox_file *f = calloc(1, sizeof *f);
     if (!f) {
         aibox_free(blob);
@@ -536,14 +537,31 @@ static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name
                          (unsigned long long)(idx_off + idx_size), (unsigned long long)body_end, AIBOX_FILE_ALIGN);
         goto fail;
     }
+    if (!have_data && data_off > have) { /* the caller read up to data_offset: never true, kept as a guard */
+        st = aibox_fail(err, AIBOX_E_STATE, "%s: internal error: %zu bytes read, the index ends at %llu", name, have,
+                        (unsigned long long)data_off);
+        goto fail;
+    }
     if ((st = parse_meta(blob, meta_off, meta_size, meta_count, name, &f->meta, err))) goto fail;
-    if ((st = parse_index(blob, idx_off, idx_size, tensor_count, data_off, data_off + data_size, name, f, err)))
+    if ((st = parse_index(blob, idx_off, idx_size, tensor_count, data_off, data_off + data_size, have_data, name, f,
+                          err)))
         goto fail;
     *out = f;
     return AIBOX_OK;
 fail:
     aibox_file_free(&f);
     return st;
+}
+
+/* Takes ownership of blob (freed on failure). */
+static aibox_status parse_blob(unsigned char *blob, size_t len, const char *name, aibox_file **out, aibox_error *err)
+{
+    aibox_status st = check_envelope(blob, len, name, err);
+    if (st) {
+        aibox_free(blob);
+        return st;
+    }
+    return parse_body(blob, len, len, 1, name, out, err);
 }
 
 aibox_status aibox_file_read_mem(const void *buf, size_t len, const char *name, aibox_file **out, aibox_error *err)
@@ -623,6 +641,51 @@ aibox_status aibox_file_read(const char *path, aibox_file **out, aibox_error *er
     return parse_blob(blob, (size_t)got, path, out, err);
 }
 
+/* The metadata and index only: the first data_offset bytes are kept, the
+ * rest streams through the CRC in 1 MB pieces. Anything unusual in the
+ * envelope (size, CRC, version) goes to the whole-file reader, whose
+ * diagnosis is the same and whose cost is still the file's own size. */
+aibox_status aibox_file_read_index(const char *path, aibox_file **out, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL output");
+    *out = NULL;
+    if (!path) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: NULL path");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return aibox_file_read(path, out, err);
+    struct stat sb;
+    unsigned char head[HEADER_V1];
+    uint64_t size = 0, data_off = 0;
+    int simple = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (size = (uint64_t)sb.st_size) >= HEADER_V1 + TRAILER &&
+                 read_full(fd, head, HEADER_V1) == HEADER_V1 && memcmp(head, MAGIC, sizeof MAGIC) == 0 &&
+                 get_u64(head + 16) == size && get_u32(head + 8) == AIBOX_FILE_VERSION &&
+                 (data_off = get_u64(head + 64)) >= HEADER_V1 && data_off <= size - TRAILER && data_off <= SIZE_MAX;
+    unsigned char *blob = simple ? aibox_alloc((size_t)data_off) : NULL;
+    unsigned char *buf = simple ? malloc((size_t)1 << 20) : NULL;
+    uint32_t crc = 0;
+    if (blob && buf && read_full(fd, blob, (size_t)data_off) == (ssize_t)data_off) {
+        crc = crc_update(0, blob, (size_t)data_off);
+        uint64_t pos = data_off, end = size - TRAILER;
+        while (simple && pos < end) {
+            size_t n = end - pos < ((uint64_t)1 << 20) ? (size_t)(end - pos) : (size_t)1 << 20;
+            ssize_t r = pread(fd, buf, n, (off_t)pos);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) simple = 0;
+            else crc = crc_update(crc, buf, (size_t)r), pos += (uint64_t)r;
+        }
+        unsigned char t[TRAILER];
+        simple = simple && pread(fd, t, TRAILER, (off_t)end) == TRAILER && get_u32(t) == crc;
+    } else {
+        simple = 0;
+    }
+    free(buf);
+    close(fd);
+    if (!simple) {
+        aibox_free(blob);
+        return aibox_file_read(path, out, err);
+    }
+    return parse_body(blob, (size_t)data_off, (size_t)size, 0, path, out, err);
+}
+
 void aibox_file_free(aibox_file **pf)
 {
     if (!pf || !*pf) return;
@@ -650,40 +713,16 @@ const float *aibox_file_tensor_data(const aibox_file *f, const char *name, int *
 
 /* ------------------------------------------------------------------ writing */
 typedef struct writer {
-    int fd;
-    const char *tmp, *path;
+    aibox_atomic *out;
     unsigned char *buf;
     size_t used, cap;
-    uint64_t pos;      /* bytes handed to the writer */
-    uint64_t written;  /* bytes that reached the file */
+    uint64_t pos; /* bytes handed to the writer */
     uint32_t crc;
-    int64_t limit;     /* test hook: simulated full disk after this many bytes */
-    aibox_status st;
-    aibox_error *err;
 } writer;
 
 static void w_flush(writer *w)
 {
-    size_t off = 0;
-    while (!w->st && off < w->used) {
-        size_t n = w->used - off;
-        ssize_t r;
-        if (w->limit >= 0 && w->written + n > (uint64_t)w->limit) n = (size_t)((uint64_t)w->limit - w->written);
-        if (n == 0) {
-            errno = ENOSPC;
-            r = -1;
-        } else {
-            r = write(w->fd, w->buf + off, n);
-        }
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            if (r == 0) errno = ENOSPC; /* a zero-byte write makes no progress */
-            w->st = aibox_fail(w->err, AIBOX_E_IO, "saving %s: cannot write %s: %s", w->path, w->tmp, strerror(errno));
-            break;
-        }
-        off += (size_t)r;
-        w->written += (uint64_t)r;
-    }
+    aibox_atomic_write(w->out, w->buf, w->used); /* a failure is sticky in the atomic writer */
     w->used = 0;
 }
 
@@ -692,7 +731,7 @@ static void w_bytes(writer *w, const void *p, size_t n, int in_crc)
     const unsigned char *q = p;
     if (in_crc) w->crc = crc_update(w->crc, q, n);
     w->pos += n;
-    while (n > 0 && !w->st) {
+    while (n > 0) {
         size_t k = w->cap - w->used < n ? w->cap - w->used : n;
         memcpy(w->buf + w->used, q, k);
         w->used += k;
@@ -740,7 +779,7 @@ static void w_str(writer *w, const char *s)
 static void w_zeros_to(writer *w, uint64_t target)
 {
     static const unsigned char zero[AIBOX_FILE_ALIGN];
-    while (w->pos < target && !w->st) {
+    while (w->pos < target) {
         uint64_t n = target - w->pos;
         w_bytes(w, zero, n < sizeof zero ? (size_t)n : sizeof zero, 1);
     }
@@ -752,7 +791,7 @@ static void w_floats(writer *w, const float *v, size_t n)
         return;
     }
     unsigned char tmp[4096];
-    while (n > 0 && !w->st) {
+    while (n > 0) {
         size_t k = n < sizeof tmp / 4 ? n : sizeof tmp / 4;
         for (size_t j = 0; j < k; j++) {
             uint32_t u;
@@ -894,75 +933,26 @@ static aibox_status validate_and_layout(const char *path, const aibox_meta_list 
     return AIBOX_OK;
 }
 
-/* A fresh name beside path, created exclusively so concurrent saves (even
- * from threads of one process) never share a temporary file. */
-static int create_temp(const char *path, char *tmp, size_t tmp_cap)
-{
-    for (unsigned attempt = 0; attempt < 100; attempt++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned long salt = ((unsigned long)ts.tv_nsec ^ ((unsigned long)(uintptr_t)&ts >> 4) ^
-                              (unsigned long)attempt * 2654435761ul) & 0xffffffful;
-        snprintf(tmp, tmp_cap, "%s.tmp.%ld.%lx", path, (long)getpid(), salt);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
-/* Makes the rename durable. Filesystems that cannot sync a directory
- * (EINVAL) are accepted; a real I/O error is reported. */
-static aibox_status sync_dir(const char *path, aibox_error *err)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) dir = strdup(".");
-    else if (slash == path) dir = strdup("/");
-    else dir = strndup(path, (size_t)(slash - path));
-    if (!dir) return aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    aibox_status st = AIBOX_OK;
-    if (fd >= 0) {
-        if (fsync(fd) != 0 && errno == EIO)
-            st = aibox_fail(err, AIBOX_E_IO, "saving %s: written, but syncing directory %s failed: %s", path, dir,
-                            strerror(errno));
-        close(fd);
-    }
-    free(dir);
-    return st;
-}
-
 aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, int n_tensors,
                                  const aibox_file_tensor *tensors, const aibox_file_write_opts *opts,
                                  aibox_error *err)
 {
     if (!path || !*path) return aibox_fail(err, AIBOX_E_INVALID, "aibox file: empty path");
-    aibox_file_write_opts none = {.fail_after_bytes = -1};
-    if (!opts) opts = &none;
+    aibox_atomic_faults faults = {.fail_after_bytes = -1};
+    if (opts) faults = (aibox_atomic_faults){opts->fail_after_bytes, opts->fail_fsync, opts->fail_rename};
     layout lay = {0};
     size_t nt = n_tensors > 0 ? (size_t)n_tensors : 1;
     lay.offsets = calloc(nt, sizeof *lay.offsets);
     lay.counts = calloc(nt, sizeof *lay.counts);
-    size_t tmp_cap = strlen(path) + 64;
-    char *tmp = malloc(tmp_cap);
-    writer w = {.fd = -1, .path = path, .tmp = tmp, .cap = (size_t)1 << 18, .limit = opts->fail_after_bytes,
-                .err = err};
+    writer w = {.cap = (size_t)1 << 18};
     w.buf = malloc(w.cap);
-    int created = 0; /* a temporary file exists and must go on failure */
     aibox_status st;
-    if (!lay.offsets || !lay.counts || !tmp || !w.buf) {
+    if (!lay.offsets || !lay.counts || !w.buf) {
         st = aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
         goto done;
     }
     if ((st = validate_and_layout(path, meta, n_tensors, tensors, &lay, err))) goto done;
-
-    w.fd = create_temp(path, tmp, tmp_cap);
-    if (w.fd < 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 1;
+    if ((st = aibox_atomic_begin(&w.out, path, &faults, err))) goto done;
     int n_meta = meta ? meta->count : 0;
     unsigned char hdr[HEADER_V1] = {0};
     memcpy(hdr, MAGIC, sizeof MAGIC);
@@ -997,35 +987,16 @@ aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, 
     put_u32(trailer, w.crc);
     w_bytes(&w, trailer, sizeof trailer, 0);
     w_flush(&w);
-    if ((st = w.st)) goto done;
     if (w.pos != lay.file_size) {
+        aibox_atomic_abort(&w.out);
         st = aibox_fail(err, AIBOX_E_STATE, "saving %s: internal error: wrote %llu bytes, planned %llu", path,
                         (unsigned long long)w.pos, (unsigned long long)lay.file_size);
         goto done;
     }
-    if (opts->fail_fsync) errno = EIO;
-    if (opts->fail_fsync || fsync(w.fd) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot sync %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    int fd = w.fd;
-    w.fd = -1;
-    if (close(fd) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot close %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    if (opts->fail_rename) errno = EIO;
-    if (opts->fail_rename || rename(tmp, path) != 0) {
-        st = aibox_fail(err, AIBOX_E_IO, "saving %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 0; /* renamed: nothing left to remove */
-    st = sync_dir(path, err);
+    st = aibox_atomic_commit(&w.out, err);
 done:
-    if (w.fd >= 0) close(w.fd);
-    if (created) unlink(tmp);
+    aibox_atomic_abort(&w.out);
     free(w.buf);
-    free(tmp);
     free(lay.offsets);
     free(lay.counts);
     return st;

@@ -12,7 +12,9 @@
 #include "core/core.h"
 #include "core/meta.h" /* typed metadata and the name/size limits */
 
-/* Format constants (FORMAT.md names the same numbers). */
+/* Format constants (FORMAT.md names the same numbers). The container's
+ * version; a model's graph encoding has its own version inside it (the first
+ * value of "aibox.graph", lib/io/model_io.c; FORMAT.md "graph versions"). */
 #define AIBOX_FILE_VERSION 1
 #define AIBOX_FILE_ALIGN 64               /* tensor data offsets, from file start */
 #define AIBOX_FILE_MAX_DIM 2147483647LL   /* one tensor dimension (fits aibox_tensor's int) */
@@ -49,7 +51,7 @@ typedef struct aibox_file_entry {
     char *name;
     int ndim;
     int64_t dims[4];   /* unused trailing dims are 0 */
-    float *data;       /* points into blob, 64-byte aligned, host byte order */
+    float *data;       /* points into blob, 64-byte aligned, host byte order (NULL: read without data) */
     size_t count;      /* element count */
 } aibox_file_entry;
 
@@ -68,6 +70,10 @@ AIBOX_INTERNAL aibox_status aibox_file_read(const char *path, aibox_file **out, 
 /* Same from memory (copied; buf need not be aligned). name is used in messages. */
 AIBOX_INTERNAL aibox_status aibox_file_read_mem(const void *buf, size_t len, const char *name_for_messages,
                                                 aibox_file **out, aibox_error *err);
+/* aibox_file_read without the tensor data: the header, metadata and tensor
+ * index are read and verified (the CRC-32 streamed over the whole file), each
+ * entry's data is NULL. Memory: the metadata and index sections, not the file. */
+AIBOX_INTERNAL aibox_status aibox_file_read_index(const char *path, aibox_file **out, aibox_error *err);
 AIBOX_INTERNAL void aibox_file_free(aibox_file **f);
 /* A tensor's data by name, or NULL when absent; ndim and dims may be NULL. */
 AIBOX_INTERNAL const float *aibox_file_tensor_data(const aibox_file *f, const char *name, int *ndim,

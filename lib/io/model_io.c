@@ -1,6 +1,11 @@
-/* Models to and from .aibox files: the graph travels as one integer array
- * ("aibox.graph"), parameters and statistics as tensors "n<node>.p<k>" and
- * "n<node>.s<k>", next to the user's metadata. */
+/* Models to and from .aibox files: the graph travels as metadata (graph
+ * version 2: a header array "aibox.graph" and per node its kind, inputs,
+ * frozen flag and every setting by name, "aibox.node.<i>.<name>"; version 1
+ * files, one positional integer array, are still read), parameters and
+ * statistics as tensors "n<node>.p<k>" and "n<node>.s<k>", next to the
+ * user's metadata. lib/io/FORMAT.md describes both graph versions. */
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +15,57 @@
 #include "nn/nn.h"
 
 #define GRAPH_KEY "aibox.graph"
-#define GRAPH_VERSION 1
+#define NODE_PREFIX "aibox.node."
+#define NODE_PREFIX_LEN (sizeof NODE_PREFIX - 1)
+#define GRAPH_VERSION 2 /* written; 1 and 2 are read */
+#define GRAPH_HEADER 6  /* version, input c h w, output, node count */
 
-static int64_t fbits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (int64_t)u;
-}
+/* Keys the graph owns: never user metadata. */
+static int graph_key(const char *key) { return !strcmp(key, GRAPH_KEY) || !strncmp(key, NODE_PREFIX, NODE_PREFIX_LEN); }
+
 static float bitsf(int64_t v)
 {
     uint32_t u = (uint32_t)v;
     float f;
     memcpy(&f, &u, 4);
     return f;
+}
+
+/* The first non-finite value of n floats, or -1. */
+static long long first_nonfinite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return (long long)i;
+    return -1;
+}
+
+/* Graph version 2: the header array, then per node (the input, node 0, is
+ * the header's) "aibox.node.<i>.kind" (the kind's name), ".in" (its input
+ * nodes), ".frozen" and one key per setting, by the kind's field list. */
+static aibox_status write_graph(aibox_meta_list *meta, const aibox_model *m, aibox_error *err)
+{
+    int64_t head[GRAPH_HEADER] = {GRAPH_VERSION, m->in_c, m->in_h, m->in_w, aibox_model_output(m), m->n_nodes};
+    aibox_status s = aibox_meta_set_ints(meta, GRAPH_KEY, GRAPH_HEADER, head, err);
+    char key[AIBOX_FILE_MAX_NAME + 1];
+#define KEY(name) (snprintf(key, sizeof key, NODE_PREFIX "%d.%s", i, (name)), key)
+    for (int i = 1; i < m->n_nodes && !s; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+        int64_t in[AIBOX_NODE_MAX_IN];
+        for (int j = 0; j < nd->n_in; j++) in[j] = nd->in[j];
+        if ((s = aibox_meta_set_str(meta, KEY("kind"), ops->name, err)) ||
+            (s = aibox_meta_set_ints(meta, KEY("in"), nd->n_in, in, err)) ||
+            (s = aibox_meta_set_int(meta, KEY("frozen"), nd->frozen, err)))
+            break;
+        aibox_node_settings set = nd->settings;
+        for (int f = 0; f < ops->n_fields && !s; f++) {
+            const aibox_setting_field *fd = &ops->fields[f];
+            s = fd->type == AIBOX_SETTING_INT ? aibox_meta_set_int(meta, KEY(fd->name), *aibox_setting_int(&set, fd), err)
+                                              : aibox_meta_set_float(meta, KEY(fd->name), *aibox_setting_float(&set, fd), err);
+        }
+    }
+#undef KEY
+    return s;
 }
 
 aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err)
@@ -36,28 +78,20 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
 {
     if (!m || !path || n_extra < 0 || (n_extra && !extra)) return aibox_fail(err, AIBOX_E_INVALID, "save: NULL argument");
     if (!m->finished) return aibox_fail(err, AIBOX_E_STATE, "save %s: the model is not finished", path);
-    /* graph: version, input c h w, output, node count, then per node:
-     * kind frozen n_in in[n_in] ip[NI] fp-bits[NF] */
-    size_t cap = 6 + (size_t)m->n_nodes * (3 + AIBOX_NODE_MAX_IN + AIBOX_NODE_NI + AIBOX_NODE_NF);
-    int64_t *g = malloc(cap * sizeof *g);
+    if (m->weightless)
+        return aibox_fail(err, AIBOX_E_STATE, "save %s: the model was loaded without its weights (aibox_model_load_info)",
+                          path);
     aibox_file_tensor *t = calloc((size_t)m->n_nodes * 4 + 1 + (size_t)n_extra, sizeof *t);
     char(*names)[32] = calloc((size_t)m->n_nodes * 4 + 1, sizeof *names);
     aibox_meta_list meta = {0};
     aibox_status s = AIBOX_OK;
-    if (!g || !t || !names) {
+    if (!t || !names) {
         s = aibox_fail(err, AIBOX_E_NOMEM, "save %s: out of memory", path);
         goto done;
     }
-    size_t k = 0;
-    g[k++] = GRAPH_VERSION, g[k++] = m->in_c, g[k++] = m->in_h, g[k++] = m->in_w;
-    g[k++] = aibox_model_output(m), g[k++] = m->n_nodes;
     int nt = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         const aibox_node *nd = &m->nodes[i];
-        g[k++] = nd->kind, g[k++] = nd->frozen, g[k++] = nd->n_in;
-        for (int j = 0; j < nd->n_in; j++) g[k++] = nd->in[j];
-        for (int j = 0; j < AIBOX_NODE_NI; j++) g[k++] = nd->ip[j];
-        for (int j = 0; j < AIBOX_NODE_NF; j++) g[k++] = fbits(nd->fp[j]);
         for (int q = 0; q < 4; q++) {
             size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
             if (!n) continue;
@@ -70,14 +104,31 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
         }
     }
     for (int i = 0; i < n_extra; i++) t[nt++] = extra[i];
+    /* A model file never carries a non-finite number (the loader refuses
+     * one): a diverged model is not saved over a good one. */
+    for (int i = 0; i < nt; i++) {
+        size_t n = 1;
+        for (int d = 0; d < t[i].ndim; d++) n *= (size_t)t[i].dims[d];
+        long long at = t[i].data ? first_nonfinite(t[i].data, n) : -1;
+        if (at >= 0) {
+            s = aibox_fail(err, AIBOX_E_INVALID, "save %s: tensor %s holds a non-finite value (%g at index %lld); not saved",
+                           path, t[i].name, t[i].data[at], at);
+            goto done;
+        }
+    }
+    for (int i = 0; i < m->meta.count; i++)
+        if (graph_key(m->meta.items[i].key)) {
+            s = aibox_fail(err, AIBOX_E_INVALID, "save %s: metadata key %s is reserved for the model graph; not saved",
+                           path, m->meta.items[i].key);
+            goto done;
+        }
     if ((s = aibox_meta_copy(&meta, &m->meta, err)) ||
-        (s = aibox_meta_set_str(&meta, "aibox.library_version", AIBOX_VERSION, err)) ||
-        (s = aibox_meta_set_ints(&meta, GRAPH_KEY, (int)k, g, err)))
+        (s = aibox_meta_set_str(&meta, AIBOX_META_LIBRARY_VERSION, AIBOX_VERSION, err)) ||
+        (s = write_graph(&meta, m, err)))
         goto done;
     s = aibox_file_write(path, &meta, nt, t, err);
 done:
     aibox_meta_list_free(&meta);
-    free(g);
     free(t);
     free(names);
     return s;
@@ -91,42 +142,61 @@ static int next(const aibox_meta *e, size_t *k, int64_t lo, int64_t hi, int64_t 
     return *v >= lo && *v <= hi;
 }
 
-aibox_status aibox_model_load(aibox_model **out, const char *path, aibox_error *err)
+aibox_status aibox_model_check_finite(const aibox_model *m, const char *path, aibox_error *err)
 {
-    return aibox_model_load_ex(out, path, NULL, err);
+    for (int i = 1; i < m->n_nodes; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        for (int q = 0; q < 4; q++) {
+            size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
+            const float *v = q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2];
+            long long at = n ? first_nonfinite(v, n) : -1;
+            if (at >= 0)
+                return aibox_fail(err, AIBOX_E_FORMAT,
+                                  "%s: node %d (%s) holds a non-finite %s (%g at index %lld): the model is broken",
+                                  path, i, aibox_layer_kind_name(nd->kind), q < 2 ? "weight" : "statistic", v[at], at);
+        }
+    }
+    return AIBOX_OK;
 }
 
-aibox_status aibox_model_load_ex(aibox_model **out, const char *path, aibox_file **file, aibox_error *err)
+/* The header both graph versions start with: the version (checked by the
+ * caller), the input shape, the output and the node count; creates the model. */
+static aibox_status read_header(aibox_model **out, const aibox_meta *e, int64_t v[GRAPH_HEADER], const char *path,
+                                aibox_error *err)
 {
-    if (file) *file = NULL;
-    if (!out || !path) return aibox_fail(err, AIBOX_E_INVALID, "load: NULL argument");
-    *out = NULL;
-    aibox_file *f = NULL;
-    aibox_status s = aibox_file_read(path, &f, err);
-    if (s) return s;
-    aibox_model *m = NULL;
-    const aibox_meta *e = aibox_meta_find(&f->meta, GRAPH_KEY);
-    int64_t v[6] = {0};
-    size_t k = 0;
-    if (!e || e->type != AIBOX_META_INTS) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: an aibox file without a model graph (no %s)", path, GRAPH_KEY);
-        goto fail;
-    }
-    if (!next(e, &k, 0, INT64_MAX, &v[0]) || v[0] != GRAPH_VERSION) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: graph version %lld, this library reads %d", path, (long long)v[0],
-                       GRAPH_VERSION);
-        goto fail;
-    }
+    size_t k = 1;
     if (!next(e, &k, 1, 65536, &v[1]) || !next(e, &k, 1, 65536, &v[2]) || !next(e, &k, 1, 65536, &v[3]) ||
-        !next(e, &k, 1, 1 << 20, &v[4]) || !next(e, &k, 2, 1 << 20, &v[5])) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: graph header out of range", path);
-        goto fail;
-    }
-    if ((s = aibox_model_create(&m, (int)v[1], (int)v[2], (int)v[3], err))) goto fail;
+        !next(e, &k, 1, 1 << 20, &v[4]) || !next(e, &k, 2, 1 << 20, &v[5]))
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph header out of range", path);
+    aibox_error ce = {0};
+    if (aibox_model_create(out, (int)v[1], (int)v[2], (int)v[3], &ce))
+        return aibox_fail(err, ce.code == AIBOX_E_NOMEM ? AIBOX_E_NOMEM : AIBOX_E_FORMAT, "%s: graph input: %s", path,
+                          ce.msg);
+    return AIBOX_OK;
+}
+
+/* Appends a node read from a file: the builders' checked shape rules decide. */
+static aibox_status add_read_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in,
+                                  const aibox_node_settings *set, int frozen, const char *path, aibox_error *err)
+{
+    int id = aibox_model_add_node(m, kind, n_in, in, set);
+    if (id < 0) return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph %s", path, m->build_msg);
+    m->nodes[id].frozen = frozen;
+    return AIBOX_OK;
+}
+
+/* Graph version 1 (libaibox 0.1.0 until the named settings): one integer
+ * array, the header then per node kind (the enum value), frozen, n_in,
+ * in[n_in], 12 int slots and 4 float slots (their bits); the kind's fields
+ * say which slot held what (v1_slot). */
+static aibox_status read_graph_v1(aibox_model *m, const aibox_meta *e, const int64_t v[GRAPH_HEADER],
+                                  const char *path, aibox_error *err)
+{
+    size_t k = GRAPH_HEADER;
     for (int i = 0; i < v[5]; i++) {
         int64_t kind, frozen, n_in, x;
-        int in[AIBOX_NODE_MAX_IN], ip[AIBOX_NODE_NI];
-        float fp[AIBOX_NODE_NF];
+        int in[AIBOX_NODE_MAX_IN], ip[AIBOX_V1_INT_SLOTS];
+        float fp[AIBOX_V1_FLOAT_SLOTS];
         if (!next(e, &k, 0, AIBOX_LAYER_KIND_COUNT - 1, &kind) || !next(e, &k, 0, 1, &frozen) ||
             !next(e, &k, 0, AIBOX_NODE_MAX_IN, &n_in))
             goto bad_node;
@@ -135,32 +205,202 @@ aibox_status aibox_model_load_ex(aibox_model **out, const char *path, aibox_file
             if (!next(e, &k, 0, i - 1, &x)) goto bad_node;
             in[j] = (int)x;
         }
-        for (int j = 0; j < AIBOX_NODE_NI; j++) {
+        for (int j = 0; j < AIBOX_V1_INT_SLOTS; j++) {
             if (!next(e, &k, INT32_MIN, INT32_MAX, &x)) goto bad_node;
             ip[j] = (int)x;
         }
-        for (int j = 0; j < AIBOX_NODE_NF; j++) {
+        for (int j = 0; j < AIBOX_V1_FLOAT_SLOTS; j++) {
             if (!next(e, &k, 0, UINT32_MAX, &x)) goto bad_node;
             fp[j] = bitsf(x);
         }
         if (i == 0) continue;
-        int id = aibox_model_add_node(m, (aibox_layer_kind)kind, (int)n_in, in, ip, fp);
-        if (id < 0) {
-            s = aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d is invalid: %s", path, i, m->build_msg);
-            goto fail;
+        const aibox_layer_ops *ops = aibox_layer_get((aibox_layer_kind)kind);
+        aibox_node_settings set;
+        memset(&set, 0, sizeof set);
+        for (int f = 0; f < ops->n_fields; f++) {
+            const aibox_setting_field *fd = &ops->fields[f];
+            int slot = fd->v1_slot;
+            if (fd->type == AIBOX_SETTING_INT && slot >= 0 && slot < AIBOX_V1_INT_SLOTS)
+                *aibox_setting_int(&set, fd) = ip[slot];
+            else if (fd->type == AIBOX_SETTING_FLOAT && slot >= 0 && slot < AIBOX_V1_FLOAT_SLOTS)
+                *aibox_setting_float(&set, fd) = fp[slot];
         }
-        m->nodes[id].frozen = (int)frozen;
+        aibox_status s = add_read_node(m, (aibox_layer_kind)kind, (int)n_in, in, &set, (int)frozen, path, err);
+        if (s) return s;
         continue;
     bad_node:
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d is malformed", path, i);
-        goto fail;
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d is malformed", path, i);
     }
-    if (k != (size_t)e->n || v[4] >= m->n_nodes) {
-        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: graph has trailing values or a bad output node", path);
-        goto fail;
+    if (k != (size_t)e->n) return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph has trailing values", path);
+    return AIBOX_OK;
+}
+
+/* The node index of a graph key "aibox.node.<i>.<name>" (decimal, no
+ * leading zero, 1..n-1; a name follows), or -1. */
+static int node_key(const char *key, int n)
+{
+    if (strncmp(key, NODE_PREFIX, NODE_PREFIX_LEN)) return -1;
+    const char *p = key + NODE_PREFIX_LEN;
+    long i = 0;
+    if (*p < '1' || *p > '9') return -1;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if ((i = i * 10 + (*p - '0')) >= n) return -1;
+    return *p == '.' && p[1] ? (int)i : -1;
+}
+
+/* One setting's value from its entry: the field's type, an int in int
+ * range, a float in float range (or infinite; NaN is left to the shape rule). */
+static int read_setting(const aibox_meta *x, const aibox_setting_field *fd, aibox_node_settings *set)
+{
+    if (fd->type == AIBOX_SETTING_INT) {
+        if (x->type != AIBOX_META_INT || x->i < INT32_MIN || x->i > INT32_MAX) return 0;
+        *aibox_setting_int(set, fd) = (int)x->i;
+        return 1;
+    }
+    if (x->type != AIBOX_META_FLOAT || (isfinite(x->f) && fabs(x->f) > FLT_MAX)) return 0;
+    *aibox_setting_float(set, fd) = (float)x->f;
+    return 1;
+}
+
+/* The name part of a graph key node_key accepted. */
+static const char *key_name(const char *key) { return strchr(key + NODE_PREFIX_LEN, '.') + 1; }
+
+/* One node of a version 2 graph from its entries (ent[0..n_ent), any order). */
+static aibox_status read_node_v2(aibox_model *m, int i, const aibox_meta *const *ent, int n_ent, const char *path,
+                                 aibox_error *err)
+{
+    const aibox_meta *kind_e = NULL, *in_e = NULL, *frozen_e = NULL;
+    for (int j = 0; j < n_ent; j++)
+        if (!strcmp(key_name(ent[j]->key), "kind")) kind_e = ent[j];
+    aibox_layer_kind kind;
+    const aibox_layer_ops *ops = NULL;
+    if (!kind_e || kind_e->type != AIBOX_META_STR)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d is malformed: no %s%d.kind string", path, i,
+                          NODE_PREFIX, i);
+    if (!(ops = aibox_layer_by_name(kind_e->s, &kind)))
+        return aibox_fail(err, AIBOX_E_UNSUPPORTED,
+                          "%s: graph node %d has the unknown layer kind \"%.40s\" (a newer libaibox wrote it?)", path,
+                          i, kind_e->s);
+    if (kind == AIBOX_LAYER_INPUT)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d is an input; only node 0 is", path, i);
+    aibox_node_settings set;
+    memset(&set, 0, sizeof set);
+    unsigned seen = 0;
+    for (int j = 0; j < n_ent; j++) {
+        const aibox_meta *x = ent[j];
+        const char *name = key_name(x->key);
+        if (x == kind_e) continue;
+        if (!strcmp(name, "in")) {
+            in_e = x;
+        } else if (!strcmp(name, "frozen")) {
+            frozen_e = x;
+        } else {
+            int f = 0;
+            while (f < ops->n_fields && strcmp(ops->fields[f].name, name)) f++;
+            if (f == ops->n_fields)
+                return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d (%s) has an unknown setting \"%s\"", path, i,
+                                  ops->name, name);
+            if (!read_setting(x, &ops->fields[f], &set))
+                return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d (%s): %s must be %s", path, i, ops->name,
+                                  name, ops->fields[f].type == AIBOX_SETTING_INT ? "an int (32 bits)" : "a float (32 bits)");
+            seen |= 1u << f;
+        }
+    }
+    for (int f = 0; f < ops->n_fields; f++)
+        if (!(seen & 1u << f))
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d (%s): setting %s is missing", path, i, ops->name,
+                              ops->fields[f].name);
+    int in[AIBOX_NODE_MAX_IN];
+    if (!in_e || in_e->type != AIBOX_META_INTS || in_e->n > AIBOX_NODE_MAX_IN)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d (%s): no %s%d.in array of at most %d inputs", path, i,
+                          ops->name, NODE_PREFIX, i, AIBOX_NODE_MAX_IN);
+    for (int j = 0; j < in_e->n; j++) {
+        if (in_e->ints[j] < 0 || in_e->ints[j] >= i)
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d (%s): input %lld is not an earlier node", path, i,
+                              ops->name, (long long)in_e->ints[j]);
+        in[j] = (int)in_e->ints[j];
+    }
+    if (!frozen_e || frozen_e->type != AIBOX_META_INT || frozen_e->i < 0 || frozen_e->i > 1)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph node %d (%s): no %s%d.frozen of 0 or 1", path, i, ops->name,
+                          NODE_PREFIX, i);
+    return add_read_node(m, kind, in_e->n, in, &set, (int)frozen_e->i, path, err);
+}
+
+/* Graph version 2: the node keys are grouped by node in two passes over the
+ * metadata (counts, then places), so a graph costs time and memory linear
+ * in the entries the file really holds, whatever node count it claims. */
+static aibox_status read_graph_v2(aibox_model *m, const aibox_meta *e, const aibox_meta_list *meta,
+                                  const int64_t v[GRAPH_HEADER], const char *path, aibox_error *err)
+{
+    int n = (int)v[5], total = 0;
+    if (e->n != GRAPH_HEADER)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph header has %d values, version 2 has %d", path, e->n,
+                          GRAPH_HEADER);
+    for (int j = 0; j < meta->count; j++) {
+        const char *key = meta->items[j].key;
+        if (strncmp(key, NODE_PREFIX, NODE_PREFIX_LEN)) continue;
+        if (node_key(key, n) < 0)
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph key %s names no node 1..%d", path, key, n - 1);
+        total++;
+    }
+    if (total < n - 1)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph malformed: %d nodes claimed, keys for at most %d", path, n,
+                          total);
+    int *start = calloc((size_t)n + 1, sizeof *start);
+    const aibox_meta **ent = malloc((size_t)(total ? total : 1) * sizeof *ent);
+    aibox_status s = AIBOX_OK;
+    if (!start || !ent) {
+        s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory reading the graph", path);
+        goto done;
+    }
+    for (int j = 0; j < meta->count; j++)
+        if (!strncmp(meta->items[j].key, NODE_PREFIX, NODE_PREFIX_LEN))
+            start[node_key(meta->items[j].key, n) + 1]++;
+    for (int i = 0; i < n; i++) start[i + 1] += start[i];
+    for (int j = 0; j < meta->count; j++) /* start[i] moves to node i's end; back after the loop */
+        if (!strncmp(meta->items[j].key, NODE_PREFIX, NODE_PREFIX_LEN))
+            ent[start[node_key(meta->items[j].key, n)]++] = &meta->items[j];
+    for (int i = n; i > 0; i--) start[i] = start[i - 1];
+    start[0] = 0;
+    for (int i = 1; i < n && !s; i++) s = read_node_v2(m, i, ent + start[i], start[i + 1] - start[i], path, err);
+done:
+    free(start);
+    free(ent);
+    return s;
+}
+
+/* Rebuilds the nodes from the graph metadata, either version: every value
+ * range-checked, every shape computed by the same checked rules as the
+ * builders. */
+static aibox_status read_graph(aibox_model **out, const aibox_meta *e, const aibox_meta_list *meta, const char *path,
+                               aibox_error *err)
+{
+    int64_t v[GRAPH_HEADER] = {0};
+    aibox_model *m = NULL;
+    v[0] = e->n > 0 ? e->ints[0] : 0;
+    if (v[0] > GRAPH_VERSION)
+        return aibox_fail(err, AIBOX_E_UNSUPPORTED,
+                          "%s: graph version %lld, written by a newer libaibox (this one reads graph versions up to "
+                          "%d); update libaibox to load it",
+                          path, (long long)v[0], GRAPH_VERSION);
+    if (v[0] < 1) return aibox_fail(err, AIBOX_E_FORMAT, "%s: graph version %lld is invalid", path, (long long)v[0]);
+    aibox_status s = read_header(&m, e, v, path, err);
+    if (!s) s = v[0] == 1 ? read_graph_v1(m, e, v, path, err) : read_graph_v2(m, e, meta, v, path, err);
+    if (!s && v[4] >= m->n_nodes) s = aibox_fail(err, AIBOX_E_FORMAT, "%s: graph output node %lld does not exist", path, (long long)v[4]);
+    if (s) {
+        aibox_model_free(&m);
+        return s;
     }
     m->output = (int)v[4];
-    if ((s = aibox_model_alloc_params(m, 0, 0, err))) goto fail;
+    *out = m;
+    return AIBOX_OK;
+}
+
+/* Each node's tensors, found in the file's index with exactly the size the
+ * node needs, before anything is allocated for them: what a model costs is
+ * then bounded by the bytes the file really holds. */
+static aibox_status check_tensors(const aibox_model *m, const aibox_file *f, const char *path, aibox_error *err)
+{
     for (int i = 1; i < m->n_nodes; i++) {
         const aibox_node *nd = &m->nodes[i];
         for (int q = 0; q < 4; q++) {
@@ -168,26 +408,42 @@ aibox_status aibox_model_load_ex(aibox_model **out, const char *path, aibox_file
             if (!n) continue;
             char name[32];
             snprintf(name, sizeof name, "n%d.%c%d", i, q < 2 ? 'p' : 's', q & 1);
-            int nd_dims;
-            int64_t dims[4];
-            const float *data = aibox_file_tensor_data(f, name, &nd_dims, dims);
-            if (!data && n) {
-                s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor %s (node %d, %s) is missing", path, name, i,
-                               aibox_layer_kind_name(nd->kind));
-                goto fail;
-            }
-            if (nd_dims != 1 || dims[0] != (int64_t)n) {
-                s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor %s has %lld values, node %d (%s) needs %zu", path,
-                               name, (long long)dims[0], i, aibox_layer_kind_name(nd->kind), n);
-                goto fail;
-            }
-            memcpy(q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2], data, n * sizeof(float));
+            const aibox_file_entry *t = NULL;
+            for (int j = 0; j < f->n_tensors && !t; j++)
+                if (!strcmp(f->tensors[j].name, name)) t = &f->tensors[j];
+            if (!t)
+                return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor %s (node %d, %s) is missing", path, name, i,
+                                  aibox_layer_kind_name(nd->kind));
+            if (t->ndim != 1 || t->count != n)
+                return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor %s has %zu values, node %d (%s) needs %zu", path,
+                                  name, t->count, i, aibox_layer_kind_name(nd->kind), n);
         }
     }
+    return AIBOX_OK;
+}
+
+/* Every tensor of a model file, the model's and the extra ones, must be
+ * finite: a broken model is refused at the door, not at the first verdict. */
+static aibox_status check_finite(const aibox_file *f, const char *path, aibox_error *err)
+{
+    for (int j = 0; j < f->n_tensors; j++) {
+        long long at = first_nonfinite(f->tensors[j].data, f->tensors[j].count);
+        if (at >= 0)
+            return aibox_fail(err, AIBOX_E_FORMAT,
+                              "%s: tensor %s holds a non-finite value (%g at index %lld): the model is broken "
+                              "(diverged training or a damaged copy); use another copy or retrain",
+                              path, f->tensors[j].name, f->tensors[j].data[at], at);
+    }
+    return AIBOX_OK;
+}
+
+static aibox_status copy_meta(aibox_model *m, const aibox_file *f, aibox_error *err)
+{
+    aibox_status s = AIBOX_OK;
     /* Keep the user's metadata; the graph itself now lives in the nodes. */
-    for (int i = 0; i < f->meta.count; i++) {
+    for (int i = 0; i < f->meta.count && !s; i++) {
         const aibox_meta *x = &f->meta.items[i];
-        if (!strcmp(x->key, GRAPH_KEY)) continue;
+        if (graph_key(x->key)) continue;
         switch (x->type) {
         case AIBOX_META_INT: s = aibox_meta_set_int(&m->meta, x->key, x->i, err); break;
         case AIBOX_META_FLOAT: s = aibox_meta_set_float(&m->meta, x->key, x->f, err); break;
@@ -196,8 +452,44 @@ aibox_status aibox_model_load_ex(aibox_model **out, const char *path, aibox_file
         case AIBOX_META_FLOATS: s = aibox_meta_set_floats(&m->meta, x->key, x->n, x->floats, err); break;
         case AIBOX_META_STRS: s = aibox_meta_set_strs(&m->meta, x->key, x->n, (const char *const *)x->strs, err); break;
         }
-        if (s) goto fail;
     }
+    return s;
+}
+
+/* The loader behind every public entry. weights 0: graph and metadata only
+ * (the file's data section is never read). */
+static aibox_status load(aibox_model **out, const char *path, int weights, aibox_file **file, aibox_error *err)
+{
+    if (file) *file = NULL;
+    if (!out || !path) return aibox_fail(err, AIBOX_E_INVALID, "load: NULL argument");
+    *out = NULL;
+    aibox_file *f = NULL;
+    aibox_status s = weights ? aibox_file_read(path, &f, err) : aibox_file_read_index(path, &f, err);
+    if (s) return s;
+    aibox_model *m = NULL;
+    const aibox_meta *e = aibox_meta_find(&f->meta, GRAPH_KEY);
+    if (!e || e->type != AIBOX_META_INTS) {
+        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: an aibox file without a model graph (no %s)", path, GRAPH_KEY);
+        goto fail;
+    }
+    if ((s = read_graph(&m, e, &f->meta, path, err)) || (s = check_tensors(m, f, path, err))) goto fail;
+    if (!weights) {
+        m->finished = 1, m->weightless = 1;
+    } else {
+        if ((s = check_finite(f, path, err)) || (s = aibox_model_alloc_params(m, 0, 0, err))) goto fail;
+        for (int i = 1; i < m->n_nodes; i++) {
+            const aibox_node *nd = &m->nodes[i];
+            for (int q = 0; q < 4; q++) {
+                size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
+                if (!n) continue;
+                char name[32];
+                snprintf(name, sizeof name, "n%d.%c%d", i, q < 2 ? 'p' : 's', q & 1);
+                const float *data = aibox_file_tensor_data(f, name, NULL, NULL);
+                memcpy(q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2], data, n * sizeof(float));
+            }
+        }
+    }
+    if ((s = copy_meta(m, f, err))) goto fail;
     if (file) *file = f;
     else aibox_file_free(&f);
     *out = m;
@@ -206,4 +498,19 @@ fail:
     aibox_model_free(&m);
     aibox_file_free(&f);
     return s;
+}
+
+aibox_status aibox_model_load(aibox_model **out, const char *path, aibox_error *err)
+{
+    return load(out, path, 1, NULL, err);
+}
+
+aibox_status aibox_model_load_ex(aibox_model **out, const char *path, aibox_file **file, aibox_error *err)
+{
+    return load(out, path, 1, file, err);
+}
+
+aibox_status aibox_model_load_info(aibox_model **out, const char *path, aibox_error *err)
+{
+    return load(out, path, 0, NULL, err);
 }

@@ -13,6 +13,9 @@ AIBOX_INTERNAL aibox_status aibox_model_save_ex(const aibox_model *m, const char
  * tensors) when file is not NULL; the caller frees it with aibox_file_free. */
 AIBOX_INTERNAL aibox_status aibox_model_load_ex(aibox_model **m, const char *path, aibox_file **file,
                                                 aibox_error *err);
+/* Refuses a model holding a non-finite parameter or statistic (naming the
+ * node), as the .aibox loader does for its files: for the importers. */
+AIBOX_INTERNAL aibox_status aibox_model_check_finite(const aibox_model *m, const char *path, aibox_error *err);
 /* Reads one class name per line (trailing spaces and CRs dropped) into
  * aibox.class_names; the count must equal the output size. */
 AIBOX_INTERNAL aibox_status aibox_import_set_labels(aibox_model *m, const char *path, aibox_error *err);

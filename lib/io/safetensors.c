@@ -607,7 +607,7 @@ static aibox_status import_parsed(aibox_model **out, const aibox_st_file *f, con
     aibox_model *m = NULL;
     if ((s = a->preset(&m, classes, 3, 224, err)) != AIBOX_OK) return s;
     s = fill(m, f, mods, nm, path, a->name, err);
-    if (!s) s = aibox_model_set_meta_str(m, "aibox.arch", a->name, err);
+    if (!s) s = aibox_model_set_meta_str(m, AIBOX_META_ARCH, a->name, err);
     if (!s) {
         aibox_preproc p;
         aibox_preproc_default(&p, m);

@@ -902,7 +902,7 @@ aibox_status aibox_import_set_labels(aibox_model *am, const char *path, aibox_er
     else if (!(names = malloc((size_t)(n ? n : 1) * sizeof *names)))
         s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
     else
-        label_lines(text, names), s = aibox_model_set_meta_strs(am, "aibox.class_names", n, names, err);
+        label_lines(text, names), s = aibox_model_set_meta_strs(am, AIBOX_META_CLASS_NAMES, n, names, err);
     free(names);
     free(text);
     return s;
@@ -998,8 +998,8 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     leaf = leaf ? leaf + 1 : path;
     char arch[300];
     snprintf(arch, sizeof arch, "tflite:%s", leaf);
-    if ((s = aibox_model_set_meta_str(b.am, "aibox.arch", arch, err))) goto done;
-    if ((s = aibox_model_set_meta_str(b.am, "aibox.task", "classify", err))) goto done;
+    if ((s = aibox_model_set_meta_str(b.am, AIBOX_META_ARCH, arch, err))) goto done;
+    if ((s = aibox_model_set_meta_str(b.am, AIBOX_META_TASK, "classify", err))) goto done;
     if (opts && opts->labels_path && (s = aibox_import_set_labels(b.am, opts->labels_path, err))) goto done;
     /* only allocation can fail from here: every constant was checked while the graph was built */
     if ((s = aibox_model_finish(b.am, 1, err))) goto done;

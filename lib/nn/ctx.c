@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nn/nn.h"
 
@@ -21,15 +22,15 @@ struct aibox_ctx {
     size_t partial_stride;
     aibox_pool *pool;
     int threads;
-    unsigned char *fused; /* conv i: FUSE_RELU / FUSE_BN flags; FUSE_ABSORBED on the nodes it took over */
-    int *bn_of;       /* inference: the batch norm conv i absorbed, or 0 */
-    float *fold;      /* inference: per absorbing conv, scale and shift (2 x out channels) */
+    unsigned char *fused; /* producer i: FUSE_RELU / FUSE_AFFINE flags; FUSE_ABSORBED on the nodes it took over */
+    int *affine_of;   /* inference: the affine consumer (batch norm) producer i absorbed, or 0 */
+    float *fold;      /* inference: per absorbing producer, scale and shift (2 x out channels) */
     size_t *fold_off; /* offsets into fold, per node */
-    size_t *wino_off; /* inference: per node, its Winograd weights' offset in wino_u, or NO_WINO */
-    float *wino_u;    /* transformed weights, allocated by aibox_ctx_freeze_weights (NULL before) */
-    size_t wino_u_floats;
-    float *wino_vm;   /* Winograd tile scratch shared by the threads, for the eligible layer wanting most */
-    size_t wino_vm_floats;
+    size_t *prep_off; /* inference: per node, its prepared weights' offset in prepared, or NO_PREP */
+    float *prepared;  /* prepared weights, allocated by aibox_ctx_freeze_weights (NULL before) */
+    size_t prepared_floats;
+    float *prep_ws;   /* scratch shared by the threads when running prepared, for the node wanting most */
+    size_t prep_ws_floats;
     float *discard;   /* parameter gradients of frozen nodes land here */
     unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
     void *arena;
@@ -42,23 +43,26 @@ struct aibox_ctx {
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
 
-enum { FUSE_RELU = 1, FUSE_ABSORBED = 2, FUSE_BN = 4 };
-#define NO_WINO SIZE_MAX
-
-/* A convolution node's kernel description for this context's input size. */
-static void conv_desc_at(const aibox_ctx *c, const aibox_node *nd, aibox_conv_desc *d)
+/* The arena is planned in checked arithmetic: *off += align64(count * unit),
+ * clearing *ok on overflow (a hostile model's sizes then fail cleanly). */
+static void plan_add(size_t *off, size_t count, size_t unit, int *ok)
 {
-    const int *s = c->shape[nd->in[0]];
-    aibox_conv_node_desc(nd, s[0], s[1], s[2], d);
+    size_t b;
+    if (!aibox_mul_ok(count, unit, &b) || b > SIZE_MAX - 63 || __builtin_add_overflow(*off, align64(b), off)) *ok = 0;
 }
 
-/* Whether an inference context runs this node as Winograd once frozen (d: its description). */
-static int wino_node(const aibox_ctx *c, const aibox_node *nd, aibox_conv_desc *d)
+/* Physical memory of this machine, or SIZE_MAX when unknown: an arena larger
+ * than it could only end in the OOM killer, so it is refused up front. */
+static size_t phys_bytes(void)
 {
-    if (c->mode != AIBOX_INFER || nd->kind != AIBOX_LAYER_CONV2D) return 0;
-    conv_desc_at(c, nd, d);
-    return aibox_wino_eligible(d);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t b;
+    if (pages <= 0 || page <= 0 || !aibox_mul_ok((size_t)pages, (size_t)page, &b)) return SIZE_MAX;
+    return b;
 }
+
+enum { FUSE_RELU = 1, FUSE_ABSORBED = 2, FUSE_AFFINE = 4 };
+#define NO_PREP SIZE_MAX
 
 static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
 {
@@ -88,37 +92,31 @@ static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
     r->pool = c->pool;
     r->threads = c->threads;
     r->fuse_relu = c->fused[i] != FUSE_ABSORBED && (c->fused[i] & FUSE_RELU);
-    if (c->bn_of && c->bn_of[i]) {
+    if (c->affine_of && c->affine_of[i]) {
         r->fuse_scale = c->fold + c->fold_off[i];
         r->fuse_shift = r->fuse_scale + c->shape[i][0];
     }
-    if (c->wino_u && c->wino_off[i] != NO_WINO) {
-        r->wino_u = c->wino_u + c->wino_off[i];
-        r->wino_vm = c->wino_vm, r->wino_vm_floats = c->wino_vm_floats;
+    if (c->prepared && c->prep_off[i] != NO_PREP) {
+        r->prepared = c->prepared + c->prep_off[i];
+        r->prep_ws = c->prep_ws, r->prep_ws_floats = c->prep_ws_floats;
     }
 }
 
-/* A folded batch norm: scale = gamma / sqrt(var + eps), shift = beta - mean *
- * scale (+ the conv's bias * scale), from the model's current values (so a
- * context sees parameters changed after its creation). */
-static void fold_bn(const aibox_ctx *c, const aibox_model *m, int conv)
+/* An absorbed affine consumer's scale and shift (its fold hook, the
+ * producer's bias taken in), from the model's current values (so a context
+ * sees parameters changed after its creation). */
+static void fold_affine(const aibox_ctx *c, const aibox_model *m, int producer)
 {
-    const aibox_node *bn = &m->nodes[c->bn_of[conv]], *cv = &m->nodes[conv];
-    int C = c->shape[conv][0];
-    float *scale = c->fold + c->fold_off[conv], *shift = scale + C;
-    const float *g = m->params + bn->param_off[0], *be = m->params + bn->param_off[1];
-    const float *mu = m->state + bn->state_off[0], *var = m->state + bn->state_off[1];
-    const float *b = cv->n_param[1] ? m->params + cv->param_off[1] : NULL;
-    for (int k = 0; k < C; k++) {
-        scale[k] = g[k] / sqrtf(var[k] + bn->fp[0]);
-        shift[k] = be[k] - mu[k] * scale[k] + (b ? b[k] * scale[k] : 0.0f);
+    const aibox_node *a = &m->nodes[c->affine_of[producer]], *pr = &m->nodes[producer];
+    int C = c->shape[producer][0];
+    float *scale = c->fold + c->fold_off[producer];
+    const float *p[2], *st[2];
+    for (int k = 0; k < 2; k++) {
+        p[k] = a->n_param[k] ? m->params + a->param_off[k] : NULL;
+        st[k] = a->n_state[k] ? m->state + a->state_off[k] : NULL;
     }
-}
-
-aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
-                              int height, int width, uint64_t seed, aibox_error *err)
-{
-    return aibox_ctx_create_ex(out, m, mode, max_batch, channels, height, width, seed, 0, err);
+    aibox_layer_get(a->kind)->fold(a, p, st, pr->n_param[1] ? m->params + pr->param_off[1] : NULL, C, scale,
+                                   scale + C);
 }
 
 /* The single consumer of node i (up to the output), or -1. */
@@ -131,41 +129,54 @@ static int sole_user(const aibox_model *m, int i)
     return uses == 1 && user <= out ? user : -1;
 }
 
-/* A convolution whose output feeds exactly one node, a ReLU, and is not the
- * model's output runs the ReLU in its own chunk loop; the ReLU node then
- * shares the convolution's buffers and does nothing. In inference contexts a
- * convolution's sole batch norm consumer (with its sole ReLU) is folded in
- * the same way: conv * scale + shift, one pass over the output instead of
- * three. */
-static void plan_fusion(const aibox_model *m, aibox_mode mode, unsigned char *fused, int *bn_of)
+/* Whether node i's kind can be taken over as what (AIBOX_FUSE_*). */
+static int fuses_as(const aibox_model *m, int i, unsigned what)
+{
+    return (aibox_layer_get(m->nodes[i].kind)->fuses_as & what) != 0;
+}
+
+/* A producer (conv) whose output feeds exactly one node, a ReLU, and is not
+ * the model's output runs the ReLU in its own chunk loop; the ReLU node then
+ * shares the producer's buffers and does nothing. In inference contexts a
+ * producer's sole affine consumer (batch norm; with its sole ReLU) is folded
+ * in the same way: y * scale + shift, one pass over the output instead of
+ * three. What takes over what is the layer records' (fuse_accepts, fuses_as). */
+static void plan_fusion(const aibox_model *m, aibox_mode mode, unsigned char *fused, int *affine_of)
 {
     int out = aibox_model_output(m);
     for (int i = 1; i < m->n_nodes; i++) {
-        if (m->nodes[i].kind != AIBOX_LAYER_CONV2D || i == out) continue;
+        unsigned accepts = aibox_layer_get(m->nodes[i].kind)->fuse_accepts;
+        if (!accepts || i == out) continue;
         int user = sole_user(m, i);
         if (user < 0) continue;
-        if (mode == AIBOX_INFER && m->nodes[user].kind == AIBOX_LAYER_BATCHNORM) {
-            fused[i] = FUSE_BN, fused[user] = FUSE_ABSORBED, bn_of[i] = user;
+        if (mode == AIBOX_INFER && (accepts & AIBOX_FUSE_AFFINE) && fuses_as(m, user, AIBOX_FUSE_AFFINE)) {
+            fused[i] = FUSE_AFFINE, fused[user] = FUSE_ABSORBED, affine_of[i] = user;
             int r = user == out ? -1 : sole_user(m, user);
-            if (r > 0 && m->nodes[r].kind == AIBOX_LAYER_RELU) fused[i] |= FUSE_RELU, fused[r] = FUSE_ABSORBED;
-        } else if (m->nodes[user].kind == AIBOX_LAYER_RELU) {
+            if (r > 0 && (accepts & AIBOX_FUSE_RELU) && fuses_as(m, r, AIBOX_FUSE_RELU))
+                fused[i] |= FUSE_RELU, fused[r] = FUSE_ABSORBED;
+        } else if ((accepts & AIBOX_FUSE_RELU) && fuses_as(m, user, AIBOX_FUSE_RELU)) {
             fused[i] = FUSE_RELU, fused[user] = FUSE_ABSORBED;
         }
     }
 }
 
-aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mode mode, int max_batch, int channels,
-                                 int height, int width, uint64_t seed, int threads, aibox_error *err)
+aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts, aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
     *out = NULL;
     if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "context: the model is not finished");
+    aibox_ctx_opts o = opts ? *opts : (aibox_ctx_opts){0};
+    aibox_mode mode = o.mode;
+    int max_batch = o.max_batch ? o.max_batch : 1, channels = m->in_c;
+    int height = o.height ? o.height : m->in_h, width = o.width ? o.width : m->in_w, threads = o.threads;
+    uint64_t seed = o.seed;
+    if (m->weightless)
+        return aibox_fail(err, AIBOX_E_STATE, "context: the model was loaded without its weights (aibox_model_load_info)");
     if (mode != AIBOX_INFER && mode != AIBOX_TRAIN) return aibox_fail(err, AIBOX_E_INVALID, "context: bad mode");
     if (max_batch < 1 || max_batch > (1 << 20)) return aibox_fail(err, AIBOX_E_INVALID, "context: batch %d", max_batch);
-    if (channels != m->in_c)
-        return aibox_fail(err, AIBOX_E_SHAPE, "context: the model takes %d channels, not %d", m->in_c, channels);
-    if (height < 1 || width < 1 || height > 65536 || width > 65536)
-        return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%d out of range", height, width);
+    if (height < 1 || width < 1 || height > 65536 || width > 65536 ||
+        (int64_t)channels * height * width > AIBOX_MAX_ELEMS)
+        return aibox_fail(err, AIBOX_E_SHAPE, "context: input size %dx%dx%d out of range", channels, height, width);
     if (threads < 0 || threads > 1024) return aibox_fail(err, AIBOX_E_INVALID, "context: %d threads", threads);
     aibox_blas_setup();
 
@@ -179,13 +190,14 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     c->grad = calloc((size_t)N, sizeof *c->grad);
     c->saved = calloc((size_t)N, sizeof *c->saved);
     c->fused = calloc((size_t)N, 1);
-    c->bn_of = calloc((size_t)N, sizeof *c->bn_of);
+    c->affine_of = calloc((size_t)N, sizeof *c->affine_of);
     c->fold_off = calloc((size_t)N, sizeof *c->fold_off);
-    c->wino_off = malloc((size_t)N * sizeof *c->wino_off);
+    c->prep_off = malloc((size_t)N * sizeof *c->prep_off);
     c->need = calloc((size_t)N, 1);
     c->threads = threads ? threads : aibox_default_threads();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
-    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->need || !c->wino_off || !act_off) {
+    if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->affine_of || !c->fold_off || !c->need ||
+        !c->prep_off || !act_off) {
         free(act_off);
         aibox_ctx_free(&c);
         return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
@@ -194,20 +206,21 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
 
     /* Shapes for this input, checked against the model's parameters. */
     c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
-    plan_fusion(m, mode, c->fused, c->bn_of);
+    plan_fusion(m, mode, c->fused, c->affine_of);
     size_t ws = 0, partial = 0, off = 0, discard = 0, fold_n = 0;
+    int ok = 1;
     c->n = max_batch;
     for (int i = 0; i < N; i++) {
         const aibox_node *nd = &m->nodes[i];
         const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
-        c->wino_off[i] = NO_WINO;
+        c->prep_off[i] = NO_PREP;
         if (i > 0) {
             int ic[AIBOX_NODE_MAX_IN], ih[AIBOX_NODE_MAX_IN], iw[AIBOX_NODE_MAX_IN];
             for (int j = 0; j < nd->n_in; j++)
                 ic[j] = c->shape[nd->in[j]][0], ih[j] = c->shape[nd->in[j]][1], iw[j] = c->shape[nd->in[j]][2];
             size_t np[2], ns[2];
             char why[256] = "";
-            if (!ops->shape(nd, ic, ih, iw, c->shape[i], np, ns, why, sizeof why)) {
+            if (!aibox_node_shape(nd, ic, ih, iw, c->shape[i], np, ns, why, sizeof why)) {
                 free(act_off);
                 aibox_ctx_free(&c);
                 return aibox_fail(err, AIBOX_E_SHAPE, "context: input %dx%dx%d: node %d (%s): %s", channels, height,
@@ -221,56 +234,72 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
                                   height, width, i, ops->name, m->in_c, m->in_h, m->in_w);
             }
             if (nd->frozen) discard = AIBOX_MAX(discard, np[0] + np[1]);
-            aibox_conv_desc d;
-            if (wino_node(c, nd, &d)) {
-                /* its weights once frozen; the tile scratch now, so the arena never grows */
-                c->wino_off[i] = c->wino_u_floats;
-                c->wino_u_floats += aibox_wino_u_floats(&d);
-                c->wino_vm_floats = AIBOX_MAX(c->wino_vm_floats, aibox_wino_scratch_floats(&d));
-            }
         }
-        size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
-        if (c->bn_of[i]) { /* room for the folded scale and shift */
-            c->fold_off[i] = fold_n;
-            fold_n += 2 * (size_t)c->shape[i][0];
-        }
-        if (c->fused[i] == FUSE_ABSORBED) { /* a fused BN/ReLU shares its convolution's buffers */
-            act_off[i] = act_off[nd->in[0]];
-            grad_off[i] = grad_off[nd->in[0]];
-        } else {
-            act_off[i] = off;
-            off += align64(count * sizeof(float));
-            if (mode == AIBOX_TRAIN) {
-                grad_off[i] = off;
-                off += align64(count * sizeof(float));
-            }
-        }
+        aibox_run r;
         if (i > 0) {
-            aibox_run r;
             /* Sizes only depend on shapes and n; act pointers are not used. */
             memset(&r, 0, sizeof r);
             r.nd = nd, r.n = max_batch, r.training = mode == AIBOX_TRAIN;
             for (int j = 0; j < nd->n_in; j++)
                 r.in_c[j] = c->shape[nd->in[j]][0], r.in_h[j] = c->shape[nd->in[j]][1], r.in_w[j] = c->shape[nd->in[j]][2];
             r.c = c->shape[i][0], r.h = c->shape[i][1], r.w = c->shape[i][2];
+            size_t pws = 0, pn = ops->prepared_floats ? ops->prepared_floats(&r, &pws) : 0;
+            if (pn) {
+                /* its weights once frozen; the shared scratch now, so the arena never grows */
+                c->prep_off[i] = c->prepared_floats;
+                c->prepared_floats += pn;
+                c->prep_ws_floats = AIBOX_MAX(c->prep_ws_floats, pws);
+            }
+        }
+        size_t count = (size_t)max_batch * c->shape[i][0] * c->shape[i][1] * c->shape[i][2];
+        if (c->affine_of[i]) { /* room for the folded scale and shift */
+            c->fold_off[i] = fold_n;
+            fold_n += 2 * (size_t)c->shape[i][0];
+        }
+        if (c->fused[i] == FUSE_ABSORBED) { /* a fused BN/ReLU shares its producer's buffers */
+            act_off[i] = act_off[nd->in[0]];
+            grad_off[i] = grad_off[nd->in[0]];
+        } else {
+            act_off[i] = off;
+            plan_add(&off, count, sizeof(float), &ok);
+            if (mode == AIBOX_TRAIN) {
+                grad_off[i] = off;
+                plan_add(&off, count, sizeof(float), &ok);
+            }
+        }
+        if (i > 0) {
             if (ops->ws_floats) ws = AIBOX_MAX(ws, ops->ws_floats(&r));
             if (mode == AIBOX_TRAIN && ops->partial_floats) partial = AIBOX_MAX(partial, ops->partial_floats(&r));
             saved_off[i] = off;
-            if (mode == AIBOX_TRAIN && ops->saved_bytes) off += align64(ops->saved_bytes(&r));
+            if (mode == AIBOX_TRAIN && ops->saved_bytes) plan_add(&off, ops->saved_bytes(&r), 1, &ok);
         }
     }
-    c->ws_stride = align64(ws * sizeof(float)) / sizeof(float);
-    size_t ws_off = off;
-    off += (size_t)c->threads * c->ws_stride * sizeof(float);
-    c->partial_stride = align64(partial * sizeof(float)) / sizeof(float);
-    size_t partial_off = off;
-    off += (size_t)c->threads * c->partial_stride * sizeof(float);
-    size_t discard_off = off;
-    off += align64(discard * sizeof(float));
-    size_t fold_off = off;
-    off += align64(fold_n * sizeof(float));
-    size_t wino_vm_off = off;
-    off += align64(c->wino_vm_floats * sizeof(float));
+    size_t ws_off = 0, partial_off = 0, discard_off = 0, fold_off = 0, prep_ws_off = 0, per_thread = 0;
+    plan_add(&per_thread, ws, sizeof(float), &ok);
+    c->ws_stride = per_thread / sizeof(float);
+    ws_off = off;
+    plan_add(&off, (size_t)c->threads, per_thread, &ok);
+    per_thread = 0;
+    plan_add(&per_thread, partial, sizeof(float), &ok);
+    c->partial_stride = per_thread / sizeof(float);
+    partial_off = off;
+    plan_add(&off, (size_t)c->threads, per_thread, &ok);
+    discard_off = off;
+    plan_add(&off, discard, sizeof(float), &ok);
+    fold_off = off;
+    plan_add(&off, fold_n, sizeof(float), &ok);
+    prep_ws_off = off;
+    plan_add(&off, c->prep_ws_floats, sizeof(float), &ok);
+    if (!ok || off > phys_bytes()) {
+        free(act_off);
+        aibox_ctx_free(&c);
+        if (!ok)
+            return aibox_fail(err, AIBOX_E_NOMEM, "context: the memory for batch %d of %dx%dx%d overflows", max_batch,
+                              channels, height, width);
+        return aibox_fail(err, AIBOX_E_NOMEM,
+                          "context: batch %d of %dx%dx%d needs %zu MB, more than this machine's %zu MB of memory",
+                          max_batch, channels, height, width, off >> 20, phys_bytes() >> 20);
+    }
     c->arena = aibox_alloc(off);
     if (!c->arena) {
         free(act_off);
@@ -298,7 +327,7 @@ aibox_status aibox_ctx_create_ex(aibox_ctx **out, const aibox_model *m, aibox_mo
     }
     c->discard = (float *)(base + discard_off);
     c->fold = (float *)(base + fold_off);
-    c->wino_vm = (float *)(base + wino_vm_off);
+    c->prep_ws = (float *)(base + prep_ws_off);
     free(act_off);
     c->n = 0;
     *out = c;
@@ -313,10 +342,10 @@ void aibox_ctx_free(aibox_ctx **pc)
     aibox_free(c->arena);
     free(c->fused);
     free(c->need);
-    free(c->bn_of);
+    free(c->affine_of);
     free(c->fold_off);
-    free(c->wino_off);
-    aibox_free(c->wino_u);
+    free(c->prep_off);
+    aibox_free(c->prepared);
     free(c->shape);
     free(c->act);
     free(c->grad);
@@ -357,8 +386,8 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
     memcpy(c->act[0], input, in * sizeof(float));
     int last = aibox_model_output(m);
     for (int i = 1; i <= last; i++) {
-        if (c->fused[i] == FUSE_ABSORBED) continue; /* done inside its convolution */
-        if (c->bn_of[i]) fold_bn(c, m, i);
+        if (c->fused[i] == FUSE_ABSORBED) continue; /* done inside its producer */
+        if (c->affine_of[i]) fold_affine(c, m, i);
         aibox_run r;
         fill_run(c, m, i, &r);
         r.training = training;
@@ -387,18 +416,18 @@ aibox_status aibox_ctx_freeze_weights(aibox_ctx *c, const aibox_model *m, aibox_
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "freeze: the context was made for another model");
     if (!m->finished || m->n_nodes != c->n_nodes)
         return aibox_fail(err, AIBOX_E_STATE, "freeze: the model changed since the context was made");
-    if (c->wino_u_floats && !c->wino_u) {
-        c->wino_u = aibox_alloc(c->wino_u_floats * sizeof(float));
-        if (!c->wino_u)
+    if (c->prepared_floats && !c->prepared) {
+        c->prepared = aibox_alloc(c->prepared_floats * sizeof(float));
+        if (!c->prepared)
             return aibox_fail(err, AIBOX_E_NOMEM, "freeze: cannot allocate %zu MB of transformed weights",
-                              (c->wino_u_floats * sizeof(float)) >> 20);
-        c->bytes += c->wino_u_floats * sizeof(float);
+                              (c->prepared_floats * sizeof(float)) >> 20);
+        c->bytes += c->prepared_floats * sizeof(float);
     }
     for (int i = 1; i < c->n_nodes; i++)
-        if (c->wino_off[i] != NO_WINO) {
-            aibox_conv_desc d;
-            conv_desc_at(c, &m->nodes[i], &d);
-            aibox_wino_weights(&d, m->params + m->nodes[i].param_off[0], c->wino_u + c->wino_off[i]);
+        if (c->prep_off[i] != NO_PREP) {
+            aibox_run r;
+            fill_run(c, m, i, &r);
+            aibox_layer_get(m->nodes[i].kind)->prepare(&r, c->prepared + c->prep_off[i]);
         }
     return AIBOX_OK;
 }
@@ -523,11 +552,13 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
     if (!c || !m) return aibox_fail(err, AIBOX_E_INVALID, "backward: NULL argument");
     if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "backward: the context was made for another model");
     if (!c->grad_set) return aibox_fail(err, AIBOX_E_STATE, "backward: compute a loss (or set the output gradient) first");
+    aibox_status gs = aibox_model_grads_ready(m, err);
+    if (gs) return gs;
     c->grad_set = 0;
     plan_grads(c, m);
     for (int i = aibox_model_output(m); i >= 1; i--) {
         const aibox_node *nd = &m->nodes[i];
-        if (c->fused[i] == FUSE_ABSORBED) continue; /* its convolution masks the shared gradient */
+        if (c->fused[i] == FUSE_ABSORBED) continue; /* its producer masks the shared gradient */
         if (!(c->need[i] & 1)) continue; /* nothing here or upstream trains */
         aibox_run r;
         fill_run(c, m, i, &r);
@@ -540,15 +571,19 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
         }
         int has_params = !nd->frozen && nd->n_param[0] + nd->n_param[1] > 0;
         if (!any && !has_params) continue; /* nothing upstream wants this gradient */
-        /* Only conv and dense skip the input gradient when given NULL; other
-         * kernels get node 0's buffer (allocated in training, just unreported). */
-        if (nd->kind != AIBOX_LAYER_CONV2D && nd->kind != AIBOX_LAYER_DENSE)
+        const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+        if (!ops->backward)
+            return aibox_fail(err, AIBOX_E_UNSUPPORTED, "backward: node %d (%s) has no backward (forward-only kind)", i,
+                              ops->name);
+        /* Kinds that cannot skip an input gradient get its buffer anyway
+         * (allocated in training, just unreported). */
+        if (!ops->dx_optional)
             for (int j = 0; j < nd->n_in; j++)
                 if (!r.dx[j]) r.dx[j] = c->grad[nd->in[j]];
         for (int k = 0; k < 2; k++)
             if (nd->n_param[k])
                 r.dp[k] = nd->frozen ? c->discard + (k ? nd->n_param[0] : 0) : m->grads + nd->param_off[k];
-        aibox_layer_get(nd->kind)->backward(&r);
+        ops->backward(&r);
     }
     return AIBOX_OK;
 }

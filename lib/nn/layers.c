@@ -1,24 +1,28 @@
 /* The layer table: one record per layer kind (shape inference, parameter
  * initialisation, scratch sizes, forward, backward), keyed by
- * aibox_layer_kind. Adding a layer is one kernel file plus one entry here.
- *
- * Node configuration slots (ip = integers, fp = floats) per kind:
- *   CONV2D   ip: out_c kh kw sh sw pt pl pb pr groups bias
- *   DENSE    ip: units bias
- *   MAXPOOL, AVGPOOL ip: kh kw sh sw pt pl pb pr ceil_mode count_include_pad
- *   LEAKY_RELU fp: alpha;  CLAMP fp: lo hi;  DROPOUT fp: rate
- *   BATCHNORM fp: eps momentum
- *   ZEROPAD  ip: top left bottom right
- *   UPSAMPLE_* ip: out_h out_w
- *   QUANTIZE fp: scale zero_point qmin qmax
- */
+ * aibox_layer_kind. Adding a layer is one kernel file plus one entry here
+ * (with its named settings' field list, when it has settings, and an
+ * example in tests/nn/test_registry.c, which fails until the kind is
+ * complete). */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "nn/nn.h"
 
 #define WHY(...) (snprintf(why, why_len, __VA_ARGS__), 0)
+
+/* a * b * c * d (each >= 0) in 64 bits, or -1 when it exceeds AIBOX_MAX_ELEMS */
+static int64_t product(int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r) || __builtin_mul_overflow(r, c, &r) || __builtin_mul_overflow(r, d, &r) ||
+        r > AIBOX_MAX_ELEMS)
+        return -1;
+    return r;
+}
+static int in_range(int v, int lo, int hi) { return v >= lo && v <= hi; }
 
 static size_t cnt(int n, int c, int h, int w) { return (size_t)n * c * h * w; }
 static size_t out_count(const aibox_run *r) { return cnt(r->n, r->c, r->h, r->w); }
@@ -80,30 +84,41 @@ static void plane_part(aibox_run *r, int part, int parts, int channels, plane_fn
 /* ------------------------------------------------------------ conv2d */
 void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_conv_desc *d)
 {
-    const int *p = nd->ip;
+    const aibox_conv_settings *s = &nd->settings.conv;
     d->in_c = ic, d->in_h = ih, d->in_w = iw;
-    d->out_c = p[0], d->kh = p[1], d->kw = p[2], d->sh = p[3], d->sw = p[4];
-    d->pt = p[5], d->pl = p[6], d->groups = p[9];
-    d->out_h = aibox_conv_out_size(ih, p[1], p[3], p[5], p[7]);
-    d->out_w = aibox_conv_out_size(iw, p[2], p[4], p[6], p[8]);
+    d->out_c = s->out_channels, d->kh = s->kernel_h, d->kw = s->kernel_w, d->sh = s->stride_h, d->sw = s->stride_w;
+    d->pt = s->pad_top, d->pl = s->pad_left, d->groups = s->groups;
+    d->out_h = aibox_conv_out_size(ih, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom);
+    d->out_w = aibox_conv_out_size(iw, s->kernel_w, s->stride_w, s->pad_left, s->pad_right);
 }
 
 static int conv_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                       size_t ns[2], char *why, size_t why_len)
 {
-    const int *p = nd->ip;
-    if (p[0] < 1 || p[1] < 1 || p[2] < 1 || p[3] < 1 || p[4] < 1 || p[9] < 1)
-        return WHY("conv2d: out_channels, kernel, stride and groups must be >= 1");
-    if (p[5] < 0 || p[6] < 0 || p[7] < 0 || p[8] < 0) return WHY("conv2d: negative padding");
-    if (ic[0] % p[9] || p[0] % p[9])
-        return WHY("conv2d: groups %d must divide in channels %d and out channels %d", p[9], ic[0], p[0]);
+    const aibox_conv_settings *s = &nd->settings.conv;
+    if (!in_range(s->out_channels, 1, AIBOX_MAX_CHANNELS) || !in_range(s->groups, 1, AIBOX_MAX_CHANNELS))
+        return WHY("conv2d: out_channels and groups must be 1 to %d", AIBOX_MAX_CHANNELS);
+    if (!in_range(s->kernel_h, 1, AIBOX_MAX_SIDE) || !in_range(s->kernel_w, 1, AIBOX_MAX_SIDE) ||
+        !in_range(s->stride_h, 1, AIBOX_MAX_SIDE) || !in_range(s->stride_w, 1, AIBOX_MAX_SIDE))
+        return WHY("conv2d: kernel and stride must be 1 to %d", AIBOX_MAX_SIDE);
+    if (!in_range(s->pad_top, 0, AIBOX_MAX_SIDE) || !in_range(s->pad_left, 0, AIBOX_MAX_SIDE) ||
+        !in_range(s->pad_bottom, 0, AIBOX_MAX_SIDE) || !in_range(s->pad_right, 0, AIBOX_MAX_SIDE))
+        return WHY("conv2d: padding must be 0 to %d", AIBOX_MAX_SIDE);
+    if (!in_range(s->bias, 0, 1)) return WHY("conv2d: bias must be 0 or 1, not %d", s->bias);
+    if (ic[0] % s->groups || s->out_channels % s->groups)
+        return WHY("conv2d: groups %d must divide in channels %d and out channels %d", s->groups, ic[0],
+                   s->out_channels);
     aibox_conv_desc d;
     aibox_conv_node_desc(nd, ic[0], ih[0], iw[0], &d);
     if (d.out_h < 1 || d.out_w < 1)
-        return WHY("conv2d: %dx%d kernel does not fit a %dx%d input (padded)", p[1], p[2], ih[0], iw[0]);
-    out[0] = p[0], out[1] = d.out_h, out[2] = d.out_w;
-    np[0] = (size_t)p[0] * (ic[0] / p[9]) * p[1] * p[2];
-    np[1] = p[10] ? (size_t)p[0] : 0;
+        return WHY("conv2d: %dx%d kernel does not fit a %dx%d input (padded)", s->kernel_h, s->kernel_w, ih[0], iw[0]);
+    int64_t weights = product(s->out_channels, ic[0] / s->groups, s->kernel_h, s->kernel_w);
+    if (weights < 0)
+        return WHY("conv2d: %d x %d x %d x %d weights exceed %lld", s->out_channels, ic[0] / s->groups, s->kernel_h,
+                   s->kernel_w, AIBOX_MAX_ELEMS);
+    out[0] = s->out_channels, out[1] = d.out_h, out[2] = d.out_w;
+    np[0] = (size_t)weights;
+    np[1] = s->bias ? (size_t)s->out_channels : 0;
     ns[0] = ns[1] = 0;
     return 1;
 }
@@ -112,9 +127,10 @@ static int conv_shape(const aibox_node *nd, const int *ic, const int *ih, const 
 static void conv_init(const aibox_node *nd, const int *ic, const int *ih, const int *iw, float *p0, float *p1,
                       float *s0, float *s1, aibox_rng *rng)
 {
-    int fan_in = ic[0] / nd->ip[9] * nd->ip[1] * nd->ip[2];
-    fill_uniform(p0, (size_t)nd->ip[0] * fan_in, sqrtf(6.0f / (float)fan_in), rng);
-    if (p1) memset(p1, 0, sizeof(float) * nd->ip[0]);
+    const aibox_conv_settings *s = &nd->settings.conv;
+    int fan_in = ic[0] / s->groups * s->kernel_h * s->kernel_w;
+    fill_uniform(p0, (size_t)s->out_channels * fan_in, sqrtf(6.0f / (float)fan_in), rng);
+    if (p1) memset(p1, 0, sizeof(float) * s->out_channels);
 }
 
 static size_t conv_ws(const aibox_run *r)
@@ -162,12 +178,12 @@ static void wino_task(void *arg, int part, int thread)
     wino_job *j = arg;
     aibox_run *r = j->r;
     if (j->phase == 0)
-        aibox_wino_input(&j->d, j->g0, j->g1, r->x[0], r->wino_vm, r->ws + (size_t)thread * r->ws_stride, part,
+        aibox_wino_input(&j->d, j->g0, j->g1, r->x[0], r->prep_ws, r->ws + (size_t)thread * r->ws_stride, part,
                          j->parts);
     else if (j->phase == 1)
-        aibox_wino_gemm(&j->d, j->g1 - j->g0, r->wino_u, r->wino_vm, part, j->parts);
+        aibox_wino_gemm(&j->d, j->g1 - j->g0, r->prepared, r->prep_ws, part, j->parts);
     else
-        aibox_wino_output(&j->d, j->g0, j->g1, r->wino_vm, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1],
+        aibox_wino_output(&j->d, j->g0, j->g1, r->prep_ws, r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1],
                           r->y, r->fuse_relu, part, j->parts);
 }
 
@@ -175,7 +191,7 @@ static void conv_fwd_wino(aibox_run *r)
 {
     wino_job j = {.r = r, .parts = run_parts(r)};
     aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &j.d);
-    int rows = aibox_wino_block_rows(&j.d, r->n, r->wino_vm_floats), total = r->n * aibox_wino_tile_rows(&j.d);
+    int rows = aibox_wino_block_rows(&j.d, r->n, r->prep_ws_floats), total = r->n * aibox_wino_tile_rows(&j.d);
     for (j.g0 = 0; j.g0 < total; j.g0 = j.g1) {
         j.g1 = AIBOX_MIN(j.g0 + rows, total);
         for (j.phase = 0; j.phase < 3; j.phase++) aibox_pool_run(r->pool, j.parts, wino_task, &j);
@@ -184,8 +200,26 @@ static void conv_fwd_wino(aibox_run *r)
 
 static void conv_fwd(aibox_run *r)
 {
-    if (r->wino_u) conv_fwd_wino(r);
+    if (r->prepared) conv_fwd_wino(r);
     else parallel(r, conv_fwd_part);
+}
+
+/* A frozen inference context runs an eligible convolution as Winograd: its
+ * transformed weights once, the tile scratch shared by the threads. */
+static size_t conv_prepared_floats(const aibox_run *r, size_t *ws_floats)
+{
+    aibox_conv_desc d;
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    *ws_floats = 0;
+    if (r->training || !aibox_wino_eligible(&d)) return 0;
+    *ws_floats = aibox_wino_scratch_floats(&d);
+    return aibox_wino_u_floats(&d);
+}
+static void conv_prepare(const aibox_run *r, float *prepared)
+{
+    aibox_conv_desc d;
+    aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
+    aibox_wino_weights(&d, r->p[0], prepared);
 }
 
 /* A fused ReLU's backward: dy *= (y > 0), in place (dy is this node's own
@@ -239,12 +273,17 @@ static void conv_bwd(aibox_run *r)
 static int dense_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                        size_t ns[2], char *why, size_t why_len)
 {
-    if (nd->ip[0] < 1) return WHY("dense: units must be >= 1");
-    size_t in = (size_t)ic[0] * ih[0] * iw[0];
-    if (in > (1u << 30)) return WHY("dense: %zu input features is too many", in);
-    out[0] = nd->ip[0], out[1] = out[2] = 1;
-    np[0] = (size_t)nd->ip[0] * in;
-    np[1] = nd->ip[1] ? (size_t)nd->ip[0] : 0;
+    const aibox_dense_settings *s = &nd->settings.dense;
+    if (!in_range(s->units, 1, AIBOX_MAX_CHANNELS)) return WHY("dense: units must be 1 to %d", AIBOX_MAX_CHANNELS);
+    if (!in_range(s->bias, 0, 1)) return WHY("dense: bias must be 0 or 1, not %d", s->bias);
+    int64_t in = product(ic[0], ih[0], iw[0], 1);
+    if (in < 0 || in > (1 << 30)) return WHY("dense: %dx%dx%d input features is too many", ic[0], ih[0], iw[0]);
+    int64_t weights = product(s->units, in, 1, 1);
+    if (weights < 0)
+        return WHY("dense: %d x %lld weights exceed %lld", s->units, (long long)in, AIBOX_MAX_ELEMS);
+    out[0] = s->units, out[1] = out[2] = 1;
+    np[0] = (size_t)weights;
+    np[1] = s->bias ? (size_t)s->units : 0;
     ns[0] = ns[1] = 0;
     return 1;
 }
@@ -252,9 +291,9 @@ static int dense_shape(const aibox_node *nd, const int *ic, const int *ih, const
 static void dense_init(const aibox_node *nd, const int *ic, const int *ih, const int *iw, float *p0, float *p1,
                        float *s0, float *s1, aibox_rng *rng)
 {
-    int in = ic[0] * ih[0] * iw[0];
-    fill_uniform(p0, (size_t)nd->ip[0] * in, sqrtf(6.0f / (float)in), rng);
-    if (p1) memset(p1, 0, sizeof(float) * nd->ip[0]);
+    int in = ic[0] * ih[0] * iw[0], units = nd->settings.dense.units;
+    fill_uniform(p0, (size_t)units * in, sqrtf(6.0f / (float)in), rng);
+    if (p1) memset(p1, 0, sizeof(float) * units);
 }
 
 static void dense_fwd_part(aibox_run *r, int part, int parts, int thread)
@@ -283,25 +322,32 @@ static int pool_out(int in, int k, int s, int p0, int p1, int ceil_mode)
 
 static void pool_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_pool_desc *d)
 {
-    const int *p = nd->ip;
+    const aibox_pool_settings *s = &nd->settings.pool;
     d->c = ic, d->in_h = ih, d->in_w = iw;
-    d->kh = p[0], d->kw = p[1], d->sh = p[2], d->sw = p[3], d->pt = p[4], d->pl = p[5];
-    d->out_h = pool_out(ih, p[0], p[2], p[4], p[6], p[8]);
-    d->out_w = pool_out(iw, p[1], p[3], p[5], p[7], p[8]);
-    d->count_include_pad = p[9];
+    d->kh = s->kernel_h, d->kw = s->kernel_w, d->sh = s->stride_h, d->sw = s->stride_w;
+    d->pt = s->pad_top, d->pl = s->pad_left;
+    d->out_h = pool_out(ih, s->kernel_h, s->stride_h, s->pad_top, s->pad_bottom, s->ceil_mode);
+    d->out_w = pool_out(iw, s->kernel_w, s->stride_w, s->pad_left, s->pad_right, s->ceil_mode);
+    d->count_include_pad = s->count_include_pad;
 }
 
 static int pool_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                       size_t ns[2], char *why, size_t why_len)
 {
-    const int *p = nd->ip;
-    if (p[0] < 1 || p[1] < 1 || p[2] < 1 || p[3] < 1) return WHY("pool: kernel and stride must be >= 1");
-    if (p[4] < 0 || p[5] < 0 || p[6] < 0 || p[7] < 0) return WHY("pool: negative padding");
-    if (p[4] >= p[0] || p[5] >= p[1] || p[6] >= p[0] || p[7] >= p[1])
+    const aibox_pool_settings *s = &nd->settings.pool;
+    if (!in_range(s->kernel_h, 1, AIBOX_MAX_SIDE) || !in_range(s->kernel_w, 1, AIBOX_MAX_SIDE) ||
+        !in_range(s->stride_h, 1, AIBOX_MAX_SIDE) || !in_range(s->stride_w, 1, AIBOX_MAX_SIDE))
+        return WHY("pool: kernel and stride must be 1 to %d", AIBOX_MAX_SIDE);
+    if (s->pad_top < 0 || s->pad_left < 0 || s->pad_bottom < 0 || s->pad_right < 0) return WHY("pool: negative padding");
+    if (s->pad_top >= s->kernel_h || s->pad_left >= s->kernel_w || s->pad_bottom >= s->kernel_h ||
+        s->pad_right >= s->kernel_w)
         return WHY("pool: padding must be smaller than the kernel");
+    if (!in_range(s->ceil_mode, 0, 1) || !in_range(s->count_include_pad, 0, 1))
+        return WHY("pool: ceil_mode and count_include_pad must be 0 or 1");
     aibox_pool_desc d;
     pool_desc(nd, ic[0], ih[0], iw[0], &d);
-    if (d.out_h < 1 || d.out_w < 1) return WHY("pool: %dx%d window does not fit a %dx%d input", p[0], p[1], ih[0], iw[0]);
+    if (d.out_h < 1 || d.out_w < 1)
+        return WHY("pool: %dx%d window does not fit a %dx%d input", s->kernel_h, s->kernel_w, ih[0], iw[0]);
     out[0] = ic[0], out[1] = d.out_h, out[2] = d.out_w;
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
@@ -372,6 +418,36 @@ static int same_shape(const aibox_node *nd, const int *ic, const int *ih, const 
     return 1;
 }
 
+/* The float settings' shape rules: the builders' checks, applied to files too. */
+static int leaky_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
+                       size_t ns[2], char *why, size_t why_len)
+{
+    if (!isfinite(nd->settings.leaky_relu.alpha)) return WHY("leaky_relu: alpha must be finite");
+    return same_shape(nd, ic, ih, iw, out, np, ns, why, why_len);
+}
+static int clamp_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
+                       size_t ns[2], char *why, size_t why_len)
+{
+    const aibox_clamp_settings *s = &nd->settings.clamp;
+    if (!(s->lo <= s->hi)) return WHY("clamp: lo %g > hi %g", s->lo, s->hi);
+    return same_shape(nd, ic, ih, iw, out, np, ns, why, why_len);
+}
+static int dropout_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
+                         size_t ns[2], char *why, size_t why_len)
+{
+    float rate = nd->settings.dropout.rate;
+    if (!(rate >= 0.0f && rate < 1.0f)) return WHY("dropout: rate %g not in [0, 1)", rate);
+    return same_shape(nd, ic, ih, iw, out, np, ns, why, why_len);
+}
+static int quant_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
+                       size_t ns[2], char *why, size_t why_len)
+{
+    const aibox_quantize_settings *s = &nd->settings.quantize;
+    if (!(s->scale > 0.0f && isfinite(s->scale) && isfinite(s->zero_point) && s->qmin <= s->qmax))
+        return WHY("quantize: scale %g, zero point %g, range [%g, %g]", s->scale, s->zero_point, s->qmin, s->qmax);
+    return same_shape(nd, ic, ih, iw, out, np, ns, why, why_len);
+}
+
 /* Element-wise layers split the element range over the threads. */
 #define ELEMWISE(name, body)                                                       \
     static void name##_part(aibox_run *r, int part, int parts, int thread)         \
@@ -385,11 +461,13 @@ ELEMWISE(relu_fwd, aibox_relu_fwd(b - a, r->x[0] + a, r->y + a))
 ELEMWISE(relu_bwd, aibox_relu_bwd(b - a, r->x[0] + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(relu6_fwd, aibox_clamp_fwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->y + a))
 ELEMWISE(relu6_bwd, aibox_clamp_bwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->dy + a, r->dx[0] + a))
-ELEMWISE(clamp_fwd, aibox_clamp_fwd(b - a, r->nd->fp[0], r->nd->fp[1], r->x[0] + a, r->y + a))
-ELEMWISE(clamp_bwd, aibox_clamp_bwd(b - a, r->nd->fp[0], r->nd->fp[1], r->x[0] + a, r->dy + a, r->dx[0] + a))
+#define CLAMP_LO_HI r->nd->settings.clamp.lo, r->nd->settings.clamp.hi
+ELEMWISE(clamp_fwd, aibox_clamp_fwd(b - a, CLAMP_LO_HI, r->x[0] + a, r->y + a))
+ELEMWISE(clamp_bwd, aibox_clamp_bwd(b - a, CLAMP_LO_HI, r->x[0] + a, r->dy + a, r->dx[0] + a))
 static void quant_fwd_range(const aibox_node *nd, size_t n, const float *x, float *y)
 {
-    float sc = nd->fp[0], zp = nd->fp[1], lo = nd->fp[2], hi = nd->fp[3];
+    const aibox_quantize_settings *s = &nd->settings.quantize;
+    float sc = s->scale, zp = s->zero_point, lo = s->qmin, hi = s->qmax;
     for (size_t i = 0; i < n; i++) {
         float q = nearbyintf(x[i] / sc) + zp;
         q = q < lo ? lo : (q > hi ? hi : q);
@@ -398,13 +476,14 @@ static void quant_fwd_range(const aibox_node *nd, size_t n, const float *x, floa
 }
 static void quant_bwd_range(const aibox_node *nd, size_t n, const float *x, const float *dy, float *dx)
 {
-    float lo = nd->fp[0] * (nd->fp[2] - nd->fp[1]), hi = nd->fp[0] * (nd->fp[3] - nd->fp[1]);
+    const aibox_quantize_settings *s = &nd->settings.quantize;
+    float lo = s->scale * (s->qmin - s->zero_point), hi = s->scale * (s->qmax - s->zero_point);
     for (size_t i = 0; i < n; i++) dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
 }
 ELEMWISE(quant_fwd, quant_fwd_range(r->nd, b - a, r->x[0] + a, r->y + a))
 ELEMWISE(quant_bwd, quant_bwd_range(r->nd, b - a, r->x[0] + a, r->dy + a, r->dx[0] + a))
-ELEMWISE(leaky_fwd, aibox_leaky_fwd(b - a, r->nd->fp[0], r->x[0] + a, r->y + a))
-ELEMWISE(leaky_bwd, aibox_leaky_bwd(b - a, r->nd->fp[0], r->x[0] + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(leaky_fwd, aibox_leaky_fwd(b - a, r->nd->settings.leaky_relu.alpha, r->x[0] + a, r->y + a))
+ELEMWISE(leaky_bwd, aibox_leaky_bwd(b - a, r->nd->settings.leaky_relu.alpha, r->x[0] + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(sigmoid_fwd, aibox_sigmoid_fwd(b - a, r->x[0] + a, r->y + a))
 ELEMWISE(sigmoid_bwd, aibox_sigmoid_bwd(b - a, r->y + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(copy_fwd, memcpy(r->y + a, r->x[0] + a, (b - a) * sizeof(float)))
@@ -424,13 +503,13 @@ static void dropout_fwd_part(aibox_run *r, int part, int parts, int thread)
     for (size_t b = b0; b < b1; b++) {
         size_t off = b * DROPOUT_BLOCK, len = AIBOX_MIN((size_t)DROPOUT_BLOCK, count - off);
         aibox_rng rng;
-        aibox_rng_seed(&rng, r->draw ^ (0x9e3779b97f4a7c15ULL * (b + 1)));
-        aibox_dropout_fwd(len, r->nd->fp[0], &rng, r->x[0] + off, r->y + off, (float *)r->saved + off);
+        aibox_rng_seed(&rng, aibox_seed_mix(r->draw, b, 0x626c6f636bULL /* "block" */));
+        aibox_dropout_fwd(len, r->nd->settings.dropout.rate, &rng, r->x[0] + off, r->y + off, (float *)r->saved + off);
     }
 }
 static void dropout_fwd(aibox_run *r)
 {
-    if (r->training && r->nd->fp[0] > 0.0f) {
+    if (r->training && r->nd->settings.dropout.rate > 0.0f) {
         r->draw = aibox_rng_u64(r->rng);
         parallel(r, dropout_fwd_part);
     } else {
@@ -442,7 +521,7 @@ static void dropout_bwd_part(aibox_run *r, int part, int parts, int thread)
     size_t a, b;
     range16(out_count(r), part, parts, &a, &b);
     if (b <= a) return;
-    if (r->nd->fp[0] > 0.0f)
+    if (r->nd->settings.dropout.rate > 0.0f)
         aibox_dropout_bwd(b - a, (const float *)r->saved + a, r->dy + a, r->dx[0] + a);
     else
         for (size_t i = a; i < b; i++) r->dx[0][i] += r->dy[i];
@@ -456,8 +535,9 @@ static void softmax_bwd(aibox_run *r) { aibox_softmax_bwd(r->n, r->c, r->h * r->
 static int bn_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                     size_t ns[2], char *why, size_t why_len)
 {
-    if (!(nd->fp[0] > 0.0f)) return WHY("batchnorm: epsilon must be > 0");
-    if (!(nd->fp[1] >= 0.0f && nd->fp[1] <= 1.0f)) return WHY("batchnorm: momentum must be in [0, 1]");
+    const aibox_batchnorm_settings *s = &nd->settings.batchnorm;
+    if (!(s->eps > 0.0f && isfinite(s->eps))) return WHY("batchnorm: epsilon must be finite and > 0");
+    if (!(s->momentum >= 0.0f && s->momentum <= 1.0f)) return WHY("batchnorm: momentum must be in [0, 1]");
     out[0] = ic[0], out[1] = ih[0], out[2] = iw[0];
     np[0] = np[1] = ns[0] = ns[1] = (size_t)ic[0];
     return 1;
@@ -473,10 +553,21 @@ static void bn_fwd(aibox_run *r)
     int hw = r->h * r->w;
     if (r->training) {
         float *mean = (float *)r->saved, *invstd = mean + r->c;
-        aibox_bn_fwd_train(r->n, r->c, hw, r->nd->fp[0], r->nd->fp[1], r->x[0], r->p[0], r->p[1], r->y, mean,
+        aibox_bn_fwd_train(r->n, r->c, hw, r->nd->settings.batchnorm.eps, r->nd->settings.batchnorm.momentum, r->x[0], r->p[0], r->p[1], r->y, mean,
                            invstd, r->st[0], r->st[1]);
     } else {
-        aibox_bn_fwd_infer(r->n, r->c, hw, r->nd->fp[0], r->x[0], r->p[0], r->p[1], r->st[0], r->st[1], r->y);
+        aibox_bn_fwd_infer(r->n, r->c, hw, r->nd->settings.batchnorm.eps, r->x[0], r->p[0], r->p[1], r->st[0], r->st[1], r->y);
+    }
+}
+/* Inference: the running statistics make batch norm a per-channel affine
+ * map, folded into the convolution before it (AIBOX_FUSE_AFFINE). */
+static void bn_fold(const aibox_node *nd, const float *const p[2], const float *const st[2], const float *bias,
+                    int channels, float *scale, float *shift)
+{
+    float eps = nd->settings.batchnorm.eps;
+    for (int k = 0; k < channels; k++) {
+        scale[k] = p[0][k] / sqrtf(st[1][k] + eps);
+        shift[k] = p[1][k] - st[0][k] * scale[k] + (bias ? bias[k] * scale[k] : 0.0f);
     }
 }
 static void bn_bwd(aibox_run *r)
@@ -489,27 +580,31 @@ static void bn_bwd(aibox_run *r)
 static int zeropad_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3],
                          size_t np[2], size_t ns[2], char *why, size_t why_len)
 {
-    const int *p = nd->ip;
-    if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[3] < 0) return WHY("zeropad: negative padding");
-    out[0] = ic[0], out[1] = ih[0] + p[0] + p[2], out[2] = iw[0] + p[1] + p[3];
+    const aibox_zeropad_settings *s = &nd->settings.zeropad;
+    if (!in_range(s->top, 0, AIBOX_MAX_SIDE) || !in_range(s->left, 0, AIBOX_MAX_SIDE) ||
+        !in_range(s->bottom, 0, AIBOX_MAX_SIDE) || !in_range(s->right, 0, AIBOX_MAX_SIDE))
+        return WHY("zeropad: padding must be 0 to %d", AIBOX_MAX_SIDE);
+    out[0] = ic[0], out[1] = ih[0] + s->top + s->bottom, out[2] = iw[0] + s->left + s->right;
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
 }
 static void zeropad_fwd(aibox_run *r)
 {
-    const int *p = r->nd->ip;
-    aibox_zeropad_fwd(r->n, r->in_c[0], r->in_h[0], r->in_w[0], p[0], p[1], p[2], p[3], r->x[0], r->y);
+    const aibox_zeropad_settings *s = &r->nd->settings.zeropad;
+    aibox_zeropad_fwd(r->n, r->in_c[0], r->in_h[0], r->in_w[0], s->top, s->left, s->bottom, s->right, r->x[0], r->y);
 }
 static void zeropad_bwd(aibox_run *r)
 {
-    const int *p = r->nd->ip;
-    aibox_zeropad_bwd(r->n, r->in_c[0], r->in_h[0], r->in_w[0], p[0], p[1], p[2], p[3], r->dy, r->dx[0]);
+    const aibox_zeropad_settings *s = &r->nd->settings.zeropad;
+    aibox_zeropad_bwd(r->n, r->in_c[0], r->in_h[0], r->in_w[0], s->top, s->left, s->bottom, s->right, r->dy, r->dx[0]);
 }
 
 static int flatten_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                          size_t ns[2], char *why, size_t why_len)
 {
-    out[0] = ic[0] * ih[0] * iw[0], out[1] = out[2] = 1;
+    int64_t n = product(ic[0], ih[0], iw[0], 1);
+    if (n < 0) return WHY("flatten: %dx%dx%d values exceed %lld", ic[0], ih[0], iw[0], AIBOX_MAX_ELEMS);
+    out[0] = (int)n, out[1] = out[2] = 1;
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
 }
@@ -546,9 +641,10 @@ static int add_shape(const aibox_node *nd, const int *ic, const int *ih, const i
 static int upsample_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3],
                           size_t np[2], size_t ns[2], char *why, size_t why_len)
 {
-    if (nd->ip[0] < 1 || nd->ip[1] < 1 || nd->ip[0] > 65536 || nd->ip[1] > 65536)
-        return WHY("upsample: output size %dx%d out of range", nd->ip[0], nd->ip[1]);
-    out[0] = ic[0], out[1] = nd->ip[0], out[2] = nd->ip[1];
+    const aibox_upsample_settings *s = &nd->settings.upsample;
+    if (!in_range(s->out_h, 1, 65536) || !in_range(s->out_w, 1, 65536))
+        return WHY("upsample: output size %dx%d out of range", s->out_h, s->out_w);
+    out[0] = ic[0], out[1] = s->out_h, out[2] = s->out_w;
     np[0] = np[1] = ns[0] = ns[1] = 0;
     return 1;
 }
@@ -569,34 +665,115 @@ static void up_bilinear_bwd(aibox_run *r)
     aibox_upsample_bilinear_bwd(r->n, r->c, r->in_h[0], r->in_w[0], r->h, r->w, r->dy, r->dx[0]);
 }
 
+/* ------------------------------------------------------------ the table */
+/* Named settings per kind. The order is free; v1_slot is where graph
+ * version 1 kept a field (fixed forever: old files are read through it). */
+#define F(kind, field, type, slot) \
+    {#field, AIBOX_SETTING_##type, offsetof(aibox_node_settings, kind.field), slot}
+static const aibox_setting_field conv_fields[] = {
+    F(conv, out_channels, INT, 0), F(conv, kernel_h, INT, 1),  F(conv, kernel_w, INT, 2),   F(conv, stride_h, INT, 3),
+    F(conv, stride_w, INT, 4),     F(conv, pad_top, INT, 5),   F(conv, pad_left, INT, 6),   F(conv, pad_bottom, INT, 7),
+    F(conv, pad_right, INT, 8),    F(conv, groups, INT, 9),    F(conv, bias, INT, 10),
+};
+static const aibox_setting_field dense_fields[] = {F(dense, units, INT, 0), F(dense, bias, INT, 1)};
+static const aibox_setting_field pool_fields[] = {
+    F(pool, kernel_h, INT, 0), F(pool, kernel_w, INT, 1),   F(pool, stride_h, INT, 2),  F(pool, stride_w, INT, 3),
+    F(pool, pad_top, INT, 4),  F(pool, pad_left, INT, 5),   F(pool, pad_bottom, INT, 6), F(pool, pad_right, INT, 7),
+    F(pool, ceil_mode, INT, 8), F(pool, count_include_pad, INT, 9),
+};
+static const aibox_setting_field leaky_fields[] = {F(leaky_relu, alpha, FLOAT, 0)};
+static const aibox_setting_field clamp_fields[] = {F(clamp, lo, FLOAT, 0), F(clamp, hi, FLOAT, 1)};
+static const aibox_setting_field dropout_fields[] = {F(dropout, rate, FLOAT, 0)};
+static const aibox_setting_field bn_fields[] = {F(batchnorm, eps, FLOAT, 0), F(batchnorm, momentum, FLOAT, 1)};
+static const aibox_setting_field zeropad_fields[] = {F(zeropad, top, INT, 0), F(zeropad, left, INT, 1),
+                                                     F(zeropad, bottom, INT, 2), F(zeropad, right, INT, 3)};
+static const aibox_setting_field upsample_fields[] = {F(upsample, out_h, INT, 0), F(upsample, out_w, INT, 1)};
+static const aibox_setting_field quant_fields[] = {F(quantize, scale, FLOAT, 0), F(quantize, zero_point, FLOAT, 1),
+                                                   F(quantize, qmin, FLOAT, 2), F(quantize, qmax, FLOAT, 3)};
+#undef F
+#define FIELDS(list) .fields = list, .n_fields = (int)(sizeof list / sizeof *list)
+#define ONE_IN .min_in = 1, .max_in = 1
+
 static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_INPUT] = {.name = "input", .min_in = 0, .max_in = 0},
-    [AIBOX_LAYER_CONV2D] = {.name = "conv2d", .min_in = 1, .max_in = 1, .shape = conv_shape, .init = conv_init, .ws_floats = conv_ws, .partial_floats = conv_partial, .forward = conv_fwd, .backward = conv_bwd},
-    [AIBOX_LAYER_DENSE] = {.name = "dense", .min_in = 1, .max_in = 1, .shape = dense_shape, .init = dense_init, .forward = dense_fwd, .backward = dense_bwd},
-    [AIBOX_LAYER_MAXPOOL] = {.name = "maxpool", .min_in = 1, .max_in = 1, .shape = pool_shape, .saved_bytes = maxpool_saved, .forward = maxpool_fwd, .backward = maxpool_bwd},
-    [AIBOX_LAYER_AVGPOOL] = {.name = "avgpool", .min_in = 1, .max_in = 1, .shape = pool_shape, .forward = avgpool_fwd, .backward = avgpool_bwd},
-    [AIBOX_LAYER_GLOBAL_AVGPOOL] = {.name = "global_avgpool", .min_in = 1, .max_in = 1, .shape = gap_shape, .forward = gap_fwd, .backward = gap_bwd},
-    [AIBOX_LAYER_RELU] = {.name = "relu", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = relu_fwd, .backward = relu_bwd},
-    [AIBOX_LAYER_RELU6] = {.name = "relu6", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = relu6_fwd, .backward = relu6_bwd},
-    [AIBOX_LAYER_LEAKY_RELU] = {.name = "leaky_relu", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = leaky_fwd, .backward = leaky_bwd},
-    [AIBOX_LAYER_SIGMOID] = {.name = "sigmoid", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = sigmoid_fwd, .backward = sigmoid_bwd},
-    [AIBOX_LAYER_CLAMP] = {.name = "clamp", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = clamp_fwd, .backward = clamp_bwd},
-    [AIBOX_LAYER_DROPOUT] = {.name = "dropout", .min_in = 1, .max_in = 1, .shape = same_shape, .saved_bytes = dropout_saved, .forward = dropout_fwd, .backward = dropout_bwd},
-    [AIBOX_LAYER_BATCHNORM] = {.name = "batchnorm", .min_in = 1, .max_in = 1, .shape = bn_shape, .init = bn_init, .saved_bytes = bn_saved, .forward = bn_fwd, .backward = bn_bwd},
-    [AIBOX_LAYER_ZEROPAD] = {.name = "zeropad", .min_in = 1, .max_in = 1, .shape = zeropad_shape, .forward = zeropad_fwd, .backward = zeropad_bwd},
-    [AIBOX_LAYER_FLATTEN] = {.name = "flatten", .min_in = 1, .max_in = 1, .shape = flatten_shape, .forward = copy_fwd, .backward = copy_bwd},
-    [AIBOX_LAYER_CONCAT] = {.name = "concat", .min_in = 1, .max_in = AIBOX_NODE_MAX_IN, .shape = concat_shape, .forward = concat_fwd, .backward = concat_bwd},
-    [AIBOX_LAYER_ADD] = {.name = "add", .min_in = 2, .max_in = 2, .shape = add_shape, .forward = add_fwd, .backward = add_bwd},
-    [AIBOX_LAYER_UPSAMPLE_NEAREST] = {.name = "upsample_nearest", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_nearest_fwd, .backward = up_nearest_bwd},
-    [AIBOX_LAYER_UPSAMPLE_BILINEAR] = {.name = "upsample_bilinear", .min_in = 1, .max_in = 1, .shape = upsample_shape, .forward = up_bilinear_fwd, .backward = up_bilinear_bwd},
-    [AIBOX_LAYER_SOFTMAX] = {.name = "softmax", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = softmax_fwd, .backward = softmax_bwd},
-    [AIBOX_LAYER_QUANTIZE] = {.name = "quantize", .min_in = 1, .max_in = 1, .shape = same_shape, .forward = quant_fwd, .backward = quant_bwd},
+    [AIBOX_LAYER_CONV2D] = {.name = "conv2d", ONE_IN, FIELDS(conv_fields), .shape = conv_shape, .init = conv_init,
+                            .ws_floats = conv_ws, .partial_floats = conv_partial, .forward = conv_fwd,
+                            .backward = conv_bwd, .dx_optional = 1,
+                            .fuse_accepts = AIBOX_FUSE_RELU | AIBOX_FUSE_AFFINE,
+                            .prepared_floats = conv_prepared_floats, .prepare = conv_prepare},
+    [AIBOX_LAYER_DENSE] = {.name = "dense", ONE_IN, FIELDS(dense_fields), .shape = dense_shape, .init = dense_init,
+                           .forward = dense_fwd, .backward = dense_bwd, .dx_optional = 1},
+    [AIBOX_LAYER_MAXPOOL] = {.name = "maxpool", ONE_IN, FIELDS(pool_fields), .shape = pool_shape,
+                             .saved_bytes = maxpool_saved, .forward = maxpool_fwd, .backward = maxpool_bwd},
+    [AIBOX_LAYER_AVGPOOL] = {.name = "avgpool", ONE_IN, FIELDS(pool_fields), .shape = pool_shape,
+                             .forward = avgpool_fwd, .backward = avgpool_bwd},
+    [AIBOX_LAYER_GLOBAL_AVGPOOL] = {.name = "global_avgpool", ONE_IN, .shape = gap_shape, .forward = gap_fwd,
+                                    .backward = gap_bwd},
+    [AIBOX_LAYER_RELU] = {.name = "relu", ONE_IN, .shape = same_shape, .forward = relu_fwd, .backward = relu_bwd,
+                          .fuses_as = AIBOX_FUSE_RELU},
+    [AIBOX_LAYER_RELU6] = {.name = "relu6", ONE_IN, .shape = same_shape, .forward = relu6_fwd, .backward = relu6_bwd},
+    [AIBOX_LAYER_LEAKY_RELU] = {.name = "leaky_relu", ONE_IN, FIELDS(leaky_fields), .shape = leaky_shape,
+                                .forward = leaky_fwd, .backward = leaky_bwd},
+    [AIBOX_LAYER_SIGMOID] = {.name = "sigmoid", ONE_IN, .shape = same_shape, .forward = sigmoid_fwd,
+                             .backward = sigmoid_bwd},
+    [AIBOX_LAYER_CLAMP] = {.name = "clamp", ONE_IN, FIELDS(clamp_fields), .shape = clamp_shape, .forward = clamp_fwd,
+                           .backward = clamp_bwd},
+    [AIBOX_LAYER_DROPOUT] = {.name = "dropout", ONE_IN, FIELDS(dropout_fields), .shape = dropout_shape,
+                             .saved_bytes = dropout_saved, .forward = dropout_fwd, .backward = dropout_bwd},
+    [AIBOX_LAYER_BATCHNORM] = {.name = "batchnorm", ONE_IN, FIELDS(bn_fields), .shape = bn_shape, .init = bn_init,
+                               .saved_bytes = bn_saved, .forward = bn_fwd, .backward = bn_bwd,
+                               .fuses_as = AIBOX_FUSE_AFFINE, .fold = bn_fold},
+    [AIBOX_LAYER_ZEROPAD] = {.name = "zeropad", ONE_IN, FIELDS(zeropad_fields), .shape = zeropad_shape,
+                             .forward = zeropad_fwd, .backward = zeropad_bwd},
+    [AIBOX_LAYER_FLATTEN] = {.name = "flatten", ONE_IN, .shape = flatten_shape, .forward = copy_fwd,
+                             .backward = copy_bwd},
+    [AIBOX_LAYER_CONCAT] = {.name = "concat", .min_in = 1, .max_in = AIBOX_NODE_MAX_IN, .shape = concat_shape,
+                            .forward = concat_fwd, .backward = concat_bwd},
+    [AIBOX_LAYER_ADD] = {.name = "add", .min_in = 2, .max_in = 2, .shape = add_shape, .forward = add_fwd,
+                         .backward = add_bwd},
+    [AIBOX_LAYER_UPSAMPLE_NEAREST] = {.name = "upsample_nearest", ONE_IN, FIELDS(upsample_fields),
+                                      .shape = upsample_shape, .forward = up_nearest_fwd, .backward = up_nearest_bwd},
+    [AIBOX_LAYER_UPSAMPLE_BILINEAR] = {.name = "upsample_bilinear", ONE_IN, FIELDS(upsample_fields),
+                                       .shape = upsample_shape, .forward = up_bilinear_fwd,
+                                       .backward = up_bilinear_bwd},
+    [AIBOX_LAYER_SOFTMAX] = {.name = "softmax", ONE_IN, .shape = same_shape, .forward = softmax_fwd,
+                             .backward = softmax_bwd},
+    /* backward: the straight-through estimator inside the representable range */
+    [AIBOX_LAYER_QUANTIZE] = {.name = "quantize", ONE_IN, FIELDS(quant_fields), .shape = quant_shape,
+                              .forward = quant_fwd, .backward = quant_bwd},
 };
 
 const aibox_layer_ops *aibox_layer_get(aibox_layer_kind k)
 {
     if ((int)k < 0 || k >= AIBOX_LAYER_KIND_COUNT) return NULL;
     return &table[k];
+}
+
+int aibox_node_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
+                     size_t ns[2], char *why, size_t why_len)
+{
+    const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+    if (!ops || !ops->shape) return WHY("unknown layer kind %d", (int)nd->kind);
+    if (!ops->shape(nd, ic, ih, iw, out, np, ns, why, why_len)) return 0;
+    if (out[0] < 1 || out[1] < 1 || out[2] < 1 || out[1] > AIBOX_MAX_SIDE || out[2] > AIBOX_MAX_SIDE ||
+        product(out[0], out[1], out[2], 1) < 0)
+        return WHY("%s: output %dx%dx%d is beyond the limits (sides 1 to %d, at most %lld values per sample)", ops->name,
+                   out[0], out[1], out[2], AIBOX_MAX_SIDE, AIBOX_MAX_ELEMS);
+    for (int k = 0; k < 2; k++)
+        if (np[k] > (size_t)AIBOX_MAX_ELEMS || ns[k] > (size_t)AIBOX_MAX_ELEMS)
+            return WHY("%s: a parameter tensor of %zu values exceeds %lld", ops->name, AIBOX_MAX(np[k], ns[k]),
+                       AIBOX_MAX_ELEMS);
+    return 1;
+}
+
+const aibox_layer_ops *aibox_layer_by_name(const char *name, aibox_layer_kind *kind)
+{
+    for (int k = 0; name && k < AIBOX_LAYER_KIND_COUNT; k++)
+        if (!strcmp(table[k].name, name)) {
+            if (kind) *kind = (aibox_layer_kind)k;
+            return &table[k];
+        }
+    return NULL;
 }
 
 const char *aibox_layer_kind_name(aibox_layer_kind k)

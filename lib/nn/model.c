@@ -10,8 +10,10 @@ aibox_status aibox_model_create(aibox_model **out, int channels, int height, int
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL output pointer");
     *out = NULL;
-    if (channels < 1 || height < 1 || width < 1 || channels > 65536 || height > 65536 || width > 65536)
-        return aibox_fail(err, AIBOX_E_INVALID, "model: input %dx%dx%d out of range", channels, height, width);
+    if (channels < 1 || height < 1 || width < 1 || channels > 65536 || height > 65536 || width > 65536 ||
+        (int64_t)channels * height * width > AIBOX_MAX_ELEMS)
+        return aibox_fail(err, AIBOX_E_INVALID, "model: input %dx%dx%d out of range (sides 1 to 65536, at most %lld values)",
+                          channels, height, width, AIBOX_MAX_ELEMS);
     aibox_model *m = calloc(1, sizeof *m);
     if (!m) return aibox_fail(err, AIBOX_E_NOMEM, "model: out of memory");
     m->in_c = channels, m->in_h = height, m->in_w = width;
@@ -58,16 +60,18 @@ static int build_fail(aibox_model *m, aibox_status code, const char *fmt, ...)
     return -(int)code;
 }
 
-int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in, const int *ip,
-                         const float *fp)
+int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in,
+                         const aibox_node_settings *settings)
 {
     if (!m) return -(int)AIBOX_E_INVALID;
     if (m->build_status) return -(int)m->build_status;
+    if (m->weightless)
+        return build_fail(m, AIBOX_E_STATE, "model: loaded without its weights (aibox_model_load_info): cannot extend it");
     const aibox_layer_ops *ops = aibox_layer_get(kind);
     if (!ops || kind == AIBOX_LAYER_INPUT) return build_fail(m, AIBOX_E_INVALID, "model: unknown layer kind %d", kind);
     if (n_in < ops->min_in || n_in > ops->max_in)
-        return build_fail(m, AIBOX_E_INVALID, "%s: %d inputs (needs %d to %d)", ops->name, n_in, ops->min_in,
-                          ops->max_in);
+        return build_fail(m, AIBOX_E_INVALID, "node %d: %s: %d inputs (needs %d to %d)", m->n_nodes, ops->name, n_in,
+                          ops->min_in, ops->max_in);
     for (int i = 0; i < n_in; i++) {
         if (in[i] < 0) return in[i]; /* propagate an earlier builder error */
         if (in[i] >= m->n_nodes)
@@ -89,12 +93,11 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
         nd->in[i] = in[i];
         ic[i] = m->nodes[in[i]].c, ih[i] = m->nodes[in[i]].h, iw[i] = m->nodes[in[i]].w;
     }
-    if (ip) memcpy(nd->ip, ip, sizeof nd->ip);
-    if (fp) memcpy(nd->fp, fp, sizeof nd->fp);
+    if (settings) nd->settings = *settings;
     int out[3];
     char why[256] = "";
-    if (!ops->shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
-        return build_fail(m, AIBOX_E_SHAPE, "node %d (%s): %s", m->n_nodes, ops->name, why);
+    if (!aibox_node_shape(nd, ic, ih, iw, out, nd->n_param, nd->n_state, why, sizeof why))
+        return build_fail(m, AIBOX_E_SHAPE, "node %d: %s", m->n_nodes, why);
     nd->c = out[0], nd->h = out[1], nd->w = out[2];
     if (m->finished) { /* reopen: keep the trunk's values for the next finish */
         m->kept_params = m->params, m->kept_state = m->state;
@@ -108,18 +111,26 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
     return m->n_nodes++;
 }
 
-static int add1(aibox_model *m, aibox_layer_kind k, int in, const int *ip, const float *fp)
+static int add1(aibox_model *m, aibox_layer_kind k, int in, const aibox_node_settings *s)
 {
-    return aibox_model_add_node(m, k, 1, &in, ip, fp);
+    return aibox_model_add_node(m, k, 1, &in, s);
 }
 
 int aibox_conv2d(aibox_model *m, int in, const aibox_conv_opts *o)
 {
     if (!o) return m ? build_fail(m, AIBOX_E_INVALID, "conv2d: NULL options") : -(int)AIBOX_E_INVALID;
-    int ip[AIBOX_NODE_NI] = {o->out_channels, o->kernel_h, o->kernel_w, o->stride_h ? o->stride_h : 1,
-                             o->stride_w ? o->stride_w : 1, o->pad_top, o->pad_left, o->pad_bottom, o->pad_right,
-                             o->groups ? o->groups : 1, o->bias ? 1 : 0};
-    return add1(m, AIBOX_LAYER_CONV2D, in, ip, NULL);
+    aibox_node_settings s = {.conv = {.out_channels = o->out_channels,
+                                      .kernel_h = o->kernel_h,
+                                      .kernel_w = o->kernel_w,
+                                      .stride_h = o->stride_h ? o->stride_h : 1,
+                                      .stride_w = o->stride_w ? o->stride_w : 1,
+                                      .pad_top = o->pad_top,
+                                      .pad_left = o->pad_left,
+                                      .pad_bottom = o->pad_bottom,
+                                      .pad_right = o->pad_right,
+                                      .groups = o->groups ? o->groups : 1,
+                                      .bias = o->bias ? 1 : 0}};
+    return add1(m, AIBOX_LAYER_CONV2D, in, &s);
 }
 
 int aibox_conv2d_simple(aibox_model *m, int in, int out_channels, int kernel, int stride, int pad)
@@ -130,89 +141,98 @@ int aibox_conv2d_simple(aibox_model *m, int in, int out_channels, int kernel, in
 
 int aibox_dense(aibox_model *m, int in, int units, int bias)
 {
-    int ip[AIBOX_NODE_NI] = {units, bias ? 1 : 0};
-    return add1(m, AIBOX_LAYER_DENSE, in, ip, NULL);
+    aibox_node_settings s = {.dense = {.units = units, .bias = bias ? 1 : 0}};
+    return add1(m, AIBOX_LAYER_DENSE, in, &s);
 }
 
 static int pool(aibox_model *m, aibox_layer_kind k, int in, const aibox_pool_opts *o)
 {
     if (!o) return m ? build_fail(m, AIBOX_E_INVALID, "pool: NULL options") : -(int)AIBOX_E_INVALID;
-    int ip[AIBOX_NODE_NI] = {o->kernel_h, o->kernel_w, o->stride_h ? o->stride_h : o->kernel_h,
-                             o->stride_w ? o->stride_w : o->kernel_w, o->pad_top, o->pad_left, o->pad_bottom,
-                             o->pad_right, o->ceil_mode ? 1 : 0, o->count_include_pad ? 1 : 0};
-    return add1(m, k, in, ip, NULL);
+    aibox_node_settings s = {.pool = {.kernel_h = o->kernel_h,
+                                      .kernel_w = o->kernel_w,
+                                      .stride_h = o->stride_h ? o->stride_h : o->kernel_h,
+                                      .stride_w = o->stride_w ? o->stride_w : o->kernel_w,
+                                      .pad_top = o->pad_top,
+                                      .pad_left = o->pad_left,
+                                      .pad_bottom = o->pad_bottom,
+                                      .pad_right = o->pad_right,
+                                      .ceil_mode = o->ceil_mode ? 1 : 0,
+                                      .count_include_pad = o->count_include_pad ? 1 : 0}};
+    return add1(m, k, in, &s);
 }
 int aibox_maxpool(aibox_model *m, int in, const aibox_pool_opts *o) { return pool(m, AIBOX_LAYER_MAXPOOL, in, o); }
 int aibox_avgpool(aibox_model *m, int in, const aibox_pool_opts *o) { return pool(m, AIBOX_LAYER_AVGPOOL, in, o); }
-int aibox_global_avgpool(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_GLOBAL_AVGPOOL, in, NULL, NULL); }
-int aibox_relu(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU, in, NULL, NULL); }
-int aibox_relu6(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU6, in, NULL, NULL); }
-int aibox_sigmoid(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SIGMOID, in, NULL, NULL); }
-int aibox_flatten(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_FLATTEN, in, NULL, NULL); }
-int aibox_softmax(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SOFTMAX, in, NULL, NULL); }
+int aibox_global_avgpool(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_GLOBAL_AVGPOOL, in, NULL); }
+int aibox_relu(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU, in, NULL); }
+int aibox_relu6(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_RELU6, in, NULL); }
+int aibox_sigmoid(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SIGMOID, in, NULL); }
+int aibox_flatten(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_FLATTEN, in, NULL); }
+int aibox_softmax(aibox_model *m, int in) { return add1(m, AIBOX_LAYER_SOFTMAX, in, NULL); }
 
 int aibox_leaky_relu(aibox_model *m, int in, float alpha)
 {
-    float fp[AIBOX_NODE_NF] = {alpha};
-    return add1(m, AIBOX_LAYER_LEAKY_RELU, in, NULL, fp);
+    aibox_node_settings s = {.leaky_relu = {.alpha = alpha}};
+    return add1(m, AIBOX_LAYER_LEAKY_RELU, in, &s);
 }
 
+/* The option checks below give bad options AIBOX_E_INVALID; the kinds'
+ * shape rules check the same for nodes read from files. */
 int aibox_clamp(aibox_model *m, int in, float lo, float hi)
 {
     if (m && !(lo <= hi)) return build_fail(m, AIBOX_E_INVALID, "clamp: lo %g > hi %g", lo, hi);
-    float fp[AIBOX_NODE_NF] = {lo, hi};
-    return add1(m, AIBOX_LAYER_CLAMP, in, NULL, fp);
+    aibox_node_settings s = {.clamp = {.lo = lo, .hi = hi}};
+    return add1(m, AIBOX_LAYER_CLAMP, in, &s);
 }
 
 int aibox_quantize(aibox_model *m, int in, float scale, float zero_point, float qmin, float qmax)
 {
     if (m && !(scale > 0.0f && isfinite(scale) && qmin <= qmax && isfinite(zero_point)))
         return build_fail(m, AIBOX_E_INVALID, "quantize: scale %g, range [%g, %g]", scale, qmin, qmax);
-    float fp[AIBOX_NODE_NF] = {scale, zero_point, qmin, qmax};
-    return add1(m, AIBOX_LAYER_QUANTIZE, in, NULL, fp);
+    aibox_node_settings s = {.quantize = {.scale = scale, .zero_point = zero_point, .qmin = qmin, .qmax = qmax}};
+    return add1(m, AIBOX_LAYER_QUANTIZE, in, &s);
 }
 
 int aibox_dropout(aibox_model *m, int in, float rate)
 {
     if (m && !(rate >= 0.0f && rate < 1.0f)) return build_fail(m, AIBOX_E_INVALID, "dropout: rate %g not in [0, 1)", rate);
-    float fp[AIBOX_NODE_NF] = {rate};
-    return add1(m, AIBOX_LAYER_DROPOUT, in, NULL, fp);
+    aibox_node_settings s = {.dropout = {.rate = rate}};
+    return add1(m, AIBOX_LAYER_DROPOUT, in, &s);
 }
 
 int aibox_batchnorm(aibox_model *m, int in, float eps, float momentum)
 {
-    float fp[AIBOX_NODE_NF] = {eps, momentum};
-    return add1(m, AIBOX_LAYER_BATCHNORM, in, NULL, fp);
+    aibox_node_settings s = {.batchnorm = {.eps = eps, .momentum = momentum}};
+    return add1(m, AIBOX_LAYER_BATCHNORM, in, &s);
 }
 
 int aibox_zeropad(aibox_model *m, int in, int top, int left, int bottom, int right)
 {
-    int ip[AIBOX_NODE_NI] = {top, left, bottom, right};
-    return add1(m, AIBOX_LAYER_ZEROPAD, in, ip, NULL);
+    aibox_node_settings s = {.zeropad = {.top = top, .left = left, .bottom = bottom, .right = right}};
+    return add1(m, AIBOX_LAYER_ZEROPAD, in, &s);
 }
 
 int aibox_concat(aibox_model *m, int n_inputs, const int *inputs)
 {
     if (!inputs) return m ? build_fail(m, AIBOX_E_INVALID, "concat: NULL inputs") : -(int)AIBOX_E_INVALID;
-    return aibox_model_add_node(m, AIBOX_LAYER_CONCAT, n_inputs, inputs, NULL, NULL);
+    return aibox_model_add_node(m, AIBOX_LAYER_CONCAT, n_inputs, inputs, NULL);
 }
 
 int aibox_add(aibox_model *m, int a, int b)
 {
     int in[2] = {a, b};
-    return aibox_model_add_node(m, AIBOX_LAYER_ADD, 2, in, NULL, NULL);
+    return aibox_model_add_node(m, AIBOX_LAYER_ADD, 2, in, NULL);
 }
 
 int aibox_upsample_nearest(aibox_model *m, int in, int out_h, int out_w)
 {
-    int ip[AIBOX_NODE_NI] = {out_h, out_w};
-    return add1(m, AIBOX_LAYER_UPSAMPLE_NEAREST, in, ip, NULL);
+    aibox_node_settings s = {.upsample = {.out_h = out_h, .out_w = out_w}};
+    return add1(m, AIBOX_LAYER_UPSAMPLE_NEAREST, in, &s);
 }
 
 int aibox_upsample_bilinear(aibox_model *m, int in, int out_h, int out_w)
 {
-    int ip[AIBOX_NODE_NI] = {out_h, out_w};
-    return add1(m, AIBOX_LAYER_UPSAMPLE_BILINEAR, in, ip, NULL);
+    aibox_node_settings s = {.upsample = {.out_h = out_h, .out_w = out_w}};
+    return add1(m, AIBOX_LAYER_UPSAMPLE_BILINEAR, in, &s);
 }
 
 aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, aibox_error *err)
@@ -229,13 +249,12 @@ aibox_status aibox_model_alloc_params(aibox_model *m, int init, uint64_t seed, a
         }
     }
     aibox_free(m->params), aibox_free(m->grads), aibox_free(m->state);
+    m->grads = NULL; /* allocated when training first needs them (aibox_model_grads_ready) */
     m->params = aibox_alloc(np * sizeof(float));
-    m->grads = aibox_alloc(np * sizeof(float));
     m->state = aibox_alloc(ns * sizeof(float));
-    if (!m->params || !m->grads || !m->state)
+    if (!m->params || !m->state)
         return aibox_fail(err, AIBOX_E_NOMEM, "model: cannot allocate %zu parameters", np);
     memset(m->params, 0, np * sizeof(float));
-    memset(m->grads, 0, np * sizeof(float));
     memset(m->state, 0, ns * sizeof(float));
     m->n_params = np;
     m->n_state = ns;
@@ -275,9 +294,20 @@ aibox_status aibox_model_finish(aibox_model *m, uint64_t seed, aibox_error *err)
     return aibox_model_alloc_params(m, 1, seed, err);
 }
 
+/* What a weightless model (aibox_model_load_info) cannot do. */
+static aibox_status need_weights(const aibox_model *m, const char *what, aibox_error *err)
+{
+    if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "%s: the model is not finished", what);
+    if (m->weightless)
+        return aibox_fail(err, AIBOX_E_STATE, "%s: the model was loaded without its weights (aibox_model_load_info)",
+                          what);
+    return AIBOX_OK;
+}
+
 aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, aibox_error *err)
 {
-    if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "model: not finished");
+    aibox_status s = need_weights(m, "model", err);
+    if (s) return s;
     return aibox_model_alloc_params(m, 1, seed, err);
 }
 
@@ -286,7 +316,8 @@ aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int 
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "extract: NULL output pointer");
     *out = NULL;
-    if (!src || !src->finished) return aibox_fail(err, AIBOX_E_STATE, "extract: the model is not finished");
+    aibox_status ws = need_weights(src, "extract", err);
+    if (ws) return ws;
     if (node < 1 || node >= src->n_nodes)
         return aibox_fail(err, AIBOX_E_INVALID, "extract: node %d out of range 1..%d", node, src->n_nodes - 1);
     int n = src->n_nodes;
@@ -304,7 +335,7 @@ aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int 
         const aibox_node *sn = &src->nodes[i];
         int in[AIBOX_NODE_MAX_IN];
         for (int j = 0; j < sn->n_in; j++) in[j] = keep[sn->in[j]];
-        int id = aibox_model_add_node(m, sn->kind, sn->n_in, in, sn->ip, sn->fp);
+        int id = aibox_model_add_node(m, sn->kind, sn->n_in, in, &sn->settings);
         if (id < 0) {
             s = aibox_fail(err, (aibox_status)-id, "extract: %s", m->build_msg);
             break;
@@ -423,12 +454,24 @@ size_t aibox_model_param_count(const aibox_model *m)
 }
 
 float *aibox_model_params(aibox_model *m) { return m ? m->params : NULL; }
-float *aibox_model_grads(aibox_model *m) { return m ? m->grads : NULL; }
+aibox_status aibox_model_grads_ready(aibox_model *m, aibox_error *err)
+{
+    aibox_status s = need_weights(m, "gradients", err);
+    if (s) return s;
+    if (m->grads) return AIBOX_OK;
+    m->grads = aibox_alloc((m->n_params ? m->n_params : 1) * sizeof(float));
+    if (!m->grads)
+        return aibox_fail(err, AIBOX_E_NOMEM, "model: cannot allocate gradients for %zu parameters", m->n_params);
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    return AIBOX_OK;
+}
+
+float *aibox_model_grads(aibox_model *m) { return aibox_model_grads_ready(m, NULL) ? NULL : m->grads; }
 
 float *aibox_model_node_param(aibox_model *m, int node, int index, size_t *count)
 {
     if (count) *count = 0;
-    if (!m || !m->finished || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
+    if (!m || !m->finished || m->weightless || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
     aibox_node *nd = &m->nodes[node];
     if (!nd->n_param[index]) return NULL;
     if (count) *count = nd->n_param[index];
@@ -438,7 +481,7 @@ float *aibox_model_node_param(aibox_model *m, int node, int index, size_t *count
 float *aibox_model_node_state(aibox_model *m, int node, int index, size_t *count)
 {
     if (count) *count = 0;
-    if (!m || !m->finished || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
+    if (!m || !m->finished || m->weightless || node < 0 || node >= m->n_nodes || index < 0 || index > 1) return NULL;
     aibox_node *nd = &m->nodes[node];
     if (!nd->n_state[index]) return NULL;
     if (count) *count = nd->n_state[index];
@@ -447,7 +490,7 @@ float *aibox_model_node_state(aibox_model *m, int node, int index, size_t *count
 
 void aibox_model_zero_grad(aibox_model *m)
 {
-    if (m && m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (aibox_model_grads_ready(m, NULL) == AIBOX_OK) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 aibox_status aibox_model_set_frozen(aibox_model *m, int node, int frozen)
@@ -502,6 +545,12 @@ aibox_status aibox_model_set_meta_floats(aibox_model *m, const char *key, int n,
 {
     if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
     return aibox_meta_set_floats(&m->meta, key, n, values, err);
+}
+
+aibox_status aibox_model_set_meta_ints(aibox_model *m, const char *key, int n, const int64_t *values, aibox_error *err)
+{
+    if (!m) return aibox_fail(err, AIBOX_E_INVALID, "model: NULL model");
+    return aibox_meta_set_ints(&m->meta, key, n, values, err);
 }
 
 static const aibox_meta *find(const aibox_model *m, const char *key, aibox_meta_type t)

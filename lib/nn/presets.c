@@ -3,7 +3,7 @@
  * pixels with `channels` channels, ends in a classes x 1 x 1 output node, is
  * finished with PRESET_SEED (so parameter counts and shapes are available;
  * callers wanting other initial values re-initialise), and records
- * "aibox.arch" = its name as model metadata.
+ * AIBOX_META_ARCH = its name as model metadata.
  *
  * Builder calls return node ids or a negative status and errors are sticky,
  * so each preset builds its whole chain and lets aibox_model_finish() report
@@ -82,7 +82,7 @@ static aibox_status check_args(aibox_model **m, const char *name, int classes, i
 static aibox_status finish(aibox_model **out, aibox_model *m, const char *name, aibox_error *err)
 {
     aibox_status s = aibox_model_finish(m, PRESET_SEED, err);
-    if (s == AIBOX_OK) s = aibox_model_set_meta_str(m, "aibox.arch", name, err);
+    if (s == AIBOX_OK) s = aibox_model_set_meta_str(m, AIBOX_META_ARCH, name, err);
     if (s != AIBOX_OK) {
         size_t k = strlen(name);
         if (err && err->msg[0] && strncmp(err->msg, name, k) != 0 && k + 2 < sizeof err->msg) {

@@ -1,31 +1,11 @@
-/* Float maps (one value per pixel, row-major): PyTorch-style bilinear resize
- * and Anomalib's Gaussian blur, the two smoothing steps PaDiM applies to its
- * patch-score maps. */
+/* Float-map kernels (one value per pixel, row-major): Anomalib's Gaussian
+ * blur in pieces that callers split over threads. The public map calls
+ * (resize, blur, regions, pictures) are lib/anomaly/maps.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
-
-static aibox_status check_map(const void *p, int w, int h, const char *what, const char *name, aibox_error *err)
-{
-    if (!p) return aibox_fail(err, AIBOX_E_INVALID, "%s: NULL %s", what, name);
-    if (w < 1 || h < 1) return aibox_fail(err, AIBOX_E_INVALID, "%s: %s size %dx%d (sides must be >= 1)", what, name, w, h);
-    return AIBOX_OK;
-}
-
-aibox_status aibox_map_resize(const float *src, int sw, int sh, float *dst, int dw, int dh, aibox_error *err)
-{
-    aibox_status st = check_map(src, sw, sh, "map resize", "source map", err);
-    if (!st) st = check_map(dst, dw, dh, "map resize", "destination map", err);
-    if (st) return st;
-    if ((const float *)dst == src)
-        return aibox_fail(err, AIBOX_E_INVALID, "map resize: source and destination are the same buffer");
-    /* The model's bilinear upsampling layer already is PyTorch's rule (in
-     * float, as PyTorch computes float tensors); one plane of it. */
-    aibox_upsample_bilinear_fwd(1, 1, sh, sw, dh, dw, src, dst);
-    return AIBOX_OK;
-}
 
 int aibox_map_blur_kernel_size(float sigma)
 {
@@ -91,28 +71,4 @@ void aibox_map_blur_cols(float *map, const float *tmp, int w, int h, const float
             for (int x = 0; x < w; x++) out[x] += kj * src[x];
         }
     }
-}
-
-aibox_status aibox_map_blur(float *map, int w, int h, float sigma, aibox_error *err)
-{
-    aibox_status st = check_map(map, w, h, "map blur", "map", err);
-    if (st) return st;
-    const int ks = aibox_map_blur_kernel_size(sigma);
-    if (!ks)
-        return aibox_fail(err, AIBOX_E_INVALID, "map blur: sigma %g (want 0 < sigma <= %g)", (double)sigma,
-                          (double)AIBOX_BLUR_SIGMA_MAX);
-    const int r = ks / 2;
-    size_t plane;
-    if (!aibox_mul_ok((size_t)w, (size_t)h, &plane) || plane > ((size_t)-1) / sizeof(float) / 2)
-        return aibox_fail(err, AIBOX_E_INVALID, "map blur: map %dx%d too large", w, h);
-    /* tmp: the row-blurred map; pad: one row with its mirrored borders; k: the kernel. */
-    const size_t nfloats = plane + (size_t)w + 2 * (size_t)r + (size_t)ks;
-    float *tmp = malloc(nfloats * sizeof(float));
-    if (!tmp) return aibox_fail(err, AIBOX_E_NOMEM, "map blur: out of memory (%zu floats of scratch)", nfloats);
-    float *pad = tmp + plane, *k = pad + (size_t)w + 2 * (size_t)r;
-    aibox_map_blur_kernel(sigma, k);
-    aibox_map_blur_rows(map, tmp, pad, w, k, ks, 0, h);
-    aibox_map_blur_cols(map, tmp, w, h, k, ks, 0, h); /* written back into map row by row from the copy */
-    free(tmp);
-    return AIBOX_OK;
 }

@@ -104,6 +104,8 @@ aibox_status aibox_optim_step(aibox_optim *o, aibox_model *m, aibox_error *err)
     if (!o || !m) return aibox_fail(err, AIBOX_E_INVALID, "optimizer: NULL argument");
     if (m != o->model || m->n_params != o->n)
         return aibox_fail(err, AIBOX_E_INVALID, "optimizer: created for another model");
+    aibox_status gs = aibox_model_grads_ready(m, err);
+    if (gs) return gs;
     float lr = o->schedule ? o->schedule(o->user, o->step, o->epoch, o->o.lr) : o->o.lr;
     if (!(lr >= 0.0f) || !isfinite(lr)) return aibox_fail(err, AIBOX_E_INVALID, "optimizer: schedule gave lr %g", lr);
     o->step++;

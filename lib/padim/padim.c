@@ -418,7 +418,7 @@ aibox_status aibox_padim_fit_begin(aibox_padim_fit **out, const aibox_model *bb,
     }
     int c, h, w;
     aibox_model_input_shape(bb, &c, &h, &w);
-    if (!s) s = aibox_ctx_create_ex(&f->ctx, p->trunk, AIBOX_INFER, batch, c, h, w, 0, threads, err);
+    if (!s) s = aibox_ctx_create(&f->ctx, p->trunk, &(aibox_ctx_opts){.max_batch = batch, .height = h, .width = w, .threads = threads}, err);
     if (!s) s = aibox_ctx_freeze_weights(f->ctx, p->trunk, err); /* the trunk's weights never change */
     if (!s) {
         f->threads = aibox_ctx_threads(f->ctx);
@@ -584,7 +584,7 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
         aibox_model *m = p->trunk;
         int64_t taps[AIBOX_PADIM_MAX_TAPS], grid[2] = {p->gh, p->gw};
         for (int t = 0; t < p->n_taps; t++) taps[t] = p->tap[t];
-        s = aibox_model_set_meta_str(m, "aibox.task", "padim", err);
+        s = aibox_model_set_meta_str(m, AIBOX_META_TASK, "padim", err);
         if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.taps", p->n_taps, taps, err);
         if (!s) s = aibox_meta_set_ints(&m->meta, "aibox.padim.grid", 2, grid, err);
         if (!s) s = aibox_model_set_meta_int(m, "aibox.padim.dims", p->d, err);
@@ -600,6 +600,9 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
             free(ch);
         }
     }
+    /* one default for every caller: the half-precision scoring copy (where the
+     * CPU has F16C; aibox_padim_set_half(p, 0) turns it off) */
+    if (!s) s = aibox_padim_set_half(p, 1, err);
     if (s) return s;
     *out = p; /* handed over: the fit is spent */
     f->p = NULL;
@@ -649,7 +652,7 @@ aibox_status aibox_padim_load(aibox_padim **out, const char *path, aibox_error *
     aibox_status s = aibox_model_load_ex(&m, path, &file, err);
     if (s) return s;
     const char *task = NULL;
-    if (aibox_model_get_meta_str(m, "aibox.task", &task) || strcmp(task, "padim")) {
+    if (aibox_model_get_meta_str(m, AIBOX_META_TASK, &task) || strcmp(task, "padim")) {
         aibox_model_free(&m);
         aibox_file_free(&file);
         return aibox_fail(err, AIBOX_E_NOTFOUND, "%s: not a PaDiM model", path);
@@ -759,7 +762,7 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
     maha_choose(p, &c->maha, &c->factor, &c->factor_bytes);
     int ch, h, w;
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
-    aibox_status s = aibox_ctx_create_ex(&c->ctx, p->trunk, AIBOX_INFER, max_batch, ch, h, w, 0, threads, err);
+    aibox_status s = aibox_ctx_create(&c->ctx, p->trunk, &(aibox_ctx_opts){.max_batch = max_batch, .height = h, .width = w, .threads = threads}, err);
     if (!s) s = aibox_ctx_freeze_weights(c->ctx, p->trunk, err); /* the trunk's weights never change */
     int nt = s ? 1 : aibox_ctx_threads(c->ctx);
     if (!s) c->pool = aibox_ctx_pool(c->ctx);

@@ -25,11 +25,19 @@ typedef struct {
 typedef struct {
     aibox_model *m;
     const aibox_train_opts *o;
-    int classes;
+    aibox_batch_source *train, *val;
+    int classes, batch;
+    aibox_ctx *ctx, *vctx; /* training; validation (inference) */
+    aibox_optim *opt;
     epoch_row *rows;
     int n_rows;
     float *best_params, *best_state; /* in-memory copy of the best epoch */
     char path[3][4096];              /* best, last, csv */
+    /* progress, saved in every checkpoint so a resumed run continues exactly */
+    int epoch, bad, best_epoch, perfect_epoch;
+    long step, seen; /* optimizer steps so far; samples of the last epoch */
+    float best_loss, best_acc;
+    double seconds, perfect_s;
 } trainer;
 
 static double now(void)
@@ -39,13 +47,7 @@ static double now(void)
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    uint64_t z = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#define TAG_DROPOUT 0x64726f706f7574ULL /* "dropout" */
 
 /* Index of the largest of k logits (the predicted class). */
 static int argmax(const float *o, int k)
@@ -87,6 +89,29 @@ static aibox_status evaluate(aibox_ctx *ctx, const aibox_model *m, aibox_batch_s
     return AIBOX_OK;
 }
 
+/* The first non-finite value of n floats, or -1. */
+static long long first_nonfinite(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return (long long)i;
+    return -1;
+}
+
+/* Training stops at the first non-finite loss, gradient or weight: nothing
+ * from that state is saved (the checkpoints keep the last good epoch). */
+static aibox_status diverged(const trainer *t, const char *what, float value, aibox_error *err)
+{
+    int epoch = t->epoch;
+    long step = t->step;
+    char kept[4200] = "nothing was saved";
+    if (t->o->out_dir && epoch > 0) snprintf(kept, sizeof kept, "%s keeps the state after epoch %d", t->path[1], epoch);
+    else if (t->o->out_dir) snprintf(kept, sizeof kept, "%s keeps the initial weights", t->path[1]);
+    return aibox_fail(err, AIBOX_E_NONFINITE,
+                      "train: %s became %s in epoch %d (step %ld): training diverged; lower the learning rate or "
+                      "check the data. No model was saved from this state; %s",
+                      what, isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf", epoch + 1, step + 1, kept);
+}
+
 static aibox_status write_csv(trainer *t, aibox_error *err)
 {
     size_t cap = 128 + (size_t)t->n_rows * 160, len = 0;
@@ -126,12 +151,15 @@ static aibox_status write_metrics(trainer *t, const long *conf, float acc, float
 {
     int K = t->classes, n_names = 0;
     const char *const *names = NULL;
-    aibox_model_get_meta_strs(t->m, "aibox.class_names", &n_names, &names);
+    aibox_model_get_meta_strs(t->m, AIBOX_META_CLASS_NAMES, &n_names, &names);
     size_t cap = 4096 + (size_t)K * K * 24 + (size_t)K * 512, len = 0;
     char *b = malloc(cap);
     if (!b) return aibox_fail(err, AIBOX_E_NOMEM, "metrics.json: out of memory");
 #define OUT(...) len += (size_t)snprintf(b + len, cap - len, __VA_ARGS__)
-    OUT("{\n  \"accuracy\": %.6f,\n  \"loss\": %.6f,\n  \"classes\": [", acc, loss);
+    /* JSON has no NaN or Infinity: a non-finite loss is written as null */
+    char lbuf[32] = "null";
+    if (isfinite(loss)) snprintf(lbuf, sizeof lbuf, "%.6f", loss);
+    OUT("{\n  \"accuracy\": %.6f,\n  \"loss\": %s,\n  \"classes\": [", acc, lbuf);
     for (int k = 0; k < K; k++) {
         OUT("%s\"", k ? ", " : "");
         const char *nm = k < n_names ? names[k] : NULL;
@@ -240,6 +268,174 @@ done:
     return s;
 }
 
+/* One step: zero the gradients, forward, loss, backward, optimizer step;
+ * nothing non-finite reaches the weights. */
+static aibox_status train_step(trainer *t, const float *x, const int *y, int n, float *loss, aibox_error *err)
+{
+    aibox_model *m = t->m;
+    aibox_model_zero_grad(m);
+    aibox_status s;
+    if ((s = aibox_ctx_forward(t->ctx, m, x, n, err)) ||
+        (s = aibox_ctx_loss_softmax_ce(t->ctx, y, t->o->class_weights, loss, err)))
+        return s;
+    if (!isfinite(*loss)) return diverged(t, "the loss", *loss, err);
+    if ((s = aibox_ctx_backward(t->ctx, m, err))) return s;
+    long long bad = first_nonfinite(m->grads, m->n_params);
+    if (bad >= 0) return diverged(t, "a gradient", m->grads[bad], err);
+    if ((s = aibox_optim_step(t->opt, m, err))) return s;
+    t->step++;
+    return AIBOX_OK;
+}
+
+static void report(const trainer *t, long seen, float loss, float acc, const epoch_row *row, int improved, double t0)
+{
+    if (!t->o->on_progress) return;
+    aibox_train_progress p = {t->epoch, t->o->epochs, seen, t->train->samples, loss, acc, row != NULL,
+                              row ? row->val_loss : NAN, row ? row->val_acc : NAN, aibox_optim_lr(t->opt),
+                              row ? row->seconds : now() - t0, improved};
+    t->o->on_progress(t->o->user, &p);
+}
+
+/* The batches of one epoch into row's loss and accuracy; honours the stop flag. */
+static aibox_status run_epoch(trainer *t, epoch_row *row, double t0, aibox_error *err)
+{
+    const aibox_train_opts *o = t->o;
+    aibox_status s;
+    aibox_optim_set_epoch(t->opt, t->epoch);
+    aibox_ctx_reseed(t->ctx, aibox_seed_mix(o->seed, (uint64_t)t->epoch, TAG_DROPOUT));
+    if (t->train->begin_epoch && (s = t->train->begin_epoch(t->train->user, t->epoch, err))) return s;
+    double lsum = 0;
+    long seen = 0, right = 0;
+    for (;;) {
+        const float *x;
+        const int *y;
+        int n;
+        float loss;
+        if ((s = t->train->next(t->train->user, &x, &y, &n, err))) return s;
+        if (n == 0) break;
+        if (n > t->batch) return aibox_fail(err, AIBOX_E_INVALID, "train: a batch of %d exceeds %d", n, t->batch);
+        if ((s = train_step(t, x, y, n, &loss, err))) return s;
+        const float *out = aibox_ctx_output(t->ctx, NULL, NULL, NULL);
+        for (int i = 0; i < n; i++) right += argmax(out + (size_t)i * t->classes, t->classes) == y[i];
+        lsum += (double)loss * n;
+        seen += n;
+        report(t, seen, (float)(lsum / seen), (float)right / (float)seen, NULL, 0, t0);
+        if (o->stop && *o->stop) {
+            if (o->out_dir)
+                return aibox_fail(err, AIBOX_E_INTERRUPTED,
+                                  "interrupted in epoch %d; %s holds the state after epoch %d and resumes exactly",
+                                  t->epoch + 1, t->path[1], t->epoch);
+            return aibox_fail(err, AIBOX_E_INTERRUPTED, "interrupted in epoch %d (no output folder: nothing saved)",
+                              t->epoch + 1);
+        }
+    }
+    if (!seen) return aibox_fail(err, AIBOX_E_INVALID, "train: the training source gave no samples");
+    row->loss = (float)(lsum / seen);
+    row->acc = (float)right / (float)seen;
+    row->lr = aibox_optim_lr(t->opt);
+    row->val_loss = row->val_acc = NAN;
+    t->seen = seen;
+    return AIBOX_OK;
+}
+
+/* After an epoch: validation, the best weights so far, the checkpoints.
+ * *improved: the monitored loss reached a new best. */
+static aibox_status end_epoch(trainer *t, epoch_row *row, double t0, int *improved, aibox_error *err)
+{
+    aibox_model *m = t->m;
+    aibox_status s;
+    if (t->vctx && (s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, &row->val_loss, &row->val_acc, NULL, err)))
+        return s;
+    /* finite gradients can still push a weight past the float range (a huge step) */
+    long long w_bad = first_nonfinite(m->params, m->n_params);
+    if (w_bad >= 0) return diverged(t, "a weight", m->params[w_bad], err);
+    if (t->vctx && !isfinite(row->val_loss)) return diverged(t, "the validation loss", row->val_loss, err);
+    row->seconds = now() - t0;
+    t->seconds += row->seconds;
+    t->n_rows = t->epoch + 1;
+    float monitored = t->vctx ? row->val_loss : row->loss;
+    *improved = monitored < t->best_loss;
+    if (*improved) {
+        t->best_loss = monitored, t->best_acc = row->val_acc, t->best_epoch = t->epoch, t->bad = 0;
+        memcpy(t->best_params, m->params, m->n_params * sizeof(float));
+        if (m->n_state) memcpy(t->best_state, m->state, m->n_state * sizeof(float));
+    } else {
+        t->bad++;
+    }
+    if (t->vctx && t->perfect_epoch < 0 && row->val_acc >= 1.0f) t->perfect_epoch = t->epoch, t->perfect_s = t->seconds;
+    if (!t->o->out_dir) return AIBOX_OK;
+    set_ckpt_meta(m, t->epoch + 1, t->step, t->best_loss, t->best_epoch, t->bad, t->seconds, t->perfect_epoch,
+                  t->perfect_s);
+    if (*improved && (s = aibox_model_save(m, t->path[0], err))) return s;
+    if ((s = save_last(t, t->opt, err)) || (s = write_csv(t, err))) return s;
+    return AIBOX_OK;
+}
+
+/* Where a run starts: fresh, or from a last.aibox checkpoint (and the best
+ * weights from best.aibox beside it). */
+static aibox_status start(trainer *t, aibox_error *err)
+{
+    aibox_model *m = t->m;
+    const aibox_train_opts *o = t->o;
+    aibox_status s;
+    t->best_loss = INFINITY, t->best_acc = NAN, t->best_epoch = -1, t->perfect_epoch = -1, t->perfect_s = -1;
+    if (o->resume) {
+        if ((s = resume(t, t->opt, &t->epoch, &t->step, err))) return s;
+        aibox_optim_set_step(t->opt, t->step);
+        t->best_loss = (float)meta_float(m, "aibox.train.best_val_loss", INFINITY);
+        t->best_epoch = (int)meta_int(m, "aibox.train.best_epoch", -1);
+        t->bad = (int)meta_int(m, "aibox.train.bad_epochs", 0);
+        t->seconds = meta_float(m, "aibox.train.seconds", 0);
+        t->perfect_epoch = (int)meta_int(m, "aibox.train.first_perfect_epoch", -1);
+        t->perfect_s = meta_float(m, "aibox.train.first_perfect_seconds", -1);
+        if (o->out_dir) read_csv(t, t->epoch);
+    }
+    /* the best weights so far: the current ones, or best.aibox when resuming */
+    memcpy(t->best_params, m->params, m->n_params * sizeof(float));
+    if (m->n_state) memcpy(t->best_state, m->state, m->n_state * sizeof(float));
+    if (o->resume && o->out_dir && t->best_epoch >= 0) {
+        aibox_model *b = NULL;
+        if (aibox_model_load(&b, t->path[0], NULL) == AIBOX_OK && b->n_params == m->n_params && b->n_state == m->n_state) {
+            memcpy(t->best_params, b->params, m->n_params * sizeof(float));
+            if (m->n_state) memcpy(t->best_state, b->state, m->n_state * sizeof(float));
+        }
+        aibox_model_free(&b);
+    }
+    if (o->out_dir && !o->resume) {
+        set_ckpt_meta(m, 0, 0, t->best_loss, -1, 0, 0, -1, -1);
+        if ((s = save_last(t, t->opt, err))) return s;
+    }
+    return AIBOX_OK;
+}
+
+/* The model that validated best, its metrics.json, and the result. */
+static aibox_status finish(trainer *t, long *conf, int stopped_early, aibox_train_result *res, aibox_error *err)
+{
+    aibox_model *m = t->m;
+    aibox_status s;
+    if (t->vctx && t->best_epoch >= 0) {
+        memcpy(m->params, t->best_params, m->n_params * sizeof(float));
+        if (m->n_state) memcpy(m->state, t->best_state, m->n_state * sizeof(float));
+    }
+    if (t->vctx && t->o->out_dir) {
+        float vl = NAN, va = NAN;
+        if ((s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, &vl, &va, conf, err)) ||
+            (s = write_metrics(t, conf, va, vl, err)))
+            return s;
+    }
+    if (res) {
+        res->epochs_run = t->epoch;
+        res->best_epoch = t->vctx ? t->best_epoch : -1;
+        res->best_val_loss = t->vctx ? t->best_loss : NAN;
+        res->best_val_acc = t->best_acc;
+        res->first_perfect_epoch = t->perfect_epoch;
+        res->first_perfect_seconds = t->perfect_s;
+        res->seconds = t->seconds;
+        res->stopped_early = stopped_early;
+    }
+    return AIBOX_OK;
+}
+
 aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_batch, aibox_batch_source *val,
                          const aibox_train_opts *o, int threads, aibox_train_result *res, aibox_error *err)
 {
@@ -247,15 +443,12 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
         return aibox_fail(err, AIBOX_E_INVALID, "train: NULL argument");
     if (!m->finished) return aibox_fail(err, AIBOX_E_STATE, "train: the model is not finished");
     if (o->epochs < 1) return aibox_fail(err, AIBOX_E_INVALID, "train: epochs must be >= 1");
-    int oc, oh, ow, ic, ih, iw;
+    int oc, oh, ow;
     aibox_model_node_shape(m, aibox_model_output(m), &oc, &oh, &ow);
-    aibox_model_input_shape(m, &ic, &ih, &iw);
     int classes = oc * oh * ow;
     if (classes < 2) return aibox_fail(err, AIBOX_E_INVALID, "train: the model has %d outputs, need >= 2 classes", classes);
 
-    trainer t = {.m = m, .o = o, .classes = classes};
-    aibox_ctx *ctx = NULL, *vctx = NULL;
-    aibox_optim *opt = NULL;
+    trainer t = {.m = m, .o = o, .train = train, .val = val, .classes = classes, .batch = train_batch};
     long *conf = calloc((size_t)classes * classes, sizeof *conf);
     t.rows = calloc((size_t)o->epochs, sizeof *t.rows);
     t.best_params = aibox_alloc(m->n_params * sizeof(float));
@@ -274,156 +467,33 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
         const char *names[3] = {"best.aibox", "last.aibox", "train.csv"};
         for (int i = 0; i < 3; i++) snprintf(t.path[i], sizeof t.path[i], "%s/%s", o->out_dir, names[i]);
     }
-    if ((s = aibox_ctx_create_ex(&ctx, m, AIBOX_TRAIN, train_batch, ic, ih, iw, o->seed, threads, err)) ||
-        (val && (s = aibox_ctx_create_ex(&vctx, m, AIBOX_INFER, train_batch, ic, ih, iw, o->seed, threads, err))) ||
-        (s = aibox_optim_create(&opt, m, &o->optim, err)))
+    aibox_ctx_opts co = {.mode = AIBOX_TRAIN, .max_batch = train_batch, .threads = threads, .seed = o->seed};
+    if ((s = aibox_ctx_create(&t.ctx, m, &co, err))) goto done;
+    co.mode = AIBOX_INFER;
+    if ((val && (s = aibox_ctx_create(&t.vctx, m, &co, err))) || (s = aibox_optim_create(&t.opt, m, &o->optim, err)))
         goto done;
+    /* the data's preprocessing and class names go into the model before anything is saved */
+    if (train->describe && (s = train->describe(train->user, m, err))) goto done;
+    if ((s = start(&t, err))) goto done;
 
-    int start = 0, bad = 0, best_epoch = -1, perfect_epoch = -1;
-    long step = 0;
-    float best_loss = INFINITY, best_acc = NAN;
-    double seconds = 0, perfect_s = -1;
-    if (o->resume) {
-        if ((s = resume(&t, opt, &start, &step, err))) goto done;
-        aibox_optim_set_step(opt, step);
-        best_loss = (float)meta_float(m, "aibox.train.best_val_loss", INFINITY);
-        best_epoch = (int)meta_int(m, "aibox.train.best_epoch", -1);
-        bad = (int)meta_int(m, "aibox.train.bad_epochs", 0);
-        seconds = meta_float(m, "aibox.train.seconds", 0);
-        perfect_epoch = (int)meta_int(m, "aibox.train.first_perfect_epoch", -1);
-        perfect_s = meta_float(m, "aibox.train.first_perfect_seconds", -1);
-        if (o->out_dir) read_csv(&t, start);
-    }
-    /* the best weights so far: the current ones, or best.aibox when resuming */
-    memcpy(t.best_params, m->params, m->n_params * sizeof(float));
-    if (m->n_state) memcpy(t.best_state, m->state, m->n_state * sizeof(float));
-    if (o->resume && o->out_dir && best_epoch >= 0) {
-        aibox_model *b = NULL;
-        if (aibox_model_load(&b, t.path[0], NULL) == AIBOX_OK && b->n_params == m->n_params && b->n_state == m->n_state) {
-            memcpy(t.best_params, b->params, m->n_params * sizeof(float));
-            if (m->n_state) memcpy(t.best_state, b->state, m->n_state * sizeof(float));
-        }
-        aibox_model_free(&b);
-    }
-    if (o->out_dir && !o->resume) {
-        set_ckpt_meta(m, 0, 0, best_loss, -1, 0, 0, -1, -1);
-        if ((s = save_last(&t, opt, err))) goto done;
-    }
-
-    int stopped_early = 0, epoch;
-    for (epoch = start; epoch < o->epochs; epoch++) {
+    int stopped_early = 0;
+    for (; t.epoch < o->epochs; t.epoch++) {
         double t0 = now();
-        aibox_optim_set_epoch(opt, epoch);
-        aibox_ctx_reseed(ctx, mix(o->seed, (uint64_t)epoch));
-        if (train->begin_epoch && (s = train->begin_epoch(train->user, epoch, err))) goto done;
-        double lsum = 0;
-        long seen = 0, right = 0;
-        for (;;) {
-            const float *x;
-            const int *y;
-            int n;
-            if ((s = train->next(train->user, &x, &y, &n, err))) goto done;
-            if (n == 0) break;
-            if (n > train_batch) {
-                s = aibox_fail(err, AIBOX_E_INVALID, "train: a batch of %d exceeds %d", n, train_batch);
-                goto done;
-            }
-            float loss;
-            aibox_model_zero_grad(m);
-            if ((s = aibox_ctx_forward(ctx, m, x, n, err)) ||
-                (s = aibox_ctx_loss_softmax_ce(ctx, y, o->class_weights, &loss, err)) ||
-                (s = aibox_ctx_backward(ctx, m, err)) || (s = aibox_optim_step(opt, m, err)))
-                goto done;
-            step++;
-            const float *out = aibox_ctx_output(ctx, NULL, NULL, NULL);
-            for (int i = 0; i < n; i++) right += argmax(out + (size_t)i * classes, classes) == y[i];
-            lsum += (double)loss * n;
-            seen += n;
-            if (!isfinite(loss)) {
-                s = aibox_fail(err, AIBOX_E_STATE, "train: the loss diverged (%g) in epoch %d; lower --lr", loss,
-                               epoch + 1);
-                goto done;
-            }
-            if (o->on_progress) {
-                aibox_train_progress p = {epoch, o->epochs, seen, train->samples, (float)(lsum / seen),
-                                          (float)right / (float)seen, 0, NAN, NAN, aibox_optim_lr(opt), now() - t0, 0};
-                o->on_progress(o->user, &p);
-            }
-            if (o->stop && *o->stop) {
-                if (o->out_dir)
-                    s = aibox_fail(err, AIBOX_E_INTERRUPTED,
-                                   "interrupted in epoch %d; %s holds the state after epoch %d and resumes exactly",
-                                   epoch + 1, t.path[1], epoch);
-                else
-                    s = aibox_fail(err, AIBOX_E_INTERRUPTED, "interrupted in epoch %d (no output folder: nothing saved)",
-                                   epoch + 1);
-                goto done;
-            }
-        }
-        if (!seen) {
-            s = aibox_fail(err, AIBOX_E_INVALID, "train: the training source gave no samples");
-            goto done;
-        }
-        epoch_row *row = &t.rows[epoch];
-        row->loss = (float)(lsum / seen);
-        row->acc = (float)right / (float)seen;
-        row->lr = aibox_optim_lr(opt);
-        row->val_loss = row->val_acc = NAN;
-        if (vctx && (s = evaluate(vctx, m, val, epoch, classes, &row->val_loss, &row->val_acc, NULL, err))) goto done;
-        row->seconds = now() - t0;
-        seconds += row->seconds;
-        t.n_rows = epoch + 1;
-        float monitored = vctx ? row->val_loss : row->loss;
-        int improved = monitored < best_loss;
-        if (improved) {
-            best_loss = monitored, best_acc = row->val_acc, best_epoch = epoch, bad = 0;
-            memcpy(t.best_params, m->params, m->n_params * sizeof(float));
-            if (m->n_state) memcpy(t.best_state, m->state, m->n_state * sizeof(float));
-        } else {
-            bad++;
-        }
-        if (vctx && perfect_epoch < 0 && row->val_acc >= 1.0f) perfect_epoch = epoch, perfect_s = seconds;
-        if (o->on_progress) {
-            aibox_train_progress p = {epoch, o->epochs, seen, train->samples, row->loss, row->acc, 1, row->val_loss,
-                                      row->val_acc, row->lr, row->seconds, improved};
-            o->on_progress(o->user, &p);
-        }
-        if (o->out_dir) {
-            set_ckpt_meta(m, epoch + 1, step, best_loss, best_epoch, bad, seconds, perfect_epoch, perfect_s);
-            if (improved && (s = aibox_model_save(m, t.path[0], err))) goto done;
-            if ((s = save_last(&t, opt, err)) || (s = write_csv(&t, err))) goto done;
-        }
-        if (o->patience > 0 && bad >= o->patience) {
+        epoch_row *row = &t.rows[t.epoch];
+        int improved = 0;
+        if ((s = run_epoch(&t, row, t0, err)) || (s = end_epoch(&t, row, t0, &improved, err))) goto done;
+        report(&t, t.seen, row->loss, row->acc, row, improved, t0);
+        if (o->patience > 0 && t.bad >= o->patience) {
             stopped_early = 1;
-            epoch++;
+            t.epoch++;
             break;
         }
     }
-    /* restore the best weights (the model that validated best) */
-    if (vctx && best_epoch >= 0) {
-        memcpy(m->params, t.best_params, m->n_params * sizeof(float));
-        if (m->n_state) memcpy(m->state, t.best_state, m->n_state * sizeof(float));
-    }
-    if (vctx && o->out_dir) {
-        float vl, va;
-        if ((s = evaluate(vctx, m, val, epoch, classes, &vl, &va, conf, err)) ||
-            (s = write_metrics(&t, conf, va, vl, err)))
-            goto done;
-    }
-    if (res) {
-        res->epochs_run = epoch;
-        res->best_epoch = vctx ? best_epoch : -1;
-        res->best_val_loss = vctx ? best_loss : NAN;
-        res->best_val_acc = best_acc;
-        res->first_perfect_epoch = perfect_epoch;
-        res->first_perfect_seconds = perfect_s;
-        res->seconds = seconds;
-        res->stopped_early = stopped_early;
-    }
+    s = finish(&t, conf, stopped_early, res, err);
 done:
-    aibox_optim_free(&opt);
-    aibox_ctx_free(&ctx);
-    aibox_ctx_free(&vctx);
+    aibox_optim_free(&t.opt);
+    aibox_ctx_free(&t.ctx);
+    aibox_ctx_free(&t.vctx);
     aibox_free(t.best_params);
     aibox_free(t.best_state);
     free(t.rows);

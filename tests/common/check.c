@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -286,6 +287,97 @@ int aibox_test_run(char *out, size_t out_len, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* A "Vm...:   123 kB" line of /proc/self/status, or -1. */
+static long status_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+long aibox_test_peak_kb(int (*fn)(void *arg), void *arg, int *child_rc)
+{
+    int fds[2];
+    if (pipe(fds)) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        long r[2] = {-1, -1};
+        FILE *cr = fopen("/proc/self/clear_refs", "w");
+        int reset = cr && fputs("5", cr) >= 0;
+        if (cr && fclose(cr)) reset = 0;
+        long base = status_kb("VmRSS");
+        int rc = 0;
+        if (reset && base >= 0) {
+            rc = fn(arg);
+            long hwm = status_kb("VmHWM");
+            if (hwm >= 0) r[0] = hwm - base, r[1] = hwm;
+        }
+        if (write(fds[1], r, sizeof r) != (ssize_t)sizeof r) rc = 125;
+        _exit(rc);
+    }
+    close(fds[1]);
+    long r[2] = {-1, -1};
+    ssize_t got = read(fds[0], r, sizeof r);
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (child_rc) *child_rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return got == (ssize_t)sizeof r ? r[0] : -1;
+}
+
+long aibox_test_cmd_peak_kb(int *exit_status, const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    struct rusage ru;
+    if (wait4(pid, &st, 0, &ru) != pid) return -1;
+    if (exit_status) *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return ru.ru_maxrss;
+}
+
+void aibox_test_write_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect)
+{
+    aibox_image img = {w, h, ch, malloc((size_t)w * h * ch)};
+    aibox_image mask = {w, h, 1, calloc((size_t)w * h, 1)};
+    assert_non_null(img.data);
+    assert_non_null(mask.data);
+    int sx = w / 2, sy = h / 3, side = w / 6;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = 100 + (int)(30 * sin(x * 0.7) * cos(y * 0.5)) + (int)aibox_rng_below(r, 20);
+            int in = defect && x >= sx && x < sx + side && y >= sy && y < sy + side;
+            if (in) v = 250, mask.data[y * w + x] = 255;
+            for (int c = 0; c < ch; c++) img.data[(y * w + x) * ch + c] = (uint8_t)v;
+        }
+    char path[4200];
+    aibox_error e = {0};
+    snprintf(path, sizeof path, "%s.jpg", stem);
+    assert_int_equal(aibox_image_write_jpg(&img, path, 95, &e), AIBOX_OK);
+    snprintf(path, sizeof path, "%s.png", stem);
+    assert_int_equal(aibox_image_write_png(&mask, path, &e), AIBOX_OK);
+    aibox_image_free(&img), aibox_image_free(&mask);
+}
+
 int aibox_test_torch_script(const char *script, const char *args, const char *skip_rmdir)
 {
     const char *why = access(script, R_OK) != 0 ? "the script is not found (run from the source tree)"
@@ -304,4 +396,177 @@ int aibox_test_torch_script(const char *script, const char *args, const char *sk
         skip();
     }
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+/* ------------------------------------------------------------ strict JSON */
+typedef struct jp {
+    const unsigned char *p, *end, *start;
+    const char *why;
+    int depth;
+} jp;
+
+static int jp_fail(jp *j, const char *why)
+{
+    if (!j->why) j->why = why;
+    return 0;
+}
+static void jp_ws(jp *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+static int jp_lit(jp *j, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n)) return jp_fail(j, "invalid literal");
+    j->p += n;
+    return 1;
+}
+static int jp_hex4(jp *j, unsigned *v)
+{
+    *v = 0;
+    for (int k = 0; k < 4; k++, j->p++) {
+        if (j->p >= j->end) return jp_fail(j, "short \\u escape");
+        unsigned c = *j->p;
+        unsigned d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 99;
+        if (d == 99) return jp_fail(j, "bad hex digit in \\u escape");
+        *v = *v * 16 + d;
+    }
+    return 1;
+}
+static int jp_string(jp *j)
+{
+    j->p++; /* the opening quote */
+    while (j->p < j->end) {
+        unsigned c = *j->p;
+        if (c == '"') {
+            j->p++;
+            return 1;
+        }
+        if (c < 0x20) return jp_fail(j, "raw control character in a string");
+        if (c == '\\') {
+            j->p++;
+            if (j->p >= j->end) break;
+            c = *j->p;
+            if (c == 'u') {
+                unsigned v;
+                j->p++;
+                if (!jp_hex4(j, &v)) return 0;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", (int)c) || !c) return jp_fail(j, "bad escape");
+            j->p++;
+            continue;
+        }
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || (size_t)(j->end - j->p) < len) return jp_fail(j, "invalid UTF-8");
+        unsigned cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+        for (size_t k = 1; k < len; k++) {
+            if ((j->p[k] & 0xC0) != 0x80) return jp_fail(j, "invalid UTF-8");
+            cp = cp << 6 | (j->p[k] & 0x3F);
+        }
+        static const unsigned least[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return jp_fail(j, "invalid UTF-8");
+        j->p += len;
+    }
+    return jp_fail(j, "unterminated string");
+}
+static int jp_number(jp *j)
+{
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9') return jp_fail(j, "not a number (NaN, Infinity?)");
+    if (*j->p == '0') {
+        j->p++;
+        if (j->p < j->end && *j->p >= '0' && *j->p <= '9') return jp_fail(j, "leading zero");
+    } else {
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    }
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (j->p >= j->end || *j->p < '0' || *j->p > '9') return jp_fail(j, "no digit after the decimal point");
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (j->p >= j->end || *j->p < '0' || *j->p > '9') return jp_fail(j, "bad exponent");
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    }
+    return 1;
+}
+static int jp_value(jp *j)
+{
+    jp_ws(j);
+    if (j->p >= j->end) return jp_fail(j, "missing value");
+    if (++j->depth > 64) return jp_fail(j, "nested too deeply");
+    int ok;
+    unsigned c = *j->p;
+    if (c == '{' || c == '[') {
+        unsigned close = c == '{' ? '}' : ']';
+        j->p++;
+        jp_ws(j);
+        ok = 1;
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+        } else {
+            for (;;) {
+                if (c == '{') {
+                    jp_ws(j);
+                    if (j->p >= j->end || *j->p != '"') { ok = jp_fail(j, "expected a key"); break; }
+                    if (!jp_string(j)) { ok = 0; break; }
+                    jp_ws(j);
+                    if (j->p >= j->end || *j->p != ':') { ok = jp_fail(j, "expected ':'"); break; }
+                    j->p++;
+                }
+                if (!jp_value(j)) { ok = 0; break; }
+                jp_ws(j);
+                if (j->p < j->end && *j->p == ',') { j->p++; continue; }
+                if (j->p < j->end && *j->p == close) { j->p++; break; }
+                ok = jp_fail(j, "expected ',' or a closing bracket");
+                break;
+            }
+        }
+    } else if (c == '"') {
+        ok = jp_string(j);
+    } else if (c == 't') {
+        ok = jp_lit(j, "true");
+    } else if (c == 'f') {
+        ok = jp_lit(j, "false");
+    } else if (c == 'n') {
+        ok = jp_lit(j, "null");
+    } else {
+        ok = jp_number(j);
+    }
+    j->depth--;
+    return ok;
+}
+
+int aibox_test_json_valid(const char *text, size_t len, char *why, size_t why_len)
+{
+    jp j = {(const unsigned char *)text, (const unsigned char *)text + len, (const unsigned char *)text, NULL, 0};
+    int ok = jp_value(&j);
+    if (ok) {
+        jp_ws(&j);
+        if (j.p != j.end) ok = jp_fail(&j, "text after the value");
+    }
+    if (!ok && why) snprintf(why, why_len, "%s at byte %ld", j.why, (long)(j.p - j.start));
+    return ok;
+}
+
+int aibox_test_json_lines(const char *text)
+{
+    int lines = 0;
+    for (const char *s = text; *s;) {
+        const char *e = strchr(s, '\n');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n) {
+            char why[128];
+            if (!aibox_test_json_valid(s, n, why, sizeof why)) {
+                print_message("not strict JSON (%s): %.*s\n", why, (int)(n > 400 ? 400 : n), s);
+                return 0;
+            }
+            lines++;
+        }
+        s += n + (e != NULL);
+    }
+    return lines > 0;
 }

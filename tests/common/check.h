@@ -31,6 +31,30 @@ void aibox_test_fill_away(aibox_rng *rng, float *x, size_t count, float lo, floa
  * exit status (128 + signal when killed). For the tools' tests. */
 int aibox_test_run(char *out, size_t out_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Peak memory of a piece of work: runs fn(arg) in a forked child whose
+ * peak-RSS mark is reset first (/proc/self/clear_refs), and returns how far
+ * the child's peak resident set rose above its starting RSS, in kB; -1 when
+ * this kernel cannot reset the mark (the caller then skips). The child's exit
+ * status is fn's return value (*child_rc). For "refusing costs no more than
+ * the file's size" checks. */
+long aibox_test_peak_kb(int (*fn)(void *arg), void *arg, int *child_rc);
+/* A program's peak resident set in kB (the child's ru_maxrss from wait4)
+ * and its exit status, for a shell command run through /bin/sh. */
+long aibox_test_cmd_peak_kb(int *exit_status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict JSON (RFC 8259) of one text: a single value, valid UTF-8, no NaN,
+ * Infinity, trailing commas, leading zeros or raw control characters.
+ * Returns 1, or 0 with the reason and byte offset in why. */
+int aibox_test_json_valid(const char *text, size_t len, char *why, size_t why_len);
+/* Every non-empty line of text is strict JSON (prints the first bad line). */
+int aibox_test_json_lines(const char *text);
+
+/* A synthetic textured part, w x h with ch channels, written as stem.jpg;
+ * with defect, a bright square (x from w/2, y from h/3, side w/6) whose mask
+ * is written beside it as stem.png (for good parts an all-zero mask). For
+ * the anomaly tests. */
+void aibox_test_write_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect);
+
 /* Runs "/usr/bin/python3 script args" (a PyTorch parity fixture) from the
  * source tree and returns its exit status; skips the calling test with a
  * message when the script or python3 is absent or torch cannot be imported

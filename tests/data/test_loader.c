@@ -108,7 +108,7 @@ static run collect(const fixture *f, aibox_split split, int batch, int shuffle, 
 {
     aibox_loader *ld;
     aibox_error e = {0};
-    aibox_status s = aibox_loader_create(&ld, f->ds, split, &f->pp, batch, shuffle, mask, 0.6f, 42, threads, &e);
+    aibox_status s = aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = split, .batch = batch, .shuffle = shuffle, .augment = mask, .aug_p = 0.6f, .seed = 42, .threads = threads}, &e);
     if (s) fprintf(stderr, "%s\n", e.msg);
     assert_int_equal(s, AIBOX_OK);
     assert_int_equal(aibox_loader_threads(ld), threads);
@@ -262,7 +262,7 @@ static void test_restart_midway(void **state)
     aibox_loader *ld;
     run whole = collect(f, AIBOX_SPLIT_TRAIN, 3, 1, AIBOX_AUG_ALL, 1, 0, 1);
     const size_t sf = sample_floats(f);
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &f->pp, 3, 1, AIBOX_AUG_ALL, 0.6f, 42, 2, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 3, .shuffle = 1, .augment = AIBOX_AUG_ALL, .aug_p = 0.6f, .seed = 42, .threads = 2}, &e),
                      AIBOX_OK);
     const float *x;
     const int *l;
@@ -280,7 +280,7 @@ static void test_restart_midway(void **state)
     assert_int_equal(aibox_loader_epoch(ld, -1, &e), AIBOX_E_INVALID);
     aibox_loader_free(&ld);
     /* freeing with batches in flight */
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &f->pp, 2, 1, AIBOX_AUG_ALL, 0.6f, 1, 3, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 2, .shuffle = 1, .augment = AIBOX_AUG_ALL, .aug_p = 0.6f, .seed = 1, .threads = 3}, &e),
                      AIBOX_OK);
     assert_int_equal(aibox_loader_next(ld, &x, &l, &n, &e), AIBOX_OK);
     aibox_loader_free(&ld);
@@ -293,23 +293,23 @@ static void test_errors(void **state)
     fixture *f = *state;
     aibox_error e = {0};
     aibox_loader *ld = (aibox_loader *)f; /* must be cleared on failure */
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &f->pp, 0, 1, 0, 0.6f, 1, 1, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = -1, .shuffle = 1, .seed = 1, .threads = 1}, &e),
                      AIBOX_E_INVALID);
     assert_null(ld);
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TEST, &f->pp, 4, 1, 0, 0.6f, 1, 1, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TEST, .batch = 4, .shuffle = 1, .seed = 1, .threads = 1}, &e),
                      AIBOX_E_INVALID);
     assert_non_null(strstr(e.msg, "test split has no images"));
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &f->pp, 4, 1, 0, 1.5f, 1, 1, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 4, .shuffle = 1, .aug_p = 1.5f, .seed = 1, .threads = 1}, &e),
                      AIBOX_E_INVALID);
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &f->pp, 4, 1, 1u << 30, 0.6f, 1, 1, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 4, .shuffle = 1, .augment = 1u << 30, .aug_p = 0.6f, .seed = 1, .threads = 1}, &e),
                      AIBOX_E_INVALID);
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &f->pp, 4, 1, 0, 0.6f, 1, -1, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 4, .shuffle = 1, .seed = 1, .threads = -1}, &e),
                      AIBOX_E_INVALID);
     aibox_preproc bad = f->pp;
     bad.std[1] = 0;
-    assert_int_equal(aibox_loader_create(&ld, f->ds, AIBOX_SPLIT_TRAIN, &bad, 4, 1, 0, 0.6f, 1, 1, &e),
+    assert_int_equal(aibox_loader_create(&ld, f->ds, &bad, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 4, .shuffle = 1, .seed = 1, .threads = 1}, &e),
                      AIBOX_E_INVALID);
-    assert_int_equal(aibox_loader_create(&ld, NULL, AIBOX_SPLIT_TRAIN, &f->pp, 4, 1, 0, 0.6f, 1, 1, &e),
+    assert_int_equal(aibox_loader_create(&ld, NULL, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = 4, .shuffle = 1, .seed = 1, .threads = 1}, &e),
                      AIBOX_E_INVALID);
 
     /* a file that vanishes after the open (no cache): next() names it, the
@@ -321,7 +321,7 @@ static void test_errors(void **state)
     char *moved;
     assert_true(asprintf(&moved, "%s.away", gone) > 0);
     assert_int_equal(rename(gone, moved), 0);
-    assert_int_equal(aibox_loader_create(&ld, ds, AIBOX_SPLIT_VAL, &f->pp, 2, 0, 0, 0.6f, 1, 2, &e), AIBOX_OK);
+    assert_int_equal(aibox_loader_create(&ld, ds, &f->pp, &(aibox_loader_opts){.split = AIBOX_SPLIT_VAL, .batch = 2, .seed = 1, .threads = 2}, &e), AIBOX_OK);
     const float *x;
     const int *l;
     int n, batches = 0;

@@ -50,10 +50,18 @@ static int aibox_small_enough(const aibox_model *m)
         if (out > FUZZ_MAX_ACT || (act += out) > FUZZ_MAX_ACT) return 0;
         uint64_t per = 2 + (uint64_t)nd->n_in; /* element-wise kinds, concat, add, BN */
         switch (nd->kind) {
-        case AIBOX_LAYER_CONV2D: per += nd->n_param[0] / (uint64_t)(nd->ip[0] > 0 ? nd->ip[0] : 1); break;
+        case AIBOX_LAYER_CONV2D: {
+            int oc = nd->settings.conv.out_channels;
+            per += nd->n_param[0] / (uint64_t)(oc > 0 ? oc : 1);
+            break;
+        }
         case AIBOX_LAYER_DENSE: per += nd->n_param[0] / out; break;
         case AIBOX_LAYER_MAXPOOL:
-        case AIBOX_LAYER_AVGPOOL: per += (uint64_t)(nd->ip[0] > 0 ? nd->ip[0] : 1) * (uint64_t)(nd->ip[1] > 0 ? nd->ip[1] : 1); break;
+        case AIBOX_LAYER_AVGPOOL: {
+            int kh = nd->settings.pool.kernel_h, kw = nd->settings.pool.kernel_w;
+            per += (uint64_t)(kh > 0 ? kh : 1) * (uint64_t)(kw > 0 ? kw : 1);
+            break;
+        }
         case AIBOX_LAYER_GLOBAL_AVGPOOL: {
             const aibox_node *in = &m->nodes[nd->in[0]];
             per += (uint64_t)in->h * (uint64_t)in->w;
@@ -74,7 +82,9 @@ static void aibox_infer_zero(const aibox_model *m)
     aibox_ctx *ctx = NULL;
     aibox_error err = {0};
     if (!x) return;
-    if (aibox_ctx_create_ex(&ctx, m, AIBOX_INFER, 1, c, h, w, 1, 1, &err) == AIBOX_OK) {
+    aibox_ctx_opts o = {0};
+    o.mode = AIBOX_INFER, o.max_batch = 1, o.threads = 1; /* one thread: no pool threads per input */
+    if (aibox_ctx_create(&ctx, m, &o, &err) == AIBOX_OK) {
         for (int frozen = 0; frozen < 2; frozen++) {
             if (frozen && aibox_ctx_freeze_weights(ctx, m, &err) != AIBOX_OK) {
                 fuzz_expect_line("freeze", err.msg);

@@ -453,7 +453,24 @@ static void test_bmp_tga(void **state)
     aibox_image_free(&got);
     expect_refusal(t.p, t.n - 5, 0, AIBOX_E_CORRUPT, "truncated TGA");
     free(t.p);
-    /* BMP cut short decodes with zeros past the end: deterministic, accepted as stb reads it */
+    /* an 8-bit BMP with a 2-entry palette: indices 0 and 1 decode; index 2
+     * is refused (stb would look it up in uninitialised memory) */
+    uint8_t pal8[14 + 40 + 8 + 4] = {'B', 'M', sizeof pal8, 0, 0, 0, 0, 0, 0, 0, 62, 0, 0, 0, 40, 0, 0, 0,
+                                      3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 8, 0};
+    memcpy(pal8 + 54, (uint8_t[]){30, 20, 10, 0, 60, 50, 40, 0}, 8); /* BGR0 entries */
+    memcpy(pal8 + 62, (uint8_t[]){1, 0, 1, 0}, 4);                  /* one row of 3 indices and its pad */
+    got = decode_ok(pal8, sizeof pal8);
+    assert_int_equal(got.channels, 3);
+    assert_memory_equal(got.data, ((uint8_t[]){40, 50, 60, 10, 20, 30, 40, 50, 60}), 9);
+    aibox_image_free(&got);
+    pal8[63] = 2;
+    expect_refusal(pal8, sizeof pal8, 0, AIBOX_E_FORMAT, "malformed BMP (pixel index 2 beyond its 2-entry palette)");
+    /* a BMP cut short: stb would read zeros past the end, so it is refused */
+    b = (buf){0};
+    assert_true(stbi_write_bmp_to_func(buf_put, &b, 9, 5, 3, rgb));
+    expect_refusal(b.p, 33, 0, AIBOX_E_CORRUPT, "truncated BMP (header: 33 of 54 bytes)");
+    expect_refusal(b.p, b.n - 30, 0, AIBOX_E_CORRUPT, "truncated BMP (pixel data: ");
+    free(b.p);
 }
 
 static void test_gif_first_frame(void **state)
@@ -471,6 +488,9 @@ static void test_gif_first_frame(void **state)
         assert_int_equal(got.data[4 * i + 3], 255);
     }
     aibox_image_free(&got);
+    /* cut short (stb would return the frame with the missing pixels transparent): refused */
+    expect_refusal(b.p, 40, 0, AIBOX_E_CORRUPT, "truncated GIF");
+    expect_refusal(b.p, b.n - 1, 0, AIBOX_E_CORRUPT, "truncated GIF (no trailer)");
     free(b.p);
 }
 
@@ -567,7 +587,8 @@ static void test_corrupt_inputs(void **state)
     aibox_image src = {40, 30, 3, malloc(40 * 30 * 3)};
     fill_smooth(src.data, 40, 30, 3);
     buf j = encode_jpeg(&src, 90);
-    expect_refusal(j.p, j.n / 2, 0, AIBOX_E_CORRUPT, "truncated JPEG (no end-of-image marker)");
+    expect_refusal(j.p, j.n / 2, 0, AIBOX_E_CORRUPT, "truncated JPEG"); /* inside a Huffman table segment */
+    expect_refusal(j.p, j.n - 10, 0, AIBOX_E_CORRUPT, "truncated JPEG (no end-of-image marker)");
     expect_refusal(j.p, j.n - 2, 0, AIBOX_E_CORRUPT, "truncated JPEG");
     expect_refusal(j.p, 40, 0, AIBOX_E_CORRUPT, "truncated JPEG"); /* cut inside the headers */
     /* zero padding after EOI, and bytes appended after it (motion photos), are fine as stb reads them */

@@ -20,6 +20,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <signal.h>
+
+#include "core/atomic.h"
 #include "io/aibox_file.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -976,6 +979,49 @@ static void test_failed_save_keeps_previous(void **state)
     aibox_meta_list_free(&m);
 }
 
+/* A save killed with SIGKILL before its rename leaves its temporary file;
+ * the next save into that folder removes it (its process is gone), while
+ * temporary files of live processes and look-alike names stay. Before, they
+ * stayed for ever (up to 14 MB each). */
+static void test_stale_temporaries_swept(void **state)
+{
+    (void)state;
+    char p[512], keep[512], live[512];
+    path_in(p, sizeof p, "swept.aibox");
+    path_in(keep, sizeof keep, "notes.tmp.txt");
+    path_in(live, sizeof live, "other.aibox.tmp.1.abc");
+    spit(keep, "x", 1);
+    spit(live, "x", 1); /* pid 1 is alive */
+    for (int round = 0; round < 3; round++) {
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            aibox_atomic *a = NULL;
+            aibox_error e = {0};
+            if (aibox_atomic_begin(&a, p, NULL, &e)) _exit(1);
+            static unsigned char junk[1 << 20];
+            aibox_atomic_write(a, junk, sizeof junk);
+            kill(getpid(), SIGKILL); /* as kill -9 during a save */
+            _exit(2);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    }
+    char names[8][256];
+    /* each killed save swept its predecessor's leftover: one remains, with the look-alike and the live one */
+    assert_int_equal(dir_entries(names, 8), 3);
+    aibox_error e = {0};
+    float a[2] = {1, 2};
+    aibox_file_tensor t = {"w", 1, {2}, a};
+    assert_int_equal(aibox_file_write(p, NULL, 1, &t, &e), AIBOX_OK);
+    int n = dir_entries(names, 8);
+    for (int i = 0; i < n; i++) print_message("# after the next save: %s\n", names[i]);
+    assert_int_equal(n, 3); /* swept.aibox, notes.tmp.txt, other.aibox.tmp.1.abc */
+    unlink(p), unlink(keep), unlink(live);
+}
+
 /* ------------------------------------------------------------------ main */
 static int setup(void **state)
 {
@@ -1009,6 +1055,7 @@ int main(void)
         cmocka_unit_test(test_random_damage_with_valid_crc),
         cmocka_unit_test(test_save_refusals),
         cmocka_unit_test(test_failed_save_keeps_previous),
+        cmocka_unit_test(test_stale_temporaries_swept),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

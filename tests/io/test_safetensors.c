@@ -427,7 +427,7 @@ static void check_parity(const char *st, const char *in, const char *ref, const 
     assert_int_equal(refl, 1000 * 4);
     aibox_ctx *ctx = NULL;
     /* fully convolutional up to the global pool: any input size runs */
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 3, size, size, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.height = size, .width = size, .seed = 1}, &err), AIBOX_OK);
     for (int frozen = 0; frozen < 2; frozen++) {
         if (frozen) assert_int_equal(aibox_ctx_freeze_weights(ctx, m, &err), AIBOX_OK);
         assert_int_equal(aibox_ctx_infer(ctx, m, (const float *)x, 1, &err), AIBOX_OK);

@@ -81,7 +81,7 @@ static int classify_resized(aibox_model *m, const char *image, int resize, float
     float *x = malloc((size_t)pp.channels * pp.width * pp.height * sizeof *x);
     assert_non_null(x);
     assert_int_equal(aibox_preprocess(&pp, &img, x, &err), AIBOX_OK);
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, pp.channels, pp.height, pp.width, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.height = pp.height, .width = pp.width, .seed = 1}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ctx, m, x, 1, &err), AIBOX_OK);
     const float *y = aibox_ctx_output(ctx, &c, &h, &w);
     int n = c * h * w, best = 0;
@@ -269,7 +269,7 @@ static void test_quantize_layer(void **state)
      * cat.bmp: 0.25 / 0.5 = 0.5 -> 0, 1.25 / 0.5 = 2.5 -> 2, -0.75 / 0.5 = -1.5 -> -2 */
     const float x[9] = {-5.0f, -1.0f, 0.2f, 0.3f, 1.74f, 500.0f, 0.25f, 1.25f, -0.75f};
     const float want[9] = {-1.0f, -1.0f, 0.0f, 0.5f, 1.5f, 126.5f, 0.0f, 1.0f, -1.0f};
-    assert_int_equal(aibox_ctx_create(&ctx, m, AIBOX_INFER, 1, 1, 1, 9, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.height = 1, .width = 9, .seed = 1}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ctx, m, x, 1, &err), AIBOX_OK);
     int c, h, w;
     const float *y = aibox_ctx_output(ctx, &c, &h, &w);

@@ -77,7 +77,7 @@ static void test_graph_gradients(void **state)
     aibox_error e = {0};
     aibox_ctx *c = NULL;
     int n = 3;
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, n, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = n, .height = 8, .width = 8, .seed = 1}, &e), AIBOX_OK);
     aibox_ctx_set_input_grad(c, 1);
     aibox_rng rng;
     aibox_rng_seed(&rng, 5);
@@ -176,8 +176,8 @@ static void test_toy_learning(void **state)
     aibox_rng_seed(&rng, 3);
     make_toy(&rng, N, x, y);
     aibox_ctx *c = NULL, *ci = NULL;
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, B, 1, 8, 8, 9, &e), AIBOX_OK);
-    assert_int_equal(aibox_ctx_create(&ci, m, AIBOX_INFER, N, 1, 8, 8, 9, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = B, .height = 8, .width = 8, .seed = 9}, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ci, m, &(aibox_ctx_opts){.max_batch = N, .height = 8, .width = 8, .seed = 9}, &e), AIBOX_OK);
     aibox_optim *o = NULL;
     assert_int_equal(aibox_optim_create(&o, m, &(aibox_optim_opts){.kind = AIBOX_ADAM, .lr = 1e-2f}, &e), AIBOX_OK);
     int correct = 0, epoch;
@@ -236,7 +236,7 @@ static void test_builder_errors(void **state)
     /* training calls in the wrong order are refused, not crashed */
     aibox_model *g = graph_model(0);
     aibox_ctx *c = NULL;
-    assert_int_equal(aibox_ctx_create(&c, g, AIBOX_TRAIN, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, g, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = 2, .height = 8, .width = 8, .seed = 1}, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_backward(c, g, &e), AIBOX_E_STATE);
     assert_int_equal(aibox_ctx_loss_mse(c, (float[6]){0}, NULL, &e), AIBOX_E_STATE);
     float x[2 * 2 * 8 * 8] = {0};
@@ -244,13 +244,19 @@ static void test_builder_errors(void **state)
     assert_int_equal(aibox_ctx_forward(c, g, x, 2, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_loss_softmax_ce(c, (int[]){0, 7}, NULL, NULL, &e), AIBOX_E_INVALID);
     aibox_ctx_free(&c);
-    /* wrong channel count, and a dense layer that fixes the input size */
-    assert_int_equal(aibox_ctx_create(&c, g, AIBOX_INFER, 1, 3, 8, 8, 1, &e), AIBOX_E_SHAPE);
+    /* a zeroed options struct: inference, batch 1, the model's own size;
+     * the channel count always comes from the model */
+    assert_int_equal(aibox_ctx_create(&c, g, NULL, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_forward(c, g, x, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_forward(c, g, x, 2, &e), AIBOX_E_INVALID);
+    aibox_ctx_free(&c);
+    assert_int_equal(aibox_ctx_create(&c, g, &(aibox_ctx_opts){.mode = (aibox_mode)7}, &e), AIBOX_E_INVALID);
+    /* a dense layer fixes the input size */
     aibox_model_free(&g);
     assert_int_equal(aibox_model_create(&m, 1, 8, 8, &e), AIBOX_OK);
     aibox_dense(m, aibox_flatten(m, aibox_conv2d_simple(m, 0, 2, 3, 1, 1)), 2, 1);
     assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_INFER, 1, 1, 16, 16, 1, &e), AIBOX_E_SHAPE);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.height = 16, .width = 16, .seed = 1}, &e), AIBOX_E_SHAPE);
     assert_non_null(strstr(e.msg, "dense"));
     assert_null(c);
     aibox_model_free(&m);
@@ -266,7 +272,7 @@ static void test_other_input_size(void **state)
     h = aibox_global_avgpool(m, h);
     assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
     aibox_ctx *c = NULL;
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_INFER, 1, 3, 50, 70, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.height = 50, .width = 70, .seed = 1}, &e), AIBOX_OK);
     int oc, oh, ow;
     float *x = aibox_test_floats(3 * 50 * 70);
     assert_int_equal(aibox_ctx_infer(c, m, x, 1, &e), AIBOX_OK);
@@ -373,7 +379,7 @@ static void *infer_thread(void *arg)
     aibox_ctx *c = NULL;
     aibox_error e = {0};
     j->ok = 0;
-    if (aibox_ctx_create(&c, j->m, AIBOX_INFER, 4, 2, 8, 8, 1, &e)) return NULL;
+    if (aibox_ctx_create(&c, j->m, &(aibox_ctx_opts){.max_batch = 4, .height = 8, .width = 8, .seed = 1}, &e)) return NULL;
     for (int rep = 0; rep < 200; rep++) {
         if (aibox_ctx_infer(c, j->m, j->x, 4, &e)) return NULL;
         const float *o = aibox_ctx_output(c, NULL, NULL, NULL);
@@ -425,7 +431,7 @@ static void test_thread_counts(void **state)
     for (int threads = 1; threads <= 3; threads++)
         for (int n = 1; n <= 5; n += 4) {
             aibox_ctx *c = NULL;
-            assert_int_equal(aibox_ctx_create_ex(&c, m, AIBOX_TRAIN, n, 2, 8, 8, 1, threads, &e), AIBOX_OK);
+            assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = n, .height = 8, .width = 8, .threads = threads, .seed = 1}, &e), AIBOX_OK);
             assert_int_equal(aibox_ctx_threads(c), threads);
             aibox_model_zero_grad(m);
             assert_int_equal(aibox_ctx_forward(c, m, x, n, &e), AIBOX_OK);
@@ -466,7 +472,7 @@ static void test_save_load(void **state)
     aibox_rng rng;
     aibox_rng_seed(&rng, 8);
     aibox_test_fill_uniform(&rng, x, sizeof x / sizeof *x, -1, 1);
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = 2, .height = 8, .width = 8, .seed = 1}, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_forward(c, m, x, 2, &e), AIBOX_OK);
     aibox_ctx_free(&c);
     const char *names[] = {"good", "scratch", "dent"};
@@ -502,8 +508,8 @@ static void test_save_load(void **state)
     assert_string_equal(ver, AIBOX_VERSION);
     /* same outputs, bit for bit */
     aibox_ctx *ca = NULL, *cb = NULL;
-    assert_int_equal(aibox_ctx_create(&ca, m, AIBOX_INFER, 2, 2, 8, 8, 1, &e), AIBOX_OK);
-    assert_int_equal(aibox_ctx_create(&cb, l, AIBOX_INFER, 2, 2, 8, 8, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ca, m, &(aibox_ctx_opts){.max_batch = 2, .height = 8, .width = 8, .seed = 1}, &e), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&cb, l, &(aibox_ctx_opts){.max_batch = 2, .height = 8, .width = 8, .seed = 1}, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ca, m, x, 2, &e), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(cb, l, x, 2, &e), AIBOX_OK);
     assert_memory_equal(aibox_ctx_output(ca, NULL, NULL, NULL), aibox_ctx_output(cb, NULL, NULL, NULL), 6 * sizeof(float));
@@ -635,8 +641,8 @@ static void test_extract_and_reopen(void **state)
     aibox_rng_seed(&rng, 5);
     for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = aibox_rng_normal(&rng);
     aibox_ctx *cf = NULL, *ct = NULL;
-    assert_int_equal(aibox_ctx_create(&cf, full, AIBOX_INFER, 1, 3, 64, 64, 0, &err), AIBOX_OK);
-    assert_int_equal(aibox_ctx_create(&ct, trunk, AIBOX_INFER, 1, 3, 64, 64, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&cf, full, &(aibox_ctx_opts){.height = 64, .width = 64}, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ct, trunk, &(aibox_ctx_opts){.height = 64, .width = 64}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(cf, full, x, 1, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ct, trunk, x, 1, &err), AIBOX_OK);
     int c1, h1, w1, c2, h2, w2;
@@ -663,7 +669,7 @@ static void test_extract_and_reopen(void **state)
     double ss = 0;
     for (size_t i = 0; i < hc; i++) ss += hw[i] * hw[i];
     assert_true(ss > 0);
-    assert_int_equal(aibox_ctx_create(&ct, trunk, AIBOX_INFER, 1, 3, 64, 64, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ct, trunk, &(aibox_ctx_opts){.height = 64, .width = 64}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ct, trunk, x, 1, &err), AIBOX_OK);
     const float *tapv = aibox_ctx_node_output(ct, map[tap2], NULL, NULL, NULL);
     assert_memory_equal(a, tapv, sizeof(float) * (size_t)c1 * h1 * w1);
@@ -705,7 +711,7 @@ static void test_frozen_trunk_backward(void **state)
     float *ref = malloc(sizeof(float) * (nh + 3)); /* the head's weight and bias gradients */
     assert_non_null(ref);
     aibox_ctx *c = NULL;
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_TRAIN, 2, 2, 12, 12, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = 2, .height = 12, .width = 12}, &err), AIBOX_OK);
     for (int frozen = 0; frozen < 2; frozen++) {
         for (int i = 1; i < d; i++) aibox_model_set_frozen(m, i, frozen);
         aibox_model_zero_grad(m);
@@ -764,8 +770,8 @@ static void test_bn_folding(void **state)
     float in[2 * 3 * 12 * 12];
     for (size_t i = 0; i < sizeof in / sizeof *in; i++) in[i] = aibox_rng_normal(&r);
     aibox_ctx *ci = NULL, *ct = NULL;
-    assert_int_equal(aibox_ctx_create(&ci, m, AIBOX_INFER, 2, 3, 12, 12, 0, &err), AIBOX_OK);
-    assert_int_equal(aibox_ctx_create(&ct, m, AIBOX_TRAIN, 2, 3, 12, 12, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ci, m, &(aibox_ctx_opts){.max_batch = 2, .height = 12, .width = 12}, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&ct, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = 2, .height = 12, .width = 12}, &err), AIBOX_OK);
     for (int round = 0; round < 2; round++) {
         assert_int_equal(aibox_ctx_infer(ci, m, in, 2, &err), AIBOX_OK);
         assert_int_equal(aibox_ctx_infer(ct, m, in, 2, &err), AIBOX_OK);
@@ -816,11 +822,11 @@ static void test_freeze_weights(void **state)
     float in[N * IN], ref[N * OUT], ref2[N * OUT], got[N * OUT];
     for (int i = 0; i < N * IN; i++) in[i] = aibox_rng_normal(&r);
     aibox_ctx *plain = NULL, *fz[2] = {NULL, NULL}, *train = NULL;
-    assert_int_equal(aibox_ctx_create_ex(&plain, m, AIBOX_INFER, N, 8, 20, 20, 0, 1, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&plain, m, &(aibox_ctx_opts){.max_batch = N, .height = 20, .width = 20, .threads = 1}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(plain, m, in, N, &err), AIBOX_OK);
     memcpy(ref, aibox_ctx_output(plain, NULL, NULL, NULL), sizeof ref);
     for (int t = 0; t < 2; t++) {
-        assert_int_equal(aibox_ctx_create_ex(&fz[t], m, AIBOX_INFER, N, 8, 20, 20, 0, t + 1, &err), AIBOX_OK);
+        assert_int_equal(aibox_ctx_create(&fz[t], m, &(aibox_ctx_opts){.max_batch = N, .height = 20, .width = 20, .threads = t + 1}, &err), AIBOX_OK);
         size_t before = aibox_ctx_bytes(fz[t]);
         assert_int_equal(aibox_ctx_freeze_weights(fz[t], m, &err), AIBOX_OK);
         assert_true(aibox_ctx_bytes(fz[t]) > before); /* the transformed weights */
@@ -850,7 +856,7 @@ static void test_freeze_weights(void **state)
     assert_true(rel_diff(got, aibox_ctx_output(plain, NULL, NULL, NULL), N * OUT) <= tol);
 
     err.msg[0] = 0;
-    assert_int_equal(aibox_ctx_create(&train, m, AIBOX_TRAIN, N, 8, 20, 20, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&train, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = N, .height = 20, .width = 20}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_freeze_weights(train, m, &err), AIBOX_E_INVALID);
     assert_non_null(strstr(err.msg, "inference"));
     assert_int_equal(aibox_model_create(&other, 8, 20, 20, &err), AIBOX_OK);

@@ -53,7 +53,7 @@ static void features(const aibox_model *m, const float *x, double *feat /* G*G x
 {
     aibox_ctx *c = NULL;
     aibox_error err;
-    assert_int_equal(aibox_ctx_create(&c, m, AIBOX_INFER, 1, 3, S, S, 0, &err), AIBOX_OK);
+    assert_int_equal(aibox_ctx_create(&c, m, &(aibox_ctx_opts){.height = S, .width = S}, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(c, m, x, 1, &err), AIBOX_OK);
     int base = 0;
     for (int s = 4; s <= 16; s *= 2) {
@@ -151,6 +151,11 @@ static aibox_padim *fit(const aibox_model *m, const aibox_padim_opts *o, const f
     if (s) print_message("%s\n", err.msg);
     assert_int_equal(s, AIBOX_OK);
     aibox_padim_fit_free(&f);
+    /* the default is the half-precision copy (checked below); these tests compare the float32 scoring */
+    int64_t half = 0;
+    assert_int_equal(aibox_model_get_meta_int(aibox_padim_model(p), "aibox.padim.half", &half), AIBOX_OK);
+    assert_int_equal(half, 1);
+    assert_int_equal(aibox_padim_set_half(p, 0, NULL), AIBOX_OK);
     return p;
 }
 
@@ -406,6 +411,7 @@ static void test_torch_parity(void **state)
     assert_int_equal(aibox_padim_fit_add(f, x, 24, &err), AIBOX_OK);
     assert_int_equal(aibox_padim_fit_end(f, &p, &err), AIBOX_OK);
     aibox_padim_fit_free(&f);
+    assert_int_equal(aibox_padim_set_half(p, 0, NULL), AIBOX_OK); /* parity is for the float32 scoring */
     int nc = 0;
     const int64_t *ch = NULL;
     assert_int_equal(aibox_model_get_meta_ints(aibox_padim_model(p), "aibox.padim.channels", &nc, &ch), AIBOX_OK);

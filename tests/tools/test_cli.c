@@ -156,6 +156,7 @@ static void test_train_and_infer(void **state)
     for (int i = 0; i < 5; i++) assert_non_null(strstr(out, bad[i]));
     double val_acc = json_num(out, "val_acc");
     printf("# summary: %s", out);
+    assert_true(aibox_test_json_lines(out));
     assert_true(val_acc > 0.5);
     /* inference on the validation folders reproduces the reported accuracy exactly */
     int right = 0, total = 0;
@@ -163,6 +164,7 @@ static void test_train_and_infer(void **state)
     for (int c = 0; c < 2; c++) {
         rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s/data/val/%s", bin, dir, dir, classes[c]);
         assert_true(rc == 0 || rc == 1);
+        assert_true(aibox_test_json_lines(out));
         for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
             char want[64];
             snprintf(want, sizeof want, "\"label\":\"%s\"", classes[c]);
@@ -185,6 +187,7 @@ static void test_infer_errors_and_codes(void **state)
         assert_int_equal(rc, 2);
         assert_non_null(strstr(out, "\"error\":"));
         assert_non_null(strstr(out, bad[i]));
+        assert_true(aibox_test_json_lines(out));
     }
     /* a bad file among good ones: the others are still classified */
     int rc = aibox_test_run(out, sizeof out,
@@ -218,6 +221,7 @@ static void test_infer_errors_and_codes(void **state)
     /* --info: the model's metadata */
     rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox --info", bin, dir);
     assert_int_equal(rc, 0);
+    assert_true(aibox_test_json_lines(out));
     assert_non_null(strstr(out, "\"aibox.class_names\":[\"horizontal\",\"vertical\"]"));
     assert_non_null(strstr(out, "\"aibox.input.resize\":\"area\""));
     /* usage errors and an unreadable model */
@@ -228,6 +232,49 @@ static void test_infer_errors_and_codes(void **state)
     assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --epochs zero 2>/dev/null", bin, dir, dir), 2);
     assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --augment sparkle 2>/dev/null", bin, dir, dir), 2);
     assert_int_equal(aibox_test_run(NULL, 0, "%s/aibox-train %s/data -o %s/x.aibox --strict 2>/dev/null", bin, dir, dir), 2);
+}
+
+/* Nothing non-finite reaches a verdict or the JSON: a model whose finite
+ * weights overflow on real images gives error records and exit 2 (it was
+ * "confidence":-nan, exit 0); a model with an Inf weight is refused (exit 3);
+ * a model without class names takes the labels it prints, "0" and "1", as
+ * --ok-class (it was refused). */
+static void test_nonfinite_and_unnamed_classes(void **state)
+{
+    char out[65536], p[4400];
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_create(&m, 1, 32, 32, &e), AIBOX_OK);
+    aibox_dense(m, aibox_flatten(m, 0), 2, 1);
+    assert_int_equal(aibox_model_finish(m, 1, &e), AIBOX_OK);
+    size_t n = 0;
+    float *w = aibox_model_node_param(m, 2, 0, &n);
+    for (size_t i = 0; i < n; i++) w[i] = i < n / 2 ? 3e38f : -3e38f; /* finite, but the sums are not */
+    snprintf(p, sizeof p, "%s/overflow.aibox", dir);
+    assert_int_equal(aibox_model_save(m, p, &e), AIBOX_OK);
+    int rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s --min-conf 0.9 --ok-class 0 %s/data/val/vertical 2>/dev/null",
+                            bin, p, dir);
+    printf("# overflowing model: exit %d, %.160s\n", rc, out);
+    assert_int_equal(rc, 2);
+    assert_true(aibox_test_json_lines(out));
+    assert_non_null(strstr(out, "not a finite number"));
+    assert_null(strstr(out, "\"verdict\""));
+    /* an Inf weight: refused at load */
+    w[0] = INFINITY;
+    snprintf(p, sizeof p, "%s/inf.aibox", dir);
+    assert_int_not_equal(aibox_model_save(m, p, &e), AIBOX_OK); /* the library will not write it */
+    /* unnamed classes: the printed labels are accepted */
+    for (size_t i = 0; i < n; i++) w[i] = 0.001f * (float)(i % 7);
+    snprintf(p, sizeof p, "%s/unnamed.aibox", dir);
+    assert_int_equal(aibox_model_save(m, p, &e), AIBOX_OK);
+    aibox_model_free(&m);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s --ok-class 0,1 %s/data/val/vertical/img00.png 2>&1", bin, p, dir);
+    printf("# unnamed classes, --ok-class 0,1: exit %d, %s", rc, out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"verdict\":\"OK\""));
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s --ok-class 2 %s/data/val/vertical/img00.png 2>&1", bin, p, dir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "not one of the model's classes (0, 1)"));
 }
 
 static int load_params(const char *path, float **p, size_t *n)
@@ -458,6 +505,67 @@ static void test_backbone_finetune(void **state)
                      2);
 }
 
+/* Issue 16, item 3: a BMP and a GIF cut short are error records naming the
+ * truncation (exit 2), where the whole files are classified. */
+static void test_truncated_bmp_gif(void **state)
+{
+    /* 32x32 8-bit grey BMP: 256-entry palette, rows bottom-up */
+    unsigned char bmp[14 + 40 + 1024 + 32 * 32] = {'B', 'M'};
+    uint32_t head[13] = {sizeof bmp, 0, 14 + 40 + 1024, 40, 32, 32, 1 | 8u << 16, 0, 32 * 32, 2835, 2835, 256, 0};
+    for (int i = 0; i < 13; i++)
+        for (int k = 0; k < 4; k++) bmp[2 + 4 * i + k] = (unsigned char)(head[i] >> 8 * k);
+    for (int i = 0; i < 256; i++) bmp[54 + 4 * i] = bmp[55 + 4 * i] = bmp[56 + 4 * i] = (unsigned char)i;
+    for (int i = 0; i < 32 * 32; i++) bmp[1078 + i] = (unsigned char)((i % 32 / 4 % 2) ? 190 : 60);
+    /* 32x32 GIF, 256 greys, LZW at 9 bits with a clear code before every pixel */
+    unsigned char gif[4096] = "GIF89a\x20\0\x20\0\xF7\0\0";
+    size_t n = 13;
+    for (int i = 0; i < 256; i++) gif[n++] = (unsigned char)i, gif[n++] = (unsigned char)i, gif[n++] = (unsigned char)i;
+    const unsigned char desc[11] = {0x2C, 0, 0, 0, 0, 32, 0, 32, 0, 0, 8};
+    memcpy(gif + n, desc, sizeof desc);
+    n += sizeof desc;
+    unsigned char codes[2 * 32 * 32 * 9 / 8 + 4] = {0};
+    size_t bits = 0;
+    for (int i = 0; i <= 32 * 32; i++) {
+        unsigned pair[2] = {256, i < 32 * 32 ? ((i % 32 / 4 % 2) ? 190u : 60u) : 257u}; /* clear, pixel; last: clear, end */
+        for (int k = 0; k < 2; k++, bits += 9)
+            for (int b = 0; b < 9; b++) codes[(bits + b) / 8] |= (unsigned char)((pair[k] >> b & 1) << (bits + b) % 8);
+    }
+    size_t ncodes = (bits + 7) / 8;
+    assert_true(n + ncodes + ncodes / 255 + 3 <= sizeof gif);
+    for (size_t at = 0; at < ncodes; at += 255) {
+        size_t k = ncodes - at < 255 ? ncodes - at : 255;
+        gif[n++] = (unsigned char)k;
+        memcpy(gif + n, codes + at, k);
+        n += k;
+    }
+    gif[n++] = 0;
+    gif[n++] = 0x3B;
+    char p[4400], out[65536];
+    const struct {
+        const char *name;
+        const unsigned char *bytes;
+        size_t len;
+        const char *why;
+    } files[] = {{"whole.bmp", bmp, sizeof bmp, NULL},  {"cut33.bmp", bmp, 33, "truncated BMP"},
+                 {"cut.bmp", bmp, sizeof bmp / 2, "truncated BMP"}, {"whole.gif", gif, n, NULL},
+                 {"cut.gif", gif, n / 2, "truncated GIF"}, {"notrailer.gif", gif, n - 1, "truncated GIF"}};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        PATHF(p, "%s/%s", dir, files[i].name);
+        write_bytes(p, files[i].bytes, files[i].len);
+        int rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s/m.aibox %s 2>/dev/null", bin, dir, p);
+        printf("# %s (%zu bytes): exit %d\n", files[i].name, files[i].len, rc);
+        if (!files[i].why) {
+            assert_true(rc == 0 || rc == 1);
+            assert_non_null(strstr(out, "\"label\":"));
+            continue;
+        }
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, "\"error\":"));
+        assert_non_null(strstr(out, files[i].name));
+        assert_non_null(strstr(out, files[i].why));
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* tools live in <build>/bin, this test in <build>/tests/tools */
@@ -477,9 +585,11 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_and_infer),
         cmocka_unit_test(test_infer_errors_and_codes),
+        cmocka_unit_test(test_nonfinite_and_unnamed_classes),
         cmocka_unit_test(test_determinism_and_resume),
         cmocka_unit_test(test_import_and_infer),
         cmocka_unit_test(test_backbone_finetune),
+        cmocka_unit_test(test_truncated_bmp_gif),
     };
     return cmocka_run_group_tests_name("tools", tests, setup, teardown);
 }

@@ -23,30 +23,6 @@ static char bin[4096], dir[64];
 
 #define PATHF(buf, ...) assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)
 
-/* A textured part w x h (grey or RGB); with a defect, a bright square whose
- * mask is written beside as STEM.png. */
-static void make_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect)
-{
-    aibox_image img = {w, h, ch, malloc((size_t)w * h * ch)};
-    aibox_image mask = {w, h, 1, calloc((size_t)w * h, 1)};
-    assert_non_null(img.data);
-    int sx = w / 2, sy = h / 3, side = w / 6;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            int v = 100 + (int)(30 * sin(x * 0.7) * cos(y * 0.5)) + (int)aibox_rng_below(r, 20);
-            int in = defect && x >= sx && x < sx + side && y >= sy && y < sy + side;
-            if (in) v = 250, mask.data[y * w + x] = 255;
-            for (int c = 0; c < ch; c++) img.data[(y * w + x) * ch + c] = (uint8_t)v;
-        }
-    char path[512];
-    aibox_error e = {0};
-    PATHF(path, "%s.jpg", stem);
-    assert_int_equal(aibox_image_write_jpg(&img, path, 95, &e), AIBOX_OK);
-    PATHF(path, "%s.png", stem);
-    assert_int_equal(aibox_image_write_png(&mask, path, &e), AIBOX_OK);
-    aibox_image_free(&img), aibox_image_free(&mask);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -59,11 +35,11 @@ static int setup(void **state)
     static const int sizes[3][2] = {{64, 64}, {96, 72}, {120, 90}};
     for (int i = 0; i < 24; i++) { /* grey and RGB, three sizes, two sub-folders */
         snprintf(p, sizeof p, "%s/good/%s/g%02d", dir, i % 2 ? "a" : "b", i);
-        make_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], i % 4 ? 1 : 3, 0);
+        aibox_test_write_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], i % 4 ? 1 : 3, 0);
     }
     for (int i = 0; i < 6; i++) {
         snprintf(p, sizeof p, "%s/bad/spot/d%02d", dir, i);
-        make_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], 1, 1);
+        aibox_test_write_part(&r, p, sizes[i % 3][0], sizes[i % 3][1], 1, 1);
     }
     /* two bad files among the good ones: a truncated JPEG and text named .jpg */
     snprintf(p, sizeof p, "%s/good/a/g01.jpg", dir);
@@ -122,6 +98,7 @@ static void test_fit_infer_eval(void **state)
                  bin, dir, dir, dir, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 0);
+    assert_true(aibox_test_json_lines(out));
     assert_non_null(strstr(out, "truncated.jpg"));
     assert_non_null(strstr(out, "notes.jpg"));
     assert_int_equal((int)json_num(out, "skipped"), 2);
@@ -135,6 +112,7 @@ static void test_fit_infer_eval(void **state)
              dir, dir, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 1);
+    assert_true(aibox_test_json_lines(out));
     assert_non_null(strstr(out, "\"verdict\":\"NG\""));
     int rx = (int)json_num(out, "x"), ry = (int)json_num(out, "y"), rw = (int)json_num(out, "w"),
         rh = (int)json_num(out, "h");
@@ -159,6 +137,7 @@ static void test_fit_infer_eval(void **state)
              bin, dir, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 2); /* the two bad files are reported */
+    assert_true(aibox_test_json_lines(out));
     assert_int_equal((int)json_num(out, "abnormal"), 6);
     assert_int_equal((int)json_num(out, "failed"), 2);
     assert_true(json_num(out, "excluded_fit_images") >= 15);
@@ -203,6 +182,91 @@ static void test_refusals(void **state)
     assert_int_equal(rc, 2);
 }
 
+/* Degenerate runs still print strict JSON (--holdout 0 printed nan and -inf),
+ * and a PaDiM model whose threshold is not finite is refused (exit 3) rather
+ * than passing every part. */
+static void test_degenerate_and_nonfinite(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    int rc = aibox_test_run(out, sizeof out,
+                            "%s/aibox-train padim %s/good -o %s/h0.aibox --backbone %s/backbone.aibox --dims 8 --holdout 0 "
+                            "--threshold 5 --quiet 2>/dev/null",
+                            bin, dir, dir, dir);
+    print_message("# --holdout 0: %s", out);
+    assert_int_equal(rc, 0);
+    assert_true(aibox_test_json_lines(out));
+    assert_non_null(strstr(out, "\"holdout_scores\":{\"min\":null"));
+    /* the same model with a NaN threshold */
+    char p[512], q[512];
+    PATHF(p, "%s/h0.aibox", dir);
+    PATHF(q, "%s/nan_thr.aibox", dir);
+    aibox_padim *pd = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_padim_load(&pd, p, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_set_meta_float(aibox_padim_model(pd), AIBOX_META_ANOMALY_THRESHOLD, NAN, &e), AIBOX_OK);
+    assert_int_equal(aibox_padim_save(pd, q, &e), AIBOX_OK);
+    aibox_padim_free(&pd);
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-infer -m %s %s/bad/spot/d00.jpg 2>&1", bin, q, dir);
+    print_message("# NaN threshold: exit %d, %s", rc, out);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(out, "not finite"));
+    assert_null(strstr(out, "verdict"));
+}
+
+/* The MVTec AD layout: train/good/000.jpg ... and test/good/000.jpg ... are
+ * different images with the same names. Evaluation leaves out only images
+ * whose content the model was fitted on (a copy of a training image, under
+ * another name), not names: before, every test/good image was dropped. */
+static void test_eval_mvtec_layout(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    char cmd[1024], p[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/mv/train/good %s/mv/test/good %s/mv/test_defects/crack", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    aibox_rng r;
+    aibox_rng_seed(&r, 9);
+    for (int i = 0; i < 12; i++) {
+        PATHF(p, "%s/mv/train/good/%03d", dir, i);
+        aibox_test_write_part(&r, p, 64, 64, 1, 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        PATHF(p, "%s/mv/test/good/%03d", dir, i);
+        aibox_test_write_part(&r, p, 64, 64, 1, 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        PATHF(p, "%s/mv/test_defects/crack/%03d", dir, i);
+        aibox_test_write_part(&r, p, 64, 64, 1, 1);
+    }
+    int rc = aibox_test_run(out, sizeof out,
+                            "%s/aibox-train padim %s/mv/train/good -o %s/mv.aibox --backbone %s/backbone.aibox --dims 8 "
+                            "--holdout 0.25 --quiet 2>/dev/null",
+                            bin, dir, dir, dir);
+    assert_int_equal(rc, 0);
+    rc = aibox_test_run(out, sizeof out,
+                        "%s/aibox-infer -m %s/mv.aibox --eval --normal-dir %s/mv/test/good --abnormal-dir "
+                        "%s/mv/test_defects 2>/dev/null",
+                        bin, dir, dir, dir);
+    print_message("# MVTec layout: %s", out);
+    assert_int_equal(rc, 0);
+    assert_true(aibox_test_json_lines(out));
+    assert_int_equal((int)json_num(out, "normal"), 6); /* every test/good image, same names or not */
+    assert_int_equal((int)json_num(out, "excluded_fit_images"), 0);
+    assert_non_null(strstr(out, "\"excluded_by\":\"content fingerprint\""));
+    /* a fitted image copied under a new name is left out; a held-out one is not */
+    snprintf(cmd, sizeof cmd, "for f in %s/mv/train/good/*.jpg; do cp $f %s/mv/test/good/copy_$(basename $f); done", dir,
+             dir);
+    assert_int_equal(system(cmd), 0);
+    rc = aibox_test_run(out, sizeof out,
+                        "%s/aibox-infer -m %s/mv.aibox --eval --normal-dir %s/mv/test/good --abnormal-dir "
+                        "%s/mv/test_defects 2>/dev/null",
+                        bin, dir, dir, dir);
+    print_message("# with the 12 training images copied in: %s", out);
+    assert_int_equal((int)json_num(out, "excluded_fit_images"), 9); /* 12 - 3 held out */
+    assert_int_equal((int)json_num(out, "normal"), 6 + 3);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -216,6 +280,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_infer_eval),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_degenerate_and_nonfinite),
+        cmocka_unit_test(test_eval_mvtec_layout),
     };
     return cmocka_run_group_tests_name("padim tools", tests, setup, teardown);
 }

@@ -26,6 +26,7 @@ typedef struct {
     int labels[B];
     int pos;
     uint64_t seed;
+    int poison_epoch, epoch; /* from that epoch on, one pixel of every batch is +Inf (-1: never) */
 } toy;
 
 static void toy_make(toy *t, uint64_t seed)
@@ -40,6 +41,7 @@ static void toy_make(toy *t, uint64_t seed)
         t->y[i] = cls;
     }
     t->seed = seed;
+    t->poison_epoch = -1;
 }
 
 static aibox_status toy_begin(void *user, int epoch, aibox_error *err)
@@ -53,6 +55,7 @@ static aibox_status toy_begin(void *user, int epoch, aibox_error *err)
         t->order[i] = t->order[j], t->order[j] = k;
     }
     t->pos = 0;
+    t->epoch = epoch;
     return AIBOX_OK;
 }
 
@@ -64,6 +67,7 @@ static aibox_status toy_next(void *user, const float **x, const int **labels, in
         memcpy(t->batch + k * S * S, t->x + t->order[t->pos] * S * S, sizeof(float) * S * S);
         t->labels[k] = t->y[t->order[t->pos]];
     }
+    if (t->poison_epoch >= 0 && t->epoch >= t->poison_epoch) t->batch[5] = INFINITY;
     *x = t->batch, *labels = t->labels, *n = k;
     return AIBOX_OK;
 }
@@ -103,7 +107,7 @@ static aibox_status run(aibox_model *m, const char *out, const char *resume, int
     static toy tr, va;
     toy_make(&tr, 1);
     toy_make(&va, 2);
-    aibox_batch_source train = {&tr, N, toy_begin, toy_next}, val = {&va, N, toy_begin, toy_next};
+    aibox_batch_source train = {&tr, N, toy_begin, toy_next, NULL}, val = {&va, N, toy_begin, toy_next, NULL};
     volatile int flag = 0;
     stopper st = {stop_after, 0, &flag};
     aibox_train_opts o = {.epochs = epochs,
@@ -216,6 +220,40 @@ static void test_early_stopping(void **state)
     aibox_model_free(&m);
 }
 
+/* Training that diverges stops with a message and never saves that state:
+ * an Inf injected into the input from epoch 3 on, and a learning rate of
+ * 1e30. The checkpoints keep the last good epoch and load (finite). */
+static void test_divergence_stops_and_saves_nothing(void **state)
+{
+    for (int c = 0; c < 2; c++) {
+        static toy tr, va;
+        toy_make(&tr, 1);
+        toy_make(&va, 2);
+        if (c == 0) tr.poison_epoch = 2;
+        aibox_batch_source train = {&tr, N, toy_begin, toy_next, NULL}, val = {&va, N, toy_begin, toy_next, NULL};
+        char out[128], path[200];
+        snprintf(out, sizeof out, "%s/diverge%d", dir, c);
+        aibox_train_opts o = {.epochs = 6, .seed = 5, .out_dir = out,
+                              .optim = c == 0 ? (aibox_optim_opts){.kind = AIBOX_ADAM, .lr = 1e-2f}
+                                              : (aibox_optim_opts){.kind = AIBOX_SGD, .lr = 1e30f}};
+        aibox_model *m = toy_model();
+        aibox_error e = {0};
+        aibox_train_result r;
+        assert_int_equal(aibox_train(m, &train, B, &val, &o, 2, &r, &e), AIBOX_E_NONFINITE);
+        printf("# %s: %s\n", c == 0 ? "Inf input from epoch 3" : "lr 1e30", e.msg);
+        assert_non_null(strstr(e.msg, "diverged"));
+        assert_non_null(strstr(e.msg, "last.aibox"));
+        snprintf(path, sizeof path, "%s/last.aibox", out);
+        aibox_model *last = NULL;
+        assert_int_equal(aibox_model_load(&last, path, &e), AIBOX_OK); /* finite, or the load would refuse it */
+        int64_t done = -1;
+        assert_int_equal(aibox_model_get_meta_int(last, "aibox.train.epochs_done", &done), AIBOX_OK);
+        if (c == 0) assert_int_equal(done, 2); /* the two clean epochs */
+        aibox_model_free(&last);
+        aibox_model_free(&m);
+    }
+}
+
 static int mkdir_tmp(void **state)
 {
     snprintf(dir, sizeof dir, "/tmp/aibox-train-XXXXXX");
@@ -235,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_learns_and_is_deterministic),
         cmocka_unit_test(test_interrupt_and_resume),
         cmocka_unit_test(test_early_stopping),
+        cmocka_unit_test(test_divergence_stops_and_saves_nothing),
     };
     return cmocka_run_group_tests_name("train", tests, mkdir_tmp, rm_tmp);
 }

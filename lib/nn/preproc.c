@@ -1,5 +1,6 @@
-/* Image -> model input, from the model's own metadata: the one place both
- * training (validation) and inference go through, so they cannot drift. */
+/* A model's preprocessing as metadata (input shape, resize mode, mean/std):
+ * stored with the model so training and inference cannot drift. The pixel
+ * half, aibox_preprocess, is lib/image/preprocess.c. */
 #include <string.h>
 
 #include "core/core.h"
@@ -31,11 +32,11 @@ aibox_status aibox_preproc_from_model(aibox_preproc *p, const aibox_model *m, ai
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "preprocessing: a model input with %d channels is not an image",
                           p->channels);
     const char *mode;
-    if (aibox_model_get_meta_str(m, "aibox.input.resize", &mode) == AIBOX_OK &&
+    if (aibox_model_get_meta_str(m, AIBOX_META_INPUT_RESIZE, &mode) == AIBOX_OK &&
         aibox_resize_mode_parse(mode, &p->resize) != AIBOX_OK)
         return aibox_fail(err, AIBOX_E_FORMAT, "model metadata aibox.input.resize: unknown mode '%s'", mode);
-    aibox_status s = read_floats(m, "aibox.input.mean", p->channels, p->mean, err);
-    if (!s) s = read_floats(m, "aibox.input.std", p->channels, p->std, err);
+    aibox_status s = read_floats(m, AIBOX_META_INPUT_MEAN, p->channels, p->mean, err);
+    if (!s) s = read_floats(m, AIBOX_META_INPUT_STD, p->channels, p->std, err);
     if (s) return s;
     for (int c = 0; c < p->channels; c++)
         if (!(p->std[c] > 0.0f)) return aibox_fail(err, AIBOX_E_FORMAT, "model metadata aibox.input.std[%d] is not > 0", c);
@@ -55,41 +56,8 @@ aibox_status aibox_preproc_to_model(const aibox_preproc *p, aibox_model *m, aibo
         if (!(p->std[i] > 0.0f)) return aibox_fail(err, AIBOX_E_INVALID, "preprocessing: std[%d] must be > 0", i);
         mean[i] = p->mean[i], std[i] = p->std[i];
     }
-    aibox_status s = aibox_model_set_meta_str(m, "aibox.input.resize", aibox_resize_mode_name(p->resize), err);
-    if (!s) s = aibox_model_set_meta_floats(m, "aibox.input.mean", c, mean, err);
-    if (!s) s = aibox_model_set_meta_floats(m, "aibox.input.std", c, std, err);
-    return s;
-}
-
-aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_image *img, float *out, aibox_error *err)
-{
-    if (!p || !img || !img->data || !out) return aibox_fail(err, AIBOX_E_INVALID, "preprocess: NULL argument");
-    aibox_image conv = {0}, sized = {0};
-    const aibox_image *src = img;
-    aibox_status s = AIBOX_OK;
-    /* A grey image for a colour model: conversion only replicates the grey
-     * value (resizing works per channel), so resize the one channel and read
-     * it for every output channel: the same numbers, a third of the work. */
-    const int grey_in = src->channels == 1 && p->channels == 3;
-    if (src->channels != p->channels && !grey_in) {
-        if ((s = aibox_image_convert(&conv, src, p->channels, err))) return s;
-        src = &conv;
-    }
-    if (src->width != p->width || src->height != p->height) {
-        if ((s = aibox_image_resize(&sized, src, p->width, p->height, p->resize, err))) goto done;
-        src = &sized;
-    }
-    const size_t plane = (size_t)p->width * p->height;
-    for (int c = 0; c < p->channels; c++) {
-        float *o = out + c * plane;
-        /* one multiply-add per pixel: (v/255 - mean)/std = v*a + b */
-        const float a = 1.0f / (255.0f * p->std[c]), b = -p->mean[c] / p->std[c];
-        const int stride = grey_in ? 1 : p->channels;
-        const uint8_t *px = src->data + (grey_in ? 0 : c);
-        for (size_t i = 0; i < plane; i++) o[i] = (float)px[i * stride] * a + b;
-    }
-done:
-    aibox_image_free(&conv);
-    aibox_image_free(&sized);
+    aibox_status s = aibox_model_set_meta_str(m, AIBOX_META_INPUT_RESIZE, aibox_resize_mode_name(p->resize), err);
+    if (!s) s = aibox_model_set_meta_floats(m, AIBOX_META_INPUT_MEAN, c, mean, err);
+    if (!s) s = aibox_model_set_meta_floats(m, AIBOX_META_INPUT_STD, c, std, err);
     return s;
 }

@@ -1,12 +1,59 @@
-/* Pictures of anomaly maps: a jet-coloured heatmap blended over the image,
- * and a binary mask. The map is resized with aibox_map_resize (lib/ops),
- * the same bilinear rule PaDiM's scoring uses, so the picture shows the very
- * values that were thresholded. */
+/* Anomaly maps: PyTorch-style bilinear resize and Anomalib's Gaussian blur
+ * (the two smoothing steps PaDiM applies to its patch scores, kernels in
+ * lib/ops/map.c), and pictures of maps: a jet-coloured heatmap blended over
+ * the image and a binary mask. Pictures resize the map with the same
+ * bilinear rule the scoring uses, so they show the very values that were
+ * thresholded. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image/image.h"
+#include "ops/ops.h"
+
+static aibox_status check_map(const void *p, int w, int h, const char *what, const char *name, aibox_error *err)
+{
+    if (!p) return aibox_fail(err, AIBOX_E_INVALID, "%s: NULL %s", what, name);
+    if (w < 1 || h < 1) return aibox_fail(err, AIBOX_E_INVALID, "%s: %s size %dx%d (sides must be >= 1)", what, name, w, h);
+    return AIBOX_OK;
+}
+
+aibox_status aibox_map_resize(const float *src, int sw, int sh, float *dst, int dw, int dh, aibox_error *err)
+{
+    aibox_status st = check_map(src, sw, sh, "map resize", "source map", err);
+    if (!st) st = check_map(dst, dw, dh, "map resize", "destination map", err);
+    if (st) return st;
+    if ((const float *)dst == src)
+        return aibox_fail(err, AIBOX_E_INVALID, "map resize: source and destination are the same buffer");
+    /* The model's bilinear upsampling layer already is PyTorch's rule (in
+     * float, as PyTorch computes float tensors); one plane of it. */
+    aibox_upsample_bilinear_fwd(1, 1, sh, sw, dh, dw, src, dst);
+    return AIBOX_OK;
+}
+
+aibox_status aibox_map_blur(float *map, int w, int h, float sigma, aibox_error *err)
+{
+    aibox_status st = check_map(map, w, h, "map blur", "map", err);
+    if (st) return st;
+    const int ks = aibox_map_blur_kernel_size(sigma);
+    if (!ks)
+        return aibox_fail(err, AIBOX_E_INVALID, "map blur: sigma %g (want 0 < sigma <= %g)", (double)sigma,
+                          (double)AIBOX_BLUR_SIGMA_MAX);
+    const int r = ks / 2;
+    size_t plane;
+    if (!aibox_mul_ok((size_t)w, (size_t)h, &plane) || plane > ((size_t)-1) / sizeof(float) / 2)
+        return aibox_fail(err, AIBOX_E_INVALID, "map blur: map %dx%d too large", w, h);
+    /* tmp: the row-blurred map; pad: one row with its mirrored borders; k: the kernel. */
+    const size_t nfloats = plane + (size_t)w + 2 * (size_t)r + (size_t)ks;
+    float *tmp = malloc(nfloats * sizeof(float));
+    if (!tmp) return aibox_fail(err, AIBOX_E_NOMEM, "map blur: out of memory (%zu floats of scratch)", nfloats);
+    float *pad = tmp + plane, *k = pad + (size_t)w + 2 * (size_t)r;
+    aibox_map_blur_kernel(sigma, k);
+    aibox_map_blur_rows(map, tmp, pad, w, k, ks, 0, h);
+    aibox_map_blur_cols(map, tmp, w, h, k, ks, 0, h); /* written back into map row by row from the copy */
+    free(tmp);
+    return AIBOX_OK;
+}
 
 static float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
@@ -54,7 +101,7 @@ aibox_status aibox_heatmap_overlay(aibox_image *dst, const aibox_image *img, con
     const float scale = 1.0f / (hi - lo);
     for (size_t i = 0; i < npix; i++) {
         float v = (map[i] - lo) * scale;
-        v = v != v ? 0.0f : clamp01(v); /* NaN: the cold end */
+        v = v != v ? 1.0f : clamp01(v); /* NaN fails as every threshold does: the hot end */
         const float cr = clamp01(1.5f - fabsf(4.0f * v - 3.0f));
         const float cg = clamp01(1.5f - fabsf(4.0f * v - 2.0f));
         const float cb = clamp01(1.5f - fabsf(4.0f * v - 1.0f));
@@ -82,7 +129,7 @@ aibox_status aibox_map_mask(aibox_image *dst, const float *map, int w, int h, fl
     if (!bytes) return aibox_fail(err, AIBOX_E_INVALID, "map mask: invalid size %dx%d", w, h);
     uint8_t *out = malloc(bytes);
     if (!out) return aibox_fail(err, AIBOX_E_NOMEM, "map mask: out of memory (%zu bytes)", bytes);
-    for (size_t i = 0; i < bytes; i++) out[i] = map[i] >= threshold ? 255 : 0; /* NaN compares false */
+    for (size_t i = 0; i < bytes; i++) out[i] = map[i] < threshold ? 0 : 255; /* a NaN pixel fails: defect */
     dst->width = w;
     dst->height = h;
     dst->channels = 1;

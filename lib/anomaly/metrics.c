@@ -129,7 +129,7 @@ static aibox_status split_sorted(const float *scores, const uint8_t *labels, siz
 
 /* ------------------------------------------------------------ AUROC, F1 */
 
-double aibox_auroc(const float *scores, const uint8_t *labels, size_t n)
+double aibox_metric_auroc(const float *scores, const uint8_t *labels, size_t n)
 {
     if (!scores || !labels || n == 0) return NAN;
     uint32_t *block, *pos, *neg;
@@ -156,13 +156,13 @@ double aibox_auroc(const float *scores, const uint8_t *labels, size_t n)
     return (double)u2 / (2.0 * (double)n0 * (double)n1);
 }
 
-double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold)
+double aibox_metric_f1_at(const float *scores, const uint8_t *labels, size_t n, float threshold)
 {
     if (!scores || !labels || n == 0 || threshold != threshold) return NAN;
     size_t tp = 0, fp = 0, fn = 0;
     for (size_t i = 0; i < n; i++) {
         if (scores[i] != scores[i]) return NAN;
-        const int pred = scores[i] >= threshold;
+        const int pred = !(scores[i] < threshold); /* a NaN score fails: predicted anomalous */
         if (labels[i]) {
             tp += (size_t)pred;
             fn += (size_t)!pred;
@@ -174,7 +174,7 @@ double aibox_f1_at(const float *scores, const uint8_t *labels, size_t n, float t
     return den == 0.0 ? 0.0 : 2.0 * (double)tp / den;
 }
 
-aibox_status aibox_f1_best(const float *scores, const uint8_t *labels, size_t n, float *threshold, double *f1,
+aibox_status aibox_metric_f1_best(const float *scores, const uint8_t *labels, size_t n, float *threshold, double *f1,
                            aibox_error *err)
 {
     if (!scores || !labels || !threshold || !f1) return aibox_fail(err, AIBOX_E_INVALID, "f1 best: NULL argument");
@@ -280,7 +280,7 @@ aibox_status aibox_map_regions(const float *map, int w, int h, float threshold, 
     size_t qcap = 0, nreg = 0, rcap = 0;
     found_region *regs = NULL;
     if (!fg) goto nomem;
-    for (size_t i = 0; i < plane; i++) fg[i] = map[i] >= threshold; /* NaN: background */
+    for (size_t i = 0; i < plane; i++) fg[i] = !(map[i] < threshold); /* a NaN pixel fails: defect */
     for (size_t i = 0; i < plane; i++) {
         if (fg[i] != 1) continue;
         const size_t s = flood(fg, w, h, (uint32_t)i, &q, &qcap);
@@ -318,7 +318,7 @@ nomem:
 
 /* ------------------------------------------------------------ AUPRO */
 
-double aibox_aupro(const float *maps, const uint8_t *masks, int n, int w, int h, double fpr_limit)
+double aibox_metric_aupro(const float *maps, const uint8_t *masks, int n, int w, int h, double fpr_limit)
 {
     if (!maps || !masks || n < 1 || w < 1 || h < 1 || !(fpr_limit > 0.0 && fpr_limit <= 1.0)) return NAN;
     const size_t plane = (size_t)w * (size_t)h;

@@ -50,7 +50,7 @@ static void test_overlay_colours(void **state)
     expect_px(&out, 4, 0, 255, 128, 0);   /* orange */
     expect_px(&out, 5, 0, 128, 0, 0);     /* dark red */
     expect_px(&out, 6, 0, 128, 0, 0);     /* above hi: as hi */
-    expect_px(&out, 7, 0, 0, 0, 128);     /* NaN: cold */
+    expect_px(&out, 7, 0, 128, 0, 0);     /* NaN fails: hot */
     aibox_image_free(&out);
     /* another range: lo 10, hi 20 puts 15 at the middle; alpha 0 keeps the image */
     const float m2[9] = {10, 15, 20, 12.5f, 17.5f, 0, 0, 0, 0};
@@ -157,7 +157,7 @@ static void test_mask(void **state)
     assert_int_equal(m.width, 3);
     assert_int_equal(m.height, 2);
     assert_int_equal(m.channels, 1);
-    const uint8_t want[6] = {0, 255, 0, 0, 255, 0}; /* inclusive; NaN is 0 */
+    const uint8_t want[6] = {0, 255, 0, 255, 255, 0}; /* inclusive; a NaN pixel fails: defect */
     assert_memory_equal(m.data, want, 6);
     aibox_image_free(&m);
     assert_int_equal(aibox_map_mask(NULL, map, 3, 2, 0.5f, &err), AIBOX_E_INVALID);

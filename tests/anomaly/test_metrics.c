@@ -221,7 +221,7 @@ static void test_auroc_random_and_ties(void **state)
         /* labels given as 255 must act like 1 */
         if (round == 5)
             for (size_t i = 0; i < n; i++) l[i] *= 255;
-        double want = auroc_pairs(s, l, n), got = aibox_auroc(s, l, n);
+        double want = auroc_pairs(s, l, n), got = aibox_metric_auroc(s, l, n);
         printf("  auroc round %d (%d levels): %.12f vs pairs %.12f\n", round, levels, got, want);
         AIBOX_TEST_CLOSE1("auroc", got, want, 1e-12, 0);
     }
@@ -233,19 +233,19 @@ static void test_auroc_hand(void **state)
     (void)state;
     const float s[] = {0.1f, 0.4f, 0.35f, 0.8f};
     const uint8_t l[] = {0, 0, 1, 1}; /* scikit-learn's example: 0.75 */
-    AIBOX_TEST_CLOSE1("sklearn example", aibox_auroc(s, l, 4), 0.75, 1e-15, 0);
+    AIBOX_TEST_CLOSE1("sklearn example", aibox_metric_auroc(s, l, 4), 0.75, 1e-15, 0);
     const float sep[] = {1, 2, 3, 4};
     const uint8_t up[] = {0, 0, 1, 1}, down[] = {1, 1, 0, 0};
-    AIBOX_TEST_CLOSE1("perfect", aibox_auroc(sep, up, 4), 1.0, 0, 0);
-    AIBOX_TEST_CLOSE1("reversed", aibox_auroc(sep, down, 4), 0.0, 0, 0);
+    AIBOX_TEST_CLOSE1("perfect", aibox_metric_auroc(sep, up, 4), 1.0, 0, 0);
+    AIBOX_TEST_CLOSE1("reversed", aibox_metric_auroc(sep, down, 4), 0.0, 0, 0);
     const float tie[] = {2, 2, 2, 2, 2};
     const uint8_t tl[] = {1, 0, 0, 1, 0};
-    AIBOX_TEST_CLOSE1("all tied", aibox_auroc(tie, tl, 5), 0.5, 0, 0);
+    AIBOX_TEST_CLOSE1("all tied", aibox_metric_auroc(tie, tl, 5), 0.5, 0, 0);
     /* -0 and +0 tie; negative scores and infinities order as floats */
     const float z[] = {-0.0f, 0.0f, -1.0f, -INFINITY, INFINITY};
     const uint8_t zl[] = {1, 0, 0, 0, 1};
     /* pos -0: beats -1, -inf, ties +0 -> 2.5; pos +inf beats 3 -> 3; U = 5.5 / 6 */
-    AIBOX_TEST_CLOSE1("signed zeros", aibox_auroc(z, zl, 5), 5.5 / 6.0, 1e-15, 0);
+    AIBOX_TEST_CLOSE1("signed zeros", aibox_metric_auroc(z, zl, 5), 5.5 / 6.0, 1e-15, 0);
 }
 
 static void test_auroc_nan_cases(void **state)
@@ -253,14 +253,14 @@ static void test_auroc_nan_cases(void **state)
     (void)state;
     const float s[] = {0.1f, 0.2f, 0.3f};
     const uint8_t zeros[] = {0, 0, 0}, ones[] = {1, 1, 1}, mixed[] = {0, 1, 0};
-    assert_true(isnan(aibox_auroc(s, zeros, 3)));
-    assert_true(isnan(aibox_auroc(s, ones, 3)));
-    assert_true(isnan(aibox_auroc(s, mixed, 0)));
-    assert_true(isnan(aibox_auroc(NULL, mixed, 3)));
-    assert_true(isnan(aibox_auroc(s, NULL, 3)));
+    assert_true(isnan(aibox_metric_auroc(s, zeros, 3)));
+    assert_true(isnan(aibox_metric_auroc(s, ones, 3)));
+    assert_true(isnan(aibox_metric_auroc(s, mixed, 0)));
+    assert_true(isnan(aibox_metric_auroc(NULL, mixed, 3)));
+    assert_true(isnan(aibox_metric_auroc(s, NULL, 3)));
     const float withnan[] = {0.1f, NAN, 0.3f};
-    assert_true(isnan(aibox_auroc(withnan, mixed, 3)));
-    assert_false(isnan(aibox_auroc(s, mixed, 3)));
+    assert_true(isnan(aibox_metric_auroc(withnan, mixed, 3)));
+    assert_false(isnan(aibox_metric_auroc(s, mixed, 3)));
 }
 
 /* Millions of pixels: quantised scores (1000 levels) so that per-level counts
@@ -289,7 +289,7 @@ static void test_auroc_large(void **state)
         np += c1[q], nn += c0[q];
     }
     double want = u / (np * nn), t = now_s();
-    double got = aibox_auroc(s, l, n);
+    double got = aibox_metric_auroc(s, l, n);
     t = now_s() - t;
     printf("  auroc on %zu samples: %.12f (reference %.12f) in %.3f s\n", n, got, want, t);
     AIBOX_TEST_CLOSE1("auroc large", got, want, 1e-12, 0);
@@ -312,16 +312,16 @@ static void test_f1_at(void **state)
     }
     const float ts[] = {-1.0f, 0.0f, 0.3f, 0.5f, 0.7f, 1.0f, 1.3f, 9.0f};
     for (size_t k = 0; k < sizeof ts / sizeof ts[0]; k++)
-        AIBOX_TEST_CLOSE1("f1_at", aibox_f1_at(s, l, n, ts[k]), f1_ref(s, l, n, ts[k]), 1e-12, 0);
+        AIBOX_TEST_CLOSE1("f1_at", aibox_metric_f1_at(s, l, n, ts[k]), f1_ref(s, l, n, ts[k]), 1e-12, 0);
     /* hand: TP 1 (0.9), FP 1 (0.8), FN 1 (0.2): F1 = 2 / 4 */
     const float hs[] = {0.9f, 0.8f, 0.2f, 0.1f};
     const uint8_t hl[] = {1, 0, 1, 0};
-    AIBOX_TEST_CLOSE1("f1 hand", aibox_f1_at(hs, hl, 4, 0.5f), 0.5, 1e-15, 0);
-    AIBOX_TEST_CLOSE1("f1 inclusive", aibox_f1_at(hs, hl, 4, 0.9f), 2.0 / 3.0, 1e-15, 0); /* >= */
+    AIBOX_TEST_CLOSE1("f1 hand", aibox_metric_f1_at(hs, hl, 4, 0.5f), 0.5, 1e-15, 0);
+    AIBOX_TEST_CLOSE1("f1 inclusive", aibox_metric_f1_at(hs, hl, 4, 0.9f), 2.0 / 3.0, 1e-15, 0); /* >= */
     const uint8_t none[] = {0, 0, 0, 0};
-    AIBOX_TEST_CLOSE1("nothing to find, nothing found", aibox_f1_at(hs, none, 4, 5.0f), 0.0, 0, 0);
-    assert_true(isnan(aibox_f1_at(hs, hl, 4, NAN)));
-    assert_true(isnan(aibox_f1_at(NULL, hl, 4, 0.5f)));
+    AIBOX_TEST_CLOSE1("nothing to find, nothing found", aibox_metric_f1_at(hs, none, 4, 5.0f), 0.0, 0, 0);
+    assert_true(isnan(aibox_metric_f1_at(hs, hl, 4, NAN)));
+    assert_true(isnan(aibox_metric_f1_at(NULL, hl, 4, 0.5f)));
     free(s), free(l);
 }
 
@@ -334,7 +334,7 @@ static void test_f1_best(void **state)
     /* equal F1 2/3 at 0.9 (TP 1, FN 1) and at 0.3 (TP 2, FP 2): the lower wins */
     const float hs[] = {0.9f, 0.5f, 0.4f, 0.3f};
     const uint8_t hl[] = {1, 0, 0, 1};
-    assert_int_equal(aibox_f1_best(hs, hl, 4, &t, &f, &err), AIBOX_OK);
+    assert_int_equal(aibox_metric_f1_best(hs, hl, 4, &t, &f, &err), AIBOX_OK);
     assert_true(t == 0.3f);
     AIBOX_TEST_CLOSE1("tie f1", f, 2.0 / 3.0, 1e-15, 0);
 
@@ -352,19 +352,19 @@ static void test_f1_best(void **state)
         float tr;
         double fr;
         f1_best_ref(s, l, n, &tr, &fr);
-        assert_int_equal(aibox_f1_best(s, l, n, &t, &f, &err), AIBOX_OK);
+        assert_int_equal(aibox_metric_f1_best(s, l, n, &t, &f, &err), AIBOX_OK);
         if (t != tr) fail_msg("round %d: threshold %.9g, reference %.9g (F1 %.12f vs %.12f)", round, t, tr, f, fr);
         AIBOX_TEST_CLOSE1("best f1", f, fr, 1e-12, 0);
-        AIBOX_TEST_CLOSE1("best f1 = f1 at it", f, aibox_f1_at(s, l, n, t), 1e-15, 0);
+        AIBOX_TEST_CLOSE1("best f1 = f1 at it", f, aibox_metric_f1_at(s, l, n, t), 1e-15, 0);
     }
     /* refusals */
     const uint8_t none[] = {0, 0, 0, 0};
-    assert_int_equal(aibox_f1_best(hs, none, 4, &t, &f, &err), AIBOX_E_INVALID);
-    assert_int_equal(aibox_f1_best(hs, hl, 0, &t, &f, &err), AIBOX_E_INVALID);
-    assert_int_equal(aibox_f1_best(NULL, hl, 4, &t, &f, &err), AIBOX_E_INVALID);
-    assert_int_equal(aibox_f1_best(hs, hl, 4, NULL, &f, NULL), AIBOX_E_INVALID);
+    assert_int_equal(aibox_metric_f1_best(hs, none, 4, &t, &f, &err), AIBOX_E_INVALID);
+    assert_int_equal(aibox_metric_f1_best(hs, hl, 0, &t, &f, &err), AIBOX_E_INVALID);
+    assert_int_equal(aibox_metric_f1_best(NULL, hl, 4, &t, &f, &err), AIBOX_E_INVALID);
+    assert_int_equal(aibox_metric_f1_best(hs, hl, 4, NULL, &f, NULL), AIBOX_E_INVALID);
     const float withnan[] = {0.9f, NAN, 0.4f, 0.3f};
-    assert_int_equal(aibox_f1_best(withnan, hl, 4, &t, &f, &err), AIBOX_E_INVALID);
+    assert_int_equal(aibox_metric_f1_best(withnan, hl, 4, &t, &f, &err), AIBOX_E_INVALID);
     printf("  refused as expected: %s\n", err.msg);
     free(s), free(l);
 }
@@ -378,18 +378,18 @@ static void test_aupro_hand(void **state)
      * Points: .9 -> (0, .25), .8 -> (0, .75), .7 -> (.5, .75), .3 -> (.5, 1), .2 -> (1, 1). */
     const uint8_t m[] = {1, 0, 1, 1, 0};
     const float s[] = {0.8f, 0.7f, 0.9f, 0.3f, 0.2f};
-    AIBOX_TEST_CLOSE1("hand L=.3", aibox_aupro(s, m, 1, 5, 1, 0.3), 0.75, 1e-12, 0);
-    AIBOX_TEST_CLOSE1("hand L=1", aibox_aupro(s, m, 1, 5, 1, 1.0), 0.875, 1e-12, 0);
-    AIBOX_TEST_CLOSE1("hand L=.75", aibox_aupro(s, m, 1, 5, 1, 0.75), 0.625 / 0.75, 1e-12, 0);
+    AIBOX_TEST_CLOSE1("hand L=.3", aibox_metric_aupro(s, m, 1, 5, 1, 0.3), 0.75, 1e-12, 0);
+    AIBOX_TEST_CLOSE1("hand L=1", aibox_metric_aupro(s, m, 1, 5, 1, 1.0), 0.875, 1e-12, 0);
+    AIBOX_TEST_CLOSE1("hand L=.75", aibox_metric_aupro(s, m, 1, 5, 1, 0.75), 0.625 / 0.75, 1e-12, 0);
     /* the defect pixel 3 tied with normal pixel 1 at .7: one point (.5, 1), so the
      * segment from (0, .75) is interpolated at .3: y = .9, area .2475 */
     const float st[] = {0.8f, 0.7f, 0.9f, 0.7f, 0.2f};
-    AIBOX_TEST_CLOSE1("tied", aibox_aupro(st, m, 1, 5, 1, 0.3), 0.2475 / 0.3, 1e-12, 0);
+    AIBOX_TEST_CLOSE1("tied", aibox_metric_aupro(st, m, 1, 5, 1, 0.3), 0.2475 / 0.3, 1e-12, 0);
     /* images are labelled separately: img0 {1,2} and img1 {0} would join
      * diagonally in one 3x2 picture; PRO .25, .75 (not 1/3, 2/3) */
     const uint8_t m2[] = {0, 1, 1, 1, 0, 0};
     const float s2[] = {0.0f, 0.9f, 0.1f, 0.8f, 0.2f, 0.3f};
-    AIBOX_TEST_CLOSE1("per image", aibox_aupro(s2, m2, 2, 3, 1, 0.3), 0.75, 1e-12, 0);
+    AIBOX_TEST_CLOSE1("per image", aibox_metric_aupro(s2, m2, 2, 3, 1, 0.3), 0.75, 1e-12, 0);
 }
 
 static void blobs(aibox_rng *rng, uint8_t *mask, int w, int h, int count)
@@ -420,7 +420,7 @@ static void test_aupro_random(void **state)
             float v = aibox_rng_uniform(&rng) + (m[i] ? 0.4f : 0.0f);
             s[i] = round & 1 ? v : (float)(int)(v * 20) / 20; /* even rounds: many ties */
         }
-        double lim = limits[round % 4], want = aupro_ref(s, m, n, w, h, lim), got = aibox_aupro(s, m, n, w, h, lim);
+        double lim = limits[round % 4], want = aupro_ref(s, m, n, w, h, lim), got = aibox_metric_aupro(s, m, n, w, h, lim);
         printf("  aupro round %d (limit %.2f): %.12f vs brute force %.12f\n", round, lim, got, want);
         AIBOX_TEST_CLOSE1("aupro", got, want, 1e-9, 0);
     }
@@ -440,12 +440,12 @@ static void test_aupro_perfect(void **state)
     uint8_t *m = aibox_test_malloc(total);
     for (int i = 0; i < n; i++) blobs(&rng, m + (size_t)i * w * h, w, h, 40);
     for (size_t i = 0; i < total; i++) s[i] = aibox_rng_uniform(&rng) * 1000.0f + (m[i] ? 2000.0f : -1000.0f);
-    double t = now_s(), a = aibox_aupro(s, m, n, w, h, 0.3);
+    double t = now_s(), a = aibox_metric_aupro(s, m, n, w, h, 0.3);
     t = now_s() - t;
     printf("  perfect detector on %d x %dx%d: %.15f in %.3f s\n", n, w, h, a, t);
     AIBOX_TEST_CLOSE1("perfect", a, 1.0, 1e-12, 0);
     for (size_t i = 0; i < total; i++) s[i] = -s[i];
-    AIBOX_TEST_CLOSE1("inverted", aibox_aupro(s, m, n, w, h, 0.3), 0.0, 1e-12, 0);
+    AIBOX_TEST_CLOSE1("inverted", aibox_metric_aupro(s, m, n, w, h, 0.3), 0.0, 1e-12, 0);
     free(s), free(m);
 }
 
@@ -454,18 +454,18 @@ static void test_aupro_nan_cases(void **state)
     (void)state;
     const float s[] = {0.1f, 0.2f, 0.3f, 0.4f};
     const uint8_t none[] = {0, 0, 0, 0}, all[] = {1, 2, 3, 255}, some[] = {0, 1, 0, 0};
-    assert_true(isnan(aibox_aupro(s, none, 1, 2, 2, 0.3)));
-    assert_true(isnan(aibox_aupro(s, all, 1, 2, 2, 0.3)));
-    assert_true(isnan(aibox_aupro(s, some, 1, 2, 2, 0.0)));
-    assert_true(isnan(aibox_aupro(s, some, 1, 2, 2, 1.5)));
-    assert_true(isnan(aibox_aupro(s, some, 1, 2, 2, NAN)));
-    assert_true(isnan(aibox_aupro(s, some, 0, 2, 2, 0.3)));
-    assert_true(isnan(aibox_aupro(s, some, 1, 0, 2, 0.3)));
-    assert_true(isnan(aibox_aupro(NULL, some, 1, 2, 2, 0.3)));
-    assert_true(isnan(aibox_aupro(s, NULL, 1, 2, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(s, none, 1, 2, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(s, all, 1, 2, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(s, some, 1, 2, 2, 0.0)));
+    assert_true(isnan(aibox_metric_aupro(s, some, 1, 2, 2, 1.5)));
+    assert_true(isnan(aibox_metric_aupro(s, some, 1, 2, 2, NAN)));
+    assert_true(isnan(aibox_metric_aupro(s, some, 0, 2, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(s, some, 1, 0, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(NULL, some, 1, 2, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(s, NULL, 1, 2, 2, 0.3)));
     const float withnan[] = {0.1f, NAN, 0.3f, 0.4f};
-    assert_true(isnan(aibox_aupro(withnan, some, 1, 2, 2, 0.3)));
-    assert_false(isnan(aibox_aupro(s, some, 1, 2, 2, 0.3)));
+    assert_true(isnan(aibox_metric_aupro(withnan, some, 1, 2, 2, 0.3)));
+    assert_false(isnan(aibox_metric_aupro(s, some, 1, 2, 2, 0.3)));
 }
 
 /* ------------------------------------------------------------------ regions */
@@ -528,11 +528,17 @@ static void test_regions_patterns(void **state)
     /* nothing above: zero regions */
     assert_int_equal(aibox_map_regions(m, 10, 6, 2.0f, r, 8, &count, &err), AIBOX_OK);
     assert_int_equal(count, 0);
-    /* NaN pixels are background */
+    /* a NaN pixel fails the threshold: foreground (was background, which hid it) */
+    float was = m[3 * 10 + 4];
     m[3 * 10 + 4] = NAN;
     assert_int_equal(aibox_map_regions(m, 10, 6, 0.3f, r, 8, &count, &err), AIBOX_OK);
-    assert_int_equal(count, 5);
-    assert_int_equal(r[0].area, 7);
+    assert_int_equal(count, was >= 0.3f ? 5 : 6);
+    long total = 0, total_was = 0;
+    for (int i = 0; i < count && i < 8; i++) total += r[i].area;
+    m[3 * 10 + 4] = was;
+    assert_int_equal(aibox_map_regions(m, 10, 6, 0.3f, r, 8, &count, &err), AIBOX_OK);
+    for (int i = 0; i < count && i < 8; i++) total_was += r[i].area;
+    assert_int_equal(total, total_was + (was >= 0.3f ? 0 : 1));
     free(m);
 }
 

@@ -1,0 +1,32 @@
+/* The anomaly box's internals: a detector and the record of scoring calls
+ * its method supplies (PaDiM today; PatchCore or an auto-encoder would add a
+ * record and a constructor). */
+#ifndef AIBOX_ANOMALY_INTERNAL_H
+#define AIBOX_ANOMALY_INTERNAL_H
+
+#include "core/core.h"
+
+typedef struct aibox_anomaly_method {
+    const char *name;
+    /* one preprocessed image x -> its anomaly map (model input size) and score */
+    aibox_status (*score)(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err);
+    const aibox_model *(*model)(const aibox_detector *d);
+    aibox_status (*save)(const aibox_detector *d, const char *path, aibox_error *err);
+    void (*free)(aibox_detector *d); /* the method's own objects */
+} aibox_anomaly_method;
+
+struct aibox_detector {
+    const aibox_anomaly_method *method;
+    aibox_padim *pd; /* PaDiM: the model (owned) and its scoring context */
+    aibox_padim_ctx *pctx;
+    aibox_preproc pp;
+    aibox_thresholds thr;
+    int has_thresholds;
+    float *input, *map; /* the current image, preprocessed; its map at the model's input size */
+    size_t map_len;
+    float *big; /* the map at the image's size */
+    size_t big_cap;
+    int img_w, img_h; /* the last image scored */
+};
+
+#endif

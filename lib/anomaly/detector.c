@@ -1,0 +1,199 @@
+/* An anomaly model ready to judge images: scores, verdicts, regions,
+ * pictures and folder evaluation (see aibox/anomaly.h, "detectors"). The
+ * method behind it is one record of scoring calls, so another method
+ * (PatchCore, an auto-encoder) plugs into the same thresholds, regions,
+ * pictures and evaluation. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "anomaly/anomaly.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------------------ methods */
+/* PaDiM: aibox_padim scored through its own context. */
+static aibox_status padim_score(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err)
+{
+    return aibox_padim_score(d->pctx, x, 1, NULL, map, score, err);
+}
+
+static const aibox_model *padim_model(const aibox_detector *d) { return aibox_padim_model_const(d->pd); }
+
+static aibox_status padim_save(const aibox_detector *d, const char *path, aibox_error *err)
+{
+    return aibox_padim_save(d->pd, path, err);
+}
+
+static void padim_free(aibox_detector *d)
+{
+    aibox_padim_ctx_free(&d->pctx);
+    aibox_padim_free(&d->pd);
+}
+
+static const aibox_anomaly_method PADIM = {"padim", padim_score, padim_model, padim_save, padim_free};
+
+/* ------------------------------------------------------------------ life cycle */
+aibox_status aibox_detector_from_padim(aibox_detector **out, aibox_padim *pd, int threads, aibox_error *err)
+{
+    if (!out || !pd) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    *out = NULL;
+    aibox_detector *d = calloc(1, sizeof *d);
+    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    d->method = &PADIM, d->pd = pd;
+    const aibox_model *m = d->method->model(d);
+    aibox_status s = aibox_preproc_from_model(&d->pp, m, err);
+    if (!s) s = aibox_padim_ctx_create(&d->pctx, pd, 1, threads, err);
+    if (!s) {
+        d->map_len = (size_t)d->pp.width * d->pp.height;
+        d->input = malloc(sizeof(float) * (size_t)d->pp.channels * d->map_len);
+        d->map = malloc(sizeof(float) * d->map_len);
+        if (!d->input || !d->map) s = aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    }
+    /* thresholds are optional until the model judges an image */
+    if (!s) d->has_thresholds = aibox_thresholds_from_model(&d->thr, m, NULL) == AIBOX_OK;
+    if (s) {
+        d->pd = NULL; /* the caller keeps its model on failure */
+        aibox_detector_free(&d);
+        return s;
+    }
+    *out = d;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_detector_load(aibox_detector **out, const char *path, int threads, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL output");
+    *out = NULL;
+    aibox_padim *pd = NULL;
+    aibox_status s = aibox_padim_load(&pd, path, err); /* AIBOX_E_NOTFOUND: not an anomaly model */
+    if (s) return s;
+    if ((s = aibox_detector_from_padim(out, pd, threads, err))) {
+        aibox_padim_free(&pd);
+        return s;
+    }
+    aibox_thresholds t;
+    aibox_error te = {0};
+    if ((s = aibox_thresholds_from_model(&t, aibox_detector_model(*out), &te))) {
+        aibox_detector_free(out);
+        return aibox_fail(err, s == AIBOX_E_NOTFOUND ? AIBOX_E_FORMAT : s, "%s: %s", path, te.msg);
+    }
+    return AIBOX_OK;
+}
+
+void aibox_detector_free(aibox_detector **pd)
+{
+    if (!pd || !*pd) return;
+    aibox_detector *d = *pd;
+    if (d->method) d->method->free(d);
+    free(d->input), free(d->map), free(d->big);
+    free(d);
+    *pd = NULL;
+}
+
+aibox_status aibox_detector_save(const aibox_detector *d, const char *path, aibox_error *err)
+{
+    if (!d || !path) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    return d->method->save(d, path, err);
+}
+
+const aibox_model *aibox_detector_model(const aibox_detector *d) { return d ? d->method->model(d) : NULL; }
+const char *aibox_detector_method(const aibox_detector *d) { return d ? d->method->name : NULL; }
+const aibox_padim *aibox_detector_padim(const aibox_detector *d) { return d && d->method == &PADIM ? d->pd : NULL; }
+const aibox_thresholds *aibox_detector_thresholds(const aibox_detector *d)
+{
+    return d && d->has_thresholds ? &d->thr : NULL;
+}
+const aibox_preproc *aibox_detector_preproc(const aibox_detector *d) { return d ? &d->pp : NULL; }
+
+aibox_status aibox_detector_set_thresholds(aibox_detector *d, const aibox_thresholds *t, aibox_error *err)
+{
+    if (!d || !t) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    aibox_model *m = d->pd ? aibox_padim_model(d->pd) : NULL;
+    aibox_status s = m ? aibox_thresholds_to_model(t, m, err) : aibox_fail(err, AIBOX_E_STATE, "detector: no model");
+    if (!s) d->thr = *t, d->has_thresholds = 1;
+    return s;
+}
+
+/* ------------------------------------------------------------------ judging one image */
+aibox_status aibox_detector_score(aibox_detector *d, const aibox_image *img, float *score, aibox_error *err)
+{
+    if (!d || !img || !score) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    aibox_status s = aibox_preprocess(&d->pp, img, d->input, err);
+    if (!s) s = d->method->score(d, d->input, d->map, score, err);
+    if (s) return s;
+    size_t bad = 0;
+    while (bad < d->map_len && isfinite(d->map[bad])) bad++;
+    if (!isfinite(*score) || bad < d->map_len) /* never a verdict from non-finite numbers */
+        return aibox_fail(err, AIBOX_E_NONFINITE, "the anomaly %s is not a finite number (%g)",
+                          isfinite(*score) ? "map" : "score", isfinite(*score) ? d->map[bad] : *score);
+    d->img_w = img->width, d->img_h = img->height;
+    return AIBOX_OK;
+}
+
+/* The last map at w x h (the image's size), in d->big. */
+static aibox_status big_map(aibox_detector *d, int w, int h, aibox_error *err)
+{
+    size_t n = (size_t)w * h;
+    if (n > d->big_cap) {
+        float *b = realloc(d->big, sizeof(float) * n);
+        if (!b) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory for a %dx%d map", w, h);
+        d->big = b, d->big_cap = n;
+    }
+    return aibox_map_resize(d->map, d->pp.width, d->pp.height, d->big, w, h, err);
+}
+
+aibox_status aibox_detector_run(aibox_detector *d, const aibox_image *img, aibox_detection *out, aibox_error *err)
+{
+    if (!d || !img || !out) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    memset(out, 0, sizeof *out);
+    if (!d->has_thresholds) return aibox_fail(err, AIBOX_E_STATE, "detector: the model has no thresholds to judge with");
+    double t0 = now();
+    float score;
+    aibox_status s = aibox_detector_score(d, img, &score, err);
+    if (s) return s;
+    out->ms_score = (now() - t0) * 1e3;
+    out->score = score;
+    out->norm_score = aibox_anomaly_normalise(score, d->thr.image, d->thr.score_min, d->thr.score_max);
+    out->ng = !(score < d->thr.image); /* at or above the threshold; whatever fails the comparison is NG */
+    /* regions in the image's own pixels */
+    if ((s = big_map(d, img->width, img->height, err))) return s;
+    return aibox_map_regions(d->big, img->width, img->height, (float)d->thr.pixel, out->regions,
+                             AIBOX_DETECTION_MAX_REGIONS, &out->n_regions, err);
+}
+
+const float *aibox_detector_map(const aibox_detector *d, int *w, int *h)
+{
+    if (w) *w = d ? d->pp.width : 0;
+    if (h) *h = d ? d->pp.height : 0;
+    return d ? d->map : NULL;
+}
+
+aibox_status aibox_detector_heatmap(aibox_detector *d, const aibox_image *img, aibox_image *out, aibox_error *err)
+{
+    if (!d || !img || !out) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    if (!d->has_thresholds) return aibox_fail(err, AIBOX_E_STATE, "detector: the model has no thresholds");
+    /* colours normalised as the scores: 0.5 (the colour scale's middle) at the pixel threshold */
+    float *nm = malloc(sizeof(float) * d->map_len);
+    if (!nm) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    for (size_t i = 0; i < d->map_len; i++)
+        nm[i] = (float)aibox_anomaly_normalise(d->map[i], d->thr.pixel, d->thr.score_min, d->thr.score_max);
+    aibox_status s = aibox_heatmap_overlay(out, img, nm, d->pp.width, d->pp.height, 0, 1, 0.5f, err);
+    free(nm);
+    return s;
+}
+
+aibox_status aibox_detector_mask(aibox_detector *d, aibox_image *out, aibox_error *err)
+{
+    if (!d || !out) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    if (!d->has_thresholds || d->img_w < 1) return aibox_fail(err, AIBOX_E_STATE, "detector: no image was run");
+    aibox_status s = big_map(d, d->img_w, d->img_h, err);
+    return s ? s : aibox_map_mask(out, d->big, d->img_w, d->img_h, (float)d->thr.pixel, err);
+}

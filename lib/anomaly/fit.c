@@ -1,0 +1,225 @@
+/* Fitting a detector on a folder of good parts: the seeded hold-out, the
+ * streamed PaDiM fit, the held-out (and defect) scores, the thresholds and
+ * everything inference and evaluation need, stored in the model. What
+ * `aibox-train padim` does, as one library call. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "anomaly/anomaly.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static const char *leaf(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+typedef struct fitter {
+    const aibox_fit_opts *o;
+    aibox_fit_report *rep;
+    long long max_pixels;
+    int min_side;
+} fitter;
+
+/* Loads an image (sides below min_side refused) into img. An unusable file
+ * is skipped and reported (1 returned with *skip set), or with strict fatal. */
+static aibox_status load(fitter *f, const char *path, aibox_image *img, int *skip, aibox_error *err)
+{
+    aibox_error e = {0};
+    *skip = 0;
+    aibox_status s = aibox_image_load(img, path, f->max_pixels, &e);
+    if (!s && (img->width < f->min_side || img->height < f->min_side))
+        s = aibox_fail(&e, AIBOX_E_INVALID, "%s: too small: %dx%d (each side must be at least %d pixels)", path,
+                       img->width, img->height, f->min_side);
+    if (!s) return AIBOX_OK;
+    aibox_image_free(img);
+    if (s == AIBOX_E_NOMEM) return aibox_fail(err, s, "%s", e.msg);
+    if (f->o->strict) return aibox_fail(err, AIBOX_E_INVALID, "%s (strict: stopped at the first unusable image)", e.msg);
+    *skip = 1;
+    f->rep->skipped++;
+    if (f->o->on_skip) f->o->on_skip(f->o->user, path, &e);
+    return AIBOX_OK;
+}
+
+/* Scores a list of images with the fitted detector: scores, and with maps
+ * and masks (map_len pixels each) their maps and ground truth. *n_ok: the
+ * images scored. */
+static aibox_status score_list(fitter *f, aibox_detector *d, char **paths, int n, float *scores, float *maps,
+                               uint8_t *masks, size_t map_len, const char *mask_dir, int *n_ok, aibox_error *err)
+{
+    int k = 0;
+    aibox_status s = AIBOX_OK;
+    for (int i = 0; !s && i < n; i++) {
+        aibox_image img = {0};
+        int skip;
+        if ((s = load(f, paths[i], &img, &skip, err)) || skip) continue;
+        aibox_error e = {0};
+        s = aibox_detector_score(d, &img, scores + k, &e); /* a threshold never rests on a non-finite score */
+        aibox_image_free(&img);
+        if (s) {
+            s = aibox_fail(err, s, "%s: %s", paths[i], e.msg);
+            break;
+        }
+        if (maps) memcpy(maps + map_len * k, d->map, sizeof(float) * map_len);
+        if (masks && (s = aibox_load_mask(paths[i], mask_dir, d->pp.width, d->pp.height, f->max_pixels,
+                                          masks + map_len * k, &e)))
+            s = aibox_fail(err, s, "mask of %s", e.msg);
+        if (!s) k++;
+        if (f->o->on_progress) f->o->on_progress(f->o->user, "score", i + 1, n);
+    }
+    *n_ok = k;
+    return s;
+}
+
+/* The fitted images' fingerprints and names, the backbone's name. */
+static aibox_status record_fit(aibox_model *m, const aibox_fit_opts *o, char **paths, int n, aibox_error *err)
+{
+    int64_t *fp = malloc(sizeof *fp * (size_t)(n + 1));
+    const char **names = malloc(sizeof *names * (size_t)(n + 1));
+    aibox_status s = fp && names ? AIBOX_OK : aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory");
+    for (int i = 0; !s && i < n; i++) {
+        uint64_t v = 0;
+        s = aibox_file_fingerprint(paths[i], &v, err); /* the file changed under us */
+        fp[i] = (int64_t)v, names[i] = leaf(paths[i]);
+    }
+    if (!s) s = aibox_model_set_meta_strs(m, AIBOX_META_ANOMALY_FIT_FILES, n, names, err);
+    if (!s) s = aibox_model_set_meta_ints(m, AIBOX_META_ANOMALY_FIT_FINGERPRINTS, n, fp, err);
+    if (!s && o->backbone_name) s = aibox_model_set_meta_str(m, AIBOX_META_ANOMALY_BACKBONE, o->backbone_name, err);
+    free(fp), free((void *)names);
+    return s;
+}
+
+/* The PaDiM statistics of the fit list, streamed in batches; *used receives
+ * the images actually fitted (the skipped ones left out). */
+static aibox_status fit_padim(fitter *f, const aibox_model *bb, char **paths, int n, aibox_padim **pd, char **used,
+                              int *n_used, aibox_error *err)
+{
+    const aibox_fit_opts *o = f->o;
+    int batch = o->batch > 0 ? o->batch : 8;
+    aibox_padim_fit *fit = NULL;
+    aibox_preproc pp;
+    aibox_status s = aibox_padim_fit_begin(&fit, bb, o->padim, batch, o->threads, err);
+    if (!s) s = aibox_padim_fit_preproc(fit, &pp, err);
+    size_t in_len = s ? 0 : (size_t)pp.channels * pp.width * pp.height;
+    float *x = s ? NULL : malloc(sizeof(float) * in_len * (size_t)batch);
+    if (!s && !x) s = aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory");
+    int nb = 0;
+    *n_used = 0;
+    for (int i = 0; !s && i < n; i++) {
+        aibox_image img = {0};
+        int skip;
+        if (!(s = load(f, paths[i], &img, &skip, err)) && !skip) {
+            s = aibox_preprocess(&pp, &img, x + in_len * nb, err);
+            if (!s) used[(*n_used)++] = paths[i], nb++;
+        }
+        aibox_image_free(&img);
+        if (!s && (nb == batch || (i == n - 1 && nb))) {
+            s = aibox_padim_fit_add(fit, x, nb, err);
+            nb = 0;
+            if (o->on_progress) o->on_progress(o->user, "fit", i + 1, n);
+        }
+    }
+    if (!s && *n_used < 1) s = aibox_fail(err, AIBOX_E_INVALID, "fit: no usable good image to fit");
+    if (!s) f->rep->fit_bytes = aibox_padim_fit_bytes(fit);
+    if (!s) s = aibox_padim_fit_end(fit, pd, err);
+    if (!s && o->float32) s = aibox_padim_set_half(*pd, 0, err);
+    aibox_padim_fit_free(&fit);
+    free(x);
+    if (s) aibox_padim_free(pd);
+    return s;
+}
+
+aibox_status aibox_detector_fit_folder(aibox_detector **out, const aibox_model *backbone, const char *good_dir,
+                                       const aibox_fit_opts *opts, aibox_fit_report *rep, aibox_error *err)
+{
+    aibox_fit_report r0;
+    if (!rep) rep = &r0;
+    memset(rep, 0, sizeof *rep);
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "fit: NULL output");
+    *out = NULL;
+    if (!backbone || !good_dir || !opts) return aibox_fail(err, AIBOX_E_INVALID, "fit: NULL argument");
+    const aibox_fit_opts *o = opts;
+    double t_start = now(), holdout = o->holdout == 0 ? 0.2 : o->holdout < 0 ? 0 : o->holdout;
+    aibox_threshold_rule rule = o->threshold.rule;
+    if (!(holdout >= 0 && holdout <= 0.9))
+        return aibox_fail(err, AIBOX_E_INVALID, "fit: hold-out share %g (0 to 0.9)", holdout);
+    if (rule == AIBOX_THRESHOLD_F1 && !o->abnormal_dir)
+        return aibox_fail(err, AIBOX_E_INVALID, "fit: the f1 threshold needs defect examples (abnormal_dir)");
+    if (rule != AIBOX_THRESHOLD_F1 && rule != AIBOX_THRESHOLD_FIXED && holdout <= 0)
+        return aibox_fail(err, AIBOX_E_INVALID, "fit: this threshold rule needs held-out good images (holdout > 0)");
+    fitter f = {o, rep, o->max_pixels, o->min_side > 0 ? o->min_side : 8};
+    aibox_list_opts lo = {.subfolders = AIBOX_SUBFOLDERS_RECURSE, .images_only = 1, .skip_masks = 1};
+    aibox_file_list goods = {0}, bad = {0};
+    aibox_status s = aibox_list_files(&goods, good_dir, &lo, err);
+    if (!s && o->abnormal_dir) s = aibox_list_files(&bad, o->abnormal_dir, &lo, err);
+    int n_hold = (int)floor(holdout * goods.n + 0.5);
+    if (holdout > 0 && n_hold < 1) n_hold = 1;
+    if (!s && goods.n - n_hold < 1)
+        s = aibox_fail(err, AIBOX_E_INVALID, "%s: %d good images, too few to fit and hold out %d", good_dir, goods.n,
+                       n_hold);
+    int n_fit = goods.n - n_hold;
+    char **g = goods.path, **used = malloc(sizeof *used * (size_t)(goods.n + 1));
+    if (!s && !used) s = aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory");
+    if (!s) { /* a seeded Fisher-Yates draw; the fit list in name order (reproducible streaming), the hold-out after it */
+        aibox_rng rng;
+        aibox_rng_seed(&rng, o->seed);
+        for (int i = goods.n - 1; i > 0; i--) {
+            int j = (int)aibox_rng_below(&rng, (uint32_t)i + 1);
+            char *t = g[i];
+            g[i] = g[j], g[j] = t;
+        }
+        qsort(g, (size_t)n_fit, sizeof *g, cmp_str);
+        qsort(g + n_fit, (size_t)n_hold, sizeof *g, cmp_str);
+    }
+    aibox_padim *pd = NULL;
+    aibox_detector *d = NULL;
+    int n_used = 0;
+    double t_fit = now();
+    if (!s) s = fit_padim(&f, backbone, g, n_fit, &pd, used, &n_used, err);
+    rep->fit = n_used, rep->fit_seconds = now() - t_fit;
+    if (!s && (s = aibox_detector_from_padim(&d, pd, o->threads, err))) aibox_padim_free(&pd);
+    /* held-out good images, then defect examples: their scores (and maps, with defects) */
+    float *scores = NULL, *maps = NULL;
+    uint8_t *masks = NULL;
+    int n_total = n_hold + bad.n, h_ok = 0, b_ok = 0;
+    if (!s) {
+        scores = malloc(sizeof(float) * (size_t)(n_total + 1));
+        if (o->abnormal_dir) {
+            maps = malloc(sizeof(float) * d->map_len * (size_t)(n_total + 1));
+            masks = malloc(d->map_len * (size_t)(n_total + 1));
+        }
+        if (!scores || (o->abnormal_dir && (!maps || !masks)))
+            s = aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory for %d score maps", n_total);
+    }
+    if (!s) s = score_list(&f, d, g + n_fit, n_hold, scores, maps, masks, d->map_len, o->mask_dir, &h_ok, err);
+    if (!s)
+        s = score_list(&f, d, bad.path, bad.n, scores + h_ok, maps ? maps + d->map_len * h_ok : NULL,
+                       masks ? masks + d->map_len * h_ok : NULL, d->map_len, o->mask_dir, &b_ok, err);
+    rep->holdout = h_ok, rep->abnormal = b_ok;
+    aibox_thresholds t;
+    if (!s)
+        s = aibox_thresholds_compute(&o->threshold, scores, h_ok, scores + h_ok, b_ok, maps, masks, d->map_len, &t,
+                                     &rep->stats, err);
+    if (!s) s = aibox_detector_set_thresholds(d, &t, err);
+    if (!s) s = record_fit(aibox_padim_model(d->pd), o, used, n_used, err);
+    free(scores), free(maps), free(masks), free(used);
+    aibox_file_list_free(&goods), aibox_file_list_free(&bad);
+    rep->seconds = now() - t_start;
+    if (s) {
+        aibox_detector_free(&d);
+        return s;
+    }
+    *out = d;
+    return AIBOX_OK;
+}

@@ -1,0 +1,249 @@
+/* aibox-train padim: fit a PaDiM anomaly model on a folder of good parts
+ * (aibox_detector_fit_folder does the work; this parses, calls and prints). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aibox.h"
+#include "cli.h"
+#include "train_padim.h"
+
+static const char usage[] =
+    "usage: aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]\n"
+    "Fits a PaDiM anomaly detector on images of good parts only (GOOD_DIR and its sub-folders;\n"
+    "a PNG beside an image of the same name is its mask, not a sample). A seeded part of the\n"
+    "good images is held out to set the threshold; everything inference needs is stored in\n"
+    "the model (aibox-infer -m MODEL.aibox then prints scores, verdicts and defect regions).\n"
+    "  -o, --output FILE      the PaDiM model; an existing FILE is replaced, atomically (on failure\n"
+    "                         or interruption the old file stays)\n"
+    "  --backbone FILE        a pretrained CNN: TensorFlow Lite, safetensors (torchvision\n"
+    "                         ResNet) or .aibox; its preprocessing is used and stored\n"
+    "  --layers LIST          feature taps by stride (default 4,8,16: ResNet's layer1-3)\n"
+    "  --dims D               kept dimensions (default 100, or all channels if fewer)\n"
+    "  --projection P         random (default: a seeded channel subset, as PaDiM) or\n"
+    "                         orthogonal (a seeded semi-orthogonal projection, Kim et al.)\n"
+    "  --holdout F            fraction of the good images held out for the threshold (default 0.2)\n"
+    "  --threshold RULE       max (default: just above the largest held-out score), p99, sigma:K\n"
+    "                         (mean + K standard deviations), f1 (needs --abnormal-dir) or a number\n"
+    "  --abnormal-dir DIR     defect examples (optional): the F1-optimal image threshold is\n"
+    "                         computed and stored too; with masks (beside the images or in\n"
+    "                         --mask-dir) also the F1-optimal pixel threshold for regions\n"
+    "  --mask-dir DIR         masks named STEM.png or STEM_mask.png\n"
+    "  --reg X                added to each covariance's diagonal (default 0.01)\n"
+    "  --float32              score with the float32 factors (default: a half-precision copy on\n"
+    "                         CPUs with F16C, half the memory traffic, distances within ~1e-3;\n"
+    "                         the file keeps float32 either way)\n"
+    "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n"
+    "  --batch N              images per backbone pass (default 8)\n"
+    "  --seed N               seed of the hold-out, channel subset and projection (default 1)\n"
+    "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
+    "  --max-pixels N         skip images whose header announces more pixels (default 100000000)\n"
+    "  --strict               fail on the first unreadable image instead of skipping it\n"
+    "  --quiet                no progress output\n"
+    "Memory does not grow with the number of images (per-patch sums are streamed).\n"
+    "Exit status: 0 fitted, 2 bad usage or data, 3 the backbone or the fit failed.\n";
+
+
+typedef struct options {
+    const char *good, *out, *backbone, *rule;
+    aibox_padim_opts padim;
+    aibox_fit_opts fit;
+    int quiet;
+} options;
+
+/* The skipped images, for the summary (and, unless quiet, stderr). */
+typedef struct skips {
+    char **file, **why;
+    int n, cap, quiet;
+} skips;
+
+static void on_skip(void *user, const char *path, const aibox_error *e)
+{
+    skips *s = user;
+    if (!s->quiet) fprintf(stderr, "aibox-train padim: skipping %s\n", e->msg);
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        char **f = realloc(s->file, sizeof *f * (size_t)cap), **w = f ? realloc(s->why, sizeof *w * (size_t)cap) : NULL;
+        if (f) s->file = f;
+        if (!f || !w) return;
+        s->why = w, s->cap = cap;
+    }
+    s->file[s->n] = strdup(path), s->why[s->n] = strdup(e->msg);
+    if (s->file[s->n] && s->why[s->n]) s->n++;
+}
+
+static void on_progress(void *user, const char *phase, int done, int total)
+{
+    const skips *s = user;
+    if (s->quiet || !isatty(2)) return;
+    fprintf(stderr, "\raibox-train padim: %s %d/%d%s", !strcmp(phase, "fit") ? "fitting" : "scoring", done, total,
+            done == total ? "\n" : "");
+}
+
+static int parse_layers(const char *s, aibox_padim_opts *o)
+{
+    o->n_taps = 0;
+    char *copy = strdup(s), *save = NULL;
+    int ok = copy != NULL;
+    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long v = strtol(tok, &end, 10);
+        ok = !*end && v >= 1 && v <= 1024 && o->n_taps < AIBOX_PADIM_MAX_TAPS;
+        if (ok) o->strides[o->n_taps++] = (int)v;
+    }
+    free(copy);
+    return ok && o->n_taps > 0;
+}
+
+/* Options into o; 0 to go on, else the exit status (help: 0 with *done). */
+static int parse(int argc, char **argv, options *o, int *done)
+{
+    const char *prog = "aibox-train padim";
+    long dims = 0, batch = 8, seed = 1, threads = 0, max_pixels = 100000000;
+    double holdout = 0.2, reg = 0.01, sigma = 4;
+    o->rule = "max";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(usage, stdout), *done = 1, 0;
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) o->out = v, i++;
+        else if (!strcmp(a, "--backbone") && v) o->backbone = v, i++;
+        else if (!strcmp(a, "--threshold") && v) o->rule = v, i++;
+        else if (!strcmp(a, "--abnormal-dir") && v) o->fit.abnormal_dir = v, i++;
+        else if (!strcmp(a, "--mask-dir") && v) o->fit.mask_dir = v, i++;
+        else if (!strcmp(a, "--layers") && v) {
+            if (!(ok = parse_layers(v, &o->padim)))
+                fprintf(stderr, "%s: --layers needs 1 to %d strides such as 4,8,16 (got '%s')\n", prog,
+                        AIBOX_PADIM_MAX_TAPS, v);
+            i++;
+        } else if (!strcmp(a, "--projection") && v) {
+            if (!strcmp(v, "random")) o->padim.projection = AIBOX_PADIM_RANDOM;
+            else if (!strcmp(v, "orthogonal")) o->padim.projection = AIBOX_PADIM_ORTHOGONAL;
+            else ok = 0, fprintf(stderr, "%s: --projection must be random or orthogonal (got '%s')\n", prog, v);
+            i++;
+        } else if (!strcmp(a, "--dims")) ok = cli_int(prog, a, v, 1, 4096, &dims), i++;
+        else if (!strcmp(a, "--batch")) ok = cli_int(prog, a, v, 1, 256, &batch), i++;
+        else if (!strcmp(a, "--seed")) ok = cli_int(prog, a, v, 0, 0x7fffffffL, &seed), i++;
+        else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
+        else if (!strcmp(a, "--max-pixels")) ok = cli_int(prog, a, v, 1, 2000000000L, &max_pixels), i++;
+        else if (!strcmp(a, "--holdout")) ok = cli_float(prog, a, v, 0, 0.9, &holdout), i++;
+        else if (!strcmp(a, "--reg")) ok = cli_float(prog, a, v, 1e-9, 1e6, &reg), i++;
+        else if (!strcmp(a, "--sigma")) ok = cli_float(prog, a, v, 0, 100, &sigma), i++;
+        else if (!strcmp(a, "--quiet")) o->quiet = 1;
+        else if (!strcmp(a, "--strict")) o->fit.strict = 1;
+        else if (!strcmp(a, "--float32")) o->fit.float32 = 1;
+        else if (a[0] != '-' && !o->good) o->good = a;
+        else {
+            fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+        if (!ok) return 2;
+    }
+    if (!o->good || !o->out || !o->backbone) {
+        fprintf(stderr, "%s: needs GOOD_DIR, -o MODEL.aibox and --backbone FILE (see --help)\n", prog);
+        return 2;
+    }
+    aibox_error err = {0};
+    if (aibox_threshold_parse(o->rule, &o->fit.threshold, &err)) {
+        fprintf(stderr, "%s: --threshold: %s\n", prog, err.msg);
+        return 2;
+    }
+    o->padim.dims = (int)dims, o->padim.seed = (uint64_t)seed, o->padim.reg = reg;
+    o->padim.blur_sigma = sigma > 0 ? (float)sigma : -1;
+    o->fit.padim = &o->padim;
+    o->fit.holdout = holdout > 0 ? holdout : -1, o->fit.seed = (uint64_t)seed;
+    o->fit.batch = (int)batch, o->fit.threads = (int)threads, o->fit.max_pixels = max_pixels;
+    const char *slash = strrchr(o->backbone, '/');
+    o->fit.backbone_name = slash ? slash + 1 : o->backbone;
+    return 0;
+}
+
+/* The one summary line. */
+static void print_summary(const options *o, const aibox_detector *d, const aibox_fit_report *r, const skips *sk)
+{
+    const aibox_threshold_stats *st = &r->stats;
+    const aibox_thresholds *t = aibox_detector_thresholds(d);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    struct stat sb;
+    long long model_bytes = stat(o->out, &sb) ? -1 : (long long)sb.st_size;
+    int gw, gh, dims;
+    aibox_padim_info(aibox_detector_padim(d), &gw, &gh, &dims, NULL);
+    cli_json j;
+    cj_begin(&j, stdout);
+    cj_str(&j, "model", o->out);
+    cj_str(&j, "backbone", o->backbone);
+    cj_obj(&j, "images");
+    cj_int(&j, "fit", r->fit), cj_int(&j, "holdout", r->holdout), cj_int(&j, "abnormal", r->abnormal);
+    cj_int(&j, "skipped", r->skipped);
+    cj_close(&j);
+    cj_int(&j, "dims", dims);
+    cj_arr(&j, "grid");
+    cj_int(&j, NULL, gw), cj_int(&j, NULL, gh);
+    cj_close(&j);
+    cj_num(&j, "threshold", "%.6g", t->image);
+    cj_str(&j, "threshold_rule", o->rule);
+    cj_obj(&j, "holdout_scores"); /* null when nothing was held out */
+    cj_num(&j, "min", "%.6g", st->good_min), cj_num(&j, "mean", "%.6g", st->good_mean);
+    cj_num(&j, "sd", "%.6g", st->good > 1 ? st->good_sd : NAN), cj_num(&j, "p99", "%.6g", st->good_p99);
+    cj_num(&j, "max", "%.6g", st->good_max);
+    cj_close(&j);
+    if (r->abnormal > 0) {
+        cj_obj(&j, "abnormal_eval");
+        cj_num(&j, "image_auroc", "%.6f", st->image_auroc), cj_num(&j, "f1", "%.6f", st->f1);
+        cj_num(&j, "threshold_f1", "%.6g", t->image_f1), cj_num(&j, "pixel_threshold_f1", "%.6g", st->pixel_threshold_f1);
+        cj_num(&j, "pixel_f1", "%.6f", st->pixel_f1);
+        cj_close(&j);
+    }
+    cj_arr(&j, "skipped");
+    for (int i = 0; i < sk->n; i++) {
+        cj_obj(&j, NULL);
+        cj_str(&j, "file", sk->file[i]), cj_str(&j, "error", sk->why[i]);
+        cj_close(&j);
+    }
+    cj_close(&j);
+    cj_obj(&j, "seconds");
+    cj_num(&j, "fit", "%.3f", r->fit_seconds), cj_num(&j, "total", "%.3f", r->seconds);
+    cj_close(&j);
+    cj_num(&j, "fit_state_mb", "%.1f", r->fit_bytes / 1048576.0);
+    cj_num(&j, "peak_rss_mb", "%.1f", ru.ru_maxrss / 1024.0);
+    cj_num(&j, "model_mb", "%.1f", model_bytes / 1048576.0);
+    cj_end(&j);
+}
+
+int padim_main(int argc, char **argv)
+{
+    const char *prog = "aibox-train padim";
+    options o;
+    memset(&o, 0, sizeof o);
+    int done = 0, rc = parse(argc, argv, &o, &done);
+    if (rc || done) return rc;
+    skips sk = {.quiet = o.quiet};
+    o.fit.on_skip = on_skip, o.fit.on_progress = on_progress, o.fit.user = &sk;
+    aibox_error err = {0};
+    aibox_model *bb = NULL;
+    aibox_detector *d = NULL;
+    aibox_fit_report rep;
+    aibox_status s;
+    rc = 3;
+    if ((s = aibox_import(&bb, o.backbone, NULL, &err))) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    } else if ((s = aibox_detector_fit_folder(&d, bb, o.good, &o.fit, &rep, &err))) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        rc = s == AIBOX_E_INVALID || s == AIBOX_E_NOTFOUND ? 2 : 3; /* the data, not the backbone */
+    } else if ((s = aibox_detector_save(d, o.out, &err))) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    } else {
+        print_summary(&o, d, &rep, &sk);
+        rc = 0;
+    }
+    aibox_detector_free(&d);
+    aibox_model_free(&bb);
+    for (int i = 0; i < sk.n; i++) free(sk.file[i]), free(sk.why[i]);
+    free(sk.file), free(sk.why);
+    return rc;
+}
