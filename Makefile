@@ -45,7 +45,7 @@ SHARED := $(BUILD)/$(SONAME)
 # Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
 .SECONDARY:
 
-.PHONY: installed-examples all check asan fuzz fuzz-build deps deps-test bench demo example install clean symbols
+.PHONY: installed-examples all check asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -117,19 +117,30 @@ tests-asan: $(TESTS) $(TOOLS)
 # libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan + UBSan, with the library
 # sources compiled the same way into $(BUILD)/fuzz (not the normal objects);
 # each runs FUZZ_SECONDS on a copy of its seed corpus, one after the other.
+# stb_image (and the resize/write halves the library calls) is compiled into
+# the binaries from the Debian headers, configured as Debian's libstb (no
+# STBI_ macros set), so coverage and the sanitizers reach inside it; the
+# fuzzers therefore link without -lstb. tests/fuzz/README.md has the details.
 FUZZ_SECONDS ?= 600
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_NAMES   := tflite safetensors
+FUZZ_NAMES   := image aibox tflite safetensors text
 FUZZ_OBJ     := $(LIB_SRC:%.c=$(BUILD)/fuzz/%.o)
+FUZZ_STB     := $(BUILD)/fuzz/stb_impl.o
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_LIBS    := $(filter-out -lstb,$(LIBS))
 
 $(BUILD)/fuzz/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS_ALL) -std=c11 $(WARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
-	$(FUZZ_CC) $(CPPFLAGS_ALL) -std=c11 $(WARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LIBS)
+# third-party code: its warnings are not ours to fix (-w)
+$(FUZZ_STB): tests/fuzz/stb_impl.c Makefile
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) -std=c11 -w -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ) $(FUZZ_STB)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) -std=c11 $(WARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) $(FUZZ_STB) -o $@ $(FUZZ_LIBS)
 
 fuzz-build:
 	@sh tools/install-deps.sh clang libclang-rt-14-dev
@@ -137,6 +148,16 @@ fuzz-build:
 
 fuzz: fuzz-build
 	@fail=0; for t in $(FUZZ_NAMES); do sh tests/fuzz/run.sh $(BUILD)/fuzz $$t $(FUZZ_SECONDS) || fail=1; done; exit $$fail
+
+# Rewrites the committed .aibox, image and text seeds of tests/fuzz/corpus
+# (tests/fuzz/make_seeds.c, built against the normal library; the TFLite and
+# safetensors seeds come from tests/fuzz/make_corpus.py).
+fuzz-seeds: $(BUILD)/fuzz-seeds/make_seeds
+	$(BUILD)/fuzz-seeds/make_seeds tests/fuzz/corpus
+
+$(BUILD)/fuzz-seeds/make_seeds: tests/fuzz/make_seeds.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) $< -o $@ $(STATIC) $(LIBS)
 
 bench: deps
 	@sh bench/run.sh $(BENCH)

@@ -33,6 +33,14 @@ AIBOX_INTERNAL uint64_t aibox_seed_mix(uint64_t a, uint64_t b, uint64_t c);
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 
+/* Run-time CPU features (x86: cpuid, and the OS saves the AVX state); 0
+ * on other architectures. A bit mask of AIBOX_CPU_*. */
+#define AIBOX_CPU_AVX 1u
+#define AIBOX_CPU_AVX2 2u
+#define AIBOX_CPU_FMA 4u
+#define AIBOX_CPU_F16C 8u
+AIBOX_INTERNAL unsigned aibox_cpu_features(void);
+
 #define AIBOX_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define AIBOX_MAX(a, b) ((a) > (b) ? (a) : (b))
 

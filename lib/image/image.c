@@ -23,6 +23,7 @@
 #include <stb_image.h>
 
 #include "image/image.h"
+#include "image/stb_guard.h"
 
 /* Files above this are refused before reading: no image we accept
  * (100 MP by default) needs more, and it bounds what a bad path can cost. */
@@ -528,6 +529,10 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
     if (fmt == FMT_HDR || fmt == FMT_PSD || fmt == FMT_PIC)
         return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %s images are not supported (JPEG, PNG, BMP, PGM/PPM, TGA and GIF are)",
                           name, fmt == FMT_HDR ? "Radiance HDR" : fmt == FMT_PSD ? "Photoshop" : "Softimage PIC");
+
+    aibox_status unsafe_code;
+    const char *unsafe = aibox_stb_guard(p, len, &unsafe_code); /* inputs stb_image mishandles (stb_guard.c) */
+    if (unsafe) return aibox_fail(err, unsafe_code, "%s: %s", name, unsafe);
 
     /* Header first: refuse what is too large before any pixel memory exists. */
     int w, h, n;

@@ -7,10 +7,14 @@
  * two integers with begin <= end inside the data area, and
  * product(shape) * element size == end - begin (overflow-checked). Names are
  * non-empty and unique. Overlapping ranges are allowed (the format does not
- * forbid them for readers). Float dtypes (F32, F16, BF16, F64) are converted
- * to float32; the others (integers, BOOL, 8-bit floats) are validated and
- * kept without data, so a torchvision state dict's int64
+ * forbid them for readers): data are not copied at parse time, so they cost
+ * nothing. Float dtypes (F32, F16, BF16, F64) convert to float32 when copied
+ * out (aibox_st_to_float); the others (integers, BOOL, 8-bit floats) are
+ * validated and never converted, so a torchvision state dict's int64
  * num_batches_tracked scalars do not stop a load. Unknown dtypes are refused.
+ * Before cJSON parses the header, its values are counted (strings skipped)
+ * and a header of more than AIBOX_ST_MAX_JSON_VALUES refused: cJSON's tree
+ * costs ~40 times the bytes of a header like "[0,0,0,...]".
  *
  * Importer: every tensor the architecture needs is checked (name, shape,
  * dtype) and unexpected ones refused before the preset is built; then the
@@ -99,13 +103,39 @@ static void convert(float *dst, const unsigned char *src, size_t count, int kind
 void aibox_st_free(aibox_st_file **f)
 {
     if (!f || !*f) return;
-    for (int i = 0; i < (*f)->n; i++) {
-        free((*f)->t[i].name);
-        aibox_free((*f)->t[i].data);
-    }
+    for (int i = 0; i < (*f)->n; i++) free((*f)->t[i].name);
     free((*f)->t);
+    free((*f)->owned);
     free(*f);
     *f = NULL;
+}
+
+int aibox_st_to_float(const aibox_st_tensor *t, float *dst)
+{
+    if (!t || !t->kind) return 0;
+    if (t->count) convert(dst, t->raw, t->count, t->kind);
+    return 1;
+}
+
+/* An upper bound on the values cJSON would make of the header: one per ','
+ * '[' '{' outside strings, plus the root (each container's first member
+ * follows its bracket, the others a comma). */
+static size_t json_values(const char *h, size_t n)
+{
+    size_t v = 1;
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == ',' || c == '[' || c == '{') {
+            v++;
+        }
+    }
+    return v;
 }
 
 int aibox_st_find(const aibox_st_file *f, const char *name)
@@ -187,13 +217,8 @@ static aibox_status parse_entry(const cJSON *e, const unsigned char *data, uint6
                           "%s: tensor '" NAME_FMT "': shape needs %zu elements of %zu bytes but data_offsets span %llu "
                           "bytes",
                           fname, tn, count, di->size, (unsigned long long)(en - b));
-    if (di->kind && count > 0) {
-        size_t fb;
-        if (!aibox_mul_ok(count, sizeof(float), &fb) || !(t->data = aibox_alloc(fb)))
-            return aibox_fail(err, AIBOX_E_NOMEM, "%s: tensor '" NAME_FMT "': out of memory for %zu floats", fname,
-                              tn, count);
-        convert(t->data, data + b, count, di->kind);
-    }
+    t->kind = di->kind;
+    t->raw = data + b;
     return AIBOX_OK;
 }
 
@@ -216,6 +241,10 @@ aibox_status aibox_st_parse(const void *buf, size_t len, const char *name, aibox
         return aibox_fail(err, AIBOX_E_FORMAT, "%s: header of %llu bytes exceeds the %u-byte limit", fname,
                           (unsigned long long)n, AIBOX_ST_MAX_HEADER);
     const char *hdr = (const char *)p + 8, *end = NULL;
+    size_t values = json_values(hdr, (size_t)n);
+    if (values > AIBOX_ST_MAX_JSON_VALUES)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: the header holds up to %zu JSON values, more than the %d libaibox "
+                          "reads", fname, values, AIBOX_ST_MAX_JSON_VALUES);
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n, &end, 0);
     if (!root)
         return aibox_fail(err, AIBOX_E_FORMAT, "%s: the %llu-byte header is not valid JSON", fname,
@@ -317,7 +346,8 @@ aibox_status aibox_st_read(const char *path, aibox_st_file **out, aibox_error *e
         return aibox_fail(err, AIBOX_E_IO, "%s: read %zu of %zu bytes", path, got, len);
     }
     aibox_status s = aibox_st_parse(buf, len, path, out, err);
-    free(buf);
+    if (s == AIBOX_OK) (*out)->owned = buf; /* the tensors point into it */
+    else free(buf);
     return s;
 }
 
@@ -423,7 +453,7 @@ static aibox_status check_tensor(const aibox_st_file *f, char *used, const char 
         return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has shape [%s], %s needs [%s]", path, full,
                           t->ndim ? got : "scalar", arch, want);
     }
-    if (!t->data && t->count)
+    if (!t->kind && t->count)
         return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s' has dtype %s (needs F32, F16, BF16 or F64)", path,
                           full, t->dtype);
     used[i] = 1;
@@ -447,10 +477,14 @@ static aibox_status check_all(const aibox_st_file *f, tv_param *mods, int nm, co
             for (int j = 0; j < 4 && !s; j++)
                 s = check_tensor(f, used, path, arch, mp->name, leaves[j], 1, mp->shape, &mp->idx[j], err);
             const aibox_st_tensor *v = s ? NULL : &f->t[mp->idx[3]];
-            for (size_t i = 0; v && i < v->count && !s; i++)
-                if (!(v->data[i] >= 0.0f) || isinf(v->data[i]))
+            float *var = v ? malloc((v->count ? v->count : 1) * sizeof *var) : NULL; /* channels: at most 2048 */
+            if (v && !var) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+            if (var) aibox_st_to_float(v, var);
+            for (size_t i = 0; var && i < v->count && !s; i++)
+                if (!(var[i] >= 0.0f) || isinf(var[i]))
                     s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '%s.running_var' has value %g at %zu (a variance "
-                                   "must be finite and >= 0)", path, mp->name, v->data[i], i);
+                                   "must be finite and >= 0)", path, mp->name, var[i], i);
+            free(var);
             /* ignored: an int64 counter that inference does not use */
             char nb[80];
             snprintf(nb, sizeof nb, "%.47s.num_batches_tracked", mp->name);
@@ -478,7 +512,8 @@ static aibox_status copy_to(const aibox_st_file *f, int idx, float *dst, size_t 
     if (!dst || t->count != count)
         return aibox_fail(err, AIBOX_E_SHAPE, "%s: tensor '" NAME_FMT "': %zu values but the model node holds %zu",
                           path, t->name, t->count, count);
-    memcpy(dst, t->data, count * sizeof *dst);
+    if (!aibox_st_to_float(t, dst))
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor '" NAME_FMT "' has dtype %s", path, t->name, t->dtype);
     return AIBOX_OK;
 }
 

@@ -5,7 +5,19 @@
  *
  * Every offset, vtable, vector and string is checked against the file size
  * with overflow-safe arithmetic before it is read; a malformed file is refused
- * with AIBOX_E_FORMAT and one line naming the file and the fault. */
+ * with AIBOX_E_FORMAT and one line naming the file and the fault.
+ *
+ * Memory: what a file can make the importer allocate is bounded before it is
+ * allocated. A FlatBuffer vector of N tables costs only 4N bytes and its
+ * offsets may all name one table, so the counts of operator codes, tensors
+ * and operators are capped (TFL_MAX_*: ~25 MB of bookkeeping at most, far
+ * above real models); parameters come only from constant tensors whose bytes
+ * are in the file, and since operators may share one constant, the weights
+ * all operators take together may not exceed the file's size (one float per
+ * file byte: uint8 weights expand 4x, as they must). Everything that can
+ * refuse a file (shapes, constants' sizes and values, quantisation, labels,
+ * metadata) is checked before aibox_model_finish allocates the parameters,
+ * so a refusal costs the file and the graph, never the network. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -21,6 +33,9 @@
 
 #define TFL_MAX_FILE ((size_t)1 << 31)
 #define TFL_MAX_DIMS 8
+#define TFL_MAX_CODES 4096           /* operator codes (TFLite has ~200 builtins) */
+#define TFL_MAX_TENSORS (1u << 16)   /* tensors of the subgraph (MobileNets: ~100-200) */
+#define TFL_MAX_OPS (1u << 14)       /* operators (each may add up to 3 graph nodes) */
 
 /* ------------------------------------------------------------------ reader */
 typedef struct fb {
@@ -273,6 +288,7 @@ static aibox_status parse(tfl *m)
     if (subgraphs.len < 1) return bad(f, "the model has no subgraph");
     if ((s = get_vec(f, &root, 4, 4, &m->buffers, &pr, "model.buffers"))) return s;
 
+    if (codes.len > TFL_MAX_CODES) return bad(f, "%u operator codes, more than the %u libaibox reads", codes.len, TFL_MAX_CODES);
     m->n_codes = codes.len;
     m->codes = calloc(codes.len ? codes.len : 1, sizeof *m->codes);
     if (!m->codes) return aibox_fail(f->err, AIBOX_E_NOMEM, "%s: out of memory", f->name);
@@ -291,6 +307,9 @@ static aibox_status parse(tfl *m)
     if ((s = get_vec(f, &sg, 2, 4, &m->sg_out, &pr, "subgraph.outputs"))) return s;
     if ((s = get_vec(f, &sg, 3, 4, &ops, &pr, "subgraph.operators"))) return s;
 
+    if (tensors.len > TFL_MAX_TENSORS || ops.len > TFL_MAX_OPS)
+        return bad(f, "%u tensors and %u operators, more than the %u and %u libaibox imports", tensors.len, ops.len,
+                   TFL_MAX_TENSORS, TFL_MAX_OPS);
     m->n_t = tensors.len;
     m->t = calloc(tensors.len ? tensors.len : 1, sizeof *m->t);
     m->n_ops = ops.len;
@@ -433,7 +452,9 @@ static aibox_status check_const(const tfl *m, int ti, const char *what)
     return AIBOX_OK;
 }
 
-/* Dequantises a constant tensor into out (count floats, TFLite order). */
+/* Dequantises a constant tensor into out (count floats, TFLite order); with
+ * out NULL only checks that it would succeed (sizes, scale, finite values),
+ * which the graph builder does before the parameters exist. */
 static aibox_status load_const(const tfl *m, int ti, float *out, size_t count, const char *what)
 {
     const fb *f = &m->f;
@@ -455,13 +476,15 @@ static aibox_status load_const(const tfl *m, int ti, float *out, size_t count, c
     for (size_t i = 0; i < count; i++) {
         uint32_t ch = t->scale.len > 1 ? (uint32_t)((i / inner) % dimlen) : 0;
         const uint8_t *p = f->b + pos + i * esz;
+        float x;
         switch (t->type) {
-        case T_FLOAT32: out[i] = f32_at(f, pos + 4 * i); break;
-        case T_INT32: out[i] = (float)((double)q_scale(m, t, ch) * (double)((int32_t)u32_at(f, pos + 4 * i) - q_zp(m, t, ch))); break;
-        case T_UINT8: out[i] = (float)((double)q_scale(m, t, ch) * (double)((int64_t)p[0] - q_zp(m, t, ch))); break;
-        default: out[i] = (float)((double)q_scale(m, t, ch) * (double)((int64_t)(int8_t)p[0] - q_zp(m, t, ch))); break;
+        case T_FLOAT32: x = f32_at(f, pos + 4 * i); break;
+        case T_INT32: x = (float)((double)q_scale(m, t, ch) * (double)((int32_t)u32_at(f, pos + 4 * i) - q_zp(m, t, ch))); break;
+        case T_UINT8: x = (float)((double)q_scale(m, t, ch) * (double)((int64_t)p[0] - q_zp(m, t, ch))); break;
+        default: x = (float)((double)q_scale(m, t, ch) * (double)((int64_t)(int8_t)p[0] - q_zp(m, t, ch))); break;
         }
-        if (!isfinite(out[i])) return bad(f, "%s: tensor %d (%s) holds a non-finite value", what, ti, t->name);
+        if (!isfinite(x)) return bad(f, "%s: tensor %d (%s) holds a non-finite value", what, ti, t->name);
+        if (out) out[i] = x;
     }
     return AIBOX_OK;
 }
@@ -538,7 +561,28 @@ typedef struct builder {
     int *node_of;
     const aibox_import_opts *o;
     aibox_error *err;
+    size_t weights; /* weight values the operators so far take, shared constants counted each time */
 } builder;
+
+/* Checks an operator's constants now, before any parameter exists: the
+ * weights (wi, count values) and the bias (bi, -1 for none: zeros, out
+ * values), and that all operators' weights together stay within the file's
+ * size (a constant shared by many operators must not multiply memory). */
+static aibox_status take_consts(builder *b, int opi, const char *name, int wi, size_t count, int bi, size_t out)
+{
+    const tfl *m = b->m;
+    const fb *f = &m->f;
+    char what[64];
+    aibox_status s;
+    snprintf(what, sizeof what, "operator %d (%s)", opi, name);
+    if ((s = load_const(m, wi, NULL, count, what))) return s;
+    if (bi >= 0 && (s = load_const(m, bi, NULL, out, what))) return s;
+    if (count > f->n - b->weights)
+        return bad(f, "%s: the operators' weights add up to more values than the file's %zu bytes hold (a constant "
+                   "used by many operators)", what, f->n);
+    b->weights += count;
+    return AIBOX_OK;
+}
 
 static aibox_status opt_int(builder *b, const tfl_op *o, int id, size_t size, int64_t def, int64_t *v)
 {
@@ -638,6 +682,8 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
         int oh, ow;
         same_pad(ih, co.kernel_h, co.stride_h, pad == 0, &co.pad_top, &co.pad_bottom, &oh);
         same_pad(iw, co.kernel_w, co.stride_w, pad == 0, &co.pad_left, &co.pad_right, &ow);
+        if ((s = take_consts(b, opi, name, fi, tensor_count(ft), vec_i32(m, &o->in, 2), (size_t)co.out_channels)))
+            return s;
         node = aibox_conv2d(b->am, in, &co);
         if (node >= 0) pend[(*n_pend)++] = (pending){node, opi, dw, ic, ih, iw};
         break;
@@ -680,10 +726,10 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
         clamp_it = 0;
         if (!act_shape(&m->t[y], &oc, &oh, &ow) || (size_t)oc * oh * ow != (size_t)ic * ih * iw)
             return aibox_fail(b->err, AIBOX_E_UNSUPPORTED, "%s: operator %d (%s) to this shape is not imported", f->name, opi, name);
-        if (ih * iw != 1 && !(oc == ic && oh == ih && ow == iw))
+        if ((ih != 1 || iw != 1) && !(oc == ic && oh == ih && ow == iw))
             return aibox_fail(b->err, AIBOX_E_UNSUPPORTED, "%s: operator %d (%s) of a spatial map is not imported",
                               f->name, opi, name);
-        node = (oh == 1 && ow == 1 && ih * iw == 1) ? aibox_flatten(b->am, in) : in;
+        node = (oh == 1 && ow == 1 && ih == 1 && iw == 1) ? aibox_flatten(b->am, in) : in;
         break;
     }
     case OP_SOFTMAX: {
@@ -691,7 +737,7 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
         /* faithful: TFLite's uint8 softmax writes k/256 (its output tensor's grid) */
         clamp_it = b->o && b->o->faithful;
         if (o->has_opt && (s = get_float(f, &o->opt, 0, 1.0f, &beta, "SoftmaxOptions"))) return s;
-        if (beta != 1.0f || ih * iw != 1)
+        if (beta != 1.0f || ih != 1 || iw != 1)
             return aibox_fail(b->err, AIBOX_E_UNSUPPORTED, "%s: operator %d (SOFTMAX) with beta %g over a %dx%d map is not imported",
                               f->name, opi, beta, ih, iw);
         node = aibox_softmax(b->am, in);
@@ -704,6 +750,8 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
         if (wi < 0 || m->t[wi].ndim != 2 || (size_t)m->t[wi].shape[1] != (size_t)ic * ih * iw)
             return bad(f, "operator %d (FULLY_CONNECTED): weights do not fit its %dx%dx%d input", opi, ic, ih, iw);
         if ((s = check_const(m, wi, what))) return s;
+        if ((s = take_consts(b, opi, name, wi, tensor_count(&m->t[wi]), vec_i32(m, &o->in, 2), (size_t)m->t[wi].shape[0])))
+            return s;
         node = aibox_dense(b->am, in, m->t[wi].shape[0], 1);
         if (node >= 0) pend[(*n_pend)++] = (pending){node, opi, 2, ic, ih, iw};
         break;
@@ -797,11 +845,11 @@ static aibox_status fill_weights(builder *b, const pending *p)
             for (int oc = 0; oc < OC; oc++)
                 for (int k = 0; k < KH * KW; k++) w[(size_t)oc * KH * KW + k] = tmp[(size_t)k * OC + oc];
         } else { /* units x (h, w, c) -> units x (c, h, w) */
-            size_t in = (size_t)p->in_c * p->in_h * p->in_w, units = nw / (in ? in : 1);
+            size_t hw_n = (size_t)p->in_h * p->in_w, in = (size_t)p->in_c * hw_n, units = nw / (in ? in : 1);
             for (size_t u = 0; u < units; u++)
                 for (int c = 0; c < p->in_c; c++)
-                    for (int hw = 0; hw < p->in_h * p->in_w; hw++)
-                        w[u * in + (size_t)c * p->in_h * p->in_w + hw] = tmp[u * in + (size_t)hw * p->in_c + c];
+                    for (size_t hw = 0; hw < hw_n; hw++)
+                        w[u * in + (size_t)c * hw_n + hw] = tmp[u * in + hw * p->in_c + c];
         }
     }
     free(tmp);
@@ -811,11 +859,30 @@ static aibox_status fill_weights(builder *b, const pending *p)
     return AIBOX_OK;
 }
 
+/* The labels file's lines: the text up to its first NUL, split at '\n',
+ * trailing CRs and spaces dropped, an empty last line ignored. With names
+ * NULL only counts (nothing is written); else ends each line in place and
+ * stores it. */
+static int label_lines(char *text, const char **names)
+{
+    int n = 0;
+    for (char *line = text; *line;) {
+        char *nl = strchr(line, '\n'), *next = nl ? nl + 1 : line + strlen(line);
+        size_t l = (size_t)((nl ? nl : next) - line);
+        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ')) l--;
+        if (!l && !*next) break;
+        if (names) line[l] = 0, names[n] = line;
+        n++;
+        line = next;
+    }
+    return n;
+}
+
 aibox_status aibox_import_set_labels(aibox_model *am, const char *path, aibox_error *err)
 {
     int c, h, w;
     aibox_model_node_shape(am, aibox_model_output(am), &c, &h, &w);
-    int classes = c * h * w;
+    long long classes = (long long)c * h * w;
     uint8_t *buf;
     size_t len;
     aibox_status s = read_file(path, &buf, &len, err);
@@ -826,32 +893,16 @@ aibox_status aibox_import_set_labels(aibox_model *am, const char *path, aibox_er
         return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
     }
     text[len] = 0;
-    int n = 0, cap = 0;
+    /* counted before anything is allocated per line: a file of newlines must
+     * not cost 8 bytes of pointers per byte */
+    int n = label_lines(text, NULL);
     const char **names = NULL;
-    char *save = text;
-    while (*save) {
-        char *line = save, *nl = strchr(save, '\n');
-        if (nl) *nl = 0, save = nl + 1;
-        else save += strlen(save);
-        size_t l = strlen(line);
-        while (l && (line[l - 1] == '\r' || line[l - 1] == ' ')) line[--l] = 0;
-        if (!l && !*save) break;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            const char **nn = realloc(names, (size_t)cap * sizeof *names);
-            if (!nn) {
-                free(names);
-                free(text);
-                return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
-            }
-            names = nn;
-        }
-        names[n++] = line;
-    }
     if (n != classes)
-        s = aibox_fail(err, AIBOX_E_INVALID, "%s: %d labels for a model with %d outputs", path, n, classes);
+        s = aibox_fail(err, AIBOX_E_INVALID, "%s: %d labels for a model with %lld outputs", path, n, classes);
+    else if (!(names = malloc((size_t)(n ? n : 1) * sizeof *names)))
+        s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
     else
-        s = aibox_model_set_meta_strs(am, AIBOX_META_CLASS_NAMES, n, names, err);
+        label_lines(text, names), s = aibox_model_set_meta_strs(am, AIBOX_META_CLASS_NAMES, n, names, err);
     free(names);
     free(text);
     return s;
@@ -922,10 +973,7 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
         s = aibox_fail(err, s, "%s: cannot set the output node", path);
         goto done;
     }
-    if ((s = aibox_model_finish(b.am, 1, err))) goto done;
-    for (int i = 0; i < n_pend; i++)
-        if ((s = fill_weights(&b, &pend[i]))) goto done;
-
+    /* metadata and labels before the parameters exist: a refusal here costs no network */
     aibox_preproc pp;
     aibox_preproc_default(&pp, b.am);
     pp.resize = AIBOX_RESIZE_BILINEAR;
@@ -939,6 +987,11 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
             pp.mean[c] = 0.5f; /* MobileNet float models expect [-1, 1] */
             pp.std[c] = 0.5f;
         }
+        if (!isfinite(pp.mean[c]) || !isfinite(pp.std[c])) {
+            s = bad(f, "input quantisation (scale %g, zero point %lld) gives no usable normalisation",
+                    q_scale(&m, xt, 0), (long long)q_zp(&m, xt, 0));
+            goto done;
+        }
     }
     if ((s = aibox_preproc_to_model(&pp, b.am, err))) goto done;
     const char *leaf = strrchr(path, '/');
@@ -948,6 +1001,10 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     if ((s = aibox_model_set_meta_str(b.am, AIBOX_META_ARCH, arch, err))) goto done;
     if ((s = aibox_model_set_meta_str(b.am, AIBOX_META_TASK, "classify", err))) goto done;
     if (opts && opts->labels_path && (s = aibox_import_set_labels(b.am, opts->labels_path, err))) goto done;
+    /* only allocation can fail from here: every constant was checked while the graph was built */
+    if ((s = aibox_model_finish(b.am, 1, err))) goto done;
+    for (int i = 0; i < n_pend; i++)
+        if ((s = fill_weights(&b, &pend[i]))) goto done;
     *out = b.am;
     b.am = NULL;
 done:

@@ -142,8 +142,8 @@ __attribute__((target("f16c"))) static void to_half(const float *x, uint16_t *h,
 
 static int has_f16(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    const unsigned want = AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C;
+    return (aibox_cpu_features() & want) == want;
 }
 
 static void maha_generic(const void *factor, const float *diff, int d, int bn, double *acc)

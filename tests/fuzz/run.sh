@@ -4,18 +4,31 @@
 # Usage: tests/fuzz/run.sh BUILD_DIR NAME SECONDS   (make fuzz calls it)
 # Crash, leak and timeout inputs land in BUILD_DIR/artifacts-NAME/; replay one
 # with BUILD_DIR/fuzz_NAME FILE, then add it to tests/fuzz/corpus/NAME/ with the fix.
+# A dictionary tests/fuzz/NAME.dict is used when there is one; FUZZ_ARGS adds
+# libFuzzer options (e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" keeps going
+# after a finding, collecting every artifact; executions then come from the
+# last status line). The working
+# corpus is kept between runs (BUILD_DIR/corpus-NAME), so a later run starts
+# from what the earlier ones found.
 dir=$1 name=$2 secs=$3
 bin=$dir/fuzz_$name work=$dir/corpus-$name art=$dir/artifacts-$name log=$dir/$name.log
 mkdir -p "$work" "$art"
 cp tests/fuzz/corpus/"$name"/* "$work"/
+dict=
+[ -f tests/fuzz/"$name".dict ] && dict=-dict=tests/fuzz/"$name".dict
 # bounded memory (a header may ask for gigabytes); leaks count as failures
+start=$(date +%s)
 "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -timeout=25 \
-  -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$art/" "$work" >"$log" 2>&1
+  -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$art/" $dict $FUZZ_ARGS "$work" >"$log" 2>&1
 rc=$?
+took=$(( $(date +%s) - start ))
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+[ -z "$execs" ] && execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
 cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 corp=$(ls "$work" | wc -l)
 crashes=$(ls "$art" | wc -l)
-echo "fuzz $name: ${secs}s, ${execs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, corpus $corp files, $crashes crash/leak/timeout inputs, exit $rc (log $log)"
+echo "fuzz $name: ${took}s of ${secs}s, ${execs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, corpus $corp files, $crashes crash/leak/timeout inputs, exit $rc (log $log)"
+# what stopped it, in one line
+[ "$rc" -ne 0 ] && grep -m1 -E '^SUMMARY:|ERROR: libFuzzer|==ERROR|runtime error' "$log" | sed "s/^/fuzz $name: /"
 [ "$rc" -eq 0 ] && [ "$crashes" -eq 0 ]

@@ -1,9 +1,12 @@
 /* The fuzz targets' smoke test for `make check`: every seed in
- * tests/fuzz/corpus goes through the same LLVMFuzzerTestOneInput the
+ * tests/fuzz/corpus/<target> goes through the same LLVMFuzzerTestOneInput the
  * libFuzzer builds use (included here under other names, built with the
- * normal compiler), and through the from-memory importers to pin the seeds'
- * verdicts: the valid TFLite seeds import, the rest are refused with a
- * one-line message naming the input. `make fuzz` runs the real fuzzers. */
+ * normal compiler and Debian's libstb), for every target: image, aibox,
+ * tflite, safetensors, text. Where verdicts are stable they are pinned too:
+ * the valid TFLite seeds import, the .aibox seeds load (regressions named
+ * crash-* / leak-* / oom-* / timeout-* are refused), the rest are refused
+ * with a one-line message naming the input. `make fuzz` runs the real
+ * fuzzers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -20,6 +23,15 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_safetensors_one
 #include "fuzz/fuzz_safetensors.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_image_one
+#include "fuzz/fuzz_image.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_aibox_one
+#include "fuzz/fuzz_aibox.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_text_one
+#include "fuzz/fuzz_text.c"
 #undef LLVMFuzzerTestOneInput
 
 #define CORPUS "tests/fuzz/corpus"
@@ -76,6 +88,12 @@ static void expect_refusal_line(const char *seed, aibox_status s, const aibox_er
     if (!strstr(err->msg, name) || strchr(err->msg, '\n')) fail_msg("%s: message '%s'", seed, err->msg);
 }
 
+static int is_regression(const char *seed)
+{
+    return !strncmp(seed, "crash-", 6) || !strncmp(seed, "leak-", 5) || !strncmp(seed, "oom-", 4) ||
+           !strncmp(seed, "timeout-", 8);
+}
+
 static void check_tflite(const char *seed, const uint8_t *b, size_t len)
 {
     aibox_model *m = NULL;
@@ -84,7 +102,7 @@ static void check_tflite(const char *seed, const uint8_t *b, size_t len)
     if (!strncmp(seed, "unsupported", 11)) {
         assert_int_equal(s, AIBOX_E_UNSUPPORTED);
         expect_refusal_line(seed, s, &err, seed);
-    } else if (!strncmp(seed, "crash-", 6) || !strncmp(seed, "leak-", 5) || !strncmp(seed, "bad", 3)) {
+    } else if (is_regression(seed) || !strncmp(seed, "bad", 3)) {
         assert_int_not_equal(s, AIBOX_OK); /* fuzzer finds kept as regressions */
         expect_refusal_line(seed, s, &err, seed);
     } else if (s != AIBOX_OK) {
@@ -104,6 +122,62 @@ static void check_safetensors(const char *seed, const uint8_t *b, size_t len)
         expect_refusal_line(seed, s, &err, seed);
         assert_null(m);
     }
+}
+
+static void check_aibox(const char *seed, const uint8_t *b, size_t len)
+{
+    char path[64];
+    int fd = fuzz_memfd(b, len, path, sizeof path);
+    aibox_model *m = NULL;
+    aibox_error err = {0};
+    aibox_status s = aibox_model_load(&m, path, &err);
+    close(fd);
+    if (is_regression(seed)) {
+        assert_int_not_equal(s, AIBOX_OK);
+        if (!err.msg[0] || strchr(err.msg, '\n')) fail_msg("%s: message '%s'", seed, err.msg);
+    } else if (s != AIBOX_OK) {
+        fail_msg("%s: %s", seed, err.msg);
+    }
+    aibox_model_free(&m);
+}
+
+static void check_nothing(const char *seed, const uint8_t *b, size_t len) { (void)seed, (void)b, (void)len; }
+
+/* The inputs stb_image mishandles stay refused before stb sees them
+ * (lib/image/stb_guard.c): with Debian's libstb here, a regression would
+ * corrupt memory silently or allocate gigabytes. */
+static void check_image(const char *seed, const uint8_t *b, size_t len)
+{
+    if (!is_regression(seed)) return;
+    aibox_image img = {0};
+    aibox_error err = {0};
+    aibox_status s = aibox_image_decode(&img, b, len, seed, 0, &err);
+    if (s == AIBOX_OK) fail_msg("%s: decoded, expected a refusal", seed);
+    expect_refusal_line(seed, s, &err, seed);
+}
+
+static void test_image_seeds(void **state)
+{
+    (void)state;
+    int n = each_seed("image", fuzz_image_one, check_image);
+    print_message("image: %d seeds\n", n);
+    assert_true(n >= 20);
+}
+
+static void test_aibox_seeds(void **state)
+{
+    (void)state;
+    int n = each_seed("aibox", fuzz_aibox_one, check_aibox);
+    print_message("aibox: %d seeds\n", n);
+    assert_true(n >= 5);
+}
+
+static void test_text_seeds(void **state)
+{
+    (void)state;
+    int n = each_seed("text", fuzz_text_one, check_nothing);
+    print_message("text: %d seeds\n", n);
+    assert_true(n >= 4);
 }
 
 static void test_tflite_seeds(void **state)
@@ -127,6 +201,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tflite_seeds),
         cmocka_unit_test(test_safetensors_seeds),
+        cmocka_unit_test(test_image_seeds),
+        cmocka_unit_test(test_aibox_seeds),
+        cmocka_unit_test(test_text_seeds),
     };
     return cmocka_run_group_tests_name("fuzz/corpus", tests, NULL, NULL);
 }

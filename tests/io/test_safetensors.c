@@ -85,6 +85,15 @@ static void write_file(const char *path, const void *b, size_t n)
     assert_int_equal(fclose(fp), 0);
 }
 
+/* A tensor's values as float32 (malloc'd; the tensor must have a float dtype). */
+static float *floats(const aibox_st_tensor *t)
+{
+    float *x = malloc((t->count ? t->count : 1) * sizeof *x);
+    assert_non_null(x);
+    assert_int_equal(aibox_st_to_float(t, x), 1);
+    return x;
+}
+
 /* ------------------------------------------------------------------ reader */
 static void test_valid(void **state)
 {
@@ -103,13 +112,15 @@ static void test_valid(void **state)
     assert_int_equal(f->t[a].shape[0], 2);
     assert_int_equal(f->t[a].shape[1], 3);
     assert_int_equal(f->t[a].count, 6);
-    assert_true(f->t[a].data[1] == -2.5f && f->t[a].data[4] == 1e-3f && f->t[a].data[5] == -7.0f);
-    assert_true(f->t[bb].data[0] == 1.0f && f->t[bb].data[1] == -2.0f);
+    float *va = floats(&f->t[a]), *vb = floats(&f->t[bb]), *vc = floats(&f->t[c]);
+    assert_true(va[1] == -2.5f && va[4] == 1e-3f && va[5] == -7.0f);
+    assert_true(vb[0] == 1.0f && vb[1] == -2.0f);
     assert_int_equal(f->t[c].ndim, 0);
     assert_int_equal(f->t[c].count, 1);
-    assert_true(f->t[c].data[0] == 3.0f);
+    assert_true(vc[0] == 3.0f);
+    free(va), free(vb), free(vc);
     assert_string_equal(f->t[n].dtype, "I64");
-    assert_null(f->t[n].data);
+    assert_int_equal(aibox_st_to_float(&f->t[n], NULL), 0); /* an integer: never converted */
     aibox_st_free(&f);
     assert_null(f);
 
@@ -132,10 +143,12 @@ static void test_f16_values(void **state)
     unsigned char *b = build("{\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]}}", d, 8, &len);
     aibox_st_file *f = NULL;
     assert_int_equal(aibox_st_parse(b, len, "h", &f, NULL), AIBOX_OK);
-    assert_true(f->t[0].data[0] == ldexpf(1.0f, -24));
-    assert_true(f->t[0].data[1] == 65504.0f);
-    assert_true(f->t[0].data[2] == 0.0f && signbit(f->t[0].data[2]));
-    assert_true(isinf(f->t[0].data[3]) && f->t[0].data[3] > 0);
+    float *v = floats(&f->t[0]);
+    assert_true(v[0] == ldexpf(1.0f, -24));
+    assert_true(v[1] == 65504.0f);
+    assert_true(v[2] == 0.0f && signbit(v[2]));
+    assert_true(isinf(v[3]) && v[3] > 0);
+    free(v);
     aibox_st_free(&f);
     free(b);
 }
@@ -505,6 +518,168 @@ static void test_torch_parity_wide(void **state)
     unlink(st), unlink(in), unlink(ref);
 }
 
+/* ------------------------------------------------------------------ crafted files, memory */
+/* This process's peak RSS (kB) from /proc/self/status. */
+static long vm_hwm_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* The child side of crafted_import (this binary run with --import PATH):
+ * imports with the architecture recognised, prints status, peak RSS in kB
+ * and the message (an empty path reads nothing: the process's baseline). */
+static int import_main(const char *path)
+{
+    aibox_model *m = NULL;
+    aibox_error err = {0};
+    aibox_status s = *path ? aibox_import_safetensors(&m, path, NULL, 0, &err) : AIBOX_E_INVALID;
+    aibox_model_free(&m);
+    printf("%d %ld %s\n", (int)s, vm_hwm_kb(), err.msg);
+    return 0;
+}
+
+/* Imports path in a fresh process and returns its peak RSS in bytes (VmHWM
+ * starts anew with the exec; wait4's ru_maxrss would count this test's own
+ * memory, inherited through fork). *st and msg receive the verdict. */
+static long crafted_import(const char *path, aibox_status *st, char *msg, size_t cap)
+{
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 1);
+        execl("/proc/self/exe", "test_safetensors", "--import", path, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    char out[AIBOX_ERROR_MSG_LEN + 32] = "";
+    ssize_t got = 0, r;
+    while ((size_t)got < sizeof out - 1 && (r = read(fd[0], out + got, sizeof out - 1 - (size_t)got)) > 0) got += r;
+    close(fd[0]);
+    int ws, code = -1, used = 0;
+    long kb = -1;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_int_equal(sscanf(out, "%d %ld %n", &code, &kb, &used), 2);
+    *st = (aibox_status)code;
+    snprintf(msg, cap, "%s", out + used);
+    char *nl = strrchr(msg, '\n');
+    if (nl) *nl = 0;
+    return kb * 1024L;
+}
+
+/* Writes an 8-byte length (declared, or the header's when 0), header, then
+ * data_len bytes of data (zeros) to path; returns the file size. */
+static long write_crafted(const char *path, uint64_t declared, const char *header, size_t data_len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    size_t n = strlen(header);
+    uint64_t len = declared ? declared : n;
+    for (int i = 0; i < 8; i++) fputc((int)((len >> (8 * i)) & 255), fp);
+    assert_int_equal(fwrite(header, 1, n, fp), n);
+    static const unsigned char zeros[65536];
+    for (size_t left = data_len; left;) {
+        size_t k = left < sizeof zeros ? left : sizeof zeros;
+        assert_int_equal(fwrite(zeros, 1, k, fp), k);
+        left -= k;
+    }
+    assert_int_equal(fclose(fp), 0);
+    return (long)(8 + n + data_len);
+}
+
+/* Files whose naive reading costs far more than their size, each refused
+ * with one line naming it, at a peak RSS under 64 MB plus the file's size
+ * (not asserted under ASan, whose quarantine and shadow inflate RSS). */
+static void test_crafted_memory(void **state)
+{
+    (void)state;
+    const int asan = getenv("AIBOX_ASAN") != NULL;
+    aibox_status s;
+    char msg[AIBOX_ERROR_MSG_LEN], path[160];
+    long base = crafted_import("", &s, msg, sizeof msg);
+    for (int k = 0; k < 7; k++) {
+        const char *name = NULL, *want = NULL;
+        long size = 0;
+        char *h = NULL;
+        size_t cap = 0;
+        switch (k) {
+        case 0: /* a header length of 2^60 */
+            name = "huge_json_length", want = "header length";
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 1ull << 60, "{}", 64);
+            break;
+        case 1: { /* 16 MB of "[0,0,0,...": ~8M JSON values, ~700 MB as a cJSON tree */
+            name = "json_values", want = "JSON values";
+            cap = (16u << 20) + 64;
+            h = malloc(cap);
+            assert_non_null(h);
+            size_t o = (size_t)snprintf(h, cap, "{\"a\":[0");
+            while (o + 8 < cap - 8) h[o++] = ',', h[o++] = '0';
+            memcpy(h + o, "]}", 3);
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 0, h, 0);
+            break;
+        }
+        case 2: { /* 1000 names over one 1 MB range: 1 GB if each were converted */
+            name = "overlapping_1000x", want = "fc.weight";
+            cap = 1000 * 96 + 16;
+            h = malloc(cap);
+            assert_non_null(h);
+            size_t o = (size_t)snprintf(h, cap, "{");
+            for (int i = 0; i < 1000; i++)
+                o += (size_t)snprintf(h + o, cap - o, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[262144],"
+                                      "\"data_offsets\":[0,1048576]}", i ? "," : "", i);
+            snprintf(h + o, cap - o, "}");
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 0, h, 1u << 20);
+            break;
+        }
+        case 3: /* 32 MB of F16: 64 MB more if converted while parsing */
+            name = "f16_32mb", want = "fc.weight";
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 0, "{\"x\":{\"dtype\":\"F16\",\"shape\":[16777216],\"data_offsets\":[0,33554432]}}",
+                                 32u << 20);
+            break;
+        case 4:
+            name = "offset_past_end", want = "outside the data area";
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4000000000]}}", 8);
+            break;
+        case 5:
+            name = "shape_overflow", want = "absurd";
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2147483647,2147483647,2147483647],"
+                                 "\"data_offsets\":[0,8]}}", 8);
+            break;
+        default:
+            name = "huge_shape_small_span", want = "span";
+            snprintf(path, sizeof path, "%s/%s.safetensors", g_dir, name);
+            size = write_crafted(path, 0, "{\"w\":{\"dtype\":\"F32\",\"shape\":[1073741824],\"data_offsets\":[0,8]}}", 8);
+            break;
+        }
+        free(h);
+        long rss = crafted_import(path, &s, msg, sizeof msg);
+        print_message("# crafted safetensors %s (%.1f MB): %s, peak RSS %.1f MB (%.1f MB over the %.1f MB of a process "
+                      "that reads nothing): %s\n", name, size / 1048576.0, s ? "refused" : "ACCEPTED", rss / 1048576.0,
+                      (rss - base) / 1048576.0, base / 1048576.0, msg);
+        if (s == AIBOX_OK) fail_msg("%s was accepted", name);
+        if (!strstr(msg, path) || !strstr(msg, want) || strchr(msg, '\n'))
+            fail_msg("%s: message '%s' (wanted '%s')", name, msg, want);
+        if (!asan && rss >= (64L << 20) + size) fail_msg("%s: peak RSS %ld bytes", name, rss);
+        unlink(path);
+    }
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -521,8 +696,9 @@ static int teardown(void **state)
     return rmdir(g_dir) == 0 ? 0 : -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--import")) return import_main(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_f16_values),
@@ -532,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_bad_json_and_dtypes),
         cmocka_unit_test(test_bit_flips),
         cmocka_unit_test(test_import_refusals_small),
+        cmocka_unit_test(test_crafted_memory),
         cmocka_unit_test(test_torch_parity),
         cmocka_unit_test(test_torch_parity_wide),
     };

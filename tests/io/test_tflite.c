@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aibox.h"
@@ -405,8 +406,132 @@ static void test_malformed(void **state)
     free(orig);
 }
 
-int main(void)
+/* ------------------------------------------------------------ crafted files */
+/* Imports path (labels: a labels file or NULL) in a fresh process (this
+ * binary run again with --import, see main) and returns that process's peak
+ * RSS in bytes: its VmHWM, which starts anew with the exec (wait4's
+ * ru_maxrss would also count this test's own memory, inherited through
+ * fork and kept across exec). *st and msg receive the importer's verdict. */
+static long crafted_import(const char *path, const char *labels, aibox_status *st, char *msg, size_t cap)
 {
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 1);
+        execl("/proc/self/exe", "test_tflite", "--import", path, labels ? labels : "", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    char out[AIBOX_ERROR_MSG_LEN + 32] = "";
+    ssize_t got = 0, r;
+    while ((size_t)got < sizeof out - 1 && (r = read(fd[0], out + got, sizeof out - 1 - (size_t)got)) > 0) got += r;
+    close(fd[0]);
+    int ws, code = -1;
+    long hwm_kb = -1;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    int used = 0;
+    assert_int_equal(sscanf(out, "%d %ld %n", &code, &hwm_kb, &used), 2);
+    *st = (aibox_status)code;
+    snprintf(msg, cap, "%s", out + used);
+    char *nl = strrchr(msg, '\n');
+    if (nl) *nl = 0;
+    return hwm_kb * 1024L;
+}
+
+/* This process's peak RSS (kB) from /proc/self/status. */
+static long vm_hwm_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* The child side of crafted_import: status, peak RSS in kB, the message
+ * (an empty path: nothing is read, for the process's own baseline). */
+static int import_main(const char *path, const char *labels)
+{
+    aibox_import_opts o = {0, *labels ? labels : NULL, NULL};
+    aibox_model *m = NULL;
+    aibox_error err = {0};
+    aibox_status s = *path ? aibox_import_tflite(&m, path, &o, &err) : AIBOX_E_INVALID;
+    aibox_model_free(&m);
+    printf("%d %ld %s\n", (int)s, vm_hwm_kb(), err.msg);
+    return 0;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long)st.st_size;
+}
+
+/* Each crafted file (tests/io/tflite_crafted.py) is refused with one line
+ * naming it, and refusing costs less than 64 MB plus the file's size
+ * (not asserted under ASan, whose quarantine and shadow inflate RSS). */
+static void test_crafted_memory(void **state)
+{
+    (void)state;
+    char dir[64], cmd[256];
+    snprintf(dir, sizeof dir, "/tmp/aibox_tflite_crafted_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/io/tflite_crafted.py %s", dir);
+    if (system(cmd) != 0) {
+        rmdir(dir);
+        print_message("tests/io/tflite_crafted.py did not run (python3 missing?)\n");
+        skip();
+    }
+    static const struct {
+        const char *file, *labels, *want;
+    } cases[] = {
+        {"many_tensors", NULL, "1000000 tensors"},
+        {"shared_weights", NULL, "weights add up"},
+        {"big_weights_bad_bias", NULL, "expected 1024"},
+        {"huge_filter_shape", NULL, "for its shape"},
+        {"shape_overflow", NULL, "for its shape"},
+        {"offset_past_end", NULL, "outside the file"},
+        {"labels_newlines", "labels_newlines.txt", "labels for a model with 3 outputs"},
+    };
+    const int asan = getenv("AIBOX_ASAN") != NULL;
+    aibox_status s0;
+    char m0[AIBOX_ERROR_MSG_LEN];
+    long base = crafted_import("", NULL, &s0, m0, sizeof m0); /* the process alone (libraries, OpenBLAS) */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[160], lpath[160], msg[AIBOX_ERROR_MSG_LEN];
+        if (cases[i].labels) {
+            snprintf(path, sizeof path, "tests/fuzz/corpus/tflite/float_conv_dw_fc_softmax.tflite");
+            snprintf(lpath, sizeof lpath, "%s/%s", dir, cases[i].labels);
+        } else {
+            snprintf(path, sizeof path, "%s/%s.tflite", dir, cases[i].file);
+        }
+        aibox_status s;
+        long rss = crafted_import(path, cases[i].labels ? lpath : NULL, &s, msg, sizeof msg);
+        long size = file_size(cases[i].labels ? lpath : path);
+        print_message("# crafted tflite %s (%.1f MB): %s, peak RSS %.1f MB (%.1f MB over the %.1f MB of a process "
+                      "that reads nothing): %s\n", cases[i].file, size / 1048576.0, s ? "refused" : "ACCEPTED",
+                      rss / 1048576.0, (rss - base) / 1048576.0, base / 1048576.0, msg);
+        if (s == AIBOX_OK) fail_msg("%s was accepted", cases[i].file);
+        if (!strstr(msg, cases[i].labels ? lpath : path) || !strstr(msg, cases[i].want) || strchr(msg, '\n'))
+            fail_msg("%s: message '%s' (wanted '%s')", cases[i].file, msg, cases[i].want);
+        if (!asan && rss >= (64L << 20) + size) fail_msg("%s: peak RSS %ld bytes", cases[i].file, rss);
+        unlink(cases[i].labels ? lpath : path);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "--import")) return import_main(argv[2], argv[3]);
     find_models();
     snprintf(g_tmp, sizeof g_tmp, "/tmp/aibox_test_tflite_%d.tflite", (int)getpid());
     const struct CMUnitTest tests[] = {
@@ -414,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_cat_128),      cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_quantize_layer), cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_import_any),      cmocka_unit_test(test_task_library_resize),
+        cmocka_unit_test(test_crafted_memory),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(g_tmp);

@@ -1,0 +1,36 @@
+/* Run-time CPU feature tests for the hand-written SIMD paths.
+ *
+ * cpuid plus the OS's XSAVE state (xgetbv), not __builtin_cpu_supports:
+ * clang 14 does not know "f16c" there, and a feature the OS does not save
+ * across context switches (AVX's YMM registers) is not usable even when
+ * cpuid lists it. Nothing is cached: cpuid costs well under a microsecond,
+ * and callers ask once per fit/score call, not per element. */
+#include "core/core.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static unsigned long long xcr0(void)
+{
+    unsigned lo, hi;
+    /* the instruction, not _xgetbv(): that intrinsic needs -mxsave */
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (unsigned long long)hi << 32 | lo;
+}
+
+unsigned aibox_cpu_features(void)
+{
+    unsigned a, b, c, d, f = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    /* AVX, FMA, F16C and AVX2 need the OS to save XMM and YMM state */
+    if (!osxsave || !avx || (xcr0() & 6) != 6) return 0;
+    f |= AIBOX_CPU_AVX;
+    if ((c >> 12) & 1) f |= AIBOX_CPU_FMA;
+    if ((c >> 29) & 1) f |= AIBOX_CPU_F16C;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && ((b >> 5) & 1)) f |= AIBOX_CPU_AVX2;
+    return f;
+}
+#else
+unsigned aibox_cpu_features(void) { return 0; }
+#endif
