@@ -29,6 +29,10 @@ aibox_status aibox_vfail(aibox_error *err, aibox_status code, const char *fmt, v
     if (err) {
         err->code = code;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        /* one line, always: bytes echoed from a file or a caller (a key, a
+         * name, a mode) cannot add lines or terminal controls to a message */
+        for (char *c = err->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f) *c = '?';
     }
     return code;
 }

@@ -210,6 +210,8 @@ static aibox_status tap_geometry(aibox_padim *p, const char *name, aibox_error *
     const aibox_model *m = p->trunk;
     int c0, h0, w0;
     aibox_model_node_shape(m, p->tap[0], &c0, &h0, &w0);
+    if ((int64_t)h0 * w0 > INT32_MAX) /* the node limits keep it below 2^31; checked, not assumed */
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: PaDiM tap grid %dx%d is too large", name, w0, h0);
     p->gh = h0, p->gw = w0, p->P = h0 * w0, p->F = 0;
     for (int t = 0; t < p->n_taps; t++) {
         int c, h, w;
