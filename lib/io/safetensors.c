@@ -325,26 +325,10 @@ aibox_status aibox_st_read(const char *path, aibox_st_file **out, aibox_error *e
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "safetensors: NULL output pointer");
     *out = NULL;
     if (!path) return aibox_fail(err, AIBOX_E_INVALID, "safetensors: NULL path");
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return aibox_fail(err, AIBOX_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return aibox_fail(err, AIBOX_E_IO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)st.st_size;
-    unsigned char *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fclose(fp);
-        return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory for %zu bytes", path, len);
-    }
-    size_t got = fread(buf, 1, len, fp);
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad || got != len) {
-        free(buf);
-        return aibox_fail(err, AIBOX_E_IO, "%s: read %zu of %zu bytes", path, got, len);
-    }
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    aibox_status rs = aibox_read_file(path, 0, &buf, &len, err); /* the library's one reader */
+    if (rs) return rs;
     aibox_status s = aibox_st_parse(buf, len, path, out, err);
     if (s == AIBOX_OK) (*out)->owned = buf; /* the tensors point into it */
     else free(buf);

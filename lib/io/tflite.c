@@ -511,34 +511,10 @@ static void same_pad(int in, int k, int stride, int same, int *before, int *afte
     *out = o;
 }
 
+/* The library's one whole-file reader, capped at what this reader handles. */
 static aibox_status read_file(const char *path, uint8_t **buf, size_t *len, aibox_error *err)
 {
-    FILE *fp = fopen(path, "rb");
-    struct stat st;
-    if (!fp) return aibox_fail(err, AIBOX_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return aibox_fail(err, AIBOX_E_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > TFL_MAX_FILE) {
-        fclose(fp);
-        return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %lld bytes, larger than the 2 GiB libaibox reads", path,
-                          (long long)st.st_size);
-    }
-    *len = (size_t)st.st_size;
-    *buf = malloc(*len ? *len : 1);
-    if (!*buf) {
-        fclose(fp);
-        return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
-    }
-    if (fread(*buf, 1, *len, fp) != *len) {
-        free(*buf);
-        *buf = NULL;
-        fclose(fp);
-        return aibox_fail(err, AIBOX_E_IO, "%s: read failed", path);
-    }
-    fclose(fp);
-    return AIBOX_OK;
+    return aibox_read_file(path, TFL_MAX_FILE, buf, len, err);
 }
 
 /* The per-sample (c, h, w) of a TFLite activation tensor (NHWC or [1, N]). */

@@ -299,7 +299,7 @@ static void test_import_refusals_small(void **state)
     assert_non_null(strstr(err.msg, "fc.weight"));
     assert_non_null(strstr(err.msg, "small.safetensors"));
     assert_int_equal(aibox_import_safetensors(&m, path, "resnet101", 0, &err), AIBOX_E_UNSUPPORTED);
-    assert_int_equal(aibox_import_safetensors(&m, "/nonexistent/x.safetensors", "resnet18", 0, &err), AIBOX_E_IO);
+    assert_int_equal(aibox_import_safetensors(&m, "/nonexistent/x.safetensors", "resnet18", 0, &err), AIBOX_E_NOTFOUND);
     /* Bottleneck files that are no known architecture (arch NULL) */
     static unsigned char zeros[96 * 64];
     unsigned char *h = build("{\"layer1.0.conv3.weight\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"

@@ -401,7 +401,7 @@ static void test_malformed(void **state)
 
     /* not a file at all */
     aibox_model *m = NULL;
-    assert_int_equal(aibox_import_tflite(&m, "/nonexistent/x.tflite", NULL, &err), AIBOX_E_IO);
+    assert_int_equal(aibox_import_tflite(&m, "/nonexistent/x.tflite", NULL, &err), AIBOX_E_NOTFOUND); /* as every reader says */
     free(b);
     free(orig);
 }
