@@ -31,6 +31,22 @@ static float bitsf(int64_t v)
     return f;
 }
 
+/* Node i's tensor q (0, 1: parameters; 2, 3: statistics) as files name it,
+ * "n<i>.p<k>" / "n<i>.s<k>": its value count (0: the node has none) and name. */
+static size_t node_tensor(const aibox_model *m, int i, int q, char name[32])
+{
+    const aibox_node *nd = &m->nodes[i];
+    snprintf(name, 32, "n%d.%c%d", i, q < 2 ? 'p' : 's', q & 1);
+    return q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
+}
+
+/* Where node i's tensor q lives in the model's blocks. */
+static float *node_tensor_data(const aibox_model *m, int i, int q)
+{
+    const aibox_node *nd = &m->nodes[i];
+    return q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2];
+}
+
 /* The first non-finite value of n floats, or -1. */
 static long long first_nonfinite(const float *v, size_t n)
 {
@@ -90,19 +106,16 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
         goto done;
     }
     int nt = 0;
-    for (int i = 0; i < m->n_nodes; i++) {
-        const aibox_node *nd = &m->nodes[i];
+    for (int i = 0; i < m->n_nodes; i++)
         for (int q = 0; q < 4; q++) {
-            size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
+            size_t n = node_tensor(m, i, q, names[nt]);
             if (!n) continue;
-            snprintf(names[nt], sizeof names[nt], "n%d.%c%d", i, q < 2 ? 'p' : 's', q & 1);
             t[nt].name = names[nt];
             t[nt].ndim = 1;
             t[nt].dims[0] = (int64_t)n;
-            t[nt].data = q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2];
+            t[nt].data = node_tensor_data(m, i, q);
             nt++;
         }
-    }
     for (int i = 0; i < n_extra; i++) t[nt++] = extra[i];
     /* A model file never carries a non-finite number (the loader refuses
      * one): a diverged model is not saved over a good one. */
@@ -147,8 +160,9 @@ aibox_status aibox_model_check_finite(const aibox_model *m, const char *path, ai
     for (int i = 1; i < m->n_nodes; i++) {
         const aibox_node *nd = &m->nodes[i];
         for (int q = 0; q < 4; q++) {
-            size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
-            const float *v = q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2];
+            char name[32];
+            size_t n = node_tensor(m, i, q, name);
+            const float *v = node_tensor_data(m, i, q);
             long long at = n ? first_nonfinite(v, n) : -1;
             if (at >= 0)
                 return aibox_fail(err, AIBOX_E_FORMAT,
@@ -404,10 +418,9 @@ static aibox_status check_tensors(const aibox_model *m, const aibox_file *f, con
     for (int i = 1; i < m->n_nodes; i++) {
         const aibox_node *nd = &m->nodes[i];
         for (int q = 0; q < 4; q++) {
-            size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
-            if (!n) continue;
             char name[32];
-            snprintf(name, sizeof name, "n%d.%c%d", i, q < 2 ? 'p' : 's', q & 1);
+            size_t n = node_tensor(m, i, q, name);
+            if (!n) continue;
             const aibox_file_entry *t = NULL;
             for (int j = 0; j < f->n_tensors && !t; j++)
                 if (!strcmp(f->tensors[j].name, name)) t = &f->tensors[j];
@@ -478,14 +491,11 @@ static aibox_status load(aibox_model **out, const char *path, int weights, aibox
     } else {
         if ((s = check_finite(f, path, err)) || (s = aibox_model_alloc_params(m, 0, 0, err))) goto fail;
         for (int i = 1; i < m->n_nodes; i++) {
-            const aibox_node *nd = &m->nodes[i];
             for (int q = 0; q < 4; q++) {
-                size_t n = q < 2 ? nd->n_param[q] : nd->n_state[q - 2];
-                if (!n) continue;
                 char name[32];
-                snprintf(name, sizeof name, "n%d.%c%d", i, q < 2 ? 'p' : 's', q & 1);
-                const float *data = aibox_file_tensor_data(f, name, NULL, NULL);
-                memcpy(q < 2 ? m->params + nd->param_off[q] : m->state + nd->state_off[q - 2], data, n * sizeof(float));
+                size_t n = node_tensor(m, i, q, name);
+                if (!n) continue;
+                memcpy(node_tensor_data(m, i, q), aibox_file_tensor_data(f, name, NULL, NULL), n * sizeof(float));
             }
         }
     }

@@ -244,16 +244,13 @@ static void test_fit_run_evaluate(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/aibox_detector_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return aibox_test_mkdtemp(g_dir, sizeof g_dir, "detector");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) ? -1 : 0;
+    return aibox_test_rm_rf(g_dir);
 }
 
 int main(void)

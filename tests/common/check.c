@@ -287,8 +287,7 @@ int aibox_test_run(char *out, size_t out_len, const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* A "Vm...:   123 kB" line of /proc/self/status, or -1. */
-static long status_kb(const char *field)
+long aibox_test_status_kb(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return -1;
@@ -314,11 +313,11 @@ long aibox_test_peak_kb(int (*fn)(void *arg), void *arg, int *child_rc)
         FILE *cr = fopen("/proc/self/clear_refs", "w");
         int reset = cr && fputs("5", cr) >= 0;
         if (cr && fclose(cr)) reset = 0;
-        long base = status_kb("VmRSS");
+        long base = aibox_test_status_kb("VmRSS");
         int rc = 0;
         if (reset && base >= 0) {
             rc = fn(arg);
-            long hwm = status_kb("VmHWM");
+            long hwm = aibox_test_status_kb("VmHWM");
             if (hwm >= 0) r[0] = hwm - base, r[1] = hwm;
         }
         if (write(fds[1], r, sizeof r) != (ssize_t)sizeof r) rc = 125;
@@ -334,25 +333,52 @@ long aibox_test_peak_kb(int (*fn)(void *arg), void *arg, int *child_rc)
     return got == (ssize_t)sizeof r ? r[0] : -1;
 }
 
-long aibox_test_cmd_peak_kb(int *exit_status, const char *fmt, ...)
+long aibox_test_child_verdict(char *const argv[], aibox_status *st, char *msg, size_t cap)
 {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0) return -1;
+    assert_true(pid >= 0);
     if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        close(fd[0]);
+        dup2(fd[1], 1);
+        execv("/proc/self/exe", argv);
         _exit(127);
     }
-    int st = 0;
-    struct rusage ru;
-    if (wait4(pid, &st, 0, &ru) != pid) return -1;
-    if (exit_status) *exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return ru.ru_maxrss;
+    close(fd[1]);
+    char out[AIBOX_ERROR_MSG_LEN + 32] = "";
+    ssize_t got = 0, r;
+    while ((size_t)got < sizeof out - 1 && (r = read(fd[0], out + got, sizeof out - 1 - (size_t)got)) > 0) got += r;
+    close(fd[0]);
+    int ws, code = -1, used = 0;
+    long kb = -1;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_int_equal(sscanf(out, "%d %ld %n", &code, &kb, &used), 2);
+    *st = (aibox_status)code;
+    snprintf(msg, cap, "%s", out + used);
+    char *nl = strrchr(msg, '\n');
+    if (nl) *nl = 0;
+    return kb * 1024L;
+}
+
+void aibox_test_print_verdict(aibox_status st, const char *msg)
+{
+    printf("%d %ld %s\n", (int)st, aibox_test_status_kb("VmHWM"), msg ? msg : "");
+}
+
+int aibox_test_mkdtemp(char *buf, size_t len, const char *tag)
+{
+    snprintf(buf, len, "/tmp/aibox_%s_XXXXXX", tag);
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+int aibox_test_rm_rf(const char *dir)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
 }
 
 void aibox_test_write_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect)

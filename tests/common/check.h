@@ -38,9 +38,16 @@ int aibox_test_run(char *out, size_t out_len, const char *fmt, ...) __attribute_
  * status is fn's return value (*child_rc). For "refusing costs no more than
  * the file's size" checks. */
 long aibox_test_peak_kb(int (*fn)(void *arg), void *arg, int *child_rc);
-/* A program's peak resident set in kB (the child's ru_maxrss from wait4)
- * and its exit status, for a shell command run through /bin/sh. */
-long aibox_test_cmd_peak_kb(int *exit_status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Verdicts measured in a fresh process: this test binary runs itself again
+ * (/proc/self/exe with argv) and the child prints one line with
+ * aibox_test_print_verdict: its status, its peak RSS (VmHWM, which starts
+ * anew with the exec: wait4's ru_maxrss would also count the parent's
+ * memory, inherited through fork) and the message. Returns the child's peak
+ * RSS in bytes; *st and msg receive the verdict. */
+long aibox_test_child_verdict(char *const argv[], aibox_status *st, char *msg, size_t cap);
+void aibox_test_print_verdict(aibox_status st, const char *msg);
+/* A "Field:   123 kB" line of /proc/self/status (VmRSS, VmHWM, ...), or -1. */
+long aibox_test_status_kb(const char *field);
 
 /* Strict JSON (RFC 8259) of one text: a single value, valid UTF-8, no NaN,
  * Infinity, trailing commas, leading zeros or raw control characters.
@@ -48,6 +55,11 @@ long aibox_test_cmd_peak_kb(int *exit_status, const char *fmt, ...) __attribute_
 int aibox_test_json_valid(const char *text, size_t len, char *why, size_t why_len);
 /* Every non-empty line of text is strict JSON (prints the first bad line). */
 int aibox_test_json_lines(const char *text);
+
+/* A fresh folder /tmp/aibox_<tag>_XXXXXX into buf (0 on success), and its
+ * removal with everything in it. For suites' setup and teardown. */
+int aibox_test_mkdtemp(char *buf, size_t len, const char *tag);
+int aibox_test_rm_rf(const char *dir);
 
 /* A synthetic textured part, w x h with ch channels, written as stem.jpg;
  * with defect, a bright square (x from w/2, y from h/3, side w/6) whose mask

@@ -173,16 +173,13 @@ static void test_padim_example_matches_infer(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/aibox_examples_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return aibox_test_mkdtemp(dir, sizeof dir, "examples");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) ? -1 : 0;
+    return aibox_test_rm_rf(dir);
 }
 
 int main(int argc, char **argv)

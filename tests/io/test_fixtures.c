@@ -148,16 +148,13 @@ static int setup(void **state)
         fprintf(stderr, "run from the source tree (%s not found)\n", FIXTURES);
         return -1;
     }
-    snprintf(g_dir, sizeof g_dir, "/tmp/aibox_fixtures_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return aibox_test_mkdtemp(g_dir, sizeof g_dir, "fixtures");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) ? -1 : 0;
+    return aibox_test_rm_rf(g_dir);
 }
 
 int main(void)

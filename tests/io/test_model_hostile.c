@@ -562,16 +562,13 @@ static void test_context_beyond_memory_refused(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/aibox_hostile_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return aibox_test_mkdtemp(g_dir, sizeof g_dir, "hostile");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return aibox_test_rm_rf(g_dir);
 }
 
 int main(void)

@@ -519,17 +519,6 @@ static void test_torch_parity_wide(void **state)
 }
 
 /* ------------------------------------------------------------------ crafted files, memory */
-/* This process's peak RSS (kB) from /proc/self/status. */
-static long vm_hwm_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb;
-}
 
 /* The child side of crafted_import (this binary run with --import PATH):
  * imports with the architecture recognised, prints status, peak RSS in kB
@@ -540,7 +529,7 @@ static int import_main(const char *path)
     aibox_error err = {0};
     aibox_status s = *path ? aibox_import_safetensors(&m, path, NULL, 0, &err) : AIBOX_E_INVALID;
     aibox_model_free(&m);
-    printf("%d %ld %s\n", (int)s, vm_hwm_kb(), err.msg);
+    aibox_test_print_verdict(s, err.msg);
     return 0;
 }
 
@@ -549,32 +538,8 @@ static int import_main(const char *path)
  * memory, inherited through fork). *st and msg receive the verdict. */
 static long crafted_import(const char *path, aibox_status *st, char *msg, size_t cap)
 {
-    int fd[2];
-    assert_int_equal(pipe(fd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 1);
-        execl("/proc/self/exe", "test_safetensors", "--import", path, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    char out[AIBOX_ERROR_MSG_LEN + 32] = "";
-    ssize_t got = 0, r;
-    while ((size_t)got < sizeof out - 1 && (r = read(fd[0], out + got, sizeof out - 1 - (size_t)got)) > 0) got += r;
-    close(fd[0]);
-    int ws, code = -1, used = 0;
-    long kb = -1;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
-    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
-    assert_int_equal(sscanf(out, "%d %ld %n", &code, &kb, &used), 2);
-    *st = (aibox_status)code;
-    snprintf(msg, cap, "%s", out + used);
-    char *nl = strrchr(msg, '\n');
-    if (nl) *nl = 0;
-    return kb * 1024L;
+    char *argv[] = {"test_safetensors", "--import", (char *)path, NULL};
+    return aibox_test_child_verdict(argv, st, msg, cap);
 }
 
 /* Writes an 8-byte length (declared, or the header's when 0), header, then

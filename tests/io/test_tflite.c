@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "aibox.h"
+#include "common/check.h"
 
 static char g_models[1024];
 static char g_tmp[256];
@@ -414,46 +415,10 @@ static void test_malformed(void **state)
  * fork and kept across exec). *st and msg receive the importer's verdict. */
 static long crafted_import(const char *path, const char *labels, aibox_status *st, char *msg, size_t cap)
 {
-    int fd[2];
-    assert_int_equal(pipe(fd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 1);
-        execl("/proc/self/exe", "test_tflite", "--import", path, labels ? labels : "", (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    char out[AIBOX_ERROR_MSG_LEN + 32] = "";
-    ssize_t got = 0, r;
-    while ((size_t)got < sizeof out - 1 && (r = read(fd[0], out + got, sizeof out - 1 - (size_t)got)) > 0) got += r;
-    close(fd[0]);
-    int ws, code = -1;
-    long hwm_kb = -1;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
-    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
-    int used = 0;
-    assert_int_equal(sscanf(out, "%d %ld %n", &code, &hwm_kb, &used), 2);
-    *st = (aibox_status)code;
-    snprintf(msg, cap, "%s", out + used);
-    char *nl = strrchr(msg, '\n');
-    if (nl) *nl = 0;
-    return hwm_kb * 1024L;
+    char *argv[] = {"test_tflite", "--import", (char *)path, (char *)(labels ? labels : ""), NULL};
+    return aibox_test_child_verdict(argv, st, msg, cap);
 }
 
-/* This process's peak RSS (kB) from /proc/self/status. */
-static long vm_hwm_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6)) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb;
-}
 
 /* The child side of crafted_import: status, peak RSS in kB, the message
  * (an empty path: nothing is read, for the process's own baseline). */
@@ -464,7 +429,7 @@ static int import_main(const char *path, const char *labels)
     aibox_error err = {0};
     aibox_status s = *path ? aibox_import_tflite(&m, path, &o, &err) : AIBOX_E_INVALID;
     aibox_model_free(&m);
-    printf("%d %ld %s\n", (int)s, vm_hwm_kb(), err.msg);
+    aibox_test_print_verdict(s, err.msg);
     return 0;
 }
 
