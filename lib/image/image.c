@@ -578,7 +578,17 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
         if (shrunk) px = shrunk;
     } else {
         /* GIF: the first frame, as RGBA. req_comp 0 keeps the file's channels. */
-        px = stbi_load_from_memory(p, (int)len, &x, &y, &c, 0);
+        unsigned char *padded = NULL; /* palette PNGs: see aibox_stb_png_pad_palette */
+        size_t padded_len = 0;
+        if (fmt == FMT_PNG && aibox_stb_png_pad_palette(p, len, &padded, &padded_len) < 0)
+            return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory copying the palette", name);
+        if (padded && padded_len > INT_MAX) {
+            free(padded);
+            return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %zu bytes is more than stb_image can read (2 GiB)", name, len);
+        }
+        px = padded ? stbi_load_from_memory(padded, (int)padded_len, &x, &y, &c, 0)
+                    : stbi_load_from_memory(p, (int)len, &x, &y, &c, 0);
+        free(padded);
         if (!px) return stb_failed(err, name, fmt, p, len, 0);
         if (fmt == FMT_PNM && pnm.maxv != 255) {
             size_t count = (size_t)x * (size_t)y * (size_t)c;

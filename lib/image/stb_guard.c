@@ -22,6 +22,14 @@
  * which would put control bytes in our one-line messages. The PNG
  * specification allows only letters there, so other bytes are refused first.
  *
+ * PNG palettes: stb expands indices through a 256-entry palette on its
+ * stack that PLTE fills only up to its own count, so a pixel index past the
+ * last entry copies uninitialised stack bytes into the image (valgrind; the
+ * same file then decodes differently from run to run). aibox_stb_png_pad_palette
+ * gives stb a copy whose PLTE chunks hold 256 entries, the extra ones opaque
+ * black, as libpng 1.6 pads its palette. The padding would also lift stb's
+ * check that tRNS is no longer than the palette, so the walk below makes it.
+ *
  * PGM/PPM headers: stb reads the width, height and maximum value into an int
  * with no overflow check (stbi__pnm_getinteger: signed overflow, found by
  * fuzz_image under UBSan). Numbers beyond INT_MAX are refused first, reading
@@ -30,7 +38,10 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 static unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
@@ -89,8 +100,10 @@ static uint32_t be32(const unsigned char *p)
 
 static int is_letter(unsigned char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
-/* Walks the chunks as stb does: length, type, data, CRC, up to IEND. */
-static const char *png(const unsigned char *p, size_t len, aibox_status *code)
+/* Walks the chunks as stb does: length, type, data, CRC, up to IEND.
+ * Calls visit (when not NULL) on each whole chunk; a non-NULL reason stops it. */
+static const char *png_walk(const unsigned char *p, size_t len, aibox_status *code,
+                            const char *(*visit)(const unsigned char *chunk, size_t n, void *arg), void *arg)
 {
     size_t i = 8;
     while (len - i >= 8) {
@@ -101,9 +114,78 @@ static const char *png(const unsigned char *p, size_t len, aibox_status *code)
             return "corrupt PNG: a chunk type that is not four letters";
         }
         if (n > left || !memcmp(type, "IEND", 4) || left - n < 4) break; /* a cut: image.c's structure check */
+        const char *why = visit ? visit(p + i, n, arg) : NULL;
+        if (why) {
+            *code = AIBOX_E_FORMAT;
+            return why;
+        }
         i += 8 + n + 4;
     }
     return NULL;
+}
+
+/* What the palette checks need from the chunks seen so far. */
+typedef struct {
+    int palette_image; /* IHDR colour type 3 */
+    size_t entries;    /* of the last PLTE, as stb counts them (0: none yet) */
+    size_t short_plte; /* PLTE chunks stb accepts with fewer than 256 entries */
+} png_palette;
+
+static const char *palette_visit(const unsigned char *c, size_t n, void *arg)
+{
+    png_palette *pal = arg;
+    if (!memcmp(c + 4, "IHDR", 4) && n >= 13) pal->palette_image = c[8 + 9] == 3;
+    if (!memcmp(c + 4, "PLTE", 4) && n <= 768 && n % 3 == 0) { /* stb refuses other lengths */
+        pal->entries = n / 3;
+        if (pal->palette_image && n < 768) pal->short_plte++;
+    }
+    /* stb's own check ("bad tRNS len"), which the padding would lift */
+    if (!memcmp(c + 4, "tRNS", 4) && pal->palette_image && pal->entries && n > pal->entries)
+        return "corrupt PNG: tRNS has more entries than the palette";
+    return NULL;
+}
+
+static const char *png(const unsigned char *p, size_t len, aibox_status *code)
+{
+    png_palette pal = {0};
+    return png_walk(p, len, code, palette_visit, &pal);
+}
+
+int aibox_stb_png_pad_palette(const unsigned char *p, size_t len, unsigned char **copy, size_t *copy_len)
+{
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    *copy = NULL, *copy_len = 0;
+    png_palette pal = {0};
+    aibox_status code;
+    if (len < 8 || memcmp(p, sig, 8) || png_walk(p, len, &code, palette_visit, &pal) || !pal.short_plte) return 0;
+    size_t cap = len + pal.short_plte * 768;
+    unsigned char *out = malloc(cap);
+    if (!out) return -1;
+    /* the same walk, copying: short PLTE chunks grow to 768 bytes, zero-filled,
+     * with their CRC recomputed; everything else as it is */
+    size_t i = 8, o = 8;
+    int palette_image = 0;
+    memcpy(out, p, 8);
+    while (len - i >= 8) {
+        size_t n = be32(p + i), left = len - i - 8;
+        if (n > left || left - n < 4 || !memcmp(p + i + 4, "IEND", 4)) break;
+        if (!memcmp(p + i + 4, "IHDR", 4) && n >= 13) palette_image = p[i + 8 + 9] == 3;
+        if (palette_image && !memcmp(p + i + 4, "PLTE", 4) && n < 768 && n % 3 == 0) {
+            out[o] = 0, out[o + 1] = 0, out[o + 2] = 768 >> 8, out[o + 3] = 768 & 0xFF;
+            memcpy(out + o + 4, p + i + 4, 4 + n);
+            memset(out + o + 8 + n, 0, 768 - n);
+            uint32_t crc = (uint32_t)crc32(0L, out + o + 4, 4 + 768);
+            for (int k = 0; k < 4; k++) out[o + 8 + 768 + k] = (unsigned char)(crc >> (24 - 8 * k));
+            o += 8 + 768 + 4;
+        } else {
+            memcpy(out + o, p + i, 8 + n + 4);
+            o += 8 + n + 4;
+        }
+        i += 8 + n + 4;
+    }
+    memcpy(out + o, p + i, len - i); /* IEND and whatever follows, as given */
+    *copy = out, *copy_len = o + (len - i);
+    return 1;
 }
 
 static const char *pnm(const unsigned char *p, size_t len)

@@ -18,6 +18,9 @@ dict=
 [ -f tests/fuzz/"$name".dict ] && dict=-dict=tests/fuzz/"$name".dict
 # bounded memory (a header may ask for gigabytes); leaks count as failures
 start=$(date +%s)
+# known upstream defects, checked to stay in bounds, are listed in ubsan.supp;
+# any other report halts the run
+UBSAN_OPTIONS=suppressions=tests/fuzz/ubsan.supp:halt_on_error=1:print_stacktrace=1 \
 "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -timeout=25 \
   -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$art/" $dict $FUZZ_ARGS "$work" >"$log" 2>&1
 rc=$?

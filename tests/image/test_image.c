@@ -344,6 +344,71 @@ static void test_png_palette(void **state)
     free(b.p);
 }
 
+/* Fills a stretch of the stack with a marker, so that a decoder reading
+ * stack bytes it never wrote would see it instead of the zeros a fresh stack
+ * usually holds. */
+static __attribute__((noinline)) void poison_stack(void)
+{
+    volatile uint8_t junk[1 << 16];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = 0xA5;
+}
+
+/* Pixel indices past the end of PLTE (the PNG specification calls the file
+ * wrong; libpng pads its palette with black). stb expands them through a
+ * stack palette filled only up to PLTE's count, so they used to copy stack
+ * bytes into the image: they must come out opaque black, every time, at
+ * every bit depth, with or without tRNS. */
+static void test_png_palette_index_past_plte(void **state)
+{
+    (void)state;
+    const uint8_t plte[] = {10, 20, 30, 200, 100, 0};
+    const uint8_t idx8[] = {0, 1, 2, 200, 255, 1};
+    const uint8_t idx4[] = {0x1F, 0x20}; /* 4-bit: 1, 15, 2, 0 (3 x 1, rows padded to bytes) */
+    struct {
+        int depth;
+        const uint8_t *rows;
+        size_t row_bytes;
+        int w;
+        const uint8_t *want; /* 3 bytes per pixel */
+    } cases[] = {
+        {8, idx8, 6, 6, (const uint8_t[]){10, 20, 30, 200, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200, 100, 0}},
+        {4, idx4, 2, 3, (const uint8_t[]){200, 100, 0, 0, 0, 0, 0, 0, 0}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        buf b = png_by_hand((uint32_t)cases[k].w, 1, cases[k].depth, 3, cases[k].rows, cases[k].row_bytes, plte, 2);
+        poison_stack();
+        aibox_image got = decode_ok(b.p, b.n);
+        assert_int_equal(got.channels, 3);
+        assert_memory_equal(got.data, cases[k].want, (size_t)cases[k].w * 3);
+        aibox_image_free(&got);
+        free(b.p);
+    }
+
+    /* with tRNS (entry 0 transparent): RGBA, padded entries opaque */
+    buf b = png_by_hand(6, 1, 8, 3, NULL, 0, plte, 2);
+    const uint8_t trns[] = {0};
+    png_chunk(&b, "tRNS", trns, 1);
+    buf body = png_by_hand(6, 1, 8, 3, idx8, 6, plte, 2); /* its IDAT and IEND: after the signature, IHDR, PLTE */
+    size_t head = 8 + (12 + 13) + (12 + 6);
+    buf_add(&b, body.p + head, body.n - head);
+    free(body.p);
+    poison_stack();
+    aibox_image got = decode_ok(b.p, b.n);
+    assert_int_equal(got.channels, 4);
+    const uint8_t want[] = {10, 20, 30, 0, 200, 100, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 200, 100, 0, 255};
+    assert_memory_equal(got.data, want, sizeof want);
+    aibox_image_free(&got);
+
+    /* a tRNS longer than the palette stays refused, as stb refuses it */
+    buf c = png_by_hand(6, 1, 8, 3, NULL, 0, plte, 2);
+    const uint8_t trns3[] = {0, 0, 0};
+    png_chunk(&c, "tRNS", trns3, 3);
+    buf_add(&c, b.p + head + 12 + 1, b.n - head - 12 - 1);
+    expect_refusal(c.p, c.n, 0, AIBOX_E_FORMAT, "tRNS has more entries than the palette");
+    free(c.p);
+    free(b.p);
+}
+
 static void test_pnm(void **state)
 {
     (void)state;
@@ -1273,6 +1338,7 @@ int main(void)
         cmocka_unit_test(test_png_8bit),
         cmocka_unit_test(test_png_16bit),
         cmocka_unit_test(test_png_palette),
+        cmocka_unit_test(test_png_palette_index_past_plte),
         cmocka_unit_test(test_pnm),
         cmocka_unit_test(test_bmp_tga),
         cmocka_unit_test(test_gif_first_frame),
