@@ -1,7 +1,7 @@
 # libaibox — build, test, install.  `make` builds everything; `make check` installs
 # missing Debian packages (as root), builds and runs every test.
 #
-# Targets: all, check, asan, fuzz, deps, bench, example, install, clean.
+# Targets: all, check, check-nosimd, check-clang, asan, fuzz, deps, bench, example, install, clean.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -18,7 +18,10 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS_ALL := -Iinclude -Ilib -I/usr/include/stb -D_GNU_SOURCE $(CPPFLAGS)
-CFLAGS_ALL   := -std=c11 $(WARN) -fPIC -fvisibility=hidden -pthread $(CFLAGS) $(EXTRA_CFLAGS)
+# -ffp-contract=off: the same arithmetic from every compiler. It is GCC's
+# default with -std=c11; clang's default fuses a * b + c into one FMA wherever
+# the target has FMA (the AVX2 kernels' scalar tails), which changes last bits.
+CFLAGS_ALL   := -std=c11 $(WARN) -ffp-contract=off -fPIC -fvisibility=hidden -pthread $(CFLAGS) $(EXTRA_CFLAGS)
 LIBS    := -lopenblas -lstb -lcjson -lz -lm -lpthread
 LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
@@ -45,7 +48,7 @@ SHARED := $(BUILD)/$(SONAME)
 # Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
 .SECONDARY:
 
-.PHONY: installed-examples all check asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
+.PHONY: installed-examples all check check-nosimd check-clang asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -103,6 +106,18 @@ check: deps-test
 	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
 	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+
+# The whole of `make check` on the portable builds, each in its own BUILD
+# dir (not part of `make check`: each costs about as much again):
+#  check-nosimd  -DAIBOX_NO_SIMD: no hand-written SIMD, plain C everywhere
+#                (lib/ops/simd.h); the x86 kernels are not compiled in
+#  check-clang   CC=clang (examples/build-installed.sh too, through $CC)
+check-nosimd:
+	@$(MAKE) --no-print-directory check BUILD=build-nosimd EXTRA_CFLAGS="$(EXTRA_CFLAGS) -DAIBOX_NO_SIMD"
+
+check-clang:
+	@sh tools/install-deps.sh clang
+	@$(MAKE) --no-print-directory check BUILD=build-clang CC=clang
 
 # AddressSanitizer + UBSan build of the library and the tests, then run them.
 asan: deps-test
@@ -192,6 +207,6 @@ install: all
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-nosimd build-clang
 
 -include $(LIB_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -40,15 +40,16 @@ static int core_class(const char *name)
     return 1;
 }
 
+/* x86 only (cpuid through aibox_cpu_features, which also checks that the OS
+ * saves the vector state; __builtin_cpu_supports is x86- and compiler-
+ * specific); elsewhere OpenBLAS keeps its own choice. Independent of
+ * AIBOX_NO_SIMD, which concerns libaibox's own kernels. */
 static const char *best_core_for_cpu(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512cd"))
-        return "SkylakeX";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+    unsigned f = aibox_cpu_features();
+    if ((f & AIBOX_CPU_AVX512_SKX) == AIBOX_CPU_AVX512_SKX) return "SkylakeX";
+    if ((f & (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA)) == (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA)) return "Haswell";
 #endif
     return NULL;
 }

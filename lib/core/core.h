@@ -39,6 +39,14 @@ AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 #define AIBOX_CPU_AVX2 2u
 #define AIBOX_CPU_FMA 4u
 #define AIBOX_CPU_F16C 8u
+#define AIBOX_CPU_AVX512F 16u
+#define AIBOX_CPU_AVX512DQ 32u
+#define AIBOX_CPU_AVX512CD 64u
+#define AIBOX_CPU_AVX512BW 128u
+#define AIBOX_CPU_AVX512VL 256u
+/* what OpenBLAS's SkylakeX kernels use */
+#define AIBOX_CPU_AVX512_SKX \
+    (AIBOX_CPU_AVX512F | AIBOX_CPU_AVX512DQ | AIBOX_CPU_AVX512CD | AIBOX_CPU_AVX512BW | AIBOX_CPU_AVX512VL)
 AIBOX_INTERNAL unsigned aibox_cpu_features(void);
 
 #define AIBOX_MIN(a, b) ((a) < (b) ? (a) : (b))

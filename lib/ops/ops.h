@@ -91,6 +91,37 @@ AIBOX_INTERNAL void aibox_conv_fwd_ref(const aibox_conv_desc *d, int n, const fl
 AIBOX_INTERNAL void aibox_conv_bwd_ref(const aibox_conv_desc *d, int n, const float *x, const float *w,
                                        const float *dy, float *dx, float *dw, float *db);
 
+/* ------------------------------------------------------------ Mahalanobis */
+/* PaDiM's scoring kernel (maha.c, maha_x86.c): acc[b] = |L v_b|^2 for bn
+ * vectors v_b = diff + b d, with L the lower-triangular d x d factor packed
+ * by rows (row i holds i + 1 entries, d (d + 1) / 2 in all), in float32 or
+ * in IEEE half precision (uint16_t). Each row's dot product is summed in
+ * float, its square accumulated in double; every kernel has a fixed
+ * summation order (the same inputs give the same bits). */
+typedef void (*aibox_maha_fn)(const void *L, const float *diff, int d, int bn, double *acc);
+typedef struct aibox_maha_kernel {
+    aibox_maha_fn fn;
+    int half;         /* 1: L is IEEE half precision, 0: float32 */
+    const char *name; /* "c-f32", "c-f16", "avx2-f32", "avx2-f16" */
+} aibox_maha_kernel;
+/* The kernels this build has that a CPU with `features` (aibox_cpu_features(),
+ * or fewer bits to leave vector paths out) runs, the plain-C ones first
+ * (always there): up to max of them into k; returns how many. For tests. */
+AIBOX_INTERNAL int aibox_maha_kernels(unsigned features, aibox_maha_kernel *k, int max);
+/* The kernel for scoring: the half-precision one when have_half (the model
+ * keeps a half copy of its factor) and a vector kernel reads it, else the
+ * fastest float32 one (plain C reads half only for the tests: converting in
+ * scalar code costs more than the bandwidth it saves). Callers choose once
+ * per model or context; features 0 picks plain C. */
+AIBOX_INTERNAL aibox_maha_kernel aibox_maha_pick(unsigned features, int have_half);
+/* IEEE binary16 from float, rounded to nearest with ties to even (F16C's
+ * rounding mode 0): overflow to +-inf (from 65520 on), results below the
+ * normal range as subnormals or +-0, NaN as a quiet NaN with the sign and
+ * the top 9 payload bits kept. Bit for bit the same on every path; features
+ * as for aibox_maha_kernels (0: plain C). And back (exact), NaN quietened. */
+AIBOX_INTERNAL void aibox_f32_to_f16(const float *x, uint16_t *h, size_t n, unsigned features);
+AIBOX_INTERNAL void aibox_f16_to_f32(const uint16_t *h, float *x, size_t n, unsigned features);
+
 /* ------------------------------------------------------------ dense */
 /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (PyTorch layout). */
 AIBOX_INTERNAL void aibox_dense_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);

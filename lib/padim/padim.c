@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include <cblas.h>
-#include <immintrin.h>
 
 #include "core/core.h"
 #include "core/pool.h"
@@ -58,9 +57,6 @@ struct aibox_padim_fit {
     long n;
 };
 
-/* A kernel over one patch's factor L (float32 or half, as the kernel reads it). */
-typedef void (*maha_fn)(const void *L, const float *diff, int d, int bn, double *acc);
-
 struct aibox_padim_ctx {
     const aibox_padim *p;
     aibox_ctx *ctx;
@@ -70,7 +66,7 @@ struct aibox_padim_ctx {
     float *full; /* P x F */
     float *grid; /* max_batch x P */
     float *diff; /* threads x max_batch x d */
-    maha_fn maha;         /* chosen at creation with the factor it reads: */
+    aibox_maha_fn maha;   /* chosen at creation with the factor it reads: */
     const char *factor;   /* the model's float32 or half factors */
     size_t factor_bytes;  /* per patch */
     float *map1;                         /* one map when the caller wants scores only: h x w */
@@ -78,105 +74,21 @@ struct aibox_padim_ctx {
     int ks;
 };
 
-/* |L v|^2 for bn vectors v (each d long) with the row-packed lower factor L.
- * The factor (P * d(d+1)/2 floats, 63 MB at d = 100) is the one big operand,
- * so scoring is bound by memory bandwidth: it is read once per batch, and the
- * row dot products run 8 (AVX2+FMA+F16C) or 4 wide. Chosen per context from the
- * CPU's features (not its model name: target_clones("arch=...") dispatches
- * on the model and would miss AMD CPUs). Fixed summation order per kernel. */
-/* 8 factor entries as floats: float32 or IEEE half (F16C). */
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 load8(const void *L, int k, int half)
-{
-    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)L + k)))
-                : _mm256_loadu_ps((const float *)L + k);
-}
-
-__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void maha_wide(const void *L, int half,
-                                                                                    const float *diff, int d, int bn,
-                                                                                    double *acc)
-{
-    for (int b = 0; b < bn; b++) acc[b] = 0;
-    for (int i = 0; i < d; i++) {
-        int n = i + 1;
-        for (int b = 0; b < bn; b++) {
-            const float *v = diff + (size_t)b * d;
-            __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-            int k = 0;
-            for (; k + 16 <= n; k += 16) {
-                s0 = _mm256_fmadd_ps(load8(L, k, half), _mm256_loadu_ps(v + k), s0);
-                s1 = _mm256_fmadd_ps(load8(L, k + 8, half), _mm256_loadu_ps(v + k + 8), s1);
-            }
-            if (k + 8 <= n) s0 = _mm256_fmadd_ps(load8(L, k, half), _mm256_loadu_ps(v + k), s0), k += 8;
-            s0 = _mm256_add_ps(s0, s1);
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-            float z = _mm_cvtss_f32(h);
-            for (; k < n; k++) z += (half ? _cvtsh_ss(((const uint16_t *)L)[k]) : ((const float *)L)[k]) * v[k];
-            acc[b] += (double)z * z;
-        }
-        L = half ? (const void *)((const uint16_t *)L + n) : (const void *)((const float *)L + n);
-    }
-}
-
-__attribute__((target("avx2,fma,f16c"))) static void maha_avx2(const void *L, const float *diff, int d, int bn,
-                                                               double *acc)
-{
-    maha_wide(L, 0, diff, d, bn, acc);
-}
-
-/* The half-precision factor: half the bytes to stream. */
-__attribute__((target("avx2,fma,f16c"))) static void maha_f16(const void *L, const float *diff, int d, int bn,
-                                                              double *acc)
-{
-    maha_wide(L, 1, diff, d, bn, acc);
-}
-
-__attribute__((target("f16c"))) static void to_half(const float *x, uint16_t *h, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
-}
-
-static int has_f16(void)
-{
-    const unsigned want = AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C;
-    return (aibox_cpu_features() & want) == want;
-}
-
-static void maha_generic(const void *factor, const float *diff, int d, int bn, double *acc)
-{
-    const float *L = factor;
-    for (int b = 0; b < bn; b++) acc[b] = 0;
-    for (int i = 0; i < d; i++) {
-        int n = i + 1;
-        for (int b = 0; b < bn; b++) {
-            const float *v = diff + (size_t)b * d;
-            float s4[4] = {0, 0, 0, 0};
-            int k = 0;
-            for (; k + 4 <= n; k += 4)
-                for (int l = 0; l < 4; l++) s4[l] += L[k + l] * v[k + l];
-            float z = (s4[0] + s4[2]) + (s4[1] + s4[3]);
-            for (; k < n; k++) z += L[k] * v[k];
-            acc[b] += (double)z * z;
-        }
-        L += n;
-    }
-}
-
-/* The kernel and the factor it reads: half precision where the model has it
- * and the CPU converts it (F16C), else float32; AIBOX_PADIM_KERNEL=generic
- * forces the portable float32 kernel (tests compare them). */
-static void maha_choose(const aibox_padim *p, maha_fn *fn, const char **factor, size_t *bytes)
+/* Scoring is |L^-1 (f - mean)| per patch: the kernels are lib/ops/maha.c's
+ * (plain C, and vector ones where this build and the CPU have them). The
+ * factor (P * d(d+1)/2 floats, 63 MB at d = 100) is the one big operand, so
+ * scoring is bound by memory bandwidth; a half-precision copy halves it where
+ * a vector kernel reads half (F16C). The choice is made once per context from
+ * aibox_cpu_features(); AIBOX_PADIM_KERNEL=generic forces the plain-C float32
+ * kernel (a test hook: tests compare the paths). */
+static aibox_maha_kernel maha_choose(const aibox_padim *p, const char **factor, size_t *bytes)
 {
     const char *force = getenv("AIBOX_PADIM_KERNEL");
-    int generic = (force && !strcmp(force, "generic")) || !has_f16();
-    int half = p->linv_h && !generic;
-    *fn = half ? maha_f16 : generic ? maha_generic : maha_avx2;
-    *factor = half ? (const char *)p->linv_h : (const char *)p->linv;
-    *bytes = p->T * (half ? sizeof(uint16_t) : sizeof(float));
+    unsigned features = force && !strcmp(force, "generic") ? 0 : aibox_cpu_features();
+    aibox_maha_kernel k = aibox_maha_pick(features, p->linv_h != NULL);
+    *factor = k.half ? (const char *)p->linv_h : (const char *)p->linv;
+    *bytes = p->T * (k.half ? sizeof(uint16_t) : sizeof(float));
+    return k;
 }
 
 void aibox_padim_free(aibox_padim **pp)
@@ -617,10 +529,12 @@ aibox_status aibox_padim_set_half(aibox_padim *p, int on, aibox_error *err)
     aibox_free(p->linv_h);
     p->linv_h = NULL;
     aibox_status s = aibox_model_set_meta_int(p->trunk, "aibox.padim.half", on ? 1 : 0, err);
-    if (s || !on || !has_f16()) return s; /* without F16C the float factor serves */
+    unsigned features = aibox_cpu_features();
+    /* where no vector kernel reads half (no F16C, AIBOX_NO_SIMD), the float factor serves */
+    if (s || !on || !aibox_maha_pick(features, 1).half) return s;
     size_t n = (size_t)p->P * p->T;
     if (!(p->linv_h = aibox_alloc(sizeof(uint16_t) * n))) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
-    to_half(p->linv, p->linv_h, n);
+    aibox_f32_to_f16(p->linv, p->linv_h, n, features);
     return AIBOX_OK;
 }
 
@@ -761,7 +675,7 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
     aibox_padim_ctx *c = calloc(1, sizeof *c);
     if (!c) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
     c->p = p, c->max_batch = max_batch;
-    maha_choose(p, &c->maha, &c->factor, &c->factor_bytes);
+    c->maha = maha_choose(p, &c->factor, &c->factor_bytes).fn;
     int ch, h, w;
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
     aibox_status s = aibox_ctx_create(&c->ctx, p->trunk, &(aibox_ctx_opts){.max_batch = max_batch, .height = h, .width = w, .threads = threads}, err);

@@ -1,0 +1,52 @@
+/* Which hand-written SIMD paths this build compiles: the one place that
+ * decides, included by lib/ops only. Every vector kernel lives in a file of
+ * lib/ops whose whole body is inside one of these guards (maha_x86.c), next
+ * to a plain-C twin in the dispatching file (maha.c) that every build has and
+ * the tests compare with the same double-precision reference.
+ *
+ *  - AIBOX_SIMD_X86: x86-64 or i386. The kernels carry target attributes
+ *    (the rest of the build stays baseline x86-64) and are only called when
+ *    aibox_cpu_features() reports what they use, so one binary runs on any
+ *    x86 CPU.
+ *  - -DAIBOX_NO_SIMD: none at all, plain C everywhere (the compiler's own
+ *    auto-vectorisation for the baseline target only); `make check-nosimd`.
+ *  - Other architectures (aarch64, ...): plain C until their kernels exist.
+ *    A NEON path would be a maha_neon.c under
+ *    `#if defined(__aarch64__) && !defined(AIBOX_NO_SIMD)`, an AIBOX_SIMD_NEON
+ *    here and one more entry in maha.c's table. */
+#ifndef AIBOX_OPS_SIMD_H
+#define AIBOX_OPS_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(AIBOX_NO_SIMD)
+#define AIBOX_SIMD_X86 1
+#endif
+
+/* GCC/clang function multi-versioning (an AVX2 clone picked by the loader
+ * through an ifunc, the baseline one elsewhere) for plain-C loops the
+ * compiler vectorises better with AVX2: x86 only, and not with AIBOX_NO_SIMD. */
+#if defined(AIBOX_SIMD_X86) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define AIBOX_CLONES_AVX2 __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef AIBOX_CLONES_AVX2
+#define AIBOX_CLONES_AVX2
+#endif
+
+#ifdef AIBOX_SIMD_X86
+/* maha_x86.c (AVX2 + FMA + F16C): the contracts of aibox_maha_fn and of
+ * aibox_f32_to_f16 / aibox_f16_to_f32 in ops.h. Call only when
+ * aibox_cpu_features() has AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C. */
+#define AIBOX_X86_MAHA_NEEDS (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C)
+AIBOX_INTERNAL void aibox_maha_f32_avx2(const void *L, const float *diff, int d, int bn, double *acc);
+AIBOX_INTERNAL void aibox_maha_f16_avx2(const void *L, const float *diff, int d, int bn, double *acc);
+AIBOX_INTERNAL void aibox_f32_to_f16_f16c(const float *x, uint16_t *h, size_t n);
+AIBOX_INTERNAL void aibox_f16_to_f32_f16c(const uint16_t *h, float *x, size_t n);
+#endif
+
+#endif
