@@ -578,10 +578,10 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
         if (shrunk) px = shrunk;
     } else {
         /* GIF: the first frame, as RGBA. req_comp 0 keeps the file's channels. */
-        unsigned char *padded = NULL; /* palette PNGs: see aibox_stb_png_pad_palette */
+        unsigned char *padded = NULL; /* see aibox_stb_rewrite */
         size_t padded_len = 0;
-        if (fmt == FMT_PNG && aibox_stb_png_pad_palette(p, len, &padded, &padded_len) < 0)
-            return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory copying the palette", name);
+        if (aibox_stb_rewrite(p, len, &padded, &padded_len) < 0)
+            return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory copying the file", name);
         if (padded && padded_len > INT_MAX) {
             free(padded);
             return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %zu bytes is more than stb_image can read (2 GiB)", name, len);

@@ -13,12 +13,12 @@
  * [p, p + len). */
 AIBOX_INTERNAL const char *aibox_stb_guard(const unsigned char *p, size_t len, aibox_status *code);
 
-/* For a palette PNG with a PLTE of fewer than 256 entries: *copy is a
- * malloc'd copy of the file with each such PLTE padded to 256 entries
- * (opaque black), to hand to stb instead (stb_guard.c says why); returns 1.
- * 0 when no copy is needed (*copy NULL), -1 when out of memory. Call after
- * aibox_stb_guard accepted the bytes. */
-AIBOX_INTERNAL int aibox_stb_png_pad_palette(const unsigned char *p, size_t len, unsigned char **copy,
-                                             size_t *copy_len);
+/* Inputs stb would decode from memory nothing wrote, rewritten into the
+ * equivalent well-defined file (stb_guard.c says why): a palette PNG's short
+ * PLTE padded to 256 entries (opaque black), a JPEG whose scans use Huffman
+ * table 0 or 1 undefined given the standard tables. Returns 1 with *copy a
+ * malloc'd file to hand to stb instead, 0 when none is needed (*copy NULL),
+ * -1 when out of memory. Call after aibox_stb_guard accepted the bytes. */
+AIBOX_INTERNAL int aibox_stb_rewrite(const unsigned char *p, size_t len, unsigned char **copy, size_t *copy_len);
 
 #endif
