@@ -25,13 +25,18 @@ UBSAN_OPTIONS=suppressions=tests/fuzz/ubsan.supp:halt_on_error=1:print_stacktrac
   -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$art/" $dict $FUZZ_ARGS "$work" >"$log" 2>&1
 rc=$?
 took=$(( $(date +%s) - start ))
+# CPU time of this script's children (the fuzzer, in the main): wall time on
+# a loaded machine is not fuzzing time
+# (times must run in this shell, not in a $(...) subshell)
+times >"$dir/$name.times"
+cpu=$(tail -1 "$dir/$name.times" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%d", s }')
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 [ -z "$execs" ] && execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
 cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
 corp=$(ls "$work" | wc -l)
 crashes=$(ls "$art" | wc -l)
-echo "fuzz $name: ${took}s of ${secs}s, ${execs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, corpus $corp files, $crashes crash/leak/timeout inputs, exit $rc (log $log)"
+echo "fuzz $name: ${took}s of ${secs}s (${cpu}s CPU), ${execs:-?} executions, cov ${cov:-?}, ft ${ft:-?}, corpus $corp files, $crashes crash/leak/timeout inputs, exit $rc (log $log)"
 # what stopped it, in one line
 [ "$rc" -ne 0 ] && grep -m1 -E '^SUMMARY:|ERROR: libFuzzer|==ERROR|runtime error' "$log" | sed "s/^/fuzz $name: /"
 [ "$rc" -eq 0 ] && [ "$crashes" -eq 0 ]
