@@ -137,6 +137,8 @@ tests-asan: $(TESTS) $(TOOLS)
 # STBI_ macros set), so coverage and the sanitizers reach inside it; the
 # fuzzers therefore link without -lstb. tests/fuzz/README.md has the details.
 FUZZ_SECONDS ?= 600
+# FUZZ_CPU=1: FUZZ_SECONDS counts the fuzzer's CPU time, not wall time
+FUZZ_CPU     ?= 0
 FUZZ_CC      ?= clang
 # -O1 for the sanitizers' speed; clang does not honour winograd.c's vectorise
 # hint at that level and says so (-Wpass-failed), which is no defect there
@@ -167,7 +169,7 @@ fuzz-build:
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 
 fuzz: fuzz-build
-	@fail=0; for t in $(FUZZ_NAMES); do sh tests/fuzz/run.sh $(BUILD)/fuzz $$t $(FUZZ_SECONDS) || fail=1; done; exit $$fail
+	@fail=0; for t in $(FUZZ_NAMES); do FUZZ_CPU=$(FUZZ_CPU) sh tests/fuzz/run.sh $(BUILD)/fuzz $$t $(FUZZ_SECONDS) || fail=1; done; exit $$fail
 
 # Rewrites the committed .aibox, image and text seeds of tests/fuzz/corpus
 # (tests/fuzz/make_seeds.c, built against the normal library; the TFLite and
