@@ -561,10 +561,23 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
     aibox_status st;
     if (fmt == FMT_PNM && (st = pnm_check(p, len, w, h, &pnm, name, err))) return st;
 
+    /* stb decodes a rewritten copy where the file needs one (see
+     * aibox_stb_rewrite), in the 8-bit and the 16-bit path alike */
+    unsigned char *fixed = NULL;
+    size_t fixed_len = 0;
+    if (aibox_stb_rewrite(p, len, &fixed, &fixed_len) < 0)
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory copying the file", name);
+    if (fixed && fixed_len > INT_MAX) {
+        free(fixed);
+        return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %zu bytes is more than stb_image can read (2 GiB)", name, len);
+    }
+    const unsigned char *src = fixed ? fixed : p;
+    int src_len = fixed ? (int)fixed_len : (int)len;
     int x, y, c;
     uint8_t *px;
-    if (stbi_is_16_bit_from_memory(p, (int)len)) { /* 16-bit PNG, PGM/PPM with maxval > 255 */
-        uint16_t *wide = stbi_load_16_from_memory(p, (int)len, &x, &y, &c, 0);
+    if (stbi_is_16_bit_from_memory(src, src_len)) { /* 16-bit PNG, PGM/PPM with maxval > 255 */
+        uint16_t *wide = stbi_load_16_from_memory(src, src_len, &x, &y, &c, 0);
+        free(fixed);
         if (!wide) return stb_failed(err, name, fmt, p, len, 0);
         /* To 8 bits in place: byte i is written after sample i (bytes 2i,
          * 2i+1) is read, and later samples lie beyond it. */
@@ -578,17 +591,8 @@ aibox_status aibox_image_decode(aibox_image *img, const void *bytes, size_t len,
         if (shrunk) px = shrunk;
     } else {
         /* GIF: the first frame, as RGBA. req_comp 0 keeps the file's channels. */
-        unsigned char *padded = NULL; /* see aibox_stb_rewrite */
-        size_t padded_len = 0;
-        if (aibox_stb_rewrite(p, len, &padded, &padded_len) < 0)
-            return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory copying the file", name);
-        if (padded && padded_len > INT_MAX) {
-            free(padded);
-            return aibox_fail(err, AIBOX_E_UNSUPPORTED, "%s: %zu bytes is more than stb_image can read (2 GiB)", name, len);
-        }
-        px = padded ? stbi_load_from_memory(padded, (int)padded_len, &x, &y, &c, 0)
-                    : stbi_load_from_memory(p, (int)len, &x, &y, &c, 0);
-        free(padded);
+        px = stbi_load_from_memory(src, src_len, &x, &y, &c, 0);
+        free(fixed);
         if (!px) return stb_failed(err, name, fmt, p, len, 0);
         if (fmt == FMT_PNM && pnm.maxv != 255) {
             size_t count = (size_t)x * (size_t)y * (size_t)c;

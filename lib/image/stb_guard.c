@@ -30,6 +30,12 @@
  * black, as libpng 1.6 pads its palette. The padding would also lift stb's
  * check that tRNS is no longer than the palette, so the walk below makes it.
  *
+ * PNG IDAT chunks of length 0: stb appends each IDAT's bytes to a buffer it
+ * allocates at the first non-empty one, so an empty IDAT before it computes
+ * NULL + 0 (undefined behaviour, found by fuzz_image under UBSan). They carry
+ * no data; aibox_stb_rewrite's copy leaves them out, and the file decodes as
+ * it would with them.
+ *
  * JPEG tables used before they exist: stb mallocs its decoder state without
  * clearing it, so a scan whose Huffman table, or a component whose
  * quantisation table, was never defined decodes from uninitialised heap, and
@@ -228,16 +234,18 @@ static const char *png_walk(const unsigned char *p, size_t len, aibox_status *co
     return NULL;
 }
 
-/* What the palette checks need from the chunks seen so far. */
+/* What the palette checks and the rewrite need from the chunks seen so far. */
 typedef struct {
     int palette_image; /* IHDR colour type 3 */
     size_t entries;    /* of the last PLTE, as stb counts them (0: none yet) */
     size_t short_plte; /* PLTE chunks stb accepts with fewer than 256 entries */
+    size_t empty_idat; /* IDAT chunks of length 0 */
 } png_palette;
 
 static const char *palette_visit(const unsigned char *c, size_t n, void *arg)
 {
     png_palette *pal = arg;
+    if (!memcmp(c + 4, "IDAT", 4) && n == 0) pal->empty_idat++;
     if (!memcmp(c + 4, "IHDR", 4) && n >= 13) pal->palette_image = c[8 + 9] == 3;
     if (!memcmp(c + 4, "PLTE", 4) && n <= 768 && n % 3 == 0) { /* stb refuses other lengths */
         pal->entries = n / 3;
@@ -255,16 +263,17 @@ static const char *png(const unsigned char *p, size_t len, aibox_status *code)
     return png_walk(p, len, code, palette_visit, &pal);
 }
 
-static int png_pad_palette(const unsigned char *p, size_t len, unsigned char **copy, size_t *copy_len)
+static int png_rewrite(const unsigned char *p, size_t len, unsigned char **copy, size_t *copy_len)
 {
     png_palette pal = {0};
     aibox_status code;
-    if (png_walk(p, len, &code, palette_visit, &pal) || !pal.short_plte) return 0;
+    if (png_walk(p, len, &code, palette_visit, &pal) || !(pal.short_plte | pal.empty_idat)) return 0;
     size_t cap = len + pal.short_plte * 768;
     unsigned char *out = malloc(cap);
     if (!out) return -1;
     /* the same walk, copying: short PLTE chunks grow to 768 bytes, zero-filled,
-     * with their CRC recomputed; everything else as it is */
+     * with their CRC recomputed; empty IDAT chunks are left out; everything
+     * else as it is */
     size_t i = 8, o = 8;
     int palette_image = 0;
     memcpy(out, p, 8);
@@ -279,6 +288,8 @@ static int png_pad_palette(const unsigned char *p, size_t len, unsigned char **c
             uint32_t crc = (uint32_t)crc32(0L, out + o + 4, 4 + 768);
             for (int k = 0; k < 4; k++) out[o + 8 + 768 + k] = (unsigned char)(crc >> (24 - 8 * k));
             o += 8 + 768 + 4;
+        } else if (n == 0 && !memcmp(p + i + 4, "IDAT", 4)) {
+            /* left out */
         } else {
             memcpy(out + o, p + i, 8 + n + 4);
             o += 8 + n + 4;
@@ -358,7 +369,7 @@ static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, 
 int aibox_stb_rewrite(const unsigned char *p, size_t len, unsigned char **copy, size_t *copy_len)
 {
     *copy = NULL, *copy_len = 0;
-    if (len >= 8 && !memcmp(p, png_sig, 8)) return png_pad_palette(p, len, copy, copy_len);
+    if (len >= 8 && !memcmp(p, png_sig, 8)) return png_rewrite(p, len, copy, copy_len);
     size_t soi = jpeg_soi(p, len);
     return soi ? jpeg_std_tables(p, len, soi, copy, copy_len) : 0;
 }

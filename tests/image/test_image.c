@@ -31,6 +31,7 @@
 #include <stb_image_write.h>
 
 #include "aibox.h"
+#include "image/stb_guard.h" /* aibox_stb_rewrite: what stb is given */
 
 static char g_dir[64];
 
@@ -410,6 +411,64 @@ static void test_png_palette_index_past_plte(void **state)
     expect_refusal(c.p, c.n, 0, AIBOX_E_FORMAT, "tRNS has more entries than the palette");
     free(c.p);
     free(b.p);
+}
+
+/* Empty IDAT chunks (allowed by the PNG specification) before the first one
+ * with data made stb compute NULL + 0, undefined behaviour (fuzz_image under
+ * UBSan; tests/fuzz/corpus/image/ub-stb-png-empty-idat.png). stb is given a
+ * copy without them, for 8-bit, palette and 16-bit files alike: the copy must
+ * be the file without its empty chunks byte for byte (a palette padded as
+ * test_png_palette_index_past_plte says), and the pixels those
+ * of the file without them. A PNG whose only IDAT is empty is refused. */
+static void test_png_empty_idat(void **state)
+{
+    (void)state;
+    const uint8_t grey[2][4] = {{0, 60, 120, 255}, {9, 8, 7, 6}};
+    const uint8_t wide[2][8] = {{0, 0, 1, 2, 128, 0, 255, 255}, {3, 4, 5, 6, 7, 8, 9, 10}};
+    const uint8_t idx[2][4] = {{0, 1, 1, 0}, {1, 0, 0, 1}};
+    const uint8_t plte[] = {10, 20, 30, 200, 100, 0};
+    buf plain[3] = {
+        png_by_hand(4, 2, 8, 0, &grey[0][0], 4, NULL, 0),
+        png_by_hand(4, 2, 16, 0, &wide[0][0], 8, NULL, 0),
+        png_by_hand(4, 2, 8, 3, &idx[0][0], 4, plte, 2),
+    };
+    for (int k = 0; k < 3; k++) {
+        size_t head = 8 + (12 + 13) + (k == 2 ? 12 + 6 : 0), tail = 12; /* signature, IHDR, PLTE | IEND */
+        buf b = {0};
+        buf_add(&b, plain[k].p, head);
+        png_chunk(&b, "IDAT", NULL, 0);
+        png_chunk(&b, "IDAT", NULL, 0);
+        buf_add(&b, plain[k].p + head, plain[k].n - head - tail);
+        png_chunk(&b, "IDAT", NULL, 0);
+        buf_add(&b, plain[k].p + plain[k].n - tail, tail);
+        unsigned char *copy = NULL, *ref = NULL; /* ref: the palette padded, as the file without them gets it */
+        size_t copy_n = 0, ref_n = 0;
+        assert_int_equal(aibox_stb_rewrite(b.p, b.n, &copy, &copy_n), 1);
+        assert_int_equal(aibox_stb_rewrite(plain[k].p, plain[k].n, &ref, &ref_n), k == 2);
+        if (!ref) ref = plain[k].p, ref_n = plain[k].n;
+        assert_int_equal(copy_n, ref_n);
+        assert_memory_equal(copy, ref, copy_n);
+        free(copy);
+        if (ref != plain[k].p) free(ref);
+        aibox_image want = decode_ok(plain[k].p, plain[k].n), got = decode_ok(b.p, b.n);
+        assert_int_equal(got.channels, want.channels);
+        assert_memory_equal(got.data, want.data, (size_t)want.width * want.height * want.channels);
+        aibox_image_free(&want);
+        aibox_image_free(&got);
+        /* only empty IDATs: no image data at all */
+        buf none = {0};
+        buf_add(&none, plain[k].p, head);
+        png_chunk(&none, "IDAT", NULL, 0);
+        buf_add(&none, plain[k].p + plain[k].n - tail, tail);
+        aibox_image im;
+        aibox_error err = {0};
+        assert_int_not_equal(aibox_image_decode(&im, none.p, none.n, "none.png", 0, &err), AIBOX_OK);
+        assert_non_null(strstr(err.msg, "none.png"));
+        print_message("# only an empty IDAT: %s\n", err.msg);
+        free(none.p);
+        free(b.p);
+        free(plain[k].p);
+    }
 }
 
 /* Offset of the first header segment with this marker (before the first
@@ -1466,6 +1525,7 @@ int main(void)
         cmocka_unit_test(test_png_16bit),
         cmocka_unit_test(test_png_palette),
         cmocka_unit_test(test_png_palette_index_past_plte),
+        cmocka_unit_test(test_png_empty_idat),
         cmocka_unit_test(test_jpeg_tables_undefined),
         cmocka_unit_test(test_decode_independent_of_memory),
         cmocka_unit_test(test_pnm),
