@@ -15,8 +15,9 @@ AIBOX_INTERNAL const char *aibox_stb_guard(const unsigned char *p, size_t len, a
 
 /* Inputs stb would decode from memory nothing wrote, rewritten into the
  * equivalent well-defined file (stb_guard.c says why): a palette PNG's short
- * PLTE padded to 256 entries (opaque black), a JPEG whose scans use Huffman
- * table 0 or 1 undefined given the standard tables. Returns 1 with *copy a
+ * PLTE padded to 256 entries (opaque black), a PNG's empty IDAT chunks left
+ * out, a JPEG whose scans use Huffman table 0 or 1 undefined given the
+ * standard tables. Returns 1 with *copy a
  * malloc'd file to hand to stb instead, 0 when none is needed (*copy NULL),
  * -1 when out of memory. Call after aibox_stb_guard accepted the bytes. */
 AIBOX_INTERNAL int aibox_stb_rewrite(const unsigned char *p, size_t len, unsigned char **copy, size_t *copy_len);
