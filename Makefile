@@ -9,9 +9,10 @@ BUILD   ?= build
 
 # VERSION is the release (aibox_version()); ABI numbers the binary
 # interface: the SONAME is libaibox.so.$(ABI) and it changes whenever a
-# public signature or struct does (0.1 -> 0.2 changed them: ABI 1).
-VERSION := 0.2.0
-ABI     := 1
+# public signature or struct does (0.1 -> 0.2 changed them: ABI 1; 0.3 appended
+# fields to aibox_fit_opts for the anomaly method: ABI 2).
+VERSION := 0.3.0
+ABI     := 2
 
 CC      ?= cc
 OPT     ?= -O3

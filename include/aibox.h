@@ -35,13 +35,14 @@ extern "C" {
 #endif
 
 #define AIBOX_VERSION_MAJOR 0
-#define AIBOX_VERSION_MINOR 2
+#define AIBOX_VERSION_MINOR 3
 #define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.2.0"
+#define AIBOX_VERSION "0.3.0"
 /* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
  * The binary interface has its own number, the SONAME's: libaibox.so.1 since
- * 0.2.0 (options structs for contexts and loaders changed signatures). */
-#define AIBOX_ABI_VERSION 1
+ * 0.2.0 (options structs for contexts and loaders changed signatures),
+ * libaibox.so.2 since 0.3.0 (aibox_fit_opts gained the anomaly method). */
+#define AIBOX_ABI_VERSION 2
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
 /* Version of the library actually linked (may differ from the header's). */
@@ -660,5 +661,6 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/anomaly.h"
 /* PaDiM anomaly detection. */
 #include "aibox/padim.h"
+#include "aibox/patchcore.h"
 
 #endif

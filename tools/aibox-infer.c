@@ -35,7 +35,7 @@ static const char usage[] =
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
     "  --info               print the model's metadata as JSON and exit (reads the graph and\n"
     "                       metadata only, not the weights)\n"
-    "Anomaly models (aibox-train padim):\n"
+    "Anomaly models (aibox-train padim or patchcore; the same fields for both):\n"
     "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
     "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
     "  --eval --normal-dir DIR --abnormal-dir DIR [--mask-dir DIR]\n"
@@ -47,7 +47,7 @@ static const char usage[] =
     "                       Every map is kept for the pixel metrics: 0.25 MB per image at 224 px.\n"
     "  --version, --help\n"
     "JSON lines: {\"file\", \"label\", \"confidence\", \"probs\": {class: p}, \"verdict\", \"ms\"}; for\n"
-    "PaDiM {\"file\", \"score\", \"norm_score\" (0.5 at the threshold), \"threshold\", \"verdict\" (OK/NG),\n"
+    "anomaly models {\"file\", \"score\", \"norm_score\" (0.5 at the threshold), \"threshold\", \"verdict\" (OK/NG),\n"
     "\"regions\": [{x, y, w, h, area, peak}] in image pixels, \"n_regions\", \"ms\"} (regions: the\n"
     "map at or above the pixel threshold, which is the image threshold unless masks gave aibox-train\n"
     "an F1-optimal one; then an OK part may still show weak regions); or\n"
@@ -472,7 +472,7 @@ static int load_model(infer *in)
         return 3;
     }
     if (!in->det && (o->eval || o->heat_dir || o->mask_out_dir)) {
-        fprintf(stderr, "aibox-infer: %s: --eval, --heatmap and --mask need an anomaly model (aibox-train padim)\n",
+        fprintf(stderr, "aibox-infer: %s: --eval, --heatmap and --mask need an anomaly model (aibox-train padim or patchcore)\n",
                 o->model);
         return 2;
     }

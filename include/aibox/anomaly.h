@@ -191,14 +191,14 @@ AIBOX_API aibox_status aibox_thresholds_from_model(aibox_thresholds *t, const ai
 AIBOX_API double aibox_anomaly_normalise(double score, double threshold, double lo, double hi);
 
 /* ------------------------------------------------------------------ detectors */
-/* An anomaly model ready to judge images of parts: its method (PaDiM
- * today), stored preprocessing, thresholds and one scoring context. It owns
+/* An anomaly model ready to judge images of parts: its method (PaDiM or
+ * PatchCore), stored preprocessing, thresholds and one scoring context. It owns
  * its model. One thread per detector (several may load the same file). */
 typedef struct aibox_padim aibox_padim;
 typedef struct aibox_detector aibox_detector;
 #define AIBOX_DETECTION_MAX_REGIONS 64
 typedef struct aibox_detection {
-    double score;      /* the image score: the anomaly map's maximum */
+    double score;      /* the image score (PaDiM: the map's maximum; PatchCore: the re-weighted largest patch distance) */
     double norm_score; /* aibox_anomaly_normalise: 0.5 at the image threshold */
     int ng;            /* 1: score >= the image threshold */
     int n_regions;     /* regions found: the map at or above the pixel threshold, in the image's pixels */
@@ -209,15 +209,20 @@ typedef struct aibox_detection {
  * another kind, e.g. a classifier; AIBOX_E_FORMAT when it lacks finite
  * thresholds). threads: 0 for the default. */
 AIBOX_API aibox_status aibox_detector_load(aibox_detector **d, const char *path, int threads, aibox_error *err);
-/* A detector around a fitted PaDiM model, which it takes over (freed with
- * the detector; on failure the caller still owns it). Thresholds come from
- * the model's metadata if it has them, else aibox_detector_set_thresholds. */
+/* A detector around a fitted PaDiM or PatchCore model, which it takes over
+ * (freed with the detector; on failure the caller still owns it).
+ * Thresholds come from the model's metadata if it has them, else
+ * aibox_detector_set_thresholds. */
 AIBOX_API aibox_status aibox_detector_from_padim(aibox_detector **d, aibox_padim *p, int threads, aibox_error *err);
+typedef struct aibox_patchcore aibox_patchcore;
+AIBOX_API aibox_status aibox_detector_from_patchcore(aibox_detector **d, aibox_patchcore *p, int threads,
+                                                     aibox_error *err);
 AIBOX_API void aibox_detector_free(aibox_detector **d);
 AIBOX_API aibox_status aibox_detector_save(const aibox_detector *d, const char *path, aibox_error *err);
-AIBOX_API const char *aibox_detector_method(const aibox_detector *d); /* "padim" */
-/* The PaDiM model behind a PaDiM detector (NULL for another method), borrowed. */
+AIBOX_API const char *aibox_detector_method(const aibox_detector *d); /* "padim", "patchcore" */
+/* The model behind a detector of that method (NULL for another method), borrowed. */
 AIBOX_API const aibox_padim *aibox_detector_padim(const aibox_detector *d);
+AIBOX_API const aibox_patchcore *aibox_detector_patchcore(const aibox_detector *d);
 AIBOX_API const aibox_model *aibox_detector_model(const aibox_detector *d);
 AIBOX_API const aibox_preproc *aibox_detector_preproc(const aibox_detector *d);
 /* NULL until the detector has thresholds. */
@@ -251,6 +256,11 @@ AIBOX_API aibox_status aibox_detector_mask(aibox_detector *d, aibox_image *out, 
  * images (unreadable, truncated, smaller than min_side) are skipped and
  * reported, or with strict stop the fit. */
 typedef struct aibox_padim_opts aibox_padim_opts;
+typedef struct aibox_patchcore_opts aibox_patchcore_opts;
+typedef enum aibox_anomaly_method {
+    AIBOX_ANOMALY_PADIM = 0,
+    AIBOX_ANOMALY_PATCHCORE = 1
+} aibox_anomaly_method;
 typedef struct aibox_fit_opts {
     const aibox_padim_opts *padim;   /* PaDiM's options (NULL: its defaults) */
     int float32;                     /* 1: no half-precision scoring copy (aibox_padim_set_half) */
@@ -268,12 +278,15 @@ typedef struct aibox_fit_opts {
     void (*on_skip)(void *user, const char *path, const aibox_error *why); /* may be NULL */
     void (*on_progress)(void *user, const char *phase, int done, int total); /* "fit", "score"; may be NULL */
     void *user;
+    aibox_anomaly_method method;           /* zeroed: PaDiM */
+    const aibox_patchcore_opts *patchcore; /* PatchCore's options (NULL: its defaults) */
 } aibox_fit_opts;
 typedef struct aibox_fit_report {
     int fit, holdout, abnormal, skipped; /* images fitted, held out, defect examples scored, skipped */
     aibox_threshold_stats stats;
     double fit_seconds, seconds;
-    size_t fit_bytes; /* the fit's statistics */
+    size_t fit_bytes; /* what the fit held before it ended (PaDiM: its statistics; PatchCore: the bank before
+                         subsampling) */
 } aibox_fit_report;
 /* Data that cannot make a model (too few images, a rule its data cannot
  * serve, strict and an unusable image) is AIBOX_E_INVALID; rep may be NULL. */

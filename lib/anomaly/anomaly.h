@@ -1,24 +1,26 @@
 /* The anomaly box's internals: a detector and the record of scoring calls
- * its method supplies (PaDiM today; PatchCore or an auto-encoder would add a
- * record and a constructor). */
+ * its method supplies (PaDiM, PatchCore; another method adds a record and a
+ * constructor). */
 #ifndef AIBOX_ANOMALY_INTERNAL_H
 #define AIBOX_ANOMALY_INTERNAL_H
 
 #include "core/core.h"
 
-typedef struct aibox_anomaly_method {
+typedef struct aibox_anomaly_ops {
     const char *name;
     /* one preprocessed image x -> its anomaly map (model input size) and score */
     aibox_status (*score)(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err);
-    const aibox_model *(*model)(const aibox_detector *d);
+    aibox_model *(*model)(const aibox_detector *d); /* the method's network; holds the metadata */
     aibox_status (*save)(const aibox_detector *d, const char *path, aibox_error *err);
     void (*free)(aibox_detector *d); /* the method's own objects */
-} aibox_anomaly_method;
+} aibox_anomaly_ops;
 
 struct aibox_detector {
-    const aibox_anomaly_method *method;
+    const aibox_anomaly_ops *method;
     aibox_padim *pd; /* PaDiM: the model (owned) and its scoring context */
     aibox_padim_ctx *pctx;
+    aibox_patchcore *pc; /* PatchCore: the model (owned) and its scoring context */
+    aibox_patchcore_ctx *cctx;
     aibox_preproc pp;
     aibox_thresholds thr;
     int has_thresholds;

@@ -1,8 +1,8 @@
 /* An anomaly model ready to judge images: scores, verdicts, regions,
  * pictures and folder evaluation (see aibox/anomaly.h, "detectors"). The
- * method behind it is one record of scoring calls, so another method
- * (PatchCore, an auto-encoder) plugs into the same thresholds, regions,
- * pictures and evaluation. */
+ * method behind it (PaDiM, PatchCore) is one record of scoring calls, so
+ * every method shares the same thresholds, regions, pictures and
+ * evaluation. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@ static aibox_status padim_score(aibox_detector *d, const float *x, float *map, f
     return aibox_padim_score(d->pctx, x, 1, NULL, map, score, err);
 }
 
-static const aibox_model *padim_model(const aibox_detector *d) { return aibox_padim_model_const(d->pd); }
+static aibox_model *padim_model(const aibox_detector *d) { return d->pd ? aibox_padim_model(d->pd) : NULL; }
 
 static aibox_status padim_save(const aibox_detector *d, const char *path, aibox_error *err)
 {
@@ -38,19 +38,37 @@ static void padim_free(aibox_detector *d)
     aibox_padim_free(&d->pd);
 }
 
-static const aibox_anomaly_method PADIM = {"padim", padim_score, padim_model, padim_save, padim_free};
+static const aibox_anomaly_ops PADIM = {"padim", padim_score, padim_model, padim_save, padim_free};
+
+/* PatchCore: aibox_patchcore, likewise. */
+static aibox_status patchcore_score(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err)
+{
+    return aibox_patchcore_score(d->cctx, x, 1, NULL, map, score, NULL, err);
+}
+
+static aibox_model *patchcore_model(const aibox_detector *d) { return d->pc ? aibox_patchcore_model(d->pc) : NULL; }
+
+static aibox_status patchcore_save(const aibox_detector *d, const char *path, aibox_error *err)
+{
+    return aibox_patchcore_save(d->pc, path, err);
+}
+
+static void patchcore_free(aibox_detector *d)
+{
+    aibox_patchcore_ctx_free(&d->cctx);
+    aibox_patchcore_free(&d->pc);
+}
+
+static const aibox_anomaly_ops PATCHCORE = {"patchcore", patchcore_score, patchcore_model, patchcore_save,
+                                               patchcore_free};
 
 /* ------------------------------------------------------------------ life cycle */
-aibox_status aibox_detector_from_padim(aibox_detector **out, aibox_padim *pd, int threads, aibox_error *err)
+/* The method-independent part of a detector around d->method's model (set
+ * by the caller, with its scoring context). */
+static aibox_status detector_init(aibox_detector *d, aibox_error *err)
 {
-    if (!out || !pd) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
-    *out = NULL;
-    aibox_detector *d = calloc(1, sizeof *d);
-    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
-    d->method = &PADIM, d->pd = pd;
     const aibox_model *m = d->method->model(d);
     aibox_status s = aibox_preproc_from_model(&d->pp, m, err);
-    if (!s) s = aibox_padim_ctx_create(&d->pctx, pd, 1, threads, err);
     if (!s) {
         d->map_len = (size_t)d->pp.width * d->pp.height;
         d->input = malloc(sizeof(float) * (size_t)d->pp.channels * d->map_len);
@@ -59,8 +77,38 @@ aibox_status aibox_detector_from_padim(aibox_detector **out, aibox_padim *pd, in
     }
     /* thresholds are optional until the model judges an image */
     if (!s) d->has_thresholds = aibox_thresholds_from_model(&d->thr, m, NULL) == AIBOX_OK;
+    return s;
+}
+
+aibox_status aibox_detector_from_padim(aibox_detector **out, aibox_padim *pd, int threads, aibox_error *err)
+{
+    if (!out || !pd) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    *out = NULL;
+    aibox_detector *d = calloc(1, sizeof *d);
+    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    d->method = &PADIM, d->pd = pd;
+    aibox_status s = aibox_padim_ctx_create(&d->pctx, pd, 1, threads, err);
+    if (!s) s = detector_init(d, err);
     if (s) {
         d->pd = NULL; /* the caller keeps its model on failure */
+        aibox_detector_free(&d);
+        return s;
+    }
+    *out = d;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_detector_from_patchcore(aibox_detector **out, aibox_patchcore *pc, int threads, aibox_error *err)
+{
+    if (!out || !pc) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    *out = NULL;
+    aibox_detector *d = calloc(1, sizeof *d);
+    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    d->method = &PATCHCORE, d->pc = pc;
+    aibox_status s = aibox_patchcore_ctx_create(&d->cctx, pc, 1, threads, err);
+    if (!s) s = detector_init(d, err);
+    if (s) {
+        d->pc = NULL;
         aibox_detector_free(&d);
         return s;
     }
@@ -72,13 +120,27 @@ aibox_status aibox_detector_load(aibox_detector **out, const char *path, int thr
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL output");
     *out = NULL;
-    aibox_padim *pd = NULL;
-    aibox_status s = aibox_padim_load(&pd, path, err); /* AIBOX_E_NOTFOUND: not an anomaly model */
+    /* the task from the graph and metadata alone: a classifier or a method's
+     * model is told apart without reading its weights twice */
+    aibox_model *info = NULL;
+    aibox_status s = aibox_model_load_info(&info, path, err);
     if (s) return s;
-    if ((s = aibox_detector_from_padim(out, pd, threads, err))) {
-        aibox_padim_free(&pd);
-        return s;
+    const char *task = NULL;
+    int padim = !aibox_model_get_meta_str(info, AIBOX_META_TASK, &task) && !strcmp(task, "padim");
+    int patchcore = task && !strcmp(task, "patchcore");
+    aibox_model_free(&info);
+    if (padim) {
+        aibox_padim *pd = NULL;
+        if ((s = aibox_padim_load(&pd, path, err))) return s;
+        if ((s = aibox_detector_from_padim(out, pd, threads, err))) aibox_padim_free(&pd);
+    } else if (patchcore) {
+        aibox_patchcore *pc = NULL;
+        if ((s = aibox_patchcore_load(&pc, path, err))) return s;
+        if ((s = aibox_detector_from_patchcore(out, pc, threads, err))) aibox_patchcore_free(&pc);
+    } else {
+        return aibox_fail(err, AIBOX_E_NOTFOUND, "%s: not an anomaly model", path);
     }
+    if (s) return s;
     aibox_thresholds t;
     aibox_error te = {0};
     if ((s = aibox_thresholds_from_model(&t, aibox_detector_model(*out), &te))) {
@@ -107,6 +169,10 @@ aibox_status aibox_detector_save(const aibox_detector *d, const char *path, aibo
 const aibox_model *aibox_detector_model(const aibox_detector *d) { return d ? d->method->model(d) : NULL; }
 const char *aibox_detector_method(const aibox_detector *d) { return d ? d->method->name : NULL; }
 const aibox_padim *aibox_detector_padim(const aibox_detector *d) { return d && d->method == &PADIM ? d->pd : NULL; }
+const aibox_patchcore *aibox_detector_patchcore(const aibox_detector *d)
+{
+    return d && d->method == &PATCHCORE ? d->pc : NULL;
+}
 const aibox_thresholds *aibox_detector_thresholds(const aibox_detector *d)
 {
     return d && d->has_thresholds ? &d->thr : NULL;
@@ -116,7 +182,7 @@ const aibox_preproc *aibox_detector_preproc(const aibox_detector *d) { return d 
 aibox_status aibox_detector_set_thresholds(aibox_detector *d, const aibox_thresholds *t, aibox_error *err)
 {
     if (!d || !t) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
-    aibox_model *m = d->pd ? aibox_padim_model(d->pd) : NULL;
+    aibox_model *m = d->method ? d->method->model(d) : NULL;
     aibox_status s = m ? aibox_thresholds_to_model(t, m, err) : aibox_fail(err, AIBOX_E_STATE, "detector: no model");
     if (!s) d->thr = *t, d->has_thresholds = 1;
     return s;

@@ -1,7 +1,7 @@
 /* Fitting a detector on a folder of good parts: the seeded hold-out, the
- * streamed PaDiM fit, the held-out (and defect) scores, the thresholds and
+ * streamed fit of the method (PaDiM, PatchCore), the held-out (and defect) scores, the thresholds and
  * everything inference and evaluation need, stored in the model. What
- * `aibox-train padim` does, as one library call. */
+ * `aibox-train padim|patchcore` does, as one library call. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,17 +100,76 @@ static aibox_status record_fit(aibox_model *m, const aibox_fit_opts *o, char **p
     return s;
 }
 
-/* The PaDiM statistics of the fit list, streamed in batches; *used receives
+/* A method's streamed fit behind one shape: begin, the preprocessing its
+ * images need, batches added, end into a detector. */
+typedef struct fit_ops {
+    aibox_status (*begin)(void **fit, const aibox_model *bb, const aibox_fit_opts *o, int batch, aibox_error *err);
+    aibox_status (*preproc)(const void *fit, aibox_preproc *pp, aibox_error *err);
+    aibox_status (*add)(void *fit, const float *x, int n, aibox_error *err);
+    size_t (*bytes)(const void *fit);
+    aibox_status (*end)(void *fit, const aibox_fit_opts *o, aibox_detector **d, aibox_error *err);
+    void (*free)(void *fit);
+} fit_ops;
+
+static aibox_status padim_begin(void **f, const aibox_model *bb, const aibox_fit_opts *o, int batch, aibox_error *err)
+{
+    return aibox_padim_fit_begin((aibox_padim_fit **)f, bb, o->padim, batch, o->threads, err);
+}
+static aibox_status padim_preproc(const void *f, aibox_preproc *pp, aibox_error *err)
+{
+    return aibox_padim_fit_preproc(f, pp, err);
+}
+static aibox_status padim_add(void *f, const float *x, int n, aibox_error *err) { return aibox_padim_fit_add(f, x, n, err); }
+static size_t padim_bytes(const void *f) { return aibox_padim_fit_bytes(f); }
+static aibox_status padim_end(void *f, const aibox_fit_opts *o, aibox_detector **d, aibox_error *err)
+{
+    aibox_padim *pd = NULL;
+    aibox_status s = aibox_padim_fit_end(f, &pd, err);
+    if (!s && o->float32) s = aibox_padim_set_half(pd, 0, err);
+    if (!s) s = aibox_detector_from_padim(d, pd, o->threads, err);
+    if (s) aibox_padim_free(&pd);
+    return s;
+}
+static void padim_free(void *f) { aibox_padim_fit_free((aibox_padim_fit **)&f); }
+static const fit_ops PADIM = {padim_begin, padim_preproc, padim_add, padim_bytes, padim_end, padim_free};
+
+static aibox_status patchcore_begin(void **f, const aibox_model *bb, const aibox_fit_opts *o, int batch,
+                                    aibox_error *err)
+{
+    return aibox_patchcore_fit_begin((aibox_patchcore_fit **)f, bb, o->patchcore, batch, o->threads, err);
+}
+static aibox_status patchcore_preproc(const void *f, aibox_preproc *pp, aibox_error *err)
+{
+    return aibox_patchcore_fit_preproc(f, pp, err);
+}
+static aibox_status patchcore_add(void *f, const float *x, int n, aibox_error *err)
+{
+    return aibox_patchcore_fit_add(f, x, n, err);
+}
+static size_t patchcore_bytes(const void *f) { return aibox_patchcore_fit_bytes(f); }
+static aibox_status patchcore_end(void *f, const aibox_fit_opts *o, aibox_detector **d, aibox_error *err)
+{
+    aibox_patchcore *pc = NULL;
+    aibox_status s = aibox_patchcore_fit_end(f, &pc, err);
+    if (!s) s = aibox_detector_from_patchcore(d, pc, o->threads, err);
+    if (s) aibox_patchcore_free(&pc);
+    return s;
+}
+static void patchcore_free(void *f) { aibox_patchcore_fit_free((aibox_patchcore_fit **)&f); }
+static const fit_ops PATCHCORE = {patchcore_begin, patchcore_preproc, patchcore_add, patchcore_bytes, patchcore_end,
+                                  patchcore_free};
+
+/* The method's model of the fit list, streamed in batches; *used receives
  * the images actually fitted (the skipped ones left out). */
-static aibox_status fit_padim(fitter *f, const aibox_model *bb, char **paths, int n, aibox_padim **pd, char **used,
-                              int *n_used, aibox_error *err)
+static aibox_status fit_model(fitter *f, const fit_ops *ops, const aibox_model *bb, char **paths, int n,
+                              aibox_detector **d, char **used, int *n_used, aibox_error *err)
 {
     const aibox_fit_opts *o = f->o;
     int batch = o->batch > 0 ? o->batch : 8;
-    aibox_padim_fit *fit = NULL;
+    void *fit = NULL;
     aibox_preproc pp;
-    aibox_status s = aibox_padim_fit_begin(&fit, bb, o->padim, batch, o->threads, err);
-    if (!s) s = aibox_padim_fit_preproc(fit, &pp, err);
+    aibox_status s = ops->begin(&fit, bb, o, batch, err);
+    if (!s) s = ops->preproc(fit, &pp, err);
     size_t in_len = s ? 0 : (size_t)pp.channels * pp.width * pp.height;
     float *x = s ? NULL : malloc(sizeof(float) * in_len * (size_t)batch);
     if (!s && !x) s = aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory");
@@ -125,18 +184,16 @@ static aibox_status fit_padim(fitter *f, const aibox_model *bb, char **paths, in
         }
         aibox_image_free(&img);
         if (!s && (nb == batch || (i == n - 1 && nb))) {
-            s = aibox_padim_fit_add(fit, x, nb, err);
+            s = ops->add(fit, x, nb, err);
             nb = 0;
             if (o->on_progress) o->on_progress(o->user, "fit", i + 1, n);
         }
     }
     if (!s && *n_used < 1) s = aibox_fail(err, AIBOX_E_INVALID, "fit: no usable good image to fit");
-    if (!s) f->rep->fit_bytes = aibox_padim_fit_bytes(fit);
-    if (!s) s = aibox_padim_fit_end(fit, pd, err);
-    if (!s && o->float32) s = aibox_padim_set_half(*pd, 0, err);
-    aibox_padim_fit_free(&fit);
+    if (!s) f->rep->fit_bytes = ops->bytes(fit);
+    if (!s) s = ops->end(fit, o, d, err);
+    if (fit) ops->free(fit);
     free(x);
-    if (s) aibox_padim_free(pd);
     return s;
 }
 
@@ -154,6 +211,8 @@ aibox_status aibox_detector_fit_folder(aibox_detector **out, const aibox_model *
     aibox_threshold_rule rule = o->threshold.rule;
     if (!(holdout >= 0 && holdout <= 0.9))
         return aibox_fail(err, AIBOX_E_INVALID, "fit: hold-out share %g (0 to 0.9)", holdout);
+    if (o->method != AIBOX_ANOMALY_PADIM && o->method != AIBOX_ANOMALY_PATCHCORE)
+        return aibox_fail(err, AIBOX_E_INVALID, "fit: unknown anomaly method %d", (int)o->method);
     if (rule == AIBOX_THRESHOLD_F1 && !o->abnormal_dir)
         return aibox_fail(err, AIBOX_E_INVALID, "fit: the f1 threshold needs defect examples (abnormal_dir)");
     if (rule != AIBOX_THRESHOLD_F1 && rule != AIBOX_THRESHOLD_FIXED && holdout <= 0)
@@ -182,13 +241,12 @@ aibox_status aibox_detector_fit_folder(aibox_detector **out, const aibox_model *
         qsort(g, (size_t)n_fit, sizeof *g, cmp_str);
         qsort(g + n_fit, (size_t)n_hold, sizeof *g, cmp_str);
     }
-    aibox_padim *pd = NULL;
     aibox_detector *d = NULL;
     int n_used = 0;
     double t_fit = now();
-    if (!s) s = fit_padim(&f, backbone, g, n_fit, &pd, used, &n_used, err);
+    if (!s) s = fit_model(&f, o->method == AIBOX_ANOMALY_PATCHCORE ? &PATCHCORE : &PADIM, backbone, g, n_fit, &d, used,
+                          &n_used, err);
     rep->fit = n_used, rep->fit_seconds = now() - t_fit;
-    if (!s && (s = aibox_detector_from_padim(&d, pd, o->threads, err))) aibox_padim_free(&pd);
     /* held-out good images, then defect examples: their scores (and maps, with defects) */
     float *scores = NULL, *maps = NULL;
     uint8_t *masks = NULL;
@@ -212,7 +270,7 @@ aibox_status aibox_detector_fit_folder(aibox_detector **out, const aibox_model *
         s = aibox_thresholds_compute(&o->threshold, scores, h_ok, scores + h_ok, b_ok, maps, masks, d->map_len, &t,
                                      &rep->stats, err);
     if (!s) s = aibox_detector_set_thresholds(d, &t, err);
-    if (!s) s = record_fit(aibox_padim_model(d->pd), o, used, n_used, err);
+    if (!s) s = record_fit(d->method->model(d), o, used, n_used, err);
     free(scores), free(maps), free(masks), free(used);
     aibox_file_list_free(&goods), aibox_file_list_free(&bad);
     rep->seconds = now() - t_start;

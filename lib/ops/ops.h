@@ -210,6 +210,11 @@ AIBOX_INTERNAL void aibox_upsample_bilinear_fwd(int n, int c, int h, int w, int 
 AIBOX_INTERNAL void aibox_upsample_bilinear_bwd(int n, int c, int h, int w, int oh, int ow, const float *dy,
                                                 float *dx);
 
+/* ------------------------------------------------------------ distances */
+/* out[r] = |y[rows[r]] - z|^2 for n rows of k floats (row-major y), each as
+ * eight lane sums (lane j % 8) added pairwise: the same result on every path. */
+AIBOX_INTERNAL void aibox_sqdist_rows(const float *y, int k, const int *rows, int n, const float *z, float *out);
+
 /* ------------------------------------------------------------ losses */
 /* Each returns the mean loss and WRITES (not accumulates) the gradient with
  * respect to its input into dx; dx may be NULL. */

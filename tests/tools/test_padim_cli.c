@@ -1,4 +1,4 @@
-/* aibox-train padim and aibox-infer on a PaDiM model as a user runs them: a
+/* aibox-train padim|patchcore and aibox-infer on their models as a user runs them: a
  * generated folder of good parts (grey and RGB, several sizes, two bad files,
  * masks beside the images), defects with masks, the JSON summary, verdicts
  * and regions, heatmap and mask PNGs, --eval, and refused inputs. */
@@ -88,14 +88,16 @@ static double json_num(const char *s, const char *key)
     return strtod(p + strlen(k), NULL);
 }
 
-static void test_fit_infer_eval(void **state)
+/* Either anomaly method through the same tools, the same fixture and the
+ * same expectations: the JSON fields, verdicts, regions and pictures do not
+ * depend on the method. */
+static void fit_infer_eval(const char *method)
 {
-    (void)state;
     static char out[1 << 16];
     int rc = aibox_test_run(out, sizeof out,
-                 "%s/aibox-train padim %s/good -o %s/p.aibox --backbone %s/backbone.aibox --dims 20 --holdout 0.25 "
+                 "%s/aibox-train %s %s/good -o %s/p.aibox --backbone %s/backbone.aibox --dims 20 --holdout 0.25 "
                  "--abnormal-dir %s/bad --seed 3 --quiet 2>%s/train.log",
-                 bin, dir, dir, dir, dir, dir);
+                 bin, method, dir, dir, dir, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 0);
     assert_true(aibox_test_json_lines(out));
@@ -105,6 +107,9 @@ static void test_fit_infer_eval(void **state)
     assert_int_equal((int)json_num(out, "abnormal"), 6);
     double thr = json_num(out, "threshold");
     assert_true(thr > 0);
+    char want[64];
+    snprintf(want, sizeof want, "\"method\":\"%s\"", method);
+    assert_non_null(strstr(out, want));
     assert_true(json_num(out, "image_auroc") >= 0.99); /* a bright square on texture is easy */
 
     /* a defect: NG, with a region over the square (x 48..63, y 24..39 at 96x72; centre 56, 32) */
@@ -146,6 +151,18 @@ static void test_fit_infer_eval(void **state)
     assert_true(json_num(out, "pixel_auroc") >= 0.9);
     assert_true(json_num(out, "aupro") > 0.5);
     assert_non_null(strstr(out, "\"spot\":{"));
+}
+
+static void test_fit_infer_eval(void **state)
+{
+    (void)state;
+    fit_infer_eval("padim");
+}
+
+static void test_patchcore_fit_infer_eval(void **state)
+{
+    (void)state;
+    fit_infer_eval("patchcore");
 }
 
 static void test_refusals(void **state)
@@ -279,6 +296,7 @@ int main(int argc, char **argv)
     strncat(bin, "/bin", sizeof bin - strlen(bin) - 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_infer_eval),
+        cmocka_unit_test(test_patchcore_fit_infer_eval),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_degenerate_and_nonfinite),
         cmocka_unit_test(test_eval_mvtec_layout),

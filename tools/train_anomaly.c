@@ -1,5 +1,6 @@
-/* aibox-train padim: fit a PaDiM anomaly model on a folder of good parts
- * (aibox_detector_fit_folder does the work; this parses, calls and prints). */
+/* aibox-train padim|patchcore: fit an anomaly model on a folder of good
+ * parts (aibox_detector_fit_folder does the work; this parses, calls and
+ * prints). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,22 +11,55 @@
 
 #include "aibox.h"
 #include "cli.h"
-#include "train_padim.h"
+#include "train_anomaly.h"
 
-static const char usage[] =
+static const char usage_padim[] =
     "usage: aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]\n"
-    "Fits a PaDiM anomaly detector on images of good parts only (GOOD_DIR and its sub-folders;\n"
+    "Fits a PaDiM anomaly detector (per-patch Gaussian statistics of CNN features) on images of\n"
+    "good parts only (GOOD_DIR and its sub-folders;\n"
     "a PNG beside an image of the same name is its mask, not a sample). A seeded part of the\n"
     "good images is held out to set the threshold; everything inference needs is stored in\n"
     "the model (aibox-infer -m MODEL.aibox then prints scores, verdicts and defect regions).\n"
-    "  -o, --output FILE      the PaDiM model; an existing FILE is replaced, atomically (on failure\n"
-    "                         or interruption the old file stays)\n"
-    "  --backbone FILE        a pretrained CNN: TensorFlow Lite, safetensors (torchvision\n"
-    "                         ResNet) or .aibox; its preprocessing is used and stored\n"
+    "%s"
     "  --layers LIST          feature taps by stride (default 4,8,16: ResNet's layer1-3)\n"
     "  --dims D               kept dimensions (default 100, or all channels if fewer)\n"
     "  --projection P         random (default: a seeded channel subset, as PaDiM) or\n"
     "                         orthogonal (a seeded semi-orthogonal projection, Kim et al.)\n"
+    "  --reg X                added to each covariance's diagonal (default 0.01)\n"
+    "  --float32              score with the float32 factors (default: a half-precision copy on\n"
+    "                         CPUs with F16C, half the memory traffic, distances within ~1e-3;\n"
+    "                         the file keeps float32 either way)\n"
+    "  --seed N               seed of the hold-out, channel subset and projection (default 1)\n"
+    "%s"
+    "Memory does not grow with the number of images (per-patch sums are streamed).\n"
+    "Exit status: 0 fitted, 2 bad usage or data, 3 the backbone or the fit failed.\n";
+
+static const char usage_patchcore[] =
+    "usage: aibox-train patchcore GOOD_DIR -o MODEL.aibox --backbone FILE [options]\n"
+    "Fits a PatchCore anomaly detector (a memory bank of locally aware patch features, greedy\n"
+    "coreset subsampling, nearest-neighbour anomaly maps; Roth et al. 2022) on images of good\n"
+    "parts only (GOOD_DIR and its sub-folders; a PNG beside an image of the same name is its\n"
+    "mask, not a sample). A seeded part of the good images is held out to set the threshold;\n"
+    "everything inference needs, the memory bank included, is stored in the model.\n"
+    "%s"
+    "  --layers LIST          feature taps by stride (default 8,16: ResNet's layer2-3)\n"
+    "  --coreset F            share of the patch features kept in the memory bank (default 0.1;\n"
+    "                         1 keeps all)\n"
+    "  --dims D               average the concatenated channels down to D (default: keep all)\n"
+    "  --proj-dims K          random projection used to choose the coreset (default 128)\n"
+    "  --neighbours B         image score re-weighting over B bank neighbours (default 9; 1: none)\n"
+    "  --seed N               seed of the hold-out, the first coreset centre and the projection\n"
+    "                         (default 1)\n"
+    "%s"
+    "Memory: the features of every fitted image are held until the coreset is chosen\n"
+    "(4 x images x patches x channels bytes; 'fit_state_mb' in the summary).\n"
+    "Exit status: 0 fitted, 2 bad usage or data, 3 the backbone or the fit failed.\n";
+
+static const char usage_common[] =
+    "  -o, --output FILE      the model; an existing FILE is replaced, atomically (on failure\n"
+    "                         or interruption the old file stays)\n"
+    "  --backbone FILE        a pretrained CNN: TensorFlow Lite, safetensors (torchvision\n"
+    "                         ResNet) or .aibox; its preprocessing is used and stored\n"
     "  --holdout F            fraction of the good images held out for the threshold (default 0.2)\n"
     "  --threshold RULE       max (default: just above the largest held-out score), p99, sigma:K\n"
     "                         (mean + K standard deviations), f1 (needs --abnormal-dir) or a number\n"
@@ -33,24 +67,20 @@ static const char usage[] =
     "                         computed and stored too; with masks (beside the images or in\n"
     "                         --mask-dir) also the F1-optimal pixel threshold for regions\n"
     "  --mask-dir DIR         masks named STEM.png or STEM_mask.png\n"
-    "  --reg X                added to each covariance's diagonal (default 0.01)\n"
-    "  --float32              score with the float32 factors (default: a half-precision copy on\n"
-    "                         CPUs with F16C, half the memory traffic, distances within ~1e-3;\n"
-    "                         the file keeps float32 either way)\n"
-    "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n"
+    "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n";
+
+static const char usage_tail[] =
     "  --batch N              images per backbone pass (default 8)\n"
-    "  --seed N               seed of the hold-out, channel subset and projection (default 1)\n"
     "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
     "  --max-pixels N         skip images whose header announces more pixels (default 100000000)\n"
     "  --strict               fail on the first unreadable image instead of skipping it\n"
-    "  --quiet                no progress output\n"
-    "Memory does not grow with the number of images (per-patch sums are streamed).\n"
-    "Exit status: 0 fitted, 2 bad usage or data, 3 the backbone or the fit failed.\n";
-
+    "  --quiet                no progress output\n";
 
 typedef struct options {
-    const char *good, *out, *backbone, *rule;
+    const char *good, *out, *backbone, *rule, *prog;
+    int patchcore; /* else PaDiM */
     aibox_padim_opts padim;
+    aibox_patchcore_opts pc;
     aibox_fit_opts fit;
     int quiet;
 } options;
@@ -59,12 +89,13 @@ typedef struct options {
 typedef struct skips {
     char **file, **why;
     int n, cap, quiet;
+    const char *prog;
 } skips;
 
 static void on_skip(void *user, const char *path, const aibox_error *e)
 {
     skips *s = user;
-    if (!s->quiet) fprintf(stderr, "aibox-train padim: skipping %s\n", e->msg);
+    if (!s->quiet) fprintf(stderr, "%s: skipping %s\n", s->prog, e->msg);
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 16;
         char **f = realloc(s->file, sizeof *f * (size_t)cap), **w = f ? realloc(s->why, sizeof *w * (size_t)cap) : NULL;
@@ -80,47 +111,51 @@ static void on_progress(void *user, const char *phase, int done, int total)
 {
     const skips *s = user;
     if (s->quiet || !isatty(2)) return;
-    fprintf(stderr, "\raibox-train padim: %s %d/%d%s", !strcmp(phase, "fit") ? "fitting" : "scoring", done, total,
+    fprintf(stderr, "\r%s: %s %d/%d%s", s->prog, !strcmp(phase, "fit") ? "fitting" : "scoring", done, total,
             done == total ? "\n" : "");
 }
 
-static int parse_layers(const char *s, aibox_padim_opts *o)
+/* A comma-separated list of 1 to max strides into strides; the count, or 0. */
+static int parse_layers(const char *s, int *strides, int max)
 {
-    o->n_taps = 0;
+    int n = 0;
     char *copy = strdup(s), *save = NULL;
     int ok = copy != NULL;
     for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok && ok; tok = strtok_r(NULL, ",", &save)) {
         char *end;
         long v = strtol(tok, &end, 10);
-        ok = !*end && v >= 1 && v <= 1024 && o->n_taps < AIBOX_PADIM_MAX_TAPS;
-        if (ok) o->strides[o->n_taps++] = (int)v;
+        ok = !*end && v >= 1 && v <= 1024 && n < max;
+        if (ok) strides[n++] = (int)v;
     }
     free(copy);
-    return ok && o->n_taps > 0;
+    return ok ? n : 0;
 }
 
 /* Options into o; 0 to go on, else the exit status (help: 0 with *done). */
 static int parse(int argc, char **argv, options *o, int *done)
 {
-    const char *prog = "aibox-train padim";
-    long dims = 0, batch = 8, seed = 1, threads = 0, max_pixels = 100000000;
-    double holdout = 0.2, reg = 0.01, sigma = 4;
+    const char *prog = o->prog;
+    long dims = 0, batch = 8, seed = 1, threads = 0, max_pixels = 100000000, proj = 128, nb = 9;
+    double holdout = 0.2, reg = 0.01, sigma = 4, coreset = 0.1;
+    int pc = o->patchcore, n_taps = 0, strides[AIBOX_PADIM_MAX_TAPS];
     o->rule = "max";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return fputs(usage, stdout), *done = 1, 0;
-        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) o->out = v, i++;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf(pc ? usage_patchcore : usage_padim, usage_common, usage_tail);
+            return *done = 1, 0;
+        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && v) o->out = v, i++;
         else if (!strcmp(a, "--backbone") && v) o->backbone = v, i++;
         else if (!strcmp(a, "--threshold") && v) o->rule = v, i++;
         else if (!strcmp(a, "--abnormal-dir") && v) o->fit.abnormal_dir = v, i++;
         else if (!strcmp(a, "--mask-dir") && v) o->fit.mask_dir = v, i++;
         else if (!strcmp(a, "--layers") && v) {
-            if (!(ok = parse_layers(v, &o->padim)))
-                fprintf(stderr, "%s: --layers needs 1 to %d strides such as 4,8,16 (got '%s')\n", prog,
-                        AIBOX_PADIM_MAX_TAPS, v);
+            if (!(ok = (n_taps = parse_layers(v, strides, AIBOX_PADIM_MAX_TAPS)) > 0))
+                fprintf(stderr, "%s: --layers needs 1 to %d strides such as %s (got '%s')\n", prog,
+                        AIBOX_PADIM_MAX_TAPS, pc ? "8,16" : "4,8,16", v);
             i++;
-        } else if (!strcmp(a, "--projection") && v) {
+        } else if (!pc && !strcmp(a, "--projection") && v) {
             if (!strcmp(v, "random")) o->padim.projection = AIBOX_PADIM_RANDOM;
             else if (!strcmp(v, "orthogonal")) o->padim.projection = AIBOX_PADIM_ORTHOGONAL;
             else ok = 0, fprintf(stderr, "%s: --projection must be random or orthogonal (got '%s')\n", prog, v);
@@ -131,11 +166,14 @@ static int parse(int argc, char **argv, options *o, int *done)
         else if (!strcmp(a, "--threads")) ok = cli_int(prog, a, v, 1, 1024, &threads), i++;
         else if (!strcmp(a, "--max-pixels")) ok = cli_int(prog, a, v, 1, 2000000000L, &max_pixels), i++;
         else if (!strcmp(a, "--holdout")) ok = cli_float(prog, a, v, 0, 0.9, &holdout), i++;
-        else if (!strcmp(a, "--reg")) ok = cli_float(prog, a, v, 1e-9, 1e6, &reg), i++;
+        else if (!pc && !strcmp(a, "--reg")) ok = cli_float(prog, a, v, 1e-9, 1e6, &reg), i++;
         else if (!strcmp(a, "--sigma")) ok = cli_float(prog, a, v, 0, 100, &sigma), i++;
+        else if (pc && !strcmp(a, "--coreset")) ok = cli_float(prog, a, v, 1e-6, 1, &coreset), i++;
+        else if (pc && !strcmp(a, "--proj-dims")) ok = cli_int(prog, a, v, 1, 4096, &proj), i++;
+        else if (pc && !strcmp(a, "--neighbours")) ok = cli_int(prog, a, v, 1, 1024, &nb), i++;
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "--strict")) o->fit.strict = 1;
-        else if (!strcmp(a, "--float32")) o->fit.float32 = 1;
+        else if (!pc && !strcmp(a, "--float32")) o->fit.float32 = 1;
         else if (a[0] != '-' && !o->good) o->good = a;
         else {
             fprintf(stderr, "%s: unknown option, missing value or extra argument '%s' (see --help)\n", prog, a);
@@ -152,9 +190,18 @@ static int parse(int argc, char **argv, options *o, int *done)
         fprintf(stderr, "%s: --threshold: %s\n", prog, err.msg);
         return 2;
     }
-    o->padim.dims = (int)dims, o->padim.seed = (uint64_t)seed, o->padim.reg = reg;
-    o->padim.blur_sigma = sigma > 0 ? (float)sigma : -1;
-    o->fit.padim = &o->padim;
+    float blur = sigma > 0 ? (float)sigma : -1;
+    if (pc) {
+        o->pc.n_taps = n_taps, memcpy(o->pc.strides, strides, sizeof(int) * (size_t)n_taps);
+        o->pc.dims = (int)dims, o->pc.seed = (uint64_t)seed, o->pc.coreset = coreset;
+        o->pc.proj_dims = (int)proj, o->pc.neighbours = (int)nb, o->pc.blur_sigma = blur;
+        o->fit.method = AIBOX_ANOMALY_PATCHCORE, o->fit.patchcore = &o->pc;
+    } else {
+        o->padim.n_taps = n_taps, memcpy(o->padim.strides, strides, sizeof(int) * (size_t)n_taps);
+        o->padim.dims = (int)dims, o->padim.seed = (uint64_t)seed, o->padim.reg = reg;
+        o->padim.blur_sigma = blur;
+        o->fit.padim = &o->padim;
+    }
     o->fit.holdout = holdout > 0 ? holdout : -1, o->fit.seed = (uint64_t)seed;
     o->fit.batch = (int)batch, o->fit.threads = (int)threads, o->fit.max_pixels = max_pixels;
     const char *slash = strrchr(o->backbone, '/');
@@ -172,16 +219,25 @@ static void print_summary(const options *o, const aibox_detector *d, const aibox
     struct stat sb;
     long long model_bytes = stat(o->out, &sb) ? -1 : (long long)sb.st_size;
     int gw, gh, dims;
-    aibox_padim_info(aibox_detector_padim(d), &gw, &gh, &dims, NULL);
+    long bank = 0, patches = 0;
+    if (aibox_detector_padim(d)) aibox_padim_info(aibox_detector_padim(d), &gw, &gh, &dims, NULL);
+    else aibox_patchcore_info(aibox_detector_patchcore(d), &gw, &gh, &dims, &bank, NULL, &patches);
     cli_json j;
     cj_begin(&j, stdout);
     cj_str(&j, "model", o->out);
+    cj_str(&j, "method", aibox_detector_method(d));
     cj_str(&j, "backbone", o->backbone);
     cj_obj(&j, "images");
     cj_int(&j, "fit", r->fit), cj_int(&j, "holdout", r->holdout), cj_int(&j, "abnormal", r->abnormal);
     cj_int(&j, "skipped", r->skipped);
     cj_close(&j);
     cj_int(&j, "dims", dims);
+    if (aibox_detector_patchcore(d)) { /* the memory bank: entries kept of the patches seen */
+        cj_obj(&j, "bank");
+        cj_int(&j, "entries", bank), cj_int(&j, "patches", patches);
+        cj_num(&j, "mb", "%.1f", bank * (double)dims * 4 / 1048576.0);
+        cj_close(&j);
+    }
     cj_arr(&j, "grid");
     cj_int(&j, NULL, gw), cj_int(&j, NULL, gh);
     cj_close(&j);
@@ -215,14 +271,15 @@ static void print_summary(const options *o, const aibox_detector *d, const aibox
     cj_end(&j);
 }
 
-int padim_main(int argc, char **argv)
+int anomaly_main(const char *method, int argc, char **argv)
 {
-    const char *prog = "aibox-train padim";
     options o;
     memset(&o, 0, sizeof o);
+    o.patchcore = !strcmp(method, "patchcore");
+    const char *prog = o.prog = o.patchcore ? "aibox-train patchcore" : "aibox-train padim";
     int done = 0, rc = parse(argc, argv, &o, &done);
     if (rc || done) return rc;
-    skips sk = {.quiet = o.quiet};
+    skips sk = {.quiet = o.quiet, .prog = prog};
     o.fit.on_skip = on_skip, o.fit.on_progress = on_progress, o.fit.user = &sk;
     aibox_error err = {0};
     aibox_model *bb = NULL;

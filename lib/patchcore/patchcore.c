@@ -1,0 +1,745 @@
+/* PatchCore: patch-feature graph, memory bank, greedy k-centre coreset,
+ * nearest-neighbour scoring (see aibox/patchcore.h).
+ *
+ * The locally aware features are graph nodes appended to the backbone's
+ * trunk (3x3 average pools, bilinear upsampling, a concatenation and the
+ * optional channel-averaging 1x1 convolution), so fitting, scoring and the
+ * saved file all run the same network; the output node is D x gh x gw.
+ * Nearest neighbours: per block of the bank one sgemm of the patch features
+ * against the block, d^2 = |e|^2 + |m|^2 - 2 e.m, running minimum per patch;
+ * patches are split over the context's threads, so the bank block a thread
+ * reads stays in its cache while its rows go by. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "core/core.h"
+#include "core/pool.h"
+#include "io/model_io.h"
+#include "nn/nn.h"
+#include "ops/ops.h"
+
+#define BANK_BLOCK 1024 /* bank rows per sgemm: a 1024 x D block of the bank and the product stay in L2 */
+
+struct aibox_patchcore {
+    aibox_model *net; /* trunk + feature head; holds the metadata */
+    int D, gh, gw, P;
+    long K;          /* bank entries */
+    float *bank;     /* K x D */
+    float *bank_sq;  /* K: |m|^2 */
+    int neighbours;  /* b of the re-weighting */
+    float sigma;     /* map blur; <= 0: none */
+    long images, patches;
+};
+
+typedef struct block {
+    float *x; /* rows x D */
+    long rows;
+} block;
+
+struct aibox_patchcore_fit {
+    aibox_patchcore *p;
+    aibox_ctx *ctx;
+    aibox_pool *pool;
+    int batch, threads, proj_dims;
+    double coreset;
+    uint64_t seed;
+    block *blocks;
+    int n_blocks, cap_blocks;
+    long n; /* images */
+};
+
+struct aibox_patchcore_ctx {
+    const aibox_patchcore *p;
+    aibox_ctx *ctx;
+    aibox_pool *pool;
+    int max_batch, threads, tasks;
+    float *esq;  /* P: |e|^2 of the current image */
+    float *prod; /* tasks x rows x BANK_BLOCK */
+    int rows;    /* most patch rows of one task */
+    float *grid; /* max_batch x P */
+    long *nn;    /* max_batch x P */
+    float *blur_tmp, *blur_pad, *blur_k;
+    int ks;
+};
+
+void aibox_patchcore_free(aibox_patchcore **pp)
+{
+    if (!pp || !*pp) return;
+    aibox_patchcore *p = *pp;
+    aibox_model_free(&p->net);
+    aibox_free(p->bank), aibox_free(p->bank_sq);
+    free(p);
+    *pp = NULL;
+}
+
+aibox_model *aibox_patchcore_model(aibox_patchcore *p) { return p ? p->net : NULL; }
+const aibox_model *aibox_patchcore_model_const(const aibox_patchcore *p) { return p ? p->net : NULL; }
+const float *aibox_patchcore_bank(const aibox_patchcore *p) { return p ? p->bank : NULL; }
+
+void aibox_patchcore_info(const aibox_patchcore *p, int *gw, int *gh, int *dims, long *bank, long *images,
+                          long *patches)
+{
+    if (gw) *gw = p ? p->gw : 0;
+    if (gh) *gh = p ? p->gh : 0;
+    if (dims) *dims = p ? p->D : 0;
+    if (bank) *bank = p ? p->K : 0;
+    if (images) *images = p ? p->images : 0;
+    if (patches) *patches = p ? p->patches : 0;
+}
+
+/* The geometry of a feature network: its output is D x gh x gw. */
+static aibox_status geometry(aibox_patchcore *p, const char *name, aibox_error *err)
+{
+    int c, h, w;
+    aibox_model_node_shape(p->net, aibox_model_output(p->net), &c, &h, &w);
+    if (c < 1 || h < 1 || w < 1 || (int64_t)h * w > INT32_MAX / 2)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: PatchCore feature grid %dx%dx%d out of range", name, c, w, h);
+    p->D = c, p->gh = h, p->gw = w, p->P = h * w;
+    return AIBOX_OK;
+}
+
+/* Appends the patch-feature head to the trunk: a 3x3 average per tap, the
+ * deeper ones upsampled to the first tap's grid, concatenated, optionally
+ * averaged down to dims channels. */
+static aibox_status build_head(aibox_patchcore *p, const int *tap, int n_taps, int dims, aibox_error *err)
+{
+    aibox_model *m = p->net;
+    int in[AIBOX_PATCHCORE_MAX_TAPS], c0, h0, w0, F = 0;
+    aibox_model_node_shape(m, tap[0], &c0, &h0, &w0);
+    aibox_pool_opts po = {.kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_top = 1, .pad_left = 1,
+                          .pad_bottom = 1, .pad_right = 1, .count_include_pad = 1};
+    for (int t = 0; t < n_taps; t++) {
+        int c, h, w;
+        aibox_model_node_shape(m, tap[t], &c, &h, &w);
+        in[t] = aibox_avgpool(m, tap[t], &po);
+        if (in[t] >= 0 && (h != h0 || w != w0)) in[t] = aibox_upsample_bilinear(m, in[t], h0, w0);
+        F += c;
+    }
+    int out = n_taps > 1 ? aibox_concat(m, n_taps, in) : in[0];
+    if (dims && (dims < 1 || dims > F))
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d dimensions asked, the taps give %d channels (1..%d)", dims,
+                          F, F);
+    int reduce = dims && dims < F;
+    if (reduce && out >= 0)
+        out = aibox_conv2d(m, out, &(aibox_conv_opts){.out_channels = dims, .kernel_h = 1, .kernel_w = 1});
+    if (out < 0) return aibox_fail(err, (aibox_status)-out, "patchcore: %s", aibox_model_last_error(m));
+    aibox_status s = aibox_model_set_output(m, out);
+    if (!s) s = aibox_model_finish(m, 0, err);
+    if (!s && reduce) { /* adaptive average pooling over channels: output i averages [floor(iF/D), ceil((i+1)F/D)) */
+        size_t count = 0;
+        float *wt = aibox_model_node_param(m, out, 0, &count);
+        if (!wt || count != (size_t)dims * F) return aibox_fail(err, AIBOX_E_STATE, "patchcore: reduction weights");
+        memset(wt, 0, sizeof(float) * count);
+        for (int i = 0; i < dims; i++) {
+            long a = (long)i * F / dims, b = ((long)(i + 1) * F + dims - 1) / dims;
+            for (long c = a; c < b; c++) wt[(size_t)i * F + c] = 1.0f / (float)(b - a);
+        }
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ coreset */
+aibox_status aibox_patchcore_projection(int dim, int proj_dims, uint64_t seed, float *r, aibox_error *err)
+{
+    if (dim < 1 || proj_dims < 1 || !r)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: projection %d x %d", dim, proj_dims);
+    aibox_rng g;
+    aibox_rng_seed(&g, seed ^ 0x70726f6a656374ULL); /* its own stream: the first centre draws from the seed itself */
+    float scale = 1.0f / sqrtf((float)proj_dims);
+    for (size_t i = 0; i < (size_t)dim * proj_dims; i++) r[i] = aibox_rng_normal(&g) * scale;
+    return AIBOX_OK;
+}
+
+/* Greedy k-centre, exact but pruned: each point keeps its squared distance
+ * to the nearest centre so far (mind) and which centre that is (own). A new
+ * centre z can only come nearer to point i when d(z, own(i)) < 2 d(i, own(i))
+ * (triangle inequality: else d(i, z) >= d(z, own) - d(i, own) >= d(i, own)),
+ * so per new centre the distances from z to the earlier centres are taken
+ * (t of them, in cache) and only the points that test leaves open are read
+ * (rows in index order, streamed). A relative margin of 1e-3 on the test
+ * covers float rounding: every distance plain greedy would lower is lowered
+ * here too, so the centres and their order are plain greedy's. */
+#define KC_CHUNK 256
+typedef struct kcenter {
+    const float *y; /* n x k */
+    long n;
+    int k;
+    float *mind;  /* n: squared distance to the nearest centre; -1 for a centre */
+    int *own;     /* n: that centre (by order chosen) */
+    int *centre;  /* per centre: its point */
+    float *dzc;   /* per centre: squared distance to the newest one */
+    int z, t, tasks; /* the newest centre: its point, its order */
+    float best[256];
+    long arg[256];
+} kcenter;
+
+static void centre_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    kcenter *g = arg;
+    int c0, c1;
+    aibox_share(g->t + 1, 1, task, g->tasks, &c0, &c1); /* centres 0..t: z's own distance (0) included */
+    for (int c = c0; c < c1; c += KC_CHUNK)
+        aibox_sqdist_rows(g->y, g->k, g->centre + c, AIBOX_MIN(KC_CHUNK, c1 - c), g->y + (size_t)g->z * g->k,
+                          g->dzc + c);
+}
+
+static void point_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    kcenter *g = arg;
+    long a = g->n * task / g->tasks, b = g->n * (task + 1) / g->tasks, best_arg = -1;
+    float best = -1, dd[KC_CHUNK];
+    int ids[KC_CHUNK];
+    const float *yz = g->y + (size_t)g->z * g->k;
+    for (long i = a; i < b;) {
+        int m = 0;
+        for (; i < b && m < KC_CHUNK; i++) { /* the points the new centre may come nearer to */
+            float mv = g->mind[i];
+            if (mv >= 0 && !(g->dzc[g->own[i]] >= 4.0f * mv * 1.001f)) ids[m++] = (int)i;
+        }
+        aibox_sqdist_rows(g->y, g->k, ids, m, yz, dd);
+        for (int q = 0; q < m; q++)
+            if (dd[q] < g->mind[ids[q]]) g->mind[ids[q]] = dd[q], g->own[ids[q]] = g->t;
+    }
+    for (long i = a; i < b; i++) /* the farthest point of this share, the lowest index on ties */
+        if (g->mind[i] > best) best = g->mind[i], best_arg = i;
+    g->best[task] = best, g->arg[task] = best_arg;
+}
+
+aibox_status aibox_patchcore_coreset(const float *x, long n, int dim, long k, int proj_dims, uint64_t seed,
+                                     int threads, long *idx, aibox_error *err)
+{
+    if (!x || !idx || n < 1 || dim < 1 || k < 1 || k > n || n > INT32_MAX)
+        return aibox_fail(err, AIBOX_E_INVALID, "coreset: %ld of %ld points of %d dimensions", k, n, dim);
+    if (threads < 0) return aibox_fail(err, AIBOX_E_INVALID, "coreset: %d threads", threads);
+    for (size_t i = 0; i < (size_t)n * dim; i++) /* a NaN would never be the farthest, nor ever near */
+        if (!isfinite(x[i]))
+            return aibox_fail(err, AIBOX_E_NONFINITE, "coreset: point %zu holds a non-finite value", i / dim);
+    aibox_pool *pool = NULL;
+    aibox_status s = aibox_pool_create(&pool, threads ? threads : aibox_default_threads(), err);
+    if (s) return s;
+    int kd = proj_dims > 0 ? proj_dims : dim;
+    float *y = proj_dims > 0 ? aibox_alloc(sizeof(float) * (size_t)n * kd) : NULL;
+    float *r = proj_dims > 0 ? malloc(sizeof(float) * (size_t)dim * kd) : NULL;
+    kcenter g = {.n = n, .k = kd};
+    g.mind = aibox_alloc(sizeof(float) * (size_t)n);
+    g.own = malloc(sizeof(int) * (size_t)n);
+    g.centre = malloc(sizeof(int) * (size_t)k), g.dzc = malloc(sizeof(float) * (size_t)k);
+    if (!g.mind || !g.own || !g.centre || !g.dzc || (proj_dims > 0 && (!y || !r)))
+        s = aibox_fail(err, AIBOX_E_NOMEM, "coreset: out of memory for %ld points x %d", n, kd);
+    if (!s && proj_dims > 0) s = aibox_patchcore_projection(dim, kd, seed, r, err);
+    if (!s && proj_dims > 0)
+        for (long r0 = 0; r0 < n; r0 += 65536) { /* sgemm's m is an int */
+            int rows = (int)AIBOX_MIN(65536, n - r0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, kd, dim, 1.0f, x + (size_t)r0 * dim, dim, r,
+                        kd, 0.0f, y + (size_t)r0 * kd, kd);
+        }
+    if (!s) {
+        g.y = y ? y : x;
+        int threads_n = aibox_pool_threads(pool);
+        for (long i = 0; i < n; i++) g.mind[i] = INFINITY, g.own[i] = 0; /* infinitely far: no test skips them */
+        aibox_rng rng;
+        aibox_rng_seed(&rng, seed);
+        g.z = (int)aibox_rng_below(&rng, (uint32_t)n);
+        for (long t = 0; t < k; t++) {
+            idx[t] = g.z;
+            g.mind[g.z] = -1;
+            if (t == k - 1) break;
+            g.t = (int)t, g.centre[t] = g.z;
+            g.tasks = (int)AIBOX_MIN(AIBOX_MIN(256, 4 * threads_n), t + 1);
+            aibox_pool_run(pool, g.tasks, centre_task, &g);
+            g.tasks = (int)AIBOX_MIN(AIBOX_MIN(256, 4 * threads_n), n);
+            aibox_pool_run(pool, g.tasks, point_task, &g);
+            long arg = -1;
+            float best = -1;
+            for (int j = 0; j < g.tasks; j++) /* shares in index order: strict > keeps the lowest index */
+                if (g.best[j] > best) best = g.best[j], arg = g.arg[j];
+            if (arg < 0) {
+                s = aibox_fail(err, AIBOX_E_STATE, "coreset: no point left after %ld centres", t + 1);
+                break;
+            }
+            g.z = (int)arg;
+        }
+    }
+    aibox_free(y), free(r), aibox_free(g.mind);
+    free(g.own), free(g.centre), free(g.dzc);
+    aibox_pool_free(&pool);
+    return s;
+}
+
+/* ------------------------------------------------------------------ fit */
+void aibox_patchcore_fit_free(aibox_patchcore_fit **pf)
+{
+    if (!pf || !*pf) return;
+    aibox_patchcore_fit *f = *pf;
+    aibox_patchcore_free(&f->p);
+    aibox_ctx_free(&f->ctx);
+    for (int i = 0; i < f->n_blocks; i++) aibox_free(f->blocks[i].x);
+    free(f->blocks);
+    free(f);
+    *pf = NULL;
+}
+
+aibox_status aibox_patchcore_fit_begin(aibox_patchcore_fit **out, const aibox_model *bb, const aibox_patchcore_opts *o,
+                                       int batch, int threads, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL fit pointer");
+    *out = NULL;
+    if (!bb || !bb->finished) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the backbone is not a finished model");
+    if (batch < 1 || batch > 4096)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: batch %d out of range 1..4096", batch);
+    aibox_patchcore_opts def = {0};
+    if (!o) o = &def;
+    int n_taps = o->n_taps ? o->n_taps : 2, strides[AIBOX_PATCHCORE_MAX_TAPS] = {8, 16, 0, 0};
+    if (n_taps < 1 || n_taps > AIBOX_PATCHCORE_MAX_TAPS)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d taps (1 to %d)", n_taps, AIBOX_PATCHCORE_MAX_TAPS);
+    if (o->n_taps) memcpy(strides, o->strides, sizeof strides);
+    double coreset = o->coreset == 0 ? 0.1 : o->coreset;
+    if (!(coreset > 0 && coreset <= 1))
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: coreset share %g (above 0, at most 1)", coreset);
+    if (o->neighbours < 0 || o->neighbours > 1024)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d neighbours (1 to 1024)", o->neighbours);
+    if (o->proj_dims > 4096 || o->dims < 0)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: projection to %d or %d dimensions", o->proj_dims, o->dims);
+
+    aibox_patchcore_fit *f = calloc(1, sizeof *f);
+    aibox_patchcore *p = f ? calloc(1, sizeof *p) : NULL;
+    if (!p) {
+        free(f);
+        return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+    }
+    f->p = p, f->coreset = coreset, f->seed = o->seed;
+    f->proj_dims = o->proj_dims == 0 ? 128 : o->proj_dims;
+    p->neighbours = o->neighbours ? o->neighbours : 9;
+    p->sigma = o->blur_sigma == 0 ? 4.0f : o->blur_sigma;
+    aibox_status s = AIBOX_OK;
+    int tap[AIBOX_PATCHCORE_MAX_TAPS], deepest = 0, c, h, w;
+    aibox_model_input_shape(bb, &c, &h, &w);
+    for (int t = 0; t < n_taps && !s; t++) {
+        tap[t] = aibox_model_stride_node(bb, strides[t]);
+        if (tap[t] < 1)
+            s = aibox_fail(err, AIBOX_E_INVALID, "patchcore: the backbone has no stage at stride %d (input %dx%d)",
+                           strides[t], w, h);
+        else if (t && strides[t] <= strides[t - 1])
+            s = aibox_fail(err, AIBOX_E_INVALID, "patchcore: tap strides must ascend (%d after %d)", strides[t],
+                           strides[t - 1]);
+        deepest = AIBOX_MAX(deepest, tap[t]);
+    }
+    int *map = s ? NULL : malloc(sizeof(int) * (size_t)bb->n_nodes);
+    if (!s && !map) s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+    if (!s) s = aibox_model_extract(&p->net, bb, deepest, map, err);
+    for (int t = 0; t < n_taps && !s; t++) tap[t] = map[tap[t]];
+    free(map);
+    if (!s) s = build_head(p, tap, n_taps, o->dims, err);
+    if (!s) s = geometry(p, "backbone", err);
+    if (!s) s = aibox_model_set_meta_str(p->net, AIBOX_META_TASK, "patchcore", err);
+    if (!s)
+        s = aibox_ctx_create(&f->ctx, p->net,
+                             &(aibox_ctx_opts){.max_batch = batch, .height = h, .width = w, .threads = threads}, err);
+    if (!s) s = aibox_ctx_freeze_weights(f->ctx, p->net, err);
+    if (!s) f->batch = batch, f->pool = aibox_ctx_pool(f->ctx), f->threads = aibox_ctx_threads(f->ctx);
+    if (s) {
+        aibox_patchcore_fit_free(&f);
+        return s;
+    }
+    *out = f;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_patchcore_fit_preproc(const aibox_patchcore_fit *f, aibox_preproc *pp, aibox_error *err)
+{
+    if (!f || !pp) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL argument");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the fit was already ended");
+    return aibox_preproc_from_model(pp, f->p->net, err);
+}
+
+long aibox_patchcore_fit_count(const aibox_patchcore_fit *f) { return f ? f->n : 0; }
+
+size_t aibox_patchcore_fit_bytes(const aibox_patchcore_fit *f)
+{
+    if (!f || !f->p) return 0;
+    size_t b = aibox_ctx_bytes(f->ctx) + sizeof(block) * (size_t)f->cap_blocks;
+    for (int i = 0; i < f->n_blocks; i++) b += sizeof(float) * (size_t)f->blocks[i].rows * f->p->D;
+    return b;
+}
+
+/* The network's output (n images of D x P) as n * P rows of D. */
+static void transpose_out(const float *o, int n, int D, int P, float *rows)
+{
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < D; c++)
+            for (int i = 0; i < P; i++) rows[((size_t)b * P + i) * D + c] = o[((size_t)b * D + c) * P + i];
+}
+
+aibox_status aibox_patchcore_fit_add(aibox_patchcore_fit *f, const float *x, int n, aibox_error *err)
+{
+    if (!f || (!x && n)) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL argument");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the fit was already ended");
+    if (n < 0 || n > f->batch) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d images (batch %d)", n, f->batch);
+    if (!n) return AIBOX_OK;
+    aibox_patchcore *p = f->p;
+    if ((double)(f->n + n) * p->P > INT32_MAX)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: more than 2^31 patches in the bank");
+    if (f->n_blocks == f->cap_blocks) {
+        int cap = f->cap_blocks ? 2 * f->cap_blocks : 64;
+        block *nb = realloc(f->blocks, sizeof *nb * (size_t)cap);
+        if (!nb) return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+        f->blocks = nb, f->cap_blocks = cap;
+    }
+    block *bl = &f->blocks[f->n_blocks];
+    bl->rows = (long)n * p->P;
+    bl->x = aibox_alloc(sizeof(float) * (size_t)bl->rows * p->D);
+    if (!bl->x)
+        return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for the bank (%ld images, %zu MB so far)",
+                          f->n, aibox_patchcore_fit_bytes(f) >> 20);
+    aibox_status s = aibox_ctx_infer(f->ctx, p->net, x, n, err);
+    if (s) {
+        aibox_free(bl->x);
+        return s;
+    }
+    transpose_out(aibox_ctx_output(f->ctx, NULL, NULL, NULL), n, p->D, p->P, bl->x);
+    for (size_t i = 0; i < (size_t)bl->rows * p->D; i++)
+        if (!isfinite(bl->x[i])) {
+            aibox_free(bl->x);
+            return aibox_fail(err, AIBOX_E_NONFINITE, "patchcore: a feature of image %ld is not finite (%g)",
+                              f->n + (long)(i / ((size_t)p->P * p->D)) + 1, bl->x[i]);
+        }
+    f->n_blocks++, f->n += n;
+    return AIBOX_OK;
+}
+
+static aibox_status bank_norms(aibox_patchcore *p, aibox_error *err)
+{
+    p->bank_sq = aibox_alloc(sizeof(float) * (size_t)p->K);
+    if (!p->bank_sq) return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+    for (long i = 0; i < p->K; i++) {
+        const float *m = p->bank + (size_t)i * p->D;
+        double s = 0;
+        for (int c = 0; c < p->D; c++) s += (double)m[c] * m[c];
+        p->bank_sq[i] = (float)s;
+    }
+    return AIBOX_OK;
+}
+
+static aibox_status store_meta(aibox_patchcore *p, double coreset, aibox_error *err)
+{
+    aibox_model *m = p->net;
+    aibox_status s = aibox_model_set_meta_int(m, "aibox.patchcore.neighbours", p->neighbours, err);
+    if (!s) s = aibox_model_set_meta_float(m, "aibox.patchcore.blur_sigma", p->sigma, err);
+    if (!s) s = aibox_model_set_meta_int(m, "aibox.patchcore.images", p->images, err);
+    if (!s) s = aibox_model_set_meta_int(m, "aibox.patchcore.patches", p->patches, err);
+    if (!s) s = aibox_model_set_meta_float(m, "aibox.patchcore.coreset", coreset, err);
+    return s;
+}
+
+aibox_status aibox_patchcore_fit_end(aibox_patchcore_fit *f, aibox_patchcore **out, aibox_error *err)
+{
+    if (!f || !out) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL argument");
+    *out = NULL;
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the fit was already ended");
+    if (f->n < 1) return aibox_fail(err, AIBOX_E_STATE, "patchcore: no image was added");
+    aibox_patchcore *p = f->p;
+    long N = f->n * p->P, K = (long)floor(f->coreset * (double)N + 0.5);
+    K = AIBOX_MAX(1, AIBOX_MIN(K, N));
+    aibox_status s = AIBOX_OK;
+    size_t row = sizeof(float) * (size_t)p->D;
+    p->bank = aibox_alloc(row * (size_t)K);
+    if (!p->bank) return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for a bank of %ld x %d", K, p->D);
+    if (K == N) { /* everything kept, in order */
+        size_t at = 0;
+        for (int i = 0; i < f->n_blocks; i++) {
+            memcpy(p->bank + at, f->blocks[i].x, row * (size_t)f->blocks[i].rows);
+            at += (size_t)f->blocks[i].rows * p->D;
+        }
+    } else {
+        /* the blocks are gathered into one array for the selection: one
+         * block at a time moves over, so the peak holds the bank once */
+        float *all = aibox_alloc(row * (size_t)N);
+        long *idx = malloc(sizeof(long) * (size_t)K);
+        if (!all || !idx) s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for %ld patches", N);
+        size_t at = 0;
+        for (int i = 0; !s && i < f->n_blocks; i++) {
+            memcpy(all + at, f->blocks[i].x, row * (size_t)f->blocks[i].rows);
+            at += (size_t)f->blocks[i].rows * p->D;
+            aibox_free(f->blocks[i].x), f->blocks[i].x = NULL;
+        }
+        if (!s) s = aibox_patchcore_coreset(all, N, p->D, K, f->proj_dims, f->seed, f->threads, idx, err);
+        for (long i = 0; !s && i < K; i++) memcpy(p->bank + (size_t)i * p->D, all + (size_t)idx[i] * p->D, row);
+        aibox_free(all), free(idx);
+    }
+    p->K = K, p->images = f->n, p->patches = N;
+    if (!s) s = bank_norms(p, err);
+    if (!s) s = store_meta(p, f->coreset, err);
+    if (s) return s; /* the fit keeps p and frees it */
+    *out = p;
+    f->p = NULL;
+    return AIBOX_OK;
+}
+
+/* ------------------------------------------------------------------ files */
+aibox_status aibox_patchcore_save(const aibox_patchcore *p, const char *path, aibox_error *err)
+{
+    if (!p || !path) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL argument");
+    aibox_file_tensor t = {"patchcore.bank", 2, {p->K, p->D, 0, 0}, p->bank};
+    return aibox_model_save_ex(p->net, path, 1, &t, err);
+}
+
+aibox_status aibox_patchcore_load(aibox_patchcore **out, const char *path, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL model pointer");
+    *out = NULL;
+    aibox_model *m = NULL;
+    aibox_file *file = NULL;
+    aibox_status s = aibox_model_load_ex(&m, path, &file, err);
+    if (s) return s;
+    const char *task = NULL;
+    if (aibox_model_get_meta_str(m, AIBOX_META_TASK, &task) || strcmp(task, "patchcore")) {
+        aibox_model_free(&m);
+        aibox_file_free(&file);
+        return aibox_fail(err, AIBOX_E_NOTFOUND, "%s: not a PatchCore model", path);
+    }
+    aibox_patchcore *p = calloc(1, sizeof *p);
+    if (!p) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+    int64_t nb = 0, images = 0, patches = 0;
+    double sigma = 4;
+    if (!s) {
+        p->net = m, m = NULL;
+        if (aibox_model_get_meta_int(p->net, "aibox.patchcore.neighbours", &nb) || nb < 1 || nb > 1024)
+            s = aibox_fail(err, AIBOX_E_FORMAT, "%s: PatchCore metadata missing or out of range (neighbours)", path);
+    }
+    if (!s) s = geometry(p, path, err);
+    if (!s) {
+        p->neighbours = (int)nb;
+        aibox_model_get_meta_int(p->net, "aibox.patchcore.images", &images);
+        aibox_model_get_meta_int(p->net, "aibox.patchcore.patches", &patches);
+        p->images = (long)images, p->patches = (long)patches;
+        p->sigma = aibox_model_get_meta_float(p->net, "aibox.patchcore.blur_sigma", &sigma) ? 4.0f : (float)sigma;
+        if (p->sigma > 0 && !aibox_map_blur_kernel_size(p->sigma))
+            s = aibox_fail(err, AIBOX_E_FORMAT, "%s: PatchCore blur sigma %g out of range", path, sigma);
+    }
+    const aibox_file_entry *e = NULL;
+    for (int i = 0; !s && i < file->n_tensors; i++)
+        if (!strcmp(file->tensors[i].name, "patchcore.bank")) e = &file->tensors[i];
+    if (!s && (!e || e->ndim != 2 || e->dims[1] != p->D || e->dims[0] < 1 || e->dims[0] > INT32_MAX))
+        s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor patchcore.bank missing or not K x %d", path, p->D);
+    if (!s) {
+        p->K = (long)e->dims[0];
+        if (!(p->bank = aibox_alloc(sizeof(float) * e->count)))
+            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory for a bank of %ld x %d", path, p->K, p->D);
+        else memcpy(p->bank, e->data, sizeof(float) * e->count);
+        for (size_t i = 0; !s && i < e->count; i++)
+            if (!isfinite(p->bank[i])) s = aibox_fail(err, AIBOX_E_FORMAT, "%s: non-finite PatchCore bank entry", path);
+    }
+    if (!s) s = bank_norms(p, err);
+    aibox_file_free(&file);
+    aibox_model_free(&m);
+    if (s) {
+        aibox_patchcore_free(&p);
+        return s;
+    }
+    *out = p;
+    return AIBOX_OK;
+}
+
+/* ------------------------------------------------------------------ scoring */
+void aibox_patchcore_ctx_free(aibox_patchcore_ctx **pc)
+{
+    if (!pc || !*pc) return;
+    aibox_patchcore_ctx *c = *pc;
+    aibox_ctx_free(&c->ctx);
+    aibox_free(c->esq), aibox_free(c->prod), aibox_free(c->grid), free(c->nn);
+    aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
+    free(c);
+    *pc = NULL;
+}
+
+aibox_status aibox_patchcore_ctx_create(aibox_patchcore_ctx **out, const aibox_patchcore *p, int max_batch,
+                                        int threads, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL context pointer");
+    *out = NULL;
+    if (!p || !p->bank) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the model is not fitted");
+    if (max_batch < 1 || max_batch > 4096)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: batch %d out of range 1..4096", max_batch);
+    aibox_patchcore_ctx *c = calloc(1, sizeof *c);
+    if (!c) return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+    c->p = p, c->max_batch = max_batch;
+    int ch, h, w;
+    aibox_model_input_shape(p->net, &ch, &h, &w);
+    aibox_status s = aibox_ctx_create(
+        &c->ctx, p->net, &(aibox_ctx_opts){.max_batch = max_batch, .height = h, .width = w, .threads = threads}, err);
+    if (!s) s = aibox_ctx_freeze_weights(c->ctx, p->net, err);
+    if (!s) {
+        c->pool = aibox_ctx_pool(c->ctx), c->threads = aibox_ctx_threads(c->ctx);
+        c->tasks = AIBOX_MIN(c->threads, p->P);
+        c->rows = (p->P + c->tasks - 1) / c->tasks;
+        c->esq = aibox_alloc(sizeof(float) * (size_t)p->P);
+        c->prod = aibox_alloc(sizeof(float) * (size_t)c->tasks * c->rows * BANK_BLOCK);
+        c->grid = aibox_alloc(sizeof(float) * (size_t)max_batch * p->P);
+        c->nn = malloc(sizeof(long) * (size_t)max_batch * p->P);
+        if (!c->esq || !c->prod || !c->grid || !c->nn)
+            s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for batch %d", max_batch);
+    }
+    if (!s && p->sigma > 0) {
+        c->ks = aibox_map_blur_kernel_size(p->sigma);
+        c->blur_tmp = aibox_alloc(sizeof(float) * (size_t)h * w);
+        c->blur_pad = aibox_alloc(sizeof(float) * (size_t)c->threads * (w + c->ks));
+        c->blur_k = aibox_alloc(sizeof(float) * (size_t)(c->ks ? c->ks : 1));
+        if (!c->ks) s = aibox_fail(err, AIBOX_E_FORMAT, "patchcore: blur sigma %g out of range", (double)p->sigma);
+        else if (!c->blur_tmp || !c->blur_pad || !c->blur_k) s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+        else aibox_map_blur_kernel(p->sigma, c->blur_k);
+    }
+    if (s) {
+        aibox_patchcore_ctx_free(&c);
+        return s;
+    }
+    *out = c;
+    return AIBOX_OK;
+}
+
+typedef struct nn_job {
+    aibox_patchcore_ctx *c;
+    const float *e; /* one image's features: D x P */
+    float *dist;    /* P */
+    long *nn;       /* P */
+} nn_job;
+
+/* Nearest bank entry of the patches [p0, p1): sgemm per bank block. */
+static void nn_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    nn_job *j = arg;
+    aibox_patchcore_ctx *c = j->c;
+    const aibox_patchcore *p = c->p;
+    int p0, p1, P = p->P, D = p->D;
+    aibox_share(P, 1, task, c->tasks, &p0, &p1);
+    if (p0 >= p1) return;
+    int rows = p1 - p0;
+    float *prod = c->prod + (size_t)task * c->rows * BANK_BLOCK;
+    for (int i = p0; i < p1; i++) j->dist[i] = INFINITY, j->nn[i] = 0;
+    for (long k0 = 0; k0 < p->K; k0 += BANK_BLOCK) {
+        int kb = (int)AIBOX_MIN(BANK_BLOCK, p->K - k0);
+        /* prod[r][q] = e_(p0 + r) . m_(k0 + q); e is stored channel-major (D x P) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, rows, kb, D, 1.0f, j->e + p0, P,
+                    p->bank + (size_t)k0 * D, D, 0.0f, prod, kb);
+        for (int r = 0; r < rows; r++) {
+            const float *pr = prod + (size_t)r * kb;
+            const float *msq = p->bank_sq + k0;
+            float best = j->dist[p0 + r], e2 = c->esq[p0 + r];
+            long arg_best = j->nn[p0 + r];
+            for (int q = 0; q < kb; q++) {
+                float d = (e2 + msq[q]) - 2.0f * pr[q];
+                if (d < best) best = d, arg_best = k0 + q;
+            }
+            j->dist[p0 + r] = best, j->nn[p0 + r] = arg_best;
+        }
+    }
+}
+
+/* The paper's image score: the largest patch distance, re-weighted by how
+ * isolated its nearest bank entry is among its own neighbours. */
+static float reweight(const aibox_patchcore *p, const float *e, const float *dist, const long *nn)
+{
+    int P = p->P, D = p->D, top = 0;
+    for (int i = 1; i < P; i++)
+        if (dist[i] > dist[top]) top = i;
+    float s = dist[top];
+    int b = (int)AIBOX_MIN((long)p->neighbours, p->K);
+    if (b <= 1) return s;
+    /* the b nearest bank entries of m* (m* itself first), by exact squared distance in double */
+    const float *ms = p->bank + (size_t)nn[top] * D;
+    long sup[1024];
+    double sd[1024];
+    int have = 0;
+    for (long k = 0; k < p->K; k++) {
+        const float *m = p->bank + (size_t)k * D;
+        double d = 0;
+        for (int c = 0; c < D; c++) d += ((double)m[c] - ms[c]) * ((double)m[c] - ms[c]);
+        if (have == b && !(d < sd[b - 1])) continue;
+        int at = have < b ? have++ : b - 1;
+        while (at > 0 && sd[at - 1] > d) sd[at] = sd[at - 1], sup[at] = sup[at - 1], at--;
+        sd[at] = d, sup[at] = k;
+    }
+    /* softmax over the test patch's distances to them; weight 1 - its first entry */
+    double dd[1024], mx = 0;
+    for (int i = 0; i < b; i++) {
+        const float *m = p->bank + (size_t)sup[i] * D;
+        double d = 0;
+        for (int c = 0; c < D; c++) {
+            double t = (double)e[(size_t)c * P + top] - m[c];
+            d += t * t;
+        }
+        dd[i] = sqrt(d);
+        mx = i ? fmax(mx, dd[i]) : dd[i];
+    }
+    double den = 0;
+    for (int i = 0; i < b; i++) den += exp(dd[i] - mx);
+    return (float)((1.0 - exp(dd[0] - mx) / den) * s);
+}
+
+typedef struct blur_job {
+    aibox_patchcore_ctx *c;
+    float *map;
+    int w, h, pass;
+} blur_job;
+
+static void blur_task(void *arg, int task, int thread)
+{
+    blur_job *j = arg;
+    aibox_patchcore_ctx *c = j->c;
+    int y0, y1;
+    aibox_share(j->h, 1, task, c->threads, &y0, &y1);
+    if (j->pass == 0)
+        aibox_map_blur_rows(j->map, c->blur_tmp, c->blur_pad + (size_t)thread * (j->w + c->ks), j->w, c->blur_k, c->ks,
+                            y0, y1);
+    else
+        aibox_map_blur_cols(j->map, c->blur_tmp, j->w, j->h, c->blur_k, c->ks, y0, y1);
+}
+
+aibox_status aibox_patchcore_score(aibox_patchcore_ctx *c, const float *x, int n, float *grid, float *maps,
+                                   float *scores, long *nn, aibox_error *err)
+{
+    if (!c || (!x && n)) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL argument");
+    if (n < 0 || n > c->max_batch)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d images (the context holds %d)", n, c->max_batch);
+    if (!n) return AIBOX_OK;
+    const aibox_patchcore *p = c->p;
+    aibox_status s = aibox_ctx_infer(c->ctx, p->net, x, n, err);
+    if (s) return s;
+    const float *out = aibox_ctx_output(c->ctx, NULL, NULL, NULL);
+    int ch, h, w, P = p->P, D = p->D;
+    aibox_model_input_shape(p->net, &ch, &h, &w);
+    for (int b = 0; b < n && !s; b++) {
+        const float *e = out + (size_t)b * D * P;
+        float *dist = c->grid + (size_t)b * P;
+        long *near = c->nn + (size_t)b * P;
+        for (int i = 0; i < P; i++) c->esq[i] = 0;
+        for (int k = 0; k < D; k++)
+            for (int i = 0; i < P; i++) c->esq[i] += e[(size_t)k * P + i] * e[(size_t)k * P + i];
+        nn_job j = {c, e, dist, near};
+        aibox_pool_run(c->pool, c->tasks, nn_task, &j);
+        for (int i = 0; i < P; i++) { /* rounding can take d^2 just below 0; an infinite feature must not become NaN */
+            float d = sqrtf(fmaxf(dist[i], 0.0f));
+            dist[i] = d <= 3.0e38f ? d : 3.0e38f;
+        }
+        if (scores) scores[b] = reweight(p, e, dist, near);
+        if (!maps) continue;
+        float *m = maps + (size_t)b * h * w;
+        s = aibox_map_resize(dist, p->gw, p->gh, m, w, h, err);
+        if (!s && p->sigma > 0) {
+            blur_job bj = {c, m, w, h, 0};
+            aibox_pool_run(c->pool, c->threads, blur_task, &bj);
+            bj.pass = 1;
+            aibox_pool_run(c->pool, c->threads, blur_task, &bj);
+        }
+    }
+    if (grid) memcpy(grid, c->grid, sizeof(float) * (size_t)n * P);
+    if (nn) memcpy(nn, c->nn, sizeof(long) * (size_t)n * P);
+    return s;
+}
