@@ -19,6 +19,7 @@
 #include "core/pool.h"
 #include "io/model_io.h"
 #include "nn/nn.h"
+#include "anomaly/gridmap.h"
 
 /* LAPACK as shipped inside OpenBLAS (Fortran calling convention). */
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
@@ -69,9 +70,8 @@ struct aibox_padim_ctx {
     aibox_maha_fn maha;   /* chosen at creation with the factor it reads: */
     const char *factor;   /* the model's float32 or half factors */
     size_t factor_bytes;  /* per patch */
-    float *map1;                         /* one map when the caller wants scores only: h x w */
-    float *blur_tmp, *blur_pad, *blur_k; /* the map blur's scratch: h x w, threads x (w + ks), ks */
-    int ks;
+    float *map1;        /* one map when the caller wants scores only: h x w */
+    aibox_gridmap gmap; /* grid -> map */
 };
 
 /* Scoring is |L^-1 (f - mean)| per patch: the kernels are lib/ops/maha.c's
@@ -659,7 +659,8 @@ void aibox_padim_ctx_free(aibox_padim_ctx **pc)
     aibox_padim_ctx *c = *pc;
     aibox_ctx_free(&c->ctx);
     aibox_free(c->emb), aibox_free(c->full), aibox_free(c->grid), aibox_free(c->diff);
-    aibox_free(c->map1), aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
+    aibox_free(c->map1);
+    aibox_gridmap_free(&c->gmap);
     free(c);
     *pc = NULL;
 }
@@ -691,17 +692,7 @@ aibox_status aibox_padim_ctx_create(aibox_padim_ctx **out, const aibox_padim *p,
         if (!c->emb || (p->proj && !c->full) || !c->grid || !c->diff || !c->map1)
             s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory for batch %d", max_batch);
     }
-    if (!s && p->sigma > 0) {
-        c->ks = aibox_map_blur_kernel_size(p->sigma);
-        if (!c->ks) s = aibox_fail(err, AIBOX_E_FORMAT, "padim: blur sigma %g out of range", (double)p->sigma);
-    }
-    if (!s && c->ks) {
-        c->blur_tmp = aibox_alloc(sizeof(float) * (size_t)h * w);
-        c->blur_pad = aibox_alloc(sizeof(float) * (size_t)nt * (w + c->ks));
-        c->blur_k = aibox_alloc(sizeof(float) * (size_t)c->ks);
-        if (!c->blur_tmp || !c->blur_pad || !c->blur_k) s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");
-        else aibox_map_blur_kernel(p->sigma, c->blur_k);
-    }
+    if (!s) s = aibox_gridmap_init(&c->gmap, p->sigma, w, h, nt, "padim", err);
     if (s) {
         aibox_padim_ctx_free(&c);
         return s;
@@ -740,25 +731,6 @@ static void maha_task(void *arg, int task, int thread)
     }
 }
 
-typedef struct blur_job {
-    aibox_padim_ctx *c;
-    float *map;
-    int w, h, pass, tasks;
-} blur_job;
-
-static void blur_task(void *arg, int task, int thread)
-{
-    blur_job *j = arg;
-    aibox_padim_ctx *c = j->c;
-    int y0, y1;
-    aibox_share(j->h, 1, task, j->tasks, &y0, &y1);
-    if (j->pass == 0)
-        aibox_map_blur_rows(j->map, c->blur_tmp, c->blur_pad + (size_t)thread * (j->w + c->ks), j->w, c->blur_k, c->ks,
-                            y0, y1);
-    else
-        aibox_map_blur_cols(j->map, c->blur_tmp, j->w, j->h, c->blur_k, c->ks, y0, y1);
-}
-
 aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float *grid, float *maps, float *scores,
                                aibox_error *err)
 {
@@ -780,13 +752,7 @@ aibox_status aibox_padim_score(aibox_padim_ctx *c, const float *x, int n, float 
     aibox_model_input_shape(p->trunk, &ch, &h, &w);
     for (int b = 0; b < n && !s; b++) {
         float *m = maps ? maps + (size_t)b * h * w : c->map1;
-        s = aibox_map_resize(c->grid + (size_t)b * p->P, p->gw, p->gh, m, w, h, err);
-        if (!s && p->sigma > 0) { /* the blur's two passes, rows split over the pool */
-            blur_job bj = {c, m, w, h, 0, aibox_ctx_threads(c->ctx)};
-            aibox_pool_run(c->pool, bj.tasks, blur_task, &bj);
-            bj.pass = 1;
-            aibox_pool_run(c->pool, bj.tasks, blur_task, &bj);
-        }
+        s = aibox_gridmap_run(&c->gmap, c->pool, c->grid + (size_t)b * p->P, p->gw, p->gh, m, err);
         if (!s && scores) {
             float mx = m[0];
             for (size_t i = 1; i < (size_t)h * w; i++) mx = m[i] > mx ? m[i] : mx;

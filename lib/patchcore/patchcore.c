@@ -21,6 +21,7 @@
 #include "core/pool.h"
 #include "io/model_io.h"
 #include "nn/nn.h"
+#include "anomaly/gridmap.h"
 #include "ops/ops.h"
 
 #define BANK_BLOCK 1024 /* bank rows per sgemm: a 1024 x D block of the bank and the product stay in L2 */
@@ -63,8 +64,7 @@ struct aibox_patchcore_ctx {
     int rows;    /* most patch rows of one task */
     float *grid; /* max_batch x P */
     long *nn;    /* max_batch x P */
-    float *blur_tmp, *blur_pad, *blur_k;
-    int ks;
+    aibox_gridmap gmap; /* grid -> map */
 };
 
 void aibox_patchcore_free(aibox_patchcore **pp)
@@ -554,7 +554,7 @@ void aibox_patchcore_ctx_free(aibox_patchcore_ctx **pc)
     aibox_patchcore_ctx *c = *pc;
     aibox_ctx_free(&c->ctx);
     aibox_free(c->esq), aibox_free(c->prod), aibox_free(c->grid), free(c->nn);
-    aibox_free(c->blur_tmp), aibox_free(c->blur_pad), aibox_free(c->blur_k);
+    aibox_gridmap_free(&c->gmap);
     free(c);
     *pc = NULL;
 }
@@ -586,15 +586,7 @@ aibox_status aibox_patchcore_ctx_create(aibox_patchcore_ctx **out, const aibox_p
         if (!c->esq || !c->prod || !c->grid || !c->nn)
             s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for batch %d", max_batch);
     }
-    if (!s && p->sigma > 0) {
-        c->ks = aibox_map_blur_kernel_size(p->sigma);
-        c->blur_tmp = aibox_alloc(sizeof(float) * (size_t)h * w);
-        c->blur_pad = aibox_alloc(sizeof(float) * (size_t)c->threads * (w + c->ks));
-        c->blur_k = aibox_alloc(sizeof(float) * (size_t)(c->ks ? c->ks : 1));
-        if (!c->ks) s = aibox_fail(err, AIBOX_E_FORMAT, "patchcore: blur sigma %g out of range", (double)p->sigma);
-        else if (!c->blur_tmp || !c->blur_pad || !c->blur_k) s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
-        else aibox_map_blur_kernel(p->sigma, c->blur_k);
-    }
+    if (!s) s = aibox_gridmap_init(&c->gmap, p->sigma, w, h, c->threads, "patchcore", err);
     if (s) {
         aibox_patchcore_ctx_free(&c);
         return s;
@@ -683,25 +675,6 @@ static float reweight(const aibox_patchcore *p, const float *e, const float *dis
     return (float)((1.0 - exp(dd[0] - mx) / den) * s);
 }
 
-typedef struct blur_job {
-    aibox_patchcore_ctx *c;
-    float *map;
-    int w, h, pass;
-} blur_job;
-
-static void blur_task(void *arg, int task, int thread)
-{
-    blur_job *j = arg;
-    aibox_patchcore_ctx *c = j->c;
-    int y0, y1;
-    aibox_share(j->h, 1, task, c->threads, &y0, &y1);
-    if (j->pass == 0)
-        aibox_map_blur_rows(j->map, c->blur_tmp, c->blur_pad + (size_t)thread * (j->w + c->ks), j->w, c->blur_k, c->ks,
-                            y0, y1);
-    else
-        aibox_map_blur_cols(j->map, c->blur_tmp, j->w, j->h, c->blur_k, c->ks, y0, y1);
-}
-
 aibox_status aibox_patchcore_score(aibox_patchcore_ctx *c, const float *x, int n, float *grid, float *maps,
                                    float *scores, long *nn, aibox_error *err)
 {
@@ -731,13 +704,7 @@ aibox_status aibox_patchcore_score(aibox_patchcore_ctx *c, const float *x, int n
         if (scores) scores[b] = reweight(p, e, dist, near);
         if (!maps) continue;
         float *m = maps + (size_t)b * h * w;
-        s = aibox_map_resize(dist, p->gw, p->gh, m, w, h, err);
-        if (!s && p->sigma > 0) {
-            blur_job bj = {c, m, w, h, 0};
-            aibox_pool_run(c->pool, c->threads, blur_task, &bj);
-            bj.pass = 1;
-            aibox_pool_run(c->pool, c->threads, blur_task, &bj);
-        }
+        s = aibox_gridmap_run(&c->gmap, c->pool, dist, p->gw, p->gh, m, err);
     }
     if (grid) memcpy(grid, c->grid, sizeof(float) * (size_t)n * P);
     if (nn) memcpy(nn, c->nn, sizeof(long) * (size_t)n * P);

@@ -596,3 +596,53 @@ int aibox_test_json_lines(const char *text)
     }
     return lines > 0;
 }
+
+aibox_model *aibox_test_strided_backbone(int size, const int ch[4], uint64_t seed)
+{
+    aibox_model *m = NULL;
+    aibox_error err;
+    assert_int_equal(aibox_model_create(&m, 3, size, size, &err), AIBOX_OK);
+    int x = 0;
+    for (int i = 0; i < 4; i++) {
+        aibox_conv_opts o = {ch[i], 3, 3, 2, 2, 1, 1, 1, 1, 1, 1};
+        x = aibox_relu(m, aibox_conv2d(m, x, &o));
+    }
+    assert_int_equal(aibox_model_finish(m, seed, &err), AIBOX_OK);
+    return m;
+}
+
+float *aibox_test_normal_images(int n, int size, uint64_t seed)
+{
+    size_t count = (size_t)n * 3 * size * size;
+    float *x = aibox_test_malloc(sizeof(float) * count);
+    aibox_rng r;
+    aibox_rng_seed(&r, seed);
+    for (size_t i = 0; i < count; i++) x[i] = aibox_rng_normal(&r);
+    return x;
+}
+
+float *aibox_test_read_f32(const char *path, size_t count)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    float *x = aibox_test_malloc(sizeof(float) * count);
+    assert_int_equal(fread(x, sizeof(float), count, f), count);
+    fclose(f);
+    return x;
+}
+
+void aibox_test_parity_inputs(const char *script, const char *dir, aibox_model **bb, float **fit, int n_fit,
+                              float **test, int n_test)
+{
+    char cmd[1200], path[1200];
+    snprintf(cmd, sizeof cmd, "gen %s", dir);
+    assert_int_equal(aibox_test_torch_script(script, cmd, NULL), 0);
+    aibox_error err;
+    snprintf(path, sizeof path, "%s/resnet18.safetensors", dir);
+    assert_int_equal(aibox_import(bb, path, NULL, &err), AIBOX_OK);
+    const size_t img = 3 * 224 * 224;
+    snprintf(path, sizeof path, "%s/fit.f32", dir);
+    *fit = aibox_test_read_f32(path, (size_t)n_fit * img);
+    snprintf(path, sizeof path, "%s/test.f32", dir);
+    *test = aibox_test_read_f32(path, (size_t)n_test * img);
+}

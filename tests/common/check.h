@@ -66,6 +66,19 @@ int aibox_test_rm_rf(const char *dir);
  * is written beside it as stem.png (for good parts an all-zero mask). For
  * the anomaly tests. */
 void aibox_test_write_part(aibox_rng *r, const char *stem, int w, int h, int ch, int defect);
+/* The anomaly suites' backbone: a random CNN on 3 x size x size input, four
+ * 3x3 stride-2 conv + ReLU stages of ch[0..3] channels (stage ends at strides
+ * 2, 4, 8, 16), initialised from seed; and n images of N(0, 1) pixels. */
+aibox_model *aibox_test_strided_backbone(int size, const int ch[4], uint64_t seed);
+float *aibox_test_normal_images(int n, int size, uint64_t seed);
+/* count floats (host order) read from a file a reference script wrote; the test fails otherwise. */
+float *aibox_test_read_f32(const char *path, size_t count);
+/* The anomaly parity tests' inputs: runs `script gen dir` (skips the test
+ * without torch, as aibox_test_torch_script), imports dir/resnet18.safetensors
+ * into *bb and reads dir/fit.f32 (n_fit images) and dir/test.f32 (n_test) of
+ * 3 x 224 x 224. */
+void aibox_test_parity_inputs(const char *script, const char *dir, aibox_model **bb, float **fit, int n_fit,
+                              float **test, int n_test);
 
 /* Runs "/usr/bin/python3 script args" (a PyTorch parity fixture) from the
  * source tree and returns its exit status; skips the calling test with a

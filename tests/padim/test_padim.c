@@ -21,29 +21,9 @@
 static char g_tmp[256];
 
 /* A small random backbone with stages at strides 2, 4, 8, 16. */
-static aibox_model *backbone(void)
-{
-    aibox_model *m = NULL;
-    aibox_error err;
-    assert_int_equal(aibox_model_create(&m, 3, S, S, &err), AIBOX_OK);
-    int x = 0;
-    static const int ch[4] = {6, 8, 12, 16};
-    for (int i = 0; i < 4; i++) {
-        aibox_conv_opts o = {ch[i], 3, 3, 2, 2, 1, 1, 1, 1, 1, 1};
-        x = aibox_relu(m, aibox_conv2d(m, x, &o));
-    }
-    assert_int_equal(aibox_model_finish(m, 3, &err), AIBOX_OK);
-    return m;
-}
+static aibox_model *backbone(void) { return aibox_test_strided_backbone(S, (const int[4]){6, 8, 12, 16}, 3); }
 
-static float *images(int n, uint64_t seed)
-{
-    float *x = malloc(sizeof(float) * (size_t)n * 3 * S * S);
-    aibox_rng r;
-    aibox_rng_seed(&r, seed);
-    for (size_t i = 0; i < (size_t)n * 3 * S * S; i++) x[i] = aibox_rng_normal(&r);
-    return x;
-}
+static float *images(int n, uint64_t seed) { return aibox_test_normal_images(n, S, seed); }
 
 /* Features of one image at every patch of the 16x16 grid: 36 channels
  * (8 + 12 + 16), nearest-upsampled, in double. */
@@ -376,33 +356,16 @@ static void test_files(void **state)
 /* Parity with a straightforward PyTorch PaDiM (tests/padim/padim_parity.py):
  * same ResNet-18 weights (safetensors), channels and images; the blurred
  * 224x224 maps agree within 1e-3 relative. Skipped without torch. */
-static float *slurp_f32(const char *path, size_t count)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    float *v = malloc(sizeof(float) * count);
-    assert_int_equal(fread(v, sizeof(float), count, f), count);
-    fclose(f);
-    return v;
-}
-
 static void test_torch_parity(void **state)
 {
     (void)state;
     char dir[300], cmd[1200], path[600];
     snprintf(dir, sizeof dir, "%s.parity", g_tmp);
     const char *script = "tests/padim/padim_parity.py";
-    snprintf(cmd, sizeof cmd, "gen %s", dir);
-    assert_int_equal(aibox_test_torch_script(script, cmd, NULL), 0);
     aibox_error err;
     aibox_model *bb = NULL;
-    snprintf(path, sizeof path, "%s/resnet18.safetensors", dir);
-    assert_int_equal(aibox_import(&bb, path, NULL, &err), AIBOX_OK);
-    const size_t img = 3 * 224 * 224;
-    snprintf(path, sizeof path, "%s/fit.f32", dir);
-    float *x = slurp_f32(path, 24 * img);
-    snprintf(path, sizeof path, "%s/test.f32", dir);
-    float *t = slurp_f32(path, 2 * img);
+    float *x, *t;
+    aibox_test_parity_inputs(script, dir, &bb, &x, 24, &t, 2);
     aibox_padim_opts o = {0};
     o.seed = 3;
     aibox_padim_fit *f = NULL;
@@ -427,7 +390,7 @@ static void test_torch_parity(void **state)
     snprintf(cmd, sizeof cmd, "ref %s", dir);
     assert_int_equal(aibox_test_torch_script(script, cmd, NULL), 0);
     snprintf(path, sizeof path, "%s/ref.f32", dir);
-    float *ref = slurp_f32(path, 2 * 224 * 224);
+    float *ref = aibox_test_read_f32(path, 2 * 224 * 224);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < 2 * 224 * 224; i++) {
         worst = fmax(worst, fabs(maps[i] - ref[i]));
