@@ -168,9 +168,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_expect_line("load", err.msg);
         if (m) abort();
     }
-    aibox_padim *p = NULL;
-    if (aibox_padim_load(&p, path, &err) == AIBOX_OK) aibox_padim_free(&p);
-    else fuzz_expect_line("padim_load", err.msg);
+    /* as an anomaly model (PaDiM or PatchCore, dispatched on its task), and
+     * when small, judging a plain grey image */
+    aibox_detector *d = NULL;
+    if (aibox_detector_load(&d, path, 1, &err) == AIBOX_OK) {
+        if (aibox_small_enough(aibox_detector_model(d))) {
+            uint8_t px[16 * 16];
+            memset(px, 128, sizeof px);
+            aibox_image img = {16, 16, 1, px};
+            aibox_detection det;
+            if (aibox_detector_run(d, &img, &det, &err) != AIBOX_OK) fuzz_expect_line("detector_run", err.msg);
+        }
+        aibox_detector_free(&d);
+    } else {
+        fuzz_expect_line("detector_load", err.msg);
+        if (d) abort();
+    }
     close(fd);
     free(b);
     return 0;

@@ -11,6 +11,7 @@
  * Text: labels files and metadata fields as fuzz_text.c splits them. */
 #include <errno.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,25 @@ static void aibox_seeds(void)
         snprintf(p2, sizeof p2, "%s/aibox/padim_%s.aibox", g_dir, proj ? "orthogonal" : "random");
         if (aibox_padim_save(p, p2, &err)) die("padim save", &err);
         aibox_padim_free(&p);
+    }
+    /* PatchCore on it: the same taps, half the patches kept, thresholds set so
+     * a detector loads it whole */
+    {
+        aibox_patchcore_opts pco = {.n_taps = 2, .strides = {2, 4}, .coreset = 0.5, .proj_dims = 4, .seed = 3};
+        aibox_patchcore_fit *f = NULL;
+        aibox_patchcore *p = NULL;
+        float img[3 * 3 * 16 * 16];
+        for (size_t i = 0; i < sizeof img / sizeof img[0]; i++) img[i] = (float)px((int)i, (int)(i >> 4), 1) / 255.0f;
+        if (aibox_patchcore_fit_begin(&f, bb, &pco, 3, 1, &err) || aibox_patchcore_fit_add(f, img, 3, &err) ||
+            aibox_patchcore_fit_end(f, &p, &err))
+            die("patchcore fit", &err);
+        aibox_patchcore_fit_free(&f);
+        aibox_thresholds t = {.image = 1, .pixel = 1, .score_min = 0, .score_max = 2, .image_f1 = NAN};
+        char p2[512];
+        snprintf(p2, sizeof p2, "%s/aibox/patchcore.aibox", g_dir);
+        if (aibox_thresholds_to_model(&t, aibox_patchcore_model(p), &err) || aibox_patchcore_save(p, p2, &err))
+            die("patchcore save", &err);
+        aibox_patchcore_free(&p);
     }
     aibox_model_free(&bb);
     aibox_model_free(&m);
