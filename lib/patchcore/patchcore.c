@@ -406,9 +406,10 @@ aibox_status aibox_patchcore_fit_add(aibox_patchcore_fit *f, const float *x, int
     transpose_out(aibox_ctx_output(f->ctx, NULL, NULL, NULL), n, p->D, p->P, bl->x);
     for (size_t i = 0; i < (size_t)bl->rows * p->D; i++)
         if (!isfinite(bl->x[i])) {
+            double v = bl->x[i];
             aibox_free(bl->x);
             return aibox_fail(err, AIBOX_E_NONFINITE, "patchcore: a feature of image %ld is not finite (%g)",
-                              f->n + (long)(i / ((size_t)p->P * p->D)) + 1, bl->x[i]);
+                              f->n + (long)(i / ((size_t)p->P * p->D)) + 1, v);
         }
     f->n_blocks++, f->n += n;
     return AIBOX_OK;
