@@ -33,13 +33,10 @@
  * Human lines go to stdout, or to stderr with --json, which prints one JSON
  * line of the results on stdout. Not a test: it checks that every call
  * succeeds and the scores are finite. */
-#include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aibox.h"
 #define BENCH_NAME "bench_padim"
@@ -55,16 +52,10 @@ typedef struct {
     const char *data, *models;
 } options;
 
-typedef struct { /* one encoded image in memory */
-    char *name;
-    unsigned char *bytes;
-    size_t len;
-} blob;
-
 /* Results of one backbone at one thread count (ms). */
 typedef struct {
     int threads;
-    double e2e_med, e2e_p90, e2e_min, pre_med, score_med;
+    e2e_times e2e; /* batch 1 */
     double batch_ms; /* per image, batch of o.batch */
     double backbone_ms, grid_ms, map_ms;
 } tres;
@@ -78,129 +69,6 @@ typedef struct {
     tres t[MAX_THREADS];
 } bres;
 
-/* Sorts t in place; the q-quantile by linear interpolation (numpy's default). */
-static double quantile(double *t, int n, double q)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    double pos = q * (n - 1);
-    int i = (int)pos;
-    if (i >= n - 1) return t[n - 1];
-    return t[i] + (pos - i) * (t[i + 1] - t[i]);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory (%zu bytes)", n);
-    return p;
-}
-
-static float *xalloc_floats(size_t n)
-{
-    float *p = aibox_alloc(n * sizeof *p);
-    if (!p) die("out of memory (%zu floats)", n);
-    return p;
-}
-
-static const char *loadavg(void)
-{
-    static char buf[64];
-    FILE *f = fopen("/proc/loadavg", "r");
-    buf[0] = '\0';
-    if (f) {
-        if (fgets(buf, sizeof buf, f)) {
-            /* the first three fields */
-            char *p = buf;
-            for (int k = 0; k < 3 && p; k++) p = strchr(p + (k > 0), ' ');
-            if (p) *p = '\0';
-        }
-        fclose(f);
-    }
-    return buf[0] ? buf : "unknown";
-}
-
-/* ------------------------------------------------------------ images */
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static int ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
-/* Sorted *.jpg names in dir; NULL (and *n 0) when the folder is absent. */
-static char **list_jpgs(const char *dir, int *n)
-{
-    DIR *d = opendir(dir);
-    *n = 0;
-    if (!d) return NULL;
-    int cap = 256;
-    char **v = xmalloc(sizeof *v * cap);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!ends_with(e->d_name, ".jpg")) continue;
-        if (*n == cap) {
-            cap *= 2;
-            char **w = realloc(v, sizeof *v * cap);
-            if (!w) die("out of memory");
-            v = w;
-        }
-        v[(*n)++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(v, (size_t)*n, sizeof *v, cmp_str);
-    return v;
-}
-
-static void read_file(const char *path, blob *b)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len <= 0) die("%s is empty", path);
-    b->bytes = xmalloc((size_t)len);
-    if (fread(b->bytes, 1, (size_t)len, f) != (size_t)len) die("cannot read %s", path);
-    fclose(f);
-    b->len = (size_t)len;
-    b->name = strdup(path);
-}
-
-/* A synthetic grayscale tile: smooth shading plus a little texture, JPEG-encoded. */
-static void synth_jpeg(int k, blob *b, aibox_rng *rng)
-{
-    aibox_error err = {0};
-    aibox_image im = {.width = 240 + 16 * (k % 8), .height = 280 + 8 * (k % 5), .channels = 1};
-    im.data = xmalloc((size_t)im.width * im.height);
-    for (int y = 0; y < im.height; y++)
-        for (int x = 0; x < im.width; x++) {
-            double v = 110 + 40 * sin(0.02 * x + 0.1 * k) * cos(0.015 * y) + 20 * aibox_rng_uniform(rng);
-            im.data[(size_t)y * im.width + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    check(aibox_image_encode_jpg(&im, 90, &bytes, &len, &err), &err, "encoding a synthetic JPEG");
-    free(im.data);
-    b->bytes = xmalloc(len);
-    memcpy(b->bytes, bytes, len);
-    free(bytes);
-    b->len = len;
-    char name[32];
-    snprintf(name, sizeof name, "synthetic-%d.jpg", k);
-    b->name = strdup(name);
-}
-
-/* decode + preprocess one in-memory image into x */
-static void decode_pre(const aibox_preproc *pp, const blob *b, float *x)
-{
-    aibox_error err = {0};
-    aibox_image im = {0};
-    check(aibox_image_decode(&im, b->bytes, b->len, b->name, 0, &err), &err, "decode");
-    check(aibox_preprocess(pp, &im, x, &err), &err, "preprocess");
-    aibox_image_free(&im);
-}
-
 /* ------------------------------------------------------------ backbones */
 /* Builds the named backbone (0), or returns a reason it is skipped (1). */
 static int build_backbone(const options *o, const char *name, aibox_model **m, bres *r)
@@ -208,13 +76,7 @@ static int build_backbone(const options *o, const char *name, aibox_model **m, b
     aibox_error err = {0};
     snprintf(r->name, sizeof r->name, "%s", name);
     if (!strcmp(name, "resnet18")) {
-        check(aibox_preset_resnet18(m, 1000, 3, 224, &err), &err, "aibox_preset_resnet18");
-        aibox_preproc pp;
-        aibox_preproc_default(&pp, *m);
-        pp.resize = AIBOX_RESIZE_AREA;
-        const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
-        for (int c = 0; c < 3; c++) pp.mean[c] = mean[c], pp.std[c] = sd[c];
-        check(aibox_preproc_to_model(&pp, *m, &err), &err, "aibox_preproc_to_model");
+        resnet18_imagenet(m);
         snprintf(r->desc, sizeof r->desc, "ResNet-18 (preset, random weights), layer1-3");
         return 0;
     }
@@ -282,6 +144,20 @@ static void stage_profile(const aibox_model *trunk, int th, const float *x, int 
 }
 
 /* ------------------------------------------------------------ one backbone */
+/* time_images' score call: batch 1 with a map and a score. */
+typedef struct {
+    aibox_padim_ctx *c;
+    float *maps, *scores;
+} scorer;
+
+static float score_one(void *arg, const float *x)
+{
+    scorer *s = arg;
+    aibox_error err = {0};
+    check(aibox_padim_score(s->c, x, 1, NULL, s->maps, s->scores, &err), &err, "aibox_padim_score");
+    return s->scores[0];
+}
+
 static void bench_backbone(const options *o, const char *name, blob *fit, blob *imgs, bres *r)
 {
     aibox_error err = {0};
@@ -339,8 +215,6 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
     float *grid = xalloc_floats((size_t)r->gw * r->gh);
     float scores[64];
     int nsamp = o->images * o->passes;
-    double *e2e = xmalloc(sizeof(double) * nsamp), *pre = xmalloc(sizeof(double) * nsamp),
-           *sc = xmalloc(sizeof(double) * nsamp);
     int reps = 15;
     double *tt = xmalloc(sizeof(double) * (3 * reps + nsamp + 64));
 
@@ -350,27 +224,7 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
         R->threads = th;
         aibox_padim_ctx *c = NULL;
         check(aibox_padim_ctx_create(&c, p, 1, th, &err), &err, "aibox_padim_ctx_create");
-        /* warm-up: pages, caches, the pool's threads */
-        for (int i = 0; i < 3; i++) {
-            decode_pre(&pp, &imgs[i % o->images], x);
-            check(aibox_padim_score(c, x, 1, NULL, maps, scores, &err), &err, "aibox_padim_score");
-        }
-        int k = 0;
-        for (int pass = 0; pass < o->passes; pass++)
-            for (int i = 0; i < o->images; i++, k++) {
-                double a = now_ms();
-                decode_pre(&pp, &imgs[i], x);
-                double b = now_ms();
-                check(aibox_padim_score(c, x, 1, NULL, maps, scores, &err), &err, "aibox_padim_score");
-                double e = now_ms();
-                if (!isfinite(scores[0])) die("%s: non-finite score for %s", name, imgs[i].name);
-                e2e[k] = e - a, pre[k] = b - a, sc[k] = e - b;
-            }
-        R->e2e_med = quantile(e2e, nsamp, 0.5);
-        R->e2e_p90 = quantile(e2e, nsamp, 0.9);
-        R->e2e_min = e2e[0];
-        R->pre_med = quantile(pre, nsamp, 0.5);
-        R->score_med = quantile(sc, nsamp, 0.5);
+        time_images(&pp, imgs, o->images, o->passes, x, score_one, &(scorer){c, maps, scores}, name, &R->e2e);
 
         /* Profile of the score call, each part timed on its own, the three
          * interleaved round by round so a neighbour's burst hits them alike
@@ -416,12 +270,12 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
         R->batch_ms = quantile(tt, nbatches, 0.5);
         aibox_padim_ctx_free(&c);
 
-        say("   %-8d %9.2f %9.2f %9.2f %12.2f %9.2f %14.2f | %9.2f %9.2f %9.2f %9.2f\n", th, R->e2e_med, R->e2e_p90,
-            R->e2e_min, R->pre_med, R->score_med, R->batch_ms, R->backbone_ms, R->grid_ms,
+        say("   %-8d %9.2f %9.2f %9.2f %12.2f %9.2f %14.2f | %9.2f %9.2f %9.2f %9.2f\n", th, R->e2e.med, R->e2e.p90,
+            R->e2e.min, R->e2e.pre_med, R->e2e.score_med, R->batch_ms, R->backbone_ms, R->grid_ms,
             R->grid_ms - R->backbone_ms, R->map_ms);
     }
     aibox_free(x), aibox_free(maps), aibox_free(grid);
-    free(e2e), free(pre), free(sc), free(tt);
+    free(tt);
     aibox_padim_free(&p);
 }
 
@@ -459,11 +313,7 @@ int main(int argc, char **argv)
     options o = {.threads = {1, 2}, .n_threads = 2, .images = 50, .fit = 16, .passes = 1, .batch = 8};
     snprintf(o.backbones, sizeof o.backbones, "resnet18,mnv1,mnv1_025");
     o.models = getenv("AIBOX_MODELS") ? getenv("AIBOX_MODELS") : "../shared/models/tflite";
-    char data_default[1024];
-    const char *root = getenv("AIBOX_DATA");
-    snprintf(data_default, sizeof data_default, "%s/magnetic-tile/MT_Free/Imgs",
-             root && *root ? root : "../shared/data");
-    o.data = data_default;
+    o.data = tiles_default_dir();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--threads")) {
@@ -504,21 +354,9 @@ int main(int argc, char **argv)
     /* The images: sorted names, an even stride, the first o.fit for fitting. */
     int nfiles = 0, need = o.fit + o.images;
     char **files = list_jpgs(o.data, &nfiles);
-    blob *all = xmalloc(sizeof *all * need);
     int synthetic = nfiles < need;
-    if (!synthetic) {
-        for (int k = 0; k < need; k++) {
-            char path[2048];
-            snprintf(path, sizeof path, "%s/%s", o.data, files[(long)k * nfiles / need]);
-            read_file(path, &all[k]);
-        }
-    } else {
-        aibox_rng rng;
-        aibox_rng_seed(&rng, 7);
-        for (int k = 0; k < need; k++) synth_jpeg(k, &all[k], &rng);
-    }
-    for (int i = 0; i < nfiles; i++) free(files[i]);
-    free(files);
+    blob *all = synthetic ? synth_jpegs(need) : read_picked(o.data, files, nfiles, need, 0, NULL);
+    free_names(files, nfiles);
     size_t bytes = 0;
     for (int k = o.fit; k < need; k++) bytes += all[k].len;
 
@@ -568,14 +406,14 @@ int main(int argc, char **argv)
                 printf("%s{\"threads\":%d,\"e2e_ms\":%.3f,\"e2e_p90_ms\":%.3f,\"e2e_min_ms\":%.3f,"
                        "\"decode_pre_ms\":%.3f,\"score_ms\":%.3f,\"batch_ms_per_image\":%.3f,\"backbone_ms\":%.3f,"
                        "\"grid_ms\":%.3f,\"maha_embed_ms\":%.3f,\"map_ms\":%.3f}",
-                       t ? "," : "", R->threads, R->e2e_med, R->e2e_p90, R->e2e_min, R->pre_med, R->score_med,
+                       t ? "," : "", R->threads, R->e2e.med, R->e2e.p90, R->e2e.min, R->e2e.pre_med, R->e2e.score_med,
                        R->batch_ms, R->backbone_ms, R->grid_ms, R->grid_ms - R->backbone_ms, R->map_ms);
             }
             printf("]}");
         }
         printf("]}\n");
     }
-    for (int k = 0; k < need; k++) free(all[k].bytes), free(all[k].name);
+    for (int k = 0; k < need; k++) blob_free(&all[k]);
     free(all);
     return 0;
 }

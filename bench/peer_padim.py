@@ -55,15 +55,25 @@ def default_data():
     return os.path.join(root, "magnetic-tile", "MT_Free", "Imgs")
 
 
+def jpg_names(data):
+    """The sorted *.jpg names in data ([] when it is absent), as bench.h's list_jpgs."""
+    try:
+        return sorted(f for f in os.listdir(data) if f.endswith(".jpg"))
+    except OSError:
+        return []
+
+
+def even_pick(k, n, need):
+    """The index of the k-th of need names taken at an even stride from n (bench.h's even_pick)."""
+    return k * n // need
+
+
 def pick_files(data, need):
     """bench_padim.c's choice: sorted *.jpg names, files[k * n / need]."""
-    try:
-        names = sorted(f for f in os.listdir(data) if f.endswith(".jpg"))
-    except OSError:
-        names = []
+    names = jpg_names(data)
     if len(names) < need:
         return None
-    return [os.path.join(data, names[k * len(names) // need]) for k in range(need)]
+    return [os.path.join(data, names[even_pick(k, len(names), need)]) for k in range(need)]
 
 
 def synthetic_jpegs(need):
@@ -89,19 +99,66 @@ def quantile(v, q):
     return v[-1] if i >= len(v) - 1 else v[i] + (pos - i) * (v[i + 1] - v[i])
 
 
-def run_child(a):
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
+def resnet18():
+    """(model, source): the plain-torch ResNet-18 (tests/io/torch_parity.build("resnet18"):
+    torchvision's structure, random weights from torch's global seed), in eval mode."""
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "io"))
     import torch_parity  # the plain-torch ResNet-18 (torchvision's structure)
+    model, source = torch_parity.build("resnet18")
+    model.eval()
+    return model, source
 
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(1)
+
+def decode_pre_fn(who):
+    """decode_pre(jpeg bytes, out): PIL decode + RGB + resize to SIZE x SIZE (PIL
+    bilinear, antialiased when shrinking) + ImageNet normalisation into out
+    (3 x SIZE x SIZE). Without PIL the script `who` stops with a message."""
+    import numpy as np
+    import torch
     try:
         from PIL import Image
     except ImportError:
-        sys.exit("peer_padim: PIL is not importable (Debian python3-pil); it decodes the JPEGs")
+        sys.exit(f"{who}: PIL is not importable (Debian python3-pil); it decodes the JPEGs")
+    mean = torch.tensor(MEAN).view(3, 1, 1)
+    std = torch.tensor(STD).view(3, 1, 1)
+
+    def decode_pre(b, out):
+        im = Image.open(io.BytesIO(b))
+        im.load()
+        im = im.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
+        t = torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div_(255)
+        out.copy_(t.sub_(mean).div_(std))
+    return decode_pre
+
+
+def blur_fn(sigma, mode):
+    """blur(m) on N x 1 x H x W maps: Gaussian, kernel 2 * int(4 sigma + 0.5) + 1,
+    reflect padding; separable, or with mode "2d" Anomalib's GaussianBlur2d (one
+    k x k convolution)."""
+    import torch
+    import torch.nn.functional as F
+    ks = 2 * int(4.0 * sigma + 0.5) + 1
+    t = torch.arange(ks, dtype=torch.float64) - ks // 2
+    k1 = torch.exp(-(t ** 2) / (2 * sigma * sigma))
+    k1 = (k1 / k1.sum()).float()
+    k_row, k_col, k2d = k1.view(1, 1, 1, ks), k1.view(1, 1, ks, 1), torch.outer(k1, k1).view(1, 1, ks, ks)
+    pad = ks // 2
+
+    def blur(m):
+        m = F.pad(m, (pad, pad, pad, pad), mode="reflect")
+        if mode == "2d":
+            return F.conv2d(m, k2d)
+        return F.conv2d(F.conv2d(m, k_row), k_col)
+    return blur
+
+
+def run_child(a):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    decode_pre = decode_pre_fn("peer_padim")
 
     need = a.fit + a.images
     files = pick_files(a.data, need)
@@ -111,21 +168,7 @@ def run_child(a):
     else:
         blobs = [open(f, "rb").read() for f in files]
 
-    mean = torch.tensor(MEAN).view(3, 1, 1)
-    std = torch.tensor(STD).view(3, 1, 1)
-
-    def decode(b):
-        im = Image.open(io.BytesIO(b))
-        im.load()
-        return im
-
-    def preprocess(im, out):
-        im = im.convert("RGB").resize((SIZE, SIZE), Image.BILINEAR)
-        t = torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div_(255)
-        out.copy_(t.sub_(mean).div_(std))
-
-    model, source = torch_parity.build("resnet18")
-    model.eval()
+    model, source = resnet18()
 
     def features(x):
         y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
@@ -143,24 +186,13 @@ def run_child(a):
                        F.interpolate(l3, size=l1.shape[-2:], mode="nearest")], 1)
         return torch.index_select(e, 1, idx)
 
-    ks = 2 * int(4.0 * 4.0 + 0.5) + 1
-    t = torch.arange(ks, dtype=torch.float64) - ks // 2
-    k1 = torch.exp(-(t ** 2) / (2 * 4.0 * 4.0))
-    k1 = (k1 / k1.sum()).float()
-    k_row, k_col, k2d = k1.view(1, 1, 1, ks), k1.view(1, 1, ks, 1), torch.outer(k1, k1).view(1, 1, ks, ks)
-    pad = ks // 2
-
-    def blur(m):
-        m = F.pad(m, (pad, pad, pad, pad), mode="reflect")
-        if a.blur == "2d":  # Anomalib's GaussianBlur2d: one 33x33 convolution
-            return F.conv2d(m, k2d)
-        return F.conv2d(F.conv2d(m, k_row), k_col)
+    blur = blur_fn(4.0, a.blur)
 
     # Fit (not timed): mean, unbiased covariance + 0.01 I in float64, inverse.
     with torch.inference_mode():
         xf = torch.empty(a.fit, 3, SIZE, SIZE)
         for i in range(a.fit):
-            preprocess(decode(blobs[i]), xf[i])
+            decode_pre(blobs[i], xf[i])
         e = embed(xf).double()
         n, d, h, w = e.shape
         e = e.reshape(n, d, h * w)
@@ -190,12 +222,12 @@ def run_child(a):
     e2e, pre, sc = [], [], []
     with torch.inference_mode():
         for i in range(3):  # warm-up
-            preprocess(decode(test[i % len(test)]), x1[0])
+            decode_pre(test[i % len(test)], x1[0])
             to_map(mahalanobis(embed(x1)))
         for _ in range(a.passes):
             for b in test:
                 t0 = time.perf_counter()
-                preprocess(decode(b), x1[0])
+                decode_pre(b, x1[0])
                 t1 = time.perf_counter()
                 m, s = to_map(mahalanobis(embed(x1)))
                 float(s[0])
@@ -207,7 +239,7 @@ def run_child(a):
                    decode_pre_ms=quantile(pre, 0.5), score_ms=quantile(sc, 0.5))
 
         # Profile: the score's parts, interleaved round by round (medians).
-        preprocess(decode(test[0]), x1[0])
+        decode_pre(test[0], x1[0])
         tb, tm, tp = [], [], []
         for r in range(17):
             t0 = time.perf_counter()
@@ -229,7 +261,7 @@ def run_child(a):
         for bi in range(nb + 1):  # the first is a warm-up
             t0 = time.perf_counter()
             for j in range(a.batch):
-                preprocess(decode(test[img % len(test)]), xb[j])
+                decode_pre(test[img % len(test)], xb[j])
                 img += 1
             m, s = to_map(mahalanobis(embed(xb)))
             s.tolist()

@@ -4,8 +4,15 @@
 #   padim    PaDiM inference per image end to end (decode, ResNet-18 layer1-3
 #            d = 100 backbone, Mahalanobis, map) on 1 and 2 threads, plus the
 #            MobileNet v1 backbones (libaibox only)
+#   patchcore PatchCore inference per image end to end (ResNet-18 layer2+3,
+#            1 %, 10 %, 25 % coresets) on 1 and 2 threads, and fit time and
+#            peak memory for 200 and 800 good images, beside a plain PyTorch
+#            (Anomalib-style) PatchCore; not part of 'all' (long: the PyTorch
+#            greedy coreset). PATCHCORE_FIT (default 200,800) sets the fit
+#            sizes, PATCHCORE_BUDGET (seconds, default 600) the PyTorch greedy
+#            selection's time per fit size before its fit times are extrapolated.
 # Installs python3-torch, python3-numpy and python3-pil when missing (root).
-#   sh bench/run.sh [all|alexnet|padim]     (or: make bench [BENCH=padim])
+#   sh bench/run.sh [all|alexnet|padim|patchcore]     (or: make bench [BENCH=padim])
 # Each side runs alone, one after the other, and each figure is the better of
 # two processes (a whole run is now and then slow on this small shared box).
 # Numbers taken while other work runs on the machine are noisy, so the load
@@ -13,16 +20,20 @@
 set -e
 cd "$(dirname "$0")/.."
 what=${1:-all}
-case $what in all|alexnet|padim) ;; *) echo "usage: sh bench/run.sh [all|alexnet|padim]" >&2; exit 2 ;; esac
+case $what in all|alexnet|padim|patchcore) ;; *) echo "usage: sh bench/run.sh [all|alexnet|padim|patchcore]" >&2; exit 2 ;; esac
 PY=/usr/bin/python3 # Debian's interpreter, the one python3-torch installs into
 sh tools/install-deps.sh python3-torch python3-numpy python3-pil
+if [ "$what" = patchcore ]; then
+make --no-print-directory build/bench/bench_patchcore >&2
+else
 make --no-print-directory build/bench/bench_layers build/bench/bench_padim >&2
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (on $(nproc) cores)" >&2
 
-if [ "$what" != padim ]; then
+if [ "$what" = all ] || [ "$what" = alexnet ]; then
 echo "== libaibox" >&2
 build/bench/bench_layers --threads 2 --json >"$tmp/aibox1.json"
 build/bench/bench_layers --threads 2 --json >"$tmp/aibox2.json" 2>/dev/null
@@ -60,7 +71,7 @@ for l in a["layers"]:
 PYEOF
 fi
 
-if [ "$what" != alexnet ]; then
+if [ "$what" = all ] || [ "$what" = padim ]; then
 echo "== PaDiM: libaibox" >&2
 build/bench/bench_padim --json >"$tmp/padim1.json"
 build/bench/bench_padim --json >"$tmp/padim2.json" 2>/dev/null
@@ -124,6 +135,72 @@ for th in sorted(torch):
     t = torch[th]
     print(f"  PyTorch  resnet18      {th} thr: decode+pre {t['decode_pre_ms']:6.2f}  backbone+emb "
           f"{t['backbone_ms']:6.2f}  maha {t['maha_ms']:6.2f}  map {t['map_ms']:5.2f}")
+print(f"load average: libaibox runs {runs[0]['load_before']} -> {runs[1]['load_after']}")
+PYEOF
+fi
+
+if [ "$what" = patchcore ]; then
+pc_fit=${PATCHCORE_FIT:-200,800}
+pc_budget=${PATCHCORE_BUDGET:-600}
+pc_score=${pc_fit%%,*} # inference is timed on the first fit size's banks
+echo "== PatchCore: libaibox (fits $pc_fit, inference on the $pc_score-image fits)" >&2
+build/bench/bench_patchcore --fit "$pc_fit" --score-fits "$pc_score" --json >"$tmp/pc1.json"
+echo "== PatchCore: libaibox, inference again (second process)" >&2
+build/bench/bench_patchcore --fit "$pc_score" --json >"$tmp/pc2.json" 2>/dev/null
+echo "== PatchCore: PyTorch (best settings; greedy budget $pc_budget s per fit size)" >&2
+$PY bench/peer_patchcore.py --mode best --threads 1,2 --fit "$pc_fit" --score-fits "$pc_score" \
+    --greedy-budget "$pc_budget" --runs 2 --json >"$tmp/tpc.json"
+
+$PY - "$tmp/pc1.json" "$tmp/pc2.json" "$tmp/tpc.json" <<'PYEOF'
+import json, sys
+runs = [json.load(open(f)) for f in sys.argv[1:3]]
+torch = json.load(open(sys.argv[3]))
+first = runs[0]
+key = lambda f: (f["fit"], round(f["coreset"], 9))
+tfits = {key(f): f for f in torch["fits"]}
+t0 = next((r for f in torch["fits"] for r in f["results"]), None)
+print()
+print(f"PatchCore at 224x224, ResNet-18 layer2+3 (D = 384, 28x28 patches), 128-d projection for the greedy coreset, "
+      f"re-weighted score (9 neighbours), map bilinear + blur sigma 4; {first['images']} "
+      f"{'SYNTHETIC' if first['synthetic'] else 'real MT_Free'} JPEG tiles (bench_padim's)")
+print(f"libaibox {first['version']} ({first['blas_core']}) vs PyTorch "
+      + (f"{t0['torch']} (best: dispatch {t0['cpu_capability']}, OpenBLAS {t0['openblas_core']}, torch.cdist + min, "
+         f"blur {t0['blur']})" if t0 else "(no inference records)")
+      + "; inference: the better of two processes each side")
+print()
+print("inference, ms per image end to end (decode + preprocess + score with map), batch 1:")
+print(f"{'fit':>5} {'coreset':>7} {'bank':>7} {'MB':>6} {'thr':>3} {'median':>8} {'p90':>8} {'dec+pre':>8} "
+      f"{'PyTorch':>8} {'p90':>8} {'speed-up':>8}  target")
+for f in first["fits"]:
+    if not f["results"]:
+        continue
+    other = next((g for g in runs[1]["fits"] if key(g) == key(f) and g["results"]), None)
+    for i, r in enumerate(f["results"]):
+        a = min([r] + ([other["results"][i]] if other else []), key=lambda x: x["e2e_ms"])
+        line = (f"{f['fit']:5d} {f['coreset']:7g} {f['bank']:7d} {f['bank_mb']:6.1f} {a['threads']:3d} "
+                f"{a['e2e_ms']:8.2f} {a['e2e_p90_ms']:8.2f} {a['decode_pre_ms']:8.2f}")
+        t = next((x for x in tfits.get(key(f), {}).get("results", []) if x["threads"] == a["threads"]), None)
+        if t:
+            line += f" {t['e2e_ms']:8.2f} {t['e2e_p90_ms']:8.2f} {t['e2e_ms'] / a['e2e_ms']:7.2f}x"
+        else:
+            line += f" {'':8} {'':8} {'':8}"
+        if a["threads"] == 1 and abs(f["coreset"] - 0.1) < 1e-9:
+            line += "  <= 40 ms, >= 3x"
+        print(line)
+print()
+print("fit (decode + preprocess + features + coreset selection), seconds; memory: growth of the peak RSS over the fit, MB")
+print(f"{'fit':>5} {'coreset':>7} {'bank':>7} {'aibox s':>8} {'select':>8} {'peak +MB':>8} "
+      f"{'PyTorch s':>10} {'greedy':>8} {'peak +MB':>8}")
+for f in first["fits"]:
+    t = tfits.get(key(f))
+    line = (f"{f['fit']:5d} {f['coreset']:7g} {f['bank']:7d} {f['fit_s']:8.2f} {f['select_s']:8.2f} "
+            f"{f['peak_growth_mb']:8.0f}")
+    if t:
+        line += (f" {t['fit_s']:10.2f} {t['greedy_s']:8.2f} {t['peak_growth_mb']:8.0f}"
+                 + ("  (PyTorch estimated: greedy budget spent)" if t["estimated"] else ""))
+    print(line)
+print(f"libaibox fits on {first['fit_threads']} thread(s), PyTorch's on {torch['fit_threads']}; PyTorch's peak is its "
+      f"fit to the largest share (one greedy run gives every share as a prefix)")
 print(f"load average: libaibox runs {runs[0]['load_before']} -> {runs[1]['load_after']}")
 PYEOF
 fi
