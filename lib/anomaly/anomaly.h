@@ -11,6 +11,8 @@ typedef struct aibox_anomaly_ops {
     /* one preprocessed image x -> its anomaly map (model input size) and score */
     aibox_status (*score)(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err);
     aibox_model *(*model)(const aibox_detector *d); /* the method's network; holds the metadata */
+    /* creates the scoring context of d's model (set by the constructor) */
+    aibox_status (*open)(aibox_detector *d, int threads, aibox_error *err);
     aibox_status (*save)(const aibox_detector *d, const char *path, aibox_error *err);
     void (*free)(aibox_detector *d); /* the method's own objects */
 } aibox_anomaly_ops;

@@ -27,6 +27,11 @@ static aibox_status padim_score(aibox_detector *d, const float *x, float *map, f
 
 static aibox_model *padim_model(const aibox_detector *d) { return d->pd ? aibox_padim_model(d->pd) : NULL; }
 
+static aibox_status padim_open(aibox_detector *d, int threads, aibox_error *err)
+{
+    return aibox_padim_ctx_create(&d->pctx, d->pd, 1, threads, err);
+}
+
 static aibox_status padim_save(const aibox_detector *d, const char *path, aibox_error *err)
 {
     return aibox_padim_save(d->pd, path, err);
@@ -38,7 +43,7 @@ static void padim_free(aibox_detector *d)
     aibox_padim_free(&d->pd);
 }
 
-static const aibox_anomaly_ops PADIM = {"padim", padim_score, padim_model, padim_save, padim_free};
+static const aibox_anomaly_ops PADIM = {"padim", padim_score, padim_model, padim_open, padim_save, padim_free};
 
 /* PatchCore: aibox_patchcore, likewise. */
 static aibox_status patchcore_score(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err)
@@ -47,6 +52,11 @@ static aibox_status patchcore_score(aibox_detector *d, const float *x, float *ma
 }
 
 static aibox_model *patchcore_model(const aibox_detector *d) { return d->pc ? aibox_patchcore_model(d->pc) : NULL; }
+
+static aibox_status patchcore_open(aibox_detector *d, int threads, aibox_error *err)
+{
+    return aibox_patchcore_ctx_create(&d->cctx, d->pc, 1, threads, err);
+}
 
 static aibox_status patchcore_save(const aibox_detector *d, const char *path, aibox_error *err)
 {
@@ -59,16 +69,24 @@ static void patchcore_free(aibox_detector *d)
     aibox_patchcore_free(&d->pc);
 }
 
-static const aibox_anomaly_ops PATCHCORE = {"patchcore", patchcore_score, patchcore_model, patchcore_save,
-                                               patchcore_free};
+static const aibox_anomaly_ops PATCHCORE = {"patchcore", patchcore_score, patchcore_model, patchcore_open,
+                                               patchcore_save, patchcore_free};
 
 /* ------------------------------------------------------------------ life cycle */
-/* The method-independent part of a detector around d->method's model (set
- * by the caller, with its scoring context). */
-static aibox_status detector_init(aibox_detector *d, aibox_error *err)
+/* A detector around a method's fitted model (pd or pc, the other NULL): its
+ * scoring context, preprocessing, buffers and stored thresholds. On failure
+ * the caller keeps its model. */
+static aibox_status detector_new(aibox_detector **out, const aibox_anomaly_ops *method, aibox_padim *pd,
+                                 aibox_patchcore *pc, int threads, aibox_error *err)
 {
-    const aibox_model *m = d->method->model(d);
-    aibox_status s = aibox_preproc_from_model(&d->pp, m, err);
+    if (!out || (!pd && !pc)) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    *out = NULL;
+    aibox_detector *d = calloc(1, sizeof *d);
+    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    d->method = method, d->pd = pd, d->pc = pc;
+    aibox_status s = method->open(d, threads, err);
+    const aibox_model *m = s ? NULL : method->model(d);
+    if (!s) s = aibox_preproc_from_model(&d->pp, m, err);
     if (!s) {
         d->map_len = (size_t)d->pp.width * d->pp.height;
         d->input = malloc(sizeof(float) * (size_t)d->pp.channels * d->map_len);
@@ -77,43 +95,23 @@ static aibox_status detector_init(aibox_detector *d, aibox_error *err)
     }
     /* thresholds are optional until the model judges an image */
     if (!s) d->has_thresholds = aibox_thresholds_from_model(&d->thr, m, NULL) == AIBOX_OK;
-    return s;
+    if (s) {
+        d->pd = NULL, d->pc = NULL; /* the caller keeps its model */
+        aibox_detector_free(&d);
+        return s;
+    }
+    *out = d;
+    return AIBOX_OK;
 }
 
 aibox_status aibox_detector_from_padim(aibox_detector **out, aibox_padim *pd, int threads, aibox_error *err)
 {
-    if (!out || !pd) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
-    *out = NULL;
-    aibox_detector *d = calloc(1, sizeof *d);
-    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
-    d->method = &PADIM, d->pd = pd;
-    aibox_status s = aibox_padim_ctx_create(&d->pctx, pd, 1, threads, err);
-    if (!s) s = detector_init(d, err);
-    if (s) {
-        d->pd = NULL; /* the caller keeps its model on failure */
-        aibox_detector_free(&d);
-        return s;
-    }
-    *out = d;
-    return AIBOX_OK;
+    return detector_new(out, &PADIM, pd, NULL, threads, err);
 }
 
 aibox_status aibox_detector_from_patchcore(aibox_detector **out, aibox_patchcore *pc, int threads, aibox_error *err)
 {
-    if (!out || !pc) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
-    *out = NULL;
-    aibox_detector *d = calloc(1, sizeof *d);
-    if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
-    d->method = &PATCHCORE, d->pc = pc;
-    aibox_status s = aibox_patchcore_ctx_create(&d->cctx, pc, 1, threads, err);
-    if (!s) s = detector_init(d, err);
-    if (s) {
-        d->pc = NULL;
-        aibox_detector_free(&d);
-        return s;
-    }
-    *out = d;
-    return AIBOX_OK;
+    return detector_new(out, &PATCHCORE, NULL, pc, threads, err);
 }
 
 aibox_status aibox_detector_load(aibox_detector **out, const char *path, int threads, aibox_error *err)
