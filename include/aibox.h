@@ -659,8 +659,9 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/import.h"
 /* Anomaly maps: resize, blur, regions, overlays, and the metrics AUROC, F1, AUPRO. */
 #include "aibox/anomaly.h"
-/* PaDiM anomaly detection. */
+/* Anomaly detection methods: PaDiM, PatchCore, the convolutional auto-encoder. */
 #include "aibox/padim.h"
 #include "aibox/patchcore.h"
+#include "aibox/autoencoder.h"
 
 #endif

@@ -35,7 +35,7 @@ static const char usage[] =
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
     "  --info               print the model's metadata as JSON and exit (reads the graph and\n"
     "                       metadata only, not the weights)\n"
-    "Anomaly models (aibox-train padim or patchcore; the same fields for both):\n"
+    "Anomaly models (aibox-train padim, patchcore or autoencoder; the same fields for all):\n"
     "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
     "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
     "  --eval --normal-dir DIR --abnormal-dir DIR [--mask-dir DIR]\n"
@@ -472,7 +472,7 @@ static int load_model(infer *in)
         return 3;
     }
     if (!in->det && (o->eval || o->heat_dir || o->mask_out_dir)) {
-        fprintf(stderr, "aibox-infer: %s: --eval, --heatmap and --mask need an anomaly model (aibox-train padim or patchcore)\n",
+        fprintf(stderr, "aibox-infer: %s: --eval, --heatmap and --mask need an anomaly model (aibox-train padim, patchcore or autoencoder)\n",
                 o->model);
         return 2;
     }

@@ -18,6 +18,7 @@ static const char usage[] =
     "usage: aibox-train DATA -o MODEL.aibox [options]\n"
     "       aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see padim --help)\n"
     "       aibox-train patchcore GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see patchcore --help)\n"
+    "       aibox-train autoencoder GOOD_DIR -o MODEL.aibox [options]  (see autoencoder --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
     "  -o, --output FILE      the trained model (the best validation epoch); an existing FILE is\n"
@@ -598,7 +599,7 @@ static int train_and_report(run *r)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "padim") || !strcmp(argv[1], "patchcore")))
+    if (argc > 1 && (!strcmp(argv[1], "padim") || !strcmp(argv[1], "patchcore") || !strcmp(argv[1], "autoencoder")))
         return anomaly_main(argv[1], argc - 1, argv + 1);
     run r = {0};
     int rc = parse_args(argc, argv, &r.a);

@@ -209,7 +209,7 @@ typedef struct aibox_detection {
  * another kind, e.g. a classifier; AIBOX_E_FORMAT when it lacks finite
  * thresholds). threads: 0 for the default. */
 AIBOX_API aibox_status aibox_detector_load(aibox_detector **d, const char *path, int threads, aibox_error *err);
-/* A detector around a fitted PaDiM or PatchCore model, which it takes over
+/* A detector around a fitted PaDiM, PatchCore or auto-encoder model, which it takes over
  * (freed with the detector; on failure the caller still owns it).
  * Thresholds come from the model's metadata if it has them, else
  * aibox_detector_set_thresholds. */
@@ -217,12 +217,16 @@ AIBOX_API aibox_status aibox_detector_from_padim(aibox_detector **d, aibox_padim
 typedef struct aibox_patchcore aibox_patchcore;
 AIBOX_API aibox_status aibox_detector_from_patchcore(aibox_detector **d, aibox_patchcore *p, int threads,
                                                      aibox_error *err);
+typedef struct aibox_autoencoder aibox_autoencoder;
+AIBOX_API aibox_status aibox_detector_from_autoencoder(aibox_detector **d, aibox_autoencoder *a, int threads,
+                                                       aibox_error *err);
 AIBOX_API void aibox_detector_free(aibox_detector **d);
 AIBOX_API aibox_status aibox_detector_save(const aibox_detector *d, const char *path, aibox_error *err);
-AIBOX_API const char *aibox_detector_method(const aibox_detector *d); /* "padim", "patchcore" */
+AIBOX_API const char *aibox_detector_method(const aibox_detector *d); /* "padim", "patchcore", "autoencoder" */
 /* The model behind a detector of that method (NULL for another method), borrowed. */
 AIBOX_API const aibox_padim *aibox_detector_padim(const aibox_detector *d);
 AIBOX_API const aibox_patchcore *aibox_detector_patchcore(const aibox_detector *d);
+AIBOX_API const aibox_autoencoder *aibox_detector_autoencoder(const aibox_detector *d);
 AIBOX_API const aibox_model *aibox_detector_model(const aibox_detector *d);
 AIBOX_API const aibox_preproc *aibox_detector_preproc(const aibox_detector *d);
 /* NULL until the detector has thresholds. */
@@ -257,9 +261,11 @@ AIBOX_API aibox_status aibox_detector_mask(aibox_detector *d, aibox_image *out, 
  * reported, or with strict stop the fit. */
 typedef struct aibox_padim_opts aibox_padim_opts;
 typedef struct aibox_patchcore_opts aibox_patchcore_opts;
+typedef struct aibox_autoencoder_opts aibox_autoencoder_opts;
 typedef enum aibox_anomaly_method {
     AIBOX_ANOMALY_PADIM = 0,
-    AIBOX_ANOMALY_PATCHCORE = 1
+    AIBOX_ANOMALY_PATCHCORE = 1,
+    AIBOX_ANOMALY_AUTOENCODER = 2 /* no backbone: aibox_detector_fit_folder's backbone may be NULL */
 } aibox_anomaly_method;
 typedef struct aibox_fit_opts {
     const aibox_padim_opts *padim;   /* PaDiM's options (NULL: its defaults) */
@@ -280,6 +286,9 @@ typedef struct aibox_fit_opts {
     void *user;
     aibox_anomaly_method method;           /* zeroed: PaDiM */
     const aibox_patchcore_opts *patchcore; /* PatchCore's options (NULL: its defaults) */
+    /* the auto-encoder's options (NULL: its defaults); channels 0 there: 1 when the first usable good
+       image is grey, else 3 */
+    const aibox_autoencoder_opts *autoencoder;
 } aibox_fit_opts;
 typedef struct aibox_fit_report {
     int fit, holdout, abnormal, skipped; /* images fitted, held out, defect examples scored, skipped */

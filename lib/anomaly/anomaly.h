@@ -1,6 +1,6 @@
 /* The anomaly box's internals: a detector and the record of scoring calls
- * its method supplies (PaDiM, PatchCore; another method adds a record and a
- * constructor). */
+ * its method supplies (PaDiM, PatchCore, the auto-encoder; another method
+ * adds a record and a constructor). */
 #ifndef AIBOX_ANOMALY_INTERNAL_H
 #define AIBOX_ANOMALY_INTERNAL_H
 
@@ -14,15 +14,14 @@ typedef struct aibox_anomaly_ops {
     /* creates the scoring context of d's model (set by the constructor) */
     aibox_status (*open)(aibox_detector *d, int threads, aibox_error *err);
     aibox_status (*save)(const aibox_detector *d, const char *path, aibox_error *err);
+    aibox_status (*load)(void **fitted, const char *path, aibox_error *err); /* the method's model file */
     void (*free)(aibox_detector *d); /* the method's own objects */
 } aibox_anomaly_ops;
 
 struct aibox_detector {
     const aibox_anomaly_ops *method;
-    aibox_padim *pd; /* PaDiM: the model (owned) and its scoring context */
-    aibox_padim_ctx *pctx;
-    aibox_patchcore *pc; /* PatchCore: the model (owned) and its scoring context */
-    aibox_patchcore_ctx *cctx;
+    void *fitted; /* the method's model (owned: aibox_padim, aibox_patchcore, aibox_autoencoder) */
+    void *ctx;    /* its scoring context (aibox_padim_ctx, ...) */
     aibox_preproc pp;
     aibox_thresholds thr;
     int has_thresholds;

@@ -1,6 +1,6 @@
 /* An anomaly model ready to judge images: scores, verdicts, regions,
  * pictures and folder evaluation (see aibox/anomaly.h, "detectors"). The
- * method behind it (PaDiM, PatchCore) is one record of scoring calls, so
+ * method behind it (PaDiM, PatchCore, the auto-encoder) is one record of scoring calls, so
  * every method shares the same thresholds, regions, pictures and
  * evaluation. */
 #include <math.h>
@@ -19,71 +19,105 @@ static double now(void)
 }
 
 /* ------------------------------------------------------------------ methods */
-/* PaDiM: aibox_padim scored through its own context. */
+/* Each method's record: d->fitted is its model, d->ctx its scoring context. */
 static aibox_status padim_score(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err)
 {
-    return aibox_padim_score(d->pctx, x, 1, NULL, map, score, err);
+    return aibox_padim_score(d->ctx, x, 1, NULL, map, score, err);
 }
-
-static aibox_model *padim_model(const aibox_detector *d) { return d->pd ? aibox_padim_model(d->pd) : NULL; }
-
+static aibox_model *padim_model(const aibox_detector *d) { return aibox_padim_model(d->fitted); }
 static aibox_status padim_open(aibox_detector *d, int threads, aibox_error *err)
 {
-    return aibox_padim_ctx_create(&d->pctx, d->pd, 1, threads, err);
+    return aibox_padim_ctx_create((aibox_padim_ctx **)&d->ctx, d->fitted, 1, threads, err);
 }
-
 static aibox_status padim_save(const aibox_detector *d, const char *path, aibox_error *err)
 {
-    return aibox_padim_save(d->pd, path, err);
+    return aibox_padim_save(d->fitted, path, err);
 }
-
+static aibox_status padim_load(void **fitted, const char *path, aibox_error *err)
+{
+    aibox_padim *f = NULL;
+    aibox_status s = aibox_padim_load(&f, path, err);
+    *fitted = f;
+    return s;
+}
 static void padim_free(aibox_detector *d)
 {
-    aibox_padim_ctx_free(&d->pctx);
-    aibox_padim_free(&d->pd);
+    aibox_padim_ctx_free((aibox_padim_ctx **)&d->ctx);
+    aibox_padim_free((aibox_padim **)&d->fitted);
 }
+static const aibox_anomaly_ops PADIM = {"padim", padim_score, padim_model, padim_open, padim_save, padim_load, padim_free};
 
-static const aibox_anomaly_ops PADIM = {"padim", padim_score, padim_model, padim_open, padim_save, padim_free};
-
-/* PatchCore: aibox_patchcore, likewise. */
 static aibox_status patchcore_score(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err)
 {
-    return aibox_patchcore_score(d->cctx, x, 1, NULL, map, score, NULL, err);
+    return aibox_patchcore_score(d->ctx, x, 1, NULL, map, score, NULL, err);
 }
-
-static aibox_model *patchcore_model(const aibox_detector *d) { return d->pc ? aibox_patchcore_model(d->pc) : NULL; }
-
+static aibox_model *patchcore_model(const aibox_detector *d) { return aibox_patchcore_model(d->fitted); }
 static aibox_status patchcore_open(aibox_detector *d, int threads, aibox_error *err)
 {
-    return aibox_patchcore_ctx_create(&d->cctx, d->pc, 1, threads, err);
+    return aibox_patchcore_ctx_create((aibox_patchcore_ctx **)&d->ctx, d->fitted, 1, threads, err);
 }
-
 static aibox_status patchcore_save(const aibox_detector *d, const char *path, aibox_error *err)
 {
-    return aibox_patchcore_save(d->pc, path, err);
+    return aibox_patchcore_save(d->fitted, path, err);
 }
-
+static aibox_status patchcore_load(void **fitted, const char *path, aibox_error *err)
+{
+    aibox_patchcore *f = NULL;
+    aibox_status s = aibox_patchcore_load(&f, path, err);
+    *fitted = f;
+    return s;
+}
 static void patchcore_free(aibox_detector *d)
 {
-    aibox_patchcore_ctx_free(&d->cctx);
-    aibox_patchcore_free(&d->pc);
+    aibox_patchcore_ctx_free((aibox_patchcore_ctx **)&d->ctx);
+    aibox_patchcore_free((aibox_patchcore **)&d->fitted);
 }
-
 static const aibox_anomaly_ops PATCHCORE = {"patchcore", patchcore_score, patchcore_model, patchcore_open,
-                                               patchcore_save, patchcore_free};
+                                            patchcore_save, patchcore_load, patchcore_free};
+
+static aibox_status autoencoder_score(aibox_detector *d, const float *x, float *map, float *score, aibox_error *err)
+{
+    return aibox_autoencoder_score(d->ctx, x, 1, NULL, map, score, err);
+}
+static aibox_model *autoencoder_model(const aibox_detector *d) { return aibox_autoencoder_model(d->fitted); }
+static aibox_status autoencoder_open(aibox_detector *d, int threads, aibox_error *err)
+{
+    return aibox_autoencoder_ctx_create((aibox_autoencoder_ctx **)&d->ctx, d->fitted, 1, threads, err);
+}
+static aibox_status autoencoder_save(const aibox_detector *d, const char *path, aibox_error *err)
+{
+    return aibox_autoencoder_save(d->fitted, path, err);
+}
+static aibox_status autoencoder_load(void **fitted, const char *path, aibox_error *err)
+{
+    aibox_autoencoder *f = NULL;
+    aibox_status s = aibox_autoencoder_load(&f, path, err);
+    *fitted = f;
+    return s;
+}
+static void autoencoder_free(aibox_detector *d)
+{
+    aibox_autoencoder_ctx_free((aibox_autoencoder_ctx **)&d->ctx);
+    aibox_autoencoder_free((aibox_autoencoder **)&d->fitted);
+}
+static const aibox_anomaly_ops AUTOENCODER = {"autoencoder", autoencoder_score, autoencoder_model, autoencoder_open,
+                                              autoencoder_save, autoencoder_load, autoencoder_free};
+
+/* The records by the task name their files store (aibox.task). */
+static const aibox_anomaly_ops *const METHODS[] = {&PADIM, &PATCHCORE, &AUTOENCODER};
 
 /* ------------------------------------------------------------------ life cycle */
-/* A detector around a method's fitted model (pd or pc, the other NULL): its
- * scoring context, preprocessing, buffers and stored thresholds. On failure
- * the caller keeps its model. */
-static aibox_status detector_new(aibox_detector **out, const aibox_anomaly_ops *method, aibox_padim *pd,
-                                 aibox_patchcore *pc, int threads, aibox_error *err)
+/* A detector around a method's fitted model: its scoring context,
+ * preprocessing, buffers and stored thresholds. On failure the caller keeps
+ * its model. */
+static aibox_status detector_new(aibox_detector **out, const aibox_anomaly_ops *method, void *fitted, int threads,
+                                 aibox_error *err)
 {
-    if (!out || (!pd && !pc)) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
+    if (!out || !fitted) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
     *out = NULL;
     aibox_detector *d = calloc(1, sizeof *d);
     if (!d) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
-    d->method = method, d->pd = pd, d->pc = pc;
+    d->method = method, d->fitted = fitted;
     aibox_status s = method->open(d, threads, err);
     const aibox_model *m = s ? NULL : method->model(d);
     if (!s) s = aibox_preproc_from_model(&d->pp, m, err);
@@ -96,7 +130,7 @@ static aibox_status detector_new(aibox_detector **out, const aibox_anomaly_ops *
     /* thresholds are optional until the model judges an image */
     if (!s) d->has_thresholds = aibox_thresholds_from_model(&d->thr, m, NULL) == AIBOX_OK;
     if (s) {
-        d->pd = NULL, d->pc = NULL; /* the caller keeps its model */
+        d->fitted = NULL; /* the caller keeps its model */
         aibox_detector_free(&d);
         return s;
     }
@@ -106,12 +140,17 @@ static aibox_status detector_new(aibox_detector **out, const aibox_anomaly_ops *
 
 aibox_status aibox_detector_from_padim(aibox_detector **out, aibox_padim *pd, int threads, aibox_error *err)
 {
-    return detector_new(out, &PADIM, pd, NULL, threads, err);
+    return detector_new(out, &PADIM, pd, threads, err);
 }
 
 aibox_status aibox_detector_from_patchcore(aibox_detector **out, aibox_patchcore *pc, int threads, aibox_error *err)
 {
-    return detector_new(out, &PATCHCORE, NULL, pc, threads, err);
+    return detector_new(out, &PATCHCORE, pc, threads, err);
+}
+
+aibox_status aibox_detector_from_autoencoder(aibox_detector **out, aibox_autoencoder *a, int threads, aibox_error *err)
+{
+    return detector_new(out, &AUTOENCODER, a, threads, err);
 }
 
 aibox_status aibox_detector_load(aibox_detector **out, const char *path, int threads, aibox_error *err)
@@ -124,21 +163,19 @@ aibox_status aibox_detector_load(aibox_detector **out, const char *path, int thr
     aibox_status s = aibox_model_load_info(&info, path, err);
     if (s) return s;
     const char *task = NULL;
-    int padim = !aibox_model_get_meta_str(info, AIBOX_META_TASK, &task) && !strcmp(task, "padim");
-    int patchcore = task && !strcmp(task, "patchcore");
+    const aibox_anomaly_ops *method = NULL;
+    if (!aibox_model_get_meta_str(info, AIBOX_META_TASK, &task))
+        for (size_t i = 0; i < sizeof METHODS / sizeof *METHODS; i++)
+            if (!strcmp(task, METHODS[i]->name)) method = METHODS[i];
     aibox_model_free(&info);
-    if (padim) {
-        aibox_padim *pd = NULL;
-        if ((s = aibox_padim_load(&pd, path, err))) return s;
-        if ((s = aibox_detector_from_padim(out, pd, threads, err))) aibox_padim_free(&pd);
-    } else if (patchcore) {
-        aibox_patchcore *pc = NULL;
-        if ((s = aibox_patchcore_load(&pc, path, err))) return s;
-        if ((s = aibox_detector_from_patchcore(out, pc, threads, err))) aibox_patchcore_free(&pc);
-    } else {
-        return aibox_fail(err, AIBOX_E_NOTFOUND, "%s: not an anomaly model", path);
+    if (!method) return aibox_fail(err, AIBOX_E_NOTFOUND, "%s: not an anomaly model", path);
+    void *fitted = NULL;
+    if ((s = method->load(&fitted, path, err))) return s;
+    if ((s = detector_new(out, method, fitted, threads, err))) {
+        aibox_detector spent = {.method = method, .fitted = fitted}; /* the model goes with it */
+        method->free(&spent);
+        return s;
     }
-    if (s) return s;
     aibox_thresholds t;
     aibox_error te = {0};
     if ((s = aibox_thresholds_from_model(&t, aibox_detector_model(*out), &te))) {
@@ -166,10 +203,14 @@ aibox_status aibox_detector_save(const aibox_detector *d, const char *path, aibo
 
 const aibox_model *aibox_detector_model(const aibox_detector *d) { return d ? d->method->model(d) : NULL; }
 const char *aibox_detector_method(const aibox_detector *d) { return d ? d->method->name : NULL; }
-const aibox_padim *aibox_detector_padim(const aibox_detector *d) { return d && d->method == &PADIM ? d->pd : NULL; }
+const aibox_padim *aibox_detector_padim(const aibox_detector *d) { return d && d->method == &PADIM ? d->fitted : NULL; }
 const aibox_patchcore *aibox_detector_patchcore(const aibox_detector *d)
 {
-    return d && d->method == &PATCHCORE ? d->pc : NULL;
+    return d && d->method == &PATCHCORE ? d->fitted : NULL;
+}
+const aibox_autoencoder *aibox_detector_autoencoder(const aibox_detector *d)
+{
+    return d && d->method == &AUTOENCODER ? d->fitted : NULL;
 }
 const aibox_thresholds *aibox_detector_thresholds(const aibox_detector *d)
 {

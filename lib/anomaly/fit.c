@@ -1,7 +1,7 @@
 /* Fitting a detector on a folder of good parts: the seeded hold-out, the
- * streamed fit of the method (PaDiM, PatchCore), the held-out (and defect) scores, the thresholds and
+ * streamed fit of the method (PaDiM, PatchCore, the auto-encoder), the held-out (and defect) scores, the thresholds and
  * everything inference and evaluation need, stored in the model. What
- * `aibox-train padim|patchcore` does, as one library call. */
+ * `aibox-train padim|patchcore|autoencoder` does, as one library call. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +159,53 @@ static void patchcore_free(void *f) { aibox_patchcore_fit_free((aibox_patchcore_
 static const fit_ops PATCHCORE = {patchcore_begin, patchcore_preproc, patchcore_add, patchcore_bytes, patchcore_end,
                                   patchcore_free};
 
+/* The auto-encoder: no backbone; its options arrive with the channels resolved (fit_folder). */
+static aibox_status autoencoder_begin(void **f, const aibox_model *bb, const aibox_fit_opts *o, int batch,
+                                      aibox_error *err)
+{
+    (void)bb, (void)batch;
+    return aibox_autoencoder_fit_begin((aibox_autoencoder_fit **)f, o->autoencoder, o->threads, err);
+}
+static aibox_status autoencoder_preproc(const void *f, aibox_preproc *pp, aibox_error *err)
+{
+    return aibox_autoencoder_fit_preproc(f, pp, err);
+}
+static aibox_status autoencoder_add(void *f, const float *x, int n, aibox_error *err)
+{
+    return aibox_autoencoder_fit_add(f, x, n, err);
+}
+static size_t autoencoder_bytes(const void *f) { return aibox_autoencoder_fit_bytes(f); }
+static aibox_status autoencoder_end(void *f, const aibox_fit_opts *o, aibox_detector **d, aibox_error *err)
+{
+    aibox_autoencoder *a = NULL;
+    aibox_status s = aibox_autoencoder_fit_end(f, &a, err);
+    if (!s) s = aibox_detector_from_autoencoder(d, a, o->threads, err);
+    if (s) aibox_autoencoder_free(&a);
+    return s;
+}
+static void autoencoder_free(void *f) { aibox_autoencoder_fit_free((aibox_autoencoder_fit **)&f); }
+static const fit_ops AUTOENCODER = {autoencoder_begin, autoencoder_preproc, autoencoder_add, autoencoder_bytes,
+                                    autoencoder_end, autoencoder_free};
+
+/* The auto-encoder's channels when the caller left them open: 1 when the
+ * first usable fit image is grey (or grey + alpha), else 3. */
+static aibox_status pick_channels(fitter *f, char **paths, int n, int *channels, aibox_error *err)
+{
+    *channels = 3;
+    for (int i = 0; i < n; i++) {
+        aibox_image img = {0};
+        aibox_error e = {0};
+        if (aibox_image_load(&img, paths[i], f->max_pixels, &e)) {
+            if (e.code == AIBOX_E_NOMEM) return aibox_fail(err, AIBOX_E_NOMEM, "%s", e.msg);
+            continue; /* the fit itself skips or refuses it, and says so */
+        }
+        *channels = img.channels <= 2 ? 1 : 3;
+        aibox_image_free(&img);
+        break;
+    }
+    return AIBOX_OK;
+}
+
 /* The method's model of the fit list, streamed in batches; *used receives
  * the images actually fitted (the skipped ones left out). */
 static aibox_status fit_model(fitter *f, const fit_ops *ops, const aibox_model *bb, char **paths, int n,
@@ -205,13 +252,15 @@ aibox_status aibox_detector_fit_folder(aibox_detector **out, const aibox_model *
     memset(rep, 0, sizeof *rep);
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "fit: NULL output");
     *out = NULL;
-    if (!backbone || !good_dir || !opts) return aibox_fail(err, AIBOX_E_INVALID, "fit: NULL argument");
+    if (!good_dir || !opts || (!backbone && opts->method != AIBOX_ANOMALY_AUTOENCODER))
+        return aibox_fail(err, AIBOX_E_INVALID, "fit: NULL argument");
     const aibox_fit_opts *o = opts;
     double t_start = now(), holdout = o->holdout == 0 ? 0.2 : o->holdout < 0 ? 0 : o->holdout;
     aibox_threshold_rule rule = o->threshold.rule;
     if (!(holdout >= 0 && holdout <= 0.9))
         return aibox_fail(err, AIBOX_E_INVALID, "fit: hold-out share %g (0 to 0.9)", holdout);
-    if (o->method != AIBOX_ANOMALY_PADIM && o->method != AIBOX_ANOMALY_PATCHCORE)
+    if (o->method != AIBOX_ANOMALY_PADIM && o->method != AIBOX_ANOMALY_PATCHCORE &&
+        o->method != AIBOX_ANOMALY_AUTOENCODER)
         return aibox_fail(err, AIBOX_E_INVALID, "fit: unknown anomaly method %d", (int)o->method);
     if (rule == AIBOX_THRESHOLD_F1 && !o->abnormal_dir)
         return aibox_fail(err, AIBOX_E_INVALID, "fit: the f1 threshold needs defect examples (abnormal_dir)");
@@ -244,8 +293,17 @@ aibox_status aibox_detector_fit_folder(aibox_detector **out, const aibox_model *
     aibox_detector *d = NULL;
     int n_used = 0;
     double t_fit = now();
-    if (!s) s = fit_model(&f, o->method == AIBOX_ANOMALY_PATCHCORE ? &PATCHCORE : &PADIM, backbone, g, n_fit, &d, used,
-                          &n_used, err);
+    const fit_ops *ops = o->method == AIBOX_ANOMALY_PATCHCORE ? &PATCHCORE
+                         : o->method == AIBOX_ANOMALY_AUTOENCODER ? &AUTOENCODER
+                                                                  : &PADIM;
+    aibox_autoencoder_opts ae = {0};
+    aibox_fit_opts o2 = *o; /* o with the auto-encoder's channels resolved */
+    if (o->method == AIBOX_ANOMALY_AUTOENCODER) {
+        if (o->autoencoder) ae = *o->autoencoder;
+        if (!s && !ae.channels) s = pick_channels(&f, g, n_fit, &ae.channels, err);
+        o2.autoencoder = &ae, f.o = &o2;
+    }
+    if (!s) s = fit_model(&f, ops, backbone, g, n_fit, &d, used, &n_used, err);
     rep->fit = n_used, rep->fit_seconds = now() - t_fit;
     /* held-out good images, then defect examples: their scores (and maps, with defects) */
     float *scores = NULL, *maps = NULL;

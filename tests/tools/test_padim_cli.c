@@ -1,4 +1,4 @@
-/* aibox-train padim|patchcore and aibox-infer on their models as a user runs them: a
+/* aibox-train padim|patchcore|autoencoder and aibox-infer on their models as a user runs them: a
  * generated folder of good parts (grey and RGB, several sizes, two bad files,
  * masks beside the images), defects with masks, the JSON summary, verdicts
  * and regions, heatmap and mask PNGs, --eval, and refused inputs. */
@@ -94,10 +94,15 @@ static double json_num(const char *s, const char *key)
 static void fit_infer_eval(const char *method)
 {
     static char out[1 << 16];
+    char args[512];
+    if (!strcmp(method, "autoencoder")) /* no backbone: a small network trained for a while */
+        PATHF(args, "--size 64 --width 16 --epochs 80 --batch 8 --lr 0.002 --residual l2");
+    else
+        PATHF(args, "--backbone %s/backbone.aibox --dims 20", dir);
     int rc = aibox_test_run(out, sizeof out,
-                 "%s/aibox-train %s %s/good -o %s/p.aibox --backbone %s/backbone.aibox --dims 20 --holdout 0.25 "
+                 "%s/aibox-train %s %s/good -o %s/p.aibox %s --holdout 0.25 "
                  "--abnormal-dir %s/bad --seed 3 --quiet 2>%s/train.log",
-                 bin, method, dir, dir, dir, dir, dir);
+                 bin, method, dir, dir, args, dir, dir);
     print_message("%s", out);
     assert_int_equal(rc, 0);
     assert_true(aibox_test_json_lines(out));
@@ -163,6 +168,12 @@ static void test_patchcore_fit_infer_eval(void **state)
 {
     (void)state;
     fit_infer_eval("patchcore");
+}
+
+static void test_autoencoder_fit_infer_eval(void **state)
+{
+    (void)state;
+    fit_infer_eval("autoencoder");
 }
 
 static void test_refusals(void **state)
@@ -297,6 +308,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_infer_eval),
         cmocka_unit_test(test_patchcore_fit_infer_eval),
+        cmocka_unit_test(test_autoencoder_fit_infer_eval),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_degenerate_and_nonfinite),
         cmocka_unit_test(test_eval_mvtec_layout),
