@@ -100,7 +100,13 @@ static const char usage_common[] =
     "                         computed and stored too; with masks (beside the images or in\n"
     "                         --mask-dir) also the F1-optimal pixel threshold for regions\n"
     "  --mask-dir DIR         masks named STEM.png or STEM_mask.png\n"
-    "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n";
+    "  --sigma X              anomaly-map blur (default 4, as Anomalib; 0: none)\n"
+    "  --tile SIDE            tiling for large or elongated images: resize keeping the aspect\n"
+    "                         ratio to a short side of SIDE pixels (at least the model's input\n"
+    "                         side) and fit and score overlapping tiles of the input size; maps\n"
+    "                         are stitched at that size, the score is the largest tile's\n"
+    "                         (default: none, the whole image resized to the input size)\n"
+    "  --tile-overlap F       least overlap of neighbouring tiles, a share of a tile (default 0.25)\n";
 
 static const char usage_batch[] = "  --batch N              images per backbone pass (default 8)\n";
 static const char usage_tail[] =
@@ -179,6 +185,8 @@ static int parse(int argc, char **argv, options *o, int *done)
     long dims = 0, batch = 0, seed = 1, threads = 0, max_pixels = 100000000, proj = 128, nb = 9;
     long size = 128, channels = 0, width = 32, latent = 16, epochs = 50;
     double holdout = 0.2, reg = 0.01, sigma = 4, coreset = 0.1, lr = 2e-4, aug_p = AIBOX_AUG_P_DEFAULT;
+    double overlap = 0.25;
+    long tile = 0;
     int n_taps = 0, strides[AIBOX_PADIM_MAX_TAPS];
     int pc = o->method == AIBOX_ANOMALY_PATCHCORE, ae = o->method == AIBOX_ANOMALY_AUTOENCODER, pd = !pc && !ae;
     unsigned augment = 0;
@@ -224,6 +232,8 @@ static int parse(int argc, char **argv, options *o, int *done)
         else if (!strcmp(a, "--holdout")) ok = cli_float(prog, a, v, 0, 0.9, &holdout), i++;
         else if (pd && !strcmp(a, "--reg")) ok = cli_float(prog, a, v, 1e-9, 1e6, &reg), i++;
         else if (!strcmp(a, "--sigma")) ok = cli_float(prog, a, v, 0, 100, &sigma), i++;
+        else if (!strcmp(a, "--tile")) ok = cli_int(prog, a, v, 1, 16384, &tile), i++;
+        else if (!strcmp(a, "--tile-overlap")) ok = cli_float(prog, a, v, 0, 0.9, &overlap), i++;
         else if (pc && !strcmp(a, "--coreset")) ok = cli_float(prog, a, v, 1e-6, 1, &coreset), i++;
         else if (pc && !strcmp(a, "--proj-dims")) ok = cli_int(prog, a, v, 1, 4096, &proj), i++;
         else if (pc && !strcmp(a, "--neighbours")) ok = cli_int(prog, a, v, 1, 1024, &nb), i++;
@@ -285,6 +295,7 @@ static int parse(int argc, char **argv, options *o, int *done)
         o->padim.blur_sigma = blur;
         o->fit.padim = &o->padim;
     }
+    o->fit.tiling = (aibox_tiling){(int)tile, overlap};
     o->fit.holdout = holdout > 0 ? holdout : -1, o->fit.seed = (uint64_t)seed;
     o->fit.batch = batch ? (int)batch : 8, o->fit.threads = (int)threads, o->fit.max_pixels = max_pixels;
     if (o->backbone) {
@@ -341,6 +352,12 @@ static void print_summary(const options *o, const aibox_detector *d, const aibox
         cj_num(&j, "mb", "%.1f", bank * (double)dims * 4 / 1048576.0); /* in memory: float32 */
         cj_str(&j, "file_dtype", o->pc.half_bank ? "f16" : "f32");  /* and in the model file: */
         cj_num(&j, "file_mb", "%.1f", bank * (double)dims * (o->pc.half_bank ? 2 : 4) / 1048576.0);
+        cj_close(&j);
+    }
+    aibox_tiling tl = aibox_detector_tiling(d);
+    if (tl.side) {
+        cj_obj(&j, "tiling");
+        cj_int(&j, "side", tl.side), cj_num(&j, "overlap", "%g", tl.overlap);
         cj_close(&j);
     }
     cj_num(&j, "threshold", "%.6g", t->image);

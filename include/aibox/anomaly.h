@@ -191,9 +191,26 @@ AIBOX_API aibox_status aibox_thresholds_from_model(aibox_thresholds *t, const ai
 AIBOX_API double aibox_anomaly_normalise(double score, double threshold, double lo, double hi);
 
 /* ------------------------------------------------------------------ detectors */
-/* An anomaly model ready to judge images of parts: its method (PaDiM or
- * PatchCore), stored preprocessing, thresholds and one scoring context. It owns
- * its model. One thread per detector (several may load the same file). */
+/* An anomaly model ready to judge images of parts: its method (PaDiM,
+ * PatchCore, the auto-encoder), stored preprocessing, thresholds and one
+ * scoring context. It owns its model. One thread per detector (several may
+ * load the same file). */
+
+/* Tiling, for images far from the model's square input (a 500 x 1250 part
+ * with a hair-thin crack loses it when squashed to 224 x 224). With side > 0
+ * an image is resized keeping its aspect ratio so that its short side is
+ * side pixels (at least the model's input side), then covered by tiles of
+ * the model's input size, evenly spaced, neighbours overlapping by at least
+ * overlap (a share of a tile; 0.25 when fitting with 0), the last flush with
+ * the far edge. The fit learns from every tile; a score runs every tile: the
+ * map is the tiles' maps averaged where they overlap, at the resized image's
+ * size, and the image score is the largest tile score. Stored in the model
+ * ("aibox.anomaly.tile_side", "aibox.anomaly.tile_overlap") like the rest
+ * of the preprocessing. An image needing more than 1024 tiles is refused. */
+typedef struct aibox_tiling {
+    int side;       /* 0: no tiling (the whole image resized to the input size) */
+    double overlap; /* 0 to 0.9 */
+} aibox_tiling;
 typedef struct aibox_padim aibox_padim;
 typedef struct aibox_detector aibox_detector;
 #define AIBOX_DETECTION_MAX_REGIONS 64
@@ -229,6 +246,8 @@ AIBOX_API const aibox_patchcore *aibox_detector_patchcore(const aibox_detector *
 AIBOX_API const aibox_autoencoder *aibox_detector_autoencoder(const aibox_detector *d);
 AIBOX_API const aibox_model *aibox_detector_model(const aibox_detector *d);
 AIBOX_API const aibox_preproc *aibox_detector_preproc(const aibox_detector *d);
+/* The stored tiling (side 0: none). */
+AIBOX_API aibox_tiling aibox_detector_tiling(const aibox_detector *d);
 /* NULL until the detector has thresholds. */
 AIBOX_API const aibox_thresholds *aibox_detector_thresholds(const aibox_detector *d);
 /* Sets (and stores in the model's metadata) the thresholds. */
@@ -239,7 +258,8 @@ AIBOX_API aibox_status aibox_detector_score(aibox_detector *d, const aibox_image
 /* Score, verdict and regions of one decoded image. */
 AIBOX_API aibox_status aibox_detector_run(aibox_detector *d, const aibox_image *img, aibox_detection *out,
                                           aibox_error *err);
-/* The last image's anomaly map at the model's input size (borrowed until the next call). */
+/* The last image's anomaly map (borrowed until the next call): at the
+ * model's input size, or with tiling at the resized image's size. */
 AIBOX_API const float *aibox_detector_map(const aibox_detector *d, int *w, int *h);
 /* Pictures of the last image run: a heatmap over img (an RGB image of img's
  * size; colours normalised as the scores, 0.5 at the pixel threshold) and a
@@ -289,6 +309,7 @@ typedef struct aibox_fit_opts {
     /* the auto-encoder's options (NULL: its defaults); channels 0 there: 1 when the first usable good
        image is grey, else 3 */
     const aibox_autoencoder_opts *autoencoder;
+    aibox_tiling tiling; /* zeroed: none */
 } aibox_fit_opts;
 typedef struct aibox_fit_report {
     int fit, holdout, abnormal, skipped; /* images fitted, held out, defect examples scored, skipped */

@@ -25,11 +25,21 @@ struct aibox_detector {
     aibox_preproc pp;
     aibox_thresholds thr;
     int has_thresholds;
-    float *input, *map; /* the current image, preprocessed; its map at the model's input size */
-    size_t map_len;
+    float *input, *map; /* the current image (a tile), preprocessed; its map, map_w x map_h */
+    size_t map_len;     /* pixels of the model's input: the size of the evaluation maps */
+    int map_w, map_h;   /* the last map's size: the input's, or with tiling the resized image's */
+    size_t map_cap;
+    aibox_tiling tiling;
+    float *tile_map, *fixed; /* with tiling: one tile's map; the map resampled to the input size */
+    uint8_t *crop;           /* with tiling: one tile's pixels */
     float *big; /* the map at the image's size */
     size_t big_cap;
     int img_w, img_h; /* the last image scored */
 };
+
+/* Stores t in the detector's model and scores with it from now on. */
+AIBOX_INTERNAL aibox_status aibox_detector_use_tiling(aibox_detector *d, const aibox_tiling *t, aibox_error *err);
+/* The last map at the model's input size (evaluation maps, masks of that size). */
+AIBOX_INTERNAL const float *aibox_detector_fixed_map(aibox_detector *d, aibox_error *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "anomaly/anomaly.h"
+#include "anomaly/tiles.h"
 
 static double now(void)
 {
@@ -107,6 +108,27 @@ static const aibox_anomaly_ops AUTOENCODER = {"autoencoder", autoencoder_score, 
 static const aibox_anomaly_ops *const METHODS[] = {&PADIM, &PATCHCORE, &AUTOENCODER};
 
 /* ------------------------------------------------------------------ life cycle */
+/* Tiling t in use, with its per-tile buffers (none without tiling). */
+static aibox_status tiling_buffers(aibox_detector *d, const aibox_tiling *t, aibox_error *err)
+{
+    if (t->side && !d->tile_map) {
+        d->tile_map = malloc(sizeof(float) * d->map_len);
+        d->fixed = malloc(sizeof(float) * d->map_len);
+        d->crop = malloc(d->map_len * (size_t)d->pp.channels);
+        if (!d->tile_map || !d->fixed || !d->crop) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
+    }
+    d->tiling = *t;
+    return AIBOX_OK;
+}
+
+aibox_status aibox_detector_use_tiling(aibox_detector *d, const aibox_tiling *t, aibox_error *err)
+{
+    aibox_model *m = d->method->model(d);
+    aibox_status s = aibox_tiling_check(t, &d->pp, err);
+    if (!s) s = aibox_tiling_to_model(t, m, err);
+    return s ? s : tiling_buffers(d, t, err);
+}
+
 /* A detector around a method's fitted model: its scoring context,
  * preprocessing, buffers and stored thresholds. On failure the caller keeps
  * its model. */
@@ -122,11 +144,15 @@ static aibox_status detector_new(aibox_detector **out, const aibox_anomaly_ops *
     const aibox_model *m = s ? NULL : method->model(d);
     if (!s) s = aibox_preproc_from_model(&d->pp, m, err);
     if (!s) {
-        d->map_len = (size_t)d->pp.width * d->pp.height;
+        d->map_len = d->map_cap = (size_t)d->pp.width * d->pp.height;
+        d->map_w = d->pp.width, d->map_h = d->pp.height;
         d->input = malloc(sizeof(float) * (size_t)d->pp.channels * d->map_len);
         d->map = malloc(sizeof(float) * d->map_len);
         if (!d->input || !d->map) s = aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
     }
+    aibox_tiling t;
+    if (!s) s = aibox_tiling_from_model(&t, m, err);
+    if (!s) s = tiling_buffers(d, &t, err);
     /* thresholds are optional until the model judges an image */
     if (!s) d->has_thresholds = aibox_thresholds_from_model(&d->thr, m, NULL) == AIBOX_OK;
     if (s) {
@@ -190,7 +216,7 @@ void aibox_detector_free(aibox_detector **pd)
     if (!pd || !*pd) return;
     aibox_detector *d = *pd;
     if (d->method) d->method->free(d);
-    free(d->input), free(d->map), free(d->big);
+    free(d->input), free(d->map), free(d->big), free(d->tile_map), free(d->fixed), free(d->crop);
     free(d);
     *pd = NULL;
 }
@@ -217,6 +243,11 @@ const aibox_thresholds *aibox_detector_thresholds(const aibox_detector *d)
     return d && d->has_thresholds ? &d->thr : NULL;
 }
 const aibox_preproc *aibox_detector_preproc(const aibox_detector *d) { return d ? &d->pp : NULL; }
+aibox_tiling aibox_detector_tiling(const aibox_detector *d)
+{
+    aibox_tiling none = {0};
+    return d ? d->tiling : none;
+}
 
 aibox_status aibox_detector_set_thresholds(aibox_detector *d, const aibox_thresholds *t, aibox_error *err)
 {
@@ -228,19 +259,82 @@ aibox_status aibox_detector_set_thresholds(aibox_detector *d, const aibox_thresh
 }
 
 /* ------------------------------------------------------------------ judging one image */
+/* Every tile of img scored: the maps averaged into d->map (the resized
+ * image's size), the largest tile score in *score. */
+static aibox_status score_tiles(aibox_detector *d, const aibox_image *img, float *score, aibox_error *err)
+{
+    int xs[AIBOX_TILES_MAX], ys[AIBOX_TILES_MAX];
+    aibox_tile_plan p = {.x = xs, .y = ys};
+    aibox_status s = aibox_tile_plan_make(&d->tiling, &d->pp, img->width, img->height, &p, err);
+    if (s) return s;
+    size_t n = (size_t)p.rw * p.rh;
+    if (n > d->map_cap) {
+        float *m = realloc(d->map, sizeof(float) * n);
+        if (!m) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory for a %dx%d map", p.rw, p.rh);
+        d->map = m, d->map_cap = n;
+    }
+    aibox_image src = {0};
+    if ((s = aibox_tile_source(&d->pp, img, &p, &src, err))) return s;
+    memset(d->map, 0, sizeof(float) * n);
+    int W = d->pp.width, H = d->pp.height;
+    *score = -INFINITY;
+    for (int ty = 0; !s && ty < p.ny; ty++)
+        for (int tx = 0; !s && tx < p.nx; tx++) {
+            float ts;
+            s = aibox_tile_input(&d->pp, &src, xs[tx], ys[ty], d->crop, d->input, err);
+            if (!s) s = d->method->score(d, d->input, d->tile_map, &ts, err);
+            if (s) break;
+            *score = ts > *score || isnan(ts) ? ts : *score;
+            for (int y = 0; y < H; y++) {
+                float *row = d->map + (size_t)(ys[ty] + y) * p.rw + xs[tx];
+                const float *t = d->tile_map + (size_t)y * W;
+                for (int x = 0; x < W; x++) row[x] += t[x];
+            }
+        }
+    aibox_image_free(&src);
+    if (s) return s;
+    /* the overlaps averaged: a pixel's tile count is the product of its counts across and down */
+    for (int y = 0; y < p.rh; y++) {
+        int cy = 0;
+        for (int ty = 0; ty < p.ny; ty++) cy += y >= ys[ty] && y < ys[ty] + H;
+        float *row = d->map + (size_t)y * p.rw;
+        for (int x = 0; x < p.rw; x++) {
+            int cx = 0;
+            for (int tx = 0; tx < p.nx; tx++) cx += x >= xs[tx] && x < xs[tx] + W;
+            row[x] /= (float)(cx * cy);
+        }
+    }
+    d->map_w = p.rw, d->map_h = p.rh;
+    return AIBOX_OK;
+}
+
 aibox_status aibox_detector_score(aibox_detector *d, const aibox_image *img, float *score, aibox_error *err)
 {
     if (!d || !img || !score) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
-    aibox_status s = aibox_preprocess(&d->pp, img, d->input, err);
-    if (!s) s = d->method->score(d, d->input, d->map, score, err);
+    aibox_status s;
+    d->img_w = 0; /* no map of this image until it is scored */
+    if (d->tiling.side) {
+        s = score_tiles(d, img, score, err);
+    } else {
+        s = aibox_preprocess(&d->pp, img, d->input, err);
+        if (!s) s = d->method->score(d, d->input, d->map, score, err);
+        d->map_w = d->pp.width, d->map_h = d->pp.height;
+    }
     if (s) return s;
-    size_t bad = 0;
-    while (bad < d->map_len && isfinite(d->map[bad])) bad++;
-    if (!isfinite(*score) || bad < d->map_len) /* never a verdict from non-finite numbers */
+    size_t bad = 0, n = (size_t)d->map_w * d->map_h;
+    while (bad < n && isfinite(d->map[bad])) bad++;
+    if (!isfinite(*score) || bad < n) /* never a verdict from non-finite numbers */
         return aibox_fail(err, AIBOX_E_NONFINITE, "the anomaly %s is not a finite number (%g)",
                           isfinite(*score) ? "map" : "score", isfinite(*score) ? d->map[bad] : *score);
     d->img_w = img->width, d->img_h = img->height;
     return AIBOX_OK;
+}
+
+const float *aibox_detector_fixed_map(aibox_detector *d, aibox_error *err)
+{
+    if (d->map_w == d->pp.width && d->map_h == d->pp.height) return d->map;
+    if (aibox_map_resize(d->map, d->map_w, d->map_h, d->fixed, d->pp.width, d->pp.height, err)) return NULL;
+    return d->fixed;
 }
 
 /* The last map at w x h (the image's size), in d->big. */
@@ -252,7 +346,7 @@ static aibox_status big_map(aibox_detector *d, int w, int h, aibox_error *err)
         if (!b) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory for a %dx%d map", w, h);
         d->big = b, d->big_cap = n;
     }
-    return aibox_map_resize(d->map, d->pp.width, d->pp.height, d->big, w, h, err);
+    return aibox_map_resize(d->map, d->map_w, d->map_h, d->big, w, h, err);
 }
 
 aibox_status aibox_detector_run(aibox_detector *d, const aibox_image *img, aibox_detection *out, aibox_error *err)
@@ -276,8 +370,8 @@ aibox_status aibox_detector_run(aibox_detector *d, const aibox_image *img, aibox
 
 const float *aibox_detector_map(const aibox_detector *d, int *w, int *h)
 {
-    if (w) *w = d ? d->pp.width : 0;
-    if (h) *h = d ? d->pp.height : 0;
+    if (w) *w = d ? d->map_w : 0;
+    if (h) *h = d ? d->map_h : 0;
     return d ? d->map : NULL;
 }
 
@@ -286,11 +380,12 @@ aibox_status aibox_detector_heatmap(aibox_detector *d, const aibox_image *img, a
     if (!d || !img || !out) return aibox_fail(err, AIBOX_E_INVALID, "detector: NULL argument");
     if (!d->has_thresholds) return aibox_fail(err, AIBOX_E_STATE, "detector: the model has no thresholds");
     /* colours normalised as the scores: 0.5 (the colour scale's middle) at the pixel threshold */
-    float *nm = malloc(sizeof(float) * d->map_len);
+    size_t n = (size_t)d->map_w * d->map_h;
+    float *nm = malloc(sizeof(float) * n);
     if (!nm) return aibox_fail(err, AIBOX_E_NOMEM, "detector: out of memory");
-    for (size_t i = 0; i < d->map_len; i++)
+    for (size_t i = 0; i < n; i++)
         nm[i] = (float)aibox_anomaly_normalise(d->map[i], d->thr.pixel, d->thr.score_min, d->thr.score_max);
-    aibox_status s = aibox_heatmap_overlay(out, img, nm, d->pp.width, d->pp.height, 0, 1, 0.5f, err);
+    aibox_status s = aibox_heatmap_overlay(out, img, nm, d->map_w, d->map_h, 0, 1, 0.5f, err);
     free(nm);
     return s;
 }

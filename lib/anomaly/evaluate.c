@@ -104,7 +104,12 @@ aibox_status aibox_detector_evaluate(aibox_detector *d, const aibox_eval_opts *o
             r->failed++;
             continue;
         }
-        memcpy(maps + ml * k, d->map, sizeof(float) * ml);
+        const float *fm = aibox_detector_fixed_map(d, &e);
+        if (!fm) {
+            s = aibox_fail(err, e.code, "%s: %s", path, e.msg);
+            break;
+        }
+        memcpy(maps + ml * k, fm, sizeof(float) * ml);
         /* normal images: only a mask beside them (the mask folder holds the defects') */
         aibox_error me = {0};
         if (aibox_load_mask(path, i < n_keep ? NULL : o->mask_dir, d->pp.width, d->pp.height, o->max_pixels,

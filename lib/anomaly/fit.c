@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "anomaly/anomaly.h"
+#include "anomaly/tiles.h"
 
 static double now(void)
 {
@@ -71,7 +72,12 @@ static aibox_status score_list(fitter *f, aibox_detector *d, char **paths, int n
             s = aibox_fail(err, s, "%s: %s", paths[i], e.msg);
             break;
         }
-        if (maps) memcpy(maps + map_len * k, d->map, sizeof(float) * map_len);
+        const float *fm = maps ? aibox_detector_fixed_map(d, &e) : NULL;
+        if (maps && !fm) {
+            s = aibox_fail(err, e.code, "%s: %s", paths[i], e.msg);
+            break;
+        }
+        if (maps) memcpy(maps + map_len * k, fm, sizeof(float) * map_len);
         if (masks && (s = aibox_load_mask(paths[i], mask_dir, d->pp.width, d->pp.height, f->max_pixels,
                                           masks + map_len * k, &e)))
             s = aibox_fail(err, s, "mask of %s", e.msg);
@@ -220,25 +226,40 @@ static aibox_status fit_model(fitter *f, const fit_ops *ops, const aibox_model *
     size_t in_len = s ? 0 : (size_t)pp.channels * pp.width * pp.height;
     float *x = s ? NULL : malloc(sizeof(float) * in_len * (size_t)batch);
     if (!s && !x) s = aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory");
-    int nb = 0;
+    int nb = 0, tiled = o->tiling.side > 0;
+    int xs[AIBOX_TILES_MAX], ys[AIBOX_TILES_MAX];
+    uint8_t *crop = NULL;
+    if (!s && tiled) s = aibox_tiling_check(&o->tiling, &pp, err);
+    if (!s && tiled && !(crop = malloc((size_t)pp.channels * pp.width * pp.height)))
+        s = aibox_fail(err, AIBOX_E_NOMEM, "fit: out of memory");
     *n_used = 0;
     for (int i = 0; !s && i < n; i++) {
-        aibox_image img = {0};
-        int skip;
-        if (!(s = load(f, paths[i], &img, &skip, err)) && !skip) {
-            s = aibox_preprocess(&pp, &img, x + in_len * nb, err);
-            if (!s) used[(*n_used)++] = paths[i], nb++;
+        aibox_image img = {0}, src = {0};
+        int skip, tiles = 1;
+        aibox_tile_plan p = {.x = xs, .y = ys, .nx = 1, .ny = 1};
+        if (!(s = load(f, paths[i], &img, &skip, err)) && !skip && tiled) {
+            aibox_error e = {0};
+            s = aibox_tile_plan_make(&o->tiling, &pp, img.width, img.height, &p, &e);
+            if (!s) s = aibox_tile_source(&pp, &img, &p, &src, &e);
+            if (s) s = aibox_fail(err, s, "%s: %s", paths[i], e.msg);
+            tiles = p.nx * p.ny;
         }
-        aibox_image_free(&img);
-        if (!s && (nb == batch || (i == n - 1 && nb))) {
-            s = ops->add(fit, x, nb, err);
-            nb = 0;
-            if (o->on_progress) o->on_progress(o->user, "fit", i + 1, n);
+        for (int t = 0; !s && !skip && t < tiles; t++) {
+            /* every tile is one sample of the fit; the batch goes whenever it is full */
+            if (tiled) s = aibox_tile_input(&pp, &src, xs[t % p.nx], ys[t / p.nx], crop, x + in_len * nb, err);
+            else s = aibox_preprocess(&pp, &img, x + in_len * nb, err);
+            if (!s && ++nb == batch) s = ops->add(fit, x, nb, err), nb = 0;
         }
+        if (!s && !skip) used[(*n_used)++] = paths[i];
+        aibox_image_free(&img), aibox_image_free(&src);
+        if (!s && i == n - 1 && nb) s = ops->add(fit, x, nb, err), nb = 0;
+        if (!s && o->on_progress) o->on_progress(o->user, "fit", i + 1, n);
     }
+    free(crop);
     if (!s && *n_used < 1) s = aibox_fail(err, AIBOX_E_INVALID, "fit: no usable good image to fit");
     if (!s) f->rep->fit_bytes = ops->bytes(fit);
     if (!s) s = ops->end(fit, o, d, err);
+    if (!s && tiled) s = aibox_detector_use_tiling(*d, &o->tiling, err); /* the scores that set the thresholds tile too */
     if (fit) ops->free(fit);
     free(x);
     return s;

@@ -241,6 +241,107 @@ static void test_fit_run_evaluate(void **state)
     aibox_model_free(&bb);
 }
 
+/* Tiling: elongated parts fitted and scored tile by tile; the stitched map
+ * against the tiles scored one by one through PaDiM's own context and
+ * averaged in double; the plan's geometry; save/load; refusals. */
+static void test_tiling(void **state)
+{
+    (void)state;
+    char p[512], cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/tgood %s/tbad", g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    aibox_rng r;
+    aibox_rng_seed(&r, 9);
+    for (int i = 0; i < 12; i++) { /* 160 x 64 and 130 x 50 (resized to 166 x 64): 3 and 4 tiles across */
+        snprintf(p, sizeof p, "%s/tgood/g%02d", g_dir, i);
+        aibox_test_write_part(&r, p, i % 3 ? 160 : 130, i % 3 ? 64 : 50, 1, 0);
+    }
+    snprintf(p, sizeof p, "%s/tbad/d0", g_dir);
+    aibox_test_write_part(&r, p, 130, 50, 1, 1); /* square x 65..85, y 16..36 */
+    aibox_model *bb = backbone();
+    aibox_padim_opts po = {.dims = 12, .seed = 2};
+    aibox_fit_opts fo = {.padim = &po, .holdout = 0.25, .seed = 2, .tiling = {.side = 64, .overlap = 0.25}};
+    aibox_fit_report rep;
+    aibox_detector *d = NULL;
+    aibox_error e = {0};
+    snprintf(p, sizeof p, "%s/tgood", g_dir);
+    assert_int_equal(aibox_detector_fit_folder(&d, bb, p, &fo, &rep, &e), AIBOX_OK);
+    assert_int_equal(rep.fit, 9);
+    long images = 0;
+    aibox_padim_info(aibox_detector_padim(d), NULL, NULL, NULL, &images);
+    print_message("# tiles fitted: %ld from %d images\n", images, rep.fit);
+    assert_true(images >= 3L * rep.fit && images <= 4L * rep.fit); /* every tile is a sample */
+    assert_int_equal(aibox_detector_tiling(d).side, 64);
+
+    aibox_image img = {0};
+    snprintf(p, sizeof p, "%s/tbad/d0.jpg", g_dir);
+    assert_int_equal(aibox_image_load(&img, p, 0, &e), AIBOX_OK);
+    float score;
+    assert_int_equal(aibox_detector_score(d, &img, &score, &e), AIBOX_OK);
+    int mw, mh;
+    const float *map = aibox_detector_map(d, &mw, &mh);
+    assert_int_equal(mw, 166), assert_int_equal(mh, 64); /* 130 x 50 with its short side at 64 */
+    /* the reference: resize, crop each tile at 0, 34, 68, 102, score it alone, average in double */
+    aibox_image big = {0};
+    assert_int_equal(aibox_image_resize(&big, &img, 166, 64, aibox_detector_preproc(d)->resize, &e), AIBOX_OK);
+    aibox_padim_ctx *pc = NULL;
+    assert_int_equal(aibox_padim_ctx_create(&pc, aibox_detector_padim(d), 1, 1, &e), AIBOX_OK);
+    double *sum = aibox_test_doubles(166 * 64), best = -INFINITY;
+    int cnt[166] = {0};
+    float *x = aibox_test_floats(64 * 64 * 3), tm[64 * 64], ts;
+    int C = big.channels;
+    aibox_image tile = {64, 64, C, malloc((size_t)64 * 64 * C)};
+    for (int k = 0; k < 4; k++) {
+        int x0 = 34 * k;
+        for (int y = 0; y < 64; y++) memcpy(tile.data + y * 64 * C, big.data + (y * 166 + x0) * C, (size_t)64 * C);
+        assert_int_equal(aibox_preprocess(aibox_detector_preproc(d), &tile, x, &e), AIBOX_OK);
+        assert_int_equal(aibox_padim_score(pc, x, 1, NULL, tm, &ts, &e), AIBOX_OK);
+        best = fmax(best, ts);
+        for (int y = 0; y < 64; y++)
+            for (int xx = 0; xx < 64; xx++) sum[y * 166 + x0 + xx] += tm[y * 64 + xx];
+        for (int xx = 0; xx < 64; xx++) cnt[x0 + xx]++;
+    }
+    for (int y = 0; y < 64; y++)
+        for (int xx = 0; xx < 166; xx++) sum[y * 166 + xx] /= cnt[xx];
+    assert_true(aibox_test_close("stitched map", map, sum, 166 * 64, 1e-6, 1e-6));
+    assert_true(score == (float)best);
+    /* the verdict's regions are in the image's own pixels, over the square */
+    aibox_detection det;
+    assert_int_equal(aibox_detector_run(d, &img, &det, &e), AIBOX_OK);
+    assert_true(det.ng && det.n_regions >= 1);
+    const aibox_region *g = &det.regions[0];
+    print_message("# tiled defect: score %.4g, region %d,%d %dx%d\n", det.score, g->x, g->y, g->w, g->h);
+    assert_true(g->x <= 75 && g->x + g->w >= 75 && g->y <= 26 && g->y + g->h >= 26);
+    /* save, load: the tiling travels with the model */
+    snprintf(p, sizeof p, "%s/tiled.aibox", g_dir);
+    assert_int_equal(aibox_detector_save(d, p, &e), AIBOX_OK);
+    aibox_detector *l = NULL;
+    assert_int_equal(aibox_detector_load(&l, p, 1, &e), AIBOX_OK);
+    assert_int_equal(aibox_detector_tiling(l).side, 64);
+    float again;
+    assert_int_equal(aibox_detector_score(l, &img, &again, &e), AIBOX_OK);
+    assert_true(again == score);
+    /* a sliver needing thousands of tiles is refused, not run */
+    aibox_image sliver = {4000, 1, 1, calloc(4000, 1)};
+    assert_int_equal(aibox_detector_score(l, &sliver, &again, &e), AIBOX_E_INVALID);
+    print_message("# %s\n", e.msg);
+    assert_non_null(strstr(e.msg, "tiles"));
+    aibox_image_free(&sliver);
+    aibox_detector_free(&l);
+    /* tilings the model cannot take */
+    aibox_detector_free(&d);
+    snprintf(p, sizeof p, "%s/tgood", g_dir);
+    fo.tiling.side = 32;
+    assert_int_equal(aibox_detector_fit_folder(&d, bb, p, &fo, NULL, &e), AIBOX_E_INVALID);
+    fo.tiling = (aibox_tiling){.side = 64, .overlap = 0.95};
+    assert_int_equal(aibox_detector_fit_folder(&d, bb, p, &fo, NULL, &e), AIBOX_E_INVALID);
+    assert_null(d);
+    aibox_padim_ctx_free(&pc);
+    aibox_image_free(&img), aibox_image_free(&big), aibox_image_free(&tile);
+    free(sum), free(x);
+    aibox_model_free(&bb);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -259,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_threshold_rules),
         cmocka_unit_test(test_thresholds_in_models),
         cmocka_unit_test(test_fit_run_evaluate),
+        cmocka_unit_test(test_tiling),
     };
     return cmocka_run_group_tests_name("anomaly detectors", tests, setup, teardown);
 }
