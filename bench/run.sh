@@ -10,7 +10,8 @@
 #            (Anomalib-style) PatchCore; not part of 'all' (long: the PyTorch
 #            greedy coreset). PATCHCORE_FIT (default 200,800) sets the fit
 #            sizes, PATCHCORE_BUDGET (seconds, default 600) the PyTorch greedy
-#            selection's time per fit size before its fit times are extrapolated.
+#            selection's time per fit size before its fit times are extrapolated,
+#            PATCHCORE_CORESETS (default 0.01,0.1,0.25) the coreset shares.
 # Installs python3-torch, python3-numpy and python3-pil when missing (root).
 #   sh bench/run.sh [all|alexnet|padim|patchcore]     (or: make bench [BENCH=padim])
 # Each side runs alone, one after the other, and each figure is the better of
@@ -142,14 +143,15 @@ fi
 if [ "$what" = patchcore ]; then
 pc_fit=${PATCHCORE_FIT:-200,800}
 pc_budget=${PATCHCORE_BUDGET:-600}
+pc_cores=${PATCHCORE_CORESETS:-0.01,0.1,0.25}
 pc_score=${pc_fit%%,*} # inference is timed on the first fit size's banks
 echo "== PatchCore: libaibox (fits $pc_fit, inference on the $pc_score-image fits)" >&2
-build/bench/bench_patchcore --fit "$pc_fit" --score-fits "$pc_score" --json >"$tmp/pc1.json"
+build/bench/bench_patchcore --fit "$pc_fit" --score-fits "$pc_score" --coresets "$pc_cores" --json >"$tmp/pc1.json"
 echo "== PatchCore: libaibox, inference again (second process)" >&2
-build/bench/bench_patchcore --fit "$pc_score" --json >"$tmp/pc2.json" 2>/dev/null
+build/bench/bench_patchcore --fit "$pc_score" --coresets "$pc_cores" --json >"$tmp/pc2.json" 2>/dev/null
 echo "== PatchCore: PyTorch (best settings; greedy budget $pc_budget s per fit size)" >&2
 $PY bench/peer_patchcore.py --mode best --threads 1,2 --fit "$pc_fit" --score-fits "$pc_score" \
-    --greedy-budget "$pc_budget" --runs 2 --json >"$tmp/tpc.json"
+    --coresets "$pc_cores" --greedy-budget "$pc_budget" --runs 2 --json >"$tmp/tpc.json"
 
 $PY - "$tmp/pc1.json" "$tmp/pc2.json" "$tmp/tpc.json" <<'PYEOF'
 import json, sys
