@@ -10,9 +10,11 @@ BUILD   ?= build
 # VERSION is the release (aibox_version()); ABI numbers the binary
 # interface: the SONAME is libaibox.so.$(ABI) and it changes whenever a
 # public signature or struct does (0.1 -> 0.2 changed them: ABI 1; 0.3 appended
-# fields to aibox_fit_opts for the anomaly method: ABI 2).
-VERSION := 0.3.0
-ABI     := 2
+# fields to aibox_fit_opts for the anomaly method: ABI 2; 0.4 appended the
+# auto-encoder's options and the tiling to it, the half bank to
+# aibox_patchcore_opts: ABI 3).
+VERSION := 0.4.0
+ABI     := 3
 
 CC      ?= cc
 OPT     ?= -O3

@@ -35,14 +35,16 @@ extern "C" {
 #endif
 
 #define AIBOX_VERSION_MAJOR 0
-#define AIBOX_VERSION_MINOR 3
+#define AIBOX_VERSION_MINOR 4
 #define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.3.0"
+#define AIBOX_VERSION "0.4.0"
 /* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
  * The binary interface has its own number, the SONAME's: libaibox.so.1 since
  * 0.2.0 (options structs for contexts and loaders changed signatures),
- * libaibox.so.2 since 0.3.0 (aibox_fit_opts gained the anomaly method). */
-#define AIBOX_ABI_VERSION 2
+ * libaibox.so.2 since 0.3.0 (aibox_fit_opts gained the anomaly method),
+ * libaibox.so.3 since 0.4.0 (aibox_fit_opts gained the auto-encoder's options
+ * and the tiling, aibox_patchcore_opts the half-precision bank). */
+#define AIBOX_ABI_VERSION 3
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
 /* Version of the library actually linked (may differ from the header's). */

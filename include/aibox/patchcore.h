@@ -30,7 +30,9 @@
  * (sigma 4 as Anomalib).
  *
  * File: a .aibox model (aibox.task = "patchcore") with the tensor
- * patchcore.bank [K][D] (float32).
+ * patchcore.bank [K][D]: float32, or with half_bank IEEE float16 (2 K D
+ * bytes instead of 4 K D; metadata aibox.patchcore.half = 1). Scoring is
+ * float32 either way: a float16 bank is widened exactly when loaded.
  *
  * Ownership: objects are created and freed by the caller. Thread-safety: a
  * fitted aibox_patchcore is read-only while scoring; each thread scores with
@@ -55,6 +57,10 @@ typedef struct aibox_patchcore_opts {
     int neighbours;                        /* b of the image-score re-weighting; 0: 9; 1: no re-weighting */
     uint64_t seed;                         /* first centre and projection */
     float blur_sigma;                      /* anomaly map smoothing; 0: 4; < 0: none */
+    int half_bank;                         /* 1: the file stores the bank as float16 (half its bytes; the
+                                            * fitted bank is rounded to float16 at the end of the fit, so
+                                            * the model scores the same before saving and after loading,
+                                            * and a feature beyond +-65504 fails the fit); 0: float32 */
 } aibox_patchcore_opts;
 
 typedef struct aibox_patchcore aibox_patchcore;

@@ -5,7 +5,8 @@
  * shortcut for float arrays (define AIBOX_IO_PORTABLE to test the generic
  * path). The reader trusts nothing: every length and offset is checked
  * against the buffer with subtraction-based (overflow-free) comparisons, and
- * every allocation is bounded by the number of bytes actually present. */
+ * every allocation is bounded by the number of bytes actually present
+ * (float16 tensors widen to twice their bytes). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "core/atomic.h"
 #include "io/aibox_file.h"
+#include "ops/ops.h" /* the float16 conversion (half.c) */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(AIBOX_IO_PORTABLE)
 #define HOST_LE 1
@@ -32,8 +34,6 @@ enum {
     TRAILER = 4,     /* CRC-32 */
     HEADER_V1 = 80,
     HEAD_PEEK = 64,  /* bytes inspected to recognise foreign formats */
-    DTYPE_F32 = 1,
-    DTYPE_F16 = 2,   /* reserved; not read by this version */
     META_MIN = 8,    /* smallest metadata entry: u16 len, 1-byte key, u8 type, u32 (empty string) */
     INDEX_MIN = 29   /* smallest index entry: u16, 1-byte name, u8, u8, one u64 dim, u64, u64 */
 };
@@ -387,6 +387,46 @@ static aibox_status parse_meta(const unsigned char *b, uint64_t off, uint64_t si
     return st;
 }
 
+/* The float16 tensors, checked by parse_index, to float32 copies in one
+ * buffer (each 64-byte aligned, as tensors in the blob are), exactly: every
+ * half is a float. At most 4 bytes per 2 of the file, plus alignment. */
+static aibox_status widen_f16(aibox_file *f, const char *name, aibox_error *err)
+{
+    size_t total = 0;
+    for (int k = 0; k < f->n_tensors; k++) {
+        const aibox_file_entry *t = &f->tensors[k];
+        if (t->dtype != AIBOX_FILE_F16) continue;
+        size_t bytes = (t->count * sizeof(float) + AIBOX_FILE_ALIGN - 1) / AIBOX_FILE_ALIGN * AIBOX_FILE_ALIGN;
+        if (__builtin_add_overflow(total, bytes, &total))
+            return aibox_fail(err, AIBOX_E_NOMEM, "%s: the float16 tensors are too large to widen", name);
+    }
+    if (!total) return AIBOX_OK;
+    if (!(f->wide = aibox_alloc(total)))
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: cannot allocate %zu bytes for the float16 tensors as float32", name,
+                          total);
+    unsigned features = aibox_cpu_features(); /* once per file: cpuid is slow in a VM */
+    unsigned char *at = f->wide;
+    for (int k = 0; k < f->n_tensors; k++) {
+        aibox_file_entry *t = &f->tensors[k];
+        if (t->dtype != AIBOX_FILE_F16) continue;
+        const unsigned char *src = (const unsigned char *)t->data;
+        float *dst = (float *)(void *)at;
+        if (HOST_LE) {
+            aibox_f16_to_f32((const uint16_t *)(const void *)src, dst, t->count, features); /* 64-aligned in blob */
+        } else {
+            uint16_t tmp[1024];
+            for (size_t j = 0; j < t->count; j += 1024) {
+                size_t n = t->count - j < 1024 ? t->count - j : 1024;
+                for (size_t i = 0; i < n; i++) tmp[i] = get_u16(src + 2 * (j + i));
+                aibox_f16_to_f32(tmp, dst + j, n, features);
+            }
+        }
+        t->data = dst;
+        at += (t->count * sizeof(float) + AIBOX_FILE_ALIGN - 1) / AIBOX_FILE_ALIGN * AIBOX_FILE_ALIGN;
+    }
+    return AIBOX_OK;
+}
+
 static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, uint32_t count, uint64_t data_off,
                                 uint64_t data_end, int have_data, const char *name, aibox_file *f, aibox_error *err)
 {
@@ -431,17 +471,18 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
         }
         t->ndim = (int)ndim;
         uint64_t toff = get_u64(p + 8 * ndim), nbytes = get_u64(p + 8 * ndim + 8);
-        if (dtype == DTYPE_F16)
-            return aibox_fail(err, AIBOX_E_UNSUPPORTED,
-                              "%s: tensor \"%s\" is float16 (dtype 2), which this library does not read", name, tn);
-        if (dtype != DTYPE_F32)
-            return STRUCT_FAIL("%s: tensor \"%s\" has unknown dtype %u", name, tn, dtype);
-        uint64_t want;
-        if (__builtin_mul_overflow(count_el, (uint64_t)sizeof(float), &want) || count_el > SIZE_MAX)
+        if (dtype != AIBOX_FILE_F32 && dtype != AIBOX_FILE_F16)
+            return STRUCT_FAIL("%s: tensor \"%s\" has unknown dtype %u (1 float32 and 2 float16 are defined)", name,
+                               tn, dtype);
+        t->dtype = (int)dtype;
+        uint64_t want, es = dtype == AIBOX_FILE_F16 ? 2 : 4;
+        /* the float32 count (what a float16 tensor widens to) must fit in memory too */
+        if (__builtin_mul_overflow(count_el, es, &want) || count_el > SIZE_MAX / sizeof(float))
             return STRUCT_FAIL("%s: tensor \"%s\" of shape %s is too large", name, tn, shape);
         if (nbytes != want)
-            return STRUCT_FAIL("%s: tensor \"%s\" has %llu data bytes, but shape %s needs %llu", name, tn,
-                               (unsigned long long)nbytes, shape, (unsigned long long)want);
+            return STRUCT_FAIL("%s: tensor \"%s\" has %llu data bytes, but shape %s needs %llu%s", name, tn,
+                               (unsigned long long)nbytes, shape, (unsigned long long)want,
+                               dtype == AIBOX_FILE_F16 ? " (float16)" : "");
         if (toff % AIBOX_FILE_ALIGN)
             return STRUCT_FAIL("%s: tensor \"%s\" data offset %llu is not a multiple of %d", name, tn,
                                (unsigned long long)toff, AIBOX_FILE_ALIGN);
@@ -455,6 +496,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
                                "(tensors must be stored in index order)",
                                name, tn, (unsigned long long)toff);
         prev_end = toff + nbytes;
+        /* a float16 tensor's data points at its bytes until widen_f16 replaces it */
         t->data = have_data ? (float *)(void *)(b + toff) : NULL;
         t->count = (size_t)count_el;
     }
@@ -471,6 +513,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
     if (!HOST_LE && have_data) {
         /* Little-endian bytes to host floats, in place. */
         for (uint32_t k = 0; k < count; k++) {
+            if (f->tensors[k].dtype != AIBOX_FILE_F32) continue;
             unsigned char *q = (unsigned char *)f->tensors[k].data;
             for (size_t j = 0; j < f->tensors[k].count; j++, q += 4) {
                 uint32_t v = get_u32(q);
@@ -478,7 +521,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
             }
         }
     }
-    return AIBOX_OK;
+    return have_data ? widen_f16(f, name, err) : AIBOX_OK;
 }
 
 /* Does [off, off+size) fit in [lo, hi]? Written without off+size overflow. */
@@ -687,6 +730,7 @@ void aibox_file_free(aibox_file **pf)
         for (int k = 0; k < f->n_tensors; k++) free(f->tensors[k].name);
     free(f->tensors);
     aibox_free(f->blob);
+    aibox_free(f->wide);
     free(f);
     *pf = NULL;
 }
@@ -796,6 +840,29 @@ static void w_floats(writer *w, const float *v, size_t n)
     }
 }
 
+/* float16 storage: converted in pieces (the same bits on every path, so the
+ * file stays a pure function of the tensors), little-endian. */
+static void w_halves(writer *w, const float *v, size_t n, unsigned features)
+{
+    uint16_t h[2048];
+    unsigned char tmp[sizeof h];
+    while (n > 0) {
+        size_t k = n < sizeof h / sizeof *h ? n : sizeof h / sizeof *h;
+        aibox_f32_to_f16(v, h, k, features);
+        if (HOST_LE) {
+            w_bytes(w, h, 2 * k, 1);
+        } else {
+            for (size_t j = 0; j < k; j++) put_u16(tmp + 2 * j, h[j]);
+            w_bytes(w, tmp, 2 * k, 1);
+        }
+        v += k;
+        n -= k;
+    }
+}
+
+/* Bytes per stored element of a tensor to write (dtype 0: float32). */
+static uint64_t elem_size(const aibox_file_tensor *t) { return t->dtype == AIBOX_FILE_F16 ? 2 : 4; }
+
 static int add_ok(uint64_t *acc, uint64_t v) { return !__builtin_add_overflow(*acc, v, acc); }
 
 static aibox_status meta_entry_size(const aibox_meta *m, uint64_t *size)
@@ -875,6 +942,9 @@ static aibox_status validate_and_layout(const char *path, const aibox_meta_list 
         if (t->ndim < 1 || t->ndim > 4)
             return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": %d dimensions (1 to 4 allowed)", path,
                               t->name, t->ndim);
+        if (t->dtype != 0 && t->dtype != AIBOX_FILE_F32 && t->dtype != AIBOX_FILE_F16)
+            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": dtype %d (float32 %d or float16 %d)",
+                              path, t->name, t->dtype, AIBOX_FILE_F32, AIBOX_FILE_F16);
         uint64_t count = 1;
         for (int d = 0; d < t->ndim; d++) {
             if (t->dims[d] < 0 || t->dims[d] > AIBOX_FILE_MAX_DIM)
@@ -916,7 +986,7 @@ static aibox_status validate_and_layout(const char *path, const aibox_meta_list 
     for (int k = 0; ok && k < n_tensors; k++) {
         if (pos >= UINT64_MAX - AIBOX_FILE_ALIGN) ok = 0;
         else lay->offsets[k] = pos = align_up(pos);
-        ok = ok && add_ok(&pos, lay->counts[k] * sizeof(float));
+        ok = ok && add_ok(&pos, lay->counts[k] * elem_size(&tensors[k]));
     }
     lay->data_size = pos - lay->data_off;
     ok = ok && add_ok(&pos, TRAILER);
@@ -964,16 +1034,20 @@ aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, 
     for (int k = 0; k < n_tensors; k++) {
         const aibox_file_tensor *t = &tensors[k];
         w_name(&w, t->name);
-        w_u8(&w, DTYPE_F32);
+        w_u8(&w, t->dtype == AIBOX_FILE_F16 ? AIBOX_FILE_F16 : AIBOX_FILE_F32); /* 0 means float32 */
         w_u8(&w, (unsigned)t->ndim);
         for (int d = 0; d < t->ndim; d++) w_u64(&w, (uint64_t)t->dims[d]);
         w_u64(&w, lay.offsets[k]);
-        w_u64(&w, lay.counts[k] * sizeof(float));
+        w_u64(&w, lay.counts[k] * elem_size(t));
     }
     w_zeros_to(&w, lay.data_off); /* also when there are no tensors */
+    int any_f16 = 0;
+    for (int k = 0; k < n_tensors; k++) any_f16 |= tensors[k].dtype == AIBOX_FILE_F16;
+    unsigned features = any_f16 ? aibox_cpu_features() : 0; /* once: cpuid is slow in a VM */
     for (int k = 0; k < n_tensors; k++) {
         w_zeros_to(&w, lay.offsets[k]);
-        w_floats(&w, tensors[k].data, (size_t)lay.counts[k]);
+        if (tensors[k].dtype == AIBOX_FILE_F16) w_halves(&w, tensors[k].data, (size_t)lay.counts[k], features);
+        else w_floats(&w, tensors[k].data, (size_t)lay.counts[k]);
     }
     unsigned char trailer[TRAILER];
     put_u32(trailer, w.crc);

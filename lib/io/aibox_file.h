@@ -18,15 +18,26 @@
 #define AIBOX_FILE_VERSION 1
 #define AIBOX_FILE_ALIGN 64               /* tensor data offsets, from file start */
 #define AIBOX_FILE_MAX_DIM 2147483647LL   /* one tensor dimension (fits aibox_tensor's int) */
+/* Tensor dtypes as the index stores them. In memory a tensor is float32
+ * either way: float16 is a storage choice (half the bytes, 11 significant
+ * bits), converted on writing and reading by lib/ops/half.c. */
+#define AIBOX_FILE_F32 1
+#define AIBOX_FILE_F16 2
 
 /* ------------------------------------------------------------------ writing */
 /* A tensor to write: float32, row-major, ndim 1..4, dims >= 0. data may be
- * NULL only when the element count is 0. */
+ * NULL only when the element count is 0. dtype says how it is stored: 0 or
+ * AIBOX_FILE_F32 as float32 (bit for bit), AIBOX_FILE_F16 as IEEE binary16,
+ * rounded to nearest with ties to even (beyond +-65504 to +-inf, NaN stays
+ * NaN: the container stores what it is given; lib/io/model_io.c refuses
+ * non-finite values before they get here). Last, so that initialisers
+ * without it mean float32. */
 typedef struct aibox_file_tensor {
     const char *name;
     int ndim;
     int64_t dims[4];
     const float *data;
+    int dtype;
 } aibox_file_tensor;
 
 /* Writes meta (may be NULL) and the tensors to path atomically: a temporary
@@ -51,15 +62,18 @@ typedef struct aibox_file_entry {
     char *name;
     int ndim;
     int64_t dims[4];   /* unused trailing dims are 0 */
-    float *data;       /* points into blob, 64-byte aligned, host byte order (NULL: read without data) */
+    float *data;       /* float32, 64-byte aligned, host byte order: into blob (float32 tensors) or into
+                        * wide (float16 ones, converted exactly); NULL: read without data */
     size_t count;      /* element count */
+    int dtype;         /* as stored: AIBOX_FILE_F32 or AIBOX_FILE_F16 */
 } aibox_file_entry;
 
 typedef struct aibox_file {
     aibox_meta_list meta;
     int n_tensors;
     aibox_file_entry *tensors; /* in file order */
-    void *blob;                /* the whole file (aibox_alloc), owns tensor data */
+    void *blob;                /* the whole file (aibox_alloc), owns float32 tensor data */
+    void *wide;                /* float32 copies of the float16 tensors (aibox_alloc), or NULL */
 } aibox_file;
 
 /* Reads and verifies a file: magic, size, CRC-32 (before any parsing),

@@ -13,6 +13,7 @@
 #include "io/aibox_file.h"
 #include "io/model_io.h"
 #include "nn/nn.h"
+#include "ops/ops.h" /* float16 range */
 
 #define GRAPH_KEY "aibox.graph"
 #define NODE_PREFIX "aibox.node."
@@ -52,6 +53,15 @@ static long long first_nonfinite(const float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(v[i])) return (long long)i;
+    return -1;
+}
+
+/* The first of n finite floats that float16 rounds to infinity (|x| >=
+ * 65520, half a step past the largest half), or -1. */
+static long long first_beyond_half(const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((aibox_float_to_half(v[i]) & 0x7fff) == 0x7c00) return (long long)i;
     return -1;
 }
 
@@ -118,7 +128,8 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
         }
     for (int i = 0; i < n_extra; i++) t[nt++] = extra[i];
     /* A model file never carries a non-finite number (the loader refuses
-     * one): a diverged model is not saved over a good one. */
+     * one): a diverged model is not saved over a good one. Nor a value that
+     * float16 storage would turn into infinity. */
     for (int i = 0; i < nt; i++) {
         size_t n = 1;
         for (int d = 0; d < t[i].ndim; d++) n *= (size_t)t[i].dims[d];
@@ -126,6 +137,14 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
         if (at >= 0) {
             s = aibox_fail(err, AIBOX_E_INVALID, "save %s: tensor %s holds a non-finite value (%g at index %lld); not saved",
                            path, t[i].name, t[i].data[at], at);
+            goto done;
+        }
+        at = t[i].data && t[i].dtype == AIBOX_FILE_F16 ? first_beyond_half(t[i].data, n) : -1;
+        if (at >= 0) {
+            s = aibox_fail(err, AIBOX_E_INVALID,
+                           "save %s: tensor %s, to be stored as float16, holds %g at index %lld, beyond float16's "
+                           "+-%g; not saved (store it as float32)",
+                           path, t[i].name, t[i].data[at], at, (double)AIBOX_HALF_MAX);
             goto done;
         }
     }

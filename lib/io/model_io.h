@@ -6,7 +6,9 @@
 #include "io/aibox_file.h"
 
 /* aibox_model_save plus extra named tensors (names must not look like
- * "n<node>.p<k>" / "n<node>.s<k>", which the model uses). */
+ * "n<node>.p<k>" / "n<node>.s<k>", which the model uses), each stored as
+ * its dtype says; a float16 one holding a value beyond +-65504 is refused,
+ * as a non-finite value in any tensor is. */
 AIBOX_INTERNAL aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_extra,
                                                 const aibox_file_tensor *extra, aibox_error *err);
 /* aibox_model_load that also hands back the parsed file (for its extra

@@ -35,6 +35,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ops/ops.h" /* aibox_half_to_float */
+
 #define NAME_FMT "%.120s"
 
 /* ------------------------------------------------------------------ dtypes */
@@ -71,23 +73,12 @@ static float bits_to_float(uint32_t u)
     return f;
 }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    if (exp == 0) {
-        float v = ldexpf((float)mant, -24); /* zero or subnormal */
-        return sign ? -v : v;
-    }
-    if (exp == 31) return bits_to_float(sign | 0x7f800000u | (mant << 13));
-    return bits_to_float(sign | ((exp + 112u) << 23) | (mant << 13));
-}
-
 static void convert(float *dst, const unsigned char *src, size_t count, int kind)
 {
     for (size_t i = 0; i < count; i++) {
         switch (kind) {
         case 1: dst[i] = bits_to_float((uint32_t)rd_le(src + 4 * i, 4)); break;
-        case 2: dst[i] = half_to_float((uint16_t)rd_le(src + 2 * i, 2)); break;
+        case 2: dst[i] = aibox_half_to_float((uint16_t)rd_le(src + 2 * i, 2)); break; /* lib/ops/half.c's */
         case 3: dst[i] = bits_to_float((uint32_t)rd_le(src + 2 * i, 2) << 16); break;
         default: {
             uint64_t u = rd_le(src + 8 * i, 8);

@@ -1,8 +1,8 @@
 /* x86 vector kernels of the Mahalanobis scoring and the half-precision
  * conversions (AVX2 + FMA + F16C). Compiled with target attributes, so the
- * rest of the build stays baseline x86-64; maha.c calls them only when
- * aibox_cpu_features() reports the features (and the OS's YMM state), and
- * holds their plain-C twins. Moved from lib/padim/padim.c unchanged in
+ * rest of the build stays baseline x86-64; maha.c and half.c call them only
+ * when aibox_cpu_features() reports the features (and the OS's YMM state),
+ * and hold their plain-C twins. Moved from lib/padim/padim.c unchanged in
  * arithmetic: fixed summation order per kernel, as before. */
 #include "ops/simd.h"
 
@@ -62,7 +62,7 @@ X86_TARGET void aibox_maha_f16_avx2(const void *L, const float *diff, int d, int
 }
 
 /* Rounding mode 0 (to nearest, ties to even) whatever MXCSR says; NaNs come
- * out quiet with the payload's top bits (maha.c's plain-C twin does the same,
+ * out quiet with the payload's top bits (half.c's plain-C twin does the same,
  * bit for bit; tests/ops/test_maha.c checks it). */
 __attribute__((target("avx,f16c"))) void aibox_f32_to_f16_f16c(const float *x, uint16_t *h, size_t n)
 {

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h> /* memcpy: aibox_half_to_float */
 
 #include "aibox.h"
 #include "core/core.h" /* AIBOX_INTERNAL, AIBOX_MIN */
@@ -114,13 +115,36 @@ AIBOX_INTERNAL int aibox_maha_kernels(unsigned features, aibox_maha_kernel *k, i
  * scalar code costs more than the bandwidth it saves). Callers choose once
  * per model or context; features 0 picks plain C. */
 AIBOX_INTERNAL aibox_maha_kernel aibox_maha_pick(unsigned features, int have_half);
-/* IEEE binary16 from float, rounded to nearest with ties to even (F16C's
- * rounding mode 0): overflow to +-inf (from 65520 on), results below the
- * normal range as subnormals or +-0, NaN as a quiet NaN with the sign and
- * the top 9 payload bits kept. Bit for bit the same on every path; features
- * as for aibox_maha_kernels (0: plain C). And back (exact), NaN quietened. */
+
+/* ------------------------------------------------------------ half precision */
+/* half.c: the library's one float <-> IEEE binary16 conversion (PaDiM's
+ * half factor, float16 tensors in .aibox files, safetensors imports).
+ * To half: rounded to nearest with ties to even (F16C's rounding mode 0):
+ * overflow to +-inf (from 65520 on), results below the normal range as
+ * subnormals or +-0, NaN as a quiet NaN with the sign and the top 9 payload
+ * bits kept. Bit for bit the same on every path; features as for
+ * aibox_maha_kernels (0: plain C). And back (exact), NaN quietened. */
+#define AIBOX_HALF_MAX 65504.0f /* the largest finite half; from 65520 on a float rounds to inf */
 AIBOX_INTERNAL void aibox_f32_to_f16(const float *x, uint16_t *h, size_t n, unsigned features);
 AIBOX_INTERNAL void aibox_f16_to_f32(const uint16_t *h, float *x, size_t n, unsigned features);
+/* One value, plain C (the scalar path of aibox_f32_to_f16). */
+AIBOX_INTERNAL uint16_t aibox_float_to_half(float f);
+/* One half to float, exact, NaN quietened (the scalar path of
+ * aibox_f16_to_f32); inline for loops that widen as they read. */
+static inline float aibox_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = h >> 10 & 0x1f, m = h & 0x3ff, x;
+    float f;
+    if (e == 0x1f) x = sign | 0x7f800000 | m << 13 | (m ? 0x400000 : 0);
+    else if (e) x = sign | (e + 112) << 23 | m << 13;
+    else if (m) { /* subnormal: m 2^-24, exact in float */
+        f = (float)m * 0x1p-24f;
+        memcpy(&x, &f, sizeof x);
+        x |= sign;
+    } else x = sign;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
 
 /* ------------------------------------------------------------ dense */
 /* y[n][out] = x[n][in] . w[out][in]^T + b[out] (PyTorch layout). */

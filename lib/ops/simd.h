@@ -1,8 +1,9 @@
 /* Which hand-written SIMD paths this build compiles: the one place that
  * decides, included by lib/ops only. Every vector kernel lives in a file of
  * lib/ops whose whole body is inside one of these guards (maha_x86.c), next
- * to a plain-C twin in the dispatching file (maha.c) that every build has and
- * the tests compare with the same double-precision reference.
+ * to a plain-C twin in the dispatching file (maha.c; half.c for the
+ * conversions) that every build has and the tests compare with the same
+ * double-precision reference.
  *
  *  - AIBOX_SIMD_X86: x86-64 or i386. The kernels carry target attributes
  *    (the rest of the build stays baseline x86-64) and are only called when

@@ -543,9 +543,9 @@ aibox_status aibox_padim_save(const aibox_padim *p, const char *path, aibox_erro
 {
     if (!p || !path) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL argument");
     aibox_file_tensor t[3] = {
-        {"padim.mean", 2, {p->P, p->d, 0, 0}, p->mean},
-        {"padim.linv", 2, {p->P, (int64_t)p->T, 0, 0}, p->linv},
-        {"padim.projection", 2, {p->F, p->d, 0, 0}, p->proj},
+        {"padim.mean", 2, {p->P, p->d, 0, 0}, p->mean, AIBOX_FILE_F32},
+        {"padim.linv", 2, {p->P, (int64_t)p->T, 0, 0}, p->linv, AIBOX_FILE_F32},
+        {"padim.projection", 2, {p->F, p->d, 0, 0}, p->proj, AIBOX_FILE_F32},
     };
     return aibox_model_save_ex(p->trunk, path, p->proj ? 3 : 2, t, err);
 }

@@ -34,6 +34,7 @@ struct aibox_patchcore {
     float *bank_sq;  /* K: |m|^2 */
     int neighbours;  /* b of the re-weighting */
     float sigma;     /* map blur; <= 0: none */
+    int half;        /* 1: the bank holds float16 values and the file stores it so */
     long images, patches;
 };
 
@@ -307,6 +308,8 @@ aibox_status aibox_patchcore_fit_begin(aibox_patchcore_fit **out, const aibox_mo
         return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d neighbours (1 to 1024)", o->neighbours);
     if (o->proj_dims > 4096 || o->dims < 0)
         return aibox_fail(err, AIBOX_E_INVALID, "patchcore: projection to %d or %d dimensions", o->proj_dims, o->dims);
+    if (o->half_bank != 0 && o->half_bank != 1)
+        return aibox_fail(err, AIBOX_E_INVALID, "patchcore: half_bank %d (0: float32, 1: float16)", o->half_bank);
 
     aibox_patchcore_fit *f = calloc(1, sizeof *f);
     aibox_patchcore *p = f ? calloc(1, sizeof *p) : NULL;
@@ -318,6 +321,7 @@ aibox_status aibox_patchcore_fit_begin(aibox_patchcore_fit **out, const aibox_mo
     f->proj_dims = o->proj_dims == 0 ? 128 : o->proj_dims;
     p->neighbours = o->neighbours ? o->neighbours : 9;
     p->sigma = o->blur_sigma == 0 ? 4.0f : o->blur_sigma;
+    p->half = o->half_bank;
     aibox_status s = AIBOX_OK;
     int tap[AIBOX_PATCHCORE_MAX_TAPS], deepest = 0, c, h, w;
     aibox_model_input_shape(bb, &c, &h, &w);
@@ -428,14 +432,41 @@ static aibox_status bank_norms(aibox_patchcore *p, aibox_error *err)
     return AIBOX_OK;
 }
 
+/* The bank rounded to float16 values in place (exactly what the file will
+ * hold, so scores do not change between saving and loading). A value
+ * float16 cannot hold (|x| >= 65520 rounds to infinity) is refused with
+ * code: the bank is finite here, so an all-ones exponent is infinity. */
+static aibox_status round_bank_half(aibox_patchcore *p, aibox_status code, const char *name, aibox_error *err)
+{
+    size_t n = (size_t)p->K * p->D;
+    uint16_t h[1024];
+    unsigned features = aibox_cpu_features(); /* once: cpuid is slow in a VM */
+    for (size_t i = 0; i < n; i += 1024) {
+        size_t k = AIBOX_MIN((size_t)1024, n - i);
+        aibox_f32_to_f16(p->bank + i, h, k, features);
+        for (size_t j = 0; j < k; j++)
+            if ((h[j] & 0x7c00) == 0x7c00)
+                return aibox_fail(err, code,
+                                  "%s: PatchCore bank entry %zu holds %g, beyond float16's range (+-%g): "
+                                  "store the bank as float32",
+                                  name, (i + j) / (size_t)p->D, (double)p->bank[i + j], (double)AIBOX_HALF_MAX);
+        aibox_f16_to_f32(h, p->bank + i, k, features);
+    }
+    return AIBOX_OK;
+}
+
 static aibox_status store_meta(aibox_patchcore *p, double coreset, aibox_error *err)
 {
     aibox_model *m = p->net;
+    int64_t was = 0;
     aibox_status s = aibox_model_set_meta_int(m, "aibox.patchcore.neighbours", p->neighbours, err);
     if (!s) s = aibox_model_set_meta_float(m, "aibox.patchcore.blur_sigma", p->sigma, err);
     if (!s) s = aibox_model_set_meta_int(m, "aibox.patchcore.images", p->images, err);
     if (!s) s = aibox_model_set_meta_int(m, "aibox.patchcore.patches", p->patches, err);
     if (!s) s = aibox_model_set_meta_float(m, "aibox.patchcore.coreset", coreset, err);
+    /* only a float16 bank is marked, so float32 files stay as they were */
+    if (!s && (p->half || !aibox_model_get_meta_int(m, "aibox.patchcore.half", &was)))
+        s = aibox_model_set_meta_int(m, "aibox.patchcore.half", p->half, err);
     return s;
 }
 
@@ -475,6 +506,7 @@ aibox_status aibox_patchcore_fit_end(aibox_patchcore_fit *f, aibox_patchcore **o
         aibox_free(all), free(idx);
     }
     p->K = K, p->images = f->n, p->patches = N;
+    if (!s && p->half) s = round_bank_half(p, AIBOX_E_INVALID, "patchcore", err);
     if (!s) s = bank_norms(p, err);
     if (!s) s = store_meta(p, f->coreset, err);
     if (s) return s; /* the fit keeps p and frees it */
@@ -487,7 +519,8 @@ aibox_status aibox_patchcore_fit_end(aibox_patchcore_fit *f, aibox_patchcore **o
 aibox_status aibox_patchcore_save(const aibox_patchcore *p, const char *path, aibox_error *err)
 {
     if (!p || !path) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL argument");
-    aibox_file_tensor t = {"patchcore.bank", 2, {p->K, p->D, 0, 0}, p->bank};
+    aibox_file_tensor t = {"patchcore.bank", 2, {p->K, p->D, 0, 0}, p->bank,
+                           p->half ? AIBOX_FILE_F16 : AIBOX_FILE_F32};
     return aibox_model_save_ex(p->net, path, 1, &t, err);
 }
 
@@ -507,7 +540,7 @@ aibox_status aibox_patchcore_load(aibox_patchcore **out, const char *path, aibox
     }
     aibox_patchcore *p = calloc(1, sizeof *p);
     if (!p) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
-    int64_t nb = 0, images = 0, patches = 0;
+    int64_t nb = 0, images = 0, patches = 0, half = 0;
     double sigma = 4;
     if (!s) {
         p->net = m, m = NULL;
@@ -523,6 +556,11 @@ aibox_status aibox_patchcore_load(aibox_patchcore **out, const char *path, aibox
         p->sigma = aibox_model_get_meta_float(p->net, "aibox.patchcore.blur_sigma", &sigma) ? 4.0f : (float)sigma;
         if (p->sigma > 0 && !aibox_map_blur_kernel_size(p->sigma))
             s = aibox_fail(err, AIBOX_E_FORMAT, "%s: PatchCore blur sigma %g out of range", path, sigma);
+        /* absent (files before the float16 bank): float32 */
+        if (!s && !aibox_model_get_meta_int(p->net, "aibox.patchcore.half", &half) && half != 0 && half != 1)
+            s = aibox_fail(err, AIBOX_E_FORMAT, "%s: PatchCore metadata aibox.patchcore.half is %lld (0 or 1)", path,
+                           (long long)half);
+        p->half = half == 1;
     }
     const aibox_file_entry *e = NULL;
     for (int i = 0; !s && i < file->n_tensors; i++)
@@ -531,11 +569,19 @@ aibox_status aibox_patchcore_load(aibox_patchcore **out, const char *path, aibox
         s = aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor patchcore.bank missing or not K x %d", path, p->D);
     if (!s) {
         p->K = (long)e->dims[0];
-        if (!(p->bank = aibox_alloc(sizeof(float) * e->count)))
+        if (e->dtype == AIBOX_FILE_F16 && (void *)e->data == file->wide) {
+            /* the reader's float32 copy starts the buffer it owns: taken, not copied again */
+            p->bank = file->wide, file->wide = NULL;
+        } else if (!(p->bank = aibox_alloc(sizeof(float) * e->count))) {
             s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory for a bank of %ld x %d", path, p->K, p->D);
-        else memcpy(p->bank, e->data, sizeof(float) * e->count);
+        } else {
+            memcpy(p->bank, e->data, sizeof(float) * e->count);
+        }
         for (size_t i = 0; !s && i < e->count; i++)
             if (!isfinite(p->bank[i])) s = aibox_fail(err, AIBOX_E_FORMAT, "%s: non-finite PatchCore bank entry", path);
+        /* marked float16 but stored float32 (not written by libaibox): the
+         * bank is what saving it would keep */
+        if (!s && p->half && e->dtype != AIBOX_FILE_F16) s = round_bank_half(p, AIBOX_E_FORMAT, path, err);
     }
     if (!s) s = bank_norms(p, err);
     aibox_file_free(&file);

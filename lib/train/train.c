@@ -215,7 +215,8 @@ static aibox_status save_last(trainer *t, aibox_optim *opt, aibox_error *err)
     float *m1, *m2;
     size_t n;
     aibox_optim_state(opt, &m1, &m2, &n, NULL);
-    aibox_file_tensor ex[2] = {{"optim.m1", 1, {(int64_t)n}, m1}, {"optim.m2", 1, {(int64_t)n}, m2}};
+    aibox_file_tensor ex[2] = {{"optim.m1", 1, {(int64_t)n}, m1, AIBOX_FILE_F32},
+                               {"optim.m2", 1, {(int64_t)n}, m2, AIBOX_FILE_F32}};
     return aibox_model_save_ex(t->m, t->path[1], m2 ? 2 : 1, ex, err);
 }
 

@@ -182,9 +182,10 @@ static void aibox_seeds(void)
         aibox_padim_free(&p);
     }
     /* PatchCore on it: the same taps, half the patches kept, thresholds set so
-     * a detector loads it whole */
-    {
-        aibox_patchcore_opts pco = {.n_taps = 2, .strides = {2, 4}, .coreset = 0.5, .proj_dims = 4, .seed = 3};
+     * a detector loads it whole; once with the bank stored as float16 (dtype 2) */
+    for (int half = 0; half < 2; half++) {
+        aibox_patchcore_opts pco = {.n_taps = 2, .strides = {2, 4}, .coreset = 0.5, .proj_dims = 4, .seed = 3,
+                                    .half_bank = half};
         aibox_patchcore_fit *f = NULL;
         aibox_patchcore *p = NULL;
         float img[3 * 3 * 16 * 16];
@@ -195,7 +196,7 @@ static void aibox_seeds(void)
         aibox_patchcore_fit_free(&f);
         aibox_thresholds t = {.image = 1, .pixel = 1, .score_min = 0, .score_max = 2, .image_f1 = NAN};
         char p2[512];
-        snprintf(p2, sizeof p2, "%s/aibox/patchcore.aibox", g_dir);
+        snprintf(p2, sizeof p2, "%s/aibox/patchcore%s.aibox", g_dir, half ? "_f16" : "");
         if (aibox_thresholds_to_model(&t, aibox_patchcore_model(p), &err) || aibox_patchcore_save(p, p2, &err))
             die("patchcore save", &err);
         aibox_patchcore_free(&p);

@@ -57,7 +57,7 @@ static void rewrite(const char *path, aibox_file **f, aibox_meta_list *meta)
     assert_true((*f)->n_tensors <= 16);
     for (int i = 0; i < (*f)->n_tensors; i++) {
         const aibox_file_entry *x = &(*f)->tensors[i];
-        t[i].name = x->name, t[i].ndim = x->ndim, t[i].data = x->data;
+        t[i].name = x->name, t[i].ndim = x->ndim, t[i].data = x->data, t[i].dtype = x->dtype;
         memcpy(t[i].dims, x->dims, sizeof t[i].dims);
     }
     assert_int_equal(aibox_file_write(path, meta, (*f)->n_tensors, t, &e), AIBOX_OK);
@@ -180,6 +180,7 @@ static void craft(const char *src, const char *dst, const edit *ed, int n_ed)
         t[nt].ndim = f->tensors[i].ndim;
         memcpy(t[nt].dims, f->tensors[i].dims, sizeof t[nt].dims);
         t[nt].data = f->tensors[i].data;
+        t[nt].dtype = f->tensors[i].dtype;
         nt++;
     }
     assert_int_equal(aibox_file_write(dst, &f->meta, nt, t, &e), AIBOX_OK);

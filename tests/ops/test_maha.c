@@ -1,7 +1,7 @@
 /* PaDiM's Mahalanobis kernels (lib/ops/maha.c, maha_x86.c) and the
- * float <-> half conversions, every path this build and CPU have (plain C
- * always; AVX2 + FMA + F16C on x86 unless -DAIBOX_NO_SIMD) against one
- * double-precision reference.
+ * float <-> half conversions (lib/ops/half.c), every path this build and CPU
+ * have (plain C always; AVX2 + FMA + F16C on x86 unless -DAIBOX_NO_SIMD)
+ * against one double-precision reference.
  *
  *  - Kernels: acc[b] = sum_i (sum_k L_ik v_bk)^2 for d = 1, 7, 15, 16, 17, 100,
  *    129 (tails of every length around the 4-, 8- and 16-wide steps) and

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "aibox.h"
 #include "common/check.h"
@@ -395,6 +396,166 @@ static void test_files(void **state)
     aibox_model_free(&m);
 }
 
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static unsigned char *slurp(const char *path, long *n)
+{
+    *n = file_size(path);
+    unsigned char *b = malloc((size_t)*n);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(b, 1, (size_t)*n, f), (size_t)*n);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const unsigned char *b, long n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, (size_t)n, f), (size_t)n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A float16 value: at most 11 significant bits (subnormals: a multiple of
+ * 2^-24) and at most 65504 in magnitude. */
+static int is_half(float v)
+{
+    double a = fabs((double)v);
+    if (a > 65504) return 0;
+    if (a < 0x1p-14) return a * 0x1p24 == floor(a * 0x1p24);
+    int e;
+    double m = frexp(a, &e); /* [0.5, 1) */
+    return ldexp(m, 11) == floor(ldexp(m, 11));
+}
+
+/* The float16 bank (half_bank): the fitted bank is the float32 fit's
+ * coreset rounded to float16, saved in about half the bytes, loaded and
+ * re-saved unchanged, scored exactly as brute force on those values and
+ * within 1e-2 of the float32 model; damaged files are refused. */
+static void test_half_bank(void **state)
+{
+    (void)state;
+    aibox_model *m = backbone();
+    float *x = images(4, 21), *test = images(2, 22);
+    aibox_patchcore *pf = fit(m, &(aibox_patchcore_opts){.coreset = 0.5, .dims = 20}, x, 4);
+    aibox_patchcore *ph = fit(m, &(aibox_patchcore_opts){.coreset = 0.5, .dims = 20, .half_bank = 1}, x, 4);
+    long K, Kh;
+    int D;
+    aibox_patchcore_info(pf, NULL, NULL, &D, &K, NULL, NULL);
+    aibox_patchcore_info(ph, NULL, NULL, NULL, &Kh, NULL, NULL);
+    assert_int_equal(K, Kh); /* the same coreset: the selection runs on float32 features, rounding comes after */
+    const float *bf = aibox_patchcore_bank(pf), *bh = aibox_patchcore_bank(ph);
+    for (long i = 0; i < K * D; i++) {
+        assert_true(is_half(bh[i]));
+        assert_true(fabsf(bh[i] - bf[i]) <= fmaxf(fabsf(bf[i]) * 0x1p-11f, 0x1p-25f)); /* half a unit at 11 bits */
+    }
+    char p32[300], p16[300], again[300], bad[300];
+    snprintf(p32, sizeof p32, "%s/pc32.aibox", g_tmp), snprintf(p16, sizeof p16, "%s/pc16.aibox", g_tmp);
+    snprintf(again, sizeof again, "%s/pc16b.aibox", g_tmp), snprintf(bad, sizeof bad, "%s/pcbad.aibox", g_tmp);
+    aibox_error err;
+    assert_int_equal(aibox_patchcore_save(pf, p32, &err), AIBOX_OK);
+    assert_int_equal(aibox_patchcore_save(ph, p16, &err), AIBOX_OK);
+    long s32 = file_size(p32), s16 = file_size(p16), bank32 = 4 * K * D;
+    print_message("PatchCore %ld x %d bank: file %ld bytes (float32 bank), %ld bytes (float16 bank); bank %ld -> %ld "
+                  "bytes\n",
+                  K, D, s32, s16, bank32, bank32 / 2);
+    /* half the bank's bytes saved, give or take alignment (64) and the metadata entry that marks it */
+    assert_true(labs(s32 - s16 - bank32 / 2) <= 64 + 64);
+    int64_t half = -1;
+    assert_int_equal(aibox_model_get_meta_int(aibox_patchcore_model(pf), "aibox.patchcore.half", &half),
+                     AIBOX_E_NOTFOUND); /* float32 files stay as before */
+    /* loaded: the same float16 values, the choice kept, and saved again byte for byte */
+    aibox_patchcore *l = NULL;
+    assert_int_equal(aibox_patchcore_load(&l, p16, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_get_meta_int(aibox_patchcore_model(l), "aibox.patchcore.half", &half), AIBOX_OK);
+    assert_int_equal(half, 1);
+    assert_memory_equal(aibox_patchcore_bank(l), bh, sizeof(float) * (size_t)K * D);
+    assert_int_equal(aibox_patchcore_save(l, again, &err), AIBOX_OK);
+    long na, nb;
+    unsigned char *a = slurp(p16, &na), *b = slurp(again, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na);
+    free(b);
+    /* scoring: exactly brute force on the float16 values; near the float32 model */
+    check_scores(m, l, test, 2, 20, 9);
+    float mf[2 * S * S], mh[2 * S * S], mh2[2 * S * S], sf[2], sh[2], sh2[2];
+    aibox_patchcore_ctx *c = NULL;
+    assert_int_equal(aibox_patchcore_ctx_create(&c, pf, 2, 2, &err), AIBOX_OK);
+    assert_int_equal(aibox_patchcore_score(c, test, 2, NULL, mf, sf, NULL, &err), AIBOX_OK);
+    aibox_patchcore_ctx_free(&c);
+    assert_int_equal(aibox_patchcore_ctx_create(&c, l, 2, 2, &err), AIBOX_OK);
+    assert_int_equal(aibox_patchcore_score(c, test, 2, NULL, mh, sh, NULL, &err), AIBOX_OK);
+    aibox_patchcore_ctx_free(&c);
+    assert_int_equal(aibox_patchcore_ctx_create(&c, ph, 2, 2, &err), AIBOX_OK);
+    assert_int_equal(aibox_patchcore_score(c, test, 2, NULL, mh2, sh2, NULL, &err), AIBOX_OK);
+    aibox_patchcore_ctx_free(&c);
+    assert_memory_equal(mh, mh2, sizeof mh); /* the fitted model scores as its file will */
+    assert_memory_equal(sh, sh2, sizeof sh);
+    double worst = 0, scale = 0;
+    for (int i = 0; i < 2 * S * S; i++) worst = fmax(worst, fabs(mh[i] - mf[i])), scale = fmax(scale, fabs(mf[i]));
+    print_message("float16 bank vs float32: maps max |diff| %.3g of max %.3g (relative %.2e); scores %.6g / %.6g, "
+                  "%.6g / %.6g\n",
+                  worst, scale, worst / scale, sh[0], sf[0], sh[1], sf[1]);
+    assert_true(scale > 0 && worst / scale < 1e-2);
+    for (int i = 0; i < 2; i++) assert_true(fabs(sh[i] - sf[i]) < 1e-2 * fabs(sf[i]));
+    aibox_patchcore_free(&l);
+    /* damaged: every truncation of the end, a flipped bank byte (checksum), and with a repaired
+     * checksum an infinite or NaN float16 in the bank (the last 2 bytes before the CRC) */
+    for (long cut = na - 300; cut < na; cut += 7) {
+        spit(bad, a, cut);
+        assert_int_equal(aibox_patchcore_load(&l, bad, &err), AIBOX_E_CORRUPT);
+        assert_null(l);
+        assert_non_null(strstr(err.msg, "truncated"));
+    }
+    a[na - 6] ^= 0x10;
+    spit(bad, a, na);
+    assert_int_equal(aibox_patchcore_load(&l, bad, &err), AIBOX_E_CORRUPT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    static const uint16_t poison[2] = {0x7c00, 0xfe01};
+    for (int k = 0; k < 2; k++) {
+        a[na - 6] = (unsigned char)poison[k], a[na - 5] = (unsigned char)(poison[k] >> 8);
+        uint32_t crc = (uint32_t)crc32(0, a, (uInt)(na - 4));
+        for (int j = 0; j < 4; j++) a[na - 4 + j] = (unsigned char)(crc >> 8 * j);
+        spit(bad, a, na);
+        assert_int_equal(aibox_patchcore_load(&l, bad, &err), AIBOX_E_FORMAT);
+        assert_null(l);
+        assert_non_null(strstr(err.msg, "non-finite"));
+    }
+    free(a);
+    /* features float16 cannot hold: the float16 fit refuses them, the float32 one keeps them */
+    for (int i = 0; i < 4 * 3 * S * S; i++) x[i] *= 1e6f;
+    aibox_patchcore_fit *f = NULL;
+    aibox_patchcore *big = NULL;
+    for (int h = 0; h < 2; h++) {
+        assert_int_equal(aibox_patchcore_fit_begin(&f, m, &(aibox_patchcore_opts){.coreset = 1, .half_bank = h}, 4, 1,
+                                                   &err),
+                         AIBOX_OK);
+        assert_int_equal(aibox_patchcore_fit_add(f, x, 4, &err), AIBOX_OK);
+        aibox_status st = aibox_patchcore_fit_end(f, &big, &err);
+        if (h) {
+            assert_int_equal(st, AIBOX_E_INVALID);
+            assert_non_null(strstr(err.msg, "beyond float16"));
+            assert_null(big);
+        } else {
+            assert_int_equal(st, AIBOX_OK);
+        }
+        aibox_patchcore_free(&big);
+        aibox_patchcore_fit_free(&f);
+    }
+    aibox_patchcore_free(&pf), aibox_patchcore_free(&ph);
+    free(x), free(test);
+    aibox_model_free(&m);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -405,6 +566,7 @@ static void test_bad_options(void **state)
         {.coreset = -0.1}, {.coreset = 1.5},           {.coreset = NAN},         {.dims = 29},
         {.neighbours = -1}, {.n_taps = 5},             {.n_taps = 1, .strides = {32}},
         {.n_taps = 2, .strides = {16, 8}},             {.proj_dims = 5000},      {.dims = -3},
+        {.half_bank = 2},  {.half_bank = -1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         aibox_status s = aibox_patchcore_fit_begin(&f, m, &bad[i], 2, 1, &err);
@@ -554,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_bank_and_scores_match_reference),
         cmocka_unit_test(test_coreset_matches_greedy),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_half_bank),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_torch_parity),
     };
