@@ -21,7 +21,14 @@
  * one pass over the projected points per chosen centre).
  *
  * Scoring: per patch the Euclidean distance to its nearest bank entry,
- * computed as |e|^2 + |m|^2 - 2 e.m with one sgemm per block of the bank;
+ * found exactly without comparing every patch with every entry in full: the
+ * bank, centred, is indexed by its projection on its 32 main directions
+ * (eigenvectors of its covariance) and the norm of the rest, which bound
+ * every distance from below (|q_h - m_h|^2 + (|q_t| - |m_t|)^2, one thin
+ * sgemm); only the entries whose bound does not exceed the exact distance to
+ * the entry of the smallest bound are measured in full (a handful per patch
+ * on real features). The index is built when a model is fitted or loaded
+ * (4 * K * (32 + 2) bytes);
  * the image score is the largest patch distance s* re-weighted as the
  * paper (and Anomalib) do: with m* the nearest bank entry of that patch and
  * N_b its b nearest bank entries (m* first), s = (1 - softmax(-)[0]) * s*,

@@ -25,6 +25,12 @@
 #include "ops/ops.h"
 
 #define BANK_BLOCK 1024 /* bank rows per sgemm: a 1024 x D block of the bank and the product stay in L2 */
+#define CHUNK 32        /* patches searched together: their lower bounds to the whole bank, CHUNK x K floats */
+#define INDEX_DIMS 32   /* r, the main directions of the search index (at most D / 2) */
+
+/* LAPACK as shipped inside OpenBLAS (Fortran calling convention). */
+extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+                    double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t jl, size_t ul);
 
 struct aibox_patchcore {
     aibox_model *net; /* trunk + feature head; holds the metadata */
@@ -36,6 +42,12 @@ struct aibox_patchcore {
     float sigma;     /* map blur; <= 0: none */
     int half;        /* 1: the bank holds float16 values and the file stores it so */
     long images, patches;
+    /* the exact nearest-neighbour search's index (see nn_task): the bank
+     * centred on its mean mu, projected on its r main directions vh (D x r,
+     * orthonormal columns): bh (K x r), |bh|^2, and the norm of the rest */
+    int r;
+    float *mu, *vh, *bh, *bh_sq, *bt;
+    float bmax2; /* the largest |m - mu|^2 */
 };
 
 typedef struct block {
@@ -61,7 +73,10 @@ struct aibox_patchcore_ctx {
     aibox_pool *pool;
     int max_batch, threads, tasks;
     float *esq;  /* P: |e|^2 of the current image */
-    float *prod; /* tasks x rows x BANK_BLOCK */
+    float *prod; /* per task: CHUNK x K lower bounds */
+    float *rowsbuf; /* per task: CHUNK x D features, CHUNK x r projections, CHUNK x 3 norms */
+    int *cand;   /* per task: K candidate indices */
+    float *cd;   /* per task: K candidate distances */
     int rows;    /* most patch rows of one task */
     float *grid; /* max_batch x P */
     long *nn;    /* max_batch x P */
@@ -74,6 +89,7 @@ void aibox_patchcore_free(aibox_patchcore **pp)
     aibox_patchcore *p = *pp;
     aibox_model_free(&p->net);
     aibox_free(p->bank), aibox_free(p->bank_sq);
+    aibox_free(p->mu), aibox_free(p->vh), aibox_free(p->bh), aibox_free(p->bh_sq), aibox_free(p->bt);
     free(p);
     *pp = NULL;
 }
@@ -419,6 +435,65 @@ aibox_status aibox_patchcore_fit_add(aibox_patchcore_fit *f, const float *x, int
     return AIBOX_OK;
 }
 
+/* The search index of nn_task: the bank's mean, its r main directions
+ * (eigenvectors of its covariance, LAPACK in double), the bank projected on
+ * them and the norms of what the projection leaves out. Any orthonormal
+ * directions would keep the search exact; the main ones make its bounds
+ * tight. */
+static aibox_status build_index(aibox_patchcore *p, aibox_error *err)
+{
+    int D = p->D, r = D / 2 < INDEX_DIMS ? D / 2 : INDEX_DIMS;
+    long K = p->K;
+    if (r < 1) r = 1;
+    p->r = r;
+    p->mu = aibox_alloc(sizeof(float) * D), p->vh = aibox_alloc(sizeof(float) * (size_t)D * r);
+    p->bh = aibox_alloc(sizeof(float) * (size_t)K * r), p->bh_sq = aibox_alloc(sizeof(float) * K);
+    p->bt = aibox_alloc(sizeof(float) * K);
+    float *xc = aibox_alloc(sizeof(float) * (size_t)K * D), *cov = aibox_alloc(sizeof(float) * (size_t)D * D);
+    double *a = malloc(sizeof(double) * (size_t)D * D), *w = malloc(sizeof(double) * D), *sum = calloc(D, sizeof(double));
+    aibox_status s = AIBOX_OK;
+    if (!p->mu || !p->vh || !p->bh || !p->bh_sq || !p->bt || !xc || !cov || !a || !w || !sum)
+        s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for the search index of %ld x %d", K, D);
+    if (!s) {
+        for (long k = 0; k < K; k++)
+            for (int c = 0; c < D; c++) sum[c] += p->bank[(size_t)k * D + c];
+        for (int c = 0; c < D; c++) p->mu[c] = (float)(sum[c] / K);
+        for (long k = 0; k < K; k++)
+            for (int c = 0; c < D; c++) xc[(size_t)k * D + c] = p->bank[(size_t)k * D + c] - p->mu[c];
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, D, (int)K, 1.0f, xc, D, 0.0f, cov, D);
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) a[(size_t)i * D + j] = cov[(size_t)(i <= j ? i : j) * D + (i <= j ? j : i)];
+        /* workspace query, then the eigenvectors (rows of a, eigenvalues ascending) */
+        int lwork = -1, liwork = -1, info = 0, iw = 0;
+        double wq = 0;
+        dsyevd_("V", "U", &D, a, &D, w, &wq, &lwork, &iw, &liwork, &info, 1, 1);
+        lwork = (int)wq, liwork = iw;
+        double *work = info ? NULL : malloc(sizeof(double) * (size_t)lwork);
+        int *iwork = info ? NULL : malloc(sizeof(int) * (size_t)liwork);
+        if (!work || !iwork) s = aibox_fail(err, info ? AIBOX_E_INVALID : AIBOX_E_NOMEM, "patchcore: eigen workspace");
+        if (!s) dsyevd_("V", "U", &D, a, &D, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+        if (!s && info) s = aibox_fail(err, AIBOX_E_INVALID, "patchcore: the bank's covariance has no eigenvectors (LAPACK %d)", info);
+        free(work), free(iwork);
+    }
+    if (!s) {
+        for (int j = 0; j < r; j++) /* the largest first */
+            for (int c = 0; c < D; c++) p->vh[(size_t)c * r + j] = (float)a[(size_t)(D - 1 - j) * D + c];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, r, D, 1.0f, xc, D, p->vh, r, 0.0f, p->bh, r);
+        p->bmax2 = 0;
+        for (long k = 0; k < K; k++) {
+            double h = 0, t = 0;
+            for (int j = 0; j < r; j++) h += (double)p->bh[(size_t)k * r + j] * p->bh[(size_t)k * r + j];
+            for (int c = 0; c < D; c++) t += (double)xc[(size_t)k * D + c] * xc[(size_t)k * D + c];
+            p->bh_sq[k] = (float)h, p->bt[k] = (float)sqrt(fmax(t - h, 0));
+            p->bmax2 = fmaxf(p->bmax2, (float)t);
+        }
+    }
+    aibox_free(xc), aibox_free(cov);
+    free(a), free(w), free(sum);
+    return s;
+}
+
+/* The bank's squared norms (the re-weighting) and its search index. */
 static aibox_status bank_norms(aibox_patchcore *p, aibox_error *err)
 {
     p->bank_sq = aibox_alloc(sizeof(float) * (size_t)p->K);
@@ -429,7 +504,7 @@ static aibox_status bank_norms(aibox_patchcore *p, aibox_error *err)
         for (int c = 0; c < p->D; c++) s += (double)m[c] * m[c];
         p->bank_sq[i] = (float)s;
     }
-    return AIBOX_OK;
+    return build_index(p, err);
 }
 
 /* The bank rounded to float16 values in place (exactly what the file will
@@ -601,6 +676,7 @@ void aibox_patchcore_ctx_free(aibox_patchcore_ctx **pc)
     aibox_patchcore_ctx *c = *pc;
     aibox_ctx_free(&c->ctx);
     aibox_free(c->esq), aibox_free(c->prod), aibox_free(c->grid), free(c->nn);
+    aibox_free(c->rowsbuf), free(c->cand), aibox_free(c->cd);
     aibox_gridmap_free(&c->gmap);
     free(c);
     *pc = NULL;
@@ -627,10 +703,13 @@ aibox_status aibox_patchcore_ctx_create(aibox_patchcore_ctx **out, const aibox_p
         c->tasks = AIBOX_MIN(c->threads, p->P);
         c->rows = (p->P + c->tasks - 1) / c->tasks;
         c->esq = aibox_alloc(sizeof(float) * (size_t)p->P);
-        c->prod = aibox_alloc(sizeof(float) * (size_t)c->tasks * c->rows * BANK_BLOCK);
+        c->prod = aibox_alloc(sizeof(float) * (size_t)c->tasks * CHUNK * p->K);
+        c->rowsbuf = aibox_alloc(sizeof(float) * (size_t)c->tasks * CHUNK * (p->D + p->r + 3));
+        c->cand = malloc(sizeof(int) * (size_t)c->tasks * p->K);
+        c->cd = aibox_alloc(sizeof(float) * (size_t)c->tasks * p->K);
         c->grid = aibox_alloc(sizeof(float) * (size_t)max_batch * p->P);
         c->nn = malloc(sizeof(long) * (size_t)max_batch * p->P);
-        if (!c->esq || !c->prod || !c->grid || !c->nn)
+        if (!c->esq || !c->prod || !c->rowsbuf || !c->cand || !c->cd || !c->grid || !c->nn)
             s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for batch %d", max_batch);
     }
     if (!s) s = aibox_gridmap_init(&c->gmap, p->sigma, w, h, c->threads, "patchcore", err);
@@ -649,34 +728,65 @@ typedef struct nn_job {
     long *nn;       /* P */
 } nn_job;
 
-/* Nearest bank entry of the patches [p0, p1): sgemm per bank block. */
+/* Nearest bank entry of the patches [p0, p1), exactly, without the full
+ * P x K x D product. With q = e - mu and every m - mu split along the
+ * index's orthonormal directions into a head (r values) and the rest,
+ *   |e - m|^2 = |q_h - m_h|^2 + |q_t - m_t|^2 >= |q_h - m_h|^2 + (|q_t| - |m_t|)^2,
+ * a lower bound from one CHUNK x r by r x K sgemm. Per patch: the exact
+ * distance to the entry of the smallest bound, then the exact distances of
+ * every entry whose bound is not above it (plus float slack), the nearest of
+ * them taken. No entry nearer than that first distance can be skipped, so
+ * the result is brute force's. */
 static void nn_task(void *arg, int task, int thread)
 {
     (void)thread;
     nn_job *j = arg;
     aibox_patchcore_ctx *c = j->c;
     const aibox_patchcore *p = c->p;
-    int p0, p1, P = p->P, D = p->D;
+    int p0, p1, P = p->P, D = p->D, r = p->r;
+    long K = p->K;
     aibox_share(P, 1, task, c->tasks, &p0, &p1);
-    if (p0 >= p1) return;
-    int rows = p1 - p0;
-    float *prod = c->prod + (size_t)task * c->rows * BANK_BLOCK;
-    for (int i = p0; i < p1; i++) j->dist[i] = INFINITY, j->nn[i] = 0;
-    for (long k0 = 0; k0 < p->K; k0 += BANK_BLOCK) {
-        int kb = (int)AIBOX_MIN(BANK_BLOCK, p->K - k0);
-        /* prod[r][q] = e_(p0 + r) . m_(k0 + q); e is stored channel-major (D x P) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, rows, kb, D, 1.0f, j->e + p0, P,
-                    p->bank + (size_t)k0 * D, D, 0.0f, prod, kb);
-        for (int r = 0; r < rows; r++) {
-            const float *pr = prod + (size_t)r * kb;
-            const float *msq = p->bank_sq + k0;
-            float best = j->dist[p0 + r], e2 = c->esq[p0 + r];
-            long arg_best = j->nn[p0 + r];
-            for (int q = 0; q < kb; q++) {
-                float d = (e2 + msq[q]) - 2.0f * pr[q];
-                if (d < best) best = d, arg_best = k0 + q;
+    float *lb = c->prod + (size_t)task * CHUNK * K;
+    float *er = c->rowsbuf + (size_t)task * CHUNK * (D + r + 3), *qh = er + (size_t)CHUNK * D, *qn = qh + CHUNK * r;
+    int *cand = c->cand + (size_t)task * K;
+    float *cd = c->cd + (size_t)task * K;
+    for (int c0 = p0; c0 < p1; c0 += CHUNK) {
+        int rows = p1 - c0 < CHUNK ? p1 - c0 : CHUNK;
+        /* the chunk's features as rows (e is channel-major, D x P), centred */
+        for (int i = 0; i < rows; i++)
+            for (int k = 0; k < D; k++) er[(size_t)i * D + k] = j->e[(size_t)k * P + c0 + i] - p->mu[k];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, r, D, 1.0f, er, D, p->vh, r, 0.0f, qh, r);
+        for (int i = 0; i < rows; i++) {
+            double q2 = 0, h2 = 0;
+            for (int k = 0; k < D; k++) q2 += (double)er[(size_t)i * D + k] * er[(size_t)i * D + k];
+            for (int k = 0; k < r; k++) h2 += (double)qh[i * r + k] * qh[i * r + k];
+            qn[3 * i] = (float)h2, qn[3 * i + 1] = (float)sqrt(fmax(q2 - h2, 0)), qn[3 * i + 2] = (float)q2;
+            for (int k = 0; k < D; k++) er[(size_t)i * D + k] += p->mu[k]; /* back to e for the exact distances */
+        }
+        /* lb = |q_h|^2 + |m_h|^2 - 2 q_h.m_h + (|q_t| - |m_t|)^2 */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, (int)K, r, -2.0f, qh, r, p->bh, r, 0.0f, lb, (int)K);
+        for (int i = 0; i < rows; i++) {
+            float *l = lb + (size_t)i * K, h2 = qn[3 * i], qt = qn[3 * i + 1];
+            long near = 0;
+            float low = INFINITY;
+            for (long k = 0; k < K; k++) {
+                float t = qt - p->bt[k], v = (l[k] + h2 + p->bh_sq[k]) + t * t;
+                l[k] = v;
+                if (v < low) low = v, near = k;
             }
-            j->dist[p0 + r] = best, j->nn[p0 + r] = arg_best;
+            const float *ei = er + (size_t)i * D;
+            int first = (int)near;
+            float best;
+            aibox_sqdist_rows(p->bank, D, &first, 1, ei, &best);
+            /* the bounds' float error grows with the norms, not with the distances */
+            float thr = best + 1e-5f * (qn[3 * i + 2] + p->bmax2) + 1e-30f;
+            int n = 0;
+            for (long k = 0; k < K; k++)
+                if (l[k] <= thr) cand[n++] = (int)k;
+            aibox_sqdist_rows(p->bank, D, cand, n, ei, cd);
+            for (int q = 0; q < n; q++)
+                if (cd[q] < best || (cd[q] == best && cand[q] < near)) best = cd[q], near = cand[q];
+            j->dist[c0 + i] = best, j->nn[c0 + i] = near;
         }
     }
 }
