@@ -201,6 +201,25 @@ static void aibox_seeds(void)
             die("patchcore save", &err);
         aibox_patchcore_free(&p);
     }
+    /* the auto-encoder: a tiny network trained for one epoch, thresholds set */
+    {
+        aibox_autoencoder_opts ao = {.size = 32, .channels = 3, .width = 2, .latent = 2, .epochs = 1, .batch = 3,
+                                     .seed = 3};
+        aibox_autoencoder_fit *f = NULL;
+        aibox_autoencoder *ae = NULL;
+        float img[3 * 3 * 32 * 32];
+        for (size_t i = 0; i < sizeof img / sizeof img[0]; i++) img[i] = (float)px((int)i, (int)(i >> 5), 1) / 255.0f;
+        if (aibox_autoencoder_fit_begin(&f, &ao, 1, &err) || aibox_autoencoder_fit_add(f, img, 3, &err) ||
+            aibox_autoencoder_fit_end(f, &ae, &err))
+            die("autoencoder fit", &err);
+        aibox_autoencoder_fit_free(&f);
+        aibox_thresholds t = {.image = 1, .pixel = 1, .score_min = 0, .score_max = 2, .image_f1 = NAN};
+        char p2[512];
+        snprintf(p2, sizeof p2, "%s/aibox/autoencoder.aibox", g_dir);
+        if (aibox_thresholds_to_model(&t, aibox_autoencoder_model(ae), &err) || aibox_autoencoder_save(ae, p2, &err))
+            die("autoencoder save", &err);
+        aibox_autoencoder_free(&ae);
+    }
     aibox_model_free(&bb);
     aibox_model_free(&m);
 }
