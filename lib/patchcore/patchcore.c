@@ -793,20 +793,46 @@ static void nn_task(void *arg, int task, int thread)
 
 /* The paper's image score: the largest patch distance, re-weighted by how
  * isolated its nearest bank entry is among its own neighbours. */
-static float reweight(const aibox_patchcore *p, const float *e, const float *dist, const long *nn)
+static float reweight(const aibox_patchcore *p, float *lb, const float *e, const float *dist, const long *nn)
 {
-    int P = p->P, D = p->D, top = 0;
+    int P = p->P, D = p->D, r = p->r, top = 0;
     for (int i = 1; i < P; i++)
         if (dist[i] > dist[top]) top = i;
     float s = dist[top];
     int b = (int)AIBOX_MIN((long)p->neighbours, p->K);
     if (b <= 1) return s;
-    /* the b nearest bank entries of m* (m* itself first), by exact squared distance in double */
-    const float *ms = p->bank + (size_t)nn[top] * D;
+    /* the b nearest bank entries of m* (m* itself first), by exact squared
+     * distance in double, in index order as a full scan would insert them;
+     * measured in full only where the index's lower bound (nn_task) does not
+     * rule an entry out against the b-th distance of the b smallest bounds */
+    long ns = nn[top];
+    const float *ms = p->bank + (size_t)ns * D, *hs = p->bh + (size_t)ns * r;
+    for (long k = 0; k < p->K; k++) {
+        const float *h = p->bh + (size_t)k * r;
+        float v = 0, t = p->bt[k] - p->bt[ns];
+        for (int j = 0; j < r; j++) v += (h[j] - hs[j]) * (h[j] - hs[j]);
+        lb[k] = v + t * t;
+    }
     long sup[1024];
     double sd[1024];
     int have = 0;
+    for (long k = 0; k < p->K; k++) { /* the b smallest bounds */
+        if (have == b && !(lb[k] < sd[b - 1])) continue;
+        int at = have < b ? have++ : b - 1;
+        while (at > 0 && sd[at - 1] > lb[k]) sd[at] = sd[at - 1], sup[at] = sup[at - 1], at--;
+        sd[at] = lb[k], sup[at] = k;
+    }
+    double thr = 0;
+    for (int i = 0; i < b; i++) {
+        const float *m = p->bank + (size_t)sup[i] * D;
+        double d = 0;
+        for (int c = 0; c < D; c++) d += ((double)m[c] - ms[c]) * ((double)m[c] - ms[c]);
+        thr = fmax(thr, d);
+    }
+    thr += 1e-5 * (2.0 * p->bmax2) + 1e-30; /* the bounds' float error */
+    have = 0;
     for (long k = 0; k < p->K; k++) {
+        if (!(lb[k] <= thr)) continue;
         const float *m = p->bank + (size_t)k * D;
         double d = 0;
         for (int c = 0; c < D; c++) d += ((double)m[c] - ms[c]) * ((double)m[c] - ms[c]);
@@ -858,7 +884,7 @@ aibox_status aibox_patchcore_score(aibox_patchcore_ctx *c, const float *x, int n
             float d = sqrtf(fmaxf(dist[i], 0.0f));
             dist[i] = d <= 3.0e38f ? d : 3.0e38f;
         }
-        if (scores) scores[b] = reweight(p, e, dist, near);
+        if (scores) scores[b] = reweight(p, c->cd, e, dist, near);
         if (!maps) continue;
         float *m = maps + (size_t)b * h * w;
         s = aibox_gridmap_run(&c->gmap, c->pool, dist, p->gw, p->gh, m, err);
