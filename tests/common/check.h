@@ -73,6 +73,12 @@ aibox_model *aibox_test_strided_backbone(int size, const int ch[4], uint64_t see
 float *aibox_test_normal_images(int n, int size, uint64_t seed);
 /* count floats (host order) read from a file a reference script wrote; the test fails otherwise. */
 float *aibox_test_read_f32(const char *path, size_t count);
+/* A whole file (NULL when it cannot be opened; one spare byte at the end);
+ * the caller frees it. */
+unsigned char *aibox_test_slurp(const char *path, size_t *len);
+/* The value of a finite IEEE half from its fields, in double: the independent
+ * reference of the float16 tests. */
+double aibox_test_half_value(uint16_t h);
 /* The anomaly parity tests' inputs: runs `script gen dir` (skips the test
  * without torch, as aibox_test_torch_script), imports dir/resnet18.safetensors
  * into *bb and reads dir/fit.f32 (n_fit images) and dir/test.f32 (n_test) of

@@ -38,22 +38,6 @@ static char g_dir[256];
 
 static void path_in(char *out, size_t cap, const char *leaf) { snprintf(out, cap, "%s/%s", g_dir, leaf); }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
-}
-
 static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const unsigned char *p)
 {
@@ -85,12 +69,8 @@ static uint32_t f_bits(float f)
 }
 
 /* ------------------------------------------------------------------ references */
-/* A finite half's magnitude from its fields (sign ignored). */
-static double half_mag(uint16_t h)
-{
-    int e = h >> 10 & 0x1f, m = h & 0x3ff;
-    return e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
-}
+/* A finite half's magnitude (sign ignored). */
+static double half_mag(uint16_t h) { return fabs(aibox_test_half_value(h)); }
 
 /* Round to nearest, ties to even, as IEEE 754 defines it: the largest half
  * magnitude not above |x| (binary search over the ordered positive
@@ -213,7 +193,7 @@ static void test_read_every_half(void **state)
                                {"f", 1, {2}, f->tensors[1].data, AIBOX_FILE_F32}};
     assert_int_equal(aibox_file_write(p, NULL, 2, ts, &e), AIBOX_OK);
     size_t n2;
-    unsigned char *b2 = slurp(p, &n2);
+    unsigned char *b2 = aibox_test_slurp(p, &n2);
     assert_int_equal(n2, len);
     uint64_t data = rd64(b2 + 64);
     for (int i = 0; i < 65536; i++) {
@@ -284,7 +264,7 @@ static void test_write_rounds_to_nearest_even(void **state)
     aibox_file_tensor t = {"x", 2, {CAP / 1024, 1024}, x, AIBOX_FILE_F16};
     assert_int_equal(aibox_file_write(p, NULL, 1, &t, &e), AIBOX_OK);
     size_t len;
-    unsigned char *b = slurp(p, &len);
+    unsigned char *b = aibox_test_slurp(p, &len);
     uint64_t data = rd64(b + 64);
     assert_int_equal(rd64(b + 72), 2 * (uint64_t)CAP); /* 2 bytes an element */
     assert_int_equal(len, data + 2 * (size_t)CAP + 4);
@@ -342,7 +322,7 @@ static void test_sizes_and_resave(void **state)
     }
     assert_int_equal(aibox_file_write(again, &f->meta, 2, back, &e), AIBOX_OK);
     size_t n1, n2;
-    unsigned char *b1 = slurp(p16, &n1), *b2 = slurp(again, &n2);
+    unsigned char *b1 = aibox_test_slurp(p16, &n1), *b2 = aibox_test_slurp(again, &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1); /* float16 values survive float16 storage unchanged */
     /* an empty float16 tensor has no bytes */

@@ -22,6 +22,7 @@
 
 #include <signal.h>
 
+#include "common/check.h"
 #include "core/atomic.h"
 #include "io/aibox_file.h"
 
@@ -40,22 +41,6 @@ static char g_dir[256];
 
 /* ------------------------------------------------------------------ helpers */
 static void path_in(char *out, size_t cap, const char *leaf) { snprintf(out, cap, "%s/%s", g_dir, leaf); }
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    assert_true(n >= 0);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
-}
 
 static void spit(const char *path, const void *b, size_t n)
 {
@@ -179,7 +164,7 @@ static unsigned char *small_file(size_t *len)
     aibox_error e = {0};
     assert_int_equal(aibox_file_write(p, &m, 2, t, &e), AIBOX_OK);
     aibox_meta_list_free(&m);
-    unsigned char *buf = slurp(p, len);
+    unsigned char *buf = aibox_test_slurp(p, len);
     unlink(p);
     return buf;
 }
@@ -355,7 +340,7 @@ static void test_roundtrip_exact(void **state)
     }
     assert_int_equal(aibox_file_write(p2, &f->meta, NT, back, &e), AIBOX_OK);
     size_t n1, n2;
-    unsigned char *b1 = slurp(p1, &n1), *b2 = slurp(p2, &n2);
+    unsigned char *b1 = aibox_test_slurp(p1, &n1), *b2 = aibox_test_slurp(p2, &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1);
     assert_int_equal(rd64(b1 + 16), n1);
@@ -522,7 +507,7 @@ static void test_spec_by_hand(void **state)
     aibox_file_tensor ts[2] = {{"w", 4, {1, 1, 2, 3}, w, AIBOX_FILE_F32}, {"b", 1, {2}, bias, AIBOX_FILE_F32}};
     assert_int_equal(aibox_file_write(p, &f->meta, 2, ts, &e), AIBOX_OK);
     size_t n;
-    unsigned char *b = slurp(p, &n);
+    unsigned char *b = aibox_test_slurp(p, &n);
     assert_int_equal(n, r.n);
     assert_memory_equal(b, r.b, n);
     free(b);
@@ -916,7 +901,7 @@ static void test_failed_save_keeps_previous(void **state)
     aibox_file_tensor ta = {"w", 1, {3}, a, AIBOX_FILE_F32};
     assert_int_equal(aibox_file_write(p, &m, 1, &ta, &e), AIBOX_OK);
     size_t old_len;
-    unsigned char *old = slurp(p, &old_len);
+    unsigned char *old = aibox_test_slurp(p, &old_len);
 
     /* The replacement: larger than the writer's buffer, so several flushes. */
     enum { BIG = 100000 };
@@ -939,7 +924,7 @@ static void test_failed_save_keeps_previous(void **state)
         expect_refusal(st, &e, AIBOX_E_IO, p, "No space left on device");
         assert_non_null(strstr(e.msg, ".tmp."));
         size_t nl;
-        unsigned char *nb = slurp(p, &nl);
+        unsigned char *nb = aibox_test_slurp(p, &nl);
         assert_int_equal(nl, old_len);
         assert_memory_equal(nb, old, old_len);
         free(nb);
@@ -954,7 +939,7 @@ static void test_failed_save_keeps_previous(void **state)
     aibox_file_write_opts rn = {.fail_after_bytes = -1, .fail_rename = 1};
     expect_refusal(aibox_file_write_ex(p, &m, 2, tb, &rn, &e), &e, AIBOX_E_IO, p, "rename");
     size_t nl;
-    unsigned char *nb = slurp(p, &nl);
+    unsigned char *nb = aibox_test_slurp(p, &nl);
     assert_int_equal(nl, old_len);
     assert_memory_equal(nb, old, old_len);
     free(nb);

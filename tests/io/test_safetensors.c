@@ -325,26 +325,11 @@ static void test_import_refusals_small(void **state)
 }
 
 /* ------------------------------------------------------------------ PyTorch parity */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    *len = (size_t)n;
-    return b;
-}
-
 /* Rewrites src's header through edit() into dst (same data area). */
 static void rewrite(const char *src, const char *dst, void (*edit)(cJSON *root))
 {
     size_t len;
-    unsigned char *b = slurp(src, &len);
+    unsigned char *b = aibox_test_slurp(src, &len);
     assert_non_null(b);
     uint64_t n = 0;
     for (int k = 7; k >= 0; k--) n = (n << 8) | b[k];
@@ -420,7 +405,7 @@ static void check_parity(const char *st, const char *in, const char *ref, const 
     assert_true(fabsf(p.mean[1] - 0.456f) < 1e-6f && fabsf(p.std[2] - 0.225f) < 1e-6f);
 
     size_t inl, refl;
-    unsigned char *x = slurp(in, &inl), *y = slurp(ref, &refl);
+    unsigned char *x = aibox_test_slurp(in, &inl), *y = aibox_test_slurp(ref, &refl);
     assert_non_null(x);
     assert_non_null(y);
     assert_int_equal(inl, (size_t)3 * size * size * 4);

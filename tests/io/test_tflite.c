@@ -295,20 +295,6 @@ static void test_quantize_layer(void **state)
 }
 
 /* ------------------------------------------------------------------ malformed files */
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 static aibox_status try_bytes(const uint8_t *b, size_t len, aibox_error *err)
 {
     FILE *f = fopen(g_tmp, "wb");
@@ -342,7 +328,7 @@ static void test_malformed(void **state)
     char p[1200];
     size_t len;
     mpath(p, sizeof p, "mobilenet_v1_0.25_128_quant.tflite");
-    uint8_t *orig = slurp(p, &len), *b = malloc(len);
+    uint8_t *orig = aibox_test_slurp(p, &len), *b = malloc(len);
     aibox_error err;
     assert_non_null(b);
 

@@ -52,14 +52,6 @@ static uint32_t f_bits(float f)
 }
 
 /* ------------------------------------------------------------ references */
-/* The value of a finite half, from its fields. */
-static double half_value(uint16_t h)
-{
-    int e = h >> 10 & 0x1f, m = h & 0x3ff;
-    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
-    return h & 0x8000 ? -v : v;
-}
-
 /* float -> half, round to nearest, ties to even, by search: the largest
  * finite half magnitude not above |f|, then the nearer of it and the next
  * (distances in double, exact here). NaN: quiet, sign and the payload's top
@@ -71,14 +63,14 @@ static uint16_t ref_f2h(float f)
     if (isnan(f)) return (uint16_t)(sign | 0x7e00 | (u >> 13 & 0x1ff));
     double a = fabs((double)f);
     if (a >= 65520.0) return sign | 0x7c00; /* 65504 + half its step: ties away to even (inf) */
-    int lo = 0, hi = 0x7bff; /* half_value(lo) <= a */
+    int lo = 0, hi = 0x7bff; /* aibox_test_half_value(lo) <= a */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (half_value((uint16_t)mid) <= a) lo = mid;
+        if (aibox_test_half_value((uint16_t)mid) <= a) lo = mid;
         else hi = mid - 1;
     }
     if (lo == 0x7bff) return sign | 0x7bff;
-    double d0 = a - half_value((uint16_t)lo), d1 = half_value((uint16_t)(lo + 1)) - a;
+    double d0 = a - aibox_test_half_value((uint16_t)lo), d1 = aibox_test_half_value((uint16_t)(lo + 1)) - a;
     int h = d0 < d1 ? lo : d1 < d0 ? lo + 1 : (lo & 1 ? lo + 1 : lo);
     return (uint16_t)(sign | h);
 }
@@ -122,7 +114,7 @@ static void test_maha_kernels(void **state)
         aibox_test_fill_uniform(&rng, Lf + 1, T, -1, 1);
         aibox_test_fill_uniform(&rng, v, (size_t)64 * d, -2, 2);
         aibox_f32_to_f16(Lf + 1, Lh + 1, T, 0);
-        for (size_t i = 0; i < T; i++) Ld[i] = Lf[1 + i], Lhd[i] = half_value(Lh[1 + i]);
+        for (size_t i = 0; i < T; i++) Ld[i] = Lf[1 + i], Lhd[i] = aibox_test_half_value(Lh[1 + i]);
         for (size_t bi = 0; bi < sizeof batches / sizeof *batches; bi++) {
             int bn = batches[bi];
             for (int ki = 0; ki < nk; ki++) {
@@ -296,7 +288,7 @@ static void test_half_to_float(void **state)
         } else if (e == 0x1f) {
             assert_true(isinf(c[i]) && (c[i] < 0) == !!(i & 0x8000));
         } else {
-            assert_true((double)c[i] == half_value((uint16_t)i));
+            assert_true((double)c[i] == aibox_test_half_value((uint16_t)i));
             assert_int_equal(signbit(c[i]) != 0, !!(i & 0x8000));
         }
     }
