@@ -99,9 +99,10 @@ static inline const char *loadavg(void)
 }
 
 /* ------------------------------------------------------------ images
- * The magnetic-tile benches (bench_padim, bench_patchcore) time JPEG tiles
- * read into memory beforehand: the good tiles of MT_Free, sorted by name and
- * taken at an even stride, or synthetic stand-ins encoded here. */
+ * The magnetic-tile benches (bench_padim, bench_patchcore,
+ * bench_autoencoder) time JPEG tiles read into memory beforehand: the good
+ * tiles of MT_Free, sorted by name and taken at an even stride, or synthetic
+ * stand-ins encoded here. */
 
 typedef struct { /* one encoded image in memory */
     char *name;
@@ -242,6 +243,83 @@ static inline blob *synth_jpegs(int n)
     return v;
 }
 
+/* The image source of the magnetic-tile benches after bench_padim
+ * (bench_patchcore, bench_autoencoder): the timed images, in memory, are
+ * bench_padim's at its default --fit 16 (of 16 + images files taken at an
+ * even stride, all but the first 16), so every bench times the same tiles;
+ * the pool that fit images come from is the other files, in name order (file
+ * paths), or, without enough files, bench_padim's synthetic tiles in its
+ * order, the timed ones taken out, and max_fit more (in memory). */
+#define PADIM_FIT 16 /* bench_padim's default --fit: the timed images are its */
+
+typedef struct {
+    int synthetic, nfiles;
+    blob *timed;
+    int n_rest;
+    char **rest_paths; /* real data */
+    blob *rest_blobs;  /* synthetic */
+} source;
+
+static inline void source_open(source *s, const char *dir, int images, int max_fit)
+{
+    memset(s, 0, sizeof *s);
+    char **files = list_jpgs(dir, &s->nfiles);
+    int need = PADIM_FIT + images;
+    s->synthetic = s->nfiles < need || s->nfiles - images < max_fit;
+    if (!s->synthetic) {
+        /* bench_padim's choice at --fit 16: even_pick(k, n, need), k >= 16 timed */
+        char *used = calloc((size_t)s->nfiles, 1);
+        if (!used) die("out of memory");
+        s->timed = read_picked(dir, files, s->nfiles, need, PADIM_FIT, used);
+        s->rest_paths = xmalloc(sizeof *s->rest_paths * s->nfiles);
+        for (int i = 0; i < s->nfiles; i++)
+            if (!used[i]) s->rest_paths[s->n_rest++] = join_path(dir, files[i]);
+        free(used);
+    } else {
+        /* bench_padim's synthetic tiles, in its order (k < 16 + images: its
+         * fit and timed ones), then more for fitting; the same split */
+        int total = need + max_fit;
+        blob *all = synth_jpegs(total);
+        s->timed = xmalloc(sizeof *s->timed * images);
+        s->rest_blobs = xmalloc(sizeof *s->rest_blobs * total);
+        for (int k = 0; k < total; k++)
+            if (k >= PADIM_FIT && k < need) s->timed[k - PADIM_FIT] = all[k];
+            else s->rest_blobs[s->n_rest++] = all[k];
+        free(all);
+    }
+    free_names(files, s->nfiles);
+}
+
+/* The n fit images (n <= s->n_rest): rest[j * n_rest / n], read into memory. */
+static inline blob *fit_images(const source *s, int n)
+{
+    blob *b = xmalloc(sizeof *b * n);
+    for (int j = 0; j < n; j++) {
+        int at = even_pick(j, s->n_rest, n);
+        if (s->synthetic) b[j] = s->rest_blobs[at];
+        else read_file(s->rest_paths[at], &b[j]);
+    }
+    return b;
+}
+
+static inline void free_fit_images(const source *s, blob *b, int n)
+{
+    if (!s->synthetic)
+        for (int j = 0; j < n; j++) blob_free(&b[j]);
+    free(b);
+}
+
+static inline void source_close(source *s, int images)
+{
+    for (int k = 0; k < images; k++) blob_free(&s->timed[k]);
+    free(s->timed);
+    for (int i = 0; i < s->n_rest; i++) {
+        if (s->synthetic) blob_free(&s->rest_blobs[i]);
+        else free(s->rest_paths[i]);
+    }
+    free(s->rest_paths), free(s->rest_blobs);
+}
+
 /* decode + preprocess one in-memory image into x */
 static inline void decode_pre(const aibox_preproc *pp, const blob *b, float *x)
 {
@@ -288,6 +366,40 @@ static inline void time_images(const aibox_preproc *pp, const blob *imgs, int n,
     t->pre_med = quantile(pre, nsamp, 0.5);
     t->score_med = quantile(sc, nsamp, 0.5);
     free(e2e);
+}
+
+/* ------------------------------------------------------------ options */
+static inline int parse_pos(const char *opt, const char *s, int max)
+{
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *s == '\0' || *end != '\0' || v < 1 || v > max) die("%s needs an integer in 1..%d", opt, max);
+    return (int)v;
+}
+
+static inline double parse_share(const char *opt, const char *s)
+{
+    char *end;
+    double d = strtod(s, &end);
+    if (*end != '\0' || !(d > 0 && d <= 1)) die("%s: '%s' is not a share in (0, 1]", opt, s);
+    return d;
+}
+
+/* A comma-separated list of at most max_n values into ints (integers in
+ * 1..max) or, when ints is NULL, into shares (in (0, 1]); the count. */
+static inline int parse_list(const char *opt, const char *s, int *ints, double *shares, int max_n, int max)
+{
+    if (!s) die("%s needs a list", opt);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","), n++) {
+        if (n == max_n) die("%s: at most %d values", opt, max_n);
+        if (ints) ints[n] = parse_pos(opt, tok, max);
+        else shares[n] = parse_share(opt, tok);
+    }
+    if (!n) die("%s needs a list", opt);
+    return n;
 }
 
 /* ------------------------------------------------------------ models */

@@ -429,14 +429,6 @@ static void infer_one(void *p)
 }
 
 /* ------------------------------------------------------------ main */
-static int parse_pos(const char *opt, const char *s)
-{
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *end != '\0' || v < 1 || v > 100000) die("%s needs a positive integer", opt);
-    return (int)v;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_layers [--threads N] [--batch N] [--reps N] [--size N] [--json] [--winograd]\n"
@@ -454,10 +446,10 @@ int main(int argc, char **argv)
     options o = {.threads = 0, .batch = 16, .reps = 5, .size = 256, .json = 0, .winograd = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--threads")) o.threads = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
-        else if (!strcmp(a, "--batch")) o.batch = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
-        else if (!strcmp(a, "--reps")) o.reps = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
-        else if (!strcmp(a, "--size")) o.size = parse_pos(a, i + 1 < argc ? argv[++i] : NULL);
+        if (!strcmp(a, "--threads")) o.threads = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
+        else if (!strcmp(a, "--batch")) o.batch = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
+        else if (!strcmp(a, "--reps")) o.reps = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
+        else if (!strcmp(a, "--size")) o.size = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
         else if (!strcmp(a, "--json")) o.json = 1;
         else if (!strcmp(a, "--winograd")) o.winograd = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }

@@ -280,14 +280,6 @@ static void bench_backbone(const options *o, const char *name, blob *fit, blob *
 }
 
 /* ------------------------------------------------------------ main */
-static int parse_pos(const char *opt, const char *s, int max)
-{
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *end != '\0' || v < 1 || v > max) die("%s needs an integer in 1..%d", opt, max);
-    return (int)v;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,

@@ -72,7 +72,6 @@
 
 #define MAX_THREADS 4
 #define MAX_LIST 8
-#define PADIM_FIT 16 /* bench_padim's default --fit: the timed images are its */
 #define FIT_BATCH 8
 
 typedef struct {
@@ -124,76 +123,6 @@ static int reset_hwm(void)
     int ok = fputs("5", f) >= 0;
     ok = (fclose(f) == 0) && ok;
     return ok;
-}
-
-/* The image source: the timed images (in memory) and the pool the fit
- * images come from (file paths, or synthetic blobs in memory). */
-typedef struct {
-    int synthetic, nfiles;
-    blob *timed;
-    int n_rest;
-    char **rest_paths; /* real data */
-    blob *rest_blobs;  /* synthetic */
-} source;
-
-static void source_open(source *s, const options *o, int max_fit)
-{
-    memset(s, 0, sizeof *s);
-    char **files = list_jpgs(o->data, &s->nfiles);
-    int need = PADIM_FIT + o->images;
-    s->synthetic = s->nfiles < need || s->nfiles - o->images < max_fit;
-    if (!s->synthetic) {
-        /* bench_padim's choice at --fit 16: even_pick(k, n, need), k >= 16 timed */
-        char *used = calloc((size_t)s->nfiles, 1);
-        if (!used) die("out of memory");
-        s->timed = read_picked(o->data, files, s->nfiles, need, PADIM_FIT, used);
-        s->rest_paths = xmalloc(sizeof *s->rest_paths * s->nfiles);
-        for (int i = 0; i < s->nfiles; i++)
-            if (!used[i]) s->rest_paths[s->n_rest++] = join_path(o->data, files[i]);
-        free(used);
-    } else {
-        /* bench_padim's synthetic tiles, in its order (k < 16 + images: its
-         * fit and timed ones), then more for fitting; the same split */
-        int total = need + max_fit;
-        blob *all = synth_jpegs(total);
-        s->timed = xmalloc(sizeof *s->timed * o->images);
-        s->rest_blobs = xmalloc(sizeof *s->rest_blobs * total);
-        for (int k = 0; k < total; k++)
-            if (k >= PADIM_FIT && k < need) s->timed[k - PADIM_FIT] = all[k];
-            else s->rest_blobs[s->n_rest++] = all[k];
-        free(all);
-    }
-    free_names(files, s->nfiles);
-}
-
-/* The n fit images (n <= s->n_rest): rest[j * n_rest / n], read into memory. */
-static blob *fit_images(const source *s, int n)
-{
-    blob *b = xmalloc(sizeof *b * n);
-    for (int j = 0; j < n; j++) {
-        int at = even_pick(j, s->n_rest, n);
-        if (s->synthetic) b[j] = s->rest_blobs[at];
-        else read_file(s->rest_paths[at], &b[j]);
-    }
-    return b;
-}
-
-static void free_fit_images(const source *s, blob *b, int n)
-{
-    if (!s->synthetic)
-        for (int j = 0; j < n; j++) blob_free(&b[j]);
-    free(b);
-}
-
-static void source_close(source *s, int images)
-{
-    for (int k = 0; k < images; k++) blob_free(&s->timed[k]);
-    free(s->timed);
-    for (int i = 0; i < s->n_rest; i++) {
-        if (s->synthetic) blob_free(&s->rest_blobs[i]);
-        else free(s->rest_paths[i]);
-    }
-    free(s->rest_paths), free(s->rest_blobs);
 }
 
 /* ------------------------------------------------------------ the bench */
@@ -313,39 +242,6 @@ static void score_all(const options *o, aibox_patchcore *p, const blob *imgs, fr
 }
 
 /* ------------------------------------------------------------ main */
-static int parse_pos(const char *opt, const char *s, int max)
-{
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *end != '\0' || v < 1 || v > max) die("%s needs an integer in 1..%d", opt, max);
-    return (int)v;
-}
-
-static double parse_share(const char *opt, const char *s)
-{
-    char *end;
-    double d = strtod(s, &end);
-    if (*end != '\0' || !(d > 0 && d <= 1)) die("%s: '%s' is not a share in (0, 1]", opt, s);
-    return d;
-}
-
-/* A comma-separated list of at most max_n values into ints (integers in
- * 1..max) or, when ints is NULL, into shares (in (0, 1]); the count. */
-static int parse_list(const char *opt, const char *s, int *ints, double *shares, int max_n, int max)
-{
-    if (!s) die("%s needs a list", opt);
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    int n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","), n++) {
-        if (n == max_n) die("%s: at most %d values", opt, max_n);
-        if (ints) ints[n] = parse_pos(opt, tok, max);
-        else shares[n] = parse_share(opt, tok);
-    }
-    if (!n) die("%s needs a list", opt);
-    return n;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -405,7 +301,7 @@ int main(int argc, char **argv)
     snprintf(load_before, sizeof load_before, "%s", loadavg());
 
     source src;
-    source_open(&src, &o, max_fit);
+    source_open(&src, o.data, o.images, max_fit);
     size_t bytes = 0;
     for (int k = 0; k < o.images; k++) bytes += src.timed[k].len;
 

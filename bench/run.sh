@@ -12,8 +12,12 @@
 #            sizes, PATCHCORE_BUDGET (seconds, default 600) the PyTorch greedy
 #            selection's time per fit size before its fit times are extrapolated,
 #            PATCHCORE_CORESETS (default 0.01,0.1,0.25) the coreset shares.
-# Installs python3-torch, python3-numpy and python3-pil when missing (root).
-#   sh bench/run.sh [all|alexnet|padim|patchcore]     (or: make bench [BENCH=padim])
+#   autoencoder the convolutional auto-encoder's inference per image end to
+#            end (decode, 128x128 network, SSIM and L2 residual maps, blur,
+#            max) on 1 and 2 threads; libaibox only (no PyTorch peer), quick
+# Installs python3-torch, python3-numpy and python3-pil when missing (root;
+# not for 'autoencoder', which needs python3 alone for its table).
+#   sh bench/run.sh [all|alexnet|padim|patchcore|autoencoder]     (or: make bench [BENCH=padim])
 # Each side runs alone, one after the other, and each figure is the better of
 # two processes (a whole run is now and then slow on this small shared box).
 # Numbers taken while other work runs on the machine are noisy, so the load
@@ -21,13 +25,15 @@
 set -e
 cd "$(dirname "$0")/.."
 what=${1:-all}
-case $what in all|alexnet|padim|patchcore) ;; *) echo "usage: sh bench/run.sh [all|alexnet|padim|patchcore]" >&2; exit 2 ;; esac
+case $what in all|alexnet|padim|patchcore|autoencoder) ;; *) echo "usage: sh bench/run.sh [all|alexnet|padim|patchcore|autoencoder]" >&2; exit 2 ;; esac
 PY=/usr/bin/python3 # Debian's interpreter, the one python3-torch installs into
-sh tools/install-deps.sh python3-torch python3-numpy python3-pil
+[ "$what" = autoencoder ] || sh tools/install-deps.sh python3-torch python3-numpy python3-pil
 if [ "$what" = patchcore ]; then
 make --no-print-directory build/bench/bench_patchcore >&2
+elif [ "$what" = autoencoder ]; then
+make --no-print-directory build/bench/bench_autoencoder >&2
 else
-make --no-print-directory build/bench/bench_layers build/bench/bench_padim >&2
+make --no-print-directory build/bench/bench_layers build/bench/bench_padim build/bench/bench_autoencoder >&2
 fi
 
 tmp=$(mktemp -d)
@@ -203,6 +209,36 @@ for f in first["fits"]:
     print(line)
 print(f"libaibox fits on {first['fit_threads']} thread(s), PyTorch's on {torch['fit_threads']}; PyTorch's peak is its "
       f"fit to the largest share (one greedy run gives every share as a prefix)")
+print(f"load average: libaibox runs {runs[0]['load_before']} -> {runs[1]['load_after']}")
+PYEOF
+fi
+if [ "$what" = all ] || [ "$what" = autoencoder ]; then
+echo "== auto-encoder: libaibox" >&2
+build/bench/bench_autoencoder --residual ssim,l2 --json >"$tmp/ae1.json"
+build/bench/bench_autoencoder --residual ssim,l2 --json >"$tmp/ae2.json" 2>/dev/null
+
+$PY - "$tmp/ae1.json" "$tmp/ae2.json" <<'PYEOF'
+import json, sys
+runs = [json.load(open(f)) for f in sys.argv[1:3]]
+first = runs[0]
+m = first["model"]
+print()
+print(f"convolutional auto-encoder at {m['size']}x{m['size']}x{m['channels']} (width {m['width']}, latent "
+      f"{m['latent']}, {m['params']} parameters; "
+      + (f"{m['file']}" if m["file"] else f"fitted for {m['epochs']} epoch on {m['fit_images']} good tiles: the speed "
+         "does not depend on how long it was trained")
+      + f"): decode (from memory) + preprocess + forward + residual map + blur (sigma {m['blur_sigma']:g}) + max; "
+      f"{first['images']} {'SYNTHETIC' if first['synthetic'] else 'real MT_Free'} JPEG tiles (bench_padim's)")
+print(f"libaibox {first['version']} ({first['blas_core']}), libaibox only; the better of two processes")
+print(f"{'residual':8} {'thr':>3} {'median':>8} {'p90':>8} {'min':>8} {'dec+pre':>8} {'score':>8} {'forward':>8} "
+      f"{'map':>8}  target")
+for i, r in enumerate(first["results"]):
+    a = min((run["results"][i] for run in runs), key=lambda x: x["e2e_ms"])
+    print(f"{a['residual']:8} {a['threads']:3d} {a['e2e_ms']:8.2f} {a['e2e_p90_ms']:8.2f} {a['e2e_min_ms']:8.2f} "
+          f"{a['decode_pre_ms']:8.2f} {a['score_ms']:8.2f} {a['forward_ms']:8.2f} {a['map_ms']:8.2f}  "
+          f"<= {first['target_ms']} ms")
+print("forward: the network alone (its own context, frozen weights); map: residual + blur + max from its output, "
+      "on one thread as the score call runs it (medians of interleaved runs)")
 print(f"load average: libaibox runs {runs[0]['load_before']} -> {runs[1]['load_after']}")
 PYEOF
 fi
