@@ -6,7 +6,10 @@
 #include "ops/ops.h"
 #include "ops/simd.h"
 
-AIBOX_CLONES_AVX2 void aibox_sqdist_rows(const float *y, int k, const int *rows, int n, const float *z, float *out)
+/* The clones are static and reached through a plain wrapper: clang 14 names
+ * the ifunc of an external multi-versioned function "<name>.ifunc", so the
+ * external name would stay undefined in a clang build (the fuzzers). */
+AIBOX_CLONES_AVX2 static void sqdist_rows(const float *y, int k, const int *rows, int n, const float *z, float *out)
 {
     for (int r = 0; r < n; r++) {
         const float *a = y + (size_t)rows[r] * k;
@@ -23,4 +26,9 @@ AIBOX_CLONES_AVX2 void aibox_sqdist_rows(const float *y, int k, const int *rows,
         }
         out[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
+}
+
+void aibox_sqdist_rows(const float *y, int k, const int *rows, int n, const float *z, float *out)
+{
+    sqdist_rows(y, k, rows, n, z, out);
 }
