@@ -30,6 +30,7 @@ struct aibox_autoencoder_fit {
     int threads, spent;
     uint8_t *pix; /* n x C x S x S: the good images at the network's size */
     long n, cap;
+    aibox_image aug; /* one sample, interleaved, for the augmentations: allocated once (they may swap its buffer) */
 };
 
 struct aibox_autoencoder_ctx {
@@ -218,6 +219,7 @@ void aibox_autoencoder_fit_free(aibox_autoencoder_fit **pf)
 {
     if (!pf || !*pf) return;
     free((*pf)->pix);
+    aibox_image_free(&(*pf)->aug);
     free(*pf);
     *pf = NULL;
 }
@@ -327,18 +329,13 @@ static aibox_status epoch(aibox_autoencoder_fit *f, aibox_model *m, aibox_ctx *c
                 for (size_t i = 0; i < len; i++) xk[i] = p[i] * (1.0f / 255);
                 continue;
             }
-            /* planes -> interleaved for the augmentations (which may swap the buffer), and back */
-            aibox_image img = {S, S, C, malloc(len)};
-            if (!img.data) {
-                s = aibox_fail(err, AIBOX_E_NOMEM, "autoencoder: out of memory");
-                break;
-            }
+            /* planes -> interleaved for the augmentations, and back */
+            aibox_image *img = &f->aug;
             for (int c = 0; c < C; c++)
-                for (int i = 0; i < S * S; i++) img.data[(size_t)i * C + c] = p[(size_t)c * S * S + i];
-            s = aibox_augment_apply(&img, o->augment_mask, o->augment_p, rng, err);
+                for (int i = 0; i < S * S; i++) img->data[(size_t)i * C + c] = p[(size_t)c * S * S + i];
+            s = aibox_augment_apply(img, o->augment_mask, o->augment_p, rng, err);
             for (int c = 0; !s && c < C; c++)
-                for (int i = 0; i < S * S; i++) xk[(size_t)c * S * S + i] = img.data[(size_t)i * C + c] * (1.0f / 255);
-            aibox_image_free(&img);
+                for (int i = 0; i < S * S; i++) xk[(size_t)c * S * S + i] = img->data[(size_t)i * C + c] * (1.0f / 255);
         }
         float loss = 0;
         aibox_model_zero_grad(m);
@@ -381,7 +378,8 @@ aibox_status aibox_autoencoder_fit_end(aibox_autoencoder_fit *f, aibox_autoencod
     size_t len = (size_t)o->channels * o->size * o->size;
     float *x = s ? NULL : aibox_alloc(sizeof(float) * len * (size_t)batch);
     long *order = s ? NULL : malloc(sizeof(long) * (size_t)f->n);
-    if (!s && (!x || !order)) s = aibox_fail(err, AIBOX_E_NOMEM, "autoencoder: out of memory");
+    f->aug = (aibox_image){o->size, o->size, o->channels, s ? NULL : malloc(len)};
+    if (!s && (!x || !order || !f->aug.data)) s = aibox_fail(err, AIBOX_E_NOMEM, "autoencoder: out of memory");
     for (long i = 0; !s && i < f->n; i++) order[i] = i;
     aibox_rng rng;
     aibox_rng_seed(&rng, o->seed ^ 0x6175746f656e63ULL); /* apart from the weights' draws */

@@ -24,7 +24,6 @@
 #include "anomaly/gridmap.h"
 #include "ops/ops.h"
 
-#define BANK_BLOCK 1024 /* bank rows per sgemm: a 1024 x D block of the bank and the product stay in L2 */
 #define CHUNK 32        /* patches searched together: their lower bounds to the whole bank, CHUNK x K floats */
 #define INDEX_DIMS 32   /* r, the main directions of the search index (at most D / 2) */
 
@@ -37,7 +36,6 @@ struct aibox_patchcore {
     int D, gh, gw, P;
     long K;          /* bank entries */
     float *bank;     /* K x D */
-    float *bank_sq;  /* K: |m|^2 */
     int neighbours;  /* b of the re-weighting */
     float sigma;     /* map blur; <= 0: none */
     int half;        /* 1: the bank holds float16 values and the file stores it so */
@@ -72,12 +70,10 @@ struct aibox_patchcore_ctx {
     aibox_ctx *ctx;
     aibox_pool *pool;
     int max_batch, threads, tasks;
-    float *esq;  /* P: |e|^2 of the current image */
     float *prod; /* per task: CHUNK x K lower bounds */
     float *rowsbuf; /* per task: CHUNK x D features, CHUNK x r projections, CHUNK x 3 norms */
     int *cand;   /* per task: K candidate indices */
-    float *cd;   /* per task: K candidate distances */
-    int rows;    /* most patch rows of one task */
+    float *cd;   /* per task: K candidate distances; after the search, task 0's hold the re-weighting's bounds */
     float *grid; /* max_batch x P */
     long *nn;    /* max_batch x P */
     aibox_gridmap gmap; /* grid -> map */
@@ -88,7 +84,7 @@ void aibox_patchcore_free(aibox_patchcore **pp)
     if (!pp || !*pp) return;
     aibox_patchcore *p = *pp;
     aibox_model_free(&p->net);
-    aibox_free(p->bank), aibox_free(p->bank_sq);
+    aibox_free(p->bank);
     aibox_free(p->mu), aibox_free(p->vh), aibox_free(p->bh), aibox_free(p->bh_sq), aibox_free(p->bt);
     free(p);
     *pp = NULL;
@@ -493,19 +489,6 @@ static aibox_status build_index(aibox_patchcore *p, aibox_error *err)
     return s;
 }
 
-/* The bank's squared norms (the re-weighting) and its search index. */
-static aibox_status bank_norms(aibox_patchcore *p, aibox_error *err)
-{
-    p->bank_sq = aibox_alloc(sizeof(float) * (size_t)p->K);
-    if (!p->bank_sq) return aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
-    for (long i = 0; i < p->K; i++) {
-        const float *m = p->bank + (size_t)i * p->D;
-        double s = 0;
-        for (int c = 0; c < p->D; c++) s += (double)m[c] * m[c];
-        p->bank_sq[i] = (float)s;
-    }
-    return build_index(p, err);
-}
 
 /* The bank rounded to float16 values in place (exactly what the file will
  * hold, so scores do not change between saving and loading). A value
@@ -582,7 +565,7 @@ aibox_status aibox_patchcore_fit_end(aibox_patchcore_fit *f, aibox_patchcore **o
     }
     p->K = K, p->images = f->n, p->patches = N;
     if (!s && p->half) s = round_bank_half(p, AIBOX_E_INVALID, "patchcore", err);
-    if (!s) s = bank_norms(p, err);
+    if (!s) s = build_index(p, err);
     if (!s) s = store_meta(p, f->coreset, err);
     if (s) return s; /* the fit keeps p and frees it */
     *out = p;
@@ -658,7 +641,7 @@ aibox_status aibox_patchcore_load(aibox_patchcore **out, const char *path, aibox
          * bank is what saving it would keep */
         if (!s && p->half && e->dtype != AIBOX_FILE_F16) s = round_bank_half(p, AIBOX_E_FORMAT, path, err);
     }
-    if (!s) s = bank_norms(p, err);
+    if (!s) s = build_index(p, err);
     aibox_file_free(&file);
     aibox_model_free(&m);
     if (s) {
@@ -675,7 +658,7 @@ void aibox_patchcore_ctx_free(aibox_patchcore_ctx **pc)
     if (!pc || !*pc) return;
     aibox_patchcore_ctx *c = *pc;
     aibox_ctx_free(&c->ctx);
-    aibox_free(c->esq), aibox_free(c->prod), aibox_free(c->grid), free(c->nn);
+    aibox_free(c->prod), aibox_free(c->grid), free(c->nn);
     aibox_free(c->rowsbuf), free(c->cand), aibox_free(c->cd);
     aibox_gridmap_free(&c->gmap);
     free(c);
@@ -701,15 +684,13 @@ aibox_status aibox_patchcore_ctx_create(aibox_patchcore_ctx **out, const aibox_p
     if (!s) {
         c->pool = aibox_ctx_pool(c->ctx), c->threads = aibox_ctx_threads(c->ctx);
         c->tasks = AIBOX_MIN(c->threads, p->P);
-        c->rows = (p->P + c->tasks - 1) / c->tasks;
-        c->esq = aibox_alloc(sizeof(float) * (size_t)p->P);
         c->prod = aibox_alloc(sizeof(float) * (size_t)c->tasks * CHUNK * p->K);
         c->rowsbuf = aibox_alloc(sizeof(float) * (size_t)c->tasks * CHUNK * (p->D + p->r + 3));
         c->cand = malloc(sizeof(int) * (size_t)c->tasks * p->K);
         c->cd = aibox_alloc(sizeof(float) * (size_t)c->tasks * p->K);
         c->grid = aibox_alloc(sizeof(float) * (size_t)max_batch * p->P);
         c->nn = malloc(sizeof(long) * (size_t)max_batch * p->P);
-        if (!c->esq || !c->prod || !c->rowsbuf || !c->cand || !c->cd || !c->grid || !c->nn)
+        if (!c->prod || !c->rowsbuf || !c->cand || !c->cd || !c->grid || !c->nn)
             s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for batch %d", max_batch);
     }
     if (!s) s = aibox_gridmap_init(&c->gmap, p->sigma, w, h, c->threads, "patchcore", err);
@@ -793,6 +774,24 @@ static void nn_task(void *arg, int task, int thread)
 
 /* The paper's image score: the largest patch distance, re-weighted by how
  * isolated its nearest bank entry is among its own neighbours. */
+/* Squared distance of two bank entries, in double. */
+static double dist2(const float *a, const float *m, int D)
+{
+    double d = 0;
+    for (int c = 0; c < D; c++) d += ((double)a[c] - m[c]) * ((double)a[c] - m[c]);
+    return d;
+}
+
+/* Inserts (d, k) into the ascending list sd/sup of at most b entries (*have
+ * so far) if it is nearer than the last; equal ones keep their order. */
+static void keep_nearest(double *sd, long *sup, int *have, int b, double d, long k)
+{
+    if (*have == b && !(d < sd[b - 1])) return;
+    int at = *have < b ? (*have)++ : b - 1;
+    while (at > 0 && sd[at - 1] > d) sd[at] = sd[at - 1], sup[at] = sup[at - 1], at--;
+    sd[at] = d, sup[at] = k;
+}
+
 static float reweight(const aibox_patchcore *p, float *lb, const float *e, const float *dist, const long *nn)
 {
     int P = p->P, D = p->D, r = p->r, top = 0;
@@ -816,30 +815,15 @@ static float reweight(const aibox_patchcore *p, float *lb, const float *e, const
     long sup[1024];
     double sd[1024];
     int have = 0;
-    for (long k = 0; k < p->K; k++) { /* the b smallest bounds */
-        if (have == b && !(lb[k] < sd[b - 1])) continue;
-        int at = have < b ? have++ : b - 1;
-        while (at > 0 && sd[at - 1] > lb[k]) sd[at] = sd[at - 1], sup[at] = sup[at - 1], at--;
-        sd[at] = lb[k], sup[at] = k;
-    }
+    for (long k = 0; k < p->K; k++) keep_nearest(sd, sup, &have, b, lb[k], k); /* the b smallest bounds */
     double thr = 0;
     for (int i = 0; i < b; i++) {
-        const float *m = p->bank + (size_t)sup[i] * D;
-        double d = 0;
-        for (int c = 0; c < D; c++) d += ((double)m[c] - ms[c]) * ((double)m[c] - ms[c]);
-        thr = fmax(thr, d);
+        thr = fmax(thr, dist2(p->bank + (size_t)sup[i] * D, ms, D));
     }
     thr += 1e-5 * (2.0 * p->bmax2) + 1e-30; /* the bounds' float error */
     have = 0;
     for (long k = 0; k < p->K; k++) {
-        if (!(lb[k] <= thr)) continue;
-        const float *m = p->bank + (size_t)k * D;
-        double d = 0;
-        for (int c = 0; c < D; c++) d += ((double)m[c] - ms[c]) * ((double)m[c] - ms[c]);
-        if (have == b && !(d < sd[b - 1])) continue;
-        int at = have < b ? have++ : b - 1;
-        while (at > 0 && sd[at - 1] > d) sd[at] = sd[at - 1], sup[at] = sup[at - 1], at--;
-        sd[at] = d, sup[at] = k;
+        if (lb[k] <= thr) keep_nearest(sd, sup, &have, b, dist2(p->bank + (size_t)k * D, ms, D), k);
     }
     /* softmax over the test patch's distances to them; weight 1 - its first entry */
     double dd[1024], mx = 0;
@@ -875,9 +859,6 @@ aibox_status aibox_patchcore_score(aibox_patchcore_ctx *c, const float *x, int n
         const float *e = out + (size_t)b * D * P;
         float *dist = c->grid + (size_t)b * P;
         long *near = c->nn + (size_t)b * P;
-        for (int i = 0; i < P; i++) c->esq[i] = 0;
-        for (int k = 0; k < D; k++)
-            for (int i = 0; i < P; i++) c->esq[i] += e[(size_t)k * P + i] * e[(size_t)k * P + i];
         nn_job j = {c, e, dist, near};
         aibox_pool_run(c->pool, c->tasks, nn_task, &j);
         for (int i = 0; i < P; i++) { /* rounding can take d^2 just below 0; an infinite feature must not become NaN */

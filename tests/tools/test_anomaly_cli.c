@@ -26,7 +26,7 @@ static char bin[4096], dir[64];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/aibox_padim_cli_%d", (int)getpid());
+    snprintf(dir, sizeof dir, "/tmp/aibox_anomaly_cli_%d", (int)getpid());
     char cmd[512], p[512];
     snprintf(cmd, sizeof cmd, "mkdir -p %s/good/a %s/good/b %s/bad/spot %s/heat %s/mask", dir, dir, dir, dir, dir);
     if (system(cmd)) return -1;
@@ -313,5 +313,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_degenerate_and_nonfinite),
         cmocka_unit_test(test_eval_mvtec_layout),
     };
-    return cmocka_run_group_tests_name("padim tools", tests, setup, teardown);
+    return cmocka_run_group_tests_name("anomaly tools", tests, setup, teardown);
 }
