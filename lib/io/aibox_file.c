@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -387,31 +388,47 @@ static aibox_status parse_meta(const unsigned char *b, uint64_t off, uint64_t si
     return st;
 }
 
-/* The float16 tensors, checked by parse_index, to float32 copies in one
- * buffer (each 64-byte aligned, as tensors in the blob are), exactly: every
- * half is a float. At most 4 bytes per 2 of the file, plus alignment. */
-static aibox_status widen_f16(aibox_file *f, const char *name, aibox_error *err)
+/* Bytes per stored element of a dtype (0 on writing: float32). */
+static uint64_t dtype_size(int dtype) { return dtype == AIBOX_FILE_F16 ? 2 : dtype == AIBOX_FILE_I8 ? 1 : 4; }
+static int dtype_known(int dtype) { return dtype >= AIBOX_FILE_F32 && dtype <= AIBOX_FILE_I32; }
+
+/* The tensors not stored as float32, checked by parse_index, to float32
+ * copies in one buffer (each 64-byte aligned, as tensors in the blob are),
+ * exactly: every half and int8 is a float; an int32 beyond +-2^24 (which a
+ * float would round) is refused. At most 4 bytes per byte of the file, plus
+ * alignment. */
+static aibox_status widen(aibox_file *f, const char *name, aibox_error *err)
 {
     size_t total = 0;
     for (int k = 0; k < f->n_tensors; k++) {
         const aibox_file_entry *t = &f->tensors[k];
-        if (t->dtype != AIBOX_FILE_F16) continue;
+        if (t->dtype == AIBOX_FILE_F32) continue;
         size_t bytes = (t->count * sizeof(float) + AIBOX_FILE_ALIGN - 1) / AIBOX_FILE_ALIGN * AIBOX_FILE_ALIGN;
         if (__builtin_add_overflow(total, bytes, &total))
-            return aibox_fail(err, AIBOX_E_NOMEM, "%s: the float16 tensors are too large to widen", name);
+            return aibox_fail(err, AIBOX_E_NOMEM, "%s: the float16 and integer tensors are too large to widen", name);
     }
     if (!total) return AIBOX_OK;
     if (!(f->wide = aibox_alloc(total)))
-        return aibox_fail(err, AIBOX_E_NOMEM, "%s: cannot allocate %zu bytes for the float16 tensors as float32", name,
-                          total);
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: cannot allocate %zu bytes for the float16 and integer tensors as "
+                          "float32", name, total);
     unsigned features = aibox_cpu_features(); /* once per file: cpuid is slow in a VM */
     unsigned char *at = f->wide;
     for (int k = 0; k < f->n_tensors; k++) {
         aibox_file_entry *t = &f->tensors[k];
-        if (t->dtype != AIBOX_FILE_F16) continue;
+        if (t->dtype == AIBOX_FILE_F32) continue;
         const unsigned char *src = (const unsigned char *)t->data;
         float *dst = (float *)(void *)at;
-        if (HOST_LE) {
+        if (t->dtype == AIBOX_FILE_I8) {
+            for (size_t j = 0; j < t->count; j++) dst[j] = (float)(int8_t)src[j];
+        } else if (t->dtype == AIBOX_FILE_I32) {
+            for (size_t j = 0; j < t->count; j++) {
+                int32_t v = (int32_t)get_u32(src + 4 * j);
+                if (v < -AIBOX_FILE_I32_MAX || v > AIBOX_FILE_I32_MAX)
+                    return STRUCT_FAIL("%s: tensor \"%s\" holds the int32 %ld at %zu, beyond the +-2^24 a model's "
+                                       "integers may reach", name, t->name, (long)v, j);
+                dst[j] = (float)v;
+            }
+        } else if (HOST_LE) {
             aibox_f16_to_f32((const uint16_t *)(const void *)src, dst, t->count, features); /* 64-aligned in blob */
         } else {
             uint16_t tmp[1024];
@@ -471,18 +488,19 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
         }
         t->ndim = (int)ndim;
         uint64_t toff = get_u64(p + 8 * ndim), nbytes = get_u64(p + 8 * ndim + 8);
-        if (dtype != AIBOX_FILE_F32 && dtype != AIBOX_FILE_F16)
-            return STRUCT_FAIL("%s: tensor \"%s\" has unknown dtype %u (1 float32 and 2 float16 are defined)", name,
-                               tn, dtype);
+        if (!dtype_known((int)dtype))
+            return STRUCT_FAIL("%s: tensor \"%s\" has unknown dtype %u (1 float32, 2 float16, 3 int8 and 4 int32 "
+                               "are defined)",
+                               name, tn, dtype);
         t->dtype = (int)dtype;
-        uint64_t want, es = dtype == AIBOX_FILE_F16 ? 2 : 4;
+        uint64_t want, es = dtype_size((int)dtype);
         /* the float32 count (what a float16 tensor widens to) must fit in memory too */
         if (__builtin_mul_overflow(count_el, es, &want) || count_el > SIZE_MAX / sizeof(float))
             return STRUCT_FAIL("%s: tensor \"%s\" of shape %s is too large", name, tn, shape);
         if (nbytes != want)
             return STRUCT_FAIL("%s: tensor \"%s\" has %llu data bytes, but shape %s needs %llu%s", name, tn,
                                (unsigned long long)nbytes, shape, (unsigned long long)want,
-                               dtype == AIBOX_FILE_F16 ? " (float16)" : "");
+                               dtype == AIBOX_FILE_F16 ? " (float16)" : dtype == AIBOX_FILE_I8 ? " (int8)" : "");
         if (toff % AIBOX_FILE_ALIGN)
             return STRUCT_FAIL("%s: tensor \"%s\" data offset %llu is not a multiple of %d", name, tn,
                                (unsigned long long)toff, AIBOX_FILE_ALIGN);
@@ -496,7 +514,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
                                "(tensors must be stored in index order)",
                                name, tn, (unsigned long long)toff);
         prev_end = toff + nbytes;
-        /* a float16 tensor's data points at its bytes until widen_f16 replaces it */
+        /* a tensor not stored as float32 points at its bytes until widen replaces it */
         t->data = have_data ? (float *)(void *)(b + toff) : NULL;
         t->count = (size_t)count_el;
     }
@@ -521,7 +539,7 @@ static aibox_status parse_index(unsigned char *b, uint64_t off, uint64_t size, u
             }
         }
     }
-    return have_data ? widen_f16(f, name, err) : AIBOX_OK;
+    return have_data ? widen(f, name, err) : AIBOX_OK;
 }
 
 /* Does [off, off+size) fit in [lo, hi]? Written without off+size overflow. */
@@ -860,8 +878,25 @@ static void w_halves(writer *w, const float *v, size_t n, unsigned features)
     }
 }
 
-/* Bytes per stored element of a tensor to write (dtype 0: float32). */
-static uint64_t elem_size(const aibox_file_tensor *t) { return t->dtype == AIBOX_FILE_F16 ? 2 : 4; }
+static uint64_t elem_size(const aibox_file_tensor *t) { return dtype_size(t->dtype); }
+
+/* int8 / int32 storage: every value an integer in range (checked before
+ * anything is written: validate_and_layout), little-endian. */
+static void w_ints(writer *w, const float *v, size_t n, int dtype)
+{
+    unsigned char tmp[4096];
+    while (n > 0) {
+        size_t k = n < sizeof tmp / 4 ? n : sizeof tmp / 4, bytes = 0;
+        for (size_t j = 0; j < k; j++) {
+            int32_t i = (int32_t)v[j];
+            if (dtype == AIBOX_FILE_I8) tmp[bytes++] = (unsigned char)(int8_t)i;
+            else put_u32(tmp + bytes, (uint32_t)i), bytes += 4;
+        }
+        w_bytes(w, tmp, bytes, 1);
+        v += k;
+        n -= k;
+    }
+}
 
 static int add_ok(uint64_t *acc, uint64_t v) { return !__builtin_add_overflow(*acc, v, acc); }
 
@@ -942,9 +977,10 @@ static aibox_status validate_and_layout(const char *path, const aibox_meta_list 
         if (t->ndim < 1 || t->ndim > 4)
             return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": %d dimensions (1 to 4 allowed)", path,
                               t->name, t->ndim);
-        if (t->dtype != 0 && t->dtype != AIBOX_FILE_F32 && t->dtype != AIBOX_FILE_F16)
-            return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": dtype %d (float32 %d or float16 %d)",
-                              path, t->name, t->dtype, AIBOX_FILE_F32, AIBOX_FILE_F16);
+        if (t->dtype != 0 && !dtype_known(t->dtype))
+            return aibox_fail(err, AIBOX_E_INVALID,
+                              "saving %s: tensor \"%s\": dtype %d (float32 %d, float16 %d, int8 %d or int32 %d)", path,
+                              t->name, t->dtype, AIBOX_FILE_F32, AIBOX_FILE_F16, AIBOX_FILE_I8, AIBOX_FILE_I32);
         uint64_t count = 1;
         for (int d = 0; d < t->ndim; d++) {
             if (t->dims[d] < 0 || t->dims[d] > AIBOX_FILE_MAX_DIM)
@@ -958,6 +994,17 @@ static aibox_status validate_and_layout(const char *path, const aibox_meta_list 
             return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\" is too large", path, t->name);
         if (count > 0 && !t->data)
             return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor \"%s\": NULL data", path, t->name);
+        if (t->dtype == AIBOX_FILE_I8 || t->dtype == AIBOX_FILE_I32) {
+            float lo = t->dtype == AIBOX_FILE_I8 ? -128.0f : (float)-AIBOX_FILE_I32_MAX;
+            float hi = t->dtype == AIBOX_FILE_I8 ? 127.0f : (float)AIBOX_FILE_I32_MAX;
+            for (uint64_t j = 0; j < count; j++)
+                if (!(t->data[j] >= lo && t->data[j] <= hi && t->data[j] == truncf(t->data[j])))
+                    return aibox_fail(err, AIBOX_E_INVALID,
+                                      "saving %s: tensor \"%s\": value %g at %llu is not an integer in [%g, %g] "
+                                      "(its dtype %s)",
+                                      path, t->name, (double)t->data[j], (unsigned long long)j, (double)lo, (double)hi,
+                                      t->dtype == AIBOX_FILE_I8 ? "int8" : "int32");
+        }
         lay->counts[k] = count;
         if (!add_ok(&lay->idx_size, 2 + strlen(t->name) + 2 + 8 * (uint64_t)t->ndim + 16))
             return aibox_fail(err, AIBOX_E_INVALID, "saving %s: tensor index too large", path);
@@ -1034,7 +1081,7 @@ aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, 
     for (int k = 0; k < n_tensors; k++) {
         const aibox_file_tensor *t = &tensors[k];
         w_name(&w, t->name);
-        w_u8(&w, t->dtype == AIBOX_FILE_F16 ? AIBOX_FILE_F16 : AIBOX_FILE_F32); /* 0 means float32 */
+        w_u8(&w, t->dtype ? (unsigned)t->dtype : AIBOX_FILE_F32); /* 0 means float32 */
         w_u8(&w, (unsigned)t->ndim);
         for (int d = 0; d < t->ndim; d++) w_u64(&w, (uint64_t)t->dims[d]);
         w_u64(&w, lay.offsets[k]);
@@ -1047,6 +1094,8 @@ aibox_status aibox_file_write_ex(const char *path, const aibox_meta_list *meta, 
     for (int k = 0; k < n_tensors; k++) {
         w_zeros_to(&w, lay.offsets[k]);
         if (tensors[k].dtype == AIBOX_FILE_F16) w_halves(&w, tensors[k].data, (size_t)lay.counts[k], features);
+        else if (tensors[k].dtype == AIBOX_FILE_I8 || tensors[k].dtype == AIBOX_FILE_I32)
+            w_ints(&w, tensors[k].data, (size_t)lay.counts[k], tensors[k].dtype);
         else w_floats(&w, tensors[k].data, (size_t)lay.counts[k]);
     }
     unsigned char trailer[TRAILER];

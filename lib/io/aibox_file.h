@@ -19,10 +19,17 @@
 #define AIBOX_FILE_ALIGN 64               /* tensor data offsets, from file start */
 #define AIBOX_FILE_MAX_DIM 2147483647LL   /* one tensor dimension (fits aibox_tensor's int) */
 /* Tensor dtypes as the index stores them. In memory a tensor is float32
- * either way: float16 is a storage choice (half the bytes, 11 significant
- * bits), converted on writing and reading by lib/ops/half.c. */
+ * whatever its dtype: float16 is a storage choice (half the bytes, 11
+ * significant bits), converted on writing and reading by lib/ops/half.c;
+ * int8 and int32 store integers (quantised weights and biases) exactly, so
+ * the writer refuses a value that is not an integer in range, and int32 is
+ * limited to |v| <= 2^24, the integers a float holds exactly (the reader
+ * refuses a file with a larger one). */
 #define AIBOX_FILE_F32 1
 #define AIBOX_FILE_F16 2
+#define AIBOX_FILE_I8 3
+#define AIBOX_FILE_I32 4
+#define AIBOX_FILE_I32_MAX 16777216 /* 2^24 */
 
 /* ------------------------------------------------------------------ writing */
 /* A tensor to write: float32, row-major, ndim 1..4, dims >= 0. data may be
@@ -30,8 +37,9 @@
  * AIBOX_FILE_F32 as float32 (bit for bit), AIBOX_FILE_F16 as IEEE binary16,
  * rounded to nearest with ties to even (beyond +-65504 to +-inf, NaN stays
  * NaN: the container stores what it is given; lib/io/model_io.c refuses
- * non-finite values before they get here). Last, so that initialisers
- * without it mean float32. */
+ * non-finite values before they get here), AIBOX_FILE_I8 / _I32 as
+ * integers (refused unless every value is one in range). Last, so that
+ * initialisers without it mean float32. */
 typedef struct aibox_file_tensor {
     const char *name;
     int ndim;
@@ -63,9 +71,9 @@ typedef struct aibox_file_entry {
     int ndim;
     int64_t dims[4];   /* unused trailing dims are 0 */
     float *data;       /* float32, 64-byte aligned, host byte order: into blob (float32 tensors) or into
-                        * wide (float16 ones, converted exactly); NULL: read without data */
+                        * wide (the other dtypes, converted exactly); NULL: read without data */
     size_t count;      /* element count */
-    int dtype;         /* as stored: AIBOX_FILE_F32 or AIBOX_FILE_F16 */
+    int dtype;         /* as stored: AIBOX_FILE_F32, _F16, _I8 or _I32 */
 } aibox_file_entry;
 
 typedef struct aibox_file {
@@ -73,7 +81,7 @@ typedef struct aibox_file {
     int n_tensors;
     aibox_file_entry *tensors; /* in file order */
     void *blob;                /* the whole file (aibox_alloc), owns float32 tensor data */
-    void *wide;                /* float32 copies of the float16 tensors (aibox_alloc), or NULL */
+    void *wide;                /* float32 copies of the tensors not stored as float32 (aibox_alloc), or NULL */
 } aibox_file;
 
 /* Reads and verifies a file: magic, size, CRC-32 (before any parsing),

@@ -860,7 +860,7 @@ static void test_save_refusals(void **state)
         {"has space", 1, {2}, v, 1}, {NULL, 1, {2}, v, 1}, {"x", 0, {2}, v, 1}, {"x", 5, {2}, v, 1},
         {"x", 1, {-1}, v, 1},        {"x", 1, {2}, NULL, 1}, {"x", 1, {1LL << 31}, v, 1},
         {"x", 4, {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff}, v, 1},
-        {"x", 1, {2}, v, 3},         {"x", 1, {2}, v, -1}, /* dtypes: 0 or 1 float32, 2 float16 */
+        {"x", 1, {2}, v, 5},         {"x", 1, {2}, v, -1}, /* dtypes: 0 or 1 float32, 2 float16, 3 int8, 4 int32 */
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
         expect_refusal(aibox_file_write(p, NULL, 1, &bad[k], &e), &e, AIBOX_E_INVALID, p, NULL);
