@@ -44,6 +44,7 @@ AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 #define AIBOX_CPU_AVX512CD 64u
 #define AIBOX_CPU_AVX512BW 128u
 #define AIBOX_CPU_AVX512VL 256u
+#define AIBOX_CPU_AVX512VNNI 512u /* vpdpbusd: the integer kernels (lib/quant) */
 /* what OpenBLAS's SkylakeX kernels use */
 #define AIBOX_CPU_AVX512_SKX \
     (AIBOX_CPU_AVX512F | AIBOX_CPU_AVX512DQ | AIBOX_CPU_AVX512CD | AIBOX_CPU_AVX512BW | AIBOX_CPU_AVX512VL)

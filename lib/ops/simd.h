@@ -48,6 +48,18 @@ AIBOX_INTERNAL void aibox_maha_f32_avx2(const void *L, const float *diff, int d,
 AIBOX_INTERNAL void aibox_maha_f16_avx2(const void *L, const float *diff, int d, int bn, double *acc);
 AIBOX_INTERNAL void aibox_f32_to_f16_f16c(const float *x, uint16_t *h, size_t n);
 AIBOX_INTERNAL void aibox_f16_to_f32_f16c(const uint16_t *h, float *x, size_t n);
+/* qops_x86.c (AVX-512 VNNI): one block of the packed 8-bit convolution, the
+ * contract of qops.c's plain-C gemm_c (rows patches of K4 bytes at a, lda
+ * apart, times one group's packed weights and tables, into rows of ocg
+ * bytes at y, ldy apart). */
+#define AIBOX_X86_QGEMM_NEEDS (AIBOX_CPU_AVX512F | AIBOX_CPU_AVX512BW | AIBOX_CPU_AVX512VL | AIBOX_CPU_AVX512VNNI)
+AIBOX_INTERNAL void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
+                                     const int32_t *rowsum, int K4, int O16, int ocg, int wofs, int out_zp,
+                                     int act_min, int act_max, uint8_t *y, size_t ldy);
+/* The depthwise convolution of output pixels [p0, p1), qops.c's depthwise_rows. */
+AIBOX_INTERNAL void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in_w, int out_h, int out_w, int kh,
+                                     int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp, int act_min,
+                                     int act_max, const uint8_t *x, int p0, int p1, uint8_t *y);
 #endif
 
 #endif

@@ -1,0 +1,138 @@
+/* The 8-bit convolution's GEMM with AVX-512 VNNI (vpdpbusd: 64 uint8 x int8
+ * products into 16 int32 sums per instruction, exact: a sum of four
+ * products stays below 2^17, no saturation as vpmaddubsw's int16 has) and
+ * TFLite's requantisation, 16 output channels a vector. qops.c calls it only
+ * when aibox_cpu_features() has AIBOX_X86_QGEMM_NEEDS and holds the plain-C
+ * twin (gemm_c) it must equal bit for bit. */
+#include <string.h>
+
+#include "ops/simd.h"
+
+#ifdef AIBOX_SIMD_X86 /* (x86-64 or i386) and not AIBOX_NO_SIMD: see simd.h */
+#include <immintrin.h>
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define MR 6 /* patch rows a block: 12 accumulators with two vectors of channels */
+typedef int32_t __attribute__((may_alias, aligned(1))) i32u; /* four patch bytes, broadcast straight from memory */
+
+/* TFLite's SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, per
+ * lane (mult >= 0, so the one saturating case cannot occur). */
+VNNI_TARGET __attribute__((always_inline)) static inline __m512i requant(__m512i v, __m512i mult, __m512i lsh,
+                                                                          __m512i rsh)
+{
+    v = _mm512_sllv_epi32(v, lsh);
+    const __m512i nudge_pos = _mm512_set1_epi64(1 << 30), low31 = _mm512_set1_epi64(0x7fffffff);
+    __m512i pe = _mm512_mul_epi32(v, mult);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(mult, 32));
+    __m512i se = _mm512_srai_epi64(pe, 63), so = _mm512_srai_epi64(po, 63);
+    /* nudge 2^30, or 1 - 2^30 below zero; then division by 2^31 truncating toward zero */
+    pe = _mm512_add_epi64(pe, _mm512_sub_epi64(nudge_pos, _mm512_and_si512(se, low31)));
+    po = _mm512_add_epi64(po, _mm512_sub_epi64(nudge_pos, _mm512_and_si512(so, low31)));
+    pe = _mm512_srai_epi64(_mm512_add_epi64(pe, _mm512_and_si512(se, low31)), 31);
+    po = _mm512_srai_epi64(_mm512_add_epi64(po, _mm512_and_si512(so, low31)), 31);
+    __m512i x = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
+    __m512i rem = _mm512_and_si512(x, mask);
+    __m512i thr = _mm512_sub_epi32(_mm512_srai_epi32(mask, 1), _mm512_srai_epi32(x, 31));
+    __m512i q = _mm512_srav_epi32(x, rsh);
+    return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
+}
+
+VNNI_TARGET void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
+                                  const int32_t *rowsum, int K4, int O16, int ocg, int wofs, int out_zp, int act_min,
+                                  int act_max, uint8_t *y, size_t ldy)
+{
+    const int KG = K4 / 4, NB = O16 / 16;
+    const __m512i zp = _mm512_set1_epi32(out_zp), lo = _mm512_set1_epi32(act_min), hi = _mm512_set1_epi32(act_max);
+    for (int ob = 0; ob < NB; ob += 2) {
+        const int nb = NB - ob < 2 ? NB - ob : 2;
+        const int8_t *w0 = w + (size_t)ob * KG * 64, *w1 = w0 + (size_t)KG * 64;
+        for (int r = 0; r < rows; r += MR) {
+            const int mr = rows - r < MR ? rows - r : MR;
+            __m512i acc[MR][2];
+            for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+            const uint8_t *ar = a + (size_t)r * lda;
+            if (mr == MR && nb == 2) { /* the common case, fully unrolled */
+                for (int kg = 0; kg < KG; kg++) {
+                    __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
+                    __m512i b1 = _mm512_load_si512((const void *)(w1 + (size_t)kg * 64));
+                    for (int i = 0; i < MR; i++) {
+                        __m512i av = _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg));
+                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+                    }
+                }
+            } else {
+                for (int kg = 0; kg < KG; kg++) {
+                    __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
+                    __m512i b1 = nb == 2 ? _mm512_load_si512((const void *)(w1 + (size_t)kg * 64)) : b0;
+                    for (int i = 0; i < mr; i++) {
+                        __m512i av = _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg));
+                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+                    }
+                }
+            }
+            for (int j = 0; j < nb; j++) {
+                const int o = (ob + j) * 16;
+                const __m512i colc = _mm512_loadu_si512((const void *)(tab + o));
+                const __m512i mult = _mm512_loadu_si512((const void *)(tab + O16 + o));
+                const __m512i lsh = _mm512_loadu_si512((const void *)(tab + 2 * O16 + o));
+                const __m512i rsh = _mm512_loadu_si512((const void *)(tab + 3 * O16 + o));
+                const int left = ocg - o < 16 ? ocg - o : 16;
+                const __mmask16 keep = (__mmask16)((1u << left) - 1);
+                for (int i = 0; i < mr; i++) {
+                    __m512i v = _mm512_add_epi32(acc[i][j], colc);
+                    if (rowsum) v = _mm512_add_epi32(v, _mm512_set1_epi32(wofs * rowsum[r + i]));
+                    v = _mm512_add_epi32(requant(v, mult, lsh, rsh), zp);
+                    v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                    _mm_mask_storeu_epi8(y + (size_t)(r + i) * ldy + o, keep, _mm512_cvtepi32_epi8(v));
+                }
+            }
+        }
+    }
+}
+
+
+/* Depthwise (one channel per group), 16 channels a vector: int32 products
+ * of (x - in_zp) and the packed int32 (w + wofs), padded taps skipped, then
+ * the same requantisation. qops.c's depthwise_rows is the plain-C twin. */
+VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in_w, int out_h, int out_w, int kh,
+                                  int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp, int act_min,
+                                  int act_max, const uint8_t *x, int p0, int p1, uint8_t *y)
+{
+    const int taps = kh * kw, per = out_h * out_w;
+    const int32_t *wv = packed, *bias = wv + (size_t)taps * C, *mult = bias + C, *shift = mult + C;
+    const __m512i zin = _mm512_set1_epi32(in_zp), zout = _mm512_set1_epi32(out_zp);
+    const __m512i lo = _mm512_set1_epi32(act_min), hi = _mm512_set1_epi32(act_max), zero = _mm512_setzero_si512();
+    for (int p = p0; p < p1; p++) {
+        int s = p / per, oy = p % per / out_w, ox = p % out_w;
+        int iy0 = oy * sh - pt, ix0 = ox * sw - pl;
+        int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
+        int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
+        const uint8_t *xs = x + (size_t)s * in_h * in_w * C;
+        uint8_t *yp = y + (size_t)p * C;
+        for (int c = 0; c < C; c += 16) {
+            const int left = C - c < 16 ? C - c : 16;
+            const __mmask16 keep = (__mmask16)((1u << left) - 1);
+            __m512i acc = _mm512_maskz_loadu_epi32(keep, bias + c);
+            for (int ky = ky0; ky < ky1; ky++) {
+                const uint8_t *xr = xs + ((size_t)(iy0 + ky) * in_w + ix0) * C + c;
+                const int32_t *wr = wv + (size_t)ky * kw * C + c;
+                for (int kx = kx0; kx < kx1; kx++) {
+                    __m512i xv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + (size_t)kx * C));
+                    __m512i wk = _mm512_maskz_loadu_epi32(keep, wr + (size_t)kx * C);
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_sub_epi32(xv, zin), wk));
+                }
+            }
+            __m512i sv = _mm512_maskz_loadu_epi32(keep, shift + c);
+            __m512i v = requant(acc, _mm512_maskz_loadu_epi32(keep, mult + c), _mm512_max_epi32(sv, zero),
+                                _mm512_max_epi32(_mm512_sub_epi32(zero, sv), zero));
+            v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zout), lo), hi);
+            _mm_mask_storeu_epi8(yp + c, keep, _mm512_cvtepi32_epi8(v));
+        }
+    }
+}
+
+#endif
