@@ -12,9 +12,10 @@ BUILD   ?= build
 # public signature or struct does (0.1 -> 0.2 changed them: ABI 1; 0.3 appended
 # fields to aibox_fit_opts for the anomaly method: ABI 2; 0.4 appended the
 # auto-encoder's options and the tiling to it, the half bank to
-# aibox_patchcore_opts: ABI 3).
-VERSION := 0.4.0
-ABI     := 3
+# aibox_patchcore_opts: ABI 3; 0.5 appended float_only to aibox_import_opts:
+# ABI 4).
+VERSION := 0.5.0
+ABI     := 4
 
 CC      ?= cc
 OPT     ?= -O3
@@ -103,12 +104,18 @@ installed-examples: all
 	@$(MAKE) --no-print-directory install DESTDIR=$(abspath $(STAGE)) PREFIX=/usr >/dev/null
 	@sh examples/build-installed.sh $(abspath $(STAGE)) $(BUILD)/installed
 
+# TensorFlow Lite 2.9's C library (npm's tfjs-tflite-node, ~95 MB, once per
+# build dir): the reference the 8-bit kernels must equal byte for byte
+# (tests/io/test_tflite_int8.c); without npm that comparison skips, saying so.
+TFLITE_REF = sh tests/io/tflite_ref/fetch.sh $(abspath $(BUILD))/tflite-ref || \
+	echo "note: TFLite's reference library not fetched: test_tflite_int8 cannot compare" >&2
+
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
-	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
 # The whole of `make check` on the portable builds, each in its own BUILD
 # dir (not part of `make check`: each costs about as much again):
@@ -129,7 +136,7 @@ asan: deps-test
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/libaibox.a tests-asan
 
 tests-asan: $(TESTS) $(TOOLS)
-	@AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
+	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan + UBSan, with the library

@@ -35,16 +35,17 @@ extern "C" {
 #endif
 
 #define AIBOX_VERSION_MAJOR 0
-#define AIBOX_VERSION_MINOR 4
+#define AIBOX_VERSION_MINOR 5
 #define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.4.0"
+#define AIBOX_VERSION "0.5.0"
 /* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
  * The binary interface has its own number, the SONAME's: libaibox.so.1 since
  * 0.2.0 (options structs for contexts and loaders changed signatures),
  * libaibox.so.2 since 0.3.0 (aibox_fit_opts gained the anomaly method),
  * libaibox.so.3 since 0.4.0 (aibox_fit_opts gained the auto-encoder's options
- * and the tiling, aibox_patchcore_opts the half-precision bank). */
-#define AIBOX_ABI_VERSION 3
+ * and the tiling, aibox_patchcore_opts the half-precision bank), libaibox.so.4
+ * since 0.5.0 (aibox_import_opts gained float_only). */
+#define AIBOX_ABI_VERSION 4
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
 /* Version of the library actually linked (may differ from the header's). */
@@ -247,6 +248,16 @@ AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model 
                                            aibox_error *err);
 AIBOX_API int aibox_model_output(const aibox_model *m);
 AIBOX_API int aibox_model_node_count(const aibox_model *m);
+/* 8-bit models (aibox-quantize's, imported 8-bit TFLite ones): 1 when m
+ * carries integer weights and per-node scales. Its inference contexts then
+ * run in integer arithmetic (TFLite's, lib/ops/qops.h): the output node's
+ * floats are made by every forward, another node's on its first
+ * aibox_ctx_node_output after a forward (dequantised from its bytes, into
+ * the context's memory). Training contexts and everything else see its float
+ * twin: weights and biases exactly equal to the dequantised integers. */
+AIBOX_API int aibox_model_quantized(const aibox_model *m);
+/* Drops m's integer tables: m is then its float twin only. */
+AIBOX_API void aibox_model_dequantize(aibox_model *m);
 AIBOX_API aibox_layer_kind aibox_model_node_kind(const aibox_model *m, int node);
 /* A node's input count (0 for the input node, -1 out of range); in (may be
  * NULL) receives up to max of their indices. */

@@ -22,9 +22,12 @@ static const char usage[] =
     "                       (e.g. imagenet_labels.txt: 1001 lines, line 0 \"background\")\n"
     "  --arch NAME          safetensors: the architecture (resnet18); default: recognised from the\n"
     "                       tensor names and shapes\n"
-    "  --faithful           TFLite quantised models: re-quantise every 8-bit output as TFLite does\n"
-    "                       (bit-level agreement with the reference interpreter; slower). Default:\n"
-    "                       dequantised float weights, outputs clamped to their quantised ranges\n"
+    "  --float              TFLite 8-bit models: keep only the dequantised float weights (outputs\n"
+    "                       clamped to their quantised ranges) instead of the integer model, which\n"
+    "                       is the default and computes what TFLite's built-in kernels do, bit for bit\n"
+    "  --faithful           with --float: re-quantise every 8-bit output onto its grid in float\n"
+    "                       (close to TFLite; a value within float error of a rounding half can\n"
+    "                       differ by one step)\n"
     "  --resize MODE        override the stored resize: bilinear (TFLite's ResizeBilinear, the\n"
     "                       TFLite import's default), bilinear_center (half-pixel centres, as the\n"
     "                       TFLite Task Library's libyuv pipeline), area (safetensors' default) or nearest\n"
@@ -34,7 +37,7 @@ static const char usage[] =
     "aibox-infer -m OUT.aibox IMAGE repeats it. Stdout: one JSON line {\"model\", \"source\",\n"
     "\"format\", \"arch\", \"input\", \"classes\", \"labels\", \"parameters\", \"nodes\", \"output\"\n"
     "(probabilities: the model ends in a softmax; scores: logits or features), \"resize\", \"mean\",\n"
-    "\"std\", \"faithful\"}.\n"
+    "\"std\", \"faithful\", \"int8\" (true: the model runs in integer arithmetic)}.\n"
     "Exit status: 0 imported, 2 bad usage, labels or --arch, 3 the model could not be read or written.\n";
 
 /* The file's kind by its first bytes (as aibox_import decides). */
@@ -42,7 +45,7 @@ static const char usage[] =
 int main(int argc, char **argv)
 {
     const char *prog = "aibox-import", *src = NULL, *out = NULL, *labels = NULL, *arch = NULL;
-    int faithful = 0, quiet = 0;
+    int faithful = 0, quiet = 0, float_only = 0;
     const char *resize = NULL;
     aibox_resize_mode resize_mode = AIBOX_RESIZE_BILINEAR;
     for (int i = 1; i < argc; i++) {
@@ -53,6 +56,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--labels") && v) labels = v, i++;
         else if (!strcmp(a, "--arch") && v) arch = v, i++;
         else if (!strcmp(a, "--faithful")) faithful = 1;
+        else if (!strcmp(a, "--float")) float_only = 1;
         else if (!strcmp(a, "--resize") && v) {
             if (aibox_resize_mode_parse(v, &resize_mode)) {
                 fprintf(stderr, "%s: --resize must be bilinear, bilinear_center, area or nearest (got '%s')\n", prog, v);
@@ -84,7 +88,12 @@ int main(int argc, char **argv)
         fclose(f);
     }
     aibox_error err = {0};
-    aibox_import_opts opts = {.faithful = faithful, .labels_path = labels, .arch = arch};
+    if (faithful && !float_only) {
+        fprintf(stderr, "%s: --faithful is the float imitation: give it with --float (the default integer model is "
+                "exact)\n", prog);
+        return 2;
+    }
+    aibox_import_opts opts = {.faithful = faithful, .labels_path = labels, .arch = arch, .float_only = float_only};
     aibox_model *m = NULL;
     aibox_status s = aibox_import(&m, src, &opts, &err);
     if (s) {
@@ -154,6 +163,7 @@ int main(int argc, char **argv)
     for (int c = 0; c < pp.channels; c++) cj_num(&j, NULL, "%.6g", pp.std[c]);
     cj_close(&j);
     cj_bool(&j, "faithful", faithful);
+    cj_bool(&j, "int8", aibox_model_quantized(m));
     cj_end(&j);
     aibox_model_free(&m);
     return 0;

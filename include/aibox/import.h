@@ -37,6 +37,8 @@ typedef struct aibox_import_opts {
                               * exact int32 accumulation by one step (then the difference spreads) */
     const char *labels_path; /* one class name per line (stored as aibox.class_names), or NULL */
     const char *arch;        /* safetensors: the architecture, or NULL to recognise it from the tensors */
+    int float_only;          /* 1: an 8-bit TFLite model is kept in float only (its dequantised weights),
+                              * without the integer tables it otherwise keeps (aibox_model_quantized) */
 } aibox_import_opts;
 /* Imports a TensorFlow Lite model (FlatBuffers "TFL3"): float32 and uint8/int8
  * (per-tensor or per-channel) tensors dequantised to float32; CONV_2D,

@@ -22,6 +22,8 @@
 #define GRAPH_HEADER 6  /* version, input c h w, output, node count */
 
 /* Keys the graph owns: never user metadata. */
+#define QUANT_ACT "q.act" /* an 8-bit model's per-node output scale and zero point */
+
 static int graph_key(const char *key) { return !strcmp(key, GRAPH_KEY) || !strncmp(key, NODE_PREFIX, NODE_PREFIX_LEN); }
 
 static float bitsf(int64_t v)
@@ -94,6 +96,43 @@ static aibox_status write_graph(aibox_meta_list *meta, const aibox_model *m, aib
     return s;
 }
 
+/* An 8-bit model's integers and tables as floats, in the order
+ * aibox_model_save_ex lists them: per quantised node its weights and bias
+ * (where the node has the tensors), then per node its weight scales and
+ * offset, then "q.act". Integers beyond what the file's int32 holds exactly
+ * are refused. */
+static aibox_status quant_tensors(const aibox_model *m, const char *path, float **out, aibox_error *err)
+{
+    const aibox_quant *q = m->quant;
+    size_t total = (size_t)m->n_nodes * 2;
+    for (int i = 1; i < m->n_nodes; i++)
+        if (q->qw[i].w) total += m->nodes[i].n_param[0] + m->nodes[i].n_param[1] + (size_t)q->qw[i].out + 2;
+    float *b = malloc(total * sizeof *b), *at = b;
+    if (!b) return aibox_fail(err, AIBOX_E_NOMEM, "save %s: out of memory", path);
+    for (int i = 0; i < m->n_nodes; i++) {
+        const aibox_qweights *qw = &q->qw[i];
+        if (!qw->w) continue;
+        for (size_t k = 0; k < m->nodes[i].n_param[0]; k++) *at++ = (float)qw->w[k];
+        for (size_t k = 0; k < m->nodes[i].n_param[1]; k++) {
+            if (qw->bias[k] < -AIBOX_FILE_I32_MAX || qw->bias[k] > AIBOX_FILE_I32_MAX) {
+                free(b);
+                return aibox_fail(err, AIBOX_E_INVALID, "save %s: node %d's int32 bias %ld is beyond +-2^24; not saved",
+                                  path, i, (long)qw->bias[k]);
+            }
+            *at++ = (float)qw->bias[k];
+        }
+    }
+    for (int i = 1; i < m->n_nodes; i++)
+        if (q->qw[i].w) {
+            memcpy(at, q->qw[i].wscale, (size_t)q->qw[i].out * sizeof *at);
+            at += q->qw[i].out;
+            *at++ = (float)q->qw[i].wofs, *at++ = (float)q->qw[i].float_product;
+        }
+    for (int i = 0; i < m->n_nodes; i++) *at++ = q->scale[i], *at++ = (float)q->zp[i];
+    *out = b;
+    return AIBOX_OK;
+}
+
 aibox_status aibox_model_save(const aibox_model *m, const char *path, aibox_error *err)
 {
     return aibox_model_save_ex(m, path, 0, NULL, err);
@@ -107,15 +146,18 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
     if (m->weightless)
         return aibox_fail(err, AIBOX_E_STATE, "save %s: the model was loaded without its weights (aibox_model_load_info)",
                           path);
-    aibox_file_tensor *t = calloc((size_t)m->n_nodes * 4 + 1 + (size_t)n_extra, sizeof *t);
-    char(*names)[32] = calloc((size_t)m->n_nodes * 4 + 1, sizeof *names);
+    aibox_file_tensor *t = calloc((size_t)m->n_nodes * 6 + 2 + (size_t)n_extra, sizeof *t);
+    char(*names)[32] = calloc((size_t)m->n_nodes * 6 + 2, sizeof *names);
     aibox_meta_list meta = {0};
     aibox_status s = AIBOX_OK;
+    float *qbuf = NULL; /* an 8-bit model's integers and tables as the floats the container takes */
     if (!t || !names) {
         s = aibox_fail(err, AIBOX_E_NOMEM, "save %s: out of memory", path);
         goto done;
     }
+    if (m->quant && (s = quant_tensors(m, path, &qbuf, err))) goto done;
     int nt = 0;
+    float *qat = qbuf;
     for (int i = 0; i < m->n_nodes; i++)
         for (int q = 0; q < 4; q++) {
             size_t n = node_tensor(m, i, q, names[nt]);
@@ -124,8 +166,24 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
             t[nt].ndim = 1;
             t[nt].dims[0] = (int64_t)n;
             t[nt].data = node_tensor_data(m, i, q);
+            if (q < 2 && m->quant && m->quant->qw[i].w) /* the integers, not their dequantised floats */
+                t[nt].data = qat, t[nt].dtype = q ? AIBOX_FILE_I32 : AIBOX_FILE_I8, qat += n;
             nt++;
         }
+    for (int i = 1; m->quant && i < m->n_nodes; i++)
+        if (m->quant->qw[i].w) {
+            const aibox_qweights *qw = &m->quant->qw[i];
+            for (int k = 0; k < 2; k++) {
+                snprintf(names[nt], 32, "n%d.q%d", i, k);
+                t[nt] = (aibox_file_tensor){names[nt], 1, {k ? 2 : qw->out}, qat, k ? AIBOX_FILE_I32 : AIBOX_FILE_F32};
+                qat += k ? 2 : qw->out;
+                nt++;
+            }
+        }
+    if (m->quant) {
+        snprintf(names[nt], 32, QUANT_ACT);
+        t[nt++] = (aibox_file_tensor){names[nt - 1], 2, {m->n_nodes, 2}, qat, AIBOX_FILE_F32};
+    }
     for (int i = 0; i < n_extra; i++) t[nt++] = extra[i];
     /* A model file never carries a non-finite number (the loader refuses
      * one): a diverged model is not saved over a good one. Nor a value that
@@ -163,6 +221,7 @@ done:
     aibox_meta_list_free(&meta);
     free(t);
     free(names);
+    free(qbuf);
     return s;
 }
 
@@ -488,6 +547,75 @@ static aibox_status copy_meta(aibox_model *m, const aibox_file *f, aibox_error *
     return s;
 }
 
+static const aibox_file_entry *entry(const aibox_file *f, const char *name)
+{
+    for (int j = 0; j < f->n_tensors; j++)
+        if (!strcmp(f->tensors[j].name, name)) return &f->tensors[j];
+    return NULL;
+}
+
+/* An 8-bit model's quantisation from its file (quant_tensors' layout): the
+ * parameters just read hold the integers; they become the dequantised floats. */
+static aibox_status load_quant(aibox_model *m, const aibox_file *f, const char *path, aibox_error *err)
+{
+    const aibox_file_entry *act = entry(f, QUANT_ACT);
+    if (act->ndim != 2 || act->dims[0] != m->n_nodes || act->dims[1] != 2)
+        return aibox_fail(err, AIBOX_E_FORMAT, "%s: tensor %s is not %d x 2 (a scale and a zero point per node)", path,
+                          QUANT_ACT, m->n_nodes);
+    aibox_quant *q = aibox_quant_create(m->n_nodes);
+    if (!q) return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+    aibox_model_set_quant(m, q);
+    for (int i = 0; i < m->n_nodes; i++) {
+        float sc = act->data[2 * i], zp = act->data[2 * i + 1];
+        if (!(sc >= 0 && sc < 1e30f) || !(zp >= 0 && zp <= 255 && zp == (float)(int)zp))
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: node %d's quantisation (scale %g, zero point %g) is invalid",
+                              path, i, (double)sc, (double)zp);
+        q->scale[i] = sc, q->zp[i] = (int32_t)zp;
+    }
+    for (int i = 1; i < m->n_nodes; i++) {
+        char n0[32], n1[32], p0[32], p1[32];
+        snprintf(n0, sizeof n0, "n%d.q0", i), snprintf(n1, sizeof n1, "n%d.q1", i);
+        const aibox_file_entry *ws = entry(f, n0), *wo = entry(f, n1);
+        const aibox_node *nd = &m->nodes[i];
+        if (!ws && !wo) {
+            char pn[32];
+            const aibox_file_entry *e = node_tensor(m, i, 0, pn) ? entry(f, pn) : NULL;
+            if (e && e->dtype == AIBOX_FILE_I8)
+                return aibox_fail(err, AIBOX_E_FORMAT, "%s: node %d's weights are int8 without their scales (%s)", path,
+                                  i, n0);
+            continue;
+        }
+        int out = nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels
+                  : nd->kind == AIBOX_LAYER_DENSE ? nd->settings.dense.units : 0;
+        size_t np0 = node_tensor(m, i, 0, p0), np1 = node_tensor(m, i, 1, p1);
+        const aibox_file_entry *e0 = entry(f, p0), *e1 = np1 ? entry(f, p1) : NULL;
+        if (out < 1 || !ws || !wo || ws->count != (size_t)out || wo->count != 2 || !e0 || e0->dtype != AIBOX_FILE_I8 ||
+            (np1 && (!e1 || e1->dtype != AIBOX_FILE_I32)))
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: node %d (%s): its integer weights are incomplete (%s, %s, "
+                              "%s as int8, %s as int32)", path, i, aibox_layer_kind_name(nd->kind), n0, n1, p0, p1);
+        aibox_status s = aibox_quant_alloc_weights(q, i, np0, out, err);
+        if (s) return s;
+        aibox_qweights *qw = &q->qw[i];
+        for (size_t k = 0; k < np0; k++) qw->w[k] = (int8_t)e0->data[k];
+        for (size_t k = 0; k < np1; k++) qw->bias[k] = (int32_t)e1->data[k];
+        for (int o = 0; o < out; o++) {
+            if (!(ws->data[o] > 0 && ws->data[o] < 1e30f))
+                return aibox_fail(err, AIBOX_E_FORMAT, "%s: node %d's weight scale %d is %g", path, i, o,
+                                  (double)ws->data[o]);
+            qw->wscale[o] = ws->data[o];
+        }
+        if (!(wo->data[0] >= -255 && wo->data[0] <= 255))
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: node %d's weight offset %g is outside -255..255", path, i,
+                              (double)wo->data[0]);
+        if (wo->data[1] != 0 && wo->data[1] != 1)
+            return aibox_fail(err, AIBOX_E_FORMAT, "%s: node %d's multiplier rule %g is not 0 or 1", path, i,
+                              (double)wo->data[1]);
+        qw->wofs = (int32_t)wo->data[0], qw->float_product = (int)wo->data[1];
+    }
+    aibox_quant_dequantize(m);
+    return AIBOX_OK;
+}
+
 /* The loader behind every public entry. weights 0: graph and metadata only
  * (the file's data section is never read). */
 static aibox_status load(aibox_model **out, const char *path, int weights, aibox_file **file, aibox_error *err)
@@ -518,6 +646,7 @@ static aibox_status load(aibox_model **out, const char *path, int weights, aibox
             }
         }
     }
+    if (weights && aibox_file_tensor_data(f, QUANT_ACT, NULL, NULL) && (s = load_quant(m, f, path, err))) goto fail;
     if ((s = copy_meta(m, f, err))) goto fail;
     if (file) *file = f;
     else aibox_file_free(&f);

@@ -30,6 +30,7 @@
 #include "core/core.h"
 #include "io/model_io.h"
 #include "io/tflite.h"
+#include "nn/nn.h" /* an 8-bit model's integer tables */
 
 #define TFL_MAX_FILE ((size_t)1 << 31)
 #define TFL_MAX_DIMS 8
@@ -791,6 +792,31 @@ static aibox_status build_op(builder *b, int opi, pending *pend, int *n_pend)
     return AIBOX_OK;
 }
 
+/* TFLite's weight order (src, TFLite's tensor order) to the model's (dst):
+ * conv OHWI -> OIHW, depthwise 1,KH,KW,OC -> OC,1,KH,KW, dense over an
+ * h x w x c map -> units x (c, h, w). */
+static void reorder(const tfl *m, const pending *p, int wi, size_t nw, const float *src, float *dst)
+{
+    const tfl_tensor *t = &m->t[wi];
+    if (p->kind == 0) {
+        int O = t->shape[0], KH = t->shape[1], KW = t->shape[2], I = t->shape[3];
+        for (int oo = 0; oo < O; oo++)
+            for (int kh = 0; kh < KH; kh++)
+                for (int kw = 0; kw < KW; kw++)
+                    for (int ii = 0; ii < I; ii++)
+                        dst[(((size_t)oo * I + ii) * KH + kh) * KW + kw] = src[(((size_t)oo * KH + kh) * KW + kw) * I + ii];
+    } else if (p->kind == 1) {
+        int KH = t->shape[1], KW = t->shape[2], OC = t->shape[3];
+        for (int oc = 0; oc < OC; oc++)
+            for (int k = 0; k < KH * KW; k++) dst[(size_t)oc * KH * KW + k] = src[(size_t)k * OC + oc];
+    } else {
+        size_t hw_n = (size_t)p->in_h * p->in_w, in = (size_t)p->in_c * hw_n, units = nw / (in ? in : 1);
+        for (size_t u = 0; u < units; u++)
+            for (int c = 0; c < p->in_c; c++)
+                for (size_t hw = 0; hw < hw_n; hw++) dst[u * in + (size_t)c * hw_n + hw] = src[u * in + hw * p->in_c + c];
+    }
+}
+
 static aibox_status fill_weights(builder *b, const pending *p)
 {
     tfl *m = b->m;
@@ -806,32 +832,92 @@ static aibox_status fill_weights(builder *b, const pending *p)
     float *tmp = malloc(nw * sizeof *tmp);
     if (!tmp) return aibox_fail(b->err, AIBOX_E_NOMEM, "%s: out of memory", m->f.name);
     s = load_const(m, wi, tmp, nw, what);
-    if (!s) {
-        if (p->kind == 0) { /* OHWI -> OIHW */
-            const tfl_tensor *t = &m->t[wi];
-            int O = t->shape[0], KH = t->shape[1], KW = t->shape[2], I = t->shape[3];
-            for (int oo = 0; oo < O; oo++)
-                for (int kh = 0; kh < KH; kh++)
-                    for (int kw = 0; kw < KW; kw++)
-                        for (int ii = 0; ii < I; ii++)
-                            w[(((size_t)oo * I + ii) * KH + kh) * KW + kw] = tmp[(((size_t)oo * KH + kh) * KW + kw) * I + ii];
-        } else if (p->kind == 1) { /* 1,KH,KW,OC -> OC,1,KH,KW */
-            const tfl_tensor *t = &m->t[wi];
-            int KH = t->shape[1], KW = t->shape[2], OC = t->shape[3];
-            for (int oc = 0; oc < OC; oc++)
-                for (int k = 0; k < KH * KW; k++) w[(size_t)oc * KH * KW + k] = tmp[(size_t)k * OC + oc];
-        } else { /* units x (h, w, c) -> units x (c, h, w) */
-            size_t hw_n = (size_t)p->in_h * p->in_w, in = (size_t)p->in_c * hw_n, units = nw / (in ? in : 1);
-            for (size_t u = 0; u < units; u++)
-                for (int c = 0; c < p->in_c; c++)
-                    for (size_t hw = 0; hw < hw_n; hw++)
-                        w[u * in + (size_t)c * hw_n + hw] = tmp[u * in + hw * p->in_c + c];
-        }
-    }
+    if (!s) reorder(m, p, wi, nw, tmp, w);
     free(tmp);
     if (s) return s;
     if (bi >= 0) return load_const(m, bi, bias, nb, what);
     memset(bias, 0, nb * sizeof *bias);
+    return AIBOX_OK;
+}
+
+/* ------------------------------------------------------------ integer tables
+ * A model whose every activation and weight is 8-bit keeps its integers
+ * (lib/nn/qplan.h): imported so, it runs in integer arithmetic as TFLite's
+ * own kernels do, bit for bit. */
+
+/* Can tensor t's quantisation be a node's output domain (uint8 or int8, one scale)? */
+static int act_domain(const tfl *m, const tfl_tensor *t, float *scale, int *zp)
+{
+    if (!is_quant(t) || t->scale.len != 1 || t->zp.len > 1) return 0;
+    float sc = q_scale(m, t, 0);
+    int64_t z = q_zp(m, t, 0) + (t->type == T_INT8 ? 128 : 0); /* int8 = its uint8 twin - 128 */
+    if (!(sc > 0 && sc < 1e30f) || z < 0 || z > 255) return 0;
+    *scale = sc, *zp = (int)z;
+    return 1;
+}
+
+/* Node p->node's integer weights and bias from the file, in the model's
+ * order; 0 when they are not 8-bit weights with an int32 bias on the scale
+ * TFLite's kernels assume (then the import stays float). */
+static int int_weights(builder *b, const pending *p, aibox_quant *q)
+{
+    tfl *m = b->m;
+    const tfl_op *o = &m->ops[p->op];
+    int wi = vec_i32(m, &o->in, 1), bi = vec_i32(m, &o->in, 2);
+    const tfl_tensor *wt = &m->t[wi], *bt = bi >= 0 ? &m->t[bi] : NULL;
+    size_t nw, nb, pos, len;
+    if (!aibox_model_node_param(b->am, p->node, 0, &nw) || !aibox_model_node_param(b->am, p->node, 1, &nb)) return 0;
+    if (!is_quant(wt) || (bt && (bt->type != T_INT32 || tensor_data(m, bi, &pos, &len) || len != nb * 4))) return 0;
+    /* one weight zero point for the tensor (uint8 per tensor, or int8 symmetric) */
+    int64_t z0 = q_zp(m, wt, 0);
+    for (uint32_t c = 1; c < wt->zp.len; c++)
+        if (q_zp(m, wt, c) != z0) return 0;
+    if (wt->scale.len != 1 && wt->scale.len != nb) return 0;
+    if (tensor_data(m, wi, &pos, &len) || len != nw) return 0;
+    if (aibox_quant_alloc_weights(q, p->node, nw, (int)nb, NULL)) return 0;
+    aibox_qweights *qw = &q->qw[p->node];
+    float *raw = malloc(nw * sizeof *raw), *ord = malloc(nw * sizeof *ord);
+    int ok = raw && ord;
+    for (size_t i = 0; ok && i < nw; i++) /* as floats (exact): reorder is shared with the float path */
+        raw[i] = wt->type == T_UINT8 ? (float)((int)m->f.b[pos + i] - 128) : (float)(int8_t)m->f.b[pos + i];
+    if (ok) reorder(m, p, wi, nw, raw, ord);
+    for (size_t i = 0; ok && i < nw; i++) qw->w[i] = (int8_t)ord[i];
+    free(raw), free(ord);
+    /* real weight = scale (w - z): uint8 stored as w - 128, so the offset is 128 - z; int8 -z */
+    qw->wofs = (int32_t)(wt->type == T_UINT8 ? 128 - z0 : -z0);
+    qw->float_product = wt->type == T_UINT8;
+    for (size_t c = 0; ok && c < nb; c++) {
+        qw->wscale[c] = q_scale(m, wt, (uint32_t)c);
+        ok = qw->wscale[c] > 0 && isfinite(qw->wscale[c]);
+    }
+    if (ok && bt) {
+        tensor_data(m, bi, &pos, &len);
+        for (size_t c = 0; c < nb; c++) qw->bias[c] = (int32_t)u32_at(&m->f, pos + 4 * c);
+    }
+    if (!ok || qw->wofs < -255 || qw->wofs > 255) return 0;
+    for (size_t c = 0; c < nb; c++)
+        if (qw->bias[c] < -16777216 || qw->bias[c] > 16777216) return 0; /* what a model file stores exactly */
+    return 1;
+}
+
+/* The integer tables of the built model, when every node has an 8-bit
+ * domain (qsrc: per node, the tensor it computes, or -1) and every weight is
+ * 8-bit. A model that falls short stays float (no table), as before. */
+static aibox_status quantise_import(builder *b, const int *qsrc, int xi, const pending *pend, int n_pend)
+{
+    aibox_model *am = b->am;
+    int N = aibox_model_node_count(am);
+    aibox_quant *q = aibox_quant_create(N);
+    if (!q) return aibox_fail(b->err, AIBOX_E_NOMEM, "%s: out of memory", b->m->f.name);
+    int ok = act_domain(b->m, &b->m->t[xi], &q->scale[0], &q->zp[0]);
+    for (int i = 1; ok && i < N; i++) ok = qsrc[i] >= 0 && act_domain(b->m, &b->m->t[qsrc[i]], &q->scale[i], &q->zp[i]);
+    for (int k = 0; ok && k < n_pend; k++) ok = int_weights(b, &pend[k], q);
+    if (!ok) {
+        aibox_quant_free(&q);
+        return AIBOX_OK;
+    }
+    aibox_model_set_quant(am, q);
+    aibox_quant_dequantize(am); /* the floats are then exactly the integers' values */
     return AIBOX_OK;
 }
 
@@ -894,7 +980,7 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     tfl m = {0};
     builder b = {0};
     pending *pend = NULL;
-    int n_pend = 0;
+    int n_pend = 0, *qsrc = NULL, qcap = 0;
     aibox_status s;
     m.f.b = buf;
     m.f.n = len;
@@ -939,8 +1025,23 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
             goto done;
         }
     }
-    for (uint32_t i = 0; i < m.n_ops; i++)
+    for (uint32_t i = 0; i < m.n_ops; i++) {
+        int before = i ? aibox_model_node_count(b.am) : 1; /* a faithful input's quantize node: the input's domain */
         if ((s = build_op(&b, (int)i, pend, &n_pend))) goto done;
+        int after = aibox_model_node_count(b.am), y = vec_i32(&m, &m.ops[i].out, 0);
+        if (after > qcap) {
+            int *nq = realloc(qsrc, (size_t)(after + 64) * sizeof *nq);
+            if (!nq) {
+                s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+                goto done;
+            }
+            for (int k = qcap; k < after + 64; k++) nq[k] = -1;
+            qsrc = nq, qcap = after + 64;
+        }
+        /* an op's nodes (conv, its clamp) share its output's domain; a faithful
+         * import's input quantize node (made before the first op) the input's */
+        for (int k = before; k < after; k++) qsrc[k] = k == b.node_of[xi] ? xi : y;
+    }
     if (b.node_of[yi] < 0) {
         s = bad(f, "no operator computes the output tensor %d (%s)", yi, m.t[yi].name);
         goto done;
@@ -981,12 +1082,14 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     if ((s = aibox_model_finish(b.am, 1, err))) goto done;
     for (int i = 0; i < n_pend; i++)
         if ((s = fill_weights(&b, &pend[i]))) goto done;
+    if (!(opts && opts->float_only) && (s = quantise_import(&b, qsrc, xi, pend, n_pend))) goto done;
     *out = b.am;
     b.am = NULL;
 done:
     if (b.am) aibox_model_free(&b.am);
     free(b.node_of);
     free(pend);
+    free(qsrc);
     free(m.codes);
     free(m.t);
     free(m.ops);

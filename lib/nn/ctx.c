@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "nn/nn.h"
+#include "nn/qplan.h"
 
 struct aibox_ctx {
     const aibox_model *model;
@@ -39,6 +40,8 @@ struct aibox_ctx {
     int want_input_grad;
     int fwd_training;  /* the last forward ran in training mode */
     int grad_set;      /* an output gradient is waiting for backward */
+    aibox_qplan *qplan; /* inference on an 8-bit model: its integer plan (the float nodes then stay unused) */
+    unsigned char *qfresh; /* with qplan: per node, act[] holds the last run's values (dequantised on request) */
 };
 
 static size_t align64(size_t b) { return (b + 63) & ~(size_t)63; }
@@ -329,6 +332,19 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     c->fold = (float *)(base + fold_off);
     c->prep_ws = (float *)(base + prep_ws_off);
     free(act_off);
+    if (mode == AIBOX_INFER && m->quant) {
+        aibox_status qs = aibox_qplan_create(&c->qplan, m, (const int(*)[3])c->shape, max_batch, c->threads,
+                                             aibox_cpu_features(), err);
+        if (qs) {
+            aibox_ctx_free(&c);
+            return qs;
+        }
+        c->bytes += aibox_qplan_bytes(c->qplan);
+        if (!(c->qfresh = calloc((size_t)N, 1))) {
+            aibox_ctx_free(&c);
+            return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
+        }
+    }
     c->n = 0;
     *out = c;
     return AIBOX_OK;
@@ -339,6 +355,8 @@ void aibox_ctx_free(aibox_ctx **pc)
     if (!pc || !*pc) return;
     aibox_ctx *c = *pc;
     aibox_pool_free(&c->pool);
+    aibox_qplan_free(&c->qplan);
+    free(c->qfresh);
     aibox_free(c->arena);
     free(c->fused);
     free(c->need);
@@ -385,6 +403,12 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
     size_t in = (size_t)n * c->shape[0][0] * c->shape[0][1] * c->shape[0][2];
     memcpy(c->act[0], input, in * sizeof(float));
     int last = aibox_model_output(m);
+    if (c->qplan) {
+        aibox_qplan_run(c->qplan, input, n, c->act[last], c->pool);
+        memset(c->qfresh, 0, (size_t)c->n_nodes);
+        c->qfresh[0] = c->qfresh[last] = 1;
+        return AIBOX_OK;
+    }
     for (int i = 1; i <= last; i++) {
         if (c->fused[i] == FUSE_ABSORBED) continue; /* done inside its producer */
         if (c->affine_of[i]) fold_affine(c, m, i);
@@ -438,6 +462,16 @@ const float *aibox_ctx_node_output(const aibox_ctx *c, int node, int *ch, int *h
     if (ch) *ch = c->shape[node][0];
     if (h) *h = c->shape[node][1];
     if (w) *w = c->shape[node][2];
+    if (c->qplan && !c->qfresh[node] && c->n > 0) {
+        /* an 8-bit context computes every node in bytes and keeps the floats
+         * of the output only: another node's are made on first request (into
+         * the context's own memory, hence the cast: like every call on a
+         * context, not concurrently with another call on it) */
+        if (node > aibox_model_output(c->model)) return NULL; /* not computed */
+        aibox_ctx *mc = (aibox_ctx *)(uintptr_t)c;
+        aibox_qplan_dequantize(mc->qplan, node, c->n, mc->act[node]);
+        mc->qfresh[node] = 1;
+    }
     return c->act[node];
 }
 

@@ -330,6 +330,10 @@ static void pool_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_pool_d
     d->out_w = pool_out(iw, s->kernel_w, s->stride_w, s->pad_left, s->pad_right, s->ceil_mode);
     d->count_include_pad = s->count_include_pad;
 }
+void aibox_pool_node_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_pool_desc *d)
+{
+    pool_desc(nd, ic, ih, iw, d);
+}
 
 static int pool_shape(const aibox_node *nd, const int *ic, const int *ih, const int *iw, int out[3], size_t np[2],
                       size_t ns[2], char *why, size_t why_len)

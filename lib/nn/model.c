@@ -42,6 +42,7 @@ void aibox_model_free(aibox_model **pm)
     aibox_free(m->kept_params);
     aibox_free(m->kept_state);
     aibox_meta_list_free(&m->meta);
+    aibox_quant_free(&m->quant);
     free(m);
     *pm = NULL;
 }
@@ -69,6 +70,8 @@ int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const 
         return build_fail(m, AIBOX_E_STATE, "model: loaded without its weights (aibox_model_load_info): cannot extend it");
     const aibox_layer_ops *ops = aibox_layer_get(kind);
     if (!ops || kind == AIBOX_LAYER_INPUT) return build_fail(m, AIBOX_E_INVALID, "model: unknown layer kind %d", kind);
+    if (m->quant)
+        return build_fail(m, AIBOX_E_STATE, "model: an 8-bit model cannot take new nodes (fine-tune its float original)");
     if (n_in < ops->min_in || n_in > ops->max_in)
         return build_fail(m, AIBOX_E_INVALID, "node %d: %s: %d inputs (needs %d to %d)", m->n_nodes, ops->name, n_in,
                           ops->min_in, ops->max_in);

@@ -114,6 +114,38 @@ typedef struct aibox_node {
     int frozen;                      /* 1: parameters receive no updates */
 } aibox_node;
 
+/* An 8-bit model's quantisation (lib/quant/quant.h says what it means;
+ * lib/nn/qtable.c keeps it). */
+typedef struct aibox_qweights {
+    int8_t *w;      /* n_param[0] values in the float weights' layout (PyTorch's OIHW; dense out x in) */
+    int32_t *bias;  /* out channels (zeros when the node has no bias) */
+    float *wscale;  /* per out channel */
+    int32_t wofs;
+    int float_product; /* 1: the requantisation multiplier from in_scale * wscale in float (TFLite's uint8 rule) */
+    int out;        /* out channels */
+} aibox_qweights;
+
+struct aibox_quant {
+    int n_nodes;
+    float *scale;      /* per node: its output's scale; 0: not quantised (the plan then refuses the model) */
+    int32_t *zp;       /* per node: its output's zero point, 0..255 (uint8 domain) */
+    aibox_qweights *qw; /* per node; w NULL for nodes without weights */
+};
+typedef struct aibox_quant aibox_quant;
+
+/* A table for n_nodes nodes, nothing quantised yet. */
+AIBOX_INTERNAL aibox_quant *aibox_quant_create(int n_nodes);
+AIBOX_INTERNAL void aibox_quant_free(aibox_quant **q);
+/* Node i's integer weights: allocates w (count), bias and wscale (out). */
+AIBOX_INTERNAL aibox_status aibox_quant_alloc_weights(aibox_quant *q, int i, size_t count, int out, aibox_error *err);
+/* The model's float parameters of every quantised node from its integers:
+ * w = wscale (w + wofs), b = bias * in_scale * wscale (in double, then float). */
+AIBOX_INTERNAL void aibox_quant_dequantize(aibox_model *m);
+/* Hands q to m (which frees it with itself); a model already holding one frees it first. */
+AIBOX_INTERNAL void aibox_model_set_quant(aibox_model *m, aibox_quant *q);
+
+
+
 struct aibox_model {
     int in_c, in_h, in_w;
     aibox_node *nodes;
@@ -132,6 +164,7 @@ struct aibox_model {
     float *kept_params, *kept_state;
     size_t kept_np, kept_ns;
     aibox_meta_list meta;
+    aibox_quant *quant; /* NULL: a float model */
 };
 
 /* Everything a kernel call needs for one node in one pass. */
@@ -235,6 +268,8 @@ AIBOX_INTERNAL const aibox_layer_ops *aibox_layer_by_name(const char *name, aibo
  * NULL for a kind without any). */
 AIBOX_INTERNAL int aibox_model_add_node(aibox_model *m, aibox_layer_kind kind, int n_in, const int *in,
                                         const aibox_node_settings *settings);
+/* A pooling node's (maxpool, avgpool) description for an ic x ih x iw input. */
+AIBOX_INTERNAL void aibox_pool_node_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_pool_desc *d);
 /* A convolution node's kernel description for an ic x ih x iw input. */
 AIBOX_INTERNAL void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, int iw, aibox_conv_desc *d);
 /* A context's thread pool (borrowed), for work between its forwards (PaDiM's

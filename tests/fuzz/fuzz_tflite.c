@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     for (int faithful = 0; faithful < 2; faithful++) {
-        aibox_import_opts o = {faithful, NULL, NULL};
+        aibox_import_opts o = {faithful, NULL, NULL, 0};
         aibox_model *m = NULL;
         aibox_error err = {0};
         if (aibox_tflite_import_buffer(&m, data, size, "fuzz.tflite", &o, &err) == AIBOX_OK) aibox_model_free(&m);
