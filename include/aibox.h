@@ -670,6 +670,8 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/transfer.h"
 /* Importers of pretrained models. */
 #include "aibox/import.h"
+/* Post-training quantisation to 8 bits. */
+#include "aibox/quant.h"
 /* Anomaly maps: resize, blur, regions, overlays, and the metrics AUROC, F1, AUPRO. */
 #include "aibox/anomaly.h"
 /* Anomaly detection methods: PaDiM, PatchCore, the convolutional auto-encoder. */

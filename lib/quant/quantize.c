@@ -1,0 +1,250 @@
+/* Post-training quantisation (include/aibox/quant.h): fold, calibrate,
+ * quantise. The integer plan that then runs the model is lib/nn/qplan.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+#define BINS 2048 /* per node, for the percentile choice */
+
+/* The graph of m again without the batch norms that follow a convolution
+ * only they read: each folded into that convolution's weights and bias. */
+static aibox_status fold_copy(const aibox_model *m, aibox_model **out, aibox_error *err)
+{
+    const int N = m->n_nodes, last = m->output;
+    int *map = malloc(sizeof(int) * (size_t)N), *users = calloc((size_t)N, sizeof(int)), *folded = calloc((size_t)N, sizeof(int));
+    aibox_model *f = NULL;
+    aibox_status s = AIBOX_OK;
+    if (!map || !users || !folded) {
+        s = aibox_fail(err, AIBOX_E_NOMEM, "quantize: out of memory");
+        goto done;
+    }
+    for (int i = 1; i < N; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++) users[m->nodes[i].in[k]]++;
+    if ((s = aibox_model_create(&f, m->in_c, m->in_h, m->in_w, err))) goto done;
+    map[0] = 0;
+    for (int i = 1; i < N && i <= last; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        int p = nd->in[0];
+        if (nd->kind == AIBOX_LAYER_BATCHNORM && p > 0 && m->nodes[p].kind == AIBOX_LAYER_CONV2D && users[p] == 1) {
+            map[i] = map[p], folded[p] = i; /* conv p takes batch norm i */
+            continue;
+        }
+        int in[AIBOX_NODE_MAX_IN];
+        for (int k = 0; k < nd->n_in; k++) in[k] = map[nd->in[k]];
+        aibox_node_settings set = nd->settings;
+        if (nd->kind == AIBOX_LAYER_CONV2D) {
+            int bn = 0;
+            for (int j = i + 1; j < N && j <= last; j++)
+                if (m->nodes[j].n_in == 1 && m->nodes[j].in[0] == i && m->nodes[j].kind == AIBOX_LAYER_BATCHNORM &&
+                    users[i] == 1)
+                    bn = 1;
+            if (bn) set.conv.bias = 1; /* the folded shift becomes its bias */
+        }
+        map[i] = aibox_model_add_node(f, nd->kind, nd->n_in, in, &set);
+        if (map[i] < 0) {
+            s = aibox_fail(err, (aibox_status)-map[i], "quantize: node %d: %s", i, aibox_model_last_error(f));
+            goto done;
+        }
+    }
+    if ((s = aibox_model_set_output(f, map[last])) || (s = aibox_model_finish(f, 1, err))) goto done;
+    if ((s = aibox_meta_copy(&f->meta, &m->meta, err))) goto done;
+    for (int i = 1; i <= last; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        if (nd->kind == AIBOX_LAYER_BATCHNORM && map[i] == map[nd->in[0]] && folded[nd->in[0]] == i) continue;
+        const aibox_node *fn = &f->nodes[map[i]];
+        for (int k = 0; k < 2; k++) {
+            if (nd->n_param[k]) memcpy(f->params + fn->param_off[k], m->params + nd->param_off[k], nd->n_param[k] * sizeof(float));
+            else if (fn->n_param[k]) memset(f->params + fn->param_off[k], 0, fn->n_param[k] * sizeof(float));
+            if (nd->n_state[k]) memcpy(f->state + fn->state_off[k], m->state + nd->state_off[k], nd->n_state[k] * sizeof(float));
+        }
+        int b = folded[i];
+        if (!b) continue;
+        /* w' = w gamma / sqrt(var + eps), b' = (b - mean) gamma / sqrt(var + eps) + beta, in double */
+        const aibox_node *bn = &m->nodes[b];
+        const float *g = m->params + bn->param_off[0], *beta = m->params + bn->param_off[1];
+        const float *mean = m->state + bn->state_off[0], *var = m->state + bn->state_off[1];
+        int oc = nd->settings.conv.out_channels;
+        size_t per = fn->n_param[0] / (size_t)oc;
+        float *w = f->params + fn->param_off[0], *bias = f->params + fn->param_off[1];
+        for (int o = 0; o < oc; o++) {
+            double sc = g[o] / sqrt((double)var[o] + bn->settings.batchnorm.eps);
+            for (size_t k = 0; k < per; k++) w[(size_t)o * per + k] = (float)(w[(size_t)o * per + k] * sc);
+            bias[o] = (float)(((double)bias[o] - mean[o]) * sc + beta[o]);
+        }
+    }
+    *out = f;
+    f = NULL;
+done:
+    aibox_model_free(&f);
+    free(map), free(users), free(folded);
+    return s;
+}
+
+/* Which node's range a node's output uses: ReLU-like activations right
+ * after a convolution, dense layer or add that only they read lend theirs to
+ * it (it then clamps, as TFLite's fused activations); domain-keeping ops
+ * (pools, flatten, dropout, padding, nearest upsampling) take their input's. */
+static int keeps_domain(aibox_layer_kind k)
+{
+    return k == AIBOX_LAYER_MAXPOOL || k == AIBOX_LAYER_AVGPOOL || k == AIBOX_LAYER_GLOBAL_AVGPOOL ||
+           k == AIBOX_LAYER_FLATTEN || k == AIBOX_LAYER_DROPOUT || k == AIBOX_LAYER_ZEROPAD ||
+           k == AIBOX_LAYER_UPSAMPLE_NEAREST;
+}
+static int clamp_like(aibox_layer_kind k)
+{
+    return k == AIBOX_LAYER_RELU || k == AIBOX_LAYER_RELU6 || k == AIBOX_LAYER_CLAMP;
+}
+
+typedef struct range {
+    double lo, hi;
+    double *hist; /* BINS over [lo, hi] (percentile) */
+    double count;
+} range;
+
+/* Scale and zero point of the uint8 domain covering [lo, hi] and 0. */
+static void domain(double lo, double hi, float *scale, int32_t *zp)
+{
+    lo = lo < 0 ? lo : 0, hi = hi > 0 ? hi : 0;
+    if (!(hi - lo > 1e-12)) hi = lo + 1e-6;
+    double sc = (hi - lo) / 255.0;
+    long z = lround(-lo / sc);
+    *scale = (float)sc, *zp = (int32_t)(z < 0 ? 0 : z > 255 ? 255 : z);
+}
+
+aibox_status aibox_model_quantize(aibox_model **out, const aibox_model *m, const float *calib, int n,
+                            const aibox_quantize_opts *opts, aibox_error *err)
+{
+    if (!out) return aibox_fail(err, AIBOX_E_INVALID, "quantize: NULL output pointer");
+    *out = NULL;
+    if (!m || !m->finished || m->weightless) return aibox_fail(err, AIBOX_E_STATE, "quantize: the model is not finished");
+    if (!calib || n < 1) return aibox_fail(err, AIBOX_E_INVALID, "quantize: no calibration inputs");
+    if (m->quant) return aibox_fail(err, AIBOX_E_INVALID, "quantize: the model is 8-bit already");
+    aibox_quantize_opts o = opts ? *opts : (aibox_quantize_opts){0};
+    if (o.method != AIBOX_CALIB_MINMAX && o.method != AIBOX_CALIB_PERCENTILE)
+        return aibox_fail(err, AIBOX_E_INVALID, "quantize: unknown calibration method %d", (int)o.method);
+    double pct = o.percentile > 0 ? o.percentile : 99.99;
+    if (!(pct > 50 && pct <= 100)) return aibox_fail(err, AIBOX_E_INVALID, "quantize: percentile %g outside (50, 100]", pct);
+    aibox_model *f = NULL;
+    aibox_ctx *ctx = NULL;
+    range *r = NULL;
+    aibox_quant *q = NULL;
+    aibox_status s = fold_copy(m, &f, err);
+    if (s) return s;
+    const int N = f->n_nodes, last = f->output;
+    for (int i = 1; i <= last; i++) { /* refuse before calibrating what the plan cannot run */
+        aibox_layer_kind k = f->nodes[i].kind;
+        if (k == AIBOX_LAYER_BATCHNORM || k == AIBOX_LAYER_UPSAMPLE_BILINEAR) {
+            s = aibox_fail(err, AIBOX_E_UNSUPPORTED, "quantize: node %d is a %s, which has no integer kernel%s", i,
+                           aibox_layer_kind_name(k), k == AIBOX_LAYER_BATCHNORM ? " (only a batch norm right after a "
+                           "convolution folds)" : "");
+            goto done;
+        }
+    }
+    r = calloc((size_t)N, sizeof *r);
+    if (!r) {
+        s = aibox_fail(err, AIBOX_E_NOMEM, "quantize: out of memory");
+        goto done;
+    }
+    /* pass 1: min/max per node (pass 2, percentile: histograms over them) */
+    size_t in_n = (size_t)m->in_c * m->in_h * m->in_w;
+    if ((s = aibox_ctx_create(&ctx, f, &(aibox_ctx_opts){.threads = o.threads}, err))) goto done;
+    for (int i = 0; i <= last; i++) r[i].lo = INFINITY, r[i].hi = -INFINITY;
+    for (int pass = 0; pass < (o.method == AIBOX_CALIB_PERCENTILE ? 2 : 1); pass++) {
+        if (pass == 1)
+            for (int i = 0; i <= last; i++)
+                if (!(r[i].hist = calloc(BINS, sizeof(double)))) {
+                    s = aibox_fail(err, AIBOX_E_NOMEM, "quantize: out of memory");
+                    goto done;
+                }
+        for (int k = 0; k < n; k++) {
+            if ((s = aibox_ctx_infer(ctx, f, calib + (size_t)k * in_n, 1, err))) goto done;
+            for (int i = 0; i <= last; i++) {
+                int c, h, w;
+                const float *a = aibox_ctx_node_output(ctx, i, &c, &h, &w);
+                size_t cnt = (size_t)c * h * w;
+                for (size_t j = 0; j < cnt; j++) {
+                    double v = a[j];
+                    if (!isfinite(v)) {
+                        s = aibox_fail(err, AIBOX_E_INVALID, "quantize: calibration input %d gives a non-finite "
+                                       "value at node %d", k, i);
+                        goto done;
+                    }
+                    if (pass == 0) {
+                        r[i].lo = v < r[i].lo ? v : r[i].lo, r[i].hi = v > r[i].hi ? v : r[i].hi;
+                    } else {
+                        double span = r[i].hi - r[i].lo;
+                        int b = span > 0 ? (int)((v - r[i].lo) / span * (BINS - 1) + 0.5) : 0;
+                        r[i].hist[b < 0 ? 0 : b >= BINS ? BINS - 1 : b]++, r[i].count++;
+                    }
+                }
+            }
+        }
+    }
+    if (o.method == AIBOX_CALIB_PERCENTILE) /* the central pct % of the values seen */
+        for (int i = 0; i <= last; i++) {
+            double tail = r[i].count * (100.0 - pct) / 100.0, acc = 0, span = r[i].hi - r[i].lo;
+            int a = 0, b = BINS - 1;
+            while (a < BINS - 1 && acc + r[i].hist[a] <= tail) acc += r[i].hist[a++];
+            for (acc = 0; b > 0 && acc + r[i].hist[b] <= tail;) acc += r[i].hist[b--];
+            double lo = r[i].lo + span * a / (BINS - 1), hi = r[i].lo + span * b / (BINS - 1);
+            r[i].lo = lo, r[i].hi = hi > lo ? hi : lo;
+        }
+    if (!(q = aibox_quant_create(N))) {
+        s = aibox_fail(err, AIBOX_E_NOMEM, "quantize: out of memory");
+        goto done;
+    }
+    /* domains, in node order (a node's input is settled before it) */
+    for (int i = 0; i <= last; i++) domain(r[i].lo, r[i].hi, &q->scale[i], &q->zp[i]);
+    for (int i = 1; i <= last; i++) {
+        const aibox_node *nd = &f->nodes[i];
+        int p = nd->in[0], users = 0;
+        for (int j = 1; j <= last; j++)
+            for (int k = 0; k < f->nodes[j].n_in; k++) users += f->nodes[j].in[k] == p;
+        if (keeps_domain(nd->kind)) q->scale[i] = q->scale[p], q->zp[i] = q->zp[p];
+        else if (nd->kind == AIBOX_LAYER_SOFTMAX) q->scale[i] = 1.0f / 256.0f, q->zp[i] = 0;
+        else if (clamp_like(nd->kind) && users == 1 && p > 0 &&
+                 (f->nodes[p].kind == AIBOX_LAYER_CONV2D || f->nodes[p].kind == AIBOX_LAYER_DENSE ||
+                  f->nodes[p].kind == AIBOX_LAYER_ADD))
+            q->scale[p] = q->scale[i], q->zp[p] = q->zp[i];
+    }
+    /* weights: per output channel, symmetric; biases on in_scale x wscale */
+    for (int i = 1; i <= last; i++) {
+        const aibox_node *nd = &f->nodes[i];
+        if (nd->kind != AIBOX_LAYER_CONV2D && nd->kind != AIBOX_LAYER_DENSE) continue;
+        int oc = nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels : nd->settings.dense.units;
+        size_t per = nd->n_param[0] / (size_t)oc;
+        if ((s = aibox_quant_alloc_weights(q, i, nd->n_param[0], oc, err))) goto done;
+        aibox_qweights *qw = &q->qw[i];
+        const float *w = f->params + nd->param_off[0], *b = nd->n_param[1] ? f->params + nd->param_off[1] : NULL;
+        double sin = q->scale[nd->in[0]];
+        for (int o2 = 0; o2 < oc; o2++) {
+            double mx = 0;
+            for (size_t k = 0; k < per; k++) mx = fmax(mx, fabs((double)w[(size_t)o2 * per + k]));
+            qw->wscale[o2] = mx > 0 ? (float)(mx / 127.0) : 1.0f;
+            for (size_t k = 0; k < per; k++) {
+                long v = lround(w[(size_t)o2 * per + k] / (double)qw->wscale[o2]);
+                qw->w[(size_t)o2 * per + k] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+            }
+            double bq = b ? b[o2] / (sin * qw->wscale[o2]) : 0;
+            bq = bq < -16777216.0 ? -16777216.0 : bq > 16777216.0 ? 16777216.0 : bq;
+            qw->bias[o2] = (int32_t)lround(bq);
+        }
+    }
+    aibox_ctx_free(&ctx);
+    aibox_model_set_quant(f, q);
+    q = NULL;
+    aibox_quant_dequantize(f);
+    /* the plan must run it: build one now rather than fail in the user's first context */
+    if ((s = aibox_ctx_create(&ctx, f, NULL, err))) goto done;
+    *out = f;
+    f = NULL;
+done:
+    aibox_ctx_free(&ctx);
+    for (int i = 0; r && i < N; i++) free(r[i].hist);
+    free(r);
+    aibox_quant_free(&q);
+    aibox_model_free(&f);
+    return s;
+}
