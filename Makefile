@@ -12,7 +12,8 @@ BUILD   ?= build
 # public signature or struct does (0.1 -> 0.2 changed them: ABI 1; 0.3 appended
 # fields to aibox_fit_opts for the anomaly method: ABI 2; 0.4 appended the
 # auto-encoder's options and the tiling to it, the half bank to
-# aibox_patchcore_opts: ABI 3; 0.5 appended float_only to aibox_import_opts:
+# aibox_patchcore_opts: ABI 3; 0.5 appended float_only to aibox_import_opts and
+# fake_quant_weights to aibox_train_opts:
 # ABI 4).
 VERSION := 0.5.0
 ABI     := 4

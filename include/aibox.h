@@ -44,7 +44,8 @@ extern "C" {
  * libaibox.so.2 since 0.3.0 (aibox_fit_opts gained the anomaly method),
  * libaibox.so.3 since 0.4.0 (aibox_fit_opts gained the auto-encoder's options
  * and the tiling, aibox_patchcore_opts the half-precision bank), libaibox.so.4
- * since 0.5.0 (aibox_import_opts gained float_only). */
+ * since 0.5.0 (aibox_import_opts gained float_only, aibox_train_opts
+ * fake_quant_weights). */
 #define AIBOX_ABI_VERSION 4
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
@@ -638,6 +639,12 @@ typedef struct aibox_train_opts {
     const volatile int *stop;   /* polled after every batch (e.g. set by SIGINT) */
     void (*on_progress)(void *user, const aibox_train_progress *p);
     void *user;
+    /* 1: quantisation-aware training (aibox_model_quantize_aware sets it):
+     * every forward, training and validation, sees each convolution's and
+     * dense layer's weights rounded to per-output-channel symmetric int8
+     * (scale max|w| / 127, as aibox_model_quantize stores them); their
+     * gradients update the float weights unchanged (straight through). */
+    int fake_quant_weights;
 } aibox_train_opts;
 
 typedef struct aibox_train_result {

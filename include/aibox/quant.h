@@ -41,6 +41,19 @@ typedef struct aibox_quantize_opts {
 AIBOX_API aibox_status aibox_model_quantize(aibox_model **out, const aibox_model *m, const float *calib, int n,
                                       const aibox_quantize_opts *opts, aibox_error *err);
 
+/* Quantisation-aware fine-tuning, for a model that loses accuracy in
+ * aibox_model_quantize: calibrated and folded as there, then trained
+ * (aibox_train with to, on train / val sources of batch samples, threads)
+ * with every activation rounded to its 8-bit domain and every convolution
+ * and dense weight to per-channel int8 in each forward, gradients straight
+ * through (inside an activation's range); then quantised as there: *out is
+ * the same kind of 8-bit model. to->epochs and to->optim set the training
+ * (a small learning rate, e.g. 1e-4, a few epochs); res may be NULL. */
+AIBOX_API aibox_status aibox_model_quantize_aware(aibox_model **out, const aibox_model *m, const float *calib, int n,
+                                                  const aibox_quantize_opts *opts, aibox_batch_source *train,
+                                                  int batch, aibox_batch_source *val, const aibox_train_opts *to,
+                                                  int threads, aibox_train_result *res, aibox_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,7 +39,47 @@ typedef struct {
     long step, seen; /* optimizer steps so far; samples of the last epoch */
     float best_loss, best_acc;
     double seconds, perfect_s;
+    float *master; /* fake_quant_weights: the float weights while the rounded ones are in the model */
 } trainer;
+
+/* fake_quant_weights: on 1, the float weights of every convolution and
+ * dense node go to t->master and the model gets them rounded to
+ * per-channel symmetric int8; on 0 they come back. */
+static void fake_quant(trainer *t, int on)
+{
+    aibox_model *m = t->m;
+    if (!t->master) return;
+    size_t at = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        if (nd->kind != AIBOX_LAYER_CONV2D && nd->kind != AIBOX_LAYER_DENSE) continue;
+        float *w = m->params + nd->param_off[0];
+        size_t n = nd->n_param[0];
+        if (!on) {
+            memcpy(w, t->master + at, n * sizeof *w);
+            at += n;
+            continue;
+        }
+        memcpy(t->master + at, w, n * sizeof *w);
+        at += n;
+        int out = nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels : nd->settings.dense.units;
+        size_t per = n / (size_t)out;
+        for (int o = 0; o < out; o++) {
+            float *wo = w + (size_t)o * per, mx = 0;
+            for (size_t k = 0; k < per; k++) mx = fabsf(wo[k]) > mx ? fabsf(wo[k]) : mx;
+            float sc = mx > 0 ? (float)(mx / 127.0) : 1.0f;
+            for (size_t k = 0; k < per; k++) wo[k] = sc * (float)lroundf(wo[k] / sc);
+        }
+    }
+}
+
+static size_t fake_quant_floats(const aibox_model *m)
+{
+    size_t n = 0;
+    for (int i = 1; i < m->n_nodes; i++)
+        if (m->nodes[i].kind == AIBOX_LAYER_CONV2D || m->nodes[i].kind == AIBOX_LAYER_DENSE) n += m->nodes[i].n_param[0];
+    return n;
+}
 
 double aibox_train_now(void)
 {
@@ -277,11 +317,15 @@ static aibox_status train_step(trainer *t, const float *x, const int *y, int n, 
     aibox_model *m = t->m;
     aibox_model_zero_grad(m);
     aibox_status s;
+    fake_quant(t, 1);
     if ((s = aibox_ctx_forward(t->ctx, m, x, n, err)) ||
-        (s = aibox_ctx_loss_softmax_ce(t->ctx, y, t->o->class_weights, loss, err)))
+        (s = aibox_ctx_loss_softmax_ce(t->ctx, y, t->o->class_weights, loss, err)) ||
+        (s = isfinite(*loss) ? aibox_ctx_backward(t->ctx, m, err) : AIBOX_OK)) {
+        fake_quant(t, 0);
         return s;
+    }
+    fake_quant(t, 0); /* the rounded weights' gradients update the floats */
     if (!isfinite(*loss)) return diverged(t, "the loss", *loss, err);
-    if ((s = aibox_ctx_backward(t->ctx, m, err))) return s;
     long long bad = first_nonfinite(m->grads, m->n_params);
     if (bad >= 0) return diverged(t, "a gradient", m->grads[bad], err);
     if ((s = aibox_optim_step(t->opt, m, err))) return s;
@@ -346,7 +390,10 @@ static aibox_status end_epoch(trainer *t, epoch_row *row, double t0, int *improv
 {
     aibox_model *m = t->m;
     aibox_status s;
-    if (t->vctx && (s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, &row->val_loss, &row->val_acc, NULL, err)))
+    fake_quant(t, 1);
+    s = t->vctx ? evaluate(t->vctx, m, t->val, t->epoch, t->classes, &row->val_loss, &row->val_acc, NULL, err) : AIBOX_OK;
+    fake_quant(t, 0);
+    if (s)
         return s;
     /* finite gradients can still push a weight past the float range (a huge step) */
     long long w_bad = first_nonfinite(m->params, m->n_params);
@@ -421,7 +468,10 @@ static aibox_status finish(trainer *t, long *conf, int stopped_early, aibox_trai
     }
     if (t->vctx && t->o->out_dir) {
         float vl = NAN, va = NAN;
-        if ((s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, &vl, &va, conf, err)) ||
+        fake_quant(t, 1);
+        s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, &vl, &va, conf, err);
+        fake_quant(t, 0);
+        if (s ||
             (s = write_metrics(t, conf, va, vl, err)))
             return s;
     }
@@ -455,8 +505,9 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
     t.rows = calloc((size_t)o->epochs, sizeof *t.rows);
     t.best_params = aibox_alloc(m->n_params * sizeof(float));
     t.best_state = aibox_alloc((m->n_state ? m->n_state : 1) * sizeof(float));
+    if (o->fake_quant_weights) t.master = aibox_alloc((fake_quant_floats(m) + 1) * sizeof(float));
     aibox_status s = AIBOX_OK;
-    if (!conf || !t.rows || !t.best_params || !t.best_state) {
+    if (!conf || !t.rows || !t.best_params || !t.best_state || (o->fake_quant_weights && !t.master)) {
         s = aibox_fail(err, AIBOX_E_NOMEM, "train: out of memory");
         goto done;
     }
@@ -498,6 +549,7 @@ done:
     aibox_ctx_free(&t.vctx);
     aibox_free(t.best_params);
     aibox_free(t.best_state);
+    aibox_free(t.master);
     free(t.rows);
     free(conf);
     return s;

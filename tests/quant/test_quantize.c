@@ -26,7 +26,7 @@ static char g_dir[256], g_bin[4096]; /* the tools: <build>/bin, this test being 
 
 /* conv-BN-ReLU, max pool, grouped conv-BN-ReLU6, 1x1 conv, GAP, dense,
  * softmax: the kinds the presets use, with trained-looking BN statistics. */
-static aibox_model *small_net(int bn_after_relu)
+static aibox_model *small_net(int bn_after_relu, int softmax)
 {
     aibox_model *m = NULL;
     aibox_error err = {0};
@@ -41,7 +41,8 @@ static aibox_model *small_net(int bn_after_relu)
     x = aibox_relu6(m, aibox_batchnorm(m, aibox_conv2d(m, x, &c2), 1e-3f, 0.1f));
     aibox_conv_opts c3 = {.out_channels = 12, .kernel_h = 1, .kernel_w = 1, .bias = 1};
     x = aibox_relu(m, aibox_conv2d(m, x, &c3));
-    x = aibox_softmax(m, aibox_dense(m, aibox_global_avgpool(m, x), 5, 1));
+    x = aibox_dense(m, aibox_global_avgpool(m, x), 5, 1);
+    if (softmax) x = aibox_softmax(m, x);
     assert_true(x > 0);
     assert_int_equal(aibox_model_set_output(m, x), AIBOX_OK);
     assert_int_equal(aibox_model_finish(m, 7, &err), AIBOX_OK);
@@ -81,7 +82,7 @@ static const float *run(aibox_ctx **c, aibox_model *m, const float *x, int *k)
 static void test_quantize_small_net(void **state)
 {
     (void)state;
-    aibox_model *m = small_net(0), *q = NULL;
+    aibox_model *m = small_net(0, 1), *q = NULL;
     aibox_error err = {0};
     const int ncal = 40;
     float *x = inputs(ncal + 10);
@@ -129,18 +130,105 @@ static void test_quantize_small_net(void **state)
     aibox_model_free(&m);
 }
 
+/* A memory batch source: n samples, batches of 16. */
+typedef struct mem_src {
+    const float *x;
+    const int *y;
+    int n, at;
+} mem_src;
+static aibox_status mem_begin(void *user, int epoch, aibox_error *err)
+{
+    (void)epoch, (void)err;
+    ((mem_src *)user)->at = 0;
+    return AIBOX_OK;
+}
+static aibox_status mem_next(void *user, const float **x, const int **y, int *n, aibox_error *err)
+{
+    (void)err;
+    mem_src *s = user;
+    *n = s->n - s->at < 16 ? s->n - s->at : 16;
+    *x = s->x + (size_t)s->at * 1200, *y = s->y + s->at;
+    s->at += *n;
+    return AIBOX_OK;
+}
+
+/* Quantisation-aware fine-tuning: a small net trained in float on a
+ * five-class task of noisy patterns, then fine-tuned with 8-bit rounding;
+ * the 8-bit model it exports computes what the simulation trained (its
+ * held-out accuracy at least the post-training quantisation's less a step
+ * of noise), carries int8 weights, and never changes the float model. */
+static void test_quantize_aware(void **state)
+{
+    (void)state;
+    const int n = 320, nv = 80;
+    aibox_model *q = NULL, *p = NULL;
+    aibox_error err = {0};
+    float *x = inputs(n + nv);
+    int *y = malloc(sizeof(int) * (size_t)(n + nv));
+    for (int i = 0; i < n + nv; i++) { /* class k: a bright square in one of five places */
+        y[i] = i % 5;
+        float *xi = x + (size_t)i * 1200;
+        for (int c = 0; c < 3; c++)
+            for (int r = 0; r < 6; r++)
+                for (int q2 = 0; q2 < 6; q2++) xi[c * 400 + (2 + 3 * y[i] + r) * 20 + 2 + 2 * y[i] + q2] += 2.0f;
+    }
+    mem_src ts = {x, y, n, 0}, vs = {x + (size_t)n * 1200, y + n, nv, 0};
+    aibox_batch_source tsrc = {&ts, n, mem_begin, mem_next, NULL}, vsrc = {&vs, nv, mem_begin, mem_next, NULL};
+    aibox_train_opts to = {.epochs = 6, .seed = 1};
+    to.optim.kind = AIBOX_ADAM, to.optim.lr = 3e-3f;
+    aibox_model *logits = small_net(0, 0); /* the trainer takes logits */
+    assert_int_equal(aibox_train(logits, &tsrc, 16, &vsrc, &to, 2, NULL, &err), AIBOX_OK);
+    size_t before = aibox_model_param_count(logits);
+    float *snap = malloc(before * sizeof(float));
+    memcpy(snap, aibox_model_node_param(logits, 1, 0, &(size_t){0}), sizeof(float));
+    assert_int_equal(aibox_model_quantize(&p, logits, x, 64, NULL, &err), AIBOX_OK);
+    aibox_train_opts qo = {.epochs = 3, .seed = 2};
+    qo.optim.kind = AIBOX_ADAM, qo.optim.lr = 1e-4f;
+    aibox_train_result res;
+    assert_int_equal(aibox_model_quantize_aware(&q, logits, x, 64, NULL, &tsrc, 16, &vsrc, &qo, 2, &res, &err), AIBOX_OK);
+    assert_int_equal(aibox_model_quantized(q), 1);
+    assert_memory_equal(snap, aibox_model_node_param(logits, 1, 0, &(size_t){0}), sizeof(float)); /* m untouched */
+    /* held-out accuracy of the exported 8-bit models */
+    int right_p = 0, right_q = 0, right_f = 0;
+    aibox_ctx *cp = NULL, *cq = NULL, *cf = NULL;
+    for (int i = n; i < n + nv; i++) {
+        int k, b;
+        const float *o = run(&cf, logits, x + (size_t)i * 1200, &k);
+        b = 0;
+        for (int j = 1; j < k; j++) b = o[j] > o[b] ? j : b;
+        right_f += b == y[i];
+        o = run(&cp, p, x + (size_t)i * 1200, &k);
+        b = 0;
+        for (int j = 1; j < k; j++) b = o[j] > o[b] ? j : b;
+        right_p += b == y[i];
+        o = run(&cq, q, x + (size_t)i * 1200, &k);
+        b = 0;
+        for (int j = 1; j < k; j++) b = o[j] > o[b] ? j : b;
+        right_q += b == y[i];
+    }
+    print_message("held out: float %d, post-training 8-bit %d, quantisation-aware 8-bit %d of %d (simulated %.4f)\n",
+                  right_f, right_p, right_q, nv, res.best_val_acc);
+    assert_true(right_f >= nv * 8 / 10); /* the task is learnt */
+    assert_true(right_q >= right_p - 2);
+    /* the simulation predicted the exported model: within two images of 80 */
+    assert_true(fabs(res.best_val_acc * nv - right_q) <= 2.0);
+    aibox_ctx_free(&cp), aibox_ctx_free(&cq), aibox_ctx_free(&cf);
+    aibox_model_free(&p), aibox_model_free(&q), aibox_model_free(&logits);
+    free(snap), free(x), free(y);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
     aibox_error err = {0};
-    aibox_model *m = small_net(1), *q = NULL;
+    aibox_model *m = small_net(1, 1), *q = NULL;
     float *x = inputs(4);
     assert_int_equal(aibox_model_quantize(&q, m, x, 4, NULL, &err), AIBOX_E_UNSUPPORTED);
     print_message("%s\n", err.msg);
     assert_non_null(strstr(err.msg, "batchnorm"));
     assert_null(q);
     aibox_model_free(&m);
-    m = small_net(0);
+    m = small_net(0, 1);
     assert_int_equal(aibox_model_quantize(&q, m, x, 0, NULL, &err), AIBOX_E_INVALID);
     aibox_quantize_opts bad = {.method = AIBOX_CALIB_PERCENTILE, .percentile = 20};
     assert_int_equal(aibox_model_quantize(&q, m, x, 4, &bad, &err), AIBOX_E_INVALID);
@@ -166,7 +254,7 @@ static void test_tool(void **state)
     snprintf(model, sizeof model, "%s/f.aibox", g_dir);
     snprintf(cal, sizeof cal, "%s/cal", g_dir);
     snprintf(q8, sizeof q8, "%s/q.aibox", g_dir);
-    aibox_model *m = small_net(0);
+    aibox_model *m = small_net(0, 1);
     assert_int_equal(aibox_model_save(m, model, &err), AIBOX_OK);
     aibox_model_free(&m);
     char bin[4200];
@@ -235,6 +323,7 @@ int main(int argc, char **argv)
     strncat(g_bin, "/bin", sizeof g_bin - strlen(g_bin) - 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_small_net),
+        cmocka_unit_test(test_quantize_aware),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_tool),
     };
