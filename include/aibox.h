@@ -244,7 +244,9 @@ AIBOX_API int aibox_model_embedding_node(const aibox_model *m);
  * node's new index, -1 where dropped. Builder calls on a finished model
  * (this one or any other) reopen it: the existing nodes keep their values and
  * the next aibox_model_finish initialises only the new ones; a head on a
- * pretrained trunk is built that way. */
+ * pretrained trunk is built that way (on a float model: the extract of an
+ * 8-bit model is 8-bit, its integers kept, and takes no new nodes until
+ * aibox_model_dequantize). */
 AIBOX_API aibox_status aibox_model_extract(aibox_model **dst, const aibox_model *src, int node, int *map,
                                            aibox_error *err);
 AIBOX_API int aibox_model_output(const aibox_model *m);

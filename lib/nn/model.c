@@ -314,6 +314,34 @@ aibox_status aibox_model_init_params(aibox_model *m, uint64_t seed, aibox_error 
     return aibox_model_alloc_params(m, 1, seed, err);
 }
 
+/* An 8-bit source's integers for the kept nodes (keep[i]: the copy's index, < 0 dropped):
+ * a sub-graph of an 8-bit model is an 8-bit model, every domain unchanged. */
+static aibox_status extract_quant(aibox_model *m, const aibox_model *src, const int *keep, aibox_error *err)
+{
+    aibox_quant *q = aibox_quant_create(m->n_nodes);
+    if (!q) return aibox_fail(err, AIBOX_E_NOMEM, "extract: out of memory");
+    q->scale[0] = src->quant->scale[0], q->zp[0] = src->quant->zp[0];
+    for (int i = 1; i < src->n_nodes; i++) {
+        int d = keep[i];
+        if (d < 0) continue;
+        const aibox_qweights *a = &src->quant->qw[i];
+        q->scale[d] = src->quant->scale[i], q->zp[d] = src->quant->zp[i];
+        if (!a->w) continue;
+        aibox_status s = aibox_quant_alloc_weights(q, d, src->nodes[i].n_param[0], a->out, err);
+        if (s) {
+            aibox_quant_free(&q);
+            return s;
+        }
+        aibox_qweights *b = &q->qw[d];
+        memcpy(b->w, a->w, src->nodes[i].n_param[0]);
+        memcpy(b->bias, a->bias, (size_t)a->out * sizeof *b->bias);
+        memcpy(b->wscale, a->wscale, (size_t)a->out * sizeof *b->wscale);
+        b->wofs = a->wofs, b->float_product = a->float_product;
+    }
+    m->quant = q;
+    return AIBOX_OK;
+}
+
 aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int node, int *map,
                                  aibox_error *err)
 {
@@ -357,6 +385,7 @@ aibox_status aibox_model_extract(aibox_model **out, const aibox_model *src, int 
         }
     }
     if (!s) s = aibox_meta_copy(&m->meta, &src->meta, err);
+    if (!s && src->quant) s = extract_quant(m, src, keep, err);
     /* Node references in metadata ("aibox.tap.<name>" = node index) follow
      * the renumbering; taps that were cut away are dropped. */
     for (int i = 0; i < m->meta.count && !s; i++) {

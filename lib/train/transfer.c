@@ -93,6 +93,9 @@ aibox_status aibox_transfer_build(aibox_model **out, const aibox_model *bb, int 
     aibox_model *m = NULL;
     int *map = malloc(sizeof(int) * (size_t)aibox_model_node_count(bb));
     s = map ? aibox_model_extract(&m, bb, cut, map, err) : aibox_fail(err, AIBOX_E_NOMEM, "transfer: out of memory");
+    /* a new head is trained in float: the trunk of an 8-bit backbone becomes
+     * its float twin (quantise the trained model afterwards: aibox-quantize) */
+    if (!s) aibox_model_dequantize(m);
     if (!s && o->from_scratch) s = aibox_model_init_params(m, o->seed, err);
     int t = map ? map[cut] : -1, f = -1, k = -1;
     free(map);
