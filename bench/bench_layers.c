@@ -29,7 +29,7 @@
 #define MAX_LAYERS 8
 
 typedef struct {
-    int threads, batch, reps, size, json, winograd;
+    int threads, batch, reps, size, json, winograd, depthwise;
 } options;
 
 /* One measured conv or dense layer. */
@@ -382,6 +382,96 @@ static void bench_winograd(int reps, aibox_rng *rng)
     free(ta), free(tb);
 }
 
+/* ------------------------------------------------------------ depthwise */
+/* --depthwise: MobileNet v1 1.0/224's depthwise 3x3 layers (TF 'SAME'
+ * padding: 1/1 at stride 1, 0/1 at stride 2 on even sides), batch 1, one
+ * thread, bias as the TFLite import runs them: through aibox_conv_fwd_part
+ * (what a context runs) and through each kernel this CPU has
+ * (aibox_dwconv_fwd_part); GB/s = (input + output bytes) / time. "copy":
+ * one memcpy moving as many bytes (reading half, writing half; the layer
+ * reads its input and writes its output): what the memory system allows
+ * one core for the same traffic.
+ * For the fusion question, the clamp pass the import puts after each
+ * convolution and the following pointwise 1x1 convolution (bias, through
+ * aibox_conv_fwd_part). Repetitions interleaved (a neighbour's burst hits
+ * all columns), medians. */
+typedef struct {
+    int c, side, stride, pw_out;
+} dw_shape;
+
+static double med_of(double *t, int reps)
+{
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    return reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+}
+
+static void bench_depthwise(int reps, aibox_rng *rng)
+{
+    static const dw_shape shapes[] = {{32, 112, 1, 64},  {64, 112, 2, 128}, {128, 56, 1, 128},
+                                      {128, 56, 2, 256}, {256, 28, 1, 256}, {256, 28, 2, 512},
+                                      {512, 14, 1, 512}, {512, 14, 2, 1024}, {1024, 7, 1, 1024}};
+    enum { MAXK = 4, NCOL = 4 + MAXK }; /* library, copy, clamp, pw, kernels */
+    aibox_dwconv_kernel ks[MAXK];
+    int nk = aibox_dwconv_kernels(aibox_cpu_features(), ks, MAXK);
+    double *t[NCOL];
+    for (int k = 0; k < NCOL; k++)
+        if (!(t[k] = malloc(sizeof(double) * (size_t)reps))) die("out of memory");
+    say("MobileNet v1 1.0/224 depthwise 3x3 layers, batch 1, 1 thread, bias; median of %d interleaved runs; ms\n",
+        reps);
+    say("%-14s %8s %6s %8s %6s", "C x side, s", "loops", "GB/s", "copy", "GB/s");
+    for (int k = 0; k < nk; k++) say(" %8s", ks[k].name);
+    say(" | %8s %8s %6s\n", "clamp", "pw", "pw out");
+    double sum[NCOL] = {0};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const dw_shape *sh = &shapes[i];
+        int C = sh->c, S = sh->side, s = sh->stride, pad0 = s == 1 ? 1 : 0, pad1 = 1;
+        aibox_conv_desc d = {.in_c = C, .in_h = S, .in_w = S, .out_c = C, .kh = 3, .kw = 3, .sh = s, .sw = s,
+                             .pt = pad0, .pl = pad0, .groups = C};
+        d.out_h = aibox_conv_out_size(S, 3, s, pad0, pad1);
+        d.out_w = aibox_conv_out_size(S, 3, s, pad0, pad1);
+        size_t nin = (size_t)C * S * S, nout = (size_t)C * d.out_h * d.out_w;
+        aibox_conv_desc pw = {.in_c = C, .in_h = d.out_h, .in_w = d.out_w, .out_c = sh->pw_out, .out_h = d.out_h,
+                              .out_w = d.out_w, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .groups = 1};
+        size_t npw = (size_t)sh->pw_out * d.out_h * d.out_w;
+        float *x = alloc_floats(nin, rng, 1.0f), *w = alloc_floats((size_t)C * 9, rng, 0.3f);
+        float *b = alloc_floats((size_t)(C > sh->pw_out ? C : sh->pw_out), rng, 0.1f);
+        float *y = alloc_floats(nin, NULL, 0), *z = alloc_floats(nin, NULL, 0);
+        float *pww = alloc_floats((size_t)C * sh->pw_out, rng, 0.1f), *pwy = alloc_floats(npw, NULL, 0);
+        float *ws = alloc_floats(aibox_conv_ws_floats(&d) + aibox_conv_ws_floats(&pw) + 1, NULL, 0);
+        for (int r = -2; r < reps; r++) {
+            double t0 = now_ms();
+            aibox_conv_fwd_part(&d, 1, x, w, NULL, b, y, ws, 0, 0, 1);
+            double t1 = now_ms();
+            memcpy(y, x, (nin + nout) / 2 * sizeof *x); /* the layer's bytes moved */
+            double t2 = now_ms();
+            aibox_clamp_fwd(nout, 0.0f, 6.0f, y, z);
+            double t3 = now_ms();
+            aibox_conv_fwd_part(&pw, 1, z, pww, NULL, b, pwy, ws, 0, 0, 1);
+            double t4 = now_ms();
+            if (r >= 0) t[0][r] = t1 - t0, t[1][r] = t2 - t1, t[2][r] = t3 - t2, t[3][r] = t4 - t3;
+            for (int k = 0; k < nk; k++) {
+                double t5 = now_ms();
+                aibox_dwconv_fwd_part(&ks[k], &d, 1, x, w, NULL, b, y, 0, 0, 1);
+                if (r >= 0) t[4 + k][r] = now_ms() - t5;
+            }
+        }
+        double m[NCOL];
+        for (int k = 0; k < 4 + nk; k++) sum[k] += m[k] = med_of(t[k], reps);
+        char name[32];
+        snprintf(name, sizeof name, "%dx%d s%d", C, S, s);
+        double bytes = 4.0 * (double)(nin + nout);
+        say("%-14s %8.3f %6.1f %8.3f %6.1f", name, m[0], bytes / (m[0] * 1e6), m[1], bytes / (m[1] * 1e6));
+        for (int k = 0; k < nk; k++) say(" %8.3f", m[4 + k]);
+        say(" | %8.3f %8.3f %6d\n", m[2], m[3], sh->pw_out);
+        float *bufs[] = {x, w, b, y, z, pww, pwy, ws};
+        for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++) aibox_free(bufs[k]);
+    }
+    say("%-14s %8.3f %6s %8.3f %6s", "sum", sum[0], "", sum[1], "");
+    for (int k = 0; k < nk; k++) say(" %8.3f", sum[4 + k]);
+    say(" | %8.3f %8.3f\n", sum[2], sum[3]);
+    for (int k = 0; k < NCOL; k++) free(t[k]);
+}
+
 /* ------------------------------------------------------------ whole model */
 /* Forward FLOPs per sample: 2 x the multiply-adds of every conv and dense
  * node, from its weight count times its output positions. */
@@ -432,18 +522,21 @@ static void infer_one(void *p)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_layers [--threads N] [--batch N] [--reps N] [--size N] [--json] [--winograd]\n"
+               "                    [--depthwise]\n"
                "  --threads N  threads of libaibox's pool (default: $AIBOX_THREADS or the CPUs)\n"
                "  --batch N    training batch (default 16)\n"
                "  --reps N     timed repetitions after a warm-up (default 5, at most 256)\n"
                "  --size N     input side, a multiple of 8 (default 256)\n"
                "  --json       one JSON line of results on stdout; human lines on stderr\n"
                "  --winograd   only compare im2col and Winograd on 3x3 layers (one thread, --reps\n"
-               "               interleaved repetitions, default 5: use ~50)\n");
+               "               interleaved repetitions, default 5: use ~50)\n"
+               "  --depthwise  only MobileNet v1's depthwise 3x3 layers (batch 1, one thread, --reps\n"
+               "               interleaved repetitions: use ~50), with the clamp and pointwise after them\n");
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.threads = 0, .batch = 16, .reps = 5, .size = 256, .json = 0, .winograd = 0};
+    options o = {.threads = 0, .batch = 16, .reps = 5, .size = 256, .json = 0, .winograd = 0, .depthwise = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--threads")) o.threads = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
@@ -452,6 +545,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--size")) o.size = parse_pos(a, i + 1 < argc ? argv[++i] : NULL, 100000);
         else if (!strcmp(a, "--json")) o.json = 1;
         else if (!strcmp(a, "--winograd")) o.winograd = 1;
+        else if (!strcmp(a, "--depthwise")) o.depthwise = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else { usage(stderr); die("unknown option '%s'", a); }
     }
@@ -465,6 +559,12 @@ int main(int argc, char **argv)
         aibox_rng wr;
         aibox_rng_seed(&wr, 1);
         bench_winograd(o.reps, &wr);
+        return 0;
+    }
+    if (o.depthwise) {
+        aibox_rng dr;
+        aibox_rng_seed(&dr, 1);
+        bench_depthwise(o.reps, &dr);
         return 0;
     }
     if (!o.threads) o.threads = aibox_default_num_threads();

@@ -23,6 +23,7 @@ struct aibox_ctx {
     size_t partial_stride;
     aibox_pool *pool;
     int threads;
+    unsigned features; /* aibox_cpu_features(), once: cpuid is slow in a VM */
     unsigned char *fused; /* producer i: FUSE_RELU / FUSE_AFFINE flags; FUSE_ABSORBED on the nodes it took over */
     int *affine_of;   /* inference: the affine consumer (batch norm) producer i absorbed, or 0 */
     float *fold;      /* inference: per absorbing producer, scale and shift (2 x out channels) */
@@ -94,6 +95,7 @@ static void fill_run(aibox_ctx *c, const aibox_model *m, int i, aibox_run *r)
     r->rng = &c->rng;
     r->pool = c->pool;
     r->threads = c->threads;
+    r->features = c->features;
     r->fuse_relu = c->fused[i] != FUSE_ABSORBED && (c->fused[i] & FUSE_RELU);
     if (c->affine_of && c->affine_of[i]) {
         r->fuse_scale = c->fold + c->fold_off[i];
@@ -198,6 +200,7 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     c->prep_off = malloc((size_t)N * sizeof *c->prep_off);
     c->need = calloc((size_t)N, 1);
     c->threads = threads ? threads : aibox_default_threads();
+    c->features = aibox_cpu_features();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
     if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->affine_of || !c->fold_off || !c->need ||
         !c->prep_off || !act_off) {
@@ -334,7 +337,7 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     free(act_off);
     if (mode == AIBOX_INFER && m->quant) {
         aibox_status qs = aibox_qplan_create(&c->qplan, m, (const int(*)[3])c->shape, max_batch, c->threads,
-                                             aibox_cpu_features(), err);
+                                             c->features, err);
         if (qs) {
             aibox_ctx_free(&c);
             return qs;

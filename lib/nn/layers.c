@@ -152,15 +152,18 @@ static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
     aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
     float *ws = r->ws + (size_t)thread * r->ws_stride;
     size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
-    if (r->n >= parts) { /* whole samples per task */
-        int a, b;
-        aibox_share(r->n, 1, part, parts, &a, &b);
-        if (b > a)
-            aibox_conv_fwd_part(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->fuse_scale,
-                                 r->fuse_scale ? r->fuse_shift : r->p[1], r->y + a * out_sz, ws, r->fuse_relu, 0, 1);
+    const float *b = r->fuse_scale ? r->fuse_shift : r->p[1];
+    if (aibox_dwconv_eligible(&d)) { /* 3x3 depthwise: the vector kernels of the context's CPU, by channels */
+        aibox_dwconv_kernel k = aibox_dwconv_pick(r->features);
+        aibox_dwconv_fwd_part(&k, &d, r->n, r->x[0], r->p[0], r->fuse_scale, b, r->y, r->fuse_relu, part, parts);
+    } else if (r->n >= parts) { /* whole samples per task */
+        int a, e;
+        aibox_share(r->n, 1, part, parts, &a, &e);
+        if (e > a)
+            aibox_conv_fwd_part(&d, e - a, r->x[0] + a * in_sz, r->p[0], r->fuse_scale, b, r->y + a * out_sz, ws,
+                                r->fuse_relu, 0, 1);
     } else { /* pieces of each sample */
-        aibox_conv_fwd_part(&d, r->n, r->x[0], r->p[0], r->fuse_scale, r->fuse_scale ? r->fuse_shift : r->p[1], r->y,
-                             ws, r->fuse_relu, part, parts);
+        aibox_conv_fwd_part(&d, r->n, r->x[0], r->p[0], r->fuse_scale, b, r->y, ws, r->fuse_relu, part, parts);
     }
 }
 

@@ -189,6 +189,7 @@ typedef struct aibox_run {
     uint64_t draw;  /* one draw from rng per call, for work split in blocks */
     aibox_pool *pool;
     int threads;   /* tasks to split work into (the pool's threads) */
+    unsigned features; /* aibox_cpu_features() of the context, read once at its creation */
     /* Fusion (AIBOX_FUSE_*, planned by the context): */
     int fuse_relu; /* the following ReLU is applied here (in place) */
     const float *fuse_scale, *fuse_shift; /* inference: a folded affine consumer (replaces the bias p[1]) */

@@ -2,7 +2,8 @@
  * column buffer stays in cache (a whole AlexNet-256 column matrix would be
  * 75 MB per image), then one sgemm per chunk and group. Depthwise-style
  * convolutions (one input channel per group) use direct loops: a GEMM with
- * M = 1 wastes the BLAS. */
+ * M = 1 wastes the BLAS (the model's layer runs the 3x3 ones, MobileNet's,
+ * through dwconv.c's vector kernels: the same arithmetic in the same order). */
 #include <cblas.h>
 #include <string.h>
 

@@ -44,6 +44,27 @@ AIBOX_INTERNAL void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float 
 AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const float *x, const float *w,
                                         const float *scale, const float *b, float *y, float *ws, int relu, int part,
                                         int parts);
+/* Depthwise 3x3 forward (dwconv.c): groups == in_c, any channel multiplier
+ * (out_c / groups), any top/left padding >= 0, row stride any, column
+ * stride 1 or 2 (aibox_dwconv_eligible). The convolution layer runs these
+ * convolutions here (aibox_conv_fwd_part keeps its general direct loops for
+ * them). Each kernel gives the same bits as those loops, on every path. Kernels as aibox_maha_kernels: the ones
+ * this build has that a CPU with `features` runs, plain C first ("c",
+ * "avx2", "avx512"); _pick the widest. aibox_dwconv_fwd_part has
+ * aibox_conv_fwd_part's contract (pieces = ranges of output channels,
+ * scale / b / relu as there, no workspace) with kernel k. */
+struct aibox_dwconv_plane;
+typedef void (*aibox_dwconv_fn)(const aibox_conv_desc *d, const struct aibox_dwconv_plane *p);
+typedef struct aibox_dwconv_kernel {
+    aibox_dwconv_fn fn;
+    const char *name;
+} aibox_dwconv_kernel;
+AIBOX_INTERNAL int aibox_dwconv_eligible(const aibox_conv_desc *d);
+AIBOX_INTERNAL int aibox_dwconv_kernels(unsigned features, aibox_dwconv_kernel *k, int max);
+AIBOX_INTERNAL aibox_dwconv_kernel aibox_dwconv_pick(unsigned features);
+AIBOX_INTERNAL void aibox_dwconv_fwd_part(const aibox_dwconv_kernel *k, const aibox_conv_desc *d, int n,
+                                          const float *x, const float *w, const float *scale, const float *b,
+                                          float *y, int relu, int part, int parts);
 /* Winograd F(2x2, 3x3) forward for inference (no backward): 16 GEMMs on
  * transformed 4x4 tiles, 4 instead of 9 multiply-adds per output pixel and
  * input channel. Computes any 3x3, stride-1, ungrouped convolution with
