@@ -335,7 +335,10 @@ static void run_step(aibox_qplan *p, const qstep *st, int n, aibox_pool *pool)
     case Q_ALIAS: return;
     case Q_CONV: {
         conv_job j = {p, st, n, x, y, pool ? aibox_pool_threads(pool) : 1};
-        if (pool && j.parts > 1 && (size_t)n * st->h * st->w >= 16) aibox_pool_run(pool, j.parts, conv_task, &j);
+        /* below about a million multiply-adds waking the other threads costs more than it saves */
+        const aibox_conv_desc *d = &st->conv.d;
+        double macs = (double)n * d->out_h * d->out_w * d->out_c * d->kh * d->kw * (d->in_c / d->groups);
+        if (pool && j.parts > 1 && macs >= 1e6 && (size_t)n * st->h * st->w >= 16) aibox_pool_run(pool, j.parts, conv_task, &j);
         else j.parts = 1, conv_task(&j, 0, 0);
         return;
     }

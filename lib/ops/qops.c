@@ -299,37 +299,49 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
 }
 
 /* ------------------------------------------------------------ other layers */
+/* One output pixel's window, chunk of channels [c0, c0 + cn): vectorised over
+ * the channels, which are contiguous in NHWC. */
+AIBOX_CLONES_AVX2 static void pool_pixel(const aibox_pool_desc *d, const uint8_t *xs, int ya, int yb, int xa, int xb,
+                                         int c0, int cn, int is_max, int32_t *acc, uint8_t *best)
+{
+    const int C = d->c;
+    for (int c = 0; c < cn; c++) acc[c] = 0, best[c] = 0;
+    for (int iy = ya; iy < yb; iy++)
+        for (int ix = xa; ix < xb; ix++) {
+            const uint8_t *xp = xs + ((size_t)iy * d->in_w + ix) * C + c0;
+            if (is_max)
+                for (int c = 0; c < cn; c++) best[c] = xp[c] > best[c] ? xp[c] : best[c];
+            else
+                for (int c = 0; c < cn; c++) acc[c] += xp[c];
+        }
+}
+
 void aibox_qpool(const aibox_pool_desc *d, int n, int is_max, int zp, int act_min, int act_max, const uint8_t *x,
                  uint8_t *y)
 {
+    enum { CH = 256 };
     const int C = d->c;
+    int32_t acc[CH];
+    uint8_t best[CH];
     for (int s = 0; s < n; s++)
         for (int oy = 0; oy < d->out_h; oy++)
             for (int ox = 0; ox < d->out_w; ox++) {
                 int y0 = oy * d->sh - d->pt, x0 = ox * d->sw - d->pl;
                 int ya = y0 < 0 ? 0 : y0, yb = y0 + d->kh > d->in_h ? d->in_h : y0 + d->kh;
                 int xa = x0 < 0 ? 0 : x0, xb = x0 + d->kw > d->in_w ? d->in_w : x0 + d->kw;
-                int cells = (yb - ya) * (xb - xa);
+                int cells = (yb - ya) * (xb - xa), full = d->kh * d->kw;
+                /* average: padded cells count as the zero point when count_include_pad */
+                int count = d->count_include_pad ? full : cells, pad = d->count_include_pad ? (full - cells) * zp : 0;
+                const uint8_t *xs = x + (size_t)s * d->in_h * d->in_w * C;
                 uint8_t *yp = y + (((size_t)s * d->out_h + oy) * d->out_w + ox) * C;
-                for (int c = 0; c < C; c++) {
-                    int32_t acc = 0, best = -1;
-                    for (int iy = ya; iy < yb; iy++)
-                        for (int ix = xa; ix < xb; ix++) {
-                            int v = x[(((size_t)s * d->in_h + iy) * d->in_w + ix) * C + c];
-                            acc += v;
-                            if (v > best) best = v;
-                        }
-                    int32_t out;
-                    if (is_max) out = cells > 0 ? best : zp;
-                    else {
-                        int count = cells;
-                        if (d->count_include_pad) { /* padded cells hold the zero point */
-                            int full = d->kh * d->kw;
-                            acc += (full - cells) * zp, count = full;
-                        }
-                        out = count > 0 ? (acc + count / 2) / count : zp;
+                for (int c0 = 0; c0 < C; c0 += CH) {
+                    int cn = C - c0 < CH ? C - c0 : CH;
+                    pool_pixel(d, xs, ya, yb, xa, xb, c0, cn, is_max, acc, best);
+                    for (int c = 0; c < cn; c++) {
+                        int32_t out = is_max ? (cells > 0 ? best[c] : zp)
+                                             : (count > 0 ? (acc[c] + pad + count / 2) / count : zp);
+                        yp[c0 + c] = clamp_u8(out, act_min, act_max);
                     }
-                    yp[c] = clamp_u8(out, act_min, act_max);
                 }
             }
 }

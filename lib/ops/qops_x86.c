@@ -97,7 +97,21 @@ VNNI_TARGET void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const 
 
 /* Depthwise (one channel per group), 16 channels a vector: int32 products
  * of (x - in_zp) and the packed int32 (w + wofs), padded taps skipped, then
- * the same requantisation. qops.c's depthwise_rows is the plain-C twin. */
+ * the same requantisation. qops.c's depthwise_rows is the plain-C twin.
+ * Border pixels go tap by tap; the interior of a row (every kx tap inside)
+ * keeps a channel block's weights of the row's valid taps in registers
+ * across its pixels, and the zero point's share, in_zp * sum(w), in the
+ * starting value (integer sums: the order does not matter). */
+VNNI_TARGET static inline __m512i dw_out(__m512i acc, const int32_t *mult, const int32_t *shift, int c, __mmask16 keep,
+                                         __m512i zout, __m512i lo, __m512i hi)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i sv = _mm512_maskz_loadu_epi32(keep, shift + c);
+    __m512i v = requant(acc, _mm512_maskz_loadu_epi32(keep, mult + c), _mm512_max_epi32(sv, zero),
+                        _mm512_max_epi32(_mm512_sub_epi32(zero, sv), zero));
+    return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zout), lo), hi);
+}
+
 VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in_w, int out_h, int out_w, int kh,
                                   int kw, int sh, int sw, int pt, int pl, int in_zp, int out_zp, int act_min,
                                   int act_max, const uint8_t *x, int p0, int p1, uint8_t *y)
@@ -105,13 +119,45 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
     const int taps = kh * kw, per = out_h * out_w;
     const int32_t *wv = packed, *bias = wv + (size_t)taps * C, *mult = bias + C, *shift = mult + C;
     const __m512i zin = _mm512_set1_epi32(in_zp), zout = _mm512_set1_epi32(out_zp);
-    const __m512i lo = _mm512_set1_epi32(act_min), hi = _mm512_set1_epi32(act_max), zero = _mm512_setzero_si512();
-    for (int p = p0; p < p1; p++) {
+    const __m512i lo = _mm512_set1_epi32(act_min), hi = _mm512_set1_epi32(act_max);
+    /* interior columns: ox * sw - pl >= 0 and ox * sw - pl + kw <= in_w */
+    int ix_lo = (pl + sw - 1) / sw, ix_hi = in_w - kw + pl >= 0 ? (in_w - kw + pl) / sw + 1 : 0;
+    if (ix_hi > out_w) ix_hi = out_w;
+    for (int p = p0; p < p1;) {
         int s = p / per, oy = p % per / out_w, ox = p % out_w;
-        int iy0 = oy * sh - pt, ix0 = ox * sw - pl;
+        int iy0 = oy * sh - pt;
         int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
-        int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
         const uint8_t *xs = x + (size_t)s * in_h * in_w * C;
+        int run_end = ox >= ix_lo && ox < ix_hi ? ix_hi : ox + 1; /* this row's interior, or one border pixel */
+        if (run_end - ox > p1 - p) run_end = ox + (p1 - p);
+        if (run_end > ox + 1 && kw == 3 && kh <= 3) {
+            for (int c = 0; c < C; c += 16) {
+                const int left = C - c < 16 ? C - c : 16;
+                const __mmask16 keep = (__mmask16)((1u << left) - 1);
+                __m512i w[3][3], base = _mm512_maskz_loadu_epi32(keep, bias + c);
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = 0; kx < 3; kx++) {
+                        w[ky - ky0 < 3 ? ky - ky0 : 0][kx] = _mm512_maskz_loadu_epi32(keep, wv + (size_t)(ky * 3 + kx) * C + c);
+                        base = _mm512_sub_epi32(base, _mm512_mullo_epi32(zin, w[ky - ky0 < 3 ? ky - ky0 : 0][kx]));
+                    }
+                const int rows = ky1 - ky0;
+                for (int o = ox; o < run_end; o++) {
+                    const uint8_t *xr = xs + ((size_t)(iy0 + ky0) * in_w + (o * sw - pl)) * C + c;
+                    __m512i acc = base;
+                    for (int r = 0; r < rows && r < 3; r++, xr += (size_t)in_w * C) {
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr)), w[r][0]));
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + C)), w[r][1]));
+                        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + 2 * C)), w[r][2]));
+                    }
+                    __m512i v = dw_out(acc, mult, shift, c, keep, zout, lo, hi);
+                    _mm_mask_storeu_epi8(y + ((size_t)p + (o - ox)) * C + c, keep, _mm512_cvtepi32_epi8(v));
+                }
+            }
+            p += run_end - ox;
+            continue;
+        }
+        int ix0 = ox * sw - pl;
+        int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = in_w - ix0 < kw ? in_w - ix0 : kw;
         uint8_t *yp = y + (size_t)p * C;
         for (int c = 0; c < C; c += 16) {
             const int left = C - c < 16 ? C - c : 16;
@@ -126,12 +172,9 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_sub_epi32(xv, zin), wk));
                 }
             }
-            __m512i sv = _mm512_maskz_loadu_epi32(keep, shift + c);
-            __m512i v = requant(acc, _mm512_maskz_loadu_epi32(keep, mult + c), _mm512_max_epi32(sv, zero),
-                                _mm512_max_epi32(_mm512_sub_epi32(zero, sv), zero));
-            v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zout), lo), hi);
-            _mm_mask_storeu_epi8(yp + c, keep, _mm512_cvtepi32_epi8(v));
+            _mm_mask_storeu_epi8(yp + c, keep, _mm512_cvtepi32_epi8(dw_out(acc, mult, shift, c, keep, zout, lo, hi)));
         }
+        p++;
     }
 }
 
