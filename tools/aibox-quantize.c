@@ -19,6 +19,9 @@ static const char usage[] =
     "  -o, --output FILE    the 8-bit model; an existing FILE is replaced atomically\n"
     "  --calib DIR          calibration images (their labels are not used)\n"
     "  --calib-max N        use at most N of them, evenly spread over the sorted list (default 200)\n"
+    "  --train-split        DIR is a class-folder data set: calibrate on its training split only\n"
+    "                       (aibox-train's split with the same --seed and --val-split), so the\n"
+    "                       held-out images stay unseen\n"
     "  --method M           minmax (default: the smallest and largest value seen) or percentile\n"
     "  --percentile P       with --method percentile: keep the central P %% (default 99.99)\n"
     "  --threads N          threads (default: all)\n"
@@ -49,7 +52,7 @@ int main(int argc, char **argv)
     const char *prog = "aibox-quantize", *src = NULL, *out = NULL, *calib = NULL, *method = "minmax", *qat = NULL;
     long cmax = 200, threads = 0, epochs = 3, batch = 32, seed = 1;
     double pct = 99.99, lr = 1e-4, val_split = 0.2;
-    int quiet = 0;
+    int quiet = 0, train_split = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (cli_help_or_version(prog, a, usage)) return 0;
@@ -66,6 +69,7 @@ int main(int argc, char **argv)
             if (!cli_int(prog, a, v, 1, 1024, &threads)) return 2;
             i++;
         } else if (!strcmp(a, "--qat") && v) qat = v, i++;
+        else if (!strcmp(a, "--train-split")) train_split = 1;
         else if (!strcmp(a, "--epochs") && v) {
             if (!cli_int(prog, a, v, 1, 100000, &epochs)) return 2;
             i++;
@@ -102,7 +106,7 @@ int main(int argc, char **argv)
     aibox_error err = {0};
     aibox_model *m = NULL, *q = NULL;
     aibox_file_list files = {0};
-    aibox_dataset *ds = NULL;
+    aibox_dataset *ds = NULL, *cds = NULL;
     aibox_loader *tl = NULL, *vl = NULL;
     float *x = NULL;
     int rc = 3, used = 0, skipped = 0;
@@ -112,25 +116,32 @@ int main(int argc, char **argv)
     }
     aibox_preproc pp;
     aibox_list_opts lo = {.subfolders = AIBOX_SUBFOLDERS_RECURSE, .images_only = 1, .skip_masks = 1};
-    if (aibox_preproc_from_model(&pp, m, &err) || aibox_list_files(&files, calib, &lo, &err)) {
+    aibox_dataset_opts dopt = {.val_split = val_split > 0 ? (float)val_split : -1.0f, .seed = (uint64_t)seed,
+                               .threads = (int)threads};
+    if (aibox_preproc_from_model(&pp, m, &err) ||
+        (train_split ? aibox_dataset_open(&cds, calib, &dopt, &err) : aibox_list_files(&files, calib, &lo, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         goto done;
     }
     int total = 0;
-    for (int i = 0; i < files.n; i++) total += !files.note[i];
+    if (cds) total = aibox_dataset_count(cds, AIBOX_SPLIT_TRAIN);
+    else
+        for (int i = 0; i < files.n; i++) total += !files.note[i];
     int want = total < cmax ? total : (int)cmax;
     size_t per = (size_t)pp.channels * pp.height * pp.width;
     if (want < 1 || !(x = malloc(per * (size_t)want * sizeof *x))) {
         fprintf(stderr, "%s: %s: no calibration image%s\n", prog, calib, want < 1 ? "" : " (out of memory)");
         goto done;
     }
-    /* evenly spread over the sorted regular files: every class of a class folder is seen */
-    for (int k = 0, seen = 0, i = 0; k < want && i < files.n; i++) {
-        if (files.note[i]) continue;
-        if (seen++ != (int)((long long)k * total / want)) continue; /* the k-th of want, evenly spaced */
+    /* the k-th of want, evenly spaced over the sorted files (every class of a class folder is seen) */
+    for (int k = 0, seen = 0, i = 0; k < want && (cds ? i < total : i < files.n); i++) {
+        if (!cds && files.note[i]) continue;
+        if (seen++ != (int)((long long)k * total / want)) continue;
         k++;
         aibox_image img = {0};
-        if (aibox_image_load(&img, files.path[i], 0, &err) || aibox_preprocess(&pp, &img, x + per * (size_t)used, &err)) {
+        aibox_status st = cds ? aibox_dataset_image(cds, AIBOX_SPLIT_TRAIN, i, &img, &err)
+                              : aibox_image_load(&img, files.path[i], 0, &err);
+        if (st || aibox_preprocess(&pp, &img, x + per * (size_t)used, &err)) {
             fprintf(stderr, "%s: skipped %s\n", prog, err.msg);
             skipped++;
         } else used++;
@@ -143,8 +154,6 @@ int main(int argc, char **argv)
     if (!quiet) fprintf(stderr, "%s: calibrating on %d images of %s (%s)\n", prog, used, calib, method);
     aibox_train_result tr = {0};
     if (qat) {
-        aibox_dataset_opts dopt = {.val_split = val_split > 0 ? (float)val_split : -1.0f, .seed = (uint64_t)seed,
-                                   .threads = (int)threads};
         aibox_loader_opts lo2 = {.split = AIBOX_SPLIT_TRAIN, .batch = (int)batch, .shuffle = 1, .seed = (uint64_t)seed,
                                  .threads = (int)threads};
         aibox_loader_opts vo = {.split = AIBOX_SPLIT_VAL, .batch = (int)batch, .seed = (uint64_t)seed,
@@ -197,6 +206,7 @@ done:
     aibox_loader_free(&tl);
     aibox_loader_free(&vl);
     aibox_dataset_free(&ds);
+    aibox_dataset_free(&cds);
     free(x);
     aibox_file_list_free(&files);
     aibox_model_free(&q);
