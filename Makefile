@@ -110,13 +110,16 @@ installed-examples: all
 # (tests/io/test_tflite_int8.c); without npm that comparison skips, saying so.
 TFLITE_REF = sh tests/io/tflite_ref/fetch.sh $(abspath $(BUILD))/tflite-ref || \
 	echo "note: TFLite's reference library not fetched: test_tflite_int8 cannot compare" >&2
+# LiteRT.js (npm @litertjs/core, 38 MB): the XNNPACK runtime, compared for the record.
+LITERT_REF = sh tests/io/tflite_ref/fetch_litert.sh $(abspath $(BUILD))/litert-ref || \
+	echo "note: LiteRT.js not fetched: test_tflite_int8 does not report its differences" >&2
 
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
-	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_LITERT=$$($(LITERT_REF)) AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
 # The whole of `make check` on the portable builds, each in its own BUILD
 # dir (not part of `make check`: each costs about as much again):
@@ -137,7 +140,7 @@ asan: deps-test
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" build-asan/libaibox.a tests-asan
 
 tests-asan: $(TESTS) $(TOOLS)
-	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
+	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_LITERT=$$($(LITERT_REF)) AIBOX_ASAN=1 AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh $(TESTS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan + UBSan, with the library

@@ -138,6 +138,21 @@ static void test_bytes_equal_tflite(void **state)
         snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/io/tflite_ref/run_tflite.py --lib '%s' --batch '%s' '%s/%s.tflite'",
                  lib, batch, g_models, MODELS[mi]);
         assert_int_equal(aibox_test_run(NULL, 0, "%s", cmd), 0);
+        /* LiteRT (XNNPACK), for the record: runtimes disagree among themselves */
+        const char *lrt = getenv("AIBOX_LITERT");
+        int with_lrt = lrt && *lrt && access(lrt, R_OK) == 0;
+        if (with_lrt) {
+            char lb[300];
+            snprintf(lb, sizeof lb, "%s/batch.lrt", g_tmp);
+            FILE *lf = fopen(lb, "w");
+            assert_non_null(lf);
+            for (int k = 0; k < 4; k++) fprintf(lf, "%s/%d.in %s/%d.lrt\n", g_tmp, k, g_tmp, k);
+            fclose(lf);
+            snprintf(cmd, sizeof cmd, "node tests/io/tflite_ref/run_litert.mjs --pkg '%s' --batch '%s' '%s/%s.tflite'", lrt,
+                     lb, g_models, MODELS[mi]);
+            with_lrt = aibox_test_run(NULL, 0, "%s 2>/dev/null", cmd) == 0;
+            if (!with_lrt) print_message("LiteRT did not run (%s)\n", cmd);
+        }
         for (int k = 0; k < 4; k++) {
             char op[300];
             snprintf(op, sizeof op, "%s/%d.out", g_tmp, k);
@@ -153,6 +168,17 @@ static void test_bytes_equal_tflite(void **state)
             }
             print_message("%s %s: %zu output bytes, %d differ from TFLite 2.9 (top-1 %d, %d/256)\n", MODELS[mi],
                           IMAGES[k], nout, differ, top, ours[k][top]);
+            if (with_lrt) {
+                snprintf(op, sizeof op, "%s/%d.lrt", g_tmp, k);
+                uint8_t *l = (uint8_t *)aibox_test_slurp(op, &got);
+                int ld = 0, lmax = 0;
+                for (size_t i = 0; l && i < nout && i < got; i++) {
+                    int dd = abs((int)l[i] - (int)ours[k][i]);
+                    ld += dd != 0, lmax = dd > lmax ? dd : lmax;
+                }
+                print_message("    against LiteRT 2.5 (XNNPACK): %d of %zu bytes differ, by up to %d/256\n", ld, nout, lmax);
+                free(l);
+            }
             assert_int_equal(differ, 0);
             free(ours[k]);
         }
