@@ -34,7 +34,7 @@ static const char usage[] =
     "  --max-pixels N       refuse images whose header announces more pixels (default 100000000)\n"
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
     "  --info               print the model's metadata as JSON and exit (reads the graph and\n"
-    "                       metadata only, not the weights)\n"
+    "                       metadata only, not the weights; \"int8\": an 8-bit model, run in integers)\n"
     "Anomaly models (aibox-train padim, patchcore or autoencoder; the same fields for all):\n"
     "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
     "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
@@ -304,6 +304,7 @@ static void print_info(const aibox_model *m, const char *path)
     cj_close(&j);
     cj_int(&j, "parameters", (long long)aibox_model_param_count(m));
     cj_int(&j, "nodes", aibox_model_node_count(m));
+    cj_bool(&j, "int8", aibox_model_quantized(m));
     cj_obj(&j, "metadata");
     for (int i = 0; i < aibox_model_meta_count(m); i++) {
         const char *k = aibox_model_meta_key(m, i);

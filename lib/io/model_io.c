@@ -647,6 +647,11 @@ static aibox_status load(aibox_model **out, const char *path, int weights, aibox
         }
     }
     if (weights && aibox_file_tensor_data(f, QUANT_ACT, NULL, NULL) && (s = load_quant(m, f, path, err))) goto fail;
+    /* without weights, an 8-bit model still says it is one (an empty table: it cannot run anyway) */
+    if (!weights && entry(f, QUANT_ACT) && !(m->quant = aibox_quant_create(m->n_nodes))) {
+        s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
     if ((s = copy_meta(m, f, err))) goto fail;
     if (file) *file = f;
     else aibox_file_free(&f);
