@@ -427,10 +427,19 @@ void aibox_qplan_dequantize(const aibox_qplan *p, int node, int n, float *out)
     while (dom > 0 && p->steps[dom].op == Q_ALIAS) dom = p->m->nodes[dom].in[0];
     const float sc = p->m->quant->scale[dom];
     const int zp = p->m->quant->zp[dom], C = st->c, HW = st->h * st->w;
+    float lut[256];
+    for (int v = 0; v < 256; v++) lut[v] = sc * (float)(v - zp);
+    /* NHWC bytes to NCHW floats in blocks of 64 pixels: the block's bytes stay
+     * in cache while each channel's run of 64 floats is written */
     for (int s = 0; s < n; s++)
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < HW; k++)
-                out[((size_t)s * C + c) * HW + k] = sc * (float)(y[((size_t)s * HW + k) * C + c] - zp);
+        for (int k0 = 0; k0 < HW; k0 += 64) {
+            int k1 = HW - k0 < 64 ? HW : k0 + 64;
+            const uint8_t *yb = y + ((size_t)s * HW + k0) * C;
+            for (int c = 0; c < C; c++) {
+                float *o = out + ((size_t)s * C + c) * HW;
+                for (int k = k0; k < k1; k++) o[k] = lut[yb[(size_t)(k - k0) * C + c]];
+            }
+        }
 }
 
 void aibox_qplan_run(aibox_qplan *p, const float *input, int n, float *out, aibox_pool *pool)
