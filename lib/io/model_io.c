@@ -182,7 +182,8 @@ aibox_status aibox_model_save_ex(const aibox_model *m, const char *path, int n_e
         }
     if (m->quant) {
         snprintf(names[nt], 32, QUANT_ACT);
-        t[nt++] = (aibox_file_tensor){names[nt - 1], 2, {m->n_nodes, 2}, qat, AIBOX_FILE_F32};
+        t[nt] = (aibox_file_tensor){names[nt], 2, {m->n_nodes, 2}, qat, AIBOX_FILE_F32};
+        nt++;
     }
     for (int i = 0; i < n_extra; i++) t[nt++] = extra[i];
     /* A model file never carries a non-finite number (the loader refuses
