@@ -15,9 +15,14 @@
 #   autoencoder the convolutional auto-encoder's inference per image end to
 #            end (decode, 128x128 network, SSIM and L2 residual maps, blur,
 #            max) on 1 and 2 threads; libaibox only (no PyTorch peer), quick
+#   quant    8-bit against float: the imported 8-bit MobileNets (v1 1.0
+#            embedding extractor, 0.25/224) run in integers and as their float
+#            twins (aibox-import --float): file size and batch-1 latency on 1
+#            and 2 threads (bench_quant, the better of three processes); quick.
+#            Trained models with accuracy: bench/README.md, "8-bit models"
 # Installs python3-torch, python3-numpy and python3-pil when missing (root;
 # not for 'autoencoder', which needs python3 alone for its table).
-#   sh bench/run.sh [all|alexnet|padim|patchcore|autoencoder]     (or: make bench [BENCH=padim])
+#   sh bench/run.sh [all|alexnet|padim|patchcore|autoencoder|quant]     (or: make bench [BENCH=padim])
 # Each side runs alone, one after the other, and each figure is the better of
 # two processes (a whole run is now and then slow on this small shared box).
 # Numbers taken while other work runs on the machine are noisy, so the load
@@ -25,10 +30,12 @@
 set -e
 cd "$(dirname "$0")/.."
 what=${1:-all}
-case $what in all|alexnet|padim|patchcore|autoencoder) ;; *) echo "usage: sh bench/run.sh [all|alexnet|padim|patchcore|autoencoder]" >&2; exit 2 ;; esac
+case $what in all|alexnet|padim|patchcore|autoencoder|quant) ;; *) echo "usage: sh bench/run.sh [all|alexnet|padim|patchcore|autoencoder|quant]" >&2; exit 2 ;; esac
 PY=/usr/bin/python3 # Debian's interpreter, the one python3-torch installs into
-[ "$what" = autoencoder ] || sh tools/install-deps.sh python3-torch python3-numpy python3-pil
-if [ "$what" = patchcore ]; then
+[ "$what" = autoencoder ] || [ "$what" = quant ] || sh tools/install-deps.sh python3-torch python3-numpy python3-pil
+if [ "$what" = quant ]; then
+make --no-print-directory build/bench/bench_quant build/bin/aibox-import >&2
+elif [ "$what" = patchcore ]; then
 make --no-print-directory build/bench/bench_patchcore >&2
 elif [ "$what" = autoencoder ]; then
 make --no-print-directory build/bench/bench_autoencoder >&2
@@ -240,6 +247,30 @@ for i, r in enumerate(first["results"]):
 print("forward: the network alone (its own context, frozen weights); map: residual + blur + max from its output, "
       "on one thread as the score call runs it (medians of interleaved runs)")
 print(f"load average: libaibox runs {runs[0]['load_before']} -> {runs[1]['load_after']}")
+PYEOF
+fi
+if [ "$what" = quant ]; then
+M=${AIBOX_MODELS:-../shared/models/tflite}
+for m in mobilenet_v1_1.0_224_quant_embedding_extractor mobilenet_v1_0.25_224_quant; do
+  build/bin/aibox-import "$M/$m.tflite" -o "$tmp/$m.int8.aibox" --quiet >/dev/null
+  build/bin/aibox-import "$M/$m.tflite" -o "$tmp/$m.float.aibox" --float --quiet >/dev/null
+  for r in 1 2 3; do
+    build/bench/bench_quant "$tmp/$m.float.aibox" "$tmp/$m.int8.aibox" --runs 100 >"$tmp/$m.$r.json" 2>/dev/null
+  done
+done
+$PY - "$tmp" <<'PYEOF'
+import json, os, sys
+print()
+print("8-bit (integer plan) against the float twin, batch 1, median of 100 runs; the better of three processes")
+print(f"{'model':48} {'float MB':>9} {'int8 MB':>8} {'thr':>3} {'float ms':>9} {'int8 ms':>8} {'speed-up':>8}  target")
+for m in ("mobilenet_v1_1.0_224_quant_embedding_extractor", "mobilenet_v1_0.25_224_quant"):
+    runs = [[json.loads(l) for l in open(os.path.join(sys.argv[1], f"{m}.{r}.json"))] for r in (1, 2, 3)]
+    for t, key in ((1, "ms_1thread"), (2, "ms_2threads")):
+        f = min(r[0][key] for r in runs)
+        q = min(r[1][key] for r in runs)
+        print(f"{m:48} {runs[0][0]['bytes'] / 1e6:9.2f} {runs[0][1]['bytes'] / 1e6:8.2f} {t:3d} {f:9.3f} {q:8.3f} "
+              f"{f / q:7.2f}x  >= 2x")
+print(f"load average: {runs[0][0]['load']} -> {runs[-1][1]['load']}")
 PYEOF
 fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

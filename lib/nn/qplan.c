@@ -147,6 +147,18 @@ static aibox_status plan_conv(aibox_qplan *p, int i, qstep *st, const int (*shap
         if (sh < -31 || sh > 30) sh = sh < 0 ? -31 : 30;
         st->shift[o] = (int8_t)sh;
     }
+    /* every int32 the kernels form (the dot product, the weight offset's share
+     * of the patch sum, the constant part) bounded by what the weights allow:
+     * a layer that could leave 32 bits is refused, never wrapped */
+    for (int o = 0; o < d->out_c; o++) {
+        double sw = 0;
+        for (size_t k = 0; k < K; k++) sw += fabs((double)st->wr[(size_t)o * K + k]);
+        double bound = 2.0 * 255.0 * sw + 2.0 * 255.0 * (double)K * fabs((double)qw->wofs) + fabs((double)qw->bias[o]) +
+                       255.0 * (double)K * 255.0;
+        if (bound > 2147483647.0)
+            return aibox_fail(err, AIBOX_E_UNSUPPORTED, "8-bit plan: node %d (%s): %zu inputs per output could overflow "
+                              "its 32-bit accumulator", i, aibox_layer_kind_name(nd->kind), K);
+    }
     c->in_zp = q->zp[in], c->out_zp = q->zp[i], c->act_min = 0, c->act_max = 255;
     c->wofs = qw->wofs, c->w = st->wr, c->bias = qw->bias, c->mult = st->mult, c->shift = st->shift;
     size_t pb = aibox_qconv_packed_bytes(c, p->features);
@@ -213,11 +225,16 @@ aibox_status aibox_qplan_create(aibox_qplan **out, const aibox_model *m, const i
         case AIBOX_LAYER_AVGPOOL:
             st->op = Q_POOL, st->is_max = nd->kind == AIBOX_LAYER_MAXPOOL;
             aibox_pool_node_desc(nd, st->ic, st->ih, st->iw, &st->pool);
+            if ((double)st->pool.kh * st->pool.kw * 255.0 * 2 > 2147483647.0) /* the window's int32 sum */
+                return FAIL(AIBOX_E_UNSUPPORTED, "8-bit plan: node %d (%s): a %dx%d window could overflow 32 bits", i,
+                            kind, st->pool.kh, st->pool.kw);
             if ((s = post_requant(q, in, i, st, err))) return aibox_qplan_free(&p), s;
             break;
         case AIBOX_LAYER_GLOBAL_AVGPOOL: {
             /* reduce.cc's Mean (uint8, over height and width) */
             int cnt = st->ih * st->iw;
+            if ((double)cnt * 255.0 > 2147483647.0)
+                return FAIL(AIBOX_E_UNSUPPORTED, "8-bit plan: node %d (%s): %d cells could overflow 32 bits", i, kind, cnt);
             st->op = Q_MEAN;
             aibox_q_multiplier((double)q->scale[in] / ((double)cnt * (double)q->scale[i]), &st->mean_mult,
                                &st->mean_shift);
