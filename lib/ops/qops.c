@@ -92,10 +92,21 @@ static int use_vnni(unsigned features)
 #endif
 }
 
+static int use_avx2(unsigned features)
+{
+#ifdef AIBOX_SIMD_X86
+    return (features & AIBOX_X86_QGEMM2_NEEDS) == AIBOX_X86_QGEMM2_NEEDS;
+#else
+    (void)features;
+    return 0;
+#endif
+}
+
 const char *aibox_qconv_path(const aibox_qconv *q, unsigned features)
 {
     geom g = geometry(q);
-    return g.depthwise ? (use_vnni(features) ? "depthwise-avx512" : "depthwise-c") : use_vnni(features) ? "vnni" : "c";
+    if (g.depthwise) return use_vnni(features) ? "depthwise-avx512" : "depthwise-c";
+    return use_vnni(features) ? "vnni" : use_avx2(features) ? "avx2" : "c";
 }
 
 size_t aibox_qconv_packed_bytes(const aibox_qconv *q, unsigned features)
@@ -288,6 +299,11 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
 #ifdef AIBOX_SIMD_X86
             if (vnni) {
                 aibox_qgemm_vnni(a, lda, rows, w, tab, rowsum, g.K4, g.O16, g.ocg, q->wofs, q->out_zp, q->act_min,
+                                 q->act_max, yb, (size_t)d->out_c);
+                continue;
+            }
+            if (use_avx2(features)) {
+                aibox_qgemm_avx2(a, lda, rows, w, tab, rowsum, g.K4, g.O16, g.ocg, q->wofs, q->out_zp, q->act_min,
                                  q->act_max, yb, (size_t)d->out_c);
                 continue;
             }

@@ -178,4 +178,81 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
     }
 }
 
+
+/* ------------------------------------------------------------ AVX2
+ * The same GEMM on CPUs without VNNI: vpmaddubsw would saturate its int16
+ * pair sums (255 * 127 * 2 > 32767), so both operands widen to int16 and
+ * vpmaddwd sums pairs exactly into int32. Per 4 patch bytes of 4 output
+ * channels one vpmaddwd leaves two pair sums per channel, added at the end
+ * (vphaddd); then TFLite's requantisation, 8 channels a vector. */
+#define AVX2_TARGET __attribute__((target("avx2")))
+#define MR2 4
+
+AVX2_TARGET static inline __m256i requant8(__m256i v, __m256i mult, __m256i lsh, __m256i rsh)
+{
+    v = _mm256_sllv_epi32(v, lsh);
+    const __m256i half = _mm256_set1_epi64x((long long)1 << 30);
+    /* SaturatingRoundingDoublingHighMul = floor((a b + 2^30) / 2^31), both signs
+     * (tests/ops/test_qops.c checks the identity); the low 32 bits of a logical
+     * shift are the arithmetic shift's */
+    __m256i pe = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(v, mult), half), 31);
+    __m256i po = _mm256_srli_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(mult, 32)), half), 31);
+    __m256i x = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    const __m256i one = _mm256_set1_epi32(1);
+    __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
+    __m256i rem = _mm256_and_si256(x, mask);
+    __m256i thr = _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_srai_epi32(x, 31));
+    return _mm256_add_epi32(_mm256_srav_epi32(x, rsh), _mm256_and_si256(_mm256_cmpgt_epi32(rem, thr), one));
+}
+
+AVX2_TARGET void aibox_qgemm_avx2(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
+                                  const int32_t *rowsum, int K4, int O16, int ocg, int wofs, int out_zp, int act_min,
+                                  int act_max, uint8_t *y, size_t ldy)
+{
+    const int KG = K4 / 4;
+    const __m256i zp = _mm256_set1_epi32(out_zp), lo = _mm256_set1_epi32(act_min), hi = _mm256_set1_epi32(act_max);
+    for (int o8 = 0; o8 < ocg; o8 += 8) { /* 8 output channels: half of a packed 16-channel block */
+        const int8_t *wb = w + (size_t)(o8 / 16) * KG * 64 + (o8 % 16) * 4;
+        for (int r = 0; r < rows; r += MR2) {
+            const int mr = rows - r < MR2 ? rows - r : MR2;
+            __m256i acc[MR2][2];
+            for (int i = 0; i < MR2; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+            const uint8_t *ar = a + (size_t)r * lda;
+            for (int kg = 0; kg < KG; kg++) {
+                __m128i w8 = _mm_loadu_si128((const __m128i *)(const void *)(wb + (size_t)kg * 64)); /* 4 ch x 4 */
+                __m128i w8b = _mm_loadu_si128((const __m128i *)(const void *)(wb + (size_t)kg * 64 + 16));
+                __m256i w0 = _mm256_cvtepi8_epi16(w8), w1 = _mm256_cvtepi8_epi16(w8b);
+                for (int i = 0; i < mr; i++) {
+                    __m256i xv = _mm256_cvtepu8_epi16(_mm_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg)));
+                    acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(w0, xv));
+                    acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(w1, xv));
+                }
+            }
+            const __m256i colc = _mm256_loadu_si256((const __m256i *)(const void *)(tab + o8));
+            const __m256i mult = _mm256_loadu_si256((const __m256i *)(const void *)(tab + O16 + o8));
+            const __m256i lsh = _mm256_loadu_si256((const __m256i *)(const void *)(tab + 2 * O16 + o8));
+            const __m256i rsh = _mm256_loadu_si256((const __m256i *)(const void *)(tab + 3 * O16 + o8));
+            const int left = ocg - o8 < 8 ? ocg - o8 : 8;
+            for (int i = 0; i < mr; i++) {
+                /* pair sums (c0 c0 c1 c1 c2 c2 c3 c3 | c4 ...) to c0..c7 */
+                __m256i v = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[i][0], acc[i][1]), 0xD8);
+                v = _mm256_add_epi32(v, colc);
+                if (rowsum) v = _mm256_add_epi32(v, _mm256_set1_epi32(wofs * rowsum[r + i]));
+                v = _mm256_add_epi32(requant8(v, mult, lsh, rsh), zp);
+                v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+                __m128i p16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                __m128i p8 = _mm_packus_epi16(p16, p16);
+                uint8_t *yo = y + (size_t)(r + i) * ldy + o8;
+                if (left == 8) _mm_storel_epi64((__m128i *)(void *)yo, p8);
+                else {
+                    uint8_t tmp[16];
+                    _mm_storeu_si128((__m128i *)(void *)tmp, p8);
+                    memcpy(yo, tmp, (size_t)left);
+                }
+            }
+        }
+    }
+}
+
 #endif
