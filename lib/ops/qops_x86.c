@@ -21,15 +21,13 @@ VNNI_TARGET __attribute__((always_inline)) static inline __m512i requant(__m512i
                                                                           __m512i rsh)
 {
     v = _mm512_sllv_epi32(v, lsh);
-    const __m512i nudge_pos = _mm512_set1_epi64(1 << 30), low31 = _mm512_set1_epi64(0x7fffffff);
-    __m512i pe = _mm512_mul_epi32(v, mult);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(mult, 32));
-    __m512i se = _mm512_srai_epi64(pe, 63), so = _mm512_srai_epi64(po, 63);
-    /* nudge 2^30, or 1 - 2^30 below zero; then division by 2^31 truncating toward zero */
-    pe = _mm512_add_epi64(pe, _mm512_sub_epi64(nudge_pos, _mm512_and_si512(se, low31)));
-    po = _mm512_add_epi64(po, _mm512_sub_epi64(nudge_pos, _mm512_and_si512(so, low31)));
-    pe = _mm512_srai_epi64(_mm512_add_epi64(pe, _mm512_and_si512(se, low31)), 31);
-    po = _mm512_srai_epi64(_mm512_add_epi64(po, _mm512_and_si512(so, low31)), 31);
+    /* floor((a b + 2^30) / 2^31) is TFLite's nudged, truncated quotient for
+     * both signs (tests/ops/test_qops.c checks the identity); the low 32 bits
+     * of a logical shift are the arithmetic one's */
+    const __m512i half = _mm512_set1_epi64((long long)1 << 30);
+    __m512i pe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, mult), half), 31);
+    __m512i po = _mm512_srli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(mult, 32)), half), 31);
     __m512i x = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
     const __m512i one = _mm512_set1_epi32(1);
     __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
