@@ -414,17 +414,26 @@ void aibox_qplan_quantize_input(const aibox_qplan *p, const float *input, int n,
 {
     const int C = p->in_c, HW = p->in_h * p->in_w;
     const float inv = 1.0f / p->in_scale, zp = (float)p->in_zp;
-    for (int s = 0; s < n; s++)
-        for (int c = 0; c < C; c++) {
-            const float *xc = input + ((size_t)s * C + c) * HW;
-            uint8_t *qc = qx + (size_t)s * HW * C + c;
-            for (int k = 0; k < HW; k++) {
-                /* zp + round half away from zero, clamped to 0..255 (NaN to 0): branch-free, vectorisable */
-                float v = xc[k] * inv + zp;
-                v = v > 0.0f ? v + 0.5f : 0.0f;
-                qc[(size_t)k * C] = (uint8_t)(v < 255.0f ? (int)v : 255);
+    for (int s = 0; s < n; s++) {
+        uint8_t *qs = qx + (size_t)s * HW * C;
+        if (C == 1) {
+            aibox_q_quantize(input + (size_t)s * HW, HW, inv, zp, qs);
+            continue;
+        }
+        /* planes in blocks through a small buffer, then interleaved (NCHW to NHWC) */
+        enum { BLK = 1024 };
+        uint8_t tmp[4][BLK];
+        for (int k0 = 0; k0 < HW; k0 += BLK) {
+            int nb = HW - k0 < BLK ? HW - k0 : BLK;
+            for (int c0 = 0; c0 < C; c0 += 4) {
+                int cn = C - c0 < 4 ? C - c0 : 4;
+                for (int c = 0; c < cn; c++)
+                    aibox_q_quantize(input + ((size_t)s * C + c0 + c) * HW + k0, nb, inv, zp, tmp[c]);
+                for (int k = 0; k < nb; k++)
+                    for (int c = 0; c < cn; c++) qs[((size_t)k0 + k) * C + c0 + c] = tmp[c][k];
             }
         }
+    }
 }
 
 const uint8_t *aibox_qplan_run_u8(aibox_qplan *p, const uint8_t *input, int n, aibox_pool *pool)

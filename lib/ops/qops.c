@@ -177,7 +177,7 @@ static void gemm_c(const uint8_t *a, size_t lda, int rows, const int8_t *w, cons
 }
 
 /* The sum of each of rows patches of K bytes (lda apart). */
-AIBOX_CLONES_AVX2 static void row_sums(const uint8_t *a, size_t lda, int rows, int K, int32_t *rowsum)
+AIBOX_CLONES_AVX2 static void row_sums_c(const uint8_t *a, size_t lda, int rows, int K, int32_t *rowsum)
 {
     for (int r = 0; r < rows; r++) {
         const uint8_t *ar = a + (size_t)r * lda;
@@ -187,17 +187,30 @@ AIBOX_CLONES_AVX2 static void row_sums(const uint8_t *a, size_t lda, int rows, i
     }
 }
 
+static void row_sums(const uint8_t *a, size_t lda, int rows, int K, int32_t *rowsum, unsigned features)
+{
+#ifdef AIBOX_SIMD_X86
+    if (use_vnni(features)) {
+        aibox_qrowsum_avx512(a, lda, rows, K, rowsum);
+        return;
+    }
+#endif
+    (void)features;
+    row_sums_c(a, lda, rows, K, rowsum);
+}
+
 /* Patches of output pixels [p0, p0 + rows) of group gi into col (K4 bytes
  * each, padded cells in_zp, the tail past K zero), with their sums. Byte
  * loops, not memcpy: a first layer's cells are 1 to 4 bytes. */
 static void im2col(const aibox_qconv *q, const geom *g, int gi, const uint8_t *x, int p0, int rows, uint8_t *col,
-                   int32_t *rowsum)
+                   int32_t *rowsum, unsigned features)
 {
     const aibox_conv_desc *d = &q->d;
     const int per = d->out_h * d->out_w, cg = g->cg;
     const uint8_t zp = (uint8_t)q->in_zp;
-    for (int r = 0; r < rows; r++) {
-        int p = p0 + r, s = p / per, oy = p % per / d->out_w, ox = p % d->out_w;
+    /* the first pixel's sample, row and column by division, the rest by counting */
+    int s = p0 / per, oy = p0 % per / d->out_w, ox = p0 % d->out_w;
+    for (int r = 0; r < rows; r++, ox = ox + 1 < d->out_w ? ox + 1 : (oy = oy + 1 < d->out_h ? oy + 1 : (s++, 0), 0)) {
         uint8_t *c = col + (size_t)r * g->K4;
         const int ix0 = ox * d->sw - d->pl, inside = ix0 >= 0 && ix0 + d->kw <= d->in_w, row = d->kw * cg;
         for (int ky = 0; ky < d->kh; ky++) {
@@ -228,13 +241,14 @@ static void im2col(const aibox_qconv *q, const geom *g, int gi, const uint8_t *x
         }
         for (int k = g->K; k < g->K4; k++) *c++ = 0;
     }
-    if (rowsum) row_sums(col, (size_t)g->K4, rows, g->K, rowsum);
+    if (rowsum) row_sums(col, (size_t)g->K4, rows, g->K, rowsum, features);
 }
 
 /* Depthwise (one channel per group), vectorised over channels: int32
  * products of (x - in_zp) and (w + wofs), padded cells skipped. */
-AIBOX_CLONES_AVX2 static void depthwise_rows(const aibox_qconv *q, const int32_t *packed, const uint8_t *x, int p0,
-                                             int p1, uint8_t *y, int32_t *acc)
+AIBOX_CLONES_AVX2 static void depthwise_rows(const aibox_qconv *q, const int32_t *restrict packed,
+                                             const uint8_t *restrict x, int p0, int p1, uint8_t *restrict y,
+                                             int32_t *restrict acc)
 {
     const aibox_conv_desc *d = &q->d;
     const int C = d->out_c, taps = d->kh * d->kw, per = d->out_h * d->out_w, zp = q->in_zp;
@@ -290,9 +304,9 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
             size_t lda;
             if (g.direct) {
                 a = x + (size_t)b * d->in_c, lda = (size_t)d->in_c;
-                if (rowsum) row_sums(a, lda, rows, g.K, rowsum);
+                if (rowsum) row_sums(a, lda, rows, g.K, rowsum, features);
             } else {
-                im2col(q, &g, gi, x, b, rows, col, rowsum);
+                im2col(q, &g, gi, x, b, rows, col, rowsum, features);
                 a = col, lda = (size_t)g.K4;
             }
             uint8_t *yb = y + (size_t)b * d->out_c + (size_t)gi * g.ocg;
@@ -315,10 +329,22 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
 }
 
 /* ------------------------------------------------------------ other layers */
+/* Branch-free, so the AVX2 clone vectorises it. */
+AIBOX_CLONES_AVX2 static void quantize_c(const float *restrict x, int n, float inv, float zp, uint8_t *restrict q)
+{
+    for (int k = 0; k < n; k++) {
+        float v = x[k] * inv + zp + 0.5f; /* then truncation: round half up, as away from zero above 0 */
+        v = v > 0.0f ? v : 0.0f;          /* NaN too */
+        v = v < 255.0f ? v : 255.0f;
+        q[k] = (uint8_t)(int32_t)v;
+    }
+}
+
 /* One output pixel's window, chunk of channels [c0, c0 + cn): vectorised over
  * the channels, which are contiguous in NHWC. */
-AIBOX_CLONES_AVX2 static void pool_pixel(const aibox_pool_desc *d, const uint8_t *xs, int ya, int yb, int xa, int xb,
-                                         int c0, int cn, int is_max, int32_t *acc, uint8_t *best)
+AIBOX_CLONES_AVX2 static void pool_pixel(const aibox_pool_desc *d, const uint8_t *restrict xs, int ya, int yb, int xa,
+                                         int xb, int c0, int cn, int is_max, int32_t *restrict acc,
+                                         uint8_t *restrict best)
 {
     const int C = d->c;
     for (int c = 0; c < cn; c++) acc[c] = 0, best[c] = 0;
@@ -370,6 +396,11 @@ void aibox_qmean(int n, int hw, int c, int in_zp, int32_t mult, int shift, int o
             for (int p = 0; p < hw; p++) acc += x[((size_t)s * hw + p) * c + ch] - in_zp;
             y[(size_t)s * c + ch] = clamp_u8(aibox_q_mbqm(acc, mult, shift) + out_zp, 0, 255);
         }
+}
+
+void aibox_q_quantize(const float *x, int n, float inv, float zp, uint8_t *q)
+{
+    quantize_c(x, n, inv, zp, q);
 }
 
 void aibox_qlut(size_t count, const uint8_t lut[256], const uint8_t *x, uint8_t *y)

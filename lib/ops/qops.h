@@ -87,6 +87,9 @@ AIBOX_INTERNAL void aibox_qpool(const aibox_pool_desc *d, int n, int is_max, int
  * point, plus out_zp. */
 AIBOX_INTERNAL void aibox_qmean(int n, int hw, int c, int in_zp, int32_t mult, int shift, int out_zp,
                                 const uint8_t *x, uint8_t *y);
+/* n floats to bytes: zp + x * inv rounded half away from zero, clamped to
+ * 0..255 (NaN to 0): an input's quantisation. */
+AIBOX_INTERNAL void aibox_q_quantize(const float *x, int n, float inv, float zp, uint8_t *q);
 /* y = lut[x] for count bytes: any element-wise function of one input
  * (activations, requantisation). */
 AIBOX_INTERNAL void aibox_qlut(size_t count, const uint8_t lut[256], const uint8_t *x, uint8_t *y);

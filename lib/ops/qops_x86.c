@@ -253,4 +253,22 @@ AVX2_TARGET void aibox_qgemm_avx2(const uint8_t *a, size_t lda, int rows, const 
     }
 }
 
+/* Sums of rows patches of K bytes (lda apart): vpsadbw against zero adds 8
+ * bytes into a 64-bit lane, 64 bytes a step, the tail masked. */
+VNNI_TARGET void aibox_qrowsum_avx512(const uint8_t *a, size_t lda, int rows, int K, int32_t *rowsum)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *ar = a + (size_t)r * lda;
+        __m512i acc = zero;
+        int k = 0;
+        for (; k + 64 <= K; k += 64) acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_loadu_si512((const void *)(ar + k)), zero));
+        if (k < K) {
+            __mmask64 m = (__mmask64)(~0ull >> (64 - (K - k)));
+            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(m, ar + k), zero));
+        }
+        rowsum[r] = (int32_t)_mm512_reduce_add_epi64(acc);
+    }
+}
+
 #endif

@@ -56,6 +56,8 @@ AIBOX_INTERNAL void aibox_f16_to_f32_f16c(const uint16_t *h, float *x, size_t n)
 AIBOX_INTERNAL void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
                                      const int32_t *rowsum, int K4, int O16, int ocg, int wofs, int out_zp,
                                      int act_min, int act_max, uint8_t *y, size_t ldy);
+/* The sums of rows patches of K bytes (qops.c's row_sums), AIBOX_X86_QGEMM_NEEDS. */
+AIBOX_INTERNAL void aibox_qrowsum_avx512(const uint8_t *a, size_t lda, int rows, int K, int32_t *rowsum);
 /* The same GEMM with AVX2 alone (int16 products by vpmaddwd, exact). */
 #define AIBOX_X86_QGEMM2_NEEDS AIBOX_CPU_AVX2
 AIBOX_INTERNAL void aibox_qgemm_avx2(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
