@@ -61,6 +61,13 @@ VNNI_TARGET void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const 
                         acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
                     }
                 }
+            } else if (mr == MR) { /* one block of 16 channels (narrow layers), rows unrolled */
+                for (int kg = 0; kg < KG; kg++) {
+                    __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
+                    for (int i = 0; i < MR; i++)
+                        acc[i][0] = _mm512_dpbusd_epi32(
+                            acc[i][0], _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg)), b0);
+                }
             } else {
                 for (int kg = 0; kg < KG; kg++) {
                     __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
