@@ -82,25 +82,15 @@ static geom geometry(const aibox_qconv *q)
     return g;
 }
 
-static int use_vnni(unsigned features)
-{
+/* Which vector kernels a CPU with features runs (none without AIBOX_SIMD_X86). */
 #ifdef AIBOX_SIMD_X86
-    return (features & AIBOX_X86_QGEMM_NEEDS) == AIBOX_X86_QGEMM_NEEDS;
+#define HAS(features, needs) (((features) & (needs)) == (needs))
+static int use_vnni(unsigned features) { return HAS(features, AIBOX_X86_QGEMM_NEEDS); }
+static int use_avx2(unsigned features) { return HAS(features, AIBOX_X86_QGEMM2_NEEDS); }
 #else
-    (void)features;
-    return 0;
+static int use_vnni(unsigned features) { return (void)features, 0; }
+static int use_avx2(unsigned features) { return (void)features, 0; }
 #endif
-}
-
-static int use_avx2(unsigned features)
-{
-#ifdef AIBOX_SIMD_X86
-    return (features & AIBOX_X86_QGEMM2_NEEDS) == AIBOX_X86_QGEMM2_NEEDS;
-#else
-    (void)features;
-    return 0;
-#endif
-}
 
 const char *aibox_qconv_path(const aibox_qconv *q, unsigned features)
 {
