@@ -611,6 +611,7 @@ int main(int argc, char **argv)
     aibox_optim_opts oo = {.kind = AIBOX_ADAM, .lr = 1e-4f};
     check(aibox_ctx_create(&ctx, m, &(aibox_ctx_opts){.mode = AIBOX_TRAIN, .max_batch = n, .height = s, .width = s, .threads = o.threads, .seed = 1}, &err), &err, "training context");
     check(aibox_optim_create(&opt, m, &oo, &err), &err, "optimizer");
+    aibox_optim_set_ctx(opt, ctx); /* the update over the context's threads */
     float *x = alloc_floats((size_t)n * 3 * s * s, &rng, 1.0f);
     int *labels = malloc(sizeof *labels * (size_t)n);
     if (!labels) die("out of memory");
@@ -623,6 +624,7 @@ int main(int argc, char **argv)
     say("\nAlexNet-%d (%zu parameters, %.2f GFLOP per image forward), %s context\n", s, aibox_model_param_count(m),
         flops / 1e9, "training");
     say("  training step, batch %d: %.1f ms, %.2f images/s, %.1f GFLOPS\n", n, step_ms, img_s, train_gflops);
+    aibox_optim_set_ctx(opt, NULL);
     aibox_ctx_free(&ctx);
 
     /* Batch-1 inference latency at the chosen thread count, then at one. */

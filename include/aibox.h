@@ -386,6 +386,12 @@ AIBOX_API void aibox_optim_set_schedule(aibox_optim *o, aibox_lr_schedule fn, vo
 AIBOX_API void aibox_optim_set_epoch(aibox_optim *o, int epoch);
 AIBOX_API float aibox_optim_lr(const aibox_optim *o); /* rate used by the last step */
 AIBOX_API aibox_status aibox_optim_step(aibox_optim *o, aibox_model *m, aibox_error *err);
+/* Runs each step over the thread pool of a context of the same model (the
+ * update split over its threads; the same bits for any split), or, with
+ * NULL, on the caller's thread (the default). The context is borrowed: it
+ * must outlive the optimizer or be unset first, and a step must not run
+ * while the context does (like every call on a context). */
+AIBOX_API void aibox_optim_set_ctx(aibox_optim *o, aibox_ctx *ctx);
 /* The optimizer's state, for resumable checkpoints: moments (second NULL for
  * SGD), their length (the model's parameter block) and the step count. */
 AIBOX_API void aibox_optim_state(aibox_optim *o, float **m1, float **m2, size_t *n, long *step);

@@ -99,6 +99,7 @@ static aibox_status time_model(const options *o, aibox_model *m, aibox_ctx *ctx,
         if (r >= 0) t[r] = cli_now() - t0;
     }
     if (!s && o->train && !(s = aibox_optim_create(&opt, m, NULL, err))) {
+        aibox_optim_set_ctx(opt, ctx);
         for (int r = -1; r < reps && !s; r++) {
             double t0 = cli_now();
             float loss;

@@ -375,6 +375,7 @@ aibox_status aibox_autoencoder_fit_end(aibox_autoencoder_fit *f, aibox_autoencod
     if (!s)
         s = aibox_optim_create(&opt, a->net,
                                &(aibox_optim_opts){.kind = AIBOX_ADAM, .lr = o->lr, .weight_decay = o->weight_decay}, err);
+    if (!s) aibox_optim_set_ctx(opt, ctx);
     size_t len = (size_t)o->channels * o->size * o->size;
     float *x = s ? NULL : aibox_alloc(sizeof(float) * len * (size_t)batch);
     long *order = s ? NULL : malloc(sizeof(long) * (size_t)f->n);

@@ -35,6 +35,8 @@ struct aibox_ctx {
     size_t prep_ws_floats;
     float *discard;   /* parameter gradients of frozen nodes land here */
     unsigned char *need; /* per node, planned per backward: 1 its gradient is wanted, 2 also written */
+    unsigned char *assign; /* training: per node, bit j: its backward stores (not adds) input j's gradient */
+    unsigned char *unzeroed; /* training: per node, 1: one backward stores its whole gradient (never zeroed) */
     void *arena;
     size_t bytes;
     aibox_rng rng;    /* dropout */
@@ -165,6 +167,33 @@ static void plan_fusion(const aibox_model *m, aibox_mode mode, unsigned char *fu
     }
 }
 
+/* Gradient buffers written by one backward only: node s's gradient (shared
+ * with a ReLU it absorbed) is read by s's backward alone and written by its
+ * sole consumer k alone; when k's kind can store the whole gradient
+ * (dx_assigns), k is told to (assign bit) and the buffer is never zeroed:
+ * k runs before s in the reverse walk, and whenever s's backward runs k's
+ * does too, with that input's gradient wanted. The output's gradient (the
+ * loss writes it) and the input's are zeroed as before. */
+static void plan_assign(const aibox_model *m, const unsigned char *fused, unsigned char *assign,
+                        unsigned char *unzeroed)
+{
+    int out = aibox_model_output(m);
+    for (int s = 1; s < out; s++) {
+        if (fused[s] == FUSE_ABSORBED) continue;
+        int k = sole_user(m, s);
+        if (k > 0 && fused[k] == FUSE_ABSORBED) k = k == out ? -1 : sole_user(m, k);
+        if (k <= 0 || fused[k] == FUSE_ABSORBED || !aibox_layer_get(m->nodes[k].kind)->dx_assigns) continue;
+        int buf = m->nodes[k].in[0], slot = -1, uses = 0;
+        for (int j = 0; j < m->nodes[k].n_in; j++) {
+            buf = m->nodes[k].in[j];
+            if (buf == s || (fused[buf] == FUSE_ABSORBED && m->nodes[buf].in[0] == s)) slot = j, uses++;
+        }
+        if (uses != 1 || slot > 7) continue;
+        assign[k] |= (unsigned char)(1u << slot);
+        unzeroed[s] = 1;
+    }
+}
+
 aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts, aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
@@ -199,11 +228,13 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     c->fold_off = calloc((size_t)N, sizeof *c->fold_off);
     c->prep_off = malloc((size_t)N * sizeof *c->prep_off);
     c->need = calloc((size_t)N, 1);
+    c->assign = calloc((size_t)N, 1);
+    c->unzeroed = calloc((size_t)N, 1);
     c->threads = threads ? threads : aibox_default_threads();
     c->features = aibox_cpu_features();
     size_t *act_off = calloc((size_t)N * 3, sizeof(size_t));
     if (!c->shape || !c->act || !c->grad || !c->saved || !c->fused || !c->affine_of || !c->fold_off || !c->need ||
-        !c->prep_off || !act_off) {
+        !c->assign || !c->unzeroed || !c->prep_off || !act_off) {
         free(act_off);
         aibox_ctx_free(&c);
         return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
@@ -213,6 +244,7 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     /* Shapes for this input, checked against the model's parameters. */
     c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
     plan_fusion(m, mode, c->fused, c->affine_of);
+    if (mode == AIBOX_TRAIN) plan_assign(m, c->fused, c->assign, c->unzeroed);
     size_t ws = 0, partial = 0, off = 0, discard = 0, fold_n = 0;
     int ok = 1;
     c->n = max_batch;
@@ -363,6 +395,8 @@ void aibox_ctx_free(aibox_ctx **pc)
     aibox_free(c->arena);
     free(c->fused);
     free(c->need);
+    free(c->assign);
+    free(c->unzeroed);
     free(c->affine_of);
     free(c->fold_off);
     free(c->prep_off);
@@ -377,6 +411,7 @@ void aibox_ctx_free(aibox_ctx **pc)
 
 size_t aibox_ctx_bytes(const aibox_ctx *c) { return c ? c->bytes : 0; }
 int aibox_ctx_threads(const aibox_ctx *c) { return c ? c->threads : 0; }
+unsigned aibox_ctx_features(const aibox_ctx *c) { return c ? c->features : 0; }
 aibox_pool *aibox_ctx_pool(aibox_ctx *c) { return c ? c->pool : NULL; }
 int aibox_ctx_batch(const aibox_ctx *c) { return c ? c->n : 0; }
 
@@ -521,9 +556,12 @@ static float *begin_grad(aibox_ctx *c, size_t *per_sample, aibox_error *err)
     }
     int out = aibox_model_output(c->model);
     plan_grads(c, c->model);
-    for (int i = 0; i <= out; i++)
-        if (c->need[i])
+    for (int i = 0; i <= out; i++) {
+        /* a fused ReLU shares its producer's buffer: zeroed (or stored) once, by the producer's entry */
+        int shared = c->fused[i] == FUSE_ABSORBED ? c->model->nodes[i].in[0] : -1;
+        if (c->need[i] && !c->unzeroed[i] && !(shared >= 0 && (c->need[shared] || c->unzeroed[shared])))
             memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
+    }
     *per_sample = (size_t)c->shape[out][0] * c->shape[out][1] * c->shape[out][2];
     c->grad_set = 1;
     return c->grad[out];
@@ -606,6 +644,7 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
         r.dy = c->grad[i];
         int any = 0;
         for (int j = 0; j < nd->n_in; j++) {
+            r.dx_assign[j] = (unsigned char)((c->assign[i] >> j) & 1);
             r.dx[j] = (c->need[nd->in[j]] & 1) ? c->grad[nd->in[j]] : NULL;
             any |= r.dx[j] != NULL;
         }

@@ -138,6 +138,7 @@ static size_t conv_ws(const aibox_run *r)
     aibox_conv_desc d;
     aibox_conv_node_desc(r->nd, r->in_c[0], r->in_h[0], r->in_w[0], &d);
     size_t n = aibox_conv_ws_floats(&d);
+    if (aibox_convsmall_eligible(&d)) n = AIBOX_MAX(n, aibox_convsmall_ws_floats(&d));
     /* an inference context may run it as Winograd (once frozen) */
     if (!r->training && aibox_wino_eligible(&d)) n = AIBOX_MAX(n, aibox_wino_ws_floats(&d));
     return n;
@@ -153,9 +154,17 @@ static void conv_fwd_part(aibox_run *r, int part, int parts, int thread)
     float *ws = r->ws + (size_t)thread * r->ws_stride;
     size_t in_sz = (size_t)d.in_c * d.in_h * d.in_w, out_sz = (size_t)d.out_c * d.out_h * d.out_w;
     const float *b = r->fuse_scale ? r->fuse_shift : r->p[1];
+    aibox_convsmall_kernel ck;
     if (aibox_dwconv_eligible(&d)) { /* 3x3 depthwise: the vector kernels of the context's CPU, by channels */
         aibox_dwconv_kernel k = aibox_dwconv_pick(r->features);
         aibox_dwconv_fwd_part(&k, &d, r->n, r->x[0], r->p[0], r->fuse_scale, b, r->y, r->fuse_relu, part, parts);
+    } else if (aibox_convsmall_eligible(&d) && aibox_convsmall_pick(r->features, &ck)) {
+        /* few input channels (conv1): direct, whole samples per task or rows of each */
+        int a = 0, e = r->n, sp = part, sps = parts;
+        if (r->n >= parts) aibox_share(r->n, 1, part, parts, &a, &e), sp = 0, sps = 1;
+        if (e > a)
+            aibox_convsmall_fwd_part(&ck, &d, e - a, r->x[0] + a * in_sz, r->p[0], r->fuse_scale, b,
+                                     r->y + a * out_sz, ws, r->fuse_relu, sp, sps);
     } else if (r->n >= parts) { /* whole samples per task */
         int a, e;
         aibox_share(r->n, 1, part, parts, &a, &e);
@@ -225,16 +234,6 @@ static void conv_prepare(const aibox_run *r, float *prepared)
     aibox_wino_weights(&d, r->p[0], prepared);
 }
 
-/* A fused ReLU's backward: dy *= (y > 0), in place (dy is this node's own
- * gradient buffer, shared with the ReLU it absorbed). */
-static void relu_mask_part(aibox_run *r, int part, int parts, int thread)
-{
-    size_t a, b;
-    range16((size_t)r->n * r->c * r->h * r->w, part, parts, &a, &b);
-    float *dy = (float *)r->dy;
-    for (size_t i = a; i < b; i++) dy[i] = r->y[i] > 0.0f ? dy[i] : 0.0f;
-}
-
 static void conv_bwd_part(aibox_run *r, int part, int parts, int thread)
 {
     aibox_conv_desc d;
@@ -251,13 +250,15 @@ static void conv_bwd_part(aibox_run *r, int part, int parts, int thread)
         dw = r->partial + (size_t)part * r->partial_stride;
         db = r->dp[1] ? dw + r->nd->n_param[0] : NULL;
     }
-    aibox_conv_bwd(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->dy + a * out_sz, r->dx[0] ? r->dx[0] + a * in_sz : NULL,
-                   dw, db, ws);
+    /* a fused ReLU's backward (dy *= y > 0) runs inside, chunk by chunk: dy
+     * is this node's own gradient buffer, shared with the ReLU it absorbed */
+    aibox_conv_bwd_ex(&d, b - a, r->x[0] + a * in_sz, r->p[0], r->fuse_relu ? r->y + a * out_sz : NULL,
+                      (float *)(uintptr_t)(r->dy + a * out_sz), r->dx[0] ? r->dx[0] + a * in_sz : NULL,
+                      r->dx_assign[0], dw, db, ws);
 }
 
 static void conv_bwd(aibox_run *r)
 {
-    if (r->fuse_relu) parallel(r, relu_mask_part);
     int parts = r->threads;
     if (r->n < parts) parts = 1; /* one sample: too little to split by batch */
     size_t np = conv_partial(r);
@@ -381,7 +382,8 @@ static void maxpool_bwd_k(aibox_run *r, int s0, int ns, int c0, int nc)
     aibox_pool_desc d;
     pool_desc(r->nd, nc, r->in_h[0], r->in_w[0], &d);
     size_t o = out_plane(r, s0, c0);
-    aibox_maxpool_bwd(&d, ns, r->dy + o, (const int32_t *)r->saved + o, r->dx[0] + in_plane(r, s0, c0));
+    aibox_maxpool_bwd_ex(&d, ns, r->dy + o, (const int32_t *)r->saved + o, r->dx[0] + in_plane(r, s0, c0),
+                         r->dx_assign[0]);
 }
 static void avgpool_fwd_k(aibox_run *r, int s0, int ns, int c0, int nc)
 {
@@ -465,7 +467,7 @@ static int quant_shape(const aibox_node *nd, const int *ic, const int *ih, const
     }                                                                              \
     static void name(aibox_run *r) { parallel(r, name##_part); }
 ELEMWISE(relu_fwd, aibox_relu_fwd(b - a, r->x[0] + a, r->y + a))
-ELEMWISE(relu_bwd, aibox_relu_bwd(b - a, r->x[0] + a, r->dy + a, r->dx[0] + a))
+ELEMWISE(relu_bwd, (r->dx_assign[0] ? aibox_relu_bwd_set : aibox_relu_bwd)(b - a, r->x[0] + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(relu6_fwd, aibox_clamp_fwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->y + a))
 ELEMWISE(relu6_bwd, aibox_clamp_bwd(b - a, 0.0f, 6.0f, r->x[0] + a, r->dy + a, r->dx[0] + a))
 #define CLAMP_LO_HI r->nd->settings.clamp.lo, r->nd->settings.clamp.hi
@@ -494,7 +496,13 @@ ELEMWISE(leaky_bwd, aibox_leaky_bwd(b - a, r->nd->settings.leaky_relu.alpha, r->
 ELEMWISE(sigmoid_fwd, aibox_sigmoid_fwd(b - a, r->x[0] + a, r->y + a))
 ELEMWISE(sigmoid_bwd, aibox_sigmoid_bwd(b - a, r->y + a, r->dy + a, r->dx[0] + a))
 ELEMWISE(copy_fwd, memcpy(r->y + a, r->x[0] + a, (b - a) * sizeof(float)))
-ELEMWISE(copy_bwd, for (size_t i = a; i < b; i++) r->dx[0][i] += r->dy[i])
+static void copy_bwd_range(aibox_run *r, size_t a, size_t b)
+{
+    if (r->dx_assign[0]) memcpy(r->dx[0] + a, r->dy + a, (b - a) * sizeof(float));
+    else
+        for (size_t i = a; i < b; i++) r->dx[0][i] += r->dy[i];
+}
+ELEMWISE(copy_bwd, copy_bwd_range(r, a, b))
 ELEMWISE(add_fwd, aibox_add_fwd(b - a, r->x[0] + a, r->x[1] + a, r->y + a))
 ELEMWISE(add_bwd, for (int k = 0; k < 2; k++) if (r->dx[k]) for (size_t i = a; i < b; i++) r->dx[k][i] += r->dy[i])
 
@@ -529,7 +537,10 @@ static void dropout_bwd_part(aibox_run *r, int part, int parts, int thread)
     range16(out_count(r), part, parts, &a, &b);
     if (b <= a) return;
     if (r->nd->settings.dropout.rate > 0.0f)
-        aibox_dropout_bwd(b - a, (const float *)r->saved + a, r->dy + a, r->dx[0] + a);
+        (r->dx_assign[0] ? aibox_dropout_bwd_set : aibox_dropout_bwd)(b - a, (const float *)r->saved + a, r->dy + a,
+                                                                     r->dx[0] + a);
+    else if (r->dx_assign[0])
+        memcpy(r->dx[0] + a, r->dy + a, (b - a) * sizeof(float));
     else
         for (size_t i = a; i < b; i++) r->dx[0][i] += r->dy[i];
 }
@@ -705,19 +716,20 @@ static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_INPUT] = {.name = "input", .min_in = 0, .max_in = 0},
     [AIBOX_LAYER_CONV2D] = {.name = "conv2d", ONE_IN, FIELDS(conv_fields), .shape = conv_shape, .init = conv_init,
                             .ws_floats = conv_ws, .partial_floats = conv_partial, .forward = conv_fwd,
-                            .backward = conv_bwd, .dx_optional = 1,
+                            .backward = conv_bwd, .dx_optional = 1, .dx_assigns = 1,
                             .fuse_accepts = AIBOX_FUSE_RELU | AIBOX_FUSE_AFFINE,
                             .prepared_floats = conv_prepared_floats, .prepare = conv_prepare},
     [AIBOX_LAYER_DENSE] = {.name = "dense", ONE_IN, FIELDS(dense_fields), .shape = dense_shape, .init = dense_init,
                            .forward = dense_fwd, .backward = dense_bwd, .dx_optional = 1},
     [AIBOX_LAYER_MAXPOOL] = {.name = "maxpool", ONE_IN, FIELDS(pool_fields), .shape = pool_shape,
-                             .saved_bytes = maxpool_saved, .forward = maxpool_fwd, .backward = maxpool_bwd},
+                             .saved_bytes = maxpool_saved, .forward = maxpool_fwd, .backward = maxpool_bwd,
+                             .dx_assigns = 1},
     [AIBOX_LAYER_AVGPOOL] = {.name = "avgpool", ONE_IN, FIELDS(pool_fields), .shape = pool_shape,
                              .forward = avgpool_fwd, .backward = avgpool_bwd},
     [AIBOX_LAYER_GLOBAL_AVGPOOL] = {.name = "global_avgpool", ONE_IN, .shape = gap_shape, .forward = gap_fwd,
                                     .backward = gap_bwd},
     [AIBOX_LAYER_RELU] = {.name = "relu", ONE_IN, .shape = same_shape, .forward = relu_fwd, .backward = relu_bwd,
-                          .fuses_as = AIBOX_FUSE_RELU},
+                          .fuses_as = AIBOX_FUSE_RELU, .dx_assigns = 1},
     [AIBOX_LAYER_RELU6] = {.name = "relu6", ONE_IN, .shape = same_shape, .forward = relu6_fwd, .backward = relu6_bwd},
     [AIBOX_LAYER_LEAKY_RELU] = {.name = "leaky_relu", ONE_IN, FIELDS(leaky_fields), .shape = leaky_shape,
                                 .forward = leaky_fwd, .backward = leaky_bwd},
@@ -726,14 +738,15 @@ static const aibox_layer_ops table[AIBOX_LAYER_KIND_COUNT] = {
     [AIBOX_LAYER_CLAMP] = {.name = "clamp", ONE_IN, FIELDS(clamp_fields), .shape = clamp_shape, .forward = clamp_fwd,
                            .backward = clamp_bwd},
     [AIBOX_LAYER_DROPOUT] = {.name = "dropout", ONE_IN, FIELDS(dropout_fields), .shape = dropout_shape,
-                             .saved_bytes = dropout_saved, .forward = dropout_fwd, .backward = dropout_bwd},
+                             .saved_bytes = dropout_saved, .forward = dropout_fwd, .backward = dropout_bwd,
+                             .dx_assigns = 1},
     [AIBOX_LAYER_BATCHNORM] = {.name = "batchnorm", ONE_IN, FIELDS(bn_fields), .shape = bn_shape, .init = bn_init,
                                .saved_bytes = bn_saved, .forward = bn_fwd, .backward = bn_bwd,
                                .fuses_as = AIBOX_FUSE_AFFINE, .fold = bn_fold},
     [AIBOX_LAYER_ZEROPAD] = {.name = "zeropad", ONE_IN, FIELDS(zeropad_fields), .shape = zeropad_shape,
                              .forward = zeropad_fwd, .backward = zeropad_bwd},
     [AIBOX_LAYER_FLATTEN] = {.name = "flatten", ONE_IN, .shape = flatten_shape, .forward = copy_fwd,
-                             .backward = copy_bwd},
+                             .backward = copy_bwd, .dx_assigns = 1},
     [AIBOX_LAYER_CONCAT] = {.name = "concat", .min_in = 1, .max_in = AIBOX_NODE_MAX_IN, .shape = concat_shape,
                             .forward = concat_fwd, .backward = concat_bwd},
     [AIBOX_LAYER_ADD] = {.name = "add", .min_in = 2, .max_in = 2, .shape = add_shape, .forward = add_fwd,

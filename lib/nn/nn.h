@@ -174,6 +174,10 @@ typedef struct aibox_run {
     int in_c[AIBOX_NODE_MAX_IN], in_h[AIBOX_NODE_MAX_IN], in_w[AIBOX_NODE_MAX_IN];
     const float *x[AIBOX_NODE_MAX_IN];
     float *dx[AIBOX_NODE_MAX_IN]; /* NULL where no gradient is needed */
+    /* backward, kinds with dx_assigns: 1 when dx[j] was not zeroed and this
+     * node is its only writer, so backward must store every element of it
+     * (dx = ..., not dx += ...): the context then skips zeroing it */
+    unsigned char dx_assign[AIBOX_NODE_MAX_IN];
     int c, h, w;
     float *y;
     const float *dy;
@@ -227,6 +231,9 @@ typedef struct aibox_layer_ops {
     /* 1: backward skips an input's gradient when dx[j] is NULL; 0: every
      * dx[j] must be a buffer (the context then passes one it does not report). */
     int dx_optional;
+    /* 1: backward honours run.dx_assign (stores every element of an input
+     * gradient it is the only writer of, instead of adding to zeros). */
+    unsigned char dx_assigns;
     unsigned char fuse_accepts; /* AIBOX_FUSE_* work this kind's forward can take over from its sole consumer */
     unsigned char fuses_as;     /* AIBOX_FUSE_* this kind can be taken over as */
     /* AIBOX_FUSE_AFFINE consumers: its per-channel scale and shift (of
@@ -276,6 +283,8 @@ AIBOX_INTERNAL void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, i
 /* A context's thread pool (borrowed), for work between its forwards (PaDiM's
  * scoring): one pool per context, so two pools never compete for the cores. */
 AIBOX_INTERNAL aibox_pool *aibox_ctx_pool(aibox_ctx *ctx);
+/* A context's aibox_cpu_features(), read once at its creation. */
+AIBOX_INTERNAL unsigned aibox_ctx_features(const aibox_ctx *ctx);
 /* The gradient block, allocated (zeroed) on first need: models loaded or
  * built for inference never pay for it. */
 AIBOX_INTERNAL aibox_status aibox_model_grads_ready(aibox_model *m, aibox_error *err);

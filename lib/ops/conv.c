@@ -276,27 +276,55 @@ void aibox_conv_fwd(const aibox_conv_desc *d, int n, const float *x, const float
     aibox_conv_fwd_part(d, n, x, w, NULL, b, y, ws, 0, 0, 1);
 }
 
-void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy, float *dx,
-                    float *dw, float *db, float *ws)
+/* dy *= (y > 0) over n values at i0 (a fused ReLU's backward), each value
+ * below P16 (the plane's last multiple of 16) also added to lane[i & 15] (i
+ * counted from the plane's start) when lane is not NULL: with the values
+ * from P16 on added afterwards, in order, this is sum16's arithmetic chunk
+ * by chunk. */
+static void mask_sum_run(float *g, const float *y, size_t i0, size_t n, size_t P16, float *lane)
+{
+    size_t i = i0, e = i0 + n;
+    if (y)
+        for (size_t k = i0; k < e; k++) g[k] = y[k] > 0.0f ? g[k] : 0.0f;
+    if (!lane) return;
+    size_t body = AIBOX_MIN(e, P16);
+    for (; i < body && (i & 15); i++) lane[i & 15] += g[i];
+    for (; i + 16 <= body; i += 16)
+        for (int k = 0; k < 16; k++) lane[k] += g[i + k];
+    for (; i < body; i++) lane[i & 15] += g[i];
+}
+
+/* Chunk lanes for the bias gradient: at most this many output channels per
+ * group (else the bias sum takes sum16's separate pass). */
+#define LANE_CH 512
+
+void aibox_conv_bwd_ex(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *relu_y, float *dy,
+                       float *dx, int dx_assign, float *dw, float *db, float *ws)
 {
     const int G = d->groups, cg = d->in_c / G, ocg = d->out_c / G, K = col_rows(d);
-    const size_t P = (size_t)d->out_h * d->out_w, HW = (size_t)d->in_h * d->in_w;
+    const size_t P = (size_t)d->out_h * d->out_w, HW = (size_t)d->in_h * d->in_w, P16 = P & ~(size_t)15;
+    const int chunked = !is_direct(d) && !is_pointwise(d);
     for (int s = 0; s < n; s++) {
         const float *xs = x + (size_t)s * d->in_c * HW;
         float *dxs = dx ? dx + (size_t)s * d->in_c * HW : NULL;
-        const float *dys = dy + (size_t)s * d->out_c * P;
-        if (is_direct(d)) {
-            direct_bwd(d, xs, w, dys, dxs, dw, db);
-            continue;
+        float *dys = dy + (size_t)s * d->out_c * P;
+        const float *ys = relu_y ? relu_y + (size_t)s * d->out_c * P : NULL;
+        if (dxs && dx_assign) memset(dxs, 0, sizeof(float) * d->in_c * HW);
+        if (!chunked || ocg > LANE_CH) { /* whole planes: mask, bias, then as before */
+            if (ys) mask_sum_run(dys, ys, 0, (size_t)d->out_c * P, 0, NULL);
+            if (is_direct(d)) {
+                direct_bwd(d, xs, w, dys, dxs, dw, db);
+                continue;
+            }
+            if (db)
+                for (int oc = 0; oc < d->out_c; oc++) db[oc] += sum16(dys + (size_t)oc * P, P);
         }
-        if (db)
-            for (int oc = 0; oc < d->out_c; oc++) db[oc] += sum16(dys + (size_t)oc * P, P);
         for (int g = 0; g < G; g++) {
             const float *xg = xs + (size_t)g * cg * HW;
             float *dxg = dxs ? dxs + (size_t)g * cg * HW : NULL;
             const float *wg = w + (size_t)g * ocg * K;
             float *dwg = dw + (size_t)g * ocg * K;
-            const float *dyg = dys + (size_t)g * ocg * P;
+            float *dyg = dys + (size_t)g * ocg * P;
             if (is_pointwise(d)) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, (int)P, 1.0f, dyg, (int)P, xg, (int)P,
                             1.0f, dwg, K);
@@ -305,10 +333,19 @@ void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float
                                 1.0f, dxg, (int)P);
                 continue;
             }
+            /* per output channel, the bias gradient's 16 lanes and tail, carried over the chunks */
+            float lanes[LANE_CH][16];
+            const int fused = ocg <= LANE_CH;
+            const float *yg = ys ? ys + (size_t)g * ocg * P : NULL;
+            if (fused && db) memset(lanes, 0, sizeof(float) * 16 * ocg);
             int chunk = chunk_cols(d);
             float *col = ws, *dcol = ws + (size_t)K * chunk;
             for (int p0 = 0; p0 < (int)P; p0 += chunk) {
                 int np = AIBOX_MIN(chunk, (int)P - p0);
+                if (fused && (yg || db))
+                    for (int oc = 0; oc < ocg; oc++)
+                        mask_sum_run(dyg + (size_t)oc * P, yg ? yg + (size_t)oc * P : NULL, (size_t)p0, (size_t)np,
+                                     P16, db ? lanes[oc] : NULL);
                 im2col(d, cg, xg, p0, np, col);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, np, 1.0f, dyg + p0, (int)P, col, np,
                             1.0f, dwg, K);
@@ -318,8 +355,22 @@ void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float
                     col2im_add(d, cg, dcol, p0, np, dxg);
                 }
             }
+            if (fused && db)
+                for (int oc = 0; oc < ocg; oc++) {
+                    float acc = 0;
+                    for (int k = 0; k < 16; k++) acc += lanes[oc][k];
+                    for (size_t i = P16; i < P; i++) acc += dyg[(size_t)oc * P + i];
+                    db[g * ocg + oc] += acc;
+                }
         }
     }
+}
+
+void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy, float *dx,
+                    float *dw, float *db, float *ws)
+{
+    /* dy is only written when relu_y is given */
+    aibox_conv_bwd_ex(d, n, x, w, NULL, (float *)(uintptr_t)dy, dx, 0, dw, db, ws);
 }
 
 /* ---- plain-C reference path (double accumulation), for the tests ---- */

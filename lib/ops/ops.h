@@ -65,6 +65,27 @@ AIBOX_INTERNAL aibox_dwconv_kernel aibox_dwconv_pick(unsigned features);
 AIBOX_INTERNAL void aibox_dwconv_fwd_part(const aibox_dwconv_kernel *k, const aibox_conv_desc *d, int n,
                                           const float *x, const float *w, const float *scale, const float *b,
                                           float *y, int relu, int part, int parts);
+/* Direct convolution for few input channels (conv_small.c): ungrouped,
+ * stride 1, in_c <= 4, in_c * kh * kw <= AIBOX_CONVSMALL_MAX_K, not 1x1,
+ * out_c a multiple of 8 (aibox_convsmall_eligible) -- an RGB network's first layer. Kernels as
+ * aibox_dwconv_kernels ("c", "avx2", "avx512"; every one the same bits);
+ * _pick returns 0 when only the plain-C twin runs here (then im2col +
+ * sgemm is faster). _fwd_part has aibox_conv_fwd_part's contract (pieces
+ * = ranges of output rows) with per-thread scratch ws of
+ * aibox_convsmall_ws_floats. */
+#define AIBOX_CONVSMALL_MAX_K 32
+struct aibox_convsmall_row;
+typedef struct aibox_convsmall_kernel {
+    void (*fn)(const struct aibox_convsmall_row *r);
+    const char *name;
+} aibox_convsmall_kernel;
+AIBOX_INTERNAL int aibox_convsmall_eligible(const aibox_conv_desc *d);
+AIBOX_INTERNAL size_t aibox_convsmall_ws_floats(const aibox_conv_desc *d);
+AIBOX_INTERNAL int aibox_convsmall_kernels(unsigned features, aibox_convsmall_kernel *k, int max);
+AIBOX_INTERNAL int aibox_convsmall_pick(unsigned features, aibox_convsmall_kernel *k);
+AIBOX_INTERNAL void aibox_convsmall_fwd_part(const aibox_convsmall_kernel *k, const aibox_conv_desc *d, int n,
+                                             const float *x, const float *w, const float *scale, const float *b,
+                                             float *y, float *ws, int relu, int part, int parts);
 /* Winograd F(2x2, 3x3) forward for inference (no backward): 16 GEMMs on
  * transformed 4x4 tiles, 4 instead of 9 multiply-adds per output pixel and
  * input channel. Computes any 3x3, stride-1, ungrouped convolution with
@@ -108,6 +129,14 @@ AIBOX_INTERNAL void aibox_map_blur_cols(float *map, const float *tmp, int w, int
 /* dx may be NULL (input needs no gradient); dw, db accumulate (db may be NULL). */
 AIBOX_INTERNAL void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy,
                                    float *dx, float *dw, float *db, float *ws);
+/* The same, for a convolution whose forward applied a ReLU (relu_y: its
+ * output, else NULL): dy is first masked by relu_y > 0, in place, chunk by
+ * chunk while the chunk is in cache (the ReLU's backward, fused). dx_assign:
+ * dx is stored whole (zeroed per sample here) rather than added to. The
+ * values equal aibox_conv_bwd's after a separate mask pass. */
+AIBOX_INTERNAL void aibox_conv_bwd_ex(const aibox_conv_desc *d, int n, const float *x, const float *w,
+                                      const float *relu_y, float *dy, float *dx, int dx_assign, float *dw, float *db,
+                                      float *ws);
 AIBOX_INTERNAL void aibox_conv_fwd_ref(const aibox_conv_desc *d, int n, const float *x, const float *w,
                                        const float *b, float *y);
 AIBOX_INTERNAL void aibox_conv_bwd_ref(const aibox_conv_desc *d, int n, const float *x, const float *w,
@@ -197,6 +226,10 @@ typedef struct aibox_pool_desc {
 AIBOX_INTERNAL void aibox_maxpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y, int32_t *argmax);
 AIBOX_INTERNAL void aibox_maxpool_bwd(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax,
                                       float *dx);
+/* assign: dx is stored whole (each input cell its gradient or 0) instead of
+ * added to; the same values as aibox_maxpool_bwd into zeros. */
+AIBOX_INTERNAL void aibox_maxpool_bwd_ex(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax,
+                                         float *dx, int assign);
 AIBOX_INTERNAL void aibox_avgpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y);
 AIBOX_INTERNAL void aibox_avgpool_bwd(const aibox_pool_desc *d, int n, const float *dy, float *dx);
 /* Global average pool: y[n][c] = mean over h*w. */
@@ -208,6 +241,8 @@ AIBOX_INTERNAL void aibox_gap_bwd(int n, int c, int hw, const float *dy, float *
  * output y (sigmoid). */
 AIBOX_INTERNAL void aibox_relu_fwd(size_t count, const float *x, float *y);
 AIBOX_INTERNAL void aibox_relu_bwd(size_t count, const float *x, const float *dy, float *dx);
+/* dx = (x > 0 ? dy : 0), stored (a gradient nothing else writes). */
+AIBOX_INTERNAL void aibox_relu_bwd_set(size_t count, const float *x, const float *dy, float *dx);
 AIBOX_INTERNAL void aibox_clamp_fwd(size_t count, float lo, float hi, const float *x, float *y);
 AIBOX_INTERNAL void aibox_clamp_bwd(size_t count, float lo, float hi, const float *x, const float *dy, float *dx);
 AIBOX_INTERNAL void aibox_leaky_fwd(size_t count, float alpha, const float *x, float *y);
@@ -219,6 +254,21 @@ AIBOX_INTERNAL void aibox_sigmoid_bwd(size_t count, const float *y, const float 
 AIBOX_INTERNAL void aibox_dropout_fwd(size_t count, float rate, aibox_rng *rng, const float *x, float *y,
                                       float *mask);
 AIBOX_INTERNAL void aibox_dropout_bwd(size_t count, const float *mask, const float *dy, float *dx);
+/* dx = dy * mask, stored. */
+AIBOX_INTERNAL void aibox_dropout_bwd_set(size_t count, const float *mask, const float *dy, float *dx);
+
+/* ------------------------------------------------------------ optimizer updates */
+/* Adam / AdamW over n parameters (optim_ops.c): gi = g + l2 * p;
+ * m = b1 m + (1 - b1) gi; v = b2 v + (1 - b2) gi gi;
+ * p -= decay p + lr_t m / (sqrt(v) + eps), in that order of operations on
+ * every path. Kernels as aibox_dwconv_kernels: plain C first ("c", "avx2",
+ * "avx512"), what this build has and `features` allow; _pick the widest. */
+typedef struct aibox_adam_coef {
+    float b1, b2, one_minus_b1, one_minus_b2, l2, decay, lr_t, eps;
+} aibox_adam_coef;
+typedef void (*aibox_adam_fn)(const aibox_adam_coef *c, size_t n, float *p, const float *g, float *m, float *v);
+AIBOX_INTERNAL int aibox_adam_kernels(unsigned features, aibox_adam_fn *k, const char **names, int max);
+AIBOX_INTERNAL aibox_adam_fn aibox_adam_pick(unsigned features);
 
 /* Softmax over channels for each (n, h*w) position. */
 AIBOX_INTERNAL void aibox_softmax_fwd(int n, int c, int hw, const float *x, float *y);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ops/simd.h"
 
 /* Clipped window [*lo, *hi) along one axis for output index o. */
 static inline void window(int o, int s, int pad, int k, int in, int *lo, int *hi)
@@ -36,6 +37,7 @@ static inline void window(int o, int s, int pad, int k, int in, int *lo, int *hi
 /* 2x2 windows at stride 2 without padding (every CNN's downsampling), on
  * the windows that lie inside the input: branch-free, so it vectorises. Same
  * rule as the general loop: the first of equal maxima wins, NaN wins. */
+AIBOX_CLONES_AVX2
 static void maxpool_2x2(const aibox_pool_desc *d, const float *xp, float *yp, int32_t *ap)
 {
     const int W = d->in_w, OW = d->out_w, full_h = AIBOX_MIN(d->out_h, d->in_h / 2), full_w = AIBOX_MIN(OW, W / 2);
@@ -164,18 +166,68 @@ void aibox_maxpool_fwd(const aibox_pool_desc *d, int n, const float *x, float *y
     }
 }
 
-void aibox_maxpool_bwd(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax, float *dx)
+/* 2x2 / 2 windows inside the input, stored: each of the window's four cells
+ * gets the output's gradient when it is the argmax, else 0 (branch-free, so
+ * it vectorises). */
+AIBOX_CLONES_AVX2
+static void maxpool_2x2_bwd_set(const aibox_pool_desc *d, const float *g, const int32_t *a, float *dxp, int full_h,
+                                int full_w)
+{
+    const int W = d->in_w, OW = d->out_w;
+    for (int oy = 0; oy < full_h; oy++) {
+        float *r0 = dxp + (size_t)(2 * oy) * W, *r1 = r0 + W;
+        const float *gr = g + (size_t)oy * OW;
+        const int32_t *ar = a + (size_t)oy * OW;
+        const int32_t base = 2 * oy * W;
+        for (int ox = 0; ox < full_w; ox++) {
+            int32_t k = ar[ox] - base - 2 * ox; /* 0, 1, W, W + 1 */
+            float v = gr[ox];
+            r0[2 * ox] = k == 0 ? v : 0.0f;
+            r0[2 * ox + 1] = k == 1 ? v : 0.0f;
+            r1[2 * ox] = k == W ? v : 0.0f;
+            r1[2 * ox + 1] = k == W + 1 ? v : 0.0f;
+        }
+    }
+}
+
+void aibox_maxpool_bwd_ex(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax, float *dx,
+                          int assign)
 {
     const size_t in_plane = (size_t)d->in_h * d->in_w;
     const size_t out_plane = (size_t)d->out_h * d->out_w;
     const size_t planes = (size_t)n * d->c;
+    const int fast = assign && is_2x2(d);
+    const int full_h = fast ? AIBOX_MIN(d->out_h, d->in_h / 2) : 0;
+    const int full_w = fast ? AIBOX_MIN(d->out_w, d->in_w / 2) : 0;
     for (size_t p = 0; p < planes; p++) {
         const float *g = dy + p * out_plane;
         const int32_t *a = argmax + p * out_plane;
         float *dxp = dx + p * in_plane;
+        if (fast) {
+            /* the cells outside the full windows first (zeros), then the
+             * windows stored; outputs beyond them (ceil mode) add below */
+            for (int iy = 0; iy < d->in_h; iy++) {
+                int x0 = iy < 2 * full_h ? 2 * full_w : 0;
+                memset(dxp + (size_t)iy * d->in_w + x0, 0, sizeof(float) * (size_t)(d->in_w - x0));
+            }
+            maxpool_2x2_bwd_set(d, g, a, dxp, full_h, full_w);
+            if (full_h == d->out_h && full_w == d->out_w) continue;
+            for (int oy = 0; oy < d->out_h; oy++)
+                for (int ox = oy < full_h ? full_w : 0; ox < d->out_w; ox++) {
+                    size_t i = (size_t)oy * d->out_w + ox;
+                    if (a[i] >= 0) dxp[a[i]] += g[i];
+                }
+            continue;
+        }
+        if (assign) memset(dxp, 0, sizeof(float) * in_plane);
         for (size_t i = 0; i < out_plane; i++)
             if (a[i] >= 0) dxp[a[i]] += g[i];
     }
+}
+
+void aibox_maxpool_bwd(const aibox_pool_desc *d, int n, const float *dy, const int32_t *argmax, float *dx)
+{
+    aibox_maxpool_bwd_ex(d, n, dy, argmax, dx, 0);
 }
 
 /* Divisor of one window; 0 means an empty window. */

@@ -18,6 +18,9 @@ struct aibox_optim {
     float last_lr;
     aibox_lr_schedule schedule;
     void *user;
+    aibox_pool *pool; /* aibox_optim_set_ctx: the context's (borrowed), else NULL (the caller's thread) */
+    int threads;
+    unsigned features; /* the context's, else aibox_cpu_features() at creation */
 };
 
 aibox_status aibox_optim_create(aibox_optim **out, const aibox_model *m, const aibox_optim_opts *opts,
@@ -50,6 +53,8 @@ aibox_status aibox_optim_create(aibox_optim **out, const aibox_model *m, const a
     memset(op->m, 0, op->n * sizeof(float));
     if (op->v) memset(op->v, 0, op->n * sizeof(float));
     op->last_lr = o.lr;
+    op->threads = 1;
+    op->features = aibox_cpu_features();
     *out = op;
     return AIBOX_OK;
 }
@@ -67,6 +72,14 @@ void aibox_optim_set_schedule(aibox_optim *o, aibox_lr_schedule fn, void *user)
 {
     if (o) o->schedule = fn, o->user = user;
 }
+void aibox_optim_set_ctx(aibox_optim *o, aibox_ctx *ctx)
+{
+    if (!o) return;
+    o->pool = ctx ? aibox_ctx_pool(ctx) : NULL;
+    o->threads = ctx ? aibox_ctx_threads(ctx) : 1;
+    if (ctx) o->features = aibox_ctx_features(ctx);
+}
+
 void aibox_optim_set_epoch(aibox_optim *o, int epoch)
 {
     if (o) o->epoch = epoch;
@@ -85,17 +98,37 @@ static void sgd(const aibox_optim_opts *o, float lr, size_t n, float *p, const f
     }
 }
 
-static void adam(const aibox_optim_opts *o, float lr, long t, size_t n, float *p, const float *g, float *m, float *v)
+/* One step over the flat parameter block, split into equal ranges (on 16
+ * floats) over the tasks: every update is element-wise, so the bits do not
+ * depend on the split. Each task walks the trainable nodes' parameter
+ * ranges that meet its own. */
+typedef struct {
+    aibox_optim *o;
+    aibox_model *m;
+    float lr;
+    aibox_adam_coef coef;
+    aibox_adam_fn adam;
+    int parts;
+} step_job;
+
+static void step_task(void *arg, int part, int thread)
 {
-    const float b1 = o->beta1, b2 = o->beta2;
-    const float lr_t = (float)(lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t)));
-    const float decay = o->kind == AIBOX_ADAMW ? lr * o->weight_decay : 0.0f;
-    const float l2 = o->kind == AIBOX_ADAM ? o->weight_decay : 0.0f;
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + l2 * p[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        p[i] -= decay * p[i] + lr_t * m[i] / (sqrtf(v[i]) + o->eps);
+    step_job *j = arg;
+    aibox_optim *o = j->o;
+    aibox_model *m = j->m;
+    size_t units = (o->n + 15) / 16;
+    size_t a = AIBOX_MIN(units * part / j->parts * 16, o->n), b = AIBOX_MIN(units * (part + 1) / j->parts * 16, o->n);
+    for (int i = 1; i < m->n_nodes && a < b; i++) {
+        const aibox_node *nd = &m->nodes[i];
+        if (nd->frozen) continue;
+        for (int k = 0; k < 2; k++) {
+            size_t lo = AIBOX_MAX(nd->param_off[k], a), hi = AIBOX_MIN(nd->param_off[k] + nd->n_param[k], b);
+            if (!nd->n_param[k] || hi <= lo) continue;
+            if (o->o.kind == AIBOX_SGD)
+                sgd(&o->o, j->lr, hi - lo, m->params + lo, m->grads + lo, o->m + lo);
+            else
+                j->adam(&j->coef, hi - lo, m->params + lo, m->grads + lo, o->m + lo, o->v + lo);
+        }
     }
 }
 
@@ -110,18 +143,27 @@ aibox_status aibox_optim_step(aibox_optim *o, aibox_model *m, aibox_error *err)
     if (!(lr >= 0.0f) || !isfinite(lr)) return aibox_fail(err, AIBOX_E_INVALID, "optimizer: schedule gave lr %g", lr);
     o->step++;
     o->last_lr = lr;
-    for (int i = 1; i < m->n_nodes; i++) {
-        const aibox_node *nd = &m->nodes[i];
-        if (nd->frozen) continue;
-        for (int k = 0; k < 2; k++) {
-            size_t off = nd->param_off[k], n = nd->n_param[k];
-            if (!n) continue;
-            if (o->o.kind == AIBOX_SGD)
-                sgd(&o->o, lr, n, m->params + off, m->grads + off, o->m + off);
-            else
-                adam(&o->o, lr, o->step, n, m->params + off, m->grads + off, o->m + off, o->v + off);
-        }
+    step_job j = {.o = o, .m = m, .lr = lr, .parts = o->threads > 0 ? o->threads : 1};
+    if (o->o.kind != AIBOX_SGD) {
+        /* Keras' rule: the bias corrections folded into the step size */
+        const float b1 = o->o.beta1, b2 = o->o.beta2;
+        const double t = (double)o->step;
+        j.coef = (aibox_adam_coef){
+            .b1 = b1,
+            .b2 = b2,
+            .one_minus_b1 = 1.0f - b1,
+            .one_minus_b2 = 1.0f - b2,
+            .l2 = o->o.kind == AIBOX_ADAM ? o->o.weight_decay : 0.0f,
+            .decay = o->o.kind == AIBOX_ADAMW ? lr * o->o.weight_decay : 0.0f,
+            .lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t))),
+            .eps = o->o.eps,
+        };
+        j.adam = aibox_adam_pick(o->features);
     }
+    /* a small model is not worth waking the threads for */
+    if (o->n < 65536) j.parts = 1;
+    if (j.parts > 1) aibox_pool_run(o->pool, j.parts, step_task, &j);
+    else step_task(&j, 0, 0);
     return AIBOX_OK;
 }
 

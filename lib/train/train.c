@@ -525,6 +525,7 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
     co.mode = AIBOX_INFER;
     if ((val && (s = aibox_ctx_create(&t.vctx, m, &co, err))) || (s = aibox_optim_create(&t.opt, m, &o->optim, err)))
         goto done;
+    aibox_optim_set_ctx(t.opt, t.ctx); /* steps over the training context's threads */
     /* the data's preprocessing and class names go into the model before anything is saved */
     if (train->describe && (s = train->describe(train->user, m, err))) goto done;
     if ((s = start(&t, err))) goto done;

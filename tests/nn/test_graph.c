@@ -332,6 +332,55 @@ static void optim_case(aibox_optim_opts opts, int steps)
     aibox_model_free(&m);
 }
 
+/* Steps split over a context's threads (aibox_optim_set_ctx) change no bit:
+ * a model past the size that is split (two dense layers, one frozen, so a
+ * task's range crosses trainable and frozen blocks), any gradient, each
+ * kind, 1 and 3 threads against the caller's thread alone. */
+static void test_optim_threads(void **state)
+{
+    const aibox_optim_opts kinds[] = {{.kind = AIBOX_ADAM, .lr = 1e-2f, .weight_decay = 1e-3f},
+                                      {.kind = AIBOX_ADAMW, .lr = 1e-2f, .weight_decay = 1e-2f},
+                                      {.kind = AIBOX_SGD, .lr = 0.05f, .momentum = 0.9f, .nesterov = 1}};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        float *ref = NULL;
+        size_t count = 0;
+        for (int th = 0; th <= 3; th += th ? 2 : 1) { /* 0: no context; then 1 and 3 threads */
+            aibox_model *m = NULL;
+            aibox_error e = {0};
+            assert_int_equal(aibox_model_create(&m, 301, 1, 1, &e), AIBOX_OK);
+            int h = aibox_dense(m, 0, 250, 1);
+            aibox_dense(m, h, 7, 1);
+            assert_int_equal(aibox_model_finish(m, 11, &e), AIBOX_OK);
+            assert_int_equal(aibox_model_set_frozen(m, 2, 1), AIBOX_OK);
+            aibox_ctx *c = NULL;
+            aibox_ctx_opts co = {.mode = AIBOX_TRAIN, .threads = th ? th : 1};
+            assert_int_equal(aibox_ctx_create(&c, m, &co, &e), AIBOX_OK);
+            aibox_optim *o = NULL;
+            assert_int_equal(aibox_optim_create(&o, m, &kinds[k], &e), AIBOX_OK);
+            if (th) aibox_optim_set_ctx(o, c);
+            count = aibox_model_param_count(m);
+            assert_true(count > 65536);
+            float *g = aibox_model_grads(m);
+            for (int t = 1; t <= 4; t++) {
+                for (size_t i = 0; i < count; i++) g[i] = (float)sin(0.37 * (double)i + 1.1 * t);
+                assert_int_equal(aibox_optim_step(o, m, &e), AIBOX_OK);
+            }
+            if (!ref) {
+                ref = malloc(count * sizeof(float));
+                assert_non_null(ref);
+                memcpy(ref, aibox_model_params(m), count * sizeof(float));
+            } else if (memcmp(ref, aibox_model_params(m), count * sizeof(float))) {
+                fail_msg("optimizer kind %d: %d threads changed the parameters", (int)kinds[k].kind, th);
+            }
+            aibox_optim_set_ctx(o, NULL);
+            aibox_optim_free(&o);
+            aibox_ctx_free(&c);
+            aibox_model_free(&m);
+        }
+        free(ref);
+    }
+}
+
 static float halve_every_2(void *user, long step, int epoch, float base)
 {
     (void)user, (void)epoch;
@@ -879,7 +928,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_gradients), cmocka_unit_test(test_toy_learning),
         cmocka_unit_test(test_builder_errors),  cmocka_unit_test(test_other_input_size),
-        cmocka_unit_test(test_optimizers),      cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_optimizers), cmocka_unit_test(test_optim_threads),      cmocka_unit_test(test_threads),
         cmocka_unit_test(test_thread_counts),
         cmocka_unit_test(test_save_load),       cmocka_unit_test(test_load_refuses_damage),
         cmocka_unit_test(test_extract_and_reopen), cmocka_unit_test(test_bn_folding), cmocka_unit_test(test_frozen_trunk_backward),

@@ -4,6 +4,7 @@
  * Tolerances: forward 1e-4 abs + 1e-4 rel (float sums of <= 1152 products of
  * values in [-1, 1]); backward 2e-4 abs + 2e-4 rel against the (exact up to
  * 1e-10) double finite differences with step 1e-6. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,6 +177,109 @@ static void dense_naive(void *user, const double *packed, double *y)
         }
 }
 
+/* The direct kernels for few input channels (conv_small.c, conv1 of RGB
+ * networks): each kernel against the double loops (forward tolerance
+ * above), with bias or folded scale and shift and a ReLU as
+ * aibox_conv_fwd_part applies them, split into 1 or 3 parts by rows, and
+ * every kernel the same bits as the plain-C twin. Widths around the 16-,
+ * 24- and 48-pixel blocks. */
+static void test_convsmall(void **state)
+{
+    aibox_convsmall_kernel ks[4];
+    int nk = aibox_convsmall_kernels(aibox_cpu_features(), ks, 4);
+    for (int i = 0; i < nk; i++) printf("# kernel %s\n", ks[i].name);
+    assert_string_equal(ks[0].name, "c");
+    static const int widths[] = {1, 5, 8, 16, 17, 24, 25, 47, 48, 49, 70, 97};
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 77);
+    long cases_run = 0;
+    for (int shape = 0; shape < 4; shape++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
+            for (int flags = 0; flags < 8; flags++, cases_run++) {
+                /* 3x3 on 3 channels (K = 27), 5x5 on 1 (25), 2x2 on 4, 3x3 on 2 without padding */
+                static const int sh_[4][4] = {{3, 3, 1, 32}, {1, 5, 2, 8}, {4, 2, 0, 16}, {2, 3, 0, 8}};
+                int C = sh_[shape][0], k = sh_[shape][1], pad = sh_[shape][2], OC = sh_[shape][3];
+                int W = widths[wi] + k - 1 - 2 * pad, H = 3 + (int)(cases_run % 4);
+                if (W < k - 2 * pad || W < 1) W = k;
+                aibox_conv_desc d = {.in_c = C, .in_h = H, .in_w = W, .out_c = OC, .kh = k, .kw = k, .sh = 1, .sw = 1,
+                                     .pt = pad, .pl = pad, .groups = 1};
+                d.out_h = aibox_conv_out_size(H, k, 1, pad, pad);
+                d.out_w = aibox_conv_out_size(W, k, 1, pad, pad);
+                if (d.out_h < 1 || d.out_w < 1) continue;
+                assert_true(aibox_convsmall_eligible(&d));
+                int n = 2, relu = flags & 4;
+                size_t nx = (size_t)n * C * H * W, nw = (size_t)OC * C * k * k, ny = (size_t)n * OC * d.out_h * d.out_w;
+                float *x = aibox_test_malloc(nx * sizeof(float)), *w = aibox_test_floats(nw);
+                float *sc = aibox_test_floats((size_t)OC), *bb = aibox_test_floats((size_t)OC);
+                aibox_test_fill_uniform(&rng, x, nx, -1, 1);
+                aibox_test_fill_uniform(&rng, w, nw, -1, 1);
+                aibox_test_fill_uniform(&rng, sc, (size_t)OC, 0.5f, 2);
+                aibox_test_fill_uniform(&rng, bb, (size_t)OC, -1, 1);
+                const float *scale = flags & 1 ? sc : NULL, *b = flags & 2 ? bb : NULL;
+                double *xd = aibox_test_doubles(nx), *wd = aibox_test_doubles(nw), *want = aibox_test_doubles(ny);
+                aibox_test_f2d(x, xd, nx);
+                aibox_test_f2d(w, wd, nw);
+                conv_ref(&d, n, xd, wd, NULL, want);
+                size_t P = (size_t)d.out_h * d.out_w;
+                for (size_t i = 0; i < ny; i++) {
+                    int oc = (int)(i / P % (size_t)OC);
+                    double v = want[i] * (scale ? scale[oc] : 1.0) + (b ? b[oc] : 0.0);
+                    want[i] = relu && !(v > 0) ? 0.0 : v;
+                }
+                float *ws = aibox_test_malloc(aibox_convsmall_ws_floats(&d) * sizeof(float));
+                float *y0 = aibox_test_floats(ny), *y = aibox_test_floats(ny);
+                for (int ki = 0; ki < nk; ki++)
+                    for (int parts = 1; parts <= 3; parts += 2) {
+                        float *out = ki == 0 && parts == 1 ? y0 : y;
+                        for (int part = 0; part < parts; part++)
+                            aibox_convsmall_fwd_part(&ks[ki], &d, n, x, w, scale, b, out, ws, relu, part, parts);
+                        char what[96];
+                        snprintf(what, sizeof what, "convsmall %s shape %d width %d flags %d parts %d", ks[ki].name,
+                                 shape, d.out_w, flags, parts);
+                        AIBOX_TEST_CLOSE(what, out, want, ny, 1e-4, 1e-4);
+                        if (out != y0 && memcmp(out, y0, ny * sizeof(float))) fail_msg("%s: bits differ from c", what);
+                    }
+                free(x), free(w), free(sc), free(bb), free(xd), free(wd), free(want), free(ws), free(y0), free(y);
+            }
+}
+
+/* The fused ReLU backward and the stored input gradient
+ * (aibox_conv_bwd_ex) give the bits of a separate mask pass, then
+ * aibox_conv_bwd into a zeroed dx: every case (im2col chunks, pointwise,
+ * depthwise) with bias, and a chunked case with an unaligned plane. */
+static void test_conv_bwd_fused(void **state)
+{
+    /* the cases, then chunked ones: K = 1152 -> 455 columns a chunk over a
+     * 900-pixel plane (not a multiple of 16), K = 27 over 61 x 37 */
+    static const conv_case chunked[] = {{2, 128, 30, 30, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+                                        {2, 3, 61, 37, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}};
+    const size_t nc = sizeof cases / sizeof *cases;
+    for (size_t ci = 0; ci < nc + 2; ci++) {
+        conv_prob p;
+        setup_prob(ci < nc ? &cases[ci] : &chunked[ci - nc], &p);
+        aibox_rng rng;
+        aibox_rng_seed(&rng, 300 + ci);
+        size_t np = p.nx + p.nw + p.nb;
+        float *pf = aibox_test_floats(np), *yv = aibox_test_floats(p.ny), *dy = aibox_test_floats(p.ny);
+        aibox_test_fill_uniform(&rng, pf, np, -1, 1);
+        aibox_test_fill_uniform(&rng, yv, p.ny, -1, 1); /* the ReLU's output: about half masked */
+        for (size_t i = 0; i < p.ny; i += 7) yv[i] = 0.0f;
+        aibox_test_fill_uniform(&rng, dy, p.ny, -1, 1);
+        float *dy1 = aibox_test_floats(p.ny), *dy2 = aibox_test_floats(p.ny);
+        float *g1 = aibox_test_floats(np), *g2 = aibox_test_floats(np);
+        for (size_t i = 0; i < p.ny; i++) dy1[i] = yv[i] > 0.0f ? dy[i] : 0.0f;
+        memcpy(dy2, dy, p.ny * sizeof(float));
+        for (size_t i = 0; i < p.nx; i++) g2[i] = NAN; /* stored, never read */
+        float *ws = aibox_test_floats(aibox_conv_ws_floats(&p.d) + 1);
+        float *b1 = p.bias ? g1 + p.nx + p.nw : NULL, *b2 = p.bias ? g2 + p.nx + p.nw : NULL;
+        aibox_conv_bwd(&p.d, p.n, pf, pf + p.nx, dy1, g1, g1 + p.nx, b1, ws);
+        aibox_conv_bwd_ex(&p.d, p.n, pf, pf + p.nx, yv, dy2, g2, 1, g2 + p.nx, b2, ws);
+        if (memcmp(dy1, dy2, p.ny * sizeof(float))) fail_msg("conv case %zu: masked dy differs", ci);
+        if (memcmp(g1, g2, np * sizeof(float))) fail_msg("conv case %zu: fused backward differs", ci);
+        free(pf), free(yv), free(dy), free(dy1), free(dy2), free(g1), free(g2), free(ws);
+    }
+}
+
 static void test_dense(void **state)
 {
     dense_prob p = {3, 17, 5};
@@ -227,7 +331,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blas_fast_kernels), cmocka_unit_test(test_conv_forward),
         cmocka_unit_test(test_conv_backward),     cmocka_unit_test(test_conv_chunks),
-        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_dense),             cmocka_unit_test(test_convsmall),
+        cmocka_unit_test(test_conv_bwd_fused),
     };
     return cmocka_run_group_tests_name("ops/conv+dense", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
  *  - float-forward gradient check of average pooling: step 1e-2 (linear
  *    layer), atol 1e-4: y carries float rounding (~6e-8 * 9 terms / 2e-2).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -359,6 +360,44 @@ static void test_gap_large_plane(void **state)
 
 /* NaN in a 2x2/2 window (the vectorised path) wins, as in the general loop:
  * once a NaN is the maximum no number replaces it; a later NaN takes the index. */
+/* Backward storing the whole input gradient (a buffer the context does not
+ * zero) gives the bits of the accumulating backward into zeros: 2x2 / 2 on
+ * even and odd sides, ceil mode (windows hanging over the edge), and
+ * overlapping 3x3 / 2 windows with padding. The stored buffer starts as
+ * garbage (NaN). */
+static void test_maxpool_bwd_assign(void **state)
+{
+    static const int cfg[][8] = {/* h, w, k, s, pad, ceil */
+                                 {8, 8, 2, 2, 0, 0}, {7, 9, 2, 2, 0, 0}, {7, 9, 2, 2, 0, 1}, {9, 6, 3, 2, 1, 0},
+                                 {5, 5, 3, 2, 0, 1}, {1, 3, 2, 2, 0, 1}, {2, 2, 2, 2, 0, 0}};
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 5);
+    for (size_t ci = 0; ci < sizeof cfg / sizeof *cfg; ci++) {
+        const int *c = cfg[ci];
+        aibox_pool_desc d = {.c = 3, .in_h = c[0], .in_w = c[1], .kh = c[2], .kw = c[2], .sh = c[3], .sw = c[3],
+                             .pt = c[4], .pl = c[4]};
+        long span_h = c[0] + 2L * c[4] - c[2], span_w = c[1] + 2L * c[4] - c[2];
+        d.out_h = (int)((c[5] ? (span_h + c[3] - 1) / c[3] : span_h / c[3]) + 1);
+        d.out_w = (int)((c[5] ? (span_w + c[3] - 1) / c[3] : span_w / c[3]) + 1);
+        if (c[5] && (long)(d.out_h - 1) * c[3] >= c[0] + c[4]) d.out_h--;
+        if (c[5] && (long)(d.out_w - 1) * c[3] >= c[1] + c[4]) d.out_w--;
+        int n = 2;
+        size_t nx = (size_t)n * d.c * d.in_h * d.in_w, ny = (size_t)n * d.c * d.out_h * d.out_w;
+        float *x = aibox_test_floats(nx), *y = aibox_test_floats(ny), *dy = aibox_test_floats(ny);
+        float *acc = aibox_test_floats(nx), *set = aibox_test_floats(nx);
+        int32_t *am = aibox_test_malloc(ny * sizeof(int32_t));
+        aibox_test_fill_uniform(&rng, x, nx, -1, 1);
+        for (size_t i = 0; i < nx; i += 5) x[i] = 0.5f; /* ties */
+        aibox_test_fill_uniform(&rng, dy, ny, -1, 1);
+        aibox_maxpool_fwd(&d, n, x, y, am);
+        for (size_t i = 0; i < nx; i++) set[i] = NAN;
+        aibox_maxpool_bwd(&d, n, dy, am, acc);
+        aibox_maxpool_bwd_ex(&d, n, dy, am, set, 1);
+        if (memcmp(acc, set, nx * sizeof(float))) fail_msg("maxpool config %zu: stored backward differs", ci);
+        free(x), free(y), free(dy), free(acc), free(set), free(am);
+    }
+}
+
 static void test_maxpool_nan_2x2(void **state)
 {
     const float nan = __builtin_nanf("");
@@ -377,6 +416,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maxpool_nan_2x2),
+        cmocka_unit_test(test_maxpool_bwd_assign),
         cmocka_unit_test(test_out_size_cases),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_maxpool_ties_and_padding),

@@ -1,0 +1,222 @@
+/* Direct convolution for few input channels: ungrouped, stride 1, at most 4
+ * input channels and AIBOX_CONVSMALL_MAX_K taps (in_c x kh x kw), not 1x1,
+ * out_c a multiple of 8 -- the
+ * first layer of an RGB network (AlexNet-256's conv1: K = 27, where im2col
+ * writes 27 floats per output pixel for a GEMM with a 27-deep inner
+ * dimension). Each output row is computed from a zero-padded copy of the
+ * kh input rows it reads (per thread, in the caller's scratch), blocks of
+ * output channels times blocks of pixels held in registers, each tap's
+ * weight broadcast. Every path accumulates one output's taps in the same
+ * order (channel, row, column) with fused multiply-adds from 0, then adds
+ * the bias (or scale and shift) and applies the ReLU as aibox_conv_fwd_part
+ * does: the plain-C twin (fmaf) and the AVX2 and AVX-512 kernels give the
+ * same bits (tests/ops/test_conv.c). */
+#include <math.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "ops/simd.h"
+
+/* padded row length: the output row rounded up to 48 pixels (the widest
+ * block), plus the kernel's width and slack */
+static int row_len(const aibox_conv_desc *d) { return (d->out_w + 47) / 48 * 48 + d->kw + 16; }
+
+int aibox_convsmall_eligible(const aibox_conv_desc *d)
+{
+    return d->groups == 1 && d->sh == 1 && d->sw == 1 && d->in_c <= 4 && d->kh * d->kw > 1 &&
+           (long)d->in_c * d->kh * d->kw <= AIBOX_CONVSMALL_MAX_K &&
+           d->out_c % 8 == 0 && d->out_w >= 1 && d->out_w <= 65536;
+}
+
+size_t aibox_convsmall_ws_floats(const aibox_conv_desc *d)
+{
+    return (size_t)d->in_c * d->kh * row_len(d) + AIBOX_CONVSMALL_MAX_K;
+}
+
+/* One output row: K taps, tap t reads rows + off[t] + ox. */
+typedef struct aibox_convsmall_row {
+    const float *rows, *w, *scale, *b;
+    const int *off;
+    float *y;   /* output row oy of channel 0; channel oc at y + oc * P */
+    size_t P;   /* output plane */
+    int K, out_c, ow, relu;
+} cs_row;
+
+static inline float finish(const cs_row *r, int oc, float acc)
+{
+    float v = acc;
+    if (r->scale) v = acc * r->scale[oc] + (r->b ? r->b[oc] : 0.0f);
+    else if (r->b) v = acc + r->b[oc];
+    return r->relu ? (v > 0.0f ? v : 0.0f) : v;
+}
+
+static void row_c(const cs_row *r)
+{
+    for (int oc = 0; oc < r->out_c; oc++) {
+        const float *w = r->w + (size_t)oc * r->K;
+        float *y = r->y + (size_t)oc * r->P;
+        for (int ox = 0; ox < r->ow; ox++) {
+            float acc = 0.0f;
+            for (int t = 0; t < r->K; t++) acc = fmaf(w[t], r->rows[r->off[t] + ox], acc);
+            y[ox] = finish(r, oc, acc);
+        }
+    }
+}
+
+#ifdef AIBOX_SIMD_X86 /* (x86-64 or i386) and not AIBOX_NO_SIMD: see simd.h */
+#include <immintrin.h>
+
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define AVX512_TARGET __attribute__((target("avx2,fma,avx512f")))
+
+/* 8 output channels x 48 pixels in 24 registers */
+AVX512_TARGET static void row_avx512(const cs_row *r)
+{
+    const int K = r->K, OW = r->ow;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int oc0 = 0; oc0 < r->out_c; oc0 += 8) {
+        const float *w = r->w + (size_t)oc0 * K;
+        __m512 sc[8], sh[8];
+        for (int j = 0; j < 8; j++) {
+            int oc = oc0 + j;
+            sc[j] = _mm512_set1_ps(r->scale ? r->scale[oc] : 1.0f);
+            sh[j] = _mm512_set1_ps(r->b ? r->b[oc] : 0.0f);
+        }
+        for (int ox = 0; ox < OW; ox += 48) {
+            __m512 acc[8][3];
+            for (int j = 0; j < 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = zero;
+            for (int t = 0; t < K; t++) {
+                const float *src = r->rows + r->off[t] + ox;
+                __m512 x0 = _mm512_loadu_ps(src), x1 = _mm512_loadu_ps(src + 16), x2 = _mm512_loadu_ps(src + 32);
+                for (int j = 0; j < 8; j++) {
+                    __m512 wv = _mm512_set1_ps(w[j * K + t]);
+                    acc[j][0] = _mm512_fmadd_ps(wv, x0, acc[j][0]);
+                    acc[j][1] = _mm512_fmadd_ps(wv, x1, acc[j][1]);
+                    acc[j][2] = _mm512_fmadd_ps(wv, x2, acc[j][2]);
+                }
+            }
+            for (int j = 0; j < 8; j++) {
+                float *y = r->y + (size_t)(oc0 + j) * r->P + ox;
+                for (int v = 0; v < 3; v++) {
+                    int left = OW - ox - 16 * v;
+                    if (left <= 0) break;
+                    __m512 o = acc[j][v];
+                    if (r->scale) o = _mm512_add_ps(_mm512_mul_ps(o, sc[j]), sh[j]);
+                    else if (r->b) o = _mm512_add_ps(o, sh[j]);
+                    if (r->relu) o = _mm512_max_ps(o, zero); /* v > 0 ? v : 0, NaN to 0 as the C select */
+                    __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+                    _mm512_mask_storeu_ps(y + 16 * v, m, o);
+                }
+            }
+        }
+    }
+}
+
+/* 4 output channels x 24 pixels in 12 registers */
+AVX2_TARGET static void row_avx2(const cs_row *r)
+{
+    const int K = r->K, OW = r->ow;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int oc0 = 0; oc0 < r->out_c; oc0 += 4) {
+        const float *w = r->w + (size_t)oc0 * K;
+        for (int ox = 0; ox < OW; ox += 24) {
+            __m256 acc[4][3];
+            for (int j = 0; j < 4; j++) acc[j][0] = acc[j][1] = acc[j][2] = zero;
+            for (int t = 0; t < K; t++) {
+                const float *src = r->rows + r->off[t] + ox;
+                __m256 x0 = _mm256_loadu_ps(src), x1 = _mm256_loadu_ps(src + 8), x2 = _mm256_loadu_ps(src + 16);
+                for (int j = 0; j < 4; j++) {
+                    __m256 wv = _mm256_broadcast_ss(w + j * K + t);
+                    acc[j][0] = _mm256_fmadd_ps(wv, x0, acc[j][0]);
+                    acc[j][1] = _mm256_fmadd_ps(wv, x1, acc[j][1]);
+                    acc[j][2] = _mm256_fmadd_ps(wv, x2, acc[j][2]);
+                }
+            }
+            for (int j = 0; j < 4; j++) {
+                int oc = oc0 + j;
+                float *y = r->y + (size_t)oc * r->P + ox;
+                const __m256 sc = _mm256_set1_ps(r->scale ? r->scale[oc] : 1.0f),
+                             sh = _mm256_set1_ps(r->b ? r->b[oc] : 0.0f);
+                for (int v = 0; v < 3; v++) {
+                    int left = OW - ox - 8 * v;
+                    if (left <= 0) break;
+                    __m256 o = acc[j][v];
+                    if (r->scale) o = _mm256_add_ps(_mm256_mul_ps(o, sc), sh);
+                    else if (r->b) o = _mm256_add_ps(o, sh);
+                    if (r->relu) o = _mm256_max_ps(o, zero);
+                    if (left >= 8) {
+                        _mm256_storeu_ps(y + 8 * v, o);
+                    } else {
+                        float tmp[8];
+                        _mm256_storeu_ps(tmp, o);
+                        memcpy(y + 8 * v, tmp, sizeof(float) * (size_t)left);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+int aibox_convsmall_kernels(unsigned features, aibox_convsmall_kernel *k, int max)
+{
+    aibox_convsmall_kernel all[3];
+    int n = 0;
+    all[n++] = (aibox_convsmall_kernel){row_c, "c"};
+#ifdef AIBOX_SIMD_X86
+    if ((features & (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA)) == (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA))
+        all[n++] = (aibox_convsmall_kernel){row_avx2, "avx2"};
+    if ((features & (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_AVX512F)) ==
+        (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_AVX512F))
+        all[n++] = (aibox_convsmall_kernel){row_avx512, "avx512"};
+#endif
+    (void)features;
+    for (int i = 0; i < n && i < max; i++) k[i] = all[i];
+    return n < max ? n : max;
+}
+
+int aibox_convsmall_pick(unsigned features, aibox_convsmall_kernel *k)
+{
+    aibox_convsmall_kernel all[3];
+    int n = aibox_convsmall_kernels(features, all, 3);
+    *k = all[n - 1];
+    return n > 1; /* the plain-C twin is slower than im2col + sgemm: a vector kernel only */
+}
+
+void aibox_convsmall_fwd_part(const aibox_convsmall_kernel *k, const aibox_conv_desc *d, int n, const float *x,
+                              const float *w, const float *scale, const float *b, float *y, float *ws, int relu,
+                              int part, int parts)
+{
+    const int L = row_len(d), K = d->in_c * d->kh * d->kw;
+    const size_t HW = (size_t)d->in_h * d->in_w, P = (size_t)d->out_h * d->out_w;
+    int *off = (int *)(ws + (size_t)d->in_c * d->kh * L); /* K ints in the slack */
+    for (int c = 0; c < d->in_c; c++)
+        for (int ky = 0; ky < d->kh; ky++)
+            for (int kx = 0; kx < d->kw; kx++) off[(c * d->kh + ky) * d->kw + kx] = (c * d->kh + ky) * L + kx;
+    int r0, r1;
+    aibox_share(d->out_h, 1, part, parts, &r0, &r1);
+    /* input columns [lo, hi) of a padded row hold ix = j - pl inside [0, in_w) */
+    const int lo = AIBOX_MIN(d->pl, L), hi = AIBOX_MAX(lo, AIBOX_MIN(L, d->pl + d->in_w));
+    for (int s = 0; s < n; s++) {
+        const float *xs = x + (size_t)s * d->in_c * HW;
+        for (int oy = r0; oy < r1; oy++) {
+            for (int c = 0; c < d->in_c; c++)
+                for (int ky = 0; ky < d->kh; ky++) {
+                    float *row = ws + (size_t)(c * d->kh + ky) * L;
+                    int iy = oy - d->pt + ky;
+                    if (iy < 0 || iy >= d->in_h) {
+                        memset(row, 0, sizeof(float) * (size_t)L);
+                        continue;
+                    }
+                    memset(row, 0, sizeof(float) * (size_t)lo);
+                    memcpy(row + lo, xs + (size_t)c * HW + (size_t)iy * d->in_w + (lo - d->pl),
+                           sizeof(float) * (size_t)(hi - lo));
+                    memset(row + hi, 0, sizeof(float) * (size_t)(L - hi));
+                }
+            cs_row r = {.rows = ws, .w = w, .scale = scale, .b = b, .off = off,
+                        .y = y + (size_t)s * d->out_c * P + (size_t)oy * d->out_w, .P = P, .K = K,
+                        .out_c = d->out_c, .ow = d->out_w, .relu = relu};
+            k->fn(&r);
+        }
+    }
+}
