@@ -31,7 +31,7 @@ static int rnd_in(int lo, int hi) { return lo + (int)(rnd() % (uint32_t)(hi - lo
 static int32_t mbqm_ref(int32_t x, int32_t mult, int shift)
 {
     int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    __int128 ab = (__int128)((int64_t)x << left) * mult;
+    __int128 ab = (__int128)((int64_t)x * ((int64_t)1 << left)) * mult;
     __int128 q = ab + ((__int128)1 << 30);
     int64_t hi = (int64_t)(q >= 0 ? q / ((__int128)1 << 31) : -((-q + ((__int128)1 << 31) - 1) / ((__int128)1 << 31)));
     if (!right) return (int32_t)hi;
@@ -51,8 +51,8 @@ static void test_fixed_point(void **state)
         /* mult 2^(shift - 31) is real to within half a unit of mult */
         assert_true(fabs(ldexp((double)mult, shift - 31) - real) <= ldexp(0.5, shift - 31) * 1.0000001);
         int lim = shift > 0 ? (1 << (30 - shift)) : (1 << 30);
-        int32_t x = (int32_t)(rnd() % (uint32_t)(2 * lim)) - lim;
-        if (t % 7 == 0) x = (x >> 12) << 12; /* exact halves are where the two roundings show */
+        int32_t x = (int32_t)((int64_t)(rnd() % (2u * (uint32_t)lim)) - lim);
+        if (t % 7 == 0) x -= x & 4095; /* exact halves are where the two roundings show */
         if (mbqm_ref(x, mult, shift) != aibox_q_mbqm(x, mult, shift))
             fail_msg("x %d mult %d shift %d: %d, reference %d", x, mult, shift, aibox_q_mbqm(x, mult, shift),
                      mbqm_ref(x, mult, shift));
