@@ -586,8 +586,7 @@ static aibox_status load_quant(aibox_model *m, const aibox_file *f, const char *
                                   i, n0);
             continue;
         }
-        int out = nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels
-                  : nd->kind == AIBOX_LAYER_DENSE ? nd->settings.dense.units : 0;
+        int out = aibox_quant_out_channels(nd);
         size_t np0 = node_tensor(m, i, 0, p0), np1 = node_tensor(m, i, 1, p1);
         const aibox_file_entry *e0 = entry(f, p0), *e1 = np1 ? entry(f, p1) : NULL;
         if (out < 1 || !ws || !wo || ws->count != (size_t)out || wo->count != 2 || !e0 || e0->dtype != AIBOX_FILE_I8 ||

@@ -901,17 +901,25 @@ static int int_weights(builder *b, const pending *p, aibox_quant *q)
 }
 
 /* The integer tables of the built model, when every node has an 8-bit
- * domain (qsrc: per node, the tensor it computes, or -1) and every weight is
- * 8-bit. A model that falls short stays float (no table), as before. */
-static aibox_status quantise_import(builder *b, const int *qsrc, int xi, const pending *pend, int n_pend)
+ * domain and every weight is 8-bit. op_end[i]: the node count after
+ * operator i, whose nodes (a convolution, its clamp) share its output
+ * tensor's domain; a faithful import's input quantize node (made before the
+ * first operator) has the input's. A model that falls short stays float (no
+ * table), as before. */
+static aibox_status quantise_import(builder *b, const int *op_end, int xi, const pending *pend, int n_pend)
 {
     aibox_model *am = b->am;
-    int N = aibox_model_node_count(am);
+    const tfl *m = b->m;
+    int N = aibox_model_node_count(am), k = 1;
     aibox_quant *q = aibox_quant_create(N);
-    if (!q) return aibox_fail(b->err, AIBOX_E_NOMEM, "%s: out of memory", b->m->f.name);
-    int ok = act_domain(b->m, &b->m->t[xi], &q->scale[0], &q->zp[0]);
-    for (int i = 1; ok && i < N; i++) ok = qsrc[i] >= 0 && act_domain(b->m, &b->m->t[qsrc[i]], &q->scale[i], &q->zp[i]);
-    for (int k = 0; ok && k < n_pend; k++) ok = int_weights(b, &pend[k], q);
+    if (!q) return aibox_fail(b->err, AIBOX_E_NOMEM, "%s: out of memory", m->f.name);
+    int ok = act_domain(m, &m->t[xi], &q->scale[0], &q->zp[0]);
+    for (uint32_t i = 0; ok && i < m->n_ops; i++) {
+        int y = vec_i32(m, &m->ops[i].out, 0);
+        for (; ok && k < op_end[i]; k++) ok = act_domain(m, &m->t[k == b->node_of[xi] ? xi : y], &q->scale[k], &q->zp[k]);
+    }
+    ok = ok && k == N;
+    for (int j = 0; ok && j < n_pend; j++) ok = int_weights(b, &pend[j], q);
     if (!ok) {
         aibox_quant_free(&q);
         return AIBOX_OK;
@@ -980,7 +988,7 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     tfl m = {0};
     builder b = {0};
     pending *pend = NULL;
-    int n_pend = 0, *qsrc = NULL, qcap = 0;
+    int n_pend = 0, *op_end = NULL;
     aibox_status s;
     m.f.b = buf;
     m.f.n = len;
@@ -1010,7 +1018,8 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     b.err = err;
     b.node_of = malloc((m.n_t ? m.n_t : 1) * sizeof *b.node_of);
     pend = malloc((m.n_ops ? m.n_ops : 1) * sizeof *pend);
-    if (!b.node_of || !pend) {
+    op_end = malloc((m.n_ops ? m.n_ops : 1) * sizeof *op_end);
+    if (!b.node_of || !pend || !op_end) {
         s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
         goto done;
     }
@@ -1026,21 +1035,8 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
         }
     }
     for (uint32_t i = 0; i < m.n_ops; i++) {
-        int before = i ? aibox_model_node_count(b.am) : 1; /* a faithful input's quantize node: the input's domain */
         if ((s = build_op(&b, (int)i, pend, &n_pend))) goto done;
-        int after = aibox_model_node_count(b.am), y = vec_i32(&m, &m.ops[i].out, 0);
-        if (after > qcap) {
-            int *nq = realloc(qsrc, (size_t)(after + 64) * sizeof *nq);
-            if (!nq) {
-                s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", path);
-                goto done;
-            }
-            for (int k = qcap; k < after + 64; k++) nq[k] = -1;
-            qsrc = nq, qcap = after + 64;
-        }
-        /* an op's nodes (conv, its clamp) share its output's domain; a faithful
-         * import's input quantize node (made before the first op) the input's */
-        for (int k = before; k < after; k++) qsrc[k] = k == b.node_of[xi] ? xi : y;
+        op_end[i] = aibox_model_node_count(b.am);
     }
     if (b.node_of[yi] < 0) {
         s = bad(f, "no operator computes the output tensor %d (%s)", yi, m.t[yi].name);
@@ -1082,14 +1078,14 @@ aibox_status aibox_tflite_import_buffer(aibox_model **out, const void *buf, size
     if ((s = aibox_model_finish(b.am, 1, err))) goto done;
     for (int i = 0; i < n_pend; i++)
         if ((s = fill_weights(&b, &pend[i]))) goto done;
-    if (!(opts && opts->float_only) && (s = quantise_import(&b, qsrc, xi, pend, n_pend))) goto done;
+    if (!(opts && opts->float_only) && (s = quantise_import(&b, op_end, xi, pend, n_pend))) goto done;
     *out = b.am;
     b.am = NULL;
 done:
     if (b.am) aibox_model_free(&b.am);
     free(b.node_of);
     free(pend);
-    free(qsrc);
+    free(op_end);
     free(m.codes);
     free(m.t);
     free(m.ops);

@@ -141,6 +141,14 @@ AIBOX_INTERNAL aibox_status aibox_quant_alloc_weights(aibox_quant *q, int i, siz
 /* The model's float parameters of every quantised node from its integers:
  * w = wscale (w + wofs), b = bias * in_scale * wscale (in double, then float). */
 AIBOX_INTERNAL void aibox_quant_dequantize(aibox_model *m);
+/* The rule for 8-bit weights, one place for aibox_model_quantize and the
+ * trainer's fake quantisation (which must round alike): nd's output channels
+ * when it is a convolution or dense layer (0 for any other kind); and one
+ * channel's n weights w: scale max|w| / 127 (1 for zeros), each rounded half
+ * away from zero to w / scale in -127..127 (into q unless NULL) and replaced
+ * by scale * that. Returns the scale. */
+AIBOX_INTERNAL int aibox_quant_out_channels(const aibox_node *nd);
+AIBOX_INTERNAL float aibox_quant_weights_row(float *w, size_t n, int8_t *q);
 /* Hands q to m (which frees it with itself); a model already holding one frees it first. */
 AIBOX_INTERNAL void aibox_model_set_quant(aibox_model *m, aibox_quant *q);
 

@@ -143,8 +143,7 @@ static aibox_status plan_conv(aibox_qplan *p, int i, qstep *st, const int (*shap
          * (PopulateConvolutionQuantizationParams) in double */
         double prod = qw->float_product ? (double)(q->scale[in] * qw->wscale[o])
                                         : (double)q->scale[in] * (double)qw->wscale[o];
-        aibox_q_multiplier(prod / (double)q->scale[i], &st->mult[o], &sh);
-        if (sh < -31 || sh > 30) sh = sh < 0 ? -31 : 30;
+        aibox_q_multiplier(prod / (double)q->scale[i], &st->mult[o], &sh); /* sh in -31..30 */
         st->shift[o] = (int8_t)sh;
     }
     /* every int32 the kernels form (the dot product, the weight offset's share
@@ -161,10 +160,10 @@ static aibox_status plan_conv(aibox_qplan *p, int i, qstep *st, const int (*shap
     }
     c->in_zp = q->zp[in], c->out_zp = q->zp[i], c->act_min = 0, c->act_max = 255;
     c->wofs = qw->wofs, c->w = st->wr, c->bias = qw->bias, c->mult = st->mult, c->shift = st->shift;
-    size_t pb = aibox_qconv_packed_bytes(c, p->features);
+    size_t pb = aibox_qconv_packed_bytes(c);
     if (!(st->packed = aibox_alloc(pb ? pb : 64))) return aibox_fail(err, AIBOX_E_NOMEM, "8-bit plan: out of memory");
-    aibox_qconv_pack(c, st->packed, p->features);
-    st->ws_bytes = aibox_qconv_ws_bytes(c, p->features);
+    aibox_qconv_pack(c, st->packed);
+    st->ws_bytes = aibox_qconv_ws_bytes(c);
     st->op = Q_CONV;
     return AIBOX_OK;
 }

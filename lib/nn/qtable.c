@@ -1,4 +1,5 @@
 /* An 8-bit model's quantisation table (nn.h; what it means: lib/quant/quant.h). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "nn/nn.h"
@@ -67,6 +68,26 @@ void aibox_quant_dequantize(aibox_model *m)
             if (p1) p1[o] = (float)((double)w->bias[o] * in_scale * w->wscale[o]);
         }
     }
+}
+
+int aibox_quant_out_channels(const aibox_node *nd)
+{
+    return nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels
+           : nd->kind == AIBOX_LAYER_DENSE ? nd->settings.dense.units : 0;
+}
+
+float aibox_quant_weights_row(float *w, size_t n, int8_t *q)
+{
+    double mx = 0;
+    for (size_t k = 0; k < n; k++) mx = fmax(mx, fabs((double)w[k]));
+    float sc = mx > 0 ? (float)(mx / 127.0) : 1.0f;
+    for (size_t k = 0; k < n; k++) {
+        long v = lroundf(w[k] / sc);
+        v = v < -127 ? -127 : v > 127 ? 127 : v;
+        if (q) q[k] = (int8_t)v;
+        w[k] = sc * (float)v;
+    }
+    return sc;
 }
 
 void aibox_model_set_quant(aibox_model *m, aibox_quant *q)

@@ -99,7 +99,7 @@ const char *aibox_qconv_path(const aibox_qconv *q, unsigned features)
     return use_vnni(features) ? "vnni" : use_avx2(features) ? "avx2" : "c";
 }
 
-size_t aibox_qconv_packed_bytes(const aibox_qconv *q, unsigned features)
+size_t aibox_qconv_packed_bytes(const aibox_qconv *q)
 {
     geom g = geometry(q);
     if (g.depthwise) /* int32 (w + wofs) per tap and channel, then bias, mult, shift per channel */
@@ -107,7 +107,7 @@ size_t aibox_qconv_packed_bytes(const aibox_qconv *q, unsigned features)
     return g.gbytes * q->d.groups;
 }
 
-void aibox_qconv_pack(const aibox_qconv *q, void *packed, unsigned features)
+void aibox_qconv_pack(const aibox_qconv *q, void *packed)
 {
     const aibox_conv_desc *d = &q->d;
     geom g = geometry(q);
@@ -139,7 +139,7 @@ void aibox_qconv_pack(const aibox_qconv *q, void *packed, unsigned features)
     }
 }
 
-size_t aibox_qconv_ws_bytes(const aibox_qconv *q, unsigned features)
+size_t aibox_qconv_ws_bytes(const aibox_qconv *q)
 {
     geom g = geometry(q);
     if (g.depthwise) return (size_t)q->d.out_c * sizeof(int32_t) + 64;
@@ -160,7 +160,7 @@ static void gemm_c(const uint8_t *a, size_t lda, int rows, const int8_t *w, cons
             for (int k4 = 0; k4 < g->K4 / 4; k4++)
                 for (int j = 0; j < 4; j++) acc += ar[4 * k4 + j] * wo[(size_t)k4 * 64 + j];
             acc += colc[o] + (rowsum ? q->wofs * rowsum[r] : 0);
-            int32_t v = aibox_q_rdpot(aibox_q_srdhm((int32_t)((uint32_t)acc << lsh[o]), mult[o]), rsh[o]);
+            int32_t v = aibox_q_mbqm(acc, mult[o], lsh[o] - rsh[o]);
             y[(size_t)r * ldy + o] = clamp_u8(v + q->out_zp, q->act_min, q->act_max);
         }
     }

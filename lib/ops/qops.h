@@ -65,11 +65,12 @@ AIBOX_INTERNAL void aibox_qconv_ref(const aibox_qconv *q, int n, const uint8_t *
 /* The fast path: weights packed once (aibox_qconv_pack into
  * aibox_qconv_packed_bytes, 64-byte aligned), then aibox_qconv_run in
  * `parts` pieces that may run concurrently (piece `part`, each with its own
- * ws of aibox_qconv_ws_bytes). features: aibox_cpu_features() or fewer bits
- * (0: plain C); packing and running must be given the same. */
-AIBOX_INTERNAL size_t aibox_qconv_packed_bytes(const aibox_qconv *q, unsigned features);
-AIBOX_INTERNAL void aibox_qconv_pack(const aibox_qconv *q, void *packed, unsigned features);
-AIBOX_INTERNAL size_t aibox_qconv_ws_bytes(const aibox_qconv *q, unsigned features);
+ * ws of aibox_qconv_ws_bytes). One packed layout serves every path;
+ * features (aibox_cpu_features() or fewer bits, 0: plain C) picks the one
+ * that runs. */
+AIBOX_INTERNAL size_t aibox_qconv_packed_bytes(const aibox_qconv *q);
+AIBOX_INTERNAL void aibox_qconv_pack(const aibox_qconv *q, void *packed);
+AIBOX_INTERNAL size_t aibox_qconv_ws_bytes(const aibox_qconv *q);
 AIBOX_INTERNAL void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint8_t *x, uint8_t *y,
                                     void *ws, int part, int parts, unsigned features);
 /* Which path aibox_qconv_run takes for q with features: "vnni", "c", "depthwise". */

@@ -218,22 +218,17 @@ static aibox_status finish_quant(aibox_model *f, aibox_quant *q, aibox_error *er
     aibox_status s;
     for (int i = 1; i <= f->output; i++) {
         const aibox_node *nd = &f->nodes[i];
-        if (nd->kind != AIBOX_LAYER_CONV2D && nd->kind != AIBOX_LAYER_DENSE) continue;
-        int oc = nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels : nd->settings.dense.units;
+        int oc = aibox_quant_out_channels(nd);
+        if (!oc) continue;
         size_t per = nd->n_param[0] / (size_t)oc;
         if ((s = aibox_quant_alloc_weights(q, i, nd->n_param[0], oc, err))) return s;
         aibox_qweights *qw = &q->qw[i];
-        const float *w = f->params + nd->param_off[0], *b = nd->n_param[1] ? f->params + nd->param_off[1] : NULL;
+        float *w = f->params + nd->param_off[0];
+        const float *b = nd->n_param[1] ? f->params + nd->param_off[1] : NULL;
         double sin = q->scale[nd->in[0]];
         for (int o2 = 0; o2 < oc; o2++) {
-            double mx = 0;
-            for (size_t k = 0; k < per; k++) mx = fmax(mx, fabs((double)w[(size_t)o2 * per + k]));
-            /* the scale in float, as the trainer's fake quantisation computes it */
-            qw->wscale[o2] = mx > 0 ? (float)(mx / 127.0) : 1.0f;
-            for (size_t k = 0; k < per; k++) {
-                long v = lroundf(w[(size_t)o2 * per + k] / qw->wscale[o2]);
-                qw->w[(size_t)o2 * per + k] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
-            }
+            /* the floats become the dequantised integers below anyway */
+            qw->wscale[o2] = aibox_quant_weights_row(w + (size_t)o2 * per, per, qw->w + (size_t)o2 * per);
             double bq = b ? b[o2] / (sin * qw->wscale[o2]) : 0;
             bq = bq < -16777216.0 ? -16777216.0 : bq > 16777216.0 ? 16777216.0 : bq;
             qw->bias[o2] = (int32_t)lround(bq);

@@ -52,7 +52,8 @@ static void fake_quant(trainer *t, int on)
     size_t at = 0;
     for (int i = 1; i < m->n_nodes; i++) {
         const aibox_node *nd = &m->nodes[i];
-        if (nd->kind != AIBOX_LAYER_CONV2D && nd->kind != AIBOX_LAYER_DENSE) continue;
+        int out = aibox_quant_out_channels(nd);
+        if (!out) continue;
         float *w = m->params + nd->param_off[0];
         size_t n = nd->n_param[0];
         if (!on) {
@@ -62,14 +63,8 @@ static void fake_quant(trainer *t, int on)
         }
         memcpy(t->master + at, w, n * sizeof *w);
         at += n;
-        int out = nd->kind == AIBOX_LAYER_CONV2D ? nd->settings.conv.out_channels : nd->settings.dense.units;
         size_t per = n / (size_t)out;
-        for (int o = 0; o < out; o++) {
-            float *wo = w + (size_t)o * per, mx = 0;
-            for (size_t k = 0; k < per; k++) mx = fabsf(wo[k]) > mx ? fabsf(wo[k]) : mx;
-            float sc = mx > 0 ? (float)(mx / 127.0) : 1.0f;
-            for (size_t k = 0; k < per; k++) wo[k] = sc * (float)lroundf(wo[k] / sc);
-        }
+        for (int o = 0; o < out; o++) aibox_quant_weights_row(w + (size_t)o * per, per, NULL);
     }
 }
 
@@ -77,7 +72,7 @@ static size_t fake_quant_floats(const aibox_model *m)
 {
     size_t n = 0;
     for (int i = 1; i < m->n_nodes; i++)
-        if (m->nodes[i].kind == AIBOX_LAYER_CONV2D || m->nodes[i].kind == AIBOX_LAYER_DENSE) n += m->nodes[i].n_param[0];
+        if (aibox_quant_out_channels(&m->nodes[i])) n += m->nodes[i].n_param[0];
     return n;
 }
 

@@ -37,19 +37,6 @@ static void wr64(unsigned char *p, uint64_t v)
 }
 static void fix_crc(unsigned char *b, size_t n) { wr32(b + n - 4, (uint32_t)crc32(0, b, (uInt)(n - 4))); }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n);
-    assert_int_equal(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
 static const float I8[6] = {-128, -1, 0, 1, 77, 127};
 static const float I32[5] = {-16777216, -70000, 0, 123456, 16777216};
 
@@ -82,7 +69,8 @@ static void test_round_trip_and_bytes(void **state)
     snprintf(path, sizeof path, "%s/ints.aibox", g_dir);
     write_two(path);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = aibox_test_slurp(path, &n);
+    assert_non_null(b);
     size_t ew = entry_of(b, "w"), eb = entry_of(b, "b");
     assert_int_equal(b[ew], 3);
     assert_int_equal(b[eb], 4);
@@ -128,7 +116,8 @@ static void test_refusals(void **state)
     /* the reader: an int32 beyond 2^24 and a wrong length, with valid CRCs */
     write_two(path);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = aibox_test_slurp(path, &n);
+    assert_non_null(b);
     size_t eb = entry_of(b, "b");
     uint64_t offb = rd64(b + eb + 2 + 8);
     unsigned char *c = malloc(n);
@@ -156,14 +145,13 @@ static void test_refusals(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/aibox_int_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return aibox_test_mkdtemp(g_dir, sizeof g_dir, "int");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return aibox_test_run(NULL, 0, "rm -rf '%s'", g_dir) == 0 ? 0 : -1;
+    return aibox_test_rm_rf(g_dir);
 }
 
 int main(void)

@@ -284,14 +284,13 @@ static int setup(void **state)
 {
     (void)state;
     find_models();
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/aibox_int8_XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
+    return aibox_test_mkdtemp(g_tmp, sizeof g_tmp, "int8");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return aibox_test_run(NULL, 0, "rm -rf '%s'", g_tmp) == 0 ? 0 : -1;
+    return aibox_test_rm_rf(g_tmp);
 }
 
 int main(void)

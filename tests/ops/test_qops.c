@@ -161,9 +161,9 @@ static void test_conv_paths(void **state)
         for (int f = 0; f < 3; f++) {
             vnni_seen |= !strcmp(aibox_qconv_path(&c.q, feats[f]), "vnni");
             avx2_seen |= !strcmp(aibox_qconv_path(&c.q, feats[f]), "avx2");
-            size_t pb = aibox_qconv_packed_bytes(&c.q, feats[f]), wb = aibox_qconv_ws_bytes(&c.q, feats[f]);
+            size_t pb = aibox_qconv_packed_bytes(&c.q), wb = aibox_qconv_ws_bytes(&c.q);
             void *packed = aibox_alloc(pb + 64), *ws = aibox_alloc(wb * 3 + 64);
-            aibox_qconv_pack(&c.q, packed, feats[f]);
+            aibox_qconv_pack(&c.q, packed);
             for (int parts = 1; parts <= 3; parts += 2) {
                 memset(got, 0xA5, ny);
                 for (int part = 0; part < parts; part++)

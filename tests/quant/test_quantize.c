@@ -178,16 +178,15 @@ static void test_quantize_aware(void **state)
     to.optim.kind = AIBOX_ADAM, to.optim.lr = 3e-3f;
     aibox_model *logits = small_net(0, 0); /* the trainer takes logits */
     assert_int_equal(aibox_train(logits, &tsrc, 16, &vsrc, &to, 2, NULL, &err), AIBOX_OK);
-    size_t before = aibox_model_param_count(logits);
-    float *snap = malloc(before * sizeof(float));
-    memcpy(snap, aibox_model_node_param(logits, 1, 0, &(size_t){0}), sizeof(float));
+    float snap;
+    memcpy(&snap, aibox_model_node_param(logits, 1, 0, &(size_t){0}), sizeof snap);
     assert_int_equal(aibox_model_quantize(&p, logits, x, 64, NULL, &err), AIBOX_OK);
     aibox_train_opts qo = {.epochs = 3, .seed = 2};
     qo.optim.kind = AIBOX_ADAM, qo.optim.lr = 1e-4f;
     aibox_train_result res;
     assert_int_equal(aibox_model_quantize_aware(&q, logits, x, 64, NULL, &tsrc, 16, &vsrc, &qo, 2, &res, &err), AIBOX_OK);
     assert_int_equal(aibox_model_quantized(q), 1);
-    assert_memory_equal(snap, aibox_model_node_param(logits, 1, 0, &(size_t){0}), sizeof(float)); /* m untouched */
+    assert_memory_equal(&snap, aibox_model_node_param(logits, 1, 0, &(size_t){0}), sizeof snap); /* m untouched */
     /* held-out accuracy of the exported 8-bit models */
     int right_p = 0, right_q = 0, right_f = 0;
     aibox_ctx *cp = NULL, *cq = NULL, *cf = NULL;
@@ -214,7 +213,7 @@ static void test_quantize_aware(void **state)
     assert_true(fabs(res.best_val_acc * nv - right_q) <= 2.0);
     aibox_ctx_free(&cp), aibox_ctx_free(&cq), aibox_ctx_free(&cf);
     aibox_model_free(&p), aibox_model_free(&q), aibox_model_free(&logits);
-    free(snap), free(x), free(y);
+    free(x), free(y);
 }
 
 static void test_refusals(void **state)
@@ -302,14 +301,13 @@ static void test_tool(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/aibox_quant_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return aibox_test_mkdtemp(g_dir, sizeof g_dir, "quant");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return aibox_test_run(NULL, 0, "rm -rf '%s'", g_dir) == 0 ? 0 : -1;
+    return aibox_test_rm_rf(g_dir);
 }
 
 int main(int argc, char **argv)
