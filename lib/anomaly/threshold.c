@@ -89,7 +89,13 @@ aibox_status aibox_thresholds_compute(const aibox_threshold_spec *spec, const fl
     for (int i = 0; i < n_bad; i++)
         if (!isfinite(bad[i])) return aibox_fail(err, AIBOX_E_NONFINITE, "thresholds: defect score %d is not finite", i);
     double mean = 0, sd = 0, lo = INFINITY, hi = -INFINITY;
-    for (int i = 0; i < n_good; i++) mean += good[i], lo = fmin(lo, good[i]), hi = fmax(hi, good[i]);
+    /* comparisons, not fmin/fmax (the scores are finite): GCC 12's aarch64
+     * vectoriser crashes on a double fmin/fmax reduction over floats */
+    for (int i = 0; i < n_good; i++) {
+        mean += good[i];
+        if (good[i] < lo) lo = good[i];
+        if (good[i] > hi) hi = good[i];
+    }
     mean /= n_good > 0 ? n_good : 1;
     for (int i = 0; i < n_good; i++) sd += (good[i] - mean) * (good[i] - mean);
     sd = n_good > 1 ? sqrt(sd / (n_good - 1)) : 0;
@@ -102,7 +108,10 @@ aibox_status aibox_thresholds_compute(const aibox_threshold_spec *spec, const fl
         st->good_p99 = quantile(tmp, n_good, 0.99), st->good_max = tmp[n_good - 1];
         free(tmp);
     }
-    for (int i = 0; i < n_bad; i++) lo = fmin(lo, bad[i]), hi = fmax(hi, bad[i]);
+    for (int i = 0; i < n_bad; i++) {
+        if (bad[i] < lo) lo = bad[i];
+        if (bad[i] > hi) hi = bad[i];
+    }
     if (n_bad > 0) { /* F1-optimal thresholds against the good scores */
         int na = n_good + n_bad;
         float *sc = malloc(sizeof(float) * (size_t)na);

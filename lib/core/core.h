@@ -33,8 +33,10 @@ AIBOX_INTERNAL uint64_t aibox_seed_mix(uint64_t a, uint64_t b, uint64_t c);
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 
-/* Run-time CPU features (x86: cpuid, and the OS saves the AVX state); 0
- * on other architectures. A bit mask of AIBOX_CPU_*. */
+/* Run-time CPU features (x86: cpuid, and the OS saves the AVX state;
+ * aarch64: the kernel's HWCAP words); 0 elsewhere. A bit mask of AIBOX_CPU_*:
+ * the x86 and the Arm bits share one mask, as a process only ever sees one
+ * architecture's. */
 #define AIBOX_CPU_AVX 1u
 #define AIBOX_CPU_AVX2 2u
 #define AIBOX_CPU_FMA 4u
@@ -45,6 +47,9 @@ AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 #define AIBOX_CPU_AVX512BW 128u
 #define AIBOX_CPU_AVX512VL 256u
 #define AIBOX_CPU_AVX512VNNI 512u /* vpdpbusd: the integer kernels (lib/quant) */
+#define AIBOX_CPU_NEON 1024u     /* aarch64 Advanced SIMD (every aarch64 Linux has it) */
+#define AIBOX_CPU_DOTPROD 2048u  /* sdot/udot (Armv8.2 DotProd: Cortex-A76/A78, Neoverse) */
+#define AIBOX_CPU_FP16 4096u     /* half-precision arithmetic (Armv8.2 FP16) */
 /* what OpenBLAS's SkylakeX kernels use */
 #define AIBOX_CPU_AVX512_SKX \
     (AIBOX_CPU_AVX512F | AIBOX_CPU_AVX512DQ | AIBOX_CPU_AVX512CD | AIBOX_CPU_AVX512BW | AIBOX_CPU_AVX512VL)

@@ -5,8 +5,9 @@
  * across context switches (AVX's YMM registers) is not usable even when
  * cpuid lists it. Nothing is cached: callers ask once per model or context,
  * never per element (cpuid traps to the hypervisor in a virtual machine:
- * 5.7 us a call here, on a 2-core VM). On other architectures 0: their
- * plain-C paths (lib/ops/simd.h), and OpenBLAS keeps its own kernel choice. */
+ * 5.7 us a call here, on a 2-core VM). On aarch64 the HWCAP words the
+ * kernel passes in the auxiliary vector (NEON, DotProd, FP16). Elsewhere 0:
+ * the plain-C paths (lib/ops/simd.h). */
 #include "core/core.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -41,6 +42,23 @@ unsigned aibox_cpu_features(void)
         if ((b >> 31) & 1) f |= AIBOX_CPU_AVX512VL;
         if ((c >> 11) & 1) f |= AIBOX_CPU_AVX512VNNI;
     }
+    return f;
+}
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+/* The kernel's HWCAP bits (asm/hwcap.h), spelt out so that an older libc's
+ * headers need not name them. */
+#define HWCAP_ASIMD_BIT (1ul << 1)
+#define HWCAP_ASIMDHP_BIT (1ul << 10)
+#define HWCAP_ASIMDDP_BIT (1ul << 20)
+
+unsigned aibox_cpu_features(void)
+{
+    unsigned long hw = getauxval(AT_HWCAP);
+    unsigned f = 0;
+    if (hw & HWCAP_ASIMD_BIT) f |= AIBOX_CPU_NEON;
+    if (hw & HWCAP_ASIMDDP_BIT) f |= AIBOX_CPU_DOTPROD;
+    if (hw & HWCAP_ASIMDHP_BIT) f |= AIBOX_CPU_FP16;
     return f;
 }
 #else

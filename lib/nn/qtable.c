@@ -79,7 +79,12 @@ int aibox_quant_out_channels(const aibox_node *nd)
 float aibox_quant_weights_row(float *w, size_t n, int8_t *q)
 {
     double mx = 0;
-    for (size_t k = 0; k < n; k++) mx = fmax(mx, fabs((double)w[k]));
+    /* a comparison, not fmax: GCC 12's aarch64 vectoriser crashes on a
+     * double fmax reduction over floats (NaN is skipped either way) */
+    for (size_t k = 0; k < n; k++) {
+        double a = fabs((double)w[k]);
+        if (a > mx) mx = a;
+    }
     float sc = mx > 0 ? (float)(mx / 127.0) : 1.0f;
     for (size_t k = 0; k < n; k++) {
         long v = lroundf(w[k] / sc);

@@ -11,10 +11,13 @@
  *    x86 CPU.
  *  - -DAIBOX_NO_SIMD: none at all, plain C everywhere (the compiler's own
  *    auto-vectorisation for the baseline target only); `make check-nosimd`.
- *  - Other architectures (aarch64, ...): plain C until their kernels exist.
- *    A NEON path would be a maha_neon.c under
- *    `#if defined(__aarch64__) && !defined(AIBOX_NO_SIMD)`, an AIBOX_SIMD_NEON
- *    here and one more entry in maha.c's table. */
+ *  - AIBOX_SIMD_NEON: aarch64. Advanced SIMD is part of the base
+ *    architecture, so NEON kernels need no target attribute; the Armv8.2
+ *    extensions (DotProd's sdot/udot, FP16) carry one and are only called
+ *    when aibox_cpu_features() reports them (AIBOX_CPU_DOTPROD, ...). The
+ *    kernels live in *_neon.c files (or a guarded section of the dispatching
+ *    file) next to the same plain-C twins the x86 kernels are tested against.
+ *  - Other architectures: plain C. */
 #ifndef AIBOX_OPS_SIMD_H
 #define AIBOX_OPS_SIMD_H
 
@@ -25,6 +28,9 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(AIBOX_NO_SIMD)
 #define AIBOX_SIMD_X86 1
+#endif
+#if defined(__aarch64__) && !defined(AIBOX_NO_SIMD)
+#define AIBOX_SIMD_NEON 1
 #endif
 
 /* GCC/clang function multi-versioning (an AVX2 clone picked by the loader
