@@ -3,7 +3,8 @@
 # would, through pkg-config: once linked with the shared library (aibox) and
 # once with the static one (aibox-static), into OUT/shared and OUT/static.
 #   sh examples/build-installed.sh STAGE OUT     (STAGE: a DESTDIR install with PREFIX=/usr)
-# `make check` runs it on a staged install; tests/examples checks the programs.
+# `make check` runs it on a staged install; tests/examples checks the programs
+# (and trains and classifies with the staged tools).
 set -e
 stage=$1 out=$2
 mkdir -p "$out/shared" "$out/static"
@@ -21,4 +22,15 @@ for ex in classify train_folder padim; do
   ldd "$out/shared/$ex" | grep -q "$stage/usr/lib/libaibox.so.[0-9]" ||
     { echo "build-installed: $out/shared/$ex does not load the staged libaibox.so" >&2; exit 1; }
 done
+# the installed tools run from the stage (statically linked: no library path
+# needed) and report the installed library's version; their pages are there
+version=$(pkg-config --modversion aibox)
+for t in aibox-train aibox-infer aibox-import aibox-bench aibox-quantize; do
+  v=$("$stage/usr/bin/$t" --version | head -1)
+  [ "$v" = "$t $version" ] || { echo "build-installed: $stage/usr/bin/$t --version says '$v', not '$t $version'" >&2; exit 1; }
+  "$stage/usr/bin/$t" --help | grep -q "^usage: $t" || { echo "build-installed: $t --help prints no usage" >&2; exit 1; }
+  [ -f "$stage/usr/share/man/man1/$t.1" ] || { echo "build-installed: no man page $t.1 in the stage" >&2; exit 1; }
+done
+[ -f "$stage/usr/share/man/man3/libaibox.3" ] || { echo "build-installed: no man page libaibox.3 in the stage" >&2; exit 1; }
+echo "build-installed: the staged aibox-train, -infer, -import, -bench, -quantize run (--version $version, --help)" >&2
 echo "build-installed: classify, train_folder, padim built against $stage with pkg-config (shared and static)" >&2

@@ -23,7 +23,7 @@ static const char usage[] =
     "                       (aibox-train's split with the same --seed and --val-split), so the\n"
     "                       held-out images stay unseen\n"
     "  --method M           minmax (default: the smallest and largest value seen) or percentile\n"
-    "  --percentile P       with --method percentile: keep the central P %% (default 99.99)\n"
+    "  --percentile P       with --method percentile: keep the central P % (default 99.99)\n"
     "  --threads N          threads (default: all)\n"
     "quantisation-aware fine-tuning, when post-training quantisation loses accuracy:\n"
     "  --qat DATA           after calibrating, train on DATA/<class>/ images (the model's classes,\n"

@@ -3,7 +3,8 @@
  * (make check builds them into build/installed/ first). Each runs on
  * generated data; the PaDiM example's AUROCs must equal what aibox-infer
  * --eval prints for the same model and folders, and the classifier example
- * must agree with aibox-infer. */
+ * must agree with aibox-infer. The staged tools (BUILD/stage/usr/bin) run
+ * and train and classify as the built ones. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -170,6 +171,67 @@ static void test_padim_example_matches_infer(void **state)
     aibox_image_free(&img);
 }
 
+/* The tools as installed (make installed-examples stages them in BUILD/stage
+ * with the pages): each prints the library's version and its usage, and the
+ * staged aibox-train and aibox-infer train and classify as the built ones do:
+ * the same model file, the same result line. */
+static void test_staged_tools(void **state)
+{
+    (void)state;
+    need_examples();
+    static const char *const tools[] = {"aibox-train", "aibox-infer", "aibox-import", "aibox-bench", "aibox-quantize"};
+    static char out[1 << 16], out2[1 << 16];
+    char cmd[4096], want[64], p[4400];
+    snprintf(want, sizeof want, " %s\n", aibox_version());
+    for (int i = 0; i < 5; i++) {
+        int rc = aibox_test_run(out, sizeof out, "%s/stage/usr/bin/%s --version", build, tools[i]);
+        assert_int_equal(rc, 0);
+        assert_true(!strncmp(out, tools[i], strlen(tools[i])) && strstr(out, want));
+        rc = aibox_test_run(out, sizeof out, "%s/stage/usr/bin/%s --help", build, tools[i]);
+        assert_int_equal(rc, 0);
+        assert_true(!strncmp(out, "usage: ", 7) && !strncmp(out + 7, tools[i], strlen(tools[i])));
+        snprintf(p, sizeof p, "%s/stage/usr/share/man/man1/%s.1", build, tools[i]);
+        if (access(p, R_OK)) fail_msg("%s is not installed", p);
+    }
+    snprintf(p, sizeof p, "%s/stage/usr/share/man/man3/libaibox.3", build);
+    if (access(p, R_OK)) fail_msg("%s is not installed", p);
+    /* a tiny training with the staged tool and with the built one */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/tiny/horizontal %s/tiny/vertical", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    aibox_rng r;
+    aibox_rng_seed(&r, 5);
+    for (int i = 0; i < 16; i++) {
+        snprintf(p, sizeof p, "%s/tiny/%s/img%02d.png", dir, i % 2 ? "vertical" : "horizontal", i / 2);
+        stripes(&r, i % 2, p);
+    }
+    const char *bins[2] = {"stage/usr/bin", "bin"};
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(aibox_test_run(NULL, 0, "%s/%s/aibox-train %s/tiny -o %s/tiny_%d.aibox --size 32 --epochs 2 "
+                                                 "--batch 4 --threads 1 --seed 3 --min-samples 4 --quiet 2>/dev/null",
+                                        build, bins[k], dir, dir, k),
+                         0);
+    snprintf(p, sizeof p, "%s/tiny/vertical/img03.png", dir);
+    /* exit 0 (classified) or 1 (uncertain), not 2 or 3 */
+    assert_in_range(aibox_test_run(out, sizeof out, "%s/stage/usr/bin/aibox-infer -m %s/tiny_0.aibox --threads 1 --format csv %s",
+                                   build, dir, p), 0, 1);
+    assert_in_range(aibox_test_run(out2, sizeof out2, "%s/bin/aibox-infer -m %s/tiny_1.aibox --threads 1 --format csv %s",
+                                   build, dir, p), 0, 1);
+    assert_non_null(strstr(out, "img03.png"));
+    /* the same label and confidence (the timing column aside) */
+    char *a = strstr(out, "img03.png"), *b = strstr(out2, "img03.png");
+    assert_non_null(b);
+    a[strcspn(a, "\n")] = 0, b[strcspn(b, "\n")] = 0;
+    /* file,label,confidence,verdict: the first four fields */
+    char *line[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        char *q = line[k];
+        for (int f = 0; f < 4 && q; f++)
+            if ((q = strchr(q, ','))) *q++ = f == 3 ? 0 : ',';
+    }
+    print_message("# staged aibox-infer: %s\n", a);
+    assert_string_equal(a, b);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -193,6 +255,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_and_classify),
         cmocka_unit_test(test_padim_example_matches_infer),
+        cmocka_unit_test(test_staged_tools),
     };
     return cmocka_run_group_tests_name("examples (installed)", tests, setup, teardown);
 }
