@@ -1,4 +1,5 @@
-/* aibox-bench: speed and memory of a model on this machine.
+/* aibox-bench: speed and memory of a model on this machine, or (--cost) what
+ * one image costs it on any machine.
  * Results on stdout (text, or one JSON line with --json); errors on stderr. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,15 @@ static const char usage[] =
     "  --threads N        threads (default: $AIBOX_THREADS or all CPUs)\n"
     "  --train            also time a training step (softmax cross-entropy + Adam)\n"
     "  --reps N           timed repetitions after one warm-up (default 10); the median is reported\n"
+    "  --cost             print the model's cost per image instead of timing it: one line\n"
+    "                     per node and a total. FLOPs are 2 x the multiply-adds of the\n"
+    "                     convolutions and dense layers (other layers count 0); parameter\n"
+    "                     bytes are every stored parameter as 4-byte floats (weights, biases,\n"
+    "                     batch-norm scales and statistics) and, for an 8-bit model, as it\n"
+    "                     stores them (int8 weights, int32 biases); activations are the node\n"
+    "                     outputs (4-byte floats; 8-bit models: 1 byte), as their sum and as\n"
+    "                     the peak live set when the nodes run in order and each output is\n"
+    "                     freed after its last consumer\n"
     "  --json             one JSON line instead of text\n"
     "  --version          version and the active OpenBLAS kernel set\n"
     "  --help             this text\n"
@@ -41,7 +51,7 @@ static double median(double *v, int n)
 typedef struct options {
     const char *model;
     long size, channels, classes, batch, threads, reps;
-    int train, json;
+    int train, json, cost;
 } options;
 
 /* 0 to go on, else the exit status (help/version: 0 with *done). */
@@ -62,6 +72,7 @@ static int parse(int argc, char **argv, options *o, int *done)
         else if (!strcmp(a, "--reps")) ok = cli_int(prog, a, v, 1, 100000, &o->reps), i++;
         else if (!strcmp(a, "--train")) o->train = 1;
         else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--cost")) o->cost = 1;
         else return fprintf(stderr, "aibox-bench: unknown option '%s' (see --help)\n", a), 2;
         if (!ok) return 2;
     }
@@ -153,6 +164,129 @@ static void report(const options *o, const aibox_model *m, const aibox_ctx *ctx,
     printf("memory: context %.1f MB, peak RSS %.1f MB\n", aibox_ctx_bytes(ctx) / 1048576.0, ru.ru_maxrss / 1024.0);
 }
 
+/* --cost: what one image costs, from the graph alone (no context, no timing). */
+typedef struct node_cost {
+    double macs;
+    size_t params, param_bytes, int_bytes, out_elems;
+} node_cost;
+
+static node_cost cost_of(aibox_model *m, int i)
+{
+    node_cost nc = {0};
+    aibox_layer_kind k = aibox_model_node_kind(m, i);
+    int c, h, w;
+    aibox_model_node_shape(m, i, &c, &h, &w);
+    nc.out_elems = (size_t)c * h * w;
+    size_t n[4] = {0};
+    aibox_model_node_param(m, i, 0, &n[0]);
+    aibox_model_node_param(m, i, 1, &n[1]);
+    if (k == AIBOX_LAYER_BATCHNORM) aibox_model_node_state(m, i, 0, &n[2]), aibox_model_node_state(m, i, 1, &n[3]);
+    nc.params = n[0] + n[1] + n[2] + n[3];
+    nc.param_bytes = 4 * nc.params;
+    if (k == AIBOX_LAYER_CONV2D || k == AIBOX_LAYER_DENSE) {
+        /* one multiply-add per weight and output pixel: out_c x in_c/groups x kh x kw
+         * (or units x inputs) weights, each used at every output position */
+        nc.macs = (double)n[0] * h * w;
+        nc.int_bytes = n[0] + 4 * n[1]; /* int8 weights, int32 biases */
+    } else {
+        nc.int_bytes = 4 * nc.params;
+    }
+    return nc;
+}
+
+static int print_cost(const options *o, aibox_model *m)
+{
+    int nodes = aibox_model_node_count(m), out = aibox_model_output(m), q = aibox_model_quantized(m);
+    int c, h, w;
+    aibox_model_input_shape(m, &c, &h, &w);
+    node_cost *nc = calloc((size_t)nodes, sizeof *nc);
+    int *last = calloc((size_t)nodes, sizeof *last), *in = calloc((size_t)nodes + 1, sizeof *in);
+    if (!nc || !last || !in) {
+        free(nc), free(last), free(in);
+        fprintf(stderr, "aibox-bench: out of memory\n");
+        return 2;
+    }
+    /* each output lives from its node to its last consumer (the model's output to the end) */
+    for (int i = 0; i < nodes; i++) {
+        nc[i] = cost_of(m, i);
+        last[i] = i == out ? nodes : i;
+        int n = aibox_model_node_inputs(m, i, in, nodes);
+        for (int j = 0; j < n && j < nodes; j++)
+            if (in[j] >= 0 && in[j] < nodes && last[in[j]] < i) last[in[j]] = i;
+    }
+    double macs = 0;
+    size_t params = 0, pbytes = 0, ibytes = 0, sum = 0, peak = 0;
+    int peak_at = 0;
+    for (int i = 0; i < nodes; i++) {
+        size_t live = 0;
+        for (int j = 0; j <= i; j++)
+            if (last[j] >= i) live += nc[j].out_elems;
+        if (live > peak) peak = live, peak_at = i;
+        macs += nc[i].macs, params += nc[i].params, pbytes += nc[i].param_bytes, ibytes += nc[i].int_bytes;
+        sum += nc[i].out_elems;
+    }
+    if (o->json) {
+        cli_json j;
+        cj_begin(&j, stdout);
+        cj_str(&j, "model", o->model);
+        cj_arr(&j, "input");
+        cj_int(&j, NULL, c), cj_int(&j, NULL, h), cj_int(&j, NULL, w);
+        cj_close(&j);
+        cj_bool(&j, "quantized", q);
+        cj_num(&j, "flops", "%.0f", 2 * macs);
+        cj_num(&j, "multiply_adds", "%.0f", macs);
+        cj_int(&j, "params", (long long)params);
+        cj_int(&j, "param_bytes", (long long)pbytes);
+        if (q) cj_int(&j, "int_param_bytes", (long long)ibytes);
+        cj_int(&j, "activation_sum_bytes", (long long)(4 * sum));
+        cj_int(&j, "activation_peak_bytes", (long long)(4 * peak));
+        if (q) {
+            cj_int(&j, "int_activation_sum_bytes", (long long)sum);
+            cj_int(&j, "int_activation_peak_bytes", (long long)peak);
+        }
+        cj_int(&j, "activation_peak_node", peak_at);
+        cj_arr(&j, "layers");
+        for (int i = 0; i < nodes; i++) {
+            int lc, lh, lw;
+            aibox_model_node_shape(m, i, &lc, &lh, &lw);
+            cj_obj(&j, NULL);
+            cj_int(&j, "node", i);
+            cj_str(&j, "kind", aibox_layer_kind_name(aibox_model_node_kind(m, i)));
+            cj_arr(&j, "output");
+            cj_int(&j, NULL, lc), cj_int(&j, NULL, lh), cj_int(&j, NULL, lw);
+            cj_close(&j);
+            cj_num(&j, "flops", "%.0f", 2 * nc[i].macs);
+            cj_int(&j, "params", (long long)nc[i].params);
+            cj_int(&j, "param_bytes", (long long)(q ? nc[i].int_bytes : nc[i].param_bytes));
+            cj_int(&j, "output_bytes", (long long)(q ? 1 : 4) * (long long)nc[i].out_elems);
+            cj_close(&j);
+        }
+        cj_end(&j);
+    } else {
+        printf("model %s, input %dx%dx%d, cost per image (%s; FLOPs = 2 x multiply-adds of conv and dense)\n", o->model,
+               c, h, w, q ? "8-bit model: int8 weights, int32 biases, uint8 activations" : "float");
+        printf("%4s %-18s %-14s %12s %10s %12s %12s\n", "node", "kind", "output", "MFLOPs", "params", "param_B", "output_B");
+        for (int i = 0; i < nodes; i++) {
+            int lc, lh, lw;
+            char shape[48];
+            aibox_model_node_shape(m, i, &lc, &lh, &lw);
+            snprintf(shape, sizeof shape, "%dx%dx%d", lc, lh, lw);
+            printf("%4d %-18s %-14s %12.3f %10zu %12zu %12zu\n", i, aibox_layer_kind_name(aibox_model_node_kind(m, i)),
+                   shape, 2 * nc[i].macs / 1e6, nc[i].params, q ? nc[i].int_bytes : nc[i].param_bytes,
+                   (q ? 1 : 4) * nc[i].out_elems);
+        }
+        printf("total: %.3f MFLOPs (%.0f multiply-adds), %zu parameters\n", 2 * macs / 1e6, macs, params);
+        printf("parameters: %.3f MB as floats", pbytes / 1e6);
+        if (q) printf(", %.3f MB as stored (int8 weights, int32 biases)", ibytes / 1e6);
+        printf("\nactivations: sum of node outputs %.3f MB, peak live %.3f MB (at node %d) as floats", 4 * sum / 1e6,
+               4 * peak / 1e6, peak_at);
+        if (q) printf("; %.3f MB and %.3f MB as 8-bit", sum / 1e6, peak / 1e6);
+        printf("\n");
+    }
+    free(nc), free(last), free(in);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options o;
@@ -164,6 +298,11 @@ int main(int argc, char **argv)
     timing tm;
     aibox_status s = o.size ? aibox_preset(&m, o.model, (int)o.classes, (int)o.channels, (int)o.size, &err)
                             : aibox_model_load(&m, o.model, &err);
+    if (!s && o.cost) {
+        rc = print_cost(&o, m);
+        aibox_model_free(&m);
+        return rc;
+    }
     aibox_ctx_opts co = {.mode = o.train ? AIBOX_TRAIN : AIBOX_INFER, .max_batch = (int)o.batch, .threads = (int)o.threads,
                          .seed = 1};
     if (!s) s = aibox_ctx_create(&ctx, m, &co, &err);

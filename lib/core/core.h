@@ -55,6 +55,17 @@ AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
     (AIBOX_CPU_AVX512F | AIBOX_CPU_AVX512DQ | AIBOX_CPU_AVX512CD | AIBOX_CPU_AVX512BW | AIBOX_CPU_AVX512VL)
 AIBOX_INTERNAL unsigned aibox_cpu_features(void);
 
+/* The OpenBLAS kernel set (a name OPENBLAS_CORETYPE accepts, e.g.
+ * "NeoverseN1") for the aarch64 CPU that a /proc/cpuinfo text describes
+ * ("CPU implementer" / "CPU part" per core, "Features"), or NULL when it
+ * names no core this table knows (x86 text, garbage: keep OpenBLAS's
+ * choice). On big.LITTLE CPUs the big cores decide. desc (may be NULL)
+ * receives the cores, e.g. "Cortex-A76 x4". Pure: lib/core/blas.c. */
+AIBOX_INTERNAL const char *aibox_blas_arm_core(const char *cpuinfo, char *desc, size_t desc_len);
+/* Capability class of an OpenBLAS kernel set by name, any case (x86 1-3,
+ * aarch64 1-5; unknown 1): setup switches only to a higher class. */
+AIBOX_INTERNAL int aibox_blas_core_class(const char *name);
+
 #define AIBOX_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define AIBOX_MAX(a, b) ((a) > (b) ? (a) : (b))
 
