@@ -1,7 +1,7 @@
 # libaibox — build, test, install.  `make` builds everything; `make check` installs
 # missing Debian packages (as root), builds and runs every test.
 #
-# Targets: all, check, check-arm64, check-nosimd, check-clang, asan, fuzz, deps, bench, example, install, deb, clean.
+# Targets: all, check, check-arm64, check-nosimd, check-clang, asan, fuzz, deps, bench, example, install, deb, check-deb, clean.
 #
 # ARCH=arm64: the same build cross-compiled for aarch64 (Debian's
 # crossbuild-essential-arm64 against the arm64 multiarch -dev packages) into
@@ -73,7 +73,7 @@ SHARED := $(BUILD)/$(SONAME)
 # Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
 .SECONDARY:
 
-.PHONY: installed-examples all check check-nosimd check-clang asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
+.PHONY: deb check-deb installed-examples all check check-arm64 arm64-tests check-nosimd check-clang asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
 
 # Debian packages the build and the tests need; installed when missing (root).
@@ -142,6 +142,26 @@ check: deps-test
 	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
 	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_LITERT=$$($(LITERT_REF)) AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+
+# The unit tests of the aarch64 cross build, each binary under qemu-aarch64
+# (two at a time: this is a 2-core machine), then tests/arm64/agree.sh: the
+# arm64 tools under qemu give the x86 tools' answers on the same models and
+# images. Emulation is slow, so the suite is the unit tests: not the CLI
+# suites (tests/tools, whose tools agree.sh runs under qemu), not the
+# installed examples, and PyTorch parity stays with the native `make check`
+# (AIBOX_EMULATOR tells the tests; tests/common/check.h).
+DEB_ARM64 := crossbuild-essential-arm64 qemu-user libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 \
+  libcmocka-dev:arm64 libcjson-dev:arm64
+ARM64_TESTS = $(filter-out $(BUILD)/tests/tools/% $(BUILD)/tests/examples/%,$(TESTS))
+check-arm64:
+	@sh tools/install-deps.sh $(DEB_BUILD) $(DEB_TEST) $(DEB_ARM64)
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory ARCH=arm64 all
+	@$(MAKE) --no-print-directory ARCH=arm64 arm64-tests
+
+arm64-tests: $(TESTS)
+	@AIBOX_EMULATOR="$(QEMU_ARM64)" RUN_JOBS=2 sh tests/run.sh $(ARM64_TESTS)
+	@sh tests/arm64/agree.sh build $(BUILD) "$(QEMU_ARM64)"
 
 # The whole of `make check` on the portable builds, each in its own BUILD
 # dir (not part of `make check`: each costs about as much again):
@@ -233,18 +253,42 @@ example: deps
 symbols: $(SHARED)
 	@nm -D --defined-only $(SHARED) | awk '$$2 ~ /[TDBR]/ {print $$3}' | sort
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libaibox.so
+# LIBDIR: where the libraries and the .pc files go (the Debian packages use
+# /usr/lib/<multiarch>); MANDIR: the pages of man/, by section, uncompressed.
+LIBDIR  ?= $(PREFIX)/lib
+MANDIR  ?= $(PREFIX)/share/man
+install: $(STATIC) $(SHARED) $(TOOLS)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libaibox.so
 	install -d $(DESTDIR)$(PREFIX)/include/aibox
 	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/aibox/*.h $(DESTDIR)$(PREFIX)/include/aibox/
 	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
-	for pc in aibox aibox-static; do sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/$$pc.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	for pc in aibox aibox-static; do sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	  -e 's|^libdir=.*|libdir=$(LIBDIR)|' lib/$$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc; done
+
+# Debian packages libaibox$(ABI), libaibox-dev and aibox-tools for this
+# machine's architecture or ARCH=arm64, into $(BUILD)/deb (tools/deb/build-deb.sh
+# says how and why). check-deb installs the amd64 ones, checks them and
+# removes them again (root); it is not part of `make check`.
+DEB_ARCH := $(if $(filter arm64,$(ARCH)),arm64,$(shell dpkg --print-architecture 2>/dev/null))
+DEB_TOOLS := dpkg-dev fakeroot lintian $(if $(filter arm64,$(ARCH)),crossbuild-essential-arm64 \
+  libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64,$(DEB_BUILD))
+deb:
+	@sh tools/install-deps.sh $(DEB_TOOLS)
+	@$(MAKE) --no-print-directory $(STATIC) $(SHARED) $(TOOLS)
+	@sh tools/deb/build-deb.sh "$(BUILD)" "$(DEB_ARCH)" "$(VERSION)" "$(ABI)" "$(MAKE) --no-print-directory $(if $(ARCH),ARCH=$(ARCH)) BUILD=$(BUILD)"
+
+check-deb:
+	@sh tools/install-deps.sh man-db pkg-config qemu-user
+	@$(MAKE) --no-print-directory deb BUILD=$(BUILD)
+	@$(MAKE) --no-print-directory deb ARCH=arm64 BUILD=$(BUILD)-arm64
+	@sh tools/deb/check-deb.sh $(BUILD)/deb $(BUILD)-arm64/deb
 
 clean:
 	rm -rf build build-asan build-nosimd build-clang build-arm64

@@ -45,6 +45,13 @@ long aibox_test_peak_kb(int (*fn)(void *arg), void *arg, int *child_rc);
  * memory, inherited through fork) and the message. Returns the child's peak
  * RSS in bytes; *st and msg receive the verdict. */
 long aibox_test_child_verdict(char *const argv[], aibox_status *st, char *msg, size_t cap);
+/* The command that runs this build's programs when they are not native:
+ * AIBOX_EMULATOR, set by `make check-arm64` to "qemu-aarch64 -U ...", or
+ * NULL on a native run. Children of the tests go through it, and checks the
+ * emulator cannot honour (an address-space limit on qemu itself, peak RSS
+ * that includes qemu's own memory, PyTorch parity on big shapes, which
+ * `make check` runs natively) skip or relax, saying so. */
+const char *aibox_test_emulator(void);
 void aibox_test_print_verdict(aibox_status st, const char *msg);
 /* A "Field:   123 kB" line of /proc/self/status (VmRSS, VmHWM, ...), or -1. */
 long aibox_test_status_kb(const char *field);

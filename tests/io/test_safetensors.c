@@ -554,9 +554,11 @@ static void test_crafted_memory(void **state)
 {
     (void)state;
     const int asan = getenv("AIBOX_ASAN") != NULL;
+    long emu_base = 0; /* under an emulator, its own memory (in base) is not the reader's */
     aibox_status s;
     char msg[AIBOX_ERROR_MSG_LEN], path[160];
     long base = crafted_import("", &s, msg, sizeof msg);
+    if (aibox_test_emulator()) emu_base = base;
     for (int k = 0; k < 7; k++) {
         const char *name = NULL, *want = NULL;
         long size = 0;
@@ -625,7 +627,7 @@ static void test_crafted_memory(void **state)
         if (s == AIBOX_OK) fail_msg("%s was accepted", name);
         if (!strstr(msg, path) || !strstr(msg, want) || strchr(msg, '\n'))
             fail_msg("%s: message '%s' (wanted '%s')", name, msg, want);
-        if (!asan && rss >= (64L << 20) + size) fail_msg("%s: peak RSS %ld bytes", name, rss);
+        if (!asan && rss - emu_base >= (64L << 20) + size) fail_msg("%s: peak RSS %ld bytes", name, rss);
         unlink(path);
     }
 }

@@ -457,9 +457,11 @@ static void test_crafted_memory(void **state)
         {"labels_newlines", "labels_newlines.txt", "labels for a model with 3 outputs"},
     };
     const int asan = getenv("AIBOX_ASAN") != NULL;
+    long emu_base = 0; /* under an emulator, its own memory (in base) is not the reader's */
     aibox_status s0;
     char m0[AIBOX_ERROR_MSG_LEN];
     long base = crafted_import("", NULL, &s0, m0, sizeof m0); /* the process alone (libraries, OpenBLAS) */
+    if (aibox_test_emulator()) emu_base = base;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[160], lpath[160], msg[AIBOX_ERROR_MSG_LEN];
         if (cases[i].labels) {
@@ -477,7 +479,7 @@ static void test_crafted_memory(void **state)
         if (s == AIBOX_OK) fail_msg("%s was accepted", cases[i].file);
         if (!strstr(msg, cases[i].labels ? lpath : path) || !strstr(msg, cases[i].want) || strchr(msg, '\n'))
             fail_msg("%s: message '%s' (wanted '%s')", cases[i].file, msg, cases[i].want);
-        if (!asan && rss >= (64L << 20) + size) fail_msg("%s: peak RSS %ld bytes", cases[i].file, rss);
+        if (!asan && rss - emu_base >= (64L << 20) + size) fail_msg("%s: peak RSS %ld bytes", cases[i].file, rss);
         unlink(cases[i].labels ? lpath : path);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
