@@ -1,10 +1,12 @@
 /* 8-bit integer kernels: plain-C references, the packed fast path and its
- * dispatch (the AVX-512 VNNI GEMM lives in qops_x86.c). Contracts: qops.h. */
+ * dispatch (the AVX-512 VNNI and AVX2 kernels live in qops_x86.c, the NEON
+ * ones in qops_neon.c). Contracts: qops.h. */
 #include <math.h>
 #include <string.h>
 
 #include "ops/qops.h"
 #include "ops/simd.h"
+#include "ops/qops_neon.h"
 
 void aibox_q_multiplier(double real, int32_t *mult, int *shift)
 {
@@ -56,7 +58,9 @@ void aibox_qconv_ref(const aibox_qconv *q, int n, const uint8_t *x, uint8_t *y)
  * patch): four consecutive patch bytes of 16 output channels, what one
  * vpdpbusd takes. Then int32 per output channel (16-padded): the constant
  * part of the accumulator, colc = bias - in_zp * sum(w) - K * in_zp * wofs,
- * the multiplier, the left and the right shift. An accumulator is then
+ * the multiplier, the left and the right shift, and colc + 128 * sum(w) for
+ * the NEON kernels, whose products take the patch bytes as (a - 128) int8
+ * (Arm has no uint8 x int8 dot product before i8mm). An accumulator is then
  * dot(patch, w) + wofs * sum(patch) + colc: the reference's
  * sum((x - in_zp) (w + wofs)) + bias with padded cells read as in_zp. */
 typedef struct geom {
@@ -75,28 +79,41 @@ static geom geometry(const aibox_qconv *q)
     g.cg = d->in_c / d->groups, g.ocg = d->out_c / d->groups;
     g.K = d->kh * d->kw * g.cg, g.K4 = (g.K + 3) & ~3, g.O16 = (g.ocg + 15) & ~15;
     g.wbytes = (size_t)g.O16 * g.K4;
-    g.gbytes = g.wbytes + (size_t)g.O16 * 4 * sizeof(int32_t);
+    g.gbytes = g.wbytes + (size_t)g.O16 * 5 * sizeof(int32_t);
     g.direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pt == 0 && d->pl == 0 &&
                d->out_h == d->in_h && d->out_w == d->in_w && d->groups == 1 && d->in_c % 4 == 0;
     g.depthwise = g.cg == 1 && g.ocg == 1;
     return g;
 }
 
-/* Which vector kernels a CPU with features runs (none without AIBOX_SIMD_X86). */
-#ifdef AIBOX_SIMD_X86
+/* Which vector kernels a CPU with features runs (none without AIBOX_SIMD_X86
+ * or AIBOX_SIMD_NEON). */
 #define HAS(features, needs) (((features) & (needs)) == (needs))
+#ifdef AIBOX_SIMD_X86
 static int use_vnni(unsigned features) { return HAS(features, AIBOX_X86_QGEMM_NEEDS); }
 static int use_avx2(unsigned features) { return HAS(features, AIBOX_X86_QGEMM2_NEEDS); }
 #else
 static int use_vnni(unsigned features) { return (void)features, 0; }
 static int use_avx2(unsigned features) { return (void)features, 0; }
 #endif
+#ifdef AIBOX_SIMD_NEON
+static int use_neon_dot(unsigned features) { return HAS(features, AIBOX_NEON_QGEMM_DOT_NEEDS); }
+static int use_neon(unsigned features) { return HAS(features, AIBOX_NEON_QGEMM_NEEDS); }
+#else
+static int use_neon_dot(unsigned features) { return (void)features, 0; }
+static int use_neon(unsigned features) { return (void)features, 0; }
+#endif
 
 const char *aibox_qconv_path(const aibox_qconv *q, unsigned features)
 {
     geom g = geometry(q);
-    if (g.depthwise) return use_vnni(features) ? "depthwise-avx512" : "depthwise-c";
-    return use_vnni(features) ? "vnni" : use_avx2(features) ? "avx2" : "c";
+    if (g.depthwise)
+        return use_vnni(features) ? "depthwise-avx512" : use_neon(features) ? "depthwise-neon" : "depthwise-c";
+    return use_vnni(features)       ? "vnni"
+           : use_avx2(features)     ? "avx2"
+           : use_neon_dot(features) ? "neon-dot"
+           : use_neon(features)     ? "neon"
+                                    : "c";
 }
 
 size_t aibox_qconv_packed_bytes(const aibox_qconv *q)
@@ -135,6 +152,7 @@ void aibox_qconv_pack(const aibox_qconv *q, void *packed)
             tab[g.O16 + o] = q->mult[oc];
             tab[2 * g.O16 + o] = sh > 0 ? sh : 0;
             tab[3 * g.O16 + o] = sh > 0 ? 0 : -sh;
+            tab[4 * g.O16 + o] = (int32_t)((uint32_t)tab[o] + 128u * (uint32_t)sum); /* the NEON (a - 128) products */
         }
     }
 }
@@ -182,6 +200,12 @@ static void row_sums(const uint8_t *a, size_t lda, int rows, int K, int32_t *row
 #ifdef AIBOX_SIMD_X86
     if (use_vnni(features)) {
         aibox_qrowsum_avx512(a, lda, rows, K, rowsum);
+        return;
+    }
+#endif
+#ifdef AIBOX_SIMD_NEON
+    if (use_neon(features)) {
+        aibox_qrowsum_neon(a, lda, rows, K, rowsum);
         return;
     }
 #endif
@@ -271,12 +295,19 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
     int P = n * d->out_h * d->out_w, p0, p1;
     aibox_share(P, 1, part, parts, &p0, &p1);
     uintptr_t at = ((uintptr_t)ws + 63) & ~(uintptr_t)63;
-    int vnni = use_vnni(features);
+    int vnni = use_vnni(features), dot = use_neon_dot(features), neon = use_neon(features);
     if (g.depthwise) {
 #ifdef AIBOX_SIMD_X86
         if (vnni) {
             aibox_qdw_avx512(packed, d->out_c, d->in_h, d->in_w, d->out_h, d->out_w, d->kh, d->kw, d->sh, d->sw, d->pt,
                              d->pl, q->in_zp, q->out_zp, q->act_min, q->act_max, x, p0, p1, y);
+            return;
+        }
+#endif
+#ifdef AIBOX_SIMD_NEON
+        if (neon) {
+            aibox_qdw_neon(packed, d->out_c, d->in_h, d->in_w, d->out_h, d->out_w, d->kh, d->kw, d->sh, d->sw, d->pt,
+                           d->pl, q->in_zp, q->out_zp, q->act_min, q->act_max, x, p0, p1, y);
             return;
         }
 #endif
@@ -312,13 +343,26 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
                 continue;
             }
 #endif
-            (void)vnni;
+#ifdef AIBOX_SIMD_NEON
+            if (dot) {
+                aibox_qgemm_neon_dot(a, lda, rows, w, tab, rowsum, g.K4, g.O16, g.ocg, q->wofs, q->out_zp,
+                                     q->act_min, q->act_max, yb, (size_t)d->out_c);
+                continue;
+            }
+            if (neon) {
+                aibox_qgemm_neon(a, lda, rows, w, tab, rowsum, g.K4, g.O16, g.ocg, q->wofs, q->out_zp, q->act_min,
+                                 q->act_max, yb, (size_t)d->out_c);
+                continue;
+            }
+#endif
+            (void)vnni, (void)dot, (void)neon;
             gemm_c(a, lda, rows, w, tab, rowsum, &g, q, yb, (size_t)d->out_c);
         }
     }
 }
 
 /* ------------------------------------------------------------ other layers */
+#ifndef AIBOX_SIMD_NEON /* aarch64 has qops_neon.c's twin, whose tail is this loop */
 /* Branch-free, so the AVX2 clone vectorises it. */
 AIBOX_CLONES_AVX2 static void quantize_c(const float *restrict x, int n, float inv, float zp, uint8_t *restrict q)
 {
@@ -329,6 +373,7 @@ AIBOX_CLONES_AVX2 static void quantize_c(const float *restrict x, int n, float i
         q[k] = (uint8_t)(int32_t)v;
     }
 }
+#endif
 
 /* One output pixel's window, chunk of channels [c0, c0 + cn): vectorised over
  * the channels, which are contiguous in NHWC. */
@@ -390,7 +435,11 @@ void aibox_qmean(int n, int hw, int c, int in_zp, int32_t mult, int shift, int o
 
 void aibox_q_quantize(const float *x, int n, float inv, float zp, uint8_t *q)
 {
+#ifdef AIBOX_SIMD_NEON /* NEON is aarch64's baseline: no feature to ask for */
+    aibox_q_quantize_neon(x, n, inv, zp, q);
+#else
     quantize_c(x, n, inv, zp, q);
+#endif
 }
 
 void aibox_qlut(size_t count, const uint8_t lut[256], const uint8_t *x, uint8_t *y)

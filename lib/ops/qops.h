@@ -73,7 +73,9 @@ AIBOX_INTERNAL void aibox_qconv_pack(const aibox_qconv *q, void *packed);
 AIBOX_INTERNAL size_t aibox_qconv_ws_bytes(const aibox_qconv *q);
 AIBOX_INTERNAL void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint8_t *x, uint8_t *y,
                                     void *ws, int part, int parts, unsigned features);
-/* Which path aibox_qconv_run takes for q with features: "vnni", "c", "depthwise". */
+/* Which path aibox_qconv_run takes for q with features: "vnni", "avx2",
+ * "neon-dot", "neon", "c"; for a depthwise layer "depthwise-avx512",
+ * "depthwise-neon", "depthwise-c". */
 AIBOX_INTERNAL const char *aibox_qconv_path(const aibox_qconv *q, unsigned features);
 
 /* ------------------------------------------------------------ other layers */

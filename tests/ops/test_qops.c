@@ -1,7 +1,8 @@
 /* 8-bit integer kernels (lib/ops/qops.c, qops_x86.c): TFLite's fixed-point
  * arithmetic against an independent 128-bit formulation; every convolution
- * path (packed plain C, AVX-512 VNNI, depthwise) equal to the direct
- * reference bit for bit; the reference, pools, ADD and softmax within one
+ * path (packed plain C, AVX2, AVX-512 VNNI, NEON with and without DotProd,
+ * depthwise) equal to the direct reference bit for bit, and the input
+ * quantisation equal to its formula; the reference, pools, ADD and softmax within one
  * output step of the same layer computed in double on the dequantised
  * values (the fixed-point path rounds twice, so one step, never more). */
 #include <stdarg.h>
@@ -119,11 +120,29 @@ static void free_case(qcase *c)
     free(c->x), free(c->w), free(c->bias), free(c->mult), free(c->shift), free(c->wscale);
 }
 
+/* The paths a run compared, with how many cases and output bytes. */
+typedef struct seen {
+    const char *name[16];
+    size_t cases[16], bytes[16];
+    int n;
+} seen;
+
+static void seen_add(seen *s, const char *name, size_t bytes)
+{
+    int i = 0;
+    while (i < s->n && strcmp(s->name[i], name)) i++;
+    if (i == s->n) {
+        assert_true(s->n < 16);
+        s->name[s->n++] = name;
+    }
+    s->cases[i]++, s->bytes[i] += bytes;
+}
+
 static void test_conv_paths(void **state)
 {
     (void)state;
     unsigned all = aibox_cpu_features();
-    int vnni_seen = 0, avx2_seen = 0;
+    seen sn = {0};
     for (int t = 0; t < 400; t++) {
         qcase c;
         int kind = t % 3, k = kind == 0 && t % 4 == 0 ? 1 : rnd_in(1, 4), s = rnd_in(1, 2);
@@ -156,11 +175,14 @@ static void test_conv_paths(void **state)
             if (fabs(q - ref[i]) > 1.0 + 1e-6) fail_msg("case %d: output %zu is %d, double %.3f", t, i, ref[i], q);
         }
         /* every fast path equals the reference, in one piece and in three:
-         * plain C, AVX2 alone (VNNI masked off), everything this CPU has */
-        unsigned feats[3] = {0, all & (AIBOX_CPU_AVX | AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C), all};
+         * plain C, AVX2 alone (VNNI masked off) or NEON alone (DotProd
+         * masked off), everything this CPU has */
+        unsigned feats[3] = {0,
+                             all & (AIBOX_CPU_AVX | AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C | AIBOX_CPU_NEON |
+                                    AIBOX_CPU_FP16),
+                             all};
         for (int f = 0; f < 3; f++) {
-            vnni_seen |= !strcmp(aibox_qconv_path(&c.q, feats[f]), "vnni");
-            avx2_seen |= !strcmp(aibox_qconv_path(&c.q, feats[f]), "avx2");
+            if (f == 2 && feats[2] == feats[1]) break; /* nothing masked off: run once */
             size_t pb = aibox_qconv_packed_bytes(&c.q), wb = aibox_qconv_ws_bytes(&c.q);
             void *packed = aibox_alloc(pb + 64), *ws = aibox_alloc(wb * 3 + 64);
             aibox_qconv_pack(&c.q, packed);
@@ -173,14 +195,46 @@ static void test_conv_paths(void **state)
                         fail_msg("case %d (%s, %d parts, groups %d, k %d, s %d, wofs %d): output %zu is %d, "
                                  "reference %d", t, aibox_qconv_path(&c.q, feats[f]), parts, d->groups, d->kh, d->sh,
                                  c.q.wofs, i, got[i], ref[i]);
+                seen_add(&sn, aibox_qconv_path(&c.q, feats[f]), ny);
             }
             aibox_free(packed), aibox_free(ws);
         }
         free(ref), free(got);
         free_case(&c);
     }
-    print_message("paths compared with the reference: plain C%s%s\n", avx2_seen ? ", AVX2" : "",
-                  vnni_seen ? ", AVX-512 VNNI" : "");
+    print_message("paths compared with the reference (features 0x%x):\n", all);
+    for (int i = 0; i < sn.n; i++)
+        print_message("  %-17s 0 of %zu bytes differ over %zu runs\n", sn.name[i], sn.bytes[i], sn.cases[i]);
+}
+
+/* aibox_q_quantize (a NEON twin on aarch64) against its formula written out:
+ * ties, both clamps, infinities and NaN, every length's tail. */
+static void test_quantize(void **state)
+{
+    (void)state;
+    size_t bytes = 0;
+    for (int t = 0; t < 300; t++) {
+        int n = rnd_in(0, 70);
+        float inv = 1.0f / (0.005f + (float)(rnd() % 1000) * 1e-4f), zp = (float)rnd_in(0, 255);
+        float x[70];
+        uint8_t got[70];
+        for (int i = 0; i < n; i++) {
+            int kind = rnd_in(0, 15);
+            x[i] = kind == 0   ? NAN
+                   : kind == 1 ? (rnd() % 2 ? INFINITY : -INFINITY)
+                   : kind == 2 ? ((float)rnd_in(-300, 300) - zp + 0.5f) / inv /* near halves */
+                   : kind == 3 ? -0.0f
+                               : ((float)(rnd() % 200001) - 100000.0f) * 1e-4f * (float)(rnd() % 4 + 1);
+        }
+        aibox_q_quantize(x, n, inv, zp, got);
+        for (int i = 0; i < n; i++) {
+            float v = x[i] * inv + zp + 0.5f;
+            int want = isnan(v) || v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)v;
+            if (got[i] != want) fail_msg("quantize %d/%d: x %a gives %d, formula %d", t, i, (double)x[i], got[i], want);
+        }
+        bytes += (size_t)n;
+    }
+    print_message("quantize: 0 of %zu bytes differ from the formula\n", bytes);
 }
 
 static void test_pool_add_softmax(void **state)
@@ -263,6 +317,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_point),
         cmocka_unit_test(test_conv_paths),
+        cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_pool_add_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
