@@ -9,8 +9,8 @@
  * weight broadcast. Every path accumulates one output's taps in the same
  * order (channel, row, column) with fused multiply-adds from 0, then adds
  * the bias (or scale and shift) and applies the ReLU as aibox_conv_fwd_part
- * does: the plain-C twin (fmaf) and the AVX2 and AVX-512 kernels give the
- * same bits (tests/ops/test_conv.c). */
+ * does: the plain-C twin (fmaf) and the AVX2, AVX-512 and NEON kernels give
+ * the same bits (tests/ops/test_conv.c). */
 #include <math.h>
 #include <string.h>
 
@@ -158,6 +158,62 @@ AVX2_TARGET static void row_avx2(const cs_row *r)
 }
 #endif
 
+#ifdef AIBOX_SIMD_NEON /* aarch64 and not AIBOX_NO_SIMD: see simd.h */
+#include <arm_neon.h>
+
+/* 8 output channels x 12 pixels in 24 of the 32 registers. The block's
+ * weights are first laid out tap by tap (8 a tap, two vectors), so a tap
+ * costs two weight loads and three input loads for 24 FMAs, each weight
+ * taken by lane (vfmaq_laneq_f32: the fused a + x w of fmaf). */
+static void row_neon(const cs_row *r)
+{
+    const int K = r->K, OW = r->ow;
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    float wt[AIBOX_CONVSMALL_MAX_K * 8];
+    for (int oc0 = 0; oc0 < r->out_c; oc0 += 8) {
+        for (int t = 0; t < K; t++)
+            for (int j = 0; j < 8; j++) wt[t * 8 + j] = r->w[(size_t)(oc0 + j) * K + t];
+        for (int ox = 0; ox < OW; ox += 12) {
+            float32x4_t acc[8][3];
+            for (int j = 0; j < 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = zero;
+            for (int t = 0; t < K; t++) {
+                const float *src = r->rows + r->off[t] + ox;
+                const float32x4_t x0 = vld1q_f32(src), x1 = vld1q_f32(src + 4), x2 = vld1q_f32(src + 8);
+                const float32x4_t wa = vld1q_f32(wt + t * 8), wb = vld1q_f32(wt + t * 8 + 4);
+#define CS_TAP(j, wv, l)                                         \
+    acc[j][0] = vfmaq_laneq_f32(acc[j][0], x0, wv, l);           \
+    acc[j][1] = vfmaq_laneq_f32(acc[j][1], x1, wv, l);           \
+    acc[j][2] = vfmaq_laneq_f32(acc[j][2], x2, wv, l)
+                CS_TAP(0, wa, 0); CS_TAP(1, wa, 1); CS_TAP(2, wa, 2); CS_TAP(3, wa, 3);
+                CS_TAP(4, wb, 0); CS_TAP(5, wb, 1); CS_TAP(6, wb, 2); CS_TAP(7, wb, 3);
+#undef CS_TAP
+            }
+            for (int j = 0; j < 8; j++) {
+                int oc = oc0 + j;
+                float *y = r->y + (size_t)oc * r->P + ox;
+                const float32x4_t sc = vdupq_n_f32(r->scale ? r->scale[oc] : 1.0f),
+                                  sh = vdupq_n_f32(r->b ? r->b[oc] : 0.0f);
+                for (int v = 0; v < 3; v++) {
+                    int left = OW - ox - 4 * v;
+                    if (left <= 0) break;
+                    float32x4_t o = acc[j][v];
+                    if (r->scale) o = vaddq_f32(vmulq_f32(o, sc), sh);
+                    else if (r->b) o = vaddq_f32(o, sh);
+                    if (r->relu) o = vbslq_f32(vcgtq_f32(o, zero), o, zero); /* v > 0 ? v : 0, NaN to 0 */
+                    if (left >= 4) {
+                        vst1q_f32(y + 4 * v, o);
+                    } else {
+                        float tmp[4];
+                        vst1q_f32(tmp, o);
+                        memcpy(y + 4 * v, tmp, sizeof(float) * (size_t)left);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
 int aibox_convsmall_kernels(unsigned features, aibox_convsmall_kernel *k, int max)
 {
     aibox_convsmall_kernel all[3];
@@ -169,6 +225,9 @@ int aibox_convsmall_kernels(unsigned features, aibox_convsmall_kernel *k, int ma
     if ((features & (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_AVX512F)) ==
         (AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_AVX512F))
         all[n++] = (aibox_convsmall_kernel){row_avx512, "avx512"};
+#endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) all[n++] = (aibox_convsmall_kernel){row_neon, "neon"};
 #endif
     (void)features;
     for (int i = 0; i < n && i < max; i++) k[i] = all[i];

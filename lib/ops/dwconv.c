@@ -1,13 +1,13 @@
 /* Depthwise 3x3 forward (MobileNet's): one input plane per output channel,
- * NCHW, so the kernels run along output rows, 8 (AVX2) or 16 (AVX-512)
- * outputs at a time, with the epilogue (scale, shift, ReLU) applied before
- * the store: one read of the input, one write of the output.
+ * NCHW, so the kernels run along output rows, 8 (AVX2), 16 (AVX-512) or
+ * 4 (NEON) outputs a vector, with the epilogue (scale, shift, ReLU)
+ * applied before the store: one read of the input, one write of the output.
  *
  * Every kernel computes each output in the order of conv.c's general direct
  * loops: acc = bias (0 with a scale), then acc += w[ky][kx] * x for the taps
  * inside the input in (ky, kx) order, each product rounded before the add
  * (no FMA), then y = acc * scale + shift, then max(0, y). So every path
- * (plain C, AVX2, AVX-512; any build) gives the same bits as the general
+ * (plain C, AVX2, AVX-512, NEON; any build) gives the same bits as the general
  * scalar path did; tests/ops/test_dwconv.c checks it bit for bit. (FMA
  * measured 5-9 % faster on the stride-1 layers, 0.03 ms per MobileNet
  * image: not worth results that differ by CPU.)
@@ -22,10 +22,12 @@
  * independent rows fill the pipes (bench_layers --depthwise, sum of the
  * MobileNet layers: 0.83 ms a row at a time, 0.64 four rows, 0.56 six).
  * Stride 2 along the row deinterleaves two loaded vectors by permutes
- * (gathers measured 3x slower on the stride-2 layers). The vector
- * kernels sit behind AIBOX_SIMD_X86 (simd.h) with target attributes; the
- * choice among them is a pure function of a feature mask
- * (aibox_dwconv_pick): the convolution layer asks it with its context's
+ * (gathers measured 3x slower on the stride-2 layers). NEON (aarch64) runs
+ * a row at a time as AVX2, 4 outputs a vector and four independent vectors
+ * a step, stride 2 by its deinterleaving load. The x86 kernels sit behind
+ * AIBOX_SIMD_X86 (simd.h) with target attributes, the NEON one behind
+ * AIBOX_SIMD_NEON; the choice among them is a pure function of a feature
+ * mask (aibox_dwconv_pick): the convolution layer asks it with its context's
  * features (read once per context: cpuid is slow in a VM). */
 #include "ops/ops.h"
 #include "ops/simd.h"
@@ -408,6 +410,86 @@ AVX512_TARGET static void plane_avx512(const aibox_conv_desc *d, const dw_plane 
 }
 #endif
 
+/* ------------------------------------------------------------ aarch64 */
+#ifdef AIBOX_SIMD_NEON /* aarch64 and not AIBOX_NO_SIMD: see simd.h */
+#include <arm_neon.h>
+
+#define NEON_INLINE __attribute__((always_inline)) static inline
+
+/* The inputs of taps kx = 0, 1, 2 for 4 outputs, s = row + j * sw - pl.
+ * Stride 2: evens and odds of s[0..7] by one deinterleaving load, the third
+ * tap the evens moved down a lane with s[8] on top (read alone: the last
+ * interior output's last tap, where the row may end). */
+NEON_INLINE void neon_load3(const float *s, int sw, float32x4_t x[3])
+{
+    if (sw == 1) {
+        x[0] = vld1q_f32(s), x[1] = vld1q_f32(s + 1), x[2] = vld1q_f32(s + 2);
+        return;
+    }
+    float32x4x2_t e = vld2q_f32(s);
+    x[0] = e.val[0], x[1] = e.val[1];
+    x[2] = vextq_f32(e.val[0], vld1q_dup_f32(s + 8), 1);
+}
+
+/* B vectors of 4 outputs from interior column j (B independent sums: each
+ * is a chain of up to ten dependent adds in the fixed order, so only several
+ * chains keep the pipes busy); products rounded before the adds, as row_c
+ * (vmulq and vaddq, never fused under -ffp-contract=off). */
+NEON_INLINE void neon_block(const dw_plane *p, const float32x4_t *w, const float *const r[3], float *yr, int j,
+                            int pl, int sw, int B)
+{
+    float32x4_t acc[4];
+    for (int b = 0; b < B; b++) acc[b] = vdupq_n_f32(p->init);
+    for (int ky = 0; ky < 3; ky++) {
+        if (!r[ky]) continue;
+        for (int b = 0; b < B; b++) {
+            float32x4_t x[3];
+            neon_load3(r[ky] + (j + 4 * b) * sw - pl, sw, x);
+            for (int kx = 0; kx < 3; kx++) acc[b] = vaddq_f32(acc[b], vmulq_f32(w[ky * 3 + kx], x[kx]));
+        }
+    }
+    const float32x4_t zero = vdupq_n_f32(0.0f);
+    for (int b = 0; b < B; b++) {
+        float32x4_t v = acc[b];
+        if (p->has_scale) v = vaddq_f32(vmulq_f32(v, vdupq_n_f32(p->scale)), vdupq_n_f32(p->shift));
+        /* v > 0 ? v : 0 as finish(): NaN and -0 to +0 (FMAX would keep a NaN) */
+        if (p->relu) v = vbslq_f32(vcgtq_f32(v, zero), v, zero);
+        vst1q_f32(yr + j + 4 * b, v);
+    }
+}
+
+/* One row at a time as the AVX2 kernel: border pixels scalar, the interior
+ * 16 outputs a step, then 4, then one vector overlapping the last (the same
+ * values again) or, when the interior is narrower than a vector, scalars. */
+NEON_INLINE void neon_plane(const aibox_conv_desc *d, const dw_plane *p, int sw)
+{
+    float32x4_t w[9];
+    for (int k = 0; k < 9; k++) w[k] = vdupq_n_f32(p->w[k]);
+    const int lo = p->lo, hi = p->hi;
+    for (int oy = 0; oy < d->out_h; oy++) {
+        const float *r[3];
+        float *yr = p->y + (size_t)oy * d->out_w;
+        tap_rows(d, p, oy, r);
+        border(d, p, r, yr, 0, lo);
+        if (hi - lo < 4) {
+            border(d, p, r, yr, lo, hi);
+        } else {
+            int j = lo;
+            for (; j + 16 <= hi; j += 16) neon_block(p, w, r, yr, j, d->pl, sw, 4);
+            for (; j + 4 <= hi; j += 4) neon_block(p, w, r, yr, j, d->pl, sw, 1);
+            if (j < hi) neon_block(p, w, r, yr, hi - 4, d->pl, sw, 1);
+        }
+        border(d, p, r, yr, hi, d->out_w);
+    }
+}
+
+static void plane_neon(const aibox_conv_desc *d, const dw_plane *p)
+{
+    if (d->sw == 1) neon_plane(d, p, 1);
+    else neon_plane(d, p, 2);
+}
+#endif
+
 /* ------------------------------------------------------------ dispatch */
 int aibox_dwconv_kernels(unsigned features, aibox_dwconv_kernel *k, int max)
 {
@@ -418,6 +500,9 @@ int aibox_dwconv_kernels(unsigned features, aibox_dwconv_kernel *k, int max)
     if (features & AIBOX_CPU_AVX2) all[n++] = (aibox_dwconv_kernel){plane_avx2, "avx2"};
     if ((features & (AIBOX_CPU_AVX2 | AIBOX_CPU_AVX512F)) == (AIBOX_CPU_AVX2 | AIBOX_CPU_AVX512F))
         all[n++] = (aibox_dwconv_kernel){plane_avx512, "avx512"};
+#endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) all[n++] = (aibox_dwconv_kernel){plane_neon, "neon"};
 #endif
     (void)features;
     for (int i = 0; i < n && i < max; i++) k[i] = all[i];

@@ -1,9 +1,10 @@
 /* IEEE binary16 <-> float32, the library's one conversion: PaDiM's half
  * factor (lib/padim), float16 tensors of .aibox files (lib/io/aibox_file.c)
  * and of safetensors imports all go through here. Plain C every build has,
- * and F16C (maha_x86.c) where the caller's feature mask allows; both give
- * the same bits (tests/ops/test_maha.c). The widening direction is inline in
- * ops.h (aibox_half_to_float) for loops that widen as they read. */
+ * and F16C (maha_x86.c) or NEON (maha_neon.c) where the caller's feature
+ * mask allows; all give the same bits (tests/ops/test_maha.c). The widening
+ * direction is inline in ops.h (aibox_half_to_float) for loops that widen as
+ * they read. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -39,6 +40,12 @@ void aibox_f32_to_f16(const float *x, uint16_t *h, size_t n, unsigned features)
         return;
     }
 #endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) {
+        aibox_f32_to_f16_neon(x, h, n);
+        return;
+    }
+#endif
     (void)features;
     for (size_t i = 0; i < n; i++) h[i] = aibox_float_to_half(x[i]);
 }
@@ -51,6 +58,24 @@ void aibox_f16_to_f32(const uint16_t *h, float *x, size_t n, unsigned features)
         return;
     }
 #endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) {
+        aibox_f16_to_f32_neon(h, x, n);
+        return;
+    }
+#endif
     (void)features;
     for (size_t i = 0; i < n; i++) x[i] = aibox_half_to_float(h[i]);
+}
+
+const char *aibox_f16_path(unsigned features)
+{
+#ifdef AIBOX_SIMD_X86
+    if (features & AIBOX_CPU_F16C) return "f16c";
+#endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) return "neon";
+#endif
+    (void)features;
+    return "c";
 }

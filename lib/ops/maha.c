@@ -1,7 +1,7 @@
 /* PaDiM's Mahalanobis kernels: the plain-C paths every build has, and the
  * run-time choice among them and the vector ones of this architecture
- * (simd.h says which are compiled; the half-precision conversions they read
- * are in half.c). The choice is a pure function of the CPU feature mask the
+ * (maha_x86.c, maha_neon.c; simd.h says which are compiled; the
+ * half-precision conversions they read are in half.c). The choice is a pure function of the CPU feature mask the
  * caller passes (aibox_cpu_features(), asked once per model or context): no
  * state here. Features, not the CPU's model name: target_clones("arch=...")
  * dispatches on the model and would miss AMD CPUs. */
@@ -65,6 +65,12 @@ int aibox_maha_kernels(unsigned features, aibox_maha_kernel *k, int max)
     if ((features & AIBOX_X86_MAHA_NEEDS) == AIBOX_X86_MAHA_NEEDS) {
         all[n++] = (aibox_maha_kernel){aibox_maha_f32_avx2, 0, "avx2-f32"};
         all[n++] = (aibox_maha_kernel){aibox_maha_f16_avx2, 1, "avx2-f16"};
+    }
+#endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) {
+        all[n++] = (aibox_maha_kernel){aibox_maha_f32_neon, 0, "neon-f32"};
+        all[n++] = (aibox_maha_kernel){aibox_maha_f16_neon, 1, "neon-f16"};
     }
 #endif
     (void)features;

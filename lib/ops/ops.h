@@ -50,7 +50,7 @@ AIBOX_INTERNAL void aibox_conv_fwd_part(const aibox_conv_desc *d, int n, const f
  * convolutions here (aibox_conv_fwd_part keeps its general direct loops for
  * them). Each kernel gives the same bits as those loops, on every path. Kernels as aibox_maha_kernels: the ones
  * this build has that a CPU with `features` runs, plain C first ("c",
- * "avx2", "avx512"); _pick the widest. aibox_dwconv_fwd_part has
+ * "avx2", "avx512" or "neon"); _pick the widest. aibox_dwconv_fwd_part has
  * aibox_conv_fwd_part's contract (pieces = ranges of output channels,
  * scale / b / relu as there, no workspace) with kernel k. */
 struct aibox_dwconv_plane;
@@ -68,7 +68,7 @@ AIBOX_INTERNAL void aibox_dwconv_fwd_part(const aibox_dwconv_kernel *k, const ai
 /* Direct convolution for few input channels (conv_small.c): ungrouped,
  * stride 1, in_c <= 4, in_c * kh * kw <= AIBOX_CONVSMALL_MAX_K, not 1x1,
  * out_c a multiple of 8 (aibox_convsmall_eligible) -- an RGB network's first layer. Kernels as
- * aibox_dwconv_kernels ("c", "avx2", "avx512"; every one the same bits);
+ * aibox_dwconv_kernels ("c", "avx2", "avx512" or "neon"; every one the same bits);
  * _pick returns 0 when only the plain-C twin runs here (then im2col +
  * sgemm is faster). _fwd_part has aibox_conv_fwd_part's contract (pieces
  * = ranges of output rows) with per-thread scratch ws of
@@ -143,17 +143,17 @@ AIBOX_INTERNAL void aibox_conv_bwd_ref(const aibox_conv_desc *d, int n, const fl
                                        const float *dy, float *dx, float *dw, float *db);
 
 /* ------------------------------------------------------------ Mahalanobis */
-/* PaDiM's scoring kernel (maha.c, maha_x86.c): acc[b] = |L v_b|^2 for bn
- * vectors v_b = diff + b d, with L the lower-triangular d x d factor packed
- * by rows (row i holds i + 1 entries, d (d + 1) / 2 in all), in float32 or
- * in IEEE half precision (uint16_t). Each row's dot product is summed in
+/* PaDiM's scoring kernel (maha.c, maha_x86.c, maha_neon.c): acc[b] =
+ * |L v_b|^2 for bn vectors v_b = diff + b d, with L the lower-triangular
+ * d x d factor packed by rows (row i holds i + 1 entries, d (d + 1) / 2 in
+ * all), in float32 or in IEEE half precision (uint16_t). Each row's dot product is summed in
  * float, its square accumulated in double; every kernel has a fixed
  * summation order (the same inputs give the same bits). */
 typedef void (*aibox_maha_fn)(const void *L, const float *diff, int d, int bn, double *acc);
 typedef struct aibox_maha_kernel {
     aibox_maha_fn fn;
     int half;         /* 1: L is IEEE half precision, 0: float32 */
-    const char *name; /* "c-f32", "c-f16", "avx2-f32", "avx2-f16" */
+    const char *name; /* "c-f32", "c-f16", then "avx2-f32", "avx2-f16" or "neon-f32", "neon-f16" */
 } aibox_maha_kernel;
 /* The kernels this build has that a CPU with `features` (aibox_cpu_features(),
  * or fewer bits to leave vector paths out) runs, the plain-C ones first
@@ -177,6 +177,8 @@ AIBOX_INTERNAL aibox_maha_kernel aibox_maha_pick(unsigned features, int have_hal
 #define AIBOX_HALF_MAX 65504.0f /* the largest finite half; from 65520 on a float rounds to inf */
 AIBOX_INTERNAL void aibox_f32_to_f16(const float *x, uint16_t *h, size_t n, unsigned features);
 AIBOX_INTERNAL void aibox_f16_to_f32(const uint16_t *h, float *x, size_t n, unsigned features);
+/* The path both take with `features`: "c", "f16c" or "neon" (for test logs). */
+AIBOX_INTERNAL const char *aibox_f16_path(unsigned features);
 /* One value, plain C (the scalar path of aibox_f32_to_f16). */
 AIBOX_INTERNAL uint16_t aibox_float_to_half(float f);
 /* One half to float, exact, NaN quietened (the scalar path of
@@ -262,7 +264,7 @@ AIBOX_INTERNAL void aibox_dropout_bwd_set(size_t count, const float *mask, const
  * m = b1 m + (1 - b1) gi; v = b2 v + (1 - b2) gi gi;
  * p -= decay p + lr_t m / (sqrt(v) + eps), in that order of operations on
  * every path. Kernels as aibox_dwconv_kernels: plain C first ("c", "avx2",
- * "avx512"), what this build has and `features` allow; _pick the widest. */
+ * "avx512" or "neon"), what this build has and `features` allow; _pick the widest. */
 typedef struct aibox_adam_coef {
     float b1, b2, one_minus_b1, one_minus_b2, l2, decay, lr_t, eps;
 } aibox_adam_coef;

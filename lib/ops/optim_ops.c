@@ -2,10 +2,10 @@
  * block (lib/optim splits the block over a context's threads). Adam's
  * update is a square root and a division per parameter: compilers leave the
  * plain loop scalar (sqrtf may set errno), so it has AVX2 and AVX-512 twins
- * behind AIBOX_SIMD_X86 (simd.h) doing the same IEEE operations in the same
- * order (no FMA: -ffp-contract=off and separate multiplies and adds), so
- * every path gives the same bits; aibox_adam_kernels lists them for the
- * tests. */
+ * behind AIBOX_SIMD_X86 (simd.h) and a NEON one behind AIBOX_SIMD_NEON,
+ * doing the same IEEE operations in the same order (no FMA:
+ * -ffp-contract=off and separate multiplies and adds), so every path gives
+ * the same bits; aibox_adam_kernels lists them for the tests. */
 #include <math.h>
 
 #include "ops/ops.h"
@@ -68,6 +68,32 @@ AVX512_TARGET static void adam_avx512(const aibox_adam_coef *c, size_t n, float 
 }
 #endif
 
+#ifdef AIBOX_SIMD_NEON /* aarch64 and not AIBOX_NO_SIMD: see simd.h */
+#include <arm_neon.h>
+
+/* 4 parameters a vector, the operations of adam_c in its order: FSQRT and
+ * FDIV are correctly rounded as sqrtf and /, and vmulq / vaddq stay
+ * separate (never fused under -ffp-contract=off), so the bits are adam_c's. */
+static void adam_neon(const aibox_adam_coef *c, size_t n, float *p, const float *g, float *m, float *v)
+{
+    const float32x4_t b1 = vdupq_n_f32(c->b1), b2 = vdupq_n_f32(c->b2), ob1 = vdupq_n_f32(c->one_minus_b1),
+                      ob2 = vdupq_n_f32(c->one_minus_b2), l2 = vdupq_n_f32(c->l2), lr = vdupq_n_f32(c->lr_t),
+                      eps = vdupq_n_f32(c->eps), dec = vdupq_n_f32(c->decay);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t pv = vld1q_f32(p + i);
+        float32x4_t gi = vaddq_f32(vld1q_f32(g + i), vmulq_f32(l2, pv));
+        float32x4_t mv = vaddq_f32(vmulq_f32(b1, vld1q_f32(m + i)), vmulq_f32(ob1, gi));
+        float32x4_t vv = vaddq_f32(vmulq_f32(b2, vld1q_f32(v + i)), vmulq_f32(vmulq_f32(ob2, gi), gi));
+        float32x4_t st = vdivq_f32(vmulq_f32(lr, mv), vaddq_f32(vsqrtq_f32(vv), eps));
+        vst1q_f32(m + i, mv);
+        vst1q_f32(v + i, vv);
+        vst1q_f32(p + i, vsubq_f32(pv, vaddq_f32(vmulq_f32(dec, pv), st)));
+    }
+    adam_c(c, n - i, p + i, g + i, m + i, v + i);
+}
+#endif
+
 int aibox_adam_kernels(unsigned features, aibox_adam_fn *k, const char **names, int max)
 {
     aibox_adam_fn all[3];
@@ -78,6 +104,9 @@ int aibox_adam_kernels(unsigned features, aibox_adam_fn *k, const char **names, 
     if (features & AIBOX_CPU_AVX2) all[n] = adam_avx2, nm[n++] = "avx2";
     if ((features & (AIBOX_CPU_AVX2 | AIBOX_CPU_AVX512F)) == (AIBOX_CPU_AVX2 | AIBOX_CPU_AVX512F))
         all[n] = adam_avx512, nm[n++] = "avx512";
+#endif
+#ifdef AIBOX_SIMD_NEON
+    if (features & AIBOX_CPU_NEON) all[n] = adam_neon, nm[n++] = "neon";
 #endif
     (void)features;
     for (int i = 0; i < n && i < max; i++) {

@@ -75,4 +75,17 @@ AIBOX_INTERNAL void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int
                                      int act_max, const uint8_t *x, int p0, int p1, uint8_t *y);
 #endif
 
+#ifdef AIBOX_SIMD_NEON
+/* ------------------------------------------------------------ NEON float kernels */
+/* maha_neon.c: the contracts of aibox_maha_fn and of aibox_f32_to_f16 /
+ * aibox_f16_to_f32 in ops.h, as maha_x86.c's. Base Armv8 Advanced SIMD (FMA,
+ * FCVTL / FCVTN included): call when aibox_cpu_features() has
+ * AIBOX_CPU_NEON. (The depthwise, small-channel convolution and Adam twins
+ * are static in dwconv.c, conv_small.c and optim_ops.c, as the x86 ones.) */
+AIBOX_INTERNAL void aibox_maha_f32_neon(const void *L, const float *diff, int d, int bn, double *acc);
+AIBOX_INTERNAL void aibox_maha_f16_neon(const void *L, const float *diff, int d, int bn, double *acc);
+AIBOX_INTERNAL void aibox_f32_to_f16_neon(const float *x, uint16_t *h, size_t n);
+AIBOX_INTERNAL void aibox_f16_to_f32_neon(const uint16_t *h, float *x, size_t n);
+#endif
+
 #endif

@@ -78,7 +78,7 @@ struct aibox_padim_ctx {
  * (plain C, and vector ones where this build and the CPU have them). The
  * factor (P * d(d+1)/2 floats, 63 MB at d = 100) is the one big operand, so
  * scoring is bound by memory bandwidth; a half-precision copy halves it where
- * a vector kernel reads half (F16C). The choice is made once per context from
+ * a vector kernel reads half (F16C, NEON). The choice is made once per context from
  * aibox_cpu_features(); AIBOX_PADIM_KERNEL=generic forces the plain-C float32
  * kernel (a test hook: tests compare the paths). */
 static aibox_maha_kernel maha_choose(const aibox_padim *p, const char **factor, size_t *bytes)
@@ -515,7 +515,7 @@ aibox_status aibox_padim_fit_end(aibox_padim_fit *f, aibox_padim **out, aibox_er
         }
     }
     /* one default for every caller: the half-precision scoring copy (where the
-     * CPU has F16C; aibox_padim_set_half(p, 0) turns it off) */
+     * CPU has F16C or NEON; aibox_padim_set_half(p, 0) turns it off) */
     if (!s) s = aibox_padim_set_half(p, 1, err);
     if (s) return s;
     *out = p; /* handed over: the fit is spent */
@@ -530,7 +530,7 @@ aibox_status aibox_padim_set_half(aibox_padim *p, int on, aibox_error *err)
     p->linv_h = NULL;
     aibox_status s = aibox_model_set_meta_int(p->trunk, "aibox.padim.half", on ? 1 : 0, err);
     unsigned features = aibox_cpu_features();
-    /* where no vector kernel reads half (no F16C, AIBOX_NO_SIMD), the float factor serves */
+    /* where no vector kernel reads half (no F16C or NEON, AIBOX_NO_SIMD), the float factor serves */
     if (s || !on || !aibox_maha_pick(features, 1).half) return s;
     size_t n = (size_t)p->P * p->T;
     if (!(p->linv_h = aibox_alloc(sizeof(uint16_t) * n))) return aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory");

@@ -33,6 +33,7 @@
 #include "common/check.h"
 #include "io/aibox_file.h"
 #include "io/model_io.h"
+#include "ops/ops.h" /* aibox_f16_path: which conversion the file code takes here */
 
 static char g_dir[256];
 
@@ -281,7 +282,8 @@ static void test_write_rounds_to_nearest_even(void **state)
         else if ((want & 0x7c00) == 0x7c00) assert_true(isinf(back) && signbit(back) == signbit(x[i]));
         else assert_true((double)fabsf(back) == half_mag(want) && signbit(back) == signbit(x[i]));
     }
-    print_message("float -> float16 in the file: %zu values bit-exact, %ld of them exact ties\n", n, ties);
+    print_message("float -> float16 in the file: %zu values bit-exact, %ld of them exact ties (path %s)\n", n, ties,
+                  aibox_f16_path(aibox_cpu_features()));
     aibox_file_free(&f);
     free(b), free(x);
     unlink(p);

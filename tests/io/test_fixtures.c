@@ -136,7 +136,7 @@ static void test_padim(void **state)
     assert_int_equal(aibox_padim_ctx_create(&pc, pd, 2, 1, &e), AIBOX_OK);
     assert_int_equal(aibox_padim_score(pc, x, 2, NULL, map, score, &e), AIBOX_OK);
     /* bit for bit also needs the Mahalanobis kernel it was made with (AVX2);
-     * plain C where this build or CPU has none (-DAIBOX_NO_SIMD, not x86) */
+     * another where this build or CPU has none (plain C, NEON on aarch64) */
     char stored[96];
     int same_kernel = !strcmp(aibox_maha_pick(aibox_cpu_features(), 0).name, "avx2-f32");
     snprintf(stored, sizeof stored, "%s%s", blas, same_kernel ? "" : " and the AVX2 Mahalanobis kernel");

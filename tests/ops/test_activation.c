@@ -404,7 +404,7 @@ static void test_adam_kernels(void **state)
     aibox_adam_fn ks[4];
     const char *names[4];
     int nk = aibox_adam_kernels(aibox_cpu_features(), ks, names, 4);
-    for (int i = 0; i < nk; i++) printf("# kernel %s\n", names[i]);
+    for (int i = 0; i < nk; i++) print_message("adam kernel compared: %s\n", names[i]);
     assert_string_equal(names[0], "c");
     aibox_rng rng;
     aibox_rng_seed(&rng, 11);

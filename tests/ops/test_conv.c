@@ -187,7 +187,7 @@ static void test_convsmall(void **state)
 {
     aibox_convsmall_kernel ks[4];
     int nk = aibox_convsmall_kernels(aibox_cpu_features(), ks, 4);
-    for (int i = 0; i < nk; i++) printf("# kernel %s\n", ks[i].name);
+    for (int i = 0; i < nk; i++) print_message("convsmall kernel compared: %s\n", ks[i].name);
     assert_string_equal(ks[0].name, "c");
     static const int widths[] = {1, 5, 8, 16, 17, 24, 25, 47, 48, 49, 70, 97};
     aibox_rng rng;

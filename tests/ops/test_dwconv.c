@@ -117,7 +117,7 @@ static void test_dwconv_grid(void **state)
 {
     aibox_dwconv_kernel ks[8];
     int nk = aibox_dwconv_kernels(aibox_cpu_features(), ks, 8);
-    for (int i = 0; i < nk; i++) printf("# kernel %s\n", ks[i].name);
+    for (int i = 0; i < nk; i++) print_message("kernel compared: %s\n", ks[i].name);
     assert_string_equal(ks[0].name, "c");
     static const int widths[] = {1, 2, 3, 5, 7, 8, 9, 14, 15, 16, 17, 31, 32, 33, 40, 70};
     static const int heights[] = {1, 4, 7, 13, 16}; /* 13, 16: groups of 6, 4, 2 and 1 rows */

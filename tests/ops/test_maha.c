@@ -1,7 +1,7 @@
-/* PaDiM's Mahalanobis kernels (lib/ops/maha.c, maha_x86.c) and the
- * float <-> half conversions (lib/ops/half.c), every path this build and CPU
- * have (plain C always; AVX2 + FMA + F16C on x86 unless -DAIBOX_NO_SIMD)
- * against one double-precision reference.
+/* PaDiM's Mahalanobis kernels (lib/ops/maha.c, maha_x86.c, maha_neon.c)
+ * and the float <-> half conversions (lib/ops/half.c), every path this
+ * build and CPU have (plain C always; AVX2 + FMA + F16C on x86, NEON on
+ * aarch64, unless -DAIBOX_NO_SIMD) against one double-precision reference.
  *
  *  - Kernels: acc[b] = sum_i (sum_k L_ik v_bk)^2 for d = 1, 7, 15, 16, 17, 100,
  *    129 (tails of every length around the 4-, 8- and 16-wide steps) and
@@ -99,9 +99,9 @@ static void test_maha_kernels(void **state)
     aibox_maha_kernel k[MAX_KERNELS];
     int nk = aibox_maha_kernels(aibox_cpu_features(), k, MAX_KERNELS);
     assert_true(nk >= 2);
-    printf("# kernels:");
-    for (int i = 0; i < nk; i++) printf(" %s", k[i].name);
-    printf("\n");
+    char names[128] = "";
+    for (int i = 0; i < nk; i++) snprintf(names + strlen(names), sizeof names - strlen(names), " %s", k[i].name);
+    print_message("kernels compared:%s\n", names);
     double used[MAX_KERNELS] = {0}, rel[MAX_KERNELS] = {0};
     aibox_rng rng;
     aibox_rng_seed(&rng, 17);
@@ -265,7 +265,7 @@ static void test_half_sweep(void **state)
         if (n == cap) total += check_f2h(x, n, cpu), n = 0;
     }
     total += check_f2h(x, n, cpu);
-    printf("# float -> half: %ld values bit-exact on every path\n", total);
+    print_message("float -> half: %ld values bit-exact on every path (c, %s)\n", total, aibox_f16_path(cpu));
     free(x);
 }
 
@@ -280,6 +280,7 @@ static void test_half_to_float(void **state)
     aibox_f16_to_f32(h, c, 65536, 0);
     aibox_f16_to_f32(h, s, 65536, aibox_cpu_features());
     assert_memory_equal(c, s, sizeof(float) * 65536);
+    print_message("half -> float: 65536 values, paths c and %s the same bits\n", aibox_f16_path(aibox_cpu_features()));
     for (int i = 0; i < 65536; i++) {
         int e = i >> 10 & 0x1f, m = i & 0x3ff;
         if (e == 0x1f && m) { /* NaN: quiet, sign and payload */
