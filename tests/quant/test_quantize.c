@@ -256,9 +256,12 @@ static void test_tool(void **state)
     aibox_model *m = small_net(0, 1);
     assert_int_equal(aibox_model_save(m, model, &err), AIBOX_OK);
     aibox_model_free(&m);
-    char bin[4200];
-    snprintf(bin, sizeof bin, "%s/aibox-quantize", g_bin);
-    if (access(bin, X_OK) != 0) fail_msg("%s not built", bin);
+    char tool[4200], bin[5300];
+    snprintf(tool, sizeof tool, "%s/aibox-quantize", g_bin);
+    if (access(tool, X_OK) != 0) fail_msg("%s not built", tool);
+    /* a foreign build's tool runs under the emulator the tests run under */
+    const char *emu = aibox_test_emulator();
+    snprintf(bin, sizeof bin, "%s%s%s", emu ? emu : "", emu ? " " : "", tool);
     assert_int_equal(aibox_test_run(NULL, 0, "%s %s -o %s 2>/dev/null", bin, model, q8), 2);     /* no --calib */
     assert_int_equal(aibox_test_run(NULL, 0, "%s %s --calib %s -o %s --bogus 2>/dev/null", bin, model, cal, q8), 2);
     assert_int_equal(aibox_test_run(NULL, 0, "%s %s --calib %s -o %s --method x 2>/dev/null", bin, model, cal, q8), 2);
