@@ -152,6 +152,7 @@ check: deps-test
 # (AIBOX_EMULATOR tells the tests; tests/common/check.h).
 DEB_ARM64 := crossbuild-essential-arm64 qemu-user libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 \
   libcmocka-dev:arm64 libcjson-dev:arm64
+X86_BUILD ?= build
 ARM64_TESTS = $(filter-out $(BUILD)/tests/tools/% $(BUILD)/tests/examples/%,$(TESTS))
 check-arm64:
 	@sh tools/install-deps.sh $(DEB_BUILD) $(DEB_TEST) $(DEB_ARM64)
@@ -161,7 +162,7 @@ check-arm64:
 
 arm64-tests: $(TESTS)
 	@AIBOX_EMULATOR="$(QEMU_ARM64)" RUN_JOBS=2 sh tests/run.sh $(ARM64_TESTS)
-	@sh tests/arm64/agree.sh build $(BUILD) "$(QEMU_ARM64)"
+	@sh tests/arm64/agree.sh $(X86_BUILD) $(BUILD) "$(QEMU_ARM64)"
 
 # The whole of `make check` on the portable builds, each in its own BUILD
 # dir (not part of `make check`: each costs about as much again):
