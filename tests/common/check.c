@@ -339,6 +339,22 @@ const char *aibox_test_emulator(void)
     return e && *e ? e : NULL;
 }
 
+void aibox_test_tools_dir(const char *argv0, char *buf, size_t len)
+{
+    const char *env = getenv("AIBOX_TEST_BIN");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return;
+    }
+    snprintf(buf, len, "%s", argv0);
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(buf, '/');
+        if (slash) *slash = 0;
+    }
+    size_t n = strlen(buf);
+    snprintf(buf + n, len - n, "/bin");
+}
+
 /* Runs this test binary again with argv[1..] (argv[0] is kept as given):
  * directly, or through the emulator's words when there is one (the emulated
  * binary cannot exec another foreign binary itself; /proc/self/exe reads as

@@ -52,6 +52,12 @@ long aibox_test_child_verdict(char *const argv[], aibox_status *st, char *msg, s
  * that includes qemu's own memory, PyTorch parity on big shapes, which
  * `make check` runs natively) skip or relax, saying so. */
 const char *aibox_test_emulator(void);
+/* The folder of this build's tools for a test binary at argv0
+ * (<build>/tests/<suite>/<name> -> <build>/bin), or $AIBOX_TEST_BIN when set:
+ * `make check-arm64` points it at wrappers that run each aarch64 tool under
+ * the emulator, so the tool suites' commands (pipes and redirections
+ * included) run unchanged. */
+void aibox_test_tools_dir(const char *argv0, char *buf, size_t len);
 void aibox_test_print_verdict(aibox_status st, const char *msg);
 /* A "Field:   123 kB" line of /proc/self/status (VmRSS, VmHWM, ...), or -1. */
 long aibox_test_status_kb(const char *field);

@@ -256,12 +256,9 @@ static void test_tool(void **state)
     aibox_model *m = small_net(0, 1);
     assert_int_equal(aibox_model_save(m, model, &err), AIBOX_OK);
     aibox_model_free(&m);
-    char tool[4200], bin[5300];
-    snprintf(tool, sizeof tool, "%s/aibox-quantize", g_bin);
-    if (access(tool, X_OK) != 0) fail_msg("%s not built", tool);
-    /* a foreign build's tool runs under the emulator the tests run under */
-    const char *emu = aibox_test_emulator();
-    snprintf(bin, sizeof bin, "%s%s%s", emu ? emu : "", emu ? " " : "", tool);
+    char bin[4200];
+    snprintf(bin, sizeof bin, "%s/aibox-quantize", g_bin);
+    if (access(bin, X_OK) != 0) fail_msg("%s not built", bin);
     assert_int_equal(aibox_test_run(NULL, 0, "%s %s -o %s 2>/dev/null", bin, model, q8), 2);     /* no --calib */
     assert_int_equal(aibox_test_run(NULL, 0, "%s %s --calib %s -o %s --bogus 2>/dev/null", bin, model, cal, q8), 2);
     assert_int_equal(aibox_test_run(NULL, 0, "%s %s --calib %s -o %s --method x 2>/dev/null", bin, model, cal, q8), 2);
@@ -316,12 +313,7 @@ static int teardown(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    snprintf(g_bin, sizeof g_bin, "%s", argv[0]);
-    for (int up = 0; up < 3; up++) {
-        char *slash = strrchr(g_bin, '/');
-        if (slash) *slash = 0;
-    }
-    strncat(g_bin, "/bin", sizeof g_bin - strlen(g_bin) - 1);
+    aibox_test_tools_dir(argv[0], g_bin, sizeof g_bin);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_small_net),
         cmocka_unit_test(test_quantize_aware),

@@ -298,13 +298,7 @@ static void test_eval_mvtec_layout(void **state)
 int main(int argc, char **argv)
 {
     (void)argc;
-    snprintf(bin, sizeof bin, "%s", argv[0]);
-    char *slash = strrchr(bin, '/');
-    for (int up = 0; up < 3 && slash; up++) {
-        *slash = 0;
-        slash = strrchr(bin, '/');
-    }
-    strncat(bin, "/bin", sizeof bin - strlen(bin) - 1);
+    aibox_test_tools_dir(argv[0], bin, sizeof bin);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_infer_eval),
         cmocka_unit_test(test_patchcore_fit_infer_eval),

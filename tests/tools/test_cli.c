@@ -569,13 +569,7 @@ static void test_truncated_bmp_gif(void **state)
 int main(int argc, char **argv)
 {
     /* tools live in <build>/bin, this test in <build>/tests/tools */
-    snprintf(bin, sizeof bin, "%s", argv[0]);
-    char *slash = strrchr(bin, '/');
-    for (int up = 0; up < 3 && slash; up++) {
-        *slash = 0;
-        slash = strrchr(bin, '/');
-    }
-    strncat(bin, "/bin", sizeof bin - strlen(bin) - 1);
+    aibox_test_tools_dir(argv[0], bin, sizeof bin);
     char probe[4200];
     snprintf(probe, sizeof probe, "%s/aibox-train", bin);
     if (access(probe, X_OK) != 0) {

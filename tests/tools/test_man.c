@@ -305,13 +305,7 @@ int main(int argc, char **argv)
 {
     (void)argc;
     /* tools live in <build>/bin, this test in <build>/tests/tools */
-    snprintf(bin, sizeof bin, "%s", argv[0]);
-    char *slash = strrchr(bin, '/');
-    for (int up = 0; up < 3 && slash; up++) {
-        *slash = 0;
-        slash = strrchr(bin, '/');
-    }
-    strncat(bin, "/bin", sizeof bin - strlen(bin) - 1);
+    aibox_test_tools_dir(argv[0], bin, sizeof bin);
     if (getenv("AIBOX_MAN_DIR")) man_dir = getenv("AIBOX_MAN_DIR");
     char probe[4200];
     snprintf(probe, sizeof probe, "%s/aibox-train", bin);
