@@ -130,10 +130,13 @@ installed-examples: all
 # TensorFlow Lite 2.9's C library (npm's tfjs-tflite-node, ~95 MB, once per
 # build dir): the reference the 8-bit kernels must equal byte for byte
 # (tests/io/test_tflite_int8.c); without npm that comparison skips, saying so.
-TFLITE_REF = sh tests/io/tflite_ref/fetch.sh $(abspath $(BUILD))/tflite-ref || \
+# REF_BUILD: where the reference runtimes live (the x86 build dir: they are
+# x86 programs, run natively also by the emulated arm64 tests)
+REF_BUILD = $(BUILD)
+TFLITE_REF = sh tests/io/tflite_ref/fetch.sh $(abspath $(REF_BUILD))/tflite-ref || \
 	echo "note: TFLite's reference library not fetched: test_tflite_int8 cannot compare" >&2
 # LiteRT.js (npm @litertjs/core, 38 MB): the XNNPACK runtime, compared for the record.
-LITERT_REF = sh tests/io/tflite_ref/fetch_litert.sh $(abspath $(BUILD))/litert-ref || \
+LITERT_REF = sh tests/io/tflite_ref/fetch_litert.sh $(abspath $(REF_BUILD))/litert-ref || \
 	echo "note: LiteRT.js not fetched: test_tflite_int8 does not report its differences" >&2
 
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
@@ -161,11 +164,13 @@ check-arm64:
 	@$(MAKE) --no-print-directory ARCH=arm64 all
 	@$(MAKE) --no-print-directory ARCH=arm64 arm64-tests
 
+arm64-tests: REF_BUILD = $(X86_BUILD)
 arm64-tests: $(TESTS) $(TOOLS)
 	@rm -rf $(BUILD)/emu-bin && mkdir -p $(BUILD)/emu-bin
 	@for t in $(TOOLS); do printf '#!/bin/sh\nexec %s %s "$$@"\n' "$(QEMU_ARM64)" "$(abspath $(BUILD))/bin/$${t##*/}" \
 	  > $(BUILD)/emu-bin/$${t##*/} && chmod +x $(BUILD)/emu-bin/$${t##*/}; done
-	@AIBOX_EMULATOR="$(QEMU_ARM64)" AIBOX_TEST_BIN=$(abspath $(BUILD))/emu-bin RUN_JOBS=2 sh tests/run.sh $(ARM64_TESTS)
+	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_EMULATOR="$(QEMU_ARM64)" AIBOX_TEST_BIN=$(abspath $(BUILD))/emu-bin \
+	  RUN_JOBS=2 sh tests/run.sh $(ARM64_TESTS)
 	@sh tests/arm64/agree.sh $(X86_BUILD) $(BUILD) "$(QEMU_ARM64)"
 
 # The whole of `make check` on the portable builds, each in its own BUILD
