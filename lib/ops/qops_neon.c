@@ -68,11 +68,41 @@ static inline void store_n(uint8_t *dst, uint8x16_t v, int n)
     memcpy(dst, t, (size_t)n);
 }
 
+static inline void store_n8(uint8_t *dst, uint8x8_t v, int n)
+{
+    if (n >= 8) {
+        vst1_u8(dst, v);
+        return;
+    }
+    uint8_t t[8];
+    vst1_u8(t, v);
+    memcpy(dst, t, (size_t)n);
+}
+
 /* Row pointers of a block; rows past the end repeat the first (computed,
  * never stored), so the inner loops have no row count. */
 static inline void block_rows(const uint8_t *a, size_t lda, int r, int mr, const uint8_t *ar[MR])
 {
     for (int i = 0; i < MR; i++) ar[i] = a + (size_t)(r + (i < mr ? i : 0)) * lda;
+}
+
+/* One 16-byte step of each row's patch (four steps of 4 bytes), as a - 128
+ * in int8, the form both GEMMs multiply. */
+static inline void load_rows16(const uint8_t *ar[MR], int off, int8x16_t av[MR])
+{
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    for (int i = 0; i < MR; i++) av[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ar[i] + off), flip));
+}
+
+/* One 4-byte step of each row, a - 128, in every lane: the last 1 to 3
+ * steps of a patch, without a 16-byte load past its end. */
+static inline void load_rows4(const uint8_t *ar[MR], int off, int8x16_t av[MR])
+{
+    for (int i = 0; i < MR; i++) {
+        uint32_t u;
+        memcpy(&u, ar[i] + off, 4);
+        av[i] = vreinterpretq_s8_u32(vdupq_n_u32(u ^ FLIP));
+    }
 }
 
 static inline int32x4_t row_term(const int32_t *rowsum, int wofs, int r)
@@ -101,7 +131,6 @@ DOT_TARGET void aibox_qgemm_neon_dot(const uint8_t *a, size_t lda, int rows, con
                                      int act_min, int act_max, uint8_t *y, size_t ldy)
 {
     const int KG = K4 / 4, KQ = K4 / 16;
-    const uint8x16_t flip = vdupq_n_u8(0x80);
     const int32x4_t zp = vdupq_n_s32(out_zp), lo = vdupq_n_s32(act_min), hi = vdupq_n_s32(act_max);
     for (int o = 0; o < ocg; o += 16) {
         const int8_t *wb = w + (size_t)(o / 16) * KG * 64;
@@ -114,7 +143,7 @@ DOT_TARGET void aibox_qgemm_neon_dot(const uint8_t *a, size_t lda, int rows, con
             const int8_t *wk = wb;
             for (int kq = 0; kq < KQ; kq++, wk += 256) {
                 int8x16_t av[MR];
-                for (int i = 0; i < MR; i++) av[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ar[i] + 16 * kq), flip));
+                load_rows16(ar, 16 * kq, av);
                 DOT_STEP(0);
                 DOT_STEP(1);
                 DOT_STEP(2);
@@ -122,11 +151,7 @@ DOT_TARGET void aibox_qgemm_neon_dot(const uint8_t *a, size_t lda, int rows, con
             }
             for (int kg = 4 * KQ; kg < KG; kg++, wk += 64) { /* the last 1 to 3 steps: no 16-byte load past K4 */
                 int8x16_t av[MR];
-                for (int i = 0; i < MR; i++) {
-                    uint32_t u;
-                    memcpy(&u, ar[i] + 4 * kg, 4);
-                    av[i] = vreinterpretq_s8_u32(vdupq_n_u32(u ^ FLIP));
-                }
+                load_rows4(ar, 4 * kg, av);
                 for (int j = 0; j < 4; j++) {
                     const int8x16_t wj = vld1q_s8(wk + 16 * j);
                     for (int i = 0; i < MR; i++) acc[i][j] = vdotq_s32(acc[i][j], wj, av[i]);
@@ -164,7 +189,6 @@ void aibox_qgemm_neon(const uint8_t *a, size_t lda, int rows, const int8_t *w, c
                       uint8_t *y, size_t ldy)
 {
     const int KG = K4 / 4, KQ = K4 / 16;
-    const uint8x16_t flip = vdupq_n_u8(0x80);
     const int32x4_t zp = vdupq_n_s32(out_zp), lo = vdupq_n_s32(act_min), hi = vdupq_n_s32(act_max);
     for (int o8 = 0; o8 < ocg; o8 += 8) {
         const int8_t *wb = w + (size_t)(o8 / 16) * KG * 64 + (o8 % 16) * 4;
@@ -177,7 +201,7 @@ void aibox_qgemm_neon(const uint8_t *a, size_t lda, int rows, const int8_t *w, c
             const int8_t *wk = wb;
             for (int kq = 0; kq < KQ; kq++, wk += 256) {
                 int8x16_t av[MR];
-                for (int i = 0; i < MR; i++) av[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(ar[i] + 16 * kq), flip));
+                load_rows16(ar, 16 * kq, av);
                 MUL_STEP(0);
                 MUL_STEP(1);
                 MUL_STEP(2);
@@ -185,11 +209,7 @@ void aibox_qgemm_neon(const uint8_t *a, size_t lda, int rows, const int8_t *w, c
             }
             for (int kg = 4 * KQ; kg < KG; kg++, wk += 64) {
                 int8x16_t av[MR];
-                for (int i = 0; i < MR; i++) {
-                    uint32_t u;
-                    memcpy(&u, ar[i] + 4 * kg, 4);
-                    av[i] = vreinterpretq_s8_u32(vdupq_n_u32(u ^ FLIP));
-                }
+                load_rows4(ar, 4 * kg, av);
                 MUL_STEP(0);
             }
             const int left = ocg - o8;
@@ -198,14 +218,7 @@ void aibox_qgemm_neon(const uint8_t *a, size_t lda, int rows, const int8_t *w, c
                 /* lanes (c k01, c k23, c+1 k01, c+1 k23) pairwise: channels c..c+3 */
                 int32x4_t v0 = finish4(vpaddq_s32(acc[i][0], acc[i][1]), tab, O16, o8, rt, zp, lo, hi);
                 int32x4_t v1 = finish4(vpaddq_s32(acc[i][2], acc[i][3]), tab, O16, o8 + 4, rt, zp, lo, hi);
-                uint8x8_t b = narrow8(v0, v1);
-                uint8_t *yo = y + (size_t)(r + i) * ldy + o8;
-                if (left >= 8) vst1_u8(yo, b);
-                else {
-                    uint8_t t[8];
-                    vst1_u8(t, b);
-                    memcpy(yo, t, (size_t)left);
-                }
+                store_n8(y + (size_t)(r + i) * ldy + o8, narrow8(v0, v1), left);
             }
         }
     }

@@ -45,11 +45,17 @@ both() {
   fi
 }
 
+# pick SRC FIRST LAST DEST [PREFIX]: links the sorted .jpg files FIRST..LAST
+# of folder SRC into DEST (as PREFIX<name>); the data stays where it is
+pick() {
+  ls "$1" | grep '\.jpg$' | sort | sed -n "$2,$3p" | while read -r f; do ln -s "$1/$f" "$4/${5:-}$f"; done
+}
+
 # 1. A classifier trained on x86: 2 NEU classes, 24 images each, 2 epochs.
 mkdir -p "$tmp/neu/scratches" "$tmp/neu/patches" "$tmp/probe"
 for c in scratches patches; do
-  ls "$data/neu-cls/$c" | sort | head -24 | while read -r f; do ln -s "$data/neu-cls/$c/$f" "$tmp/neu/$c/$f"; done
-  ls "$data/neu-cls/$c" | sort | sed -n '25,29p' | while read -r f; do ln -s "$data/neu-cls/$c/$f" "$tmp/probe/$c-$f"; done
+  pick "$data/neu-cls/$c" 1 24 "$tmp/neu/$c"
+  pick "$data/neu-cls/$c" 25 29 "$tmp/probe" "$c-"
 done
 "$x86/bin/aibox-train" "$tmp/neu" -o "$tmp/cls.aibox" --size 64 --epochs 2 --batch 8 --seed 3 --quiet \
   >"$tmp/train.log" 2>&1 || { cat "$tmp/train.log" >&2; echo "agree: training failed" >&2; exit 1; }
@@ -67,12 +73,9 @@ both mobilenet-float -m "$tmp/mnv1f.aibox" --threads 1 "$models/burger.jpg" "$mo
 
 # 3. PaDiM on the MobileNet extractor, fitted on 12 good tiles, 4 images scored.
 mkdir -p "$tmp/good" "$tmp/score"
-ls "$data/magnetic-tile/MT_Free/Imgs" | grep '\.jpg$' | sort | head -12 | while read -r f; do
-  ln -s "$data/magnetic-tile/MT_Free/Imgs/$f" "$tmp/good/$f"; done
-ls "$data/magnetic-tile/MT_Free/Imgs" | grep '\.jpg$' | sort | sed -n '13,14p' | while read -r f; do
-  ln -s "$data/magnetic-tile/MT_Free/Imgs/$f" "$tmp/score/$f"; done
-ls "$data/magnetic-tile/MT_Blowhole/Imgs" | grep '\.jpg$' | sort | head -2 | while read -r f; do
-  ln -s "$data/magnetic-tile/MT_Blowhole/Imgs/$f" "$tmp/score/$f"; done
+pick "$data/magnetic-tile/MT_Free/Imgs" 1 12 "$tmp/good"
+pick "$data/magnetic-tile/MT_Free/Imgs" 13 14 "$tmp/score"
+pick "$data/magnetic-tile/MT_Blowhole/Imgs" 1 2 "$tmp/score"
 "$x86/bin/aibox-train" padim "$tmp/good" -o "$tmp/padim.aibox" \
   --backbone "$models/mobilenet_v1_1.0_224_quant_embedding_extractor.tflite" --quiet >"$tmp/padim.log" 2>&1 ||
   { cat "$tmp/padim.log" >&2; echo "agree: PaDiM fit failed" >&2; exit 1; }
