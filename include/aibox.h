@@ -693,5 +693,7 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/padim.h"
 #include "aibox/patchcore.h"
 #include "aibox/autoencoder.h"
+/* Across processes: data-parallel training, merged fits (the collectives are the caller's). */
+#include "aibox/dist.h"
 
 #endif

@@ -40,7 +40,8 @@ struct aibox_loader {
     unsigned mask;
     float p;
     uint64_t seed;
-    int n, n_batches;
+    int n, n_batches; /* this rank's samples per epoch (all of the split unless sharded) */
+    int n_all, rank, ranks; /* the split's samples; the shard (aibox_loader_shard) */
     size_t sample_floats;
     float *x[SLOTS];
     int *labels[SLOTS];
@@ -130,14 +131,20 @@ static void *worker(void *arg)
 static void reset_epoch(aibox_loader *ld, int epoch)
 {
     ld->epoch = epoch;
-    for (int i = 0; i < ld->n; i++) ld->order[i] = i;
+    for (int i = 0; i < ld->n_all; i++) ld->order[i] = i;
     if (ld->shuffle) {
         aibox_rng r;
         aibox_data_shuffle_rng(&r, ld->seed, epoch);
-        for (int i = ld->n - 1; i > 0; i--) {
+        for (int i = ld->n_all - 1; i > 0; i--) {
             int j = (int)aibox_rng_below(&r, (uint32_t)i + 1), t = ld->order[i];
             ld->order[i] = ld->order[j], ld->order[j] = t;
         }
+    }
+    if (ld->ranks > 1) { /* this rank's slice of every global batch, in order */
+        const int g = ld->batch * ld->ranks;
+        int k = 0;
+        for (int p = 0; p < ld->n_all; p++)
+            if ((p % g) / ld->batch == ld->rank) ld->order[k++] = ld->order[p];
     }
     ld->next_pos = ld->take = ld->holding = 0;
     memset(ld->done, 0, sizeof ld->done);
@@ -186,7 +193,8 @@ aibox_status aibox_loader_create(aibox_loader **out, const aibox_dataset *ds, co
     ld->ds = ds, ld->split = split, ld->pp = *pp, ld->batch = batch, ld->shuffle = shuffle != 0;
     ld->mask = split == AIBOX_SPLIT_TRAIN ? augment : 0; /* validation and test are never augmented */
     ld->p = aug_p, ld->seed = seed, ld->n_threads = threads;
-    ld->n = n, ld->n_batches = (n + batch - 1) / batch, ld->sample_floats = sf;
+    ld->n = ld->n_all = n, ld->n_batches = (n + batch - 1) / batch, ld->sample_floats = sf;
+    ld->rank = 0, ld->ranks = 1;
     pthread_mutex_init(&ld->mu, NULL);
     pthread_cond_init(&ld->work, NULL);
     pthread_cond_init(&ld->ready, NULL);
@@ -217,6 +225,34 @@ aibox_status aibox_loader_epoch(aibox_loader *ld, int epoch, aibox_error *err)
     ld->paused = 1; /* no new claims; wait for the samples in flight */
     while (ld->inflight > 0) pthread_cond_wait(&ld->ready, &ld->mu);
     reset_epoch(ld, epoch);
+    ld->paused = 0;
+    pthread_cond_broadcast(&ld->work);
+    pthread_mutex_unlock(&ld->mu);
+    return AIBOX_OK;
+}
+
+/* Samples of rank r of `ranks` (local batch b) among n: the full global
+ * batches' b each, then its part of the last one. */
+static int shard_count(int n, int b, int r, int ranks)
+{
+    const long g = (long)b * ranks, full = n / g, rest = n - full * g;
+    long mine = rest - (long)r * b;
+    mine = mine < 0 ? 0 : mine > b ? b : mine;
+    return (int)(full * b + mine);
+}
+
+aibox_status aibox_loader_shard(aibox_loader *ld, int rank, int size, aibox_error *err)
+{
+    if (!ld) return aibox_fail(err, AIBOX_E_INVALID, "loader: NULL argument");
+    if (size < 1 || rank < 0 || rank >= size)
+        return aibox_fail(err, AIBOX_E_INVALID, "loader: rank %d of %d is not a shard", rank, size);
+    pthread_mutex_lock(&ld->mu);
+    ld->paused = 1;
+    while (ld->inflight > 0) pthread_cond_wait(&ld->ready, &ld->mu);
+    ld->rank = rank, ld->ranks = size;
+    ld->n = shard_count(ld->n_all, ld->batch, rank, size);
+    ld->n_batches = (ld->n + ld->batch - 1) / ld->batch;
+    reset_epoch(ld, ld->epoch);
     ld->paused = 0;
     pthread_cond_broadcast(&ld->work);
     pthread_mutex_unlock(&ld->mu);

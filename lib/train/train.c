@@ -5,7 +5,14 @@
  * Determinism: batches come from the source (seeded per epoch by the
  * loader), dropout is reseeded per epoch from (seed, epoch), and all work is
  * split over threads deterministically, so the same data, seed and thread
- * count give the same model, also across an interruption and --resume. */
+ * count give the same model, also across an interruption and --resume.
+ *
+ * Across ranks (aibox_train_dist): each rank runs this loop on its shard;
+ * after every step one small sum (samples, loss, right answers, stop and
+ * divergence flags) and one sum of the gradients, each scaled by its rank's
+ * share of the global batch, keep every rank's weights the same bits, so
+ * every decision (divergence, early stopping, the best epoch) is taken alike
+ * everywhere without further messages. Only rank 0 writes files. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +21,7 @@
 #include <time.h>
 
 #include "core/atomic.h"
+#include "core/comm.h"
 #include "io/model_io.h"
 #include "nn/nn.h"
 #include "train/train.h"
@@ -40,6 +48,9 @@ typedef struct {
     float best_loss, best_acc;
     double seconds, perfect_s;
     float *master; /* fake_quant_weights: the float weights while the rounded ones are in the model */
+    const aibox_comm *comm; /* NULL: one process */
+    int writer;             /* this rank writes out_dir (rank 0) */
+    long total;             /* training samples per epoch over all ranks */
 } trainer;
 
 /* fake_quant_weights: on 1, the float weights of every convolution and
@@ -97,7 +108,7 @@ static int argmax(const float *o, int k)
 /* Validation in inference mode: mean loss, accuracy and confusion matrix
  * (rows = true class, columns = predicted). */
 static aibox_status evaluate(aibox_ctx *ctx, const aibox_model *m, aibox_batch_source *val, int epoch, int classes,
-                             float *loss, float *acc, long *confusion, aibox_error *err)
+                             const aibox_comm *comm, float *loss, float *acc, long *confusion, aibox_error *err)
 {
     aibox_status s = val->begin_epoch ? val->begin_epoch(val->user, epoch, err) : AIBOX_OK;
     double lsum = 0;
@@ -119,6 +130,18 @@ static aibox_status evaluate(aibox_ctx *ctx, const aibox_model *m, aibox_batch_s
         seen += n;
     }
     if (s) return s;
+    if (aibox_comm_ranks(comm) > 1) { /* the global figures: every rank's shard */
+        size_t k2 = confusion ? (size_t)classes * classes : 0;
+        double *v = calloc(3 + k2, sizeof *v);
+        if (!v) return aibox_fail(err, AIBOX_E_NOMEM, "validation: out of memory");
+        v[0] = lsum, v[1] = (double)right, v[2] = (double)seen;
+        for (size_t i = 0; i < k2; i++) v[3 + i] = (double)confusion[i];
+        s = aibox_comm_sum_f64(comm, v, 3 + k2, err);
+        lsum = v[0], right = (long)v[1], seen = (long)v[2];
+        for (size_t i = 0; i < k2; i++) confusion[i] = (long)v[3 + i];
+        free(v);
+        if (s) return s;
+    }
     if (!seen) return aibox_fail(err, AIBOX_E_INVALID, "validation: no samples");
     *loss = (float)(lsum / seen);
     *acc = (float)right / (float)seen;
@@ -140,7 +163,8 @@ static aibox_status diverged(const trainer *t, const char *what, float value, ai
     int epoch = t->epoch;
     long step = t->step;
     char kept[4200] = "nothing was saved";
-    if (t->o->out_dir && epoch > 0) snprintf(kept, sizeof kept, "%s keeps the state after epoch %d", t->path[1], epoch);
+    if (!t->writer) snprintf(kept, sizeof kept, "rank 0 reports what was saved");
+    else if (t->o->out_dir && epoch > 0) snprintf(kept, sizeof kept, "%s keeps the state after epoch %d", t->path[1], epoch);
     else if (t->o->out_dir) snprintf(kept, sizeof kept, "%s keeps the initial weights", t->path[1]);
     return aibox_fail(err, AIBOX_E_NONFINITE,
                       "train: %s became %s in epoch %d (step %ld): training diverged; lower the learning rate or "
@@ -305,22 +329,49 @@ done:
     return s;
 }
 
-/* One step: zero the gradients, forward, loss, backward, optimizer step;
- * nothing non-finite reaches the weights. */
-static aibox_status train_step(trainer *t, const float *x, const int *y, int n, float *loss, aibox_error *err)
+/* The step's figures over all ranks: [0] samples, [1] loss sum, [2] right
+ * answers, [3] ranks whose loss is not finite, [4] ranks asked to stop. */
+enum { ST_N, ST_LOSS, ST_RIGHT, ST_BAD, ST_STOP, ST_COUNT };
+
+/* One step: zero the gradients, forward, loss, backward, (across ranks: the
+ * step's figures and the gradients summed), optimizer step; nothing
+ * non-finite reaches the weights. n may be 0 on a rank whose shard ended
+ * (its gradients are zeros); st[ST_N] == 0 afterwards: the epoch is over
+ * on every rank, and nothing was stepped. */
+static aibox_status train_step(trainer *t, const float *x, const int *y, int n, double *st, aibox_error *err)
 {
     aibox_model *m = t->m;
     aibox_model_zero_grad(m);
     aibox_status s;
-    fake_quant(t, 1);
-    if ((s = aibox_ctx_forward(t->ctx, m, x, n, err)) ||
-        (s = aibox_ctx_loss_softmax_ce(t->ctx, y, t->o->class_weights, loss, err)) ||
-        (s = isfinite(*loss) ? aibox_ctx_backward(t->ctx, m, err) : AIBOX_OK)) {
-        fake_quant(t, 0);
-        return s;
+    float loss = 0;
+    int right = 0;
+    if (n > 0) {
+        fake_quant(t, 1);
+        if ((s = aibox_ctx_forward(t->ctx, m, x, n, err)) ||
+            (s = aibox_ctx_loss_softmax_ce(t->ctx, y, t->o->class_weights, &loss, err)) ||
+            (s = isfinite(loss) ? aibox_ctx_backward(t->ctx, m, err) : AIBOX_OK)) {
+            fake_quant(t, 0);
+            return s;
+        }
+        fake_quant(t, 0); /* the rounded weights' gradients update the floats */
+        const float *out = aibox_ctx_output(t->ctx, NULL, NULL, NULL);
+        for (int i = 0; i < n; i++) right += argmax(out + (size_t)i * t->classes, t->classes) == y[i];
     }
-    fake_quant(t, 0); /* the rounded weights' gradients update the floats */
-    if (!isfinite(*loss)) return diverged(t, "the loss", *loss, err);
+    st[ST_N] = n, st[ST_LOSS] = (double)loss * n, st[ST_RIGHT] = right;
+    st[ST_BAD] = n > 0 && !isfinite(loss), st[ST_STOP] = t->o->stop && *t->o->stop;
+    if (aibox_comm_ranks(t->comm) > 1) {
+        if ((s = aibox_comm_sum_f64(t->comm, st, ST_COUNT, err))) return s;
+        if (st[ST_N] == 0) return AIBOX_OK;
+        if (st[ST_BAD] > 0) return diverged(t, "the loss", n > 0 && !isfinite(loss) ? loss : NAN, err);
+        /* each rank's gradient is of its own batch's mean loss: weighted by
+         * its share, the sum is the global batch's mean loss's gradient */
+        const float share = (float)(n / st[ST_N]);
+        for (size_t i = 0; i < m->n_params; i++) m->grads[i] *= share;
+        if ((s = aibox_comm_sum_f32(t->comm, m->grads, m->n_params, err))) return s;
+    } else if (n == 0) {
+        return AIBOX_OK;
+    }
+    if (st[ST_BAD] > 0) return diverged(t, "the loss", loss, err);
     long long bad = first_nonfinite(m->grads, m->n_params);
     if (bad >= 0) return diverged(t, "a gradient", m->grads[bad], err);
     if ((s = aibox_optim_step(t->opt, m, err))) return s;
@@ -331,7 +382,7 @@ static aibox_status train_step(trainer *t, const float *x, const int *y, int n, 
 static void report(const trainer *t, long seen, float loss, float acc, const epoch_row *row, int improved, double t0)
 {
     if (!t->o->on_progress) return;
-    aibox_train_progress p = {t->epoch, t->o->epochs, seen, t->train->samples, loss, acc, row != NULL,
+    aibox_train_progress p = {t->epoch, t->o->epochs, seen, t->total, loss, acc, row != NULL,
                               row ? row->val_loss : NAN, row ? row->val_acc : NAN, aibox_optim_lr(t->opt),
                               row ? row->seconds : aibox_train_now() - t0, improved};
     t->o->on_progress(t->o->user, &p);
@@ -343,7 +394,10 @@ static aibox_status run_epoch(trainer *t, epoch_row *row, double t0, aibox_error
     const aibox_train_opts *o = t->o;
     aibox_status s;
     aibox_optim_set_epoch(t->opt, t->epoch);
-    aibox_ctx_reseed(t->ctx, aibox_seed_mix(o->seed, (uint64_t)t->epoch, TAG_DROPOUT));
+    /* rank r > 0 draws its own dropout masks (rank 0 those of one process) */
+    uint64_t dseed = aibox_seed_mix(o->seed, (uint64_t)t->epoch, TAG_DROPOUT);
+    if (aibox_comm_rank(t->comm) > 0) dseed = aibox_seed_mix(dseed, (uint64_t)aibox_comm_rank(t->comm), TAG_DROPOUT);
+    aibox_ctx_reseed(t->ctx, dseed);
     if (t->train->begin_epoch && (s = t->train->begin_epoch(t->train->user, t->epoch, err))) return s;
     double lsum = 0;
     long seen = 0, right = 0;
@@ -351,18 +405,17 @@ static aibox_status run_epoch(trainer *t, epoch_row *row, double t0, aibox_error
         const float *x;
         const int *y;
         int n;
-        float loss;
+        double st[ST_COUNT];
         if ((s = t->train->next(t->train->user, &x, &y, &n, err))) return s;
-        if (n == 0) break;
         if (n > t->batch) return aibox_fail(err, AIBOX_E_INVALID, "train: a batch of %d exceeds %d", n, t->batch);
-        if ((s = train_step(t, x, y, n, &loss, err))) return s;
-        const float *out = aibox_ctx_output(t->ctx, NULL, NULL, NULL);
-        for (int i = 0; i < n; i++) right += argmax(out + (size_t)i * t->classes, t->classes) == y[i];
-        lsum += (double)loss * n;
-        seen += n;
+        if ((s = train_step(t, x, y, n, st, err))) return s;
+        if (st[ST_N] == 0) break;
+        lsum += st[ST_LOSS];
+        right += (long)st[ST_RIGHT];
+        seen += (long)st[ST_N];
         report(t, seen, (float)(lsum / seen), (float)right / (float)seen, NULL, 0, t0);
-        if (o->stop && *o->stop) {
-            if (o->out_dir)
+        if (st[ST_STOP] > 0) {
+            if (o->out_dir && t->writer)
                 return aibox_fail(err, AIBOX_E_INTERRUPTED,
                                   "interrupted in epoch %d; %s holds the state after epoch %d and resumes exactly",
                                   t->epoch + 1, t->path[1], t->epoch);
@@ -385,8 +438,15 @@ static aibox_status end_epoch(trainer *t, epoch_row *row, double t0, int *improv
 {
     aibox_model *m = t->m;
     aibox_status s;
+    /* batch norm's running statistics: each rank's mean */
+    if (aibox_comm_ranks(t->comm) > 1 && m->n_state) {
+        if ((s = aibox_comm_sum_f32(t->comm, m->state, m->n_state, err))) return s;
+        const float inv = 1.0f / (float)aibox_comm_ranks(t->comm);
+        for (size_t i = 0; i < m->n_state; i++) m->state[i] *= inv;
+    }
     fake_quant(t, 1);
-    s = t->vctx ? evaluate(t->vctx, m, t->val, t->epoch, t->classes, &row->val_loss, &row->val_acc, NULL, err) : AIBOX_OK;
+    s = t->vctx ? evaluate(t->vctx, m, t->val, t->epoch, t->classes, t->comm, &row->val_loss, &row->val_acc, NULL, err)
+                : AIBOX_OK;
     fake_quant(t, 0);
     if (s)
         return s;
@@ -407,7 +467,7 @@ static aibox_status end_epoch(trainer *t, epoch_row *row, double t0, int *improv
         t->bad++;
     }
     if (t->vctx && t->perfect_epoch < 0 && row->val_acc >= 1.0f) t->perfect_epoch = t->epoch, t->perfect_s = t->seconds;
-    if (!t->o->out_dir) return AIBOX_OK;
+    if (!t->o->out_dir || !t->writer) return AIBOX_OK;
     set_ckpt_meta(m, t->epoch + 1, t->step, t->best_loss, t->best_epoch, t->bad, t->seconds, t->perfect_epoch,
                   t->perfect_s);
     if (*improved && (s = aibox_model_save(m, t->path[0], err))) return s;
@@ -432,7 +492,7 @@ static aibox_status start(trainer *t, aibox_error *err)
         t->seconds = meta_float(m, "aibox.train.seconds", 0);
         t->perfect_epoch = (int)meta_int(m, "aibox.train.first_perfect_epoch", -1);
         t->perfect_s = meta_float(m, "aibox.train.first_perfect_seconds", -1);
-        if (o->out_dir) read_csv(t, t->epoch);
+        if (o->out_dir && t->writer) read_csv(t, t->epoch);
     }
     /* the best weights so far: the current ones, or best.aibox when resuming */
     memcpy(t->best_params, m->params, m->n_params * sizeof(float));
@@ -445,7 +505,7 @@ static aibox_status start(trainer *t, aibox_error *err)
         }
         aibox_model_free(&b);
     }
-    if (o->out_dir && !o->resume) {
+    if (o->out_dir && !o->resume && t->writer) {
         set_ckpt_meta(m, 0, 0, t->best_loss, -1, 0, 0, -1, -1);
         if ((s = save_last(t, t->opt, err))) return s;
     }
@@ -464,11 +524,9 @@ static aibox_status finish(trainer *t, long *conf, int stopped_early, aibox_trai
     if (t->vctx && t->o->out_dir) {
         float vl = NAN, va = NAN;
         fake_quant(t, 1);
-        s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, &vl, &va, conf, err);
+        s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, t->comm, &vl, &va, conf, err);
         fake_quant(t, 0);
-        if (s ||
-            (s = write_metrics(t, conf, va, vl, err)))
-            return s;
+        if (s || (t->writer && (s = write_metrics(t, conf, va, vl, err)))) return s;
     }
     if (res) {
         res->epochs_run = t->epoch;
@@ -486,8 +544,18 @@ static aibox_status finish(trainer *t, long *conf, int stopped_early, aibox_trai
 aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_batch, aibox_batch_source *val,
                          const aibox_train_opts *o, int threads, aibox_train_result *res, aibox_error *err)
 {
+    return aibox_train_dist(m, train, train_batch, val, o, NULL, threads, res, err);
+}
+
+aibox_status aibox_train_dist(aibox_model *m, aibox_batch_source *train, int train_batch, aibox_batch_source *val,
+                              const aibox_train_opts *o, const aibox_comm *comm, int threads, aibox_train_result *res,
+                              aibox_error *err)
+{
     if (!m || !train || !train->next || !o || train_batch < 1)
         return aibox_fail(err, AIBOX_E_INVALID, "train: NULL argument");
+    aibox_status s = aibox_comm_check(comm, err);
+    if (s) return s;
+    if (aibox_comm_ranks(comm) == 1) comm = NULL;
     if (!m->finished) return aibox_fail(err, AIBOX_E_STATE, "train: the model is not finished");
     if (o->epochs < 1) return aibox_fail(err, AIBOX_E_INVALID, "train: epochs must be >= 1");
     int oc, oh, ow;
@@ -495,18 +563,18 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
     int classes = oc * oh * ow;
     if (classes < 2) return aibox_fail(err, AIBOX_E_INVALID, "train: the model has %d outputs, need >= 2 classes", classes);
 
-    trainer t = {.m = m, .o = o, .train = train, .val = val, .classes = classes, .batch = train_batch};
+    trainer t = {.m = m, .o = o, .train = train, .val = val, .classes = classes, .batch = train_batch, .comm = comm,
+                 .writer = aibox_comm_rank(comm) == 0, .total = train->samples};
     long *conf = calloc((size_t)classes * classes, sizeof *conf);
     t.rows = calloc((size_t)o->epochs, sizeof *t.rows);
     t.best_params = aibox_alloc(m->n_params * sizeof(float));
     t.best_state = aibox_alloc((m->n_state ? m->n_state : 1) * sizeof(float));
     if (o->fake_quant_weights) t.master = aibox_alloc((fake_quant_floats(m) + 1) * sizeof(float));
-    aibox_status s = AIBOX_OK;
     if (!conf || !t.rows || !t.best_params || !t.best_state || (o->fake_quant_weights && !t.master)) {
         s = aibox_fail(err, AIBOX_E_NOMEM, "train: out of memory");
         goto done;
     }
-    if (o->out_dir) {
+    if (o->out_dir && t.writer) {
         struct stat st;
         if (stat(o->out_dir, &st) != 0 && mkdir(o->out_dir, 0777) != 0) {
             s = aibox_fail(err, AIBOX_E_IO, "%s: cannot create the output folder", o->out_dir);
@@ -524,6 +592,16 @@ aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, int train_ba
     /* the data's preprocessing and class names go into the model before anything is saved */
     if (train->describe && (s = train->describe(train->user, m, err))) goto done;
     if ((s = start(&t, err))) goto done;
+    if (comm) { /* rank 0's weights everywhere; the samples per epoch over all ranks */
+        double total = (double)train->samples;
+        if ((s = aibox_comm_bcast(comm, m->params, m->n_params * sizeof(float), 0, err)) ||
+            (s = aibox_comm_bcast(comm, m->state, m->n_state * sizeof(float), 0, err)) ||
+            (s = aibox_comm_sum_f64(comm, &total, 1, err)))
+            goto done;
+        t.total = (long)total;
+        memcpy(t.best_params, m->params, m->n_params * sizeof(float));
+        if (m->n_state) memcpy(t.best_state, m->state, m->n_state * sizeof(float));
+    }
 
     int stopped_early = 0;
     for (; t.epoch < o->epochs; t.epoch++) {

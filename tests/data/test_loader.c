@@ -1,7 +1,8 @@
 /* The background loader: batches bit-identical across thread counts and
  * runs, every training sample once per epoch with its own label, validation
  * equal to plain preprocessing (never augmented), epochs restartable,
- * errors reported; and the augmentation preview. */
+ * errors reported, shards for data-parallel ranks; and the augmentation
+ * preview. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* asprintf, nftw */
 #endif
@@ -236,6 +237,57 @@ static void test_epoch_coverage(void **state)
     free(ref);
 }
 
+/* aibox_loader_shard: rank r of N with local batch B takes, from every
+ * global batch of N x B, the slice at r x B (augmented as one process
+ * augments it), so the ranks' batches put side by side are one process's
+ * batches of N x B, every sample once an epoch; shard 1 undoes it. */
+static void test_shards(void **state)
+{
+    fixture *f = *state;
+    const size_t sf = sample_floats(f);
+    aibox_error e = {0};
+    for (int ranks = 2; ranks <= 4; ranks++) {
+        const int b = 3, g = b * ranks;
+        run whole = collect(f, AIBOX_SPLIT_TRAIN, g, 1, AIBOX_AUG_ALL, 2, 1, 1); /* epoch 1 */
+        const int n = whole.n;
+        int total = 0;
+        for (int r = 0; r < ranks; r++) {
+            aibox_loader *ld;
+            assert_int_equal(aibox_loader_create(&ld, f->ds, &f->pp,
+                                                 &(aibox_loader_opts){.split = AIBOX_SPLIT_TRAIN, .batch = b,
+                                                                      .shuffle = 1, .augment = AIBOX_AUG_ALL,
+                                                                      .aug_p = 0.6f, .seed = 42, .threads = 2},
+                                                 &e),
+                             AIBOX_OK);
+            assert_int_equal(aibox_loader_shard(ld, r, ranks, &e), AIBOX_OK);
+            assert_int_equal(aibox_loader_epoch(ld, 1, &e), AIBOX_OK);
+            const int mine = aibox_loader_samples(ld);
+            const float *x;
+            const int *l;
+            int k, got = 0;
+            for (int batch = 0;; batch++) {
+                assert_int_equal(aibox_loader_next(ld, &x, &l, &k, &e), AIBOX_OK);
+                if (!k) break;
+                /* batch `batch` of this rank is rows [batch*g + r*b, +k) of one process's epoch */
+                const int at = batch * g + r * b;
+                assert_true(at + k <= n);
+                assert_memory_equal(x, whole.x + (size_t)at * sf, (size_t)k * sf * sizeof(float));
+                assert_memory_equal(l, whole.labels + at, (size_t)k * sizeof(int));
+                got += k;
+            }
+            assert_int_equal(got, mine);
+            total += got;
+            /* size 1: the whole epoch again */
+            assert_int_equal(aibox_loader_shard(ld, 0, 1, &e), AIBOX_OK);
+            assert_int_equal(aibox_loader_samples(ld), n);
+            assert_int_equal(aibox_loader_shard(ld, ranks, ranks, &e), AIBOX_E_INVALID);
+            aibox_loader_free(&ld);
+        }
+        assert_int_equal(total, n);
+        run_free(&whole);
+    }
+}
+
 static void test_validation_plain(void **state)
 {
     fixture *f = *state;
@@ -407,7 +459,7 @@ int main(void)
         cmocka_unit_test(test_threads_identical), cmocka_unit_test(test_epoch_coverage),
         cmocka_unit_test(test_validation_plain),  cmocka_unit_test(test_restart_midway),
         cmocka_unit_test(test_errors),            cmocka_unit_test(test_preview),
-        cmocka_unit_test(test_preprocess_grey_for_rgb),
+        cmocka_unit_test(test_preprocess_grey_for_rgb), cmocka_unit_test(test_shards),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
