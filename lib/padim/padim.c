@@ -20,6 +20,8 @@
 #include "io/model_io.h"
 #include "nn/nn.h"
 #include "anomaly/gridmap.h"
+#include "anomaly/dist.h"
+#include "padim/padim.h"
 
 /* LAPACK as shipped inside OpenBLAS (Fortran calling convention). */
 extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
@@ -56,6 +58,7 @@ struct aibox_padim_fit {
     double *K, *S1, *S2; /* P x d, P x d, P x d x d */
     double *V;    /* threads x batch x d scratch */
     long n;
+    int reduced;  /* 1: the sums are all ranks' (aibox_padim_fit_reduce) */
 };
 
 struct aibox_padim_ctx {
@@ -413,6 +416,8 @@ aibox_status aibox_padim_fit_add(aibox_padim_fit *f, const float *x, int n, aibo
     if (!f || (!x && n)) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL argument");
     if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was already ended");
     if (n < 0) return aibox_fail(err, AIBOX_E_INVALID, "padim: %d images", n);
+    if (f->reduced && n)
+        return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was reduced across ranks: add every image before");
     aibox_padim *p = f->p;
     int c, h, w;
     aibox_model_input_shape(p->trunk, &c, &h, &w);
@@ -434,6 +439,112 @@ aibox_status aibox_padim_fit_add(aibox_padim_fit *f, const float *x, int n, aibo
         done += nb;
     }
     return AIBOX_OK;
+}
+
+/* ------------------------------------------------------------------ across ranks */
+/* Each rank's sums are shifted by its own K (its first image): they move to
+ * a common one, the first rank's with images (with contiguous shards in rank
+ * order, one process's K), then add up. For a shift delta = K_r - K_c:
+ * S1' = S1 + n delta, S2' = S2 + delta S1^T + S1 delta^T + n delta delta^T
+ * = S2 + u delta^T + delta u^T with u = S1 + n/2 delta (dsyr2, lower). The
+ * sums travel packed (S1 and the lower triangle of S2), a slice of patches
+ * at a time. */
+aibox_status aibox_padim_fit_reduce(aibox_padim_fit *f, const aibox_comm *comm, aibox_error *err)
+{
+    if (!f) return aibox_fail(err, AIBOX_E_INVALID, "padim: NULL fit");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was already ended");
+    aibox_status s = aibox_comm_check(comm, err);
+    if (s) return s;
+    int N = aibox_comm_ranks(comm), me = aibox_comm_rank(comm);
+    if (N == 1) return AIBOX_OK;
+    if (f->reduced) return aibox_fail(err, AIBOX_E_STATE, "padim: the fit was already reduced across ranks");
+    aibox_padim *p = f->p;
+    int d = p->d;
+    size_t Pd = (size_t)p->P * d, per = (size_t)d + p->T;
+    int slice = (int)AIBOX_MAX((size_t)1, AIBOX_MIN((size_t)p->P, ((size_t)16 << 20) / (sizeof(double) * per)));
+    double *counts = calloc((size_t)N, sizeof(double)), *Kc = aibox_alloc(sizeof(double) * Pd);
+    double *buf = aibox_alloc(sizeof(double) * per * (size_t)slice), *u = malloc(sizeof(double) * (size_t)d);
+    if (!counts || !Kc || !buf || !u) s = aibox_fail(err, AIBOX_E_NOMEM, "padim: out of memory for the reduction");
+    /* the same fit everywhere: grid, dimensions, channel choice or projection */
+    uint32_t v[4] = {(uint32_t)p->P, (uint32_t)d, 2166136261u, (uint32_t)p->n_taps};
+    if (p->idx) v[2] = aibox_dist_hash(v[2], p->idx, sizeof(int) * (size_t)d);
+    if (p->proj) v[2] = aibox_dist_hash(v[2], p->proj, sizeof(float) * (size_t)p->F * d);
+    s = aibox_dist_agree(comm, s, "the PaDiM fit (grid, dimensions, taps, channels or projection)", v, 4, err);
+    if (!s) {
+        counts[me] = (double)f->n;
+        s = aibox_comm_sum_f64(comm, counts, (size_t)N, err);
+    }
+    int root = 0;
+    double total = 0;
+    for (int r = 0; !s && r < N; r++) {
+        if (counts[r] > 0 && total == 0) root = r;
+        total += counts[r];
+    }
+    if (!s && total > 0) { /* the common shift */
+        if (me == root) memcpy(Kc, f->K, sizeof(double) * Pd);
+        s = aibox_comm_bcast(comm, Kc, sizeof(double) * Pd, root, err);
+    }
+    if (!s && total > 0 && f->n > 0 && me != root) {
+        double n = (double)f->n;
+        for (int pix = 0; pix < p->P; pix++) {
+            double *S1 = f->S1 + (size_t)pix * d, *S2 = f->S2 + (size_t)pix * d * d;
+            const double *K = f->K + (size_t)pix * d, *C = Kc + (size_t)pix * d;
+            double *delta = f->V; /* scratch: threads x batch x d >= d */
+            for (int i = 0; i < d; i++) delta[i] = K[i] - C[i], u[i] = S1[i] + 0.5 * n * delta[i];
+            cblas_dsyr2(CblasColMajor, CblasLower, d, 1.0, u, 1, delta, 1, S2, d);
+            for (int i = 0; i < d; i++) S1[i] += n * delta[i];
+        }
+    }
+    if (!s && total > 0) memcpy(f->K, Kc, sizeof(double) * Pd);
+    for (int p0 = 0; !s && total > 0 && p0 < p->P; p0 += slice) {
+        int np = AIBOX_MIN(slice, p->P - p0);
+        for (int k = 0; k < np; k++) { /* pack: S1, then S2's lower triangle by columns */
+            double *b = buf + (size_t)k * per;
+            const double *S2 = f->S2 + (size_t)(p0 + k) * d * d;
+            memcpy(b, f->S1 + (size_t)(p0 + k) * d, sizeof(double) * d);
+            b += d;
+            for (int jc = 0; jc < d; jc++)
+                for (int i = jc; i < d; i++) *b++ = S2[i + (size_t)jc * d];
+        }
+        s = aibox_comm_sum_f64(comm, buf, per * (size_t)np, err);
+        for (int k = 0; !s && k < np; k++) {
+            const double *b = buf + (size_t)k * per;
+            double *S2 = f->S2 + (size_t)(p0 + k) * d * d;
+            memcpy(f->S1 + (size_t)(p0 + k) * d, b, sizeof(double) * d);
+            b += d;
+            for (int jc = 0; jc < d; jc++)
+                for (int i = jc; i < d; i++) S2[i + (size_t)jc * d] = *b++;
+        }
+    }
+    if (!s) f->n = (long)total, f->reduced = 1;
+    free(counts), free(u);
+    aibox_free(Kc), aibox_free(buf);
+    return s;
+}
+
+aibox_status aibox_padim_fit_moments(const aibox_padim_fit *f, double *mean, double *cov, aibox_error *err)
+{
+    if (!f || !f->p) return aibox_fail(err, AIBOX_E_STATE, "padim: no fit");
+    if (f->n < 1) return aibox_fail(err, AIBOX_E_STATE, "padim: no images were added");
+    const aibox_padim *p = f->p;
+    int d = p->d;
+    double n = (double)f->n, den = f->n > 1 ? n - 1 : 1;
+    for (int pix = 0; pix < p->P; pix++) {
+        const double *S1 = f->S1 + (size_t)pix * d, *S2 = f->S2 + (size_t)pix * d * d, *K = f->K + (size_t)pix * d;
+        for (int i = 0; mean && i < d; i++) mean[(size_t)pix * d + i] = K[i] + S1[i] / n;
+        for (int jc = 0; cov && jc < d; jc++)
+            for (int i = jc; i < d; i++) {
+                double c = (S2[i + (size_t)jc * d] - S1[i] * S1[jc] / n) / den;
+                cov[((size_t)pix * d + i) * d + jc] = cov[((size_t)pix * d + jc) * d + i] = c;
+            }
+    }
+    return AIBOX_OK;
+}
+
+void aibox_padim_tensors(const aibox_padim *p, const float **mean, const float **linv)
+{
+    if (mean) *mean = p ? p->mean : NULL;
+    if (linv) *linv = p ? p->linv : NULL;
 }
 
 typedef struct solve_job {

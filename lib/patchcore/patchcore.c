@@ -22,6 +22,7 @@
 #include "io/model_io.h"
 #include "nn/nn.h"
 #include "anomaly/gridmap.h"
+#include "anomaly/dist.h"
 #include "ops/ops.h"
 
 #define CHUNK 32        /* patches searched together: their lower bounds to the whole bank, CHUNK x K floats */
@@ -63,6 +64,7 @@ struct aibox_patchcore_fit {
     block *blocks;
     int n_blocks, cap_blocks;
     long n; /* images */
+    int gathered; /* 1: the blocks are all ranks' (aibox_patchcore_fit_gather) */
 };
 
 struct aibox_patchcore_ctx {
@@ -399,6 +401,8 @@ aibox_status aibox_patchcore_fit_add(aibox_patchcore_fit *f, const float *x, int
     if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the fit was already ended");
     if (n < 0 || n > f->batch) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: %d images (batch %d)", n, f->batch);
     if (!n) return AIBOX_OK;
+    if (f->gathered)
+        return aibox_fail(err, AIBOX_E_STATE, "patchcore: the bank was gathered across ranks: add every image before");
     aibox_patchcore *p = f->p;
     if ((double)(f->n + n) * p->P > INT32_MAX)
         return aibox_fail(err, AIBOX_E_INVALID, "patchcore: more than 2^31 patches in the bank");
@@ -429,6 +433,73 @@ aibox_status aibox_patchcore_fit_add(aibox_patchcore_fit *f, const float *x, int
         }
     f->n_blocks++, f->n += n;
     return AIBOX_OK;
+}
+
+/* ------------------------------------------------------------------ across ranks */
+/* Every rank ends with every rank's blocks, in rank order and each rank's
+ * own order: the block sizes go round in a sum, every rank allocates all the
+ * others' blocks, then each block is broadcast by its owner. The blocks are
+ * the float32 features (a float16 bank is rounded at the end of the fit,
+ * after the selection, as in one process). */
+aibox_status aibox_patchcore_fit_gather(aibox_patchcore_fit *f, const aibox_comm *comm, aibox_error *err)
+{
+    if (!f) return aibox_fail(err, AIBOX_E_INVALID, "patchcore: NULL fit");
+    if (!f->p) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the fit was already ended");
+    aibox_status s = aibox_comm_check(comm, err);
+    if (s) return s;
+    int N = aibox_comm_ranks(comm), me = aibox_comm_rank(comm);
+    if (N == 1) return AIBOX_OK;
+    if (f->gathered) return aibox_fail(err, AIBOX_E_STATE, "patchcore: the bank was already gathered across ranks");
+    aibox_patchcore *p = f->p;
+    double *counts = calloc((size_t)N * 2, sizeof(double)); /* per rank: blocks, images */
+    if (!counts) s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+    uint32_t v[8] = {(uint32_t)p->D, (uint32_t)p->P, (uint32_t)f->proj_dims, (uint32_t)p->half,
+                     (uint32_t)f->seed, (uint32_t)(f->seed >> 32), 2166136261u, (uint32_t)p->neighbours};
+    v[6] = aibox_dist_hash(v[6], &f->coreset, sizeof f->coreset);
+    s = aibox_dist_agree(comm, s, "the PatchCore fit (dimensions, grid, coreset, projection, seed or bank type)", v, 8,
+                         err);
+    if (!s) {
+        counts[2 * me] = f->n_blocks, counts[2 * me + 1] = (double)f->n;
+        s = aibox_comm_sum_f64(comm, counts, (size_t)N * 2, err);
+    }
+    double blocks = 0, images = 0;
+    for (int r = 0; !s && r < N; r++) blocks += counts[2 * r], images += counts[2 * r + 1];
+    if (!s && (images * p->P > INT32_MAX || blocks > INT32_MAX))
+        s = aibox_fail(err, AIBOX_E_INVALID, "patchcore: more than 2^31 patches in the gathered bank");
+    int nb = s ? 0 : (int)blocks, at = 0, mine = 0;
+    for (int r = 0; !s && r < me; r++) mine += (int)counts[2 * r]; /* this rank's first block */
+    double *rows = s ? NULL : calloc((size_t)nb + 1, sizeof(double));
+    block *all = s ? NULL : calloc((size_t)nb + 1, sizeof(block));
+    if (!s && (!rows || !all)) s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory");
+    /* the block sizes (rows < 2^31: exact in double); a failure above is every rank's */
+    for (int i = 0; rows && i < f->n_blocks; i++) rows[mine + i] = (double)f->blocks[i].rows;
+    s = aibox_dist_agree(comm, s, "", NULL, 0, err);
+    if (!s) s = aibox_comm_sum_f64(comm, rows, (size_t)nb, err);
+    size_t row = sizeof(float) * (size_t)p->D;
+    for (int r = 0; !s && r < N; r++)
+        for (int i = 0; i < (int)counts[2 * r]; i++, at++) {
+            all[at].rows = (long)rows[at];
+            if (r == me) all[at].x = f->blocks[i].x; /* moved, not copied */
+            else if (!(all[at].x = aibox_alloc(row * (size_t)all[at].rows))) {
+                s = aibox_fail(err, AIBOX_E_NOMEM, "patchcore: out of memory for the gathered bank (%.0f images)",
+                               images);
+                break;
+            }
+        }
+    s = aibox_dist_agree(comm, s, "", NULL, 0, err);
+    at = 0;
+    for (int r = 0; !s && r < N; r++)
+        for (int i = 0; !s && i < (int)counts[2 * r]; i++, at++)
+            s = aibox_comm_bcast(comm, all[at].x, row * (size_t)all[at].rows, r, err);
+    if (!s) {
+        free(f->blocks);
+        f->blocks = all, f->n_blocks = f->cap_blocks = nb, f->n = (long)images, f->gathered = 1;
+        all = NULL;
+    }
+    for (int i = 0; all && i < nb; i++)
+        if (i < mine || i >= mine + f->n_blocks) aibox_free(all[i].x); /* only the others' blocks */
+    free(all), free(rows), free(counts);
+    return s;
 }
 
 /* The search index of nn_task: the bank's mean, its r main directions
