@@ -1,7 +1,7 @@
 # libaibox — build, test, install.  `make` builds everything; `make check` installs
 # missing Debian packages (as root), builds and runs every test.
 #
-# Targets: all, check, check-arm64, check-nosimd, check-clang, asan, fuzz, deps, bench, example, install, deb, check-deb, clean.
+# Targets: all, check, check-mpi, check-arm64, check-nosimd, check-clang, asan, fuzz, deps, bench, example, install, deb, check-deb, clean.
 #
 # ARCH=arm64: the same build cross-compiled for aarch64 (Debian's
 # crossbuild-essential-arm64 against the arm64 multiarch -dev packages) into
@@ -50,7 +50,8 @@ CFLAGS_ALL   := -std=c11 $(WARN) -ffp-contract=off -fPIC -fvisibility=hidden -pt
 LIBS    := -lopenblas -lstb -lcjson -lz -lm -lpthread
 LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
-LIB_SRC  := $(sort $(wildcard lib/*/*.c))
+# lib/mpi is not libaibox: it is libaibox_mpi (MPI=1, below)
+LIB_SRC  := $(sort $(filter-out lib/mpi/%,$(wildcard lib/*/*.c)))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC := $(sort $(wildcard tools/aibox-*.c))
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
@@ -62,7 +63,7 @@ EX_SRC   := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
-TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
+TEST_SRC := $(sort $(filter-out tests/mpi/%,$(wildcard tests/*/test_*.c)))
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(wildcard tests/common/*.c)
 
@@ -70,11 +71,23 @@ STATIC := $(BUILD)/libaibox.a
 SONAME := libaibox.so.$(ABI)
 SHARED := $(BUILD)/$(SONAME)
 
+# MPI=1 adds, beside the normal build (which never links MPI):
+# $(BUILD)/libaibox_mpi.a (lib/mpi: an aibox_comm on MPI_COMM_WORLD), the tools
+# that run across ranks built against it (-DAIBOX_MPI, tools/mpi) into
+# $(BUILD)/mpi/bin, and the tests of tests/mpi, which start mpirun.
+MPI_LIB   := $(BUILD)/libaibox_mpi.a
+MPI_TOOLS := $(BUILD)/mpi/bin/aibox-train $(BUILD)/mpi/bin/aibox-infer
+MPI_TESTS := $(patsubst tests/mpi/%.c,$(BUILD)/mpi/tests/%,$(sort $(wildcard tests/mpi/test_*.c)))
+MPI_BENCH := $(BUILD)/mpi/bench/scaling
+MPI_CPPFLAGS = $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS     = $(shell mpicc --showme:link 2>/dev/null)
+MPI_ALL   := $(if $(filter 1,$(MPI)),$(MPI_LIB) $(MPI_TOOLS) $(MPI_TESTS) $(MPI_BENCH))
+
 # Objects outside the library (tools/cli.o) are kept, not deleted as intermediates.
 .SECONDARY:
 
-.PHONY: deb check-deb installed-examples all check check-arm64 arm64-tests check-nosimd check-clang asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
-all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS)
+.PHONY: check-mpi deb check-deb installed-examples all check check-arm64 arm64-tests check-nosimd check-clang asan fuzz fuzz-build fuzz-seeds deps deps-test bench demo example install clean symbols
+all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS) $(MPI_ALL)
 
 # Debian packages the build and the tests need; installed when missing (root).
 DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev pkg-config
@@ -106,6 +119,26 @@ $(BUILD)/tools/%.o: CFLAGS_ALL += $(APP_CFLAGS)
 $(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< $(TOOL_LIB) -o $@ $(STATIC) $(LIBS)
+
+$(MPI_LIB): lib/mpi/comm.c include/aibox/mpi.h Makefile
+	@mkdir -p $(BUILD)/mpi
+	$(CC) $(CPPFLAGS_ALL) $(MPI_CPPFLAGS) $(CFLAGS_ALL) -c $< -o $(BUILD)/mpi/comm.o
+	@rm -f $@
+	ar rcs $@ $(BUILD)/mpi/comm.o
+
+$(BUILD)/mpi/bin/%: tools/%.c $(wildcard tools/*.h tools/mpi/*) $(TOOL_LIB) $(MPI_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Itools $(MPI_CPPFLAGS) -DAIBOX_MPI $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< \
+	  tools/mpi/mpi_tool.c $(TOOL_LIB) -o $@ $(MPI_LIB) $(STATIC) $(LIBS) $(MPI_LIBS)
+
+$(BUILD)/mpi/tests/%: tests/mpi/%.c $(TEST_COMMON) $(TOOL_LIB) $(MPI_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Itests -Itools $(MPI_CPPFLAGS) $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< $(TEST_COMMON) \
+	  $(TOOL_LIB) -o $@ $(MPI_LIB) $(STATIC) -lcmocka $(LIBS) $(MPI_LIBS)
+
+$(BUILD)/mpi/bench/%: bench/mpi/%.c bench/bench.h $(MPI_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(MPI_CPPFLAGS) $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< -o $@ $(MPI_LIB) $(STATIC) $(LIBS) $(MPI_LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -145,6 +178,16 @@ check: deps-test
 	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
 	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_LITERT=$$($(LITERT_REF)) AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+
+# The tests that run across processes (tests/mpi): the MPI build (MPI=1,
+# above) in the same BUILD dir, then each test, which starts mpirun itself
+# (2 and 4 ranks, oversubscribed on this 2-core machine).
+DEB_MPI := libopenmpi-dev openmpi-bin
+check-mpi:
+	@sh tools/install-deps.sh $(DEB_BUILD) $(DEB_TEST) $(DEB_MPI)
+	@$(MAKE) --no-print-directory MPI=1 all
+	@AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} AIBOX_MPI_BIN=$(abspath $(BUILD))/mpi/bin \
+	  sh tests/run.sh $(MPI_TESTS)
 
 # The unit tests of the aarch64 cross build, each binary under qemu-aarch64
 # (two at a time: this is a 2-core machine), then tests/arm64/agree.sh: the
@@ -267,7 +310,9 @@ symbols: $(SHARED)
 # /usr/lib/<multiarch>); MANDIR: the pages of man/, by section, uncompressed.
 LIBDIR  ?= $(PREFIX)/lib
 MANDIR  ?= $(PREFIX)/share/man
-install: $(STATIC) $(SHARED) $(TOOLS)
+# MPI=1: the tools that run across ranks replace the plain ones (alone, they
+# behave the same; they need Open MPI's libraries), and libaibox_mpi.a.
+install: $(STATIC) $(SHARED) $(TOOLS) $(MPI_ALL)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
@@ -277,6 +322,8 @@ install: $(STATIC) $(SHARED) $(TOOLS)
 	install -m 644 include/aibox.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/aibox/*.h $(DESTDIR)$(PREFIX)/include/aibox/
 	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(filter 1,$(MPI)),install -m 755 $(MPI_TOOLS) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(filter 1,$(MPI)),install -m 644 $(MPI_LIB) $(DESTDIR)$(LIBDIR)/)
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	for pc in aibox aibox-static; do sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \

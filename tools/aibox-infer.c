@@ -11,6 +11,9 @@
 
 #include "aibox.h"
 #include "cli.h"
+#ifdef AIBOX_MPI
+#include "mpi/mpi_tool.h"
+#endif
 
 static const char usage[] =
     "usage: aibox-infer -m MODEL.aibox [options] IMAGE|DIR|- ...\n"
@@ -53,7 +56,13 @@ static const char usage[] =
     "an F1-optimal one; then an OK part may still show weak regions); or\n"
     "{\"file\", \"error\"} for an image that could not be processed (the others still are).\n"
     "Exit status: 0 every image OK (or classified), 1 at least one NG or uncertain,\n"
-    "2 at least one image failed or bad usage, 3 the model could not be loaded.\n";
+    "2 at least one image failed or bad usage, 3 the model could not be loaded.\n"
+#ifdef AIBOX_MPI
+    "\nThis build runs across processes: mpirun -np N aibox-infer -m MODEL IMAGE|DIR ... splits the\n"
+    "images over the ranks and prints the lines in the same order as one process (files and\n"
+    "folders only: not -, --stdin-list or --eval); the exit status is the worst over all images.\n"
+#endif
+    ;
 
 typedef enum { FMT_JSONL, FMT_CSV, FMT_TEXT } out_format;
 
@@ -74,23 +83,24 @@ typedef struct infer {
     double *probs;
     aibox_detector *det;   /* an anomaly model */
     int worst;             /* exit status so far */
+    FILE *out;             /* the result lines: stdout, or a rank's buffer under mpirun */
 } infer;
 
 static void emit_error(infer *in, const char *file, const char *msg)
 {
     if (in->o->fmt == FMT_JSONL) {
         cli_json j;
-        cj_begin(&j, stdout);
+        cj_begin(&j, in->out);
         cj_str(&j, "file", file);
         cj_str(&j, "error", msg);
         cj_end(&j);
     } else if (in->o->fmt == FMT_CSV) {
-        cli_csv_str(stdout, file);
-        fputs(",,,error,,", stdout);
-        cli_csv_str(stdout, msg);
-        fputc('\n', stdout);
+        cli_csv_str(in->out, file);
+        fputs(",,,error,,", in->out);
+        cli_csv_str(in->out, msg);
+        fputc('\n', in->out);
     } else {
-        printf("%s: error: %s\n", file, msg);
+        fprintf(in->out, "%s: error: %s\n", file, msg);
     }
     fprintf(stderr, "aibox-infer: %s\n", msg);
     if (in->worst < 2) in->worst = 2;
@@ -121,7 +131,7 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
     double ms = (cli_now() - t0) * 1e3;
     if (in->o->fmt == FMT_JSONL) {
         cli_json j;
-        cj_begin(&j, stdout);
+        cj_begin(&j, in->out);
         cj_str(&j, "file", file);
         cj_str(&j, "label", r.name);
         cj_num(&j, "confidence", "%.6f", r.confidence);
@@ -133,12 +143,12 @@ static void classify(infer *in, const char *file, const aibox_image *img, double
         cj_num(&j, "ms", "%.3f", ms);
         cj_end(&j);
     } else if (in->o->fmt == FMT_CSV) {
-        cli_csv_str(stdout, file);
-        fputc(',', stdout);
-        cli_csv_str(stdout, r.name);
-        printf(",%.6f,%s,%.3f,\n", r.confidence, verdict, ms);
+        cli_csv_str(in->out, file);
+        fputc(',', in->out);
+        cli_csv_str(in->out, r.name);
+        fprintf(in->out, ",%.6f,%s,%.3f,\n", r.confidence, verdict, ms);
     } else {
-        printf("%s: %s %.1f%% %s (%.1f ms)\n", file, r.name, 100 * r.confidence, verdict, ms);
+        fprintf(in->out, "%s: %s %.1f%% %s (%.1f ms)\n", file, r.name, 100 * r.confidence, verdict, ms);
     }
 }
 
@@ -188,7 +198,7 @@ static void detect(infer *in, const char *file, const aibox_image *img, double t
     double ms = (cli_now() - t0) * 1e3, thr = aibox_detector_thresholds(in->det)->image;
     if (in->o->fmt == FMT_JSONL) {
         cli_json j;
-        cj_begin(&j, stdout);
+        cj_begin(&j, in->out);
         cj_str(&j, "file", file);
         cj_num(&j, "score", "%.6g", r.score);
         cj_num(&j, "norm_score", "%.6f", r.norm_score);
@@ -211,10 +221,10 @@ static void detect(infer *in, const char *file, const aibox_image *img, double t
         cj_num(&j, "total", "%.3f", ms);
         cj_end(&j);
     } else if (in->o->fmt == FMT_CSV) {
-        cli_csv_str(stdout, file);
-        printf(",%.6g,%.6f,%s,%d,%.3f,\n", r.score, r.norm_score, verdict, r.n_regions, ms);
+        cli_csv_str(in->out, file);
+        fprintf(in->out, ",%.6g,%.6f,%s,%d,%.3f,\n", r.score, r.norm_score, verdict, r.n_regions, ms);
     } else {
-        printf("%s: %s score %.4g (normalised %.3f, threshold %.4g), %d region%s (%.1f ms)\n", file, verdict, r.score,
+        fprintf(in->out, "%s: %s score %.4g (normalised %.3f, threshold %.4g), %d region%s (%.1f ms)\n", file, verdict, r.score,
                r.norm_score, thr, r.n_regions, r.n_regions == 1 ? "" : "s", ms);
     }
 }
@@ -249,7 +259,7 @@ static void process_dir(infer *in, const char *dir)
     if (aibox_list_files(&l, dir, NULL, &err)) return emit_error(in, dir, err.msg); /* sub-folders: not recursive */
     for (int i = 0; i < l.n; i++) {
         process_file(in, l.path[i]); /* a FIFO or a broken link gets an error record saying so */
-        fflush(stdout);
+        fflush(in->out);
     }
     aibox_file_list_free(&l);
 }
@@ -278,7 +288,7 @@ static int process_inputs(infer *in)
         if (!strcmp(o->inputs[i], "-")) process_stdin_image(in);
         else if (stat(o->inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(in, o->inputs[i]);
         else process_file(in, o->inputs[i]);
-        fflush(stdout);
+        fflush(in->out);
     }
     if (o->stdin_list) {
         char line[8192];
@@ -286,11 +296,67 @@ static int process_inputs(infer *in)
             line[strcspn(line, "\r\n")] = 0;
             if (!line[0]) continue;
             process_file(in, line);
-            fflush(stdout); /* a waiting line script gets each answer at once */
+            fflush(in->out); /* a waiting line script gets each answer at once */
         }
     }
     return in->worst;
 }
+
+#ifdef AIBOX_MPI
+/* Under mpirun: the files of every input in order (a folder that cannot be
+ * listed is an item of its own, its error record), dealt out in rounds of
+ * ROUND per rank; each rank's lines of a round go to rank 0, which prints
+ * them in file order. Returns the worst status over all ranks. */
+#define ROUND 8
+static int process_ranks(infer *in, const mpi_tool *mt)
+{
+    const options *o = in->o;
+    aibox_file_list l;
+    char **items = NULL;
+    int n = 0, cap = 0, ok = 1;
+    for (int i = 0; ok && i < o->n_inputs; i++) {
+        struct stat st;
+        aibox_error err = {0};
+        int is_dir = stat(o->inputs[i], &st) == 0 && S_ISDIR(st.st_mode);
+        memset(&l, 0, sizeof l);
+        int listed = is_dir && aibox_list_files(&l, o->inputs[i], NULL, &err) == AIBOX_OK;
+        int add = listed ? l.n : 1;
+        if (n + add > cap) {
+            cap = (n + add) * 2;
+            char **grown = realloc(items, (size_t)cap * sizeof *items);
+            ok = grown != NULL;
+            if (ok) items = grown;
+        }
+        for (int k = 0; ok && k < add; k++) ok = (items[n++] = strdup(listed ? l.path[k] : o->inputs[i])) != NULL;
+        if (listed) aibox_file_list_free(&l);
+    }
+    if (!ok) fprintf(stderr, "aibox-infer: out of memory for the file list\n"), in->worst = 2;
+    const int per = ROUND * mt->size;
+    for (int r0 = 0; ok && r0 < n; r0 += per) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *buf = open_memstream(&text, &len);
+        if (!buf) {
+            fprintf(stderr, "aibox-infer: out of memory\n");
+            return mpi_tool_fail(mt, 2);
+        }
+        in->out = buf;
+        for (int k = r0 + mt->rank * ROUND; k < r0 + (mt->rank + 1) * ROUND && k < n; k++) {
+            struct stat st;
+            if (stat(items[k], &st) == 0 && S_ISDIR(st.st_mode)) process_dir(in, items[k]); /* unlistable */
+            else process_file(in, items[k]);
+        }
+        fclose(buf);
+        in->out = stdout;
+        mpi_tool_print_in_order(mt, text, len, stdout);
+        fflush(stdout);
+        free(text);
+    }
+    for (int k = 0; k < n; k++) free(items[k]);
+    free(items);
+    return mpi_tool_max(mt, in->worst);
+}
+#endif
 
 static void print_info(const aibox_model *m, const char *path)
 {
@@ -482,12 +548,20 @@ static int load_model(infer *in)
 
 int main(int argc, char **argv)
 {
+#ifdef AIBOX_MPI
+    mpi_tool mt;
+    if (mpi_tool_init(&argc, &argv, "aibox-infer", &mt)) return 2;
+#endif
     options o;
     memset(&o, 0, sizeof o);
     o.inputs = calloc((size_t)argc + 1, sizeof *o.inputs);
     o.ok = calloc((size_t)argc * 8 + 1, sizeof *o.ok);
     int done = 0, rc = o.inputs && o.ok ? parse(argc, argv, &o, &done) : 2;
-    infer in = {.o = &o};
+    infer in = {.o = &o, .out = stdout};
+    int lead = 1; /* prints what is printed once */
+#ifdef AIBOX_MPI
+    lead = mt.rank == 0;
+#endif
     aibox_error err = {0};
     if (rc || done) {
     } else if (o.info) { /* metadata only: the weights are never read */
@@ -496,8 +570,19 @@ int main(int argc, char **argv)
     } else if (!(rc = load_model(&in))) {
         if (o.eval) rc = evaluate(&in);
         else {
-            if (o.fmt == FMT_CSV)
+            if (o.fmt == FMT_CSV && lead)
                 puts(in.det ? "file,score,norm_score,verdict,regions,ms,error" : "file,label,confidence,verdict,ms,error");
+#ifdef AIBOX_MPI
+            int piped = o.stdin_list;
+            for (int i = 0; i < o.n_inputs; i++) piped |= !strcmp(o.inputs[i], "-");
+            if (mt.size > 1 && piped) {
+                fprintf(stderr, "aibox-infer: across ranks only files and folders are split, not standard input "
+                                "(- or --stdin-list)\n");
+                rc = 2;
+            } else if (mt.size > 1) {
+                rc = process_ranks(&in, &mt);
+            } else
+#endif
             rc = process_inputs(&in);
         }
     }
@@ -506,5 +591,9 @@ int main(int argc, char **argv)
     aibox_detector_free(&in.det);
     aibox_model_free(&in.m);
     free(o.inputs), free(o.ok);
+#ifdef AIBOX_MPI
+    return mpi_tool_end(&mt, rc);
+#else
     return rc;
+#endif
 }

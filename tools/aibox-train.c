@@ -13,6 +13,9 @@
 #include "aibox/data.h"
 #include "cli.h"
 #include "train_anomaly.h"
+#ifdef AIBOX_MPI
+#include "mpi/mpi_tool.h"
+#endif
 
 static const char usage[] =
     "usage: aibox-train DATA -o MODEL.aibox [options]\n"
@@ -75,7 +78,14 @@ static const char usage[] =
     "or weight) stops with exit 3 and saves nothing from that state.\n"
     "Same data, seed and threads give the same model. Ctrl-C stops; the checkpoint last.aibox in\n"
     "the output folder then resumes the run exactly (--resume).\n"
-    "Exit status: 0 trained, 2 bad usage or data, 3 training failed, 130 interrupted.\n";
+    "Exit status: 0 trained, 2 bad usage or data, 3 training failed, 130 interrupted.\n"
+#ifdef AIBOX_MPI
+    "\nThis build runs across processes: mpirun -np N aibox-train ... trains data-parallel, each rank\n"
+    "on its shard of every global batch of N x --batch images (the same steps as one process with\n"
+    "--batch N x B); rank 0 writes the model, checkpoints and summary; --resume takes any N.\n"
+    "One failing rank ends all (exit status as above).\n"
+#endif
+    ;
 
 static volatile sig_atomic_t stop_flag;
 static void on_sigint(int sig)
@@ -316,6 +326,8 @@ typedef struct {
     int has_w;
     const char *out_dir;
     char dir_buf[4096];
+    const aibox_comm *comm; /* the ranks (MPI build under mpirun), or NULL */
+    int rank;               /* 0 prints and writes */
 } run;
 
 static void run_free(run *r)
@@ -421,6 +433,8 @@ static int build_model(run *r)
     return 2;
 }
 
+static int cached_features(const run *r);
+
 /* The loaders (training: shuffled, augmented; validation: in order, never
  * augmented) and the model's metadata. A transferred model has its
  * preprocessing and class names from aibox_transfer_build; a preset gets them
@@ -440,6 +454,15 @@ static int prepare_model(run *r)
     if (r->has_w < 0) return 2;
     if (!(s = aibox_loader_create(&r->tl, r->ds, &r->pp, &lo, &r->err)) && has_val)
         s = aibox_loader_create(&r->vl, r->ds, &r->pp, &vo, &r->err);
+    if (!s && r->comm) { /* each rank its slice of every global batch */
+        if (cached_features(r)) {
+            fprintf(stderr, "%s: a frozen backbone without augmentation trains its head on cached features in one "
+                            "process: run it without mpirun\n", prog);
+            return 2;
+        }
+        if (!(s = aibox_loader_shard(r->tl, r->comm->rank, r->comm->size, &r->err)) && r->vl)
+            s = aibox_loader_shard(r->vl, r->comm->rank, r->comm->size, &r->err);
+    }
     aibox_batch_source src = aibox_loader_source(r->tl);
     if (!s && !r->bb && !(s = src.describe(src.user, r->m, &r->err)))
         s = aibox_model_set_meta_str(r->m, AIBOX_META_TASK, "classify", &r->err);
@@ -467,6 +490,7 @@ static void prepare_output(run *r)
         strncat(r->dir_buf, ".train", sizeof r->dir_buf - strlen(r->dir_buf) - 1);
         r->out_dir = r->dir_buf;
     }
+    if (r->rank) return; /* rank 0 writes */
     mkdir(r->out_dir, 0777);
     aibox_error werr = {0};
     if (!write_split_list(r->ds, r->out_dir, &werr))
@@ -487,7 +511,8 @@ static aibox_status train(run *r, const aibox_train_opts *o, aibox_train_result 
     const train_args *a = &r->a;
     if (!cached_features(r)) {
         aibox_batch_source tsrc = aibox_loader_source(r->tl), vsrc = aibox_loader_source(r->vl);
-        return aibox_train(r->m, &tsrc, (int)a->batch, r->vl ? &vsrc : NULL, o, (int)a->threads, res, &r->err);
+        return aibox_train_dist(r->m, &tsrc, (int)a->batch, r->vl ? &vsrc : NULL, o, r->comm, (int)a->threads, res,
+                                &r->err);
     }
     aibox_transfer_features *f = NULL;
     aibox_transfer_features_stats st;
@@ -551,7 +576,7 @@ static void print_summary(const run *r, const aibox_train_result *res, double te
 static int train_and_report(run *r)
 {
     const train_args *a = &r->a;
-    progress pr = {isatty(2), a->quiet};
+    progress pr = {isatty(2), a->quiet || r->rank};
     aibox_train_opts o = {.epochs = (int)a->epochs,
                           .optim = {.kind = a->sgd ? AIBOX_SGD : AIBOX_ADAM, .lr = (float)a->lr, .momentum = a->sgd ? 0.9f : 0},
                           .patience = (int)a->patience,
@@ -567,24 +592,31 @@ static int train_and_report(run *r)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (!a->quiet) {
+    if (!a->quiet && !r->rank) {
         size_t n_par = aibox_model_param_count(r->m), hw = 0, hb = 0;
         char trained[64] = "";
         if (r->bb && a->freeze) {
             aibox_model_node_param(r->m, r->ti.head_node, 0, &hw), aibox_model_node_param(r->m, r->ti.head_node, 1, &hb);
             snprintf(trained, sizeof trained, " (%zu trained)", hw + hb);
         }
-        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters%s, %d threads, %s\n", prog,
+        char ranks[64] = "";
+        if (r->comm)
+            snprintf(ranks, sizeof ranks, " per rank, %d ranks (global batch %ld)", r->comm->size,
+                     a->batch * r->comm->size);
+        fprintf(stderr, "%s: %s %dx%dx%d, %zu parameters%s, %d threads%s, %s\n", prog,
                 r->bb ? a->backbone : a->model_name, r->pp.channels, r->pp.height, r->pp.width, n_par, trained,
-                a->threads ? (int)a->threads : aibox_default_num_threads(), aibox_blas_core());
+                a->threads ? (int)a->threads : aibox_default_num_threads(), ranks, aibox_blas_core());
     }
     aibox_train_result res;
     double feat_seconds = 0, test_acc = NAN;
     aibox_status s = train(r, &o, &res, &feat_seconds);
     if (s) {
-        fprintf(stderr, "%s: %s\n", prog, r->err.msg);
+        /* every rank stops alike on a stop or divergence: rank 0 says it */
+        if (!r->rank || (s != AIBOX_E_INTERRUPTED && s != AIBOX_E_NONFINITE))
+            fprintf(stderr, "%s: %s%s\n", prog, r->rank ? "rank " : "", r->err.msg);
         return s == AIBOX_E_INTERRUPTED ? 130 : 3;
     }
+    if (r->rank) return 0; /* rank 0 tests, saves and reports */
     if (aibox_dataset_count(r->ds, AIBOX_SPLIT_TEST) > 0 &&
         split_accuracy(r->m, r->ds, AIBOX_SPLIT_TEST, &r->pp, (int)a->batch, (int)a->threads, &test_acc, &r->err))
         fprintf(stderr, "%s: test split: %s\n", prog, r->err.msg);
@@ -599,10 +631,20 @@ static int train_and_report(run *r)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "padim") || !strcmp(argv[1], "patchcore") || !strcmp(argv[1], "autoencoder")))
-        return anomaly_main(argv[1], argc - 1, argv + 1);
     run r = {0};
-    int rc = parse_args(argc, argv, &r.a);
+#ifdef AIBOX_MPI
+    mpi_tool mt;
+    int rc = mpi_tool_init(&argc, &argv, prog, &mt);
+    if (rc) return rc;
+    if (mt.size > 1) r.comm = &mt.comm, r.rank = mt.rank;
+#else
+    int rc;
+#endif
+    if (argc > 1 && (!strcmp(argv[1], "padim") || !strcmp(argv[1], "patchcore") || !strcmp(argv[1], "autoencoder"))) {
+        rc = anomaly_main(argv[1], argc - 1, argv + 1, r.comm);
+        goto end;
+    }
+    rc = parse_args(argc, argv, &r.a);
     if (rc < 0) rc = open_backbone(&r);
     if (rc < 0) rc = open_data(&r);
     if (rc < 0) rc = build_model(&r);
@@ -612,5 +654,12 @@ int main(int argc, char **argv)
         rc = train_and_report(&r);
     }
     run_free(&r);
+end:
+#ifdef AIBOX_MPI
+    /* a failed rank ends the job: the others may be waiting for it */
+    if (rc > 0 && rc != 130) return mpi_tool_fail(&mt, rc);
+    return mpi_tool_end(&mt, rc);
+#else
     return rc;
+#endif
 }

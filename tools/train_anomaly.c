@@ -390,7 +390,7 @@ static void print_summary(const options *o, const aibox_detector *d, const aibox
     cj_end(&j);
 }
 
-int anomaly_main(const char *method, int argc, char **argv)
+int anomaly_main(const char *method, int argc, char **argv, const aibox_comm *comm)
 {
     options o;
     memset(&o, 0, sizeof o);
@@ -402,7 +402,9 @@ int anomaly_main(const char *method, int argc, char **argv)
                                                                         : "aibox-train padim";
     int done = 0, rc = parse(argc, argv, &o, &done);
     if (rc || done) return rc;
-    skips sk = {.quiet = o.quiet, .prog = prog};
+    /* across ranks (an MPI build under mpirun) each fits its share; rank 0 talks and writes */
+    const int rank = comm && comm->size > 1 ? comm->rank : 0;
+    skips sk = {.quiet = o.quiet || rank, .prog = prog};
     o.fit.on_skip = on_skip, o.fit.on_progress = on_progress, o.fit.user = &sk;
     o.ae.on_epoch = on_epoch, o.ae.user = &sk;
     aibox_error err = {0};
@@ -413,9 +415,12 @@ int anomaly_main(const char *method, int argc, char **argv)
     rc = 3;
     if (o.backbone && (s = aibox_import(&bb, o.backbone, NULL, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-    } else if ((s = aibox_detector_fit_folder(&d, bb, o.good, &o.fit, &rep, &err))) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    } else if ((s = aibox_detector_fit_folder_dist(&d, bb, o.good, &o.fit, comm, &rep, &err))) {
+        if (rank) fprintf(stderr, "%s: rank %d: %s\n", prog, rank, err.msg);
+        else fprintf(stderr, "%s: %s\n", prog, err.msg);
         rc = s == AIBOX_E_INVALID || s == AIBOX_E_NOTFOUND ? 2 : 3; /* the data, not the backbone */
+    } else if (rank) {
+        rc = 0;
     } else if ((s = aibox_detector_save(d, o.out, &err))) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
     } else {

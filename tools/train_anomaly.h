@@ -3,7 +3,10 @@
 #ifndef AIBOX_TRAIN_ANOMALY_H
 #define AIBOX_TRAIN_ANOMALY_H
 
-/* method: "padim", "patchcore" or "autoencoder"; argv[0] is the subcommand. */
-int anomaly_main(const char *method, int argc, char **argv);
+#include "aibox.h"
+
+/* method: "padim", "patchcore" or "autoencoder"; argv[0] is the subcommand.
+ * comm: the ranks of an MPI run (aibox-train built with MPI), or NULL. */
+int anomaly_main(const char *method, int argc, char **argv, const aibox_comm *comm);
 
 #endif
