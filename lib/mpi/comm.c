@@ -10,8 +10,9 @@
 /* Sums go in pieces of 16 MiB: Open MPI takes a temporary buffer the size of
  * the message on every call, and above glibc's 32 MiB mmap threshold that is
  * fresh memory each time: one sum of AlexNet's 68 MB of gradients took
- * 580-1070 ms in page faults on this VM, in 16 MiB pieces 51-120 ms
- * (bench/mpi/scaling --chunk). Broadcasts need no buffer: 1 GiB pieces,
+ * 580-1070 ms in page faults on this VM under load, in 16 MiB pieces
+ * 51-120 ms; on a quieter run 12.4 ms against 15.3 in pieces (bench/README.md,
+ * "Across processes"): the pieces bound the worst case at a small cost. Broadcasts need no buffer: 1 GiB pieces,
  * since MPI counts are int. */
 #define SUM_BYTES ((size_t)16 << 20)
 #define CHUNK ((size_t)1 << 30)
