@@ -35,7 +35,7 @@ BUILD   ?= build
 # aibox_patchcore_opts: ABI 3; 0.5 appended float_only to aibox_import_opts and
 # fake_quant_weights to aibox_train_opts:
 # ABI 4).
-VERSION := 0.5.0
+VERSION := 0.6.0
 ABI     := 4
 
 CC      ?= cc
@@ -90,8 +90,8 @@ MPI_ALL   := $(if $(filter 1,$(MPI)),$(MPI_LIB) $(MPI_TOOLS) $(MPI_TESTS) $(MPI_
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS) $(MPI_ALL)
 
 # Debian packages the build and the tests need; installed when missing (root).
-DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev pkg-config
-DEB_TEST  := python3-torch python3-numpy dataset-fashion-mnist
+DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev libmodbus-dev libmicrohttpd-dev pkg-config
+DEB_TEST  := python3-torch python3-numpy dataset-fashion-mnist python3-zarr chromium
 deps:
 	@sh tools/install-deps.sh $(DEB_BUILD)
 deps-test:
@@ -116,9 +116,24 @@ $(TOOL_LIB): $(TOOL_SHARED:%.c=$(BUILD)/%.o)
 
 $(BUILD)/tools/%.o: CFLAGS_ALL += $(APP_CFLAGS)
 
+# EXTRA_TOOL_LIBS / EXTRA_TEST_LIBS: what a program needs beyond $(LIBS) through
+# the parts of $(TOOL_LIB) it calls (the archive brings in only those), set
+# per program: tools/plc.c's libmodbus goes only where plc_* is called.
+$(BUILD)/bin/aibox-infer $(BUILD)/mpi/bin/aibox-infer: EXTRA_TOOL_LIBS += -lmodbus
+$(BUILD)/tests/tools/test_modbus: EXTRA_TEST_LIBS += -lmodbus
+
 $(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< $(TOOL_LIB) -o $@ $(STATIC) $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< $(TOOL_LIB) -o $@ $(STATIC) $(LIBS) $(EXTRA_TOOL_LIBS)
+
+# aibox-serve: its own parts (tools/serve/*.c, not in $(TOOL_LIB): no other
+# program needs libmicrohttpd) and the operator page's default folder.
+SERVE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tools/serve/*.c)))
+$(BUILD)/bin/aibox-serve: EXTRA_TOOL_LIBS += -lmodbus
+$(BUILD)/bin/aibox-serve: tools/aibox-serve.c $(wildcard tools/*.h tools/serve/*.h) $(SERVE_OBJ) $(TOOL_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -DAIBOX_SERVE_WWW='"$(PREFIX)/share/aibox/www"' $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< \
+	  $(SERVE_OBJ) $(TOOL_LIB) -o $@ $(STATIC) $(LIBS) $(EXTRA_TOOL_LIBS) -lmicrohttpd
 
 $(MPI_LIB): lib/mpi/comm.c include/aibox/mpi.h Makefile
 	@mkdir -p $(BUILD)/mpi
@@ -129,7 +144,7 @@ $(MPI_LIB): lib/mpi/comm.c include/aibox/mpi.h Makefile
 $(BUILD)/mpi/bin/%: tools/%.c $(wildcard tools/*.h tools/mpi/*) $(TOOL_LIB) $(MPI_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -Itools $(MPI_CPPFLAGS) -DAIBOX_MPI $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< \
-	  tools/mpi/mpi_tool.c $(TOOL_LIB) -o $@ $(MPI_LIB) $(STATIC) $(LIBS) $(MPI_LIBS)
+	  tools/mpi/mpi_tool.c $(TOOL_LIB) -o $@ $(MPI_LIB) $(STATIC) $(LIBS) $(EXTRA_TOOL_LIBS) $(MPI_LIBS)
 
 $(BUILD)/mpi/tests/%: tests/mpi/%.c $(TEST_COMMON) $(TOOL_LIB) $(MPI_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -150,7 +165,7 @@ $(BUILD)/bench/%: bench/%.c bench/bench.h $(STATIC)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON) $(TOOL_LIB) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -Itests -Itools $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< $(TEST_COMMON) $(TOOL_LIB) -o $@ $(STATIC) -lcmocka $(LIBS)
+	$(CC) $(CPPFLAGS_ALL) -Itests -Itools $(CFLAGS_ALL) $(APP_CFLAGS) $(LDFLAGS_ALL) $< $(TEST_COMMON) $(TOOL_LIB) -o $@ $(STATIC) -lcmocka $(LIBS) $(EXTRA_TEST_LIBS)
 
 # The examples built as a user builds them: against a staged install, with
 # pkg-config, shared and static (tests/examples runs them).
@@ -172,12 +187,18 @@ TFLITE_REF = sh tests/io/tflite_ref/fetch.sh $(abspath $(REF_BUILD))/tflite-ref 
 LITERT_REF = sh tests/io/tflite_ref/fetch_litert.sh $(abspath $(REF_BUILD))/litert-ref || \
 	echo "note: LiteRT.js not fetched: test_tflite_int8 does not report its differences" >&2
 
+# playwright-core (npm, 3 MB, once per build dir) drives Debian's chromium in
+# the operator page's browser test (tests/tools/test_serve.c); without npm
+# that test skips, saying so.
+PLAYWRIGHT_REF = sh tests/serve/fetch_playwright.sh $(abspath $(BUILD))/playwright || \
+	echo "note: playwright-core not fetched: the browser test of aibox-serve's page skips" >&2
 # Runs every test binary; AIBOX_DATA points real-data tests at ../shared/data.
 check: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory installed-examples
 	@sh tools/check-abi.sh $(SHARED) $(ABI)
-	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_LITERT=$$($(LITERT_REF)) AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
+	@AIBOX_TFLITE_C=$$($(TFLITE_REF)) AIBOX_LITERT=$$($(LITERT_REF)) AIBOX_PLAYWRIGHT=$$($(PLAYWRIGHT_REF)) \
+	  AIBOX_DATA=$${AIBOX_DATA:-$(abspath ../shared/data)} sh tests/run.sh $(TESTS)
 
 # The tests that run across processes (tests/mpi): the MPI build (MPI=1,
 # above) in the same BUILD dir, then each test, which starts mpirun itself
@@ -198,7 +219,7 @@ check-mpi:
 # tests/common/check.h) and tests/tools/test_cli, whose trainings (a MobileNet
 # fine-tune among them) take over 15 minutes emulated.
 DEB_ARM64 := crossbuild-essential-arm64 qemu-user libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 \
-  libcmocka-dev:arm64 libcjson-dev:arm64
+  libcmocka-dev:arm64 libcjson-dev:arm64 libmodbus-dev:arm64 libmicrohttpd-dev:arm64
 X86_BUILD ?= build
 ARM64_TESTS = $(filter-out $(BUILD)/tests/examples/% $(BUILD)/tests/tools/test_cli,$(TESTS))
 check-arm64:
@@ -326,6 +347,8 @@ install: $(STATIC) $(SHARED) $(TOOLS) $(MPI_ALL)
 	$(if $(filter 1,$(MPI)),install -m 644 $(MPI_LIB) $(DESTDIR)$(LIBDIR)/)
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -d $(DESTDIR)$(PREFIX)/share/aibox/www
+	install -m 644 tools/serve/www/* $(DESTDIR)$(PREFIX)/share/aibox/www/
 	for pc in aibox aibox-static; do sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
 	  -e 's|^libdir=.*|libdir=$(LIBDIR)|' lib/$$pc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc; done
 
@@ -335,7 +358,7 @@ install: $(STATIC) $(SHARED) $(TOOLS) $(MPI_ALL)
 # removes them again (root); it is not part of `make check`.
 DEB_ARCH := $(if $(filter arm64,$(ARCH)),arm64,$(shell dpkg --print-architecture 2>/dev/null))
 DEB_TOOLS := dpkg-dev fakeroot lintian $(if $(filter arm64,$(ARCH)),crossbuild-essential-arm64 \
-  libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64,$(DEB_BUILD))
+  libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64 libmodbus-dev:arm64 libmicrohttpd-dev:arm64,$(DEB_BUILD))
 deb:
 	@sh tools/install-deps.sh $(DEB_TOOLS)
 	@$(MAKE) --no-print-directory $(STATIC) $(SHARED) $(TOOLS)

@@ -35,9 +35,9 @@ extern "C" {
 #endif
 
 #define AIBOX_VERSION_MAJOR 0
-#define AIBOX_VERSION_MINOR 5
+#define AIBOX_VERSION_MINOR 6
 #define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.5.0"
+#define AIBOX_VERSION "0.6.0"
 /* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
  * The binary interface has its own number, the SONAME's: libaibox.so.1 since
  * 0.2.0 (options structs for contexts and loaders changed signatures),
@@ -45,7 +45,8 @@ extern "C" {
  * libaibox.so.3 since 0.4.0 (aibox_fit_opts gained the auto-encoder's options
  * and the tiling, aibox_patchcore_opts the half-precision bank), libaibox.so.4
  * since 0.5.0 (aibox_import_opts gained float_only, aibox_train_opts
- * fake_quant_weights). */
+ * fake_quant_weights). 0.6.0 only adds functions (aibox/dist.h, store.h,
+ * explain.h): still libaibox.so.4. */
 #define AIBOX_ABI_VERSION 4
 #define AIBOX_VERSION_NUMBER (AIBOX_VERSION_MAJOR * 10000 + AIBOX_VERSION_MINOR * 100 + AIBOX_VERSION_PATCH)
 
@@ -695,5 +696,9 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/autoencoder.h"
 /* Across processes: data-parallel training, merged fits (the collectives are the caller's). */
 #include "aibox/dist.h"
+/* The sample store: images, labels and metadata in a Zarr v2 folder. */
+#include "aibox/store.h"
+/* Explaining a classifier's verdict: Grad-CAM maps and overlays. */
+#include "aibox/explain.h"
 
 #endif

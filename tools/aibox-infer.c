@@ -11,6 +11,8 @@
 
 #include "aibox.h"
 #include "cli.h"
+#include "plc.h"
+#include "record.h"
 #ifdef AIBOX_MPI
 #include "mpi/mpi_tool.h"
 #endif
@@ -38,6 +40,14 @@ static const char usage[] =
     "  --min-side N         refuse images narrower or lower than N pixels (default 8, as aibox-train)\n"
     "  --info               print the model's metadata as JSON and exit (reads the graph and\n"
     "                       metadata only, not the weights; \"int8\": an 8-bit model, run in integers)\n"
+    "  --explain DIR        classifiers: write a Grad-CAM overlay PNG per image (DIR/<name>.png),\n"
+    "                       where the model looked for the class it predicted (its last\n"
+    "                       convolution stage; red: strong evidence)\n"
+    PLC_USAGE
+    "                       aibox-infer connects before the first image (exit 2 when it cannot)\n"
+    "                       and writes each verdict before printing its line; a failed write is\n"
+    "                       reported on stderr, the line still printed (exit 2). A classifier\n"
+    "                       needs --ok-class.\n"
     "Anomaly models (aibox-train padim, patchcore or autoencoder; the same fields for all):\n"
     "  --heatmap DIR        write a colour overlay PNG per image (DIR/<name>.png)\n"
     "  --mask DIR           write a binary defect mask PNG per image (DIR/<name>.png)\n"
@@ -56,7 +66,9 @@ static const char usage[] =
     "an F1-optimal one; then an OK part may still show weak regions); or\n"
     "{\"file\", \"error\"} for an image that could not be processed (the others still are).\n"
     "Exit status: 0 every image OK (or classified), 1 at least one NG or uncertain,\n"
-    "2 at least one image failed or bad usage, 3 the model could not be loaded.\n"
+    "2 at least one image failed (or its verdict did not reach the PLC: the line is still printed,\n"
+    "the error on stderr), the PLC could not be reached at start, or bad usage;\n"
+    "3 the model could not be loaded.\n"
 #ifdef AIBOX_MPI
     "\nThis build runs across processes: mpirun -np N aibox-infer -m MODEL IMAGE|DIR ... splits the\n"
     "images over the ranks and prints the lines in the same order as one process (files and\n"
@@ -74,6 +86,8 @@ typedef struct options {
     long long max_pixels;
     long min_side;
     out_format fmt;
+    plc_opts plc;
+    const char *explain_dir; /* --explain */
 } options;
 
 typedef struct infer {
@@ -84,10 +98,23 @@ typedef struct infer {
     aibox_detector *det;   /* an anomaly model */
     int worst;             /* exit status so far */
     FILE *out;             /* the result lines: stdout, or a rank's buffer under mpirun */
+    plc *plc;              /* --modbus: the PLC each verdict is written to */
+    aibox_gradcam *cam;    /* --explain, with a classifier */
 } infer;
+
+/* Each verdict to the PLC, before its line is printed (a script that has read
+ * the line knows the PLC has it); a failed write is that image's error. */
+static void to_plc(infer *in, const char *file, const char *verdict)
+{
+    char msg[512];
+    if (!in->plc || !plc_write(in->plc, plc_verdict_of(verdict), msg, sizeof msg)) return;
+    fprintf(stderr, "aibox-infer: %s: %s (verdict %s not delivered)\n", file, msg, verdict ? verdict : "error");
+    if (in->worst < 2) in->worst = 2;
+}
 
 static void emit_error(infer *in, const char *file, const char *msg)
 {
+    to_plc(in, file, NULL); /* an image that could not be judged is no good part */
     if (in->o->fmt == FMT_JSONL) {
         cli_json j;
         cj_begin(&j, in->out);
@@ -115,32 +142,30 @@ static void emit_failure(infer *in, const char *file, const aibox_error *e)
     emit_error(in, file, msg);
 }
 
+static int write_png(infer *in, const char *dir, const char *file, const aibox_image *img);
+
 static void classify(infer *in, const char *file, const aibox_image *img, double t0)
 {
     aibox_error err = {0};
     aibox_classification r;
     if (aibox_classifier_run(in->cls, img, &r, in->probs, &err)) return emit_failure(in, file, &err);
-    const char *verdict = "classified";
-    if (!(r.confidence >= in->o->min_conf)) verdict = "uncertain"; /* written so that NaN fails */
-    else if (in->o->n_ok) {
-        verdict = "NG";
-        for (int i = 0; i < in->o->n_ok; i++)
-            if (!strcmp(in->o->ok[i], r.name)) verdict = "OK";
+    if (in->cam) { /* the overlay before the line, as the anomaly pictures */
+        aibox_image pic = {0};
+        int ok = !aibox_gradcam_overlay(in->cam, img, r.label, 0.5f, &pic, NULL, &err);
+        if (!ok) emit_failure(in, file, &err);
+        else ok = write_png(in, in->o->explain_dir, file, &pic);
+        aibox_image_free(&pic);
+        if (!ok) return;
     }
+    const record_policy pol = {in->o->min_conf, in->o->ok, in->o->n_ok};
+    const char *verdict = record_cls_verdict(&pol, &r);
     if (strcmp(verdict, "OK") && strcmp(verdict, "classified") && in->worst < 1) in->worst = 1;
+    to_plc(in, file, verdict);
     double ms = (cli_now() - t0) * 1e3;
     if (in->o->fmt == FMT_JSONL) {
         cli_json j;
         cj_begin(&j, in->out);
-        cj_str(&j, "file", file);
-        cj_str(&j, "label", r.name);
-        cj_num(&j, "confidence", "%.6f", r.confidence);
-        cj_obj(&j, "probs");
-        for (int k = 0; k < aibox_classifier_classes(in->cls); k++)
-            cj_num(&j, aibox_classifier_class_name(in->cls, k), "%.6f", in->probs[k]);
-        cj_close(&j);
-        cj_str(&j, "verdict", verdict);
-        cj_num(&j, "ms", "%.3f", ms);
+        record_cls_json(&j, file, &r, in->cls, in->probs, verdict, ms);
         cj_end(&j);
     } else if (in->o->fmt == FMT_CSV) {
         cli_csv_str(in->out, file);
@@ -194,31 +219,12 @@ static void detect(infer *in, const char *file, const aibox_image *img, double t
     if (!pictures(in, file, img)) return;
     const char *verdict = r.ng ? "NG" : "OK";
     if (r.ng && in->worst < 1) in->worst = 1;
-    int shown = r.n_regions < AIBOX_DETECTION_MAX_REGIONS ? r.n_regions : AIBOX_DETECTION_MAX_REGIONS;
+    to_plc(in, file, verdict);
     double ms = (cli_now() - t0) * 1e3, thr = aibox_detector_thresholds(in->det)->image;
     if (in->o->fmt == FMT_JSONL) {
         cli_json j;
         cj_begin(&j, in->out);
-        cj_str(&j, "file", file);
-        cj_num(&j, "score", "%.6g", r.score);
-        cj_num(&j, "norm_score", "%.6f", r.norm_score);
-        cj_num(&j, "threshold", "%.6g", thr);
-        cj_str(&j, "verdict", verdict);
-        cj_arr(&j, "regions");
-        for (int i = 0; i < shown; i++) {
-            const aibox_region *g = &r.regions[i];
-            cj_obj(&j, NULL);
-            cj_int(&j, "x", g->x), cj_int(&j, "y", g->y), cj_int(&j, "w", g->w), cj_int(&j, "h", g->h);
-            cj_int(&j, "area", g->area);
-            cj_num(&j, "peak", "%.6g", g->peak);
-            cj_close(&j);
-        }
-        cj_close(&j);
-        cj_int(&j, "n_regions", r.n_regions);
-        cj_obj(&j, "ms");
-        cj_num(&j, "decode", "%.3f", (t1 - t0) * 1e3);
-        cj_num(&j, "score", "%.3f", r.ms_score);
-        cj_num(&j, "total", "%.3f", ms);
+        record_det_json(&j, file, &r, thr, (t1 - t0) * 1e3, ms);
         cj_end(&j);
     } else if (in->o->fmt == FMT_CSV) {
         cli_csv_str(in->out, file);
@@ -360,48 +366,10 @@ static int process_ranks(infer *in, const mpi_tool *mt)
 
 static void print_info(const aibox_model *m, const char *path)
 {
-    int c, h, w, n;
-    aibox_model_input_shape(m, &c, &h, &w);
     cli_json j;
     cj_begin(&j, stdout);
     cj_str(&j, "file", path);
-    cj_arr(&j, "input");
-    cj_int(&j, NULL, c), cj_int(&j, NULL, h), cj_int(&j, NULL, w);
-    cj_close(&j);
-    cj_int(&j, "parameters", (long long)aibox_model_param_count(m));
-    cj_int(&j, "nodes", aibox_model_node_count(m));
-    cj_bool(&j, "int8", aibox_model_quantized(m));
-    cj_obj(&j, "metadata");
-    for (int i = 0; i < aibox_model_meta_count(m); i++) {
-        const char *k = aibox_model_meta_key(m, i);
-        int64_t iv;
-        double fv;
-        const char *sv;
-        const int64_t *ia;
-        const double *fa;
-        const char *const *sa;
-        switch (aibox_model_meta_kind(m, k)) {
-        case AIBOX_META_KIND_INT: aibox_model_get_meta_int(m, k, &iv), cj_int(&j, k, iv); break;
-        case AIBOX_META_KIND_FLOAT: aibox_model_get_meta_float(m, k, &fv), cj_num(&j, k, "%.17g", fv); break;
-        case AIBOX_META_KIND_STR: aibox_model_get_meta_str(m, k, &sv), cj_str(&j, k, sv); break;
-        case AIBOX_META_KIND_INTS:
-            aibox_model_get_meta_ints(m, k, &n, &ia), cj_arr(&j, k);
-            for (int q = 0; q < n; q++) cj_int(&j, NULL, ia[q]);
-            cj_close(&j);
-            break;
-        case AIBOX_META_KIND_FLOATS:
-            aibox_model_get_meta_floats(m, k, &n, &fa), cj_arr(&j, k);
-            for (int q = 0; q < n; q++) cj_num(&j, NULL, "%.17g", fa[q]);
-            cj_close(&j);
-            break;
-        case AIBOX_META_KIND_STRS:
-            aibox_model_get_meta_strs(m, k, &n, &sa), cj_arr(&j, k);
-            for (int q = 0; q < n; q++) cj_str(&j, NULL, sa[q]);
-            cj_close(&j);
-            break;
-        default: cj_null(&j, k);
-        }
-    }
+    record_model_info(&j, m);
     cj_end(&j);
 }
 
@@ -466,6 +434,7 @@ static int parse(int argc, char **argv, options *o, int *done)
     const char *prog = "aibox-infer";
     long threads = 0, mp = 0;
     o->max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, o->min_side = 8;
+    plc_opts_init(&o->plc);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -479,6 +448,7 @@ static int parse(int argc, char **argv, options *o, int *done)
         else if (!strcmp(a, "--mask-dir") && v) o->mask_dir = v, i++;
         else if (!strcmp(a, "--heatmap") && v) o->heat_dir = v, i++;
         else if (!strcmp(a, "--mask") && v) o->mask_out_dir = v, i++;
+        else if (!strcmp(a, "--explain") && v) o->explain_dir = v, i++;
         else if (!strcmp(a, "--format") && v) {
             if (!strcmp(v, "jsonl")) o->fmt = FMT_JSONL;
             else if (!strcmp(v, "csv")) o->fmt = FMT_CSV;
@@ -491,6 +461,7 @@ static int parse(int argc, char **argv, options *o, int *done)
         else if (!strcmp(a, "--min-side")) ok = cli_int(prog, a, v, 1, 65536, &o->min_side), i++;
         else if (!strcmp(a, "--ok-class") && v) { /* a comma list, or the option repeated */
             for (char *tok = strtok(argv[++i], ","); tok; tok = strtok(NULL, ",")) o->ok[o->n_ok++] = tok;
+        } else if (plc_parse_opt(&o->plc, prog, argc, argv, &i, &ok)) { /* --modbus and its companions */
         } else if (!strcmp(a, "-") || a[0] != '-') {
             o->inputs[o->n_inputs++] = argv[i];
         } else {
@@ -504,6 +475,9 @@ static int parse(int argc, char **argv, options *o, int *done)
     if (o->eval && (!o->normal_dir || !o->abnormal_dir || o->n_inputs || o->stdin_list))
         return fprintf(stderr, "%s: --eval needs --normal-dir and --abnormal-dir and no other images (see --help)\n",
                        prog), 2;
+    if (!plc_opts_check(&o->plc, prog)) return 2;
+    if (o->plc.target && (o->info || o->eval))
+        return fprintf(stderr, "%s: --modbus writes a verdict per image: not with --info or --eval\n", prog), 2;
     if (!o->info && !o->eval && !o->stdin_list && o->n_inputs == 0)
         return fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog), 2;
     return 0;
@@ -543,7 +517,29 @@ static int load_model(infer *in)
                 o->model);
         return 2;
     }
+    if (in->det && o->explain_dir) {
+        fprintf(stderr, "aibox-infer: %s: --explain explains a classifier; an anomaly model shows where it looked "
+                        "with --heatmap DIR\n", o->model);
+        return 2;
+    }
+    if (in->cls && o->explain_dir && aibox_gradcam_create(&in->cam, in->m, -1, o->threads, &err)) {
+        fprintf(stderr, "aibox-infer: %s: --explain: %s\n", o->model, err.msg);
+        return 2;
+    }
+    if (in->cls && o->plc.target && !o->n_ok) {
+        fprintf(stderr, "aibox-infer: --modbus needs --ok-class with a classifier (which verdict is a good part)\n");
+        return 2;
+    }
     return in->cls && !check_ok_classes(in) ? 2 : 0;
+}
+
+/* --modbus: connected before the first image, so a line never runs unheard. */
+static int open_plc(infer *in)
+{
+    char msg[512];
+    if (!in->o->plc.target || !plc_open(&in->plc, &in->o->plc, msg, sizeof msg)) return 0;
+    fprintf(stderr, "aibox-infer: %s\n", msg);
+    return 2;
 }
 
 int main(int argc, char **argv)
@@ -567,7 +563,7 @@ int main(int argc, char **argv)
     } else if (o.info) { /* metadata only: the weights are never read */
         if (aibox_model_load_info(&in.m, o.model, &err)) fprintf(stderr, "aibox-infer: %s\n", err.msg), rc = 3;
         else print_info(in.m, o.model);
-    } else if (!(rc = load_model(&in))) {
+    } else if (!(rc = load_model(&in)) && !(rc = open_plc(&in))) {
         if (o.eval) rc = evaluate(&in);
         else {
             if (o.fmt == FMT_CSV && lead)
@@ -575,7 +571,10 @@ int main(int argc, char **argv)
 #ifdef AIBOX_MPI
             int piped = o.stdin_list;
             for (int i = 0; i < o.n_inputs; i++) piped |= !strcmp(o.inputs[i], "-");
-            if (mt.size > 1 && piped) {
+            if (mt.size > 1 && in.plc) {
+                fprintf(stderr, "aibox-infer: --modbus needs one process (the verdicts must reach the PLC in order)\n");
+                rc = 2;
+            } else if (mt.size > 1 && piped) {
                 fprintf(stderr, "aibox-infer: across ranks only files and folders are split, not standard input "
                                 "(- or --stdin-list)\n");
                 rc = 2;
@@ -586,7 +585,9 @@ int main(int argc, char **argv)
             rc = process_inputs(&in);
         }
     }
+    plc_close(&in.plc);
     free(in.probs);
+    aibox_gradcam_free(&in.cam);
     aibox_classifier_free(&in.cls);
     aibox_detector_free(&in.det);
     aibox_model_free(&in.m);

@@ -24,6 +24,8 @@ static const char usage[] =
     "       aibox-train autoencoder GOOD_DIR -o MODEL.aibox [options]  (see autoencoder --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
+    "  --store DIR            train on the labelled samples of a sample store (aibox-store) instead of\n"
+    "                         DATA (its classes with a labelled sample; a seeded validation split)\n"
     "  -o, --output FILE      the trained model (the best validation epoch); an existing FILE is\n"
     "                         replaced, atomically (on failure or interruption the old file stays)\n"
     "  --model NAME           small (default; a Keras-tutorial CNN), alexnet, squeezenet, resnext, resnet18,\n"
@@ -49,8 +51,9 @@ static const char usage[] =
     "  --dropout P            dropout rate of the alexnet preset and of a --backbone head (default 0.25)\n"
     "  --seed N               seed of the split, initial weights, shuffling, augmentation, dropout\n"
     "  --threads N            default: $AIBOX_THREADS or all CPUs\n"
-    "  --out-dir DIR          best.aibox, last.aibox, train.csv, metrics.json and split.csv (which\n"
-    "                         image went to which split) (default: MODEL.train)\n"
+    "  --out-dir DIR          best.aibox, last.aibox, train.csv, metrics.json, split.csv (which\n"
+    "                         image went to which split), results.png (loss and accuracy per epoch)\n"
+    "                         and confusion.png (default: MODEL.train)\n"
     "  --resume CKPT          continue from a last.aibox checkpoint (same data, options and seed)\n"
     "  --strict               fail on the first unreadable image instead of skipping it\n"
     "  --min-samples N        fewest usable images (default 30, as AI-Box)\n"
@@ -216,7 +219,7 @@ typedef struct {
     long size, epochs, batch, patience, threads, min_samples, preview_n, seed, max_pixels, stride;
     double lr, val_split, aug_p, dropout;
     int freeze, scratch, fixed_input; /* freeze: -1 until decided; fixed_input: options a backbone decides */
-    int gray, strict, quiet, val_on_train, sgd;
+    int gray, strict, quiet, val_on_train, sgd, store; /* store: data is a sample store */
 } train_args;
 
 static const char prog[] = "aibox-train";
@@ -247,6 +250,7 @@ static int parse_option(train_args *a, int argc, char **argv, int *i)
     else if (!strcmp(o, "--strict")) a->strict = 1;
     else if (!strcmp(o, "--quiet")) a->quiet = 1;
     else if (!strcmp(o, "--validate-on-train")) a->val_on_train = 1;
+    else if (!strcmp(o, "--store") && v && !a->data) a->data = v, a->store = 1, (*i)++;
     else if (!strcmp(o, "--optimizer") && v) {
         if (!strcmp(v, "sgd")) a->sgd = 1;
         else if (strcmp(v, "adam")) {
@@ -375,7 +379,7 @@ static int open_data(run *r)
                                 .min_samples = (int)a->min_samples,
                                 .max_pixels = a->max_pixels,
                                 .threads = (int)a->threads};
-    if (aibox_dataset_open(&r->ds, a->data, &dopts, &r->err)) {
+    if ((a->store ? aibox_store_dataset_open : aibox_dataset_open)(&r->ds, a->data, &dopts, &r->err)) {
         fprintf(stderr, "%s: %s\n", prog, r->err.msg);
         return 2;
     }

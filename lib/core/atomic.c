@@ -47,7 +47,7 @@ static long temp_pid(const char *name)
 /* Removes temporary files of ours in dir whose writer process is gone (a
  * save killed before its rename): only regular files of this user, named as
  * this writer names them, whose pid no longer exists. Best effort. */
-static void sweep_stale(const char *dir)
+void aibox_atomic_sweep(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -71,8 +71,8 @@ static aibox_status fail(aibox_atomic *a, aibox_status code, const char *what, i
     return a->st;
 }
 
-aibox_status aibox_atomic_begin(aibox_atomic **out, const char *path, const aibox_atomic_faults *faults,
-                                aibox_error *err)
+static aibox_status begin(aibox_atomic **out, const char *path, const aibox_atomic_faults *faults, int sweep,
+                          aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "saving: NULL writer");
     *out = NULL;
@@ -86,7 +86,7 @@ aibox_status aibox_atomic_begin(aibox_atomic **out, const char *path, const aibo
         return aibox_fail(err, AIBOX_E_NOMEM, "saving %s: out of memory", path);
     }
     a->faults = faults ? *faults : (aibox_atomic_faults){.fail_after_bytes = -1};
-    sweep_stale(dir);
+    if (sweep) aibox_atomic_sweep(dir);
     free(dir);
     /* a fresh name, created exclusively so concurrent saves (even from
      * threads of one process) never share a temporary file */
@@ -108,6 +108,12 @@ aibox_status aibox_atomic_begin(aibox_atomic **out, const char *path, const aibo
     }
     *out = a;
     return AIBOX_OK;
+}
+
+aibox_status aibox_atomic_begin(aibox_atomic **out, const char *path, const aibox_atomic_faults *faults,
+                                aibox_error *err)
+{
+    return begin(out, path, faults, 1, err);
 }
 
 aibox_status aibox_atomic_write(aibox_atomic *a, const void *bytes, size_t n)
@@ -194,12 +200,22 @@ aibox_status aibox_atomic_commit(aibox_atomic **pa, aibox_error *err)
     return st;
 }
 
-aibox_status aibox_write_atomic(const char *path, const void *bytes, size_t len, aibox_error *err)
+static aibox_status write_whole(const char *path, const void *bytes, size_t len, int sweep, aibox_error *err)
 {
     if (!bytes && len) return aibox_fail(err, AIBOX_E_INVALID, "saving %s: NULL data", path ? path : "(null)");
     aibox_atomic *a = NULL;
-    aibox_status st = aibox_atomic_begin(&a, path, NULL, err);
+    aibox_status st = begin(&a, path, NULL, sweep, err);
     if (st) return st;
     aibox_atomic_write(a, bytes, len);
     return aibox_atomic_commit(&a, err);
+}
+
+aibox_status aibox_write_atomic(const char *path, const void *bytes, size_t len, aibox_error *err)
+{
+    return write_whole(path, bytes, len, 1, err);
+}
+
+aibox_status aibox_write_atomic_nosweep(const char *path, const void *bytes, size_t len, aibox_error *err)
+{
+    return write_whole(path, bytes, len, 0, err);
 }

@@ -33,4 +33,11 @@ AIBOX_INTERNAL aibox_status aibox_atomic_commit(aibox_atomic **a, aibox_error *e
 /* Gives up: removes the temporary file, frees *a (safe on NULL). */
 AIBOX_INTERNAL void aibox_atomic_abort(aibox_atomic **a);
 
+/* aibox_write_atomic without the sweep of dead writers' temporary files:
+ * for a folder of many files written often (the sample store's chunks),
+ * whose owner sweeps once with aibox_atomic_sweep when it opens it. */
+AIBOX_INTERNAL aibox_status aibox_write_atomic_nosweep(const char *path, const void *bytes, size_t len,
+                                                       aibox_error *err);
+AIBOX_INTERNAL void aibox_atomic_sweep(const char *dir);
+
 #endif

@@ -16,6 +16,30 @@ AIBOX_INTERNAL void aibox_data_sample_rng(aibox_rng *r, uint64_t seed, int epoch
 AIBOX_INTERNAL aibox_status aibox_dataset_image_ref(const aibox_dataset *ds, aibox_split split, int i,
                                                     const aibox_image **ref, aibox_image *tmp, aibox_error *err);
 
+/* A dataset over samples held elsewhere (the sample store): n samples with
+ * labels in [0, n_classes) and names (for messages and aibox_dataset_path),
+ * each read by read(user, src[i], ...) when needed. The open reads every
+ * sample once (a failure goes to the skip list, or fails the open with
+ * strict) and caches them up to cache_mb, as aibox_dataset_open does; the
+ * split, class counts and checks are the flat layout's. The dataset owns
+ * user: release(user) runs when it is freed (also when this fails). read
+ * must be safe from several threads. */
+typedef aibox_status (*aibox_dataset_read_fn)(void *user, long src, aibox_image *out, aibox_error *err);
+typedef struct aibox_dataset_source {
+    const char *dir; /* the dataset's name (aibox_dataset_dir) */
+    int n_classes;
+    const char *const *classes;
+    int n;
+    const long *src;           /* the reader's index of each sample */
+    const int *labels;
+    const char *const *names;  /* each sample's path-like name */
+    aibox_dataset_read_fn read;
+    void *user;
+    void (*release)(void *user);
+} aibox_dataset_source;
+AIBOX_INTERNAL aibox_status aibox_dataset_from_source(aibox_dataset **ds, const aibox_dataset_source *src,
+                                                      const aibox_dataset_opts *o, aibox_error *err);
+
 /* Augmentations with explicit parameters (ranges in aibox/data.h). */
 AIBOX_INTERNAL void aibox_aug_brightness(aibox_image *img, float delta);
 AIBOX_INTERNAL void aibox_aug_contrast(aibox_image *img, float factor);

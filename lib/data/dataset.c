@@ -24,6 +24,7 @@ typedef struct entry {
     int width, height, channels;
     aibox_status code; /* why it failed */
     char *reason;
+    long src;        /* a source dataset's index of the sample (aibox_dataset_from_source) */
     aibox_image img; /* cached pixels (data NULL when not cached) */
 } entry;
 
@@ -42,6 +43,10 @@ struct aibox_dataset {
     int *skipped; /* entry indices */
     int channels;
     size_t cached_bytes;
+    /* a dataset over a source (the sample store): its reader, owned */
+    aibox_dataset_read_fn read;
+    void *user;
+    void (*release)(void *user);
 };
 
 /* ------------------------------------------------------------ listing */
@@ -256,6 +261,8 @@ static aibox_status build_index(aibox_dataset *ds, aibox_error *err)
     return AIBOX_OK;
 }
 
+static aibox_status check_usable(const aibox_dataset *ds, int usable, const aibox_dataset_opts *o, aibox_error *err);
+
 static void opts_defaults(aibox_dataset_opts *o, const aibox_dataset_opts *in)
 {
     if (in) *o = *in;
@@ -375,23 +382,108 @@ aibox_status aibox_dataset_open(aibox_dataset **out, const char *dir, const aibo
     strlist_free(&classes);
 
     /* 4. the checks that make training pointless */
+    if (!s) s = check_usable(ds, usable, &o, err);
+
+    /* 5. the validation split, then the per-split indices */
+    if (!s && (ds->layout == AIBOX_LAYOUT_FLAT || !has_val)) s = draw_split(ds, o.val_split, o.seed, err);
+    if (!s) s = build_index(ds, err);
+    if (!s && ds->count[AIBOX_SPLIT_TRAIN] == 0)
+        s = aibox_fail(err, AIBOX_E_INVALID, "%s: no usable training images", ds->dir);
+    if (s) {
+        aibox_dataset_free(&ds);
+        return s;
+    }
+    *out = ds;
+    return AIBOX_OK;
+}
+
+/* Fewer than 2 classes or min_samples usable images make training pointless. */
+static aibox_status check_usable(const aibox_dataset *ds, int usable, const aibox_dataset_opts *o, aibox_error *err)
+{
+    aibox_status s = AIBOX_OK;
     int skipped = ds->n_entries - usable;
-    if (!s && ds->n_classes == 0)
+    if (ds->n_classes == 0)
         s = aibox_fail(err, AIBOX_E_INVALID,
                        "%s: no usable images in class folders (%d files skipped); expected %s/<class>/<image> or "
                        "%s/train/<class>/<image>",
                        ds->dir, skipped, ds->dir, ds->dir);
-    else if (!s && ds->n_classes < 2)
+    else if (ds->n_classes < 2)
         s = aibox_fail(err, AIBOX_E_INVALID,
-                       "%s: only 1 class (%s, %d usable images, %d skipped); at least 2 class folders are needed",
+                       "%s: only 1 class (%s, %d usable images, %d skipped); at least 2 classes are needed",
                        ds->dir, ds->classes[0], usable, skipped);
-    else if (!s && usable < o.min_samples)
+    else if (usable < o->min_samples)
         s = aibox_fail(err, AIBOX_E_INVALID,
                        "%s: %d usable images in %d classes (%d skipped); at least %d are needed (min_samples)",
-                       ds->dir, usable, ds->n_classes, skipped, o.min_samples);
+                       ds->dir, usable, ds->n_classes, skipped, o->min_samples);
+    return s;
+}
 
-    /* 5. the validation split, then the per-split indices */
-    if (!s && (ds->layout == AIBOX_LAYOUT_FLAT || !has_val)) s = draw_split(ds, o.val_split, o.seed, err);
+aibox_status aibox_dataset_from_source(aibox_dataset **out, const aibox_dataset_source *src,
+                                       const aibox_dataset_opts *in, aibox_error *err)
+{
+    if (!out || !src || !src->dir || !src->read || src->n < 0 || src->n_classes < 0) {
+        if (src && src->release) src->release(src->user);
+        return aibox_fail(err, AIBOX_E_INVALID, "dataset: bad source");
+    }
+    *out = NULL;
+    aibox_dataset_opts o;
+    opts_defaults(&o, in);
+    aibox_dataset *ds = calloc(1, sizeof *ds);
+    if (!ds) {
+        if (src->release) src->release(src->user);
+        return aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", src->dir);
+    }
+    ds->read = src->read, ds->user = src->user, ds->release = src->release; /* owned from here */
+    ds->layout = AIBOX_LAYOUT_FLAT;
+    ds->max_pixels = o.max_pixels;
+    aibox_status s = AIBOX_OK;
+    if (!(o.val_split < 1.0f))
+        s = aibox_fail(err, AIBOX_E_INVALID, "dataset: val_split %g must be below 1", (double)o.val_split);
+    if (!s && (!(ds->dir = strdup(src->dir)) ||
+               !(ds->classes = calloc((size_t)(src->n_classes ? src->n_classes : 1), sizeof *ds->classes)) ||
+               !(ds->e = calloc((size_t)(src->n ? src->n : 1), sizeof *ds->e))))
+        s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", src->dir);
+    for (int c = 0; !s && c < src->n_classes; c++, ds->n_classes++)
+        if (!(ds->classes[c] = strdup(src->classes[c]))) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", src->dir);
+    /* every sample read once (validated), kept while the cache has room */
+    size_t cache_left = o.cache_mb < 0 ? 0 : (size_t)o.cache_mb << 20;
+    int usable = 0;
+    for (int i = 0; !s && i < src->n; i++, ds->n_entries++) {
+        entry *x = &ds->e[i];
+        x->src = src->src[i];
+        x->label = src->labels[i];
+        x->root = AIBOX_SPLIT_TRAIN;
+        if (!(x->path = strdup(src->names[i]))) {
+            s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", src->dir);
+            break;
+        }
+        x->cls = x->path;
+        if (x->label < 0 || x->label >= ds->n_classes) {
+            s = aibox_fail(err, AIBOX_E_INVALID, "%s: label %d of %s out of range", src->dir, x->label, x->path);
+            break;
+        }
+        aibox_error e = {0};
+        aibox_status r = src->read(src->user, x->src, &x->img, &e);
+        if (r) {
+            if (o.strict) s = aibox_fail(err, r, "%s (strict: stopped at the first bad sample)", e.msg);
+            else if (!(x->reason = reason_of(e.msg, x->path))) s = aibox_fail(err, AIBOX_E_NOMEM, "%s: out of memory", src->dir);
+            x->code = r;
+            memset(&x->img, 0, sizeof x->img);
+            continue;
+        }
+        x->ok = 1, usable++;
+        x->width = x->img.width, x->height = x->img.height, x->channels = x->img.channels;
+        ds->channels = AIBOX_MAX(ds->channels, x->channels);
+        size_t bytes = (size_t)x->width * x->height * x->channels;
+        if (bytes <= cache_left) {
+            cache_left -= bytes;
+            ds->cached_bytes += bytes;
+        } else {
+            aibox_image_free(&x->img);
+        }
+    }
+    if (!s) s = check_usable(ds, usable, &o, err);
+    if (!s) s = draw_split(ds, o.val_split, o.seed, err);
     if (!s) s = build_index(ds, err);
     if (!s && ds->count[AIBOX_SPLIT_TRAIN] == 0)
         s = aibox_fail(err, AIBOX_E_INVALID, "%s: no usable training images", ds->dir);
@@ -421,6 +513,7 @@ void aibox_dataset_free(aibox_dataset **pds)
     }
     free(ds->skipped);
     free(ds->dir);
+    if (ds->release) ds->release(ds->user);
     free(ds);
     *pds = NULL;
 }
@@ -494,7 +587,7 @@ aibox_status aibox_dataset_image_ref(const aibox_dataset *ds, aibox_split split,
         *ref = &x->img;
         return AIBOX_OK;
     }
-    aibox_status s = aibox_image_load(tmp, x->path, ds->max_pixels, err);
+    aibox_status s = ds->read ? ds->read(ds->user, x->src, tmp, err) : aibox_image_load(tmp, x->path, ds->max_pixels, err);
     if (s) return s;
     *ref = tmp;
     return AIBOX_OK;

@@ -43,6 +43,7 @@ struct aibox_ctx {
     int want_input_grad;
     int fwd_training;  /* the last forward ran in training mode */
     int grad_set;      /* an output gradient is waiting for backward */
+    int probe;         /* aibox_ctx_create_probe's: training memory, inference behaviour, no fusion */
     aibox_qplan *qplan; /* inference on an 8-bit model: its integer plan (the float nodes then stay unused) */
     unsigned char *qfresh; /* with qplan: per node, act[] holds the last run's values (dequantised on request) */
 };
@@ -194,13 +195,14 @@ static void plan_assign(const aibox_model *m, const unsigned char *fused, unsign
     }
 }
 
-aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts, aibox_error *err)
+static aibox_status ctx_create(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts, int probe,
+                               aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "context: NULL output pointer");
     *out = NULL;
     if (!m || !m->finished) return aibox_fail(err, AIBOX_E_STATE, "context: the model is not finished");
     aibox_ctx_opts o = opts ? *opts : (aibox_ctx_opts){0};
-    aibox_mode mode = o.mode;
+    aibox_mode mode = probe ? AIBOX_TRAIN : o.mode;
     int max_batch = o.max_batch ? o.max_batch : 1, channels = m->in_c;
     int height = o.height ? o.height : m->in_h, width = o.width ? o.width : m->in_w, threads = o.threads;
     uint64_t seed = o.seed;
@@ -217,7 +219,7 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     aibox_ctx *c = calloc(1, sizeof *c);
     int N = m->n_nodes;
     if (!c) return aibox_fail(err, AIBOX_E_NOMEM, "context: out of memory");
-    c->model = m, c->mode = mode, c->max_batch = max_batch, c->n_nodes = N;
+    c->model = m, c->mode = mode, c->max_batch = max_batch, c->n_nodes = N, c->probe = probe;
     aibox_rng_seed(&c->rng, seed);
     c->shape = calloc((size_t)N, sizeof *c->shape);
     c->act = calloc((size_t)N, sizeof *c->act);
@@ -243,8 +245,10 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
 
     /* Shapes for this input, checked against the model's parameters. */
     c->shape[0][0] = channels, c->shape[0][1] = height, c->shape[0][2] = width;
-    plan_fusion(m, mode, c->fused, c->affine_of);
-    if (mode == AIBOX_TRAIN) plan_assign(m, c->fused, c->assign, c->unzeroed);
+    if (!probe) { /* a probe shows every node's own activation and gradient */
+        plan_fusion(m, mode, c->fused, c->affine_of);
+        if (mode == AIBOX_TRAIN) plan_assign(m, c->fused, c->assign, c->unzeroed);
+    }
     size_t ws = 0, partial = 0, off = 0, discard = 0, fold_n = 0;
     int ok = 1;
     c->n = max_batch;
@@ -385,6 +389,17 @@ aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox
     return AIBOX_OK;
 }
 
+aibox_status aibox_ctx_create(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts, aibox_error *err)
+{
+    return ctx_create(out, m, opts, 0, err);
+}
+
+aibox_status aibox_ctx_create_probe(aibox_ctx **out, const aibox_model *m, const aibox_ctx_opts *opts,
+                                    aibox_error *err)
+{
+    return ctx_create(out, m, opts, 1, err);
+}
+
 void aibox_ctx_free(aibox_ctx **pc)
 {
     if (!pc || !*pc) return;
@@ -452,7 +467,8 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
         if (c->affine_of[i]) fold_affine(c, m, i);
         aibox_run r;
         fill_run(c, m, i, &r);
-        r.training = training;
+        r.training = training || c->probe; /* a probe keeps what backward needs */
+        r.eval = c->probe;
         aibox_layer_get(m->nodes[i].kind)->forward(&r);
     }
     return AIBOX_OK;
@@ -665,6 +681,67 @@ aibox_status aibox_ctx_backward(aibox_ctx *c, aibox_model *m, aibox_error *err)
         ops->backward(&r);
     }
     return AIBOX_OK;
+}
+
+aibox_status aibox_ctx_probe_backward(aibox_ctx *c, const aibox_model *m, int from, const float *dfrom, int to,
+                                     aibox_error *err)
+{
+    if (!c || !m || !dfrom) return aibox_fail(err, AIBOX_E_INVALID, "probe: NULL argument");
+    if (!c->probe) return aibox_fail(err, AIBOX_E_STATE, "probe: not a probe context");
+    if (m != c->model) return aibox_fail(err, AIBOX_E_INVALID, "probe: the context was made for another model");
+    if (m->n_nodes != c->n_nodes)
+        return aibox_fail(err, AIBOX_E_STATE, "probe: the model has %d nodes, %d when the context was made",
+                          m->n_nodes, c->n_nodes);
+    if (c->n < 1) return aibox_fail(err, AIBOX_E_STATE, "probe: run a forward pass first");
+    int out = aibox_model_output(m);
+    if (from < 1 || from > out || to < 0 || to >= from)
+        return aibox_fail(err, AIBOX_E_INVALID, "probe: nodes %d -> %d outside the graph's 0..%d or not ordered",
+                          from, to, out);
+    /* need[i] & 1: node i depends on to (its gradient matters); & 2: some
+     * backward writes it (zeroed first) */
+    memset(c->need, 0, (size_t)c->n_nodes);
+    c->need[to] = 1;
+    for (int i = to + 1; i <= from; i++)
+        for (int j = 0; j < m->nodes[i].n_in; j++) c->need[i] |= c->need[m->nodes[i].in[j]] & 1;
+    if (!(c->need[from] & 1))
+        return aibox_fail(err, AIBOX_E_INVALID, "probe: node %d does not depend on node %d", from, to);
+    for (int i = to + 1; i <= from; i++)
+        if (c->need[i] & 1)
+            for (int j = 0; j < m->nodes[i].n_in; j++) c->need[m->nodes[i].in[j]] |= 2;
+    for (int i = 0; i < from; i++)
+        if (c->need[i])
+            memset(c->grad[i], 0, (size_t)c->n * c->shape[i][0] * c->shape[i][1] * c->shape[i][2] * sizeof(float));
+    memcpy(c->grad[from], dfrom, (size_t)c->n * c->shape[from][0] * c->shape[from][1] * c->shape[from][2] * sizeof(float));
+    c->grad_set = 0;
+    for (int i = from; i > to; i--) {
+        const aibox_node *nd = &m->nodes[i];
+        if (!(c->need[i] & 1)) continue;
+        const aibox_layer_ops *ops = aibox_layer_get(nd->kind);
+        if (!ops->backward)
+            return aibox_fail(err, AIBOX_E_UNSUPPORTED, "probe: node %d (%s) has no backward (forward-only kind)", i,
+                              ops->name);
+        aibox_run r;
+        fill_run(c, m, i, &r);
+        r.training = 1, r.eval = 1;
+        r.dy = c->grad[i];
+        for (int j = 0; j < nd->n_in; j++) {
+            int s = nd->in[j];
+            /* kinds that cannot skip an input's gradient get its buffer anyway (never read) */
+            r.dx[j] = (c->need[s] & 1) || !ops->dx_optional ? c->grad[s] : NULL;
+        }
+        /* dp stays NULL: no parameter gradients, the model is only read */
+        ops->backward(&r);
+    }
+    return AIBOX_OK;
+}
+
+const float *aibox_ctx_node_grad(const aibox_ctx *c, int node, int *ch, int *h, int *w)
+{
+    if (!c || c->mode != AIBOX_TRAIN || node < 0 || node >= c->n_nodes) return NULL;
+    if (ch) *ch = c->shape[node][0];
+    if (h) *h = c->shape[node][1];
+    if (w) *w = c->shape[node][2];
+    return c->grad[node];
 }
 
 const float *aibox_ctx_input_grad(const aibox_ctx *c)

@@ -246,7 +246,7 @@ static void conv_bwd_part(aibox_run *r, int part, int parts, int thread)
     /* part 0 accumulates into the real gradients, the others into their own
      * partial block, summed afterwards in part order (deterministic) */
     float *dw = r->dp[0], *db = r->dp[1];
-    if (part > 0) {
+    if (part > 0 && dw) {
         dw = r->partial + (size_t)part * r->partial_stride;
         db = r->dp[1] ? dw + r->nd->n_param[0] : NULL;
     }
@@ -265,7 +265,7 @@ static void conv_bwd(aibox_run *r)
     for (int t = 1; t < parts; t++) memset(r->partial + (size_t)t * r->partial_stride, 0, np * sizeof(float));
     par_job j = {r, conv_bwd_part, parts};
     aibox_pool_run(r->pool, parts, par_task, &j);
-    for (int t = 1; t < parts; t++) {
+    for (int t = 1; t < parts && r->dp[0]; t++) {
         const float *pw = r->partial + (size_t)t * r->partial_stride;
         for (size_t i = 0; i < r->nd->n_param[0]; i++) r->dp[0][i] += pw[i];
         if (r->dp[1])
@@ -524,7 +524,7 @@ static void dropout_fwd_part(aibox_run *r, int part, int parts, int thread)
 }
 static void dropout_fwd(aibox_run *r)
 {
-    if (r->training && r->nd->settings.dropout.rate > 0.0f) {
+    if (r->training && !r->eval && r->nd->settings.dropout.rate > 0.0f) {
         r->draw = aibox_rng_u64(r->rng);
         parallel(r, dropout_fwd_part);
     } else {
@@ -536,7 +536,7 @@ static void dropout_bwd_part(aibox_run *r, int part, int parts, int thread)
     size_t a, b;
     range16(out_count(r), part, parts, &a, &b);
     if (b <= a) return;
-    if (r->nd->settings.dropout.rate > 0.0f)
+    if (!r->eval && r->nd->settings.dropout.rate > 0.0f)
         (r->dx_assign[0] ? aibox_dropout_bwd_set : aibox_dropout_bwd)(b - a, (const float *)r->saved + a, r->dy + a,
                                                                      r->dx[0] + a);
     else if (r->dx_assign[0])
@@ -569,7 +569,7 @@ static size_t bn_saved(const aibox_run *r) { return 2 * (size_t)r->c * sizeof(fl
 static void bn_fwd(aibox_run *r)
 {
     int hw = r->h * r->w;
-    if (r->training) {
+    if (r->training && !r->eval) {
         float *mean = (float *)r->saved, *invstd = mean + r->c;
         aibox_bn_fwd_train(r->n, r->c, hw, r->nd->settings.batchnorm.eps, r->nd->settings.batchnorm.momentum, r->x[0], r->p[0], r->p[1], r->y, mean,
                            invstd, r->st[0], r->st[1]);
@@ -588,8 +588,33 @@ static void bn_fold(const aibox_node *nd, const float *const p[2], const float *
         shift[k] = p[1][k] - st[0][k] * scale[k] + (bias ? bias[k] * scale[k] : 0.0f);
     }
 }
+/* A probe's backward: with the running statistics batch norm is the affine
+ * map y = gamma (x - mean) / sqrt(var + eps) + beta, per channel. */
+static void bn_bwd_eval(aibox_run *r)
+{
+    size_t hw = (size_t)r->h * r->w;
+    float eps = r->nd->settings.batchnorm.eps;
+    for (int ch = 0; ch < r->c; ch++) {
+        float invstd = 1.0f / sqrtf(r->st[1][ch] + eps), a = r->p[0][ch] * invstd, mean = r->st[0][ch];
+        double sg = 0, sgxhat = 0;
+        for (int k = 0; k < r->n; k++) {
+            size_t off = ((size_t)k * r->c + ch) * hw;
+            const float *g = r->dy + off, *x = r->x[0] + off;
+            if (r->dx[0])
+                for (size_t i = 0; i < hw; i++) r->dx[0][off + i] += a * g[i];
+            if (r->dp[0])
+                for (size_t i = 0; i < hw; i++) sg += g[i], sgxhat += (double)g[i] * (x[i] - mean) * invstd;
+        }
+        if (r->dp[0]) r->dp[0][ch] += (float)sgxhat;
+        if (r->dp[1]) r->dp[1][ch] += (float)sg;
+    }
+}
 static void bn_bwd(aibox_run *r)
 {
+    if (r->eval) {
+        bn_bwd_eval(r);
+        return;
+    }
     const float *mean = (const float *)r->saved, *invstd = mean + r->c;
     aibox_bn_bwd(r->n, r->c, r->h * r->w, r->x[0], r->p[0], mean, invstd, r->dy, r->dx[0], r->dp[0], r->dp[1]);
 }

@@ -179,6 +179,10 @@ struct aibox_model {
 typedef struct aibox_run {
     const aibox_node *nd;
     int n, training;
+    /* 1 with training: a probe context's pass (aibox_ctx_create_probe):
+     * kept for backward, computed with inference behaviour (batch norm's
+     * running statistics, dropout off), the model never written */
+    int eval;
     int in_c[AIBOX_NODE_MAX_IN], in_h[AIBOX_NODE_MAX_IN], in_w[AIBOX_NODE_MAX_IN];
     const float *x[AIBOX_NODE_MAX_IN];
     float *dx[AIBOX_NODE_MAX_IN]; /* NULL where no gradient is needed */
@@ -190,7 +194,7 @@ typedef struct aibox_run {
     float *y;
     const float *dy;
     const float *p[2];
-    float *dp[2];  /* NULL when frozen */
+    float *dp[2];  /* NULL: not wanted (probe contexts; dp[0] NULL means dp[1] is too) */
     float *st[2];  /* running statistics (written in training) */
     float *ws;     /* scratch: threads x ws_stride floats, one slice per running thread */
     size_t ws_stride;
@@ -293,6 +297,24 @@ AIBOX_INTERNAL void aibox_conv_node_desc(const aibox_node *nd, int ic, int ih, i
 AIBOX_INTERNAL aibox_pool *aibox_ctx_pool(aibox_ctx *ctx);
 /* A context's aibox_cpu_features(), read once at its creation. */
 AIBOX_INTERNAL unsigned aibox_ctx_features(const aibox_ctx *ctx);
+/* Probe contexts (Grad-CAM, lib/classify/gradcam.c): the memory of a
+ * training context (activations kept, gradients, saved masks) with the
+ * behaviour of an inference one (batch norm's running statistics, no
+ * dropout) and no fusion, so every node's activation and gradient is its
+ * own (a convolution shows its values before the ReLU). Forward with
+ * aibox_ctx_infer (the model is only read; several probe contexts may share
+ * a model with inference contexts across threads). */
+AIBOX_INTERNAL aibox_status aibox_ctx_create_probe(aibox_ctx **ctx, const aibox_model *m, const aibox_ctx_opts *opts,
+                                                   aibox_error *err);
+/* After a forward on a probe context: sets node from's gradient to dfrom
+ * (n x its size) and backpropagates down to node to (an ancestor of from),
+ * computing no parameter gradient (the model is only read). Afterwards
+ * aibox_ctx_node_grad gives the gradients of to and of the nodes between. */
+AIBOX_INTERNAL aibox_status aibox_ctx_probe_backward(aibox_ctx *ctx, const aibox_model *m, int from,
+                                                     const float *dfrom, int to, aibox_error *err);
+/* A node's gradient from the last backward: n x c x h x w (borrowed), or
+ * NULL (an inference context, a node out of range). */
+AIBOX_INTERNAL const float *aibox_ctx_node_grad(const aibox_ctx *ctx, int node, int *c, int *h, int *w);
 /* The gradient block, allocated (zeroed) on first need: models loaded or
  * built for inference never pay for it. */
 AIBOX_INTERNAL aibox_status aibox_model_grads_ready(aibox_model *m, aibox_error *err);

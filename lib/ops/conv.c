@@ -158,7 +158,7 @@ static void direct_bwd(const aibox_conv_desc *d, const float *x, const float *w,
         const float *xc = x + (size_t)(oc / mult) * H * W;
         float *dxc = dx ? dx + (size_t)(oc / mult) * H * W : NULL;
         const float *wk = w + (size_t)oc * d->kh * d->kw;
-        float *dwk = dw + (size_t)oc * d->kh * d->kw;
+        float *dwk = dw ? dw + (size_t)oc * d->kh * d->kw : NULL;
         const float *dyc = dy + (size_t)oc * OH * OW;
         if (db) {
             double s = 0;
@@ -182,7 +182,7 @@ static void direct_bwd(const aibox_conv_desc *d, const float *x, const float *w,
                         for (int j = lo; j < hi; j++) dr[ix0 + j * d->sw] += wv * g[j];
                     }
                 }
-                dwk[ky * d->kw + kx] += acc;
+                if (dwk) dwk[ky * d->kw + kx] += acc;
             }
     }
 }
@@ -323,11 +323,12 @@ void aibox_conv_bwd_ex(const aibox_conv_desc *d, int n, const float *x, const fl
             const float *xg = xs + (size_t)g * cg * HW;
             float *dxg = dxs ? dxs + (size_t)g * cg * HW : NULL;
             const float *wg = w + (size_t)g * ocg * K;
-            float *dwg = dw + (size_t)g * ocg * K;
+            float *dwg = dw ? dw + (size_t)g * ocg * K : NULL;
             float *dyg = dys + (size_t)g * ocg * P;
             if (is_pointwise(d)) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, (int)P, 1.0f, dyg, (int)P, xg, (int)P,
-                            1.0f, dwg, K);
+                if (dwg)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, (int)P, 1.0f, dyg, (int)P, xg,
+                                (int)P, 1.0f, dwg, K);
                 if (dxg)
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)P, ocg, 1.0f, wg, K, dyg, (int)P,
                                 1.0f, dxg, (int)P);
@@ -346,9 +347,11 @@ void aibox_conv_bwd_ex(const aibox_conv_desc *d, int n, const float *x, const fl
                     for (int oc = 0; oc < ocg; oc++)
                         mask_sum_run(dyg + (size_t)oc * P, yg ? yg + (size_t)oc * P : NULL, (size_t)p0, (size_t)np,
                                      P16, db ? lanes[oc] : NULL);
-                im2col(d, cg, xg, p0, np, col);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, np, 1.0f, dyg + p0, (int)P, col, np,
-                            1.0f, dwg, K);
+                if (dwg) { /* the columns serve the weight gradient only */
+                    im2col(d, cg, xg, p0, np, col);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, np, 1.0f, dyg + p0, (int)P, col, np,
+                                1.0f, dwg, K);
+                }
                 if (dxg) {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, np, ocg, 1.0f, wg, K, dyg + p0, (int)P,
                                 0.0f, dcol, np);

@@ -29,7 +29,7 @@ void aibox_dense_bwd_part(int n, int in, int out, const float *x, const float *w
     int o0, o1, i0, i1;
     range(out, part, parts, &o0, &o1);
     range(in, part, parts, &i0, &i1);
-    if (o1 > o0) {
+    if (dw && o1 > o0) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o1 - o0, in, n, 1.0f, dy + o0, out, x, in, 1.0f,
                     dw + (size_t)o0 * in, in);
         if (db)

@@ -126,7 +126,8 @@ AIBOX_INTERNAL void aibox_map_blur_rows(const float *map, float *tmp, float *pad
                                         int y1);
 AIBOX_INTERNAL void aibox_map_blur_cols(float *map, const float *tmp, int w, int h, const float *k, int ks, int y0,
                                         int y1);
-/* dx may be NULL (input needs no gradient); dw, db accumulate (db may be NULL). */
+/* dx may be NULL (input needs no gradient); dw, db accumulate (either may be
+ * NULL: not wanted, as in Grad-CAM's backward). */
 AIBOX_INTERNAL void aibox_conv_bwd(const aibox_conv_desc *d, int n, const float *x, const float *w, const float *dy,
                                    float *dx, float *dw, float *db, float *ws);
 /* The same, for a convolution whose forward applied a ReLU (relu_y: its
@@ -203,7 +204,8 @@ static inline float aibox_half_to_float(uint16_t h)
 AIBOX_INTERNAL void aibox_dense_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
 AIBOX_INTERNAL void aibox_dense_bwd(int n, int in, int out, const float *x, const float *w, const float *dy,
                                     float *dx, float *dw, float *db);
-/* Piece `part` of `parts`: forward computes a range of output units;
+/* dx, dw may be NULL (not wanted; dw NULL skips db too). Piece `part` of
+ * `parts`: forward computes a range of output units;
  * backward a range of rows of dw/db and a range of columns of dx. Pieces
  * touch disjoint memory, so they may run concurrently. */
 AIBOX_INTERNAL void aibox_dense_fwd_part(int n, int in, int out, const float *x, const float *w, const float *b,

@@ -472,7 +472,9 @@ static aibox_status end_epoch(trainer *t, epoch_row *row, double t0, int *improv
                   t->perfect_s);
     if (*improved && (s = aibox_model_save(m, t->path[0], err))) return s;
     if ((s = save_last(t, t->opt, err)) || (s = write_csv(t, err))) return s;
-    return AIBOX_OK;
+    const epoch_row *r = t->rows; /* results.png: the curves so far */
+    return aibox_train_plot_results(t->o->out_dir, t->n_rows, &r->loss, &r->acc, &r->val_loss, &r->val_acc, sizeof *r,
+                                    t->vctx ? t->best_epoch : -1, err);
 }
 
 /* Where a run starts: fresh, or from a last.aibox checkpoint (and the best
@@ -526,7 +528,9 @@ static aibox_status finish(trainer *t, long *conf, int stopped_early, aibox_trai
         fake_quant(t, 1);
         s = evaluate(t->vctx, m, t->val, t->epoch, t->classes, t->comm, &vl, &va, conf, err);
         fake_quant(t, 0);
-        if (s || (t->writer && (s = write_metrics(t, conf, va, vl, err)))) return s;
+        if (s || (t->writer && ((s = write_metrics(t, conf, va, vl, err)) ||
+                                (s = aibox_train_plot_confusion(t->o->out_dir, m, conf, t->classes, err)))))
+            return s;
     }
     if (res) {
         res->epochs_run = t->epoch;

@@ -261,7 +261,7 @@ static void test_train(void **state)
 static void test_infer(void **state)
 {
     (void)state;
-    static const help_map maps[] = {{"--help", {"OPTIONS", "ANOMALY MODEL OPTIONS"}}};
+    static const help_map maps[] = {{"--help", {"OPTIONS", "ANOMALY MODEL OPTIONS", "PLC OPTIONS"}}};
     assert_int_equal(check_page("aibox-infer", "aibox-infer.1", maps, 1), 0);
 }
 
@@ -286,12 +286,27 @@ static void test_quantize(void **state)
     assert_int_equal(check_page("aibox-quantize", "aibox-quantize.1", maps, 1), 0);
 }
 
+static void test_store(void **state)
+{
+    (void)state;
+    static const help_map maps[] = {{"--help", {"OPTIONS"}}};
+    assert_int_equal(check_page("aibox-store", "aibox-store.1", maps, 1), 0);
+}
+
+static void test_serve(void **state)
+{
+    (void)state;
+    static const help_map maps[] = {{"--help", {"OPTIONS", "OPERATOR LOOP OPTIONS", "PLC OPTIONS"}}};
+    assert_int_equal(check_page("aibox-serve", "aibox-serve.1", maps, 1), 0);
+}
+
 /* Every tool has a page, and the library one exists (the Makefile installs
  * the pages of man/ by section). */
 static void test_every_tool_has_a_page(void **state)
 {
     (void)state;
-    static const char *const tools[] = {"aibox-train", "aibox-infer", "aibox-import", "aibox-bench", "aibox-quantize"};
+    static const char *const tools[] = {"aibox-train", "aibox-infer", "aibox-import", "aibox-bench", "aibox-quantize",
+                                         "aibox-store", "aibox-serve"};
     char p[4300];
     for (size_t i = 0; i < sizeof tools / sizeof *tools; i++) {
         snprintf(p, sizeof p, "%s/%s.1", man_dir, tools[i]);
@@ -320,6 +335,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_import),
         cmocka_unit_test(test_bench),
         cmocka_unit_test(test_quantize),
+        cmocka_unit_test(test_store),
+        cmocka_unit_test(test_serve),
     };
     return cmocka_run_group_tests_name("man pages", tests, NULL, NULL);
 }

@@ -168,6 +168,16 @@ static void test_learns_and_is_deterministic(void **state)
     fclose(f);
     assert_non_null(strstr(json, "\"confusion\""));
     assert_non_null(strstr(json, "\"diag\\\"onal\"")); /* escaped class name */
+    /* the pictures: curves of the 12 epochs and the confusion matrix, as PNG */
+    const char *pics[2] = {"results.png", "confusion.png"};
+    for (int i = 0; i < 2; i++) {
+        aibox_image img = {0};
+        snprintf(path, sizeof path, "%s/%s", out, pics[i]);
+        assert_int_equal(aibox_image_load(&img, path, 0, &e), AIBOX_OK);
+        assert_int_equal(img.channels, 3);
+        assert_true(i ? img.width > 300 && img.height > 300 : img.width == 1120 && img.height == 400);
+        aibox_image_free(&img);
+    }
     snprintf(path, sizeof path, "%s/best.aibox", out);
     aibox_model *best = NULL;
     assert_int_equal(aibox_model_load(&best, path, &e), AIBOX_OK);
@@ -190,6 +200,10 @@ static void test_interrupt_and_resume(void **state)
     assert_int_equal(run(b, out_b, NULL, 6, 0, 6 * 3 + 2, &rb, &e), AIBOX_E_INTERRUPTED);
     assert_non_null(strstr(e.msg, "last.aibox"));
     aibox_model_free(&b);
+    aibox_image pic = {0}; /* results.png is redrawn after every epoch, not only at the end */
+    snprintf(last, sizeof last, "%s/results.png", out_b);
+    assert_int_equal(aibox_image_load(&pic, last, 0, &e), AIBOX_OK);
+    aibox_image_free(&pic);
     /* resume into a fresh model from the checkpoint */
     c = toy_model();
     snprintf(last, sizeof last, "%s/last.aibox", out_b);
