@@ -212,6 +212,22 @@ static char *class_of(const entry *x)
     return strndup(x->cls, (size_t)(end - x->cls));
 }
 
+/* The end of every open: the per-split indices, at least one training
+ * image, and the dataset handed over (or freed on any failure). */
+static aibox_status build_index(aibox_dataset *ds, aibox_error *err);
+static aibox_status finish_open(aibox_dataset *ds, aibox_status s, aibox_dataset **out, aibox_error *err)
+{
+    if (!s) s = build_index(ds, err);
+    if (!s && ds->count[AIBOX_SPLIT_TRAIN] == 0)
+        s = aibox_fail(err, AIBOX_E_INVALID, "%s: no usable training images", ds->dir);
+    if (s) {
+        aibox_dataset_free(&ds);
+        return s;
+    }
+    *out = ds;
+    return AIBOX_OK;
+}
+
 /* Seeded stratified split of the usable TRAIN-root entries of each class:
  * round(frac * n) (at most n - 1) move to VAL. A permutation per class seeded
  * by (seed, class name), over the class's files in name order. */
@@ -386,15 +402,7 @@ aibox_status aibox_dataset_open(aibox_dataset **out, const char *dir, const aibo
 
     /* 5. the validation split, then the per-split indices */
     if (!s && (ds->layout == AIBOX_LAYOUT_FLAT || !has_val)) s = draw_split(ds, o.val_split, o.seed, err);
-    if (!s) s = build_index(ds, err);
-    if (!s && ds->count[AIBOX_SPLIT_TRAIN] == 0)
-        s = aibox_fail(err, AIBOX_E_INVALID, "%s: no usable training images", ds->dir);
-    if (s) {
-        aibox_dataset_free(&ds);
-        return s;
-    }
-    *out = ds;
-    return AIBOX_OK;
+    return finish_open(ds, s, out, err);
 }
 
 /* Fewer than 2 classes or min_samples usable images make training pointless. */
@@ -484,15 +492,7 @@ aibox_status aibox_dataset_from_source(aibox_dataset **out, const aibox_dataset_
     }
     if (!s) s = check_usable(ds, usable, &o, err);
     if (!s) s = draw_split(ds, o.val_split, o.seed, err);
-    if (!s) s = build_index(ds, err);
-    if (!s && ds->count[AIBOX_SPLIT_TRAIN] == 0)
-        s = aibox_fail(err, AIBOX_E_INVALID, "%s: no usable training images", ds->dir);
-    if (s) {
-        aibox_dataset_free(&ds);
-        return s;
-    }
-    *out = ds;
-    return AIBOX_OK;
+    return finish_open(ds, s, out, err);
 }
 
 void aibox_dataset_free(aibox_dataset **pds)

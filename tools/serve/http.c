@@ -294,6 +294,25 @@ static int path_matches(const route *rt, const char *url)
     return !strcmp(url, rt->path);
 }
 
+/* Appends a piece of the image to the request's buffer (grown by doubling,
+ * never past --max-body); too_big once it would not fit. */
+static enum MHD_Result append_body(req *r, const char *data, size_t size)
+{
+    size_t max = r->s->o.max_body;
+    if (r->len + size > max) return r->too_big = 1, MHD_YES;
+    if (r->len + size > r->cap) {
+        size_t cap = r->cap ? r->cap : 65536;
+        while (cap < r->len + size) cap *= 2;
+        if (cap > max) cap = max;
+        unsigned char *p = realloc(r->data, cap);
+        if (!p) return r->too_big = 1, MHD_YES;
+        r->data = p, r->cap = cap;
+    }
+    memcpy(r->data + r->len, data, size);
+    r->len += size;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_form(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                const char *content_type, const char *encoding, const char *data, uint64_t off,
                                size_t size)
@@ -309,17 +328,7 @@ static enum MHD_Result on_form(void *cls, enum MHD_ValueKind kind, const char *k
     }
     r->field_bytes += size;
     if (r->files > 1 || !size) return MHD_YES;
-    if (r->len + size > r->s->o.max_body) return r->too_big = 1, MHD_YES;
-    if (r->len + size > r->cap) {
-        size_t cap = r->cap ? r->cap : 65536;
-        while (cap < r->len + size) cap *= 2;
-        unsigned char *p = realloc(r->data, cap);
-        if (!p) return r->too_big = 1, MHD_YES;
-        r->data = p, r->cap = cap;
-    }
-    memcpy(r->data + r->len, data, size);
-    r->len += size;
-    return MHD_YES;
+    return append_body(r, data, size);
 }
 
 /* Takes a piece of the body; MHD_NO drops the connection (a client that
@@ -337,20 +346,8 @@ static enum MHD_Result take_body(req *r, const char *data, size_t size)
         if (r->too_big) r->dropped += size;
         return MHD_YES;
     }
-    if (r->len + size > max) {
-        r->too_big = 1, r->dropped += size;
-        return MHD_YES;
-    }
-    if (r->len + size > r->cap) {
-        size_t cap = r->cap ? r->cap : 65536;
-        while (cap < r->len + size) cap *= 2;
-        if (cap > max) cap = max;
-        unsigned char *p = realloc(r->data, cap);
-        if (!p) return r->too_big = 1, MHD_YES;
-        r->data = p, r->cap = cap;
-    }
-    memcpy(r->data + r->len, data, size);
-    r->len += size;
+    append_body(r, data, size);
+    if (r->too_big) r->dropped += size;
     return MHD_YES;
 }
 
