@@ -19,9 +19,16 @@ IMAGES = [open(p, "rb").read() for p in sys.argv[3:]] or [b"\xff\xd8\xff\xe0" + 
 METHODS = [b"GET", b"POST", b"PUT", b"HEAD", b"DELETE", b"OPTIONS", b"P\x00ST", b"", b"GET GET", b"A" * 300]
 PATHS = [b"/v1/infer", b"/v1/infer?name=a.jpg", b"/v1/infer?name=../../etc/passwd", b"/v1/health", b"/v1/model",
          b"/metrics", b"/", b"/static/index.html", b"/static/../../etc/passwd", b"/static/%2e%2e/x", b"/v1/model/reload",
-         b"/%00", b"*", b"http://x/v1/infer", b"/" + b"a" * 5000, b"/v1/infer?name=" + b"%ff" * 100]
+         b"/%00", b"*", b"http://x/v1/infer", b"/" + b"a" * 5000, b"/v1/infer?name=" + b"%ff" * 100,
+         # the operator loop's routes (aibox-serve --store)
+         b"/v1/results", b"/v1/results?after=-99999999999999999999", b"/v1/results?after=x", b"/v1/queue",
+         b"/v1/store", b"/v1/retrain", b"/v1/retrain/swap", b"/v1/samples/0/image.png", b"/v1/samples/0/overlay.png",
+         b"/v1/samples/0/label", b"/v1/samples/-1/label", b"/v1/samples/99999999999999999999/image.png",
+         b"/v1/samples/0/../../x", b"/v1/samples/", b"/v1/plots/current/results.png",
+         b"/v1/plots/candidate/confusion.png", b"/v1/plots/../../etc/passwd", b"/v1/plots/current/../../x"]
 CTYPES = [b"image/jpeg", b"image/png", b"application/octet-stream", b"multipart/form-data; boundary=B",
-          b"multipart/form-data", b"multipart/form-data; boundary=", b"text/plain", b"", b"image/", b"\xff\xfe"]
+          b"multipart/form-data", b"multipart/form-data; boundary=", b"text/plain", b"", b"image/", b"\xff\xfe",
+          b"application/json"]
 stats = {"requests": 0, "answered": 0, "closed_without_answer": 0, "connect_failed": 0, "health_failures": 0}
 by_status = {}
 lock = threading.Lock()
@@ -56,6 +63,10 @@ def body_for(ct, rng):
             parts += parts
         body = parts + b"--B--\r\n"
         return mutate(body, rng) if rng.random() < 0.3 else body
+    if ct == b"application/json":
+        js = rng.choice([b'{"label": "scratches"}', b'{"label": 3}', b'{"label": "' + b"x" * 5000 + b'"}', b"{", b"[]",
+                         b'{"label": "\\u0000"}', b'{"label": null}', b"\xff" * 64])
+        return mutate(js, rng) if rng.random() < 0.3 else js
     return img
 
 
