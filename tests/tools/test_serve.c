@@ -15,6 +15,7 @@
  * sink; the store's samples hold what was posted. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -722,6 +723,8 @@ int main(int argc, char **argv)
 {
     (void)argc;
     aibox_test_tools_dir(argv[0], bin, sizeof bin);
+    char abs_bin[PATH_MAX]; /* the commands below cd into the data first */
+    if (realpath(bin, abs_bin)) snprintf(bin, sizeof bin, "%s", abs_bin);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoints),
