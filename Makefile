@@ -47,7 +47,7 @@ CPPFLAGS_ALL := -Iinclude -Ilib -I/usr/include/stb -D_GNU_SOURCE $(CPPFLAGS)
 # default with -std=c11; clang's default fuses a * b + c into one FMA wherever
 # the target has FMA (the AVX2 kernels' scalar tails), which changes last bits.
 CFLAGS_ALL   := -std=c11 $(WARN) -ffp-contract=off -fPIC -fvisibility=hidden -pthread $(CFLAGS) $(EXTRA_CFLAGS)
-LIBS    := -lopenblas -lstb -lcjson -lz -lm -lpthread
+LIBS    := -lopenblas -lstb -lcjson -lsndfile -lsamplerate -lkissfft-float -lz -lm -lpthread
 LDFLAGS_ALL := -pthread $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 # lib/mpi is not libaibox: it is libaibox_mpi (MPI=1, below)
@@ -90,8 +90,8 @@ MPI_ALL   := $(if $(filter 1,$(MPI)),$(MPI_LIB) $(MPI_TOOLS) $(MPI_TESTS) $(MPI_
 all: $(STATIC) $(SHARED) $(TOOLS) $(EXAMPLES) $(BENCHES) $(TESTS) $(MPI_ALL)
 
 # Debian packages the build and the tests need; installed when missing (root).
-DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev libmodbus-dev libmicrohttpd-dev pkg-config
-DEB_TEST  := python3-torch python3-numpy dataset-fashion-mnist python3-zarr chromium
+DEB_BUILD := libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev libcjson-dev libmodbus-dev libmicrohttpd-dev libsndfile1-dev libsamplerate0-dev libkissfft-dev pkg-config
+DEB_TEST  := python3-torch python3-numpy python3-scipy dataset-fashion-mnist python3-zarr chromium
 deps:
 	@sh tools/install-deps.sh $(DEB_BUILD)
 deps-test:
@@ -219,7 +219,8 @@ check-mpi:
 # tests/common/check.h) and tests/tools/test_cli, whose trainings (a MobileNet
 # fine-tune among them) take over 15 minutes emulated.
 DEB_ARM64 := crossbuild-essential-arm64 qemu-user libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 \
-  libcmocka-dev:arm64 libcjson-dev:arm64 libmodbus-dev:arm64 libmicrohttpd-dev:arm64
+  libcmocka-dev:arm64 libcjson-dev:arm64 libmodbus-dev:arm64 libmicrohttpd-dev:arm64 libsndfile1-dev:arm64 libsamplerate0-dev:arm64 \
+  libkissfft-dev:arm64
 X86_BUILD ?= build
 ARM64_TESTS = $(filter-out $(BUILD)/tests/examples/% $(BUILD)/tests/tools/test_cli,$(TESTS))
 check-arm64:
@@ -358,7 +359,8 @@ install: $(STATIC) $(SHARED) $(TOOLS) $(MPI_ALL)
 # removes them again (root); it is not part of `make check`.
 DEB_ARCH := $(if $(filter arm64,$(ARCH)),arm64,$(shell dpkg --print-architecture 2>/dev/null))
 DEB_TOOLS := dpkg-dev fakeroot lintian $(if $(filter arm64,$(ARCH)),crossbuild-essential-arm64 \
-  libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64 libmodbus-dev:arm64 libmicrohttpd-dev:arm64,$(DEB_BUILD))
+  libopenblas-dev:arm64 libstb-dev:arm64 zlib1g-dev:arm64 libcjson-dev:arm64 libmodbus-dev:arm64 libmicrohttpd-dev:arm64 \
+  libsndfile1-dev:arm64 libsamplerate0-dev:arm64 libkissfft-dev:arm64,$(DEB_BUILD))
 deb:
 	@sh tools/install-deps.sh $(DEB_TOOLS)
 	@$(MAKE) --no-print-directory $(STATIC) $(SHARED) $(TOOLS)

@@ -700,5 +700,9 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/store.h"
 /* Explaining a classifier's verdict: Grad-CAM maps and overlays. */
 #include "aibox/explain.h"
+/* Reading signals: sound and vibration files, raw streams, CSV columns; resampling. */
+#include "aibox/signal.h"
+/* Signal features: STFT, log-mel, MFCC and per-frame time statistics (kissfft). */
+#include "aibox/spectral.h"
 
 #endif
