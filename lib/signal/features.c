@@ -288,14 +288,24 @@ static double *logmel_alloc(const aibox_spectral *sp, size_t frames, aibox_error
     return lm;
 }
 
+/* The checked input's log-mel in double (the caller frees), for both
+ * outputs made from it; NULL with *s set on failure. */
+static double *logmel_of(aibox_spectral *sp, const float *x, size_t n, const float *out, size_t *frames,
+                         aibox_status *s, aibox_error *err)
+{
+    if ((*s = check_input(sp, x, n, out, frames, err))) return NULL;
+    double *lm = logmel_alloc(sp, *frames, err);
+    if (!lm) return *s = AIBOX_E_NOMEM, NULL;
+    logmel_d(sp, x, n, *frames, lm);
+    return lm;
+}
+
 aibox_status aibox_spectral_logmel(aibox_spectral *sp, const float *x, size_t n, float *out, aibox_error *err)
 {
     size_t frames;
-    aibox_status s = check_input(sp, x, n, out, &frames, err);
-    if (s) return s;
-    double *lm = logmel_alloc(sp, frames, err);
-    if (!lm) return AIBOX_E_NOMEM;
-    logmel_d(sp, x, n, frames, lm);
+    aibox_status s;
+    double *lm = logmel_of(sp, x, n, out, &frames, &s, err);
+    if (!lm) return s;
     for (size_t i = 0; i < frames * (size_t)sp->o.n_mels; i++) out[i] = (float)lm[i];
     free(lm);
     return AIBOX_OK;
@@ -304,11 +314,9 @@ aibox_status aibox_spectral_logmel(aibox_spectral *sp, const float *x, size_t n,
 aibox_status aibox_spectral_mfcc(aibox_spectral *sp, const float *x, size_t n, float *out, aibox_error *err)
 {
     size_t frames;
-    aibox_status s = check_input(sp, x, n, out, &frames, err);
-    if (s) return s;
-    double *lm = logmel_alloc(sp, frames, err);
-    if (!lm) return AIBOX_E_NOMEM;
-    logmel_d(sp, x, n, frames, lm);
+    aibox_status s;
+    double *lm = logmel_of(sp, x, n, out, &frames, &s, err);
+    if (!lm) return s;
     const int nm = sp->o.n_mels, nc = sp->o.n_mfcc;
     for (size_t t = 0; t < frames; t++)
         for (int k = 0; k < nc; k++) {
