@@ -48,6 +48,7 @@ struct serve_loop {
     /* retraining */
     char train_bin[4096], runs[4096], current_dir[4400], run_dir[4200], args[1024];
     train_state state;
+    long runs_started;
     int epochs;
     pid_t child;
     pthread_t waiter;
@@ -352,6 +353,7 @@ static int retrain(serve_loop *l, char *msg, size_t cap)
         return snprintf(msg, cap, "cannot start aibox-train: %s", strerror(errno)), 500;
     }
     l->child = pid, l->state = T_RUNNING, l->epochs = epochs, l->error[0] = 0, l->cand_acc = NAN;
+    l->runs_started++;
     l->have_waiter = pthread_create(&l->waiter, NULL, wait_child, l) == 0;
     pthread_mutex_unlock(&l->mu);
     fprintf(stderr, "aibox-serve: retraining on %s into %s\n", aibox_store_dir(l->store), l->run_dir);
@@ -387,7 +389,9 @@ static char *memfile(FILE **f, char **buf, size_t *len)
     return *f ? *buf : NULL;
 }
 
-static void model_card(FILE *f, const char *which, double acc, const char *dir)
+/* ver changes with the pictures (a generation, a run), so that a browser
+ * never shows an older picture it kept under the same address. */
+static void model_card(FILE *f, const char *which, double acc, const char *dir, long ver)
 {
     fprintf(f, "{\"dir\":");
     cli_json_str(f, dir);
@@ -395,9 +399,9 @@ static void model_card(FILE *f, const char *which, double acc, const char *dir)
     char p[4400];
     struct stat st;
     snprintf(p, sizeof p, "%s/results.png", dir);
-    if (!stat(p, &st)) fprintf(f, ",\"results\":\"/v1/plots/%s/results.png\"", which);
+    if (!stat(p, &st)) fprintf(f, ",\"results\":\"/v1/plots/%s/results.png?v=%ld\"", which, ver);
     snprintf(p, sizeof p, "%s/confusion.png", dir);
-    if (!stat(p, &st)) fprintf(f, ",\"confusion\":\"/v1/plots/%s/confusion.png\"", which);
+    if (!stat(p, &st)) fprintf(f, ",\"confusion\":\"/v1/plots/%s/confusion.png?v=%ld\"", which, ver);
     fputc('}', f);
 }
 
@@ -544,15 +548,28 @@ void serve_loop_route(serve_loop *l, const char *method, const char *url, const 
             long id = l->queue[i];
             fprintf(f, "%s{\"id\":%ld,\"image\":\"/v1/samples/%ld/image.png\",\"overlay\":\"/v1/samples/%ld/overlay.png\"",
                     shown ? "," : "", id, id, id);
-            for (long q = l->seq; q > 0 && q > l->seq - RING; q--) /* the model's answer, while it is in the ring */
+            int found = 0;
+            for (long q = l->seq; q > 0 && q > l->seq - RING && !found; q--) /* the model's answer, from the ring */
                 if (l->ring[q % RING].sample == id) {
                     const result *r = &l->ring[q % RING];
                     fputs(",\"verdict\":", f), cli_json_str(f, r->verdict);
                     if (r->label[0]) fputs(",\"label\":", f), cli_json_str(f, r->label);
                     put_num(f, "confidence", r->confidence);
                     put_num(f, "score", r->score);
-                    break;
+                    found = 1;
                 }
+            char *meta = NULL; /* or from the store (a sample of an earlier run) */
+            if (!found && !aibox_store_meta(l->store, id, &meta, NULL)) {
+                cJSON *j = cJSON_Parse(meta);
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "verdict"),
+                            *lab = cJSON_GetObjectItemCaseSensitive(j, "model_label");
+                if (cJSON_IsString(v)) fputs(",\"verdict\":", f), cli_json_str(f, v->valuestring);
+                if (cJSON_IsString(lab)) fputs(",\"label\":", f), cli_json_str(f, lab->valuestring);
+                put_num(f, "confidence", num_or_nan(j, "confidence"));
+                put_num(f, "score", num_or_nan(j, "norm_score"));
+                cJSON_Delete(j);
+            }
+            free(meta);
             fputc('}', f);
         }
         fprintf(f, "],\"waiting\":%d}\n", l->n_queue);
@@ -579,12 +596,12 @@ void serve_loop_route(serve_loop *l, const char *method, const char *url, const 
                 l->epochs, done, l->epochs);
         if (l->error[0]) fputs(",\"error\":", f), cli_json_str(f, l->error);
         fputs(",\"current\":", f);
-        model_card(f, "current", l->cur_acc, l->current_dir);
+        model_card(f, "current", l->cur_acc, l->current_dir, l->h->generation);
         if (l->state == T_DONE || l->state == T_RUNNING || l->state == T_SWAPPED) {
             char d[4400];
             snprintf(d, sizeof d, "%s/train", l->run_dir);
             fputs(",\"candidate\":", f);
-            model_card(f, "candidate", l->cand_acc, d);
+            model_card(f, "candidate", l->cand_acc, d, l->runs_started * 1000 + count_rows(csv));
         }
         fputs("}\n", f);
     } else {
