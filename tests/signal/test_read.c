@@ -79,7 +79,7 @@ static void write_sine(const char *path, int format, int bits, int ch, float *wa
             } else {
                 double full = ldexp(1.0, bits - 1);
                 long q = lrint(x * full); /* |x| <= 0.7: no clipping */
-                iv[i] = (int)(q << (32 - bits)); /* sf_writef_int: left-justified in 32 bits */
+                iv[i] = (int)(q * (1L << (32 - bits))); /* sf_writef_int: left-justified in 32 bits (a multiply: q may be negative) */
                 want[i] = (float)(q / full);
             }
         }
