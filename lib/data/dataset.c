@@ -215,6 +215,21 @@ static char *class_of(const entry *x)
 /* The end of every open: the per-split indices, at least one training
  * image, and the dataset handed over (or freed on any failure). */
 static aibox_status build_index(aibox_dataset *ds, aibox_error *err);
+
+/* A usable entry just decoded: its channels count towards the dataset's, and
+ * its pixels stay in the cache while *cache_left has room (else freed: read
+ * again when asked for). */
+static void keep_decoded(aibox_dataset *ds, entry *x, size_t *cache_left)
+{
+    ds->channels = AIBOX_MAX(ds->channels, x->channels);
+    size_t bytes = (size_t)x->width * x->height * x->channels;
+    if (bytes <= *cache_left) {
+        *cache_left -= bytes;
+        ds->cached_bytes += bytes;
+    } else {
+        aibox_image_free(&x->img);
+    }
+}
 static aibox_status finish_open(aibox_dataset *ds, aibox_status s, aibox_dataset **out, aibox_error *err)
 {
     if (!s) s = build_index(ds, err);
@@ -356,14 +371,7 @@ aibox_status aibox_dataset_open(aibox_dataset **out, const char *dir, const aibo
                                    x->path, x->reason);
                 continue;
             }
-            ds->channels = AIBOX_MAX(ds->channels, x->channels);
-            size_t bytes = (size_t)x->width * x->height * x->channels;
-            if (bytes <= cache_left) {
-                cache_left -= bytes;
-                ds->cached_bytes += bytes;
-            } else {
-                aibox_image_free(&x->img);
-            }
+            keep_decoded(ds, x, &cache_left);
         }
     }
     aibox_pool_free(&pool);
@@ -481,14 +489,7 @@ aibox_status aibox_dataset_from_source(aibox_dataset **out, const aibox_dataset_
         }
         x->ok = 1, usable++;
         x->width = x->img.width, x->height = x->img.height, x->channels = x->img.channels;
-        ds->channels = AIBOX_MAX(ds->channels, x->channels);
-        size_t bytes = (size_t)x->width * x->height * x->channels;
-        if (bytes <= cache_left) {
-            cache_left -= bytes;
-            ds->cached_bytes += bytes;
-        } else {
-            aibox_image_free(&x->img);
-        }
+        keep_decoded(ds, x, &cache_left);
     }
     if (!s) s = check_usable(ds, usable, &o, err);
     if (!s) s = draw_split(ds, o.val_split, o.seed, err);

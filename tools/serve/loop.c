@@ -185,14 +185,9 @@ void serve_loop_free(serve_loop **lp)
 int serve_loop_sink(void *user, const serve_sample *s, char *id, size_t id_cap, char *msg, size_t msg_cap)
 {
     serve_loop *l = user;
-    result r = {.sample = -1, .confidence = NAN, .score = NAN, .ms = NAN};
-    cJSON *j = cJSON_Parse(s->record);
-    const cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label"), *ms = cJSON_GetObjectItemCaseSensitive(j, "ms");
+    result r = {.sample = -1, .confidence = s->confidence, .score = s->norm_score, .ms = s->ms};
     snprintf(r.verdict, sizeof r.verdict, "%s", s->verdict);
-    if (cJSON_IsString(lab)) snprintf(r.label, sizeof r.label, "%s", lab->valuestring);
-    r.confidence = num_or_nan(j, "confidence");
-    r.score = num_or_nan(j, "norm_score");
-    r.ms = cJSON_IsNumber(ms) ? ms->valuedouble : num_or_nan(ms, "total");
+    if (s->label) snprintf(r.label, sizeof r.label, "%s", s->label);
     int rc = 0;
     id[0] = 0;
     if (l->plc) { /* the line's PLC first: the answer the client gets is then already there */
@@ -225,7 +220,6 @@ int serve_loop_sink(void *user, const serve_sample *s, char *id, size_t id_cap, 
             snprintf(id, id_cap, "%ld", sid);
         }
     }
-    cJSON_Delete(j);
     pthread_mutex_lock(&l->mu);
     r.seq = ++l->seq;
     l->ring[r.seq % RING] = r;

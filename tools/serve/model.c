@@ -1,5 +1,6 @@
 /* The model holder of aibox-serve (serve.h): generations of a model file,
  * each with a pool of inference contexts, swapped atomically on reload. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,14 +268,17 @@ int serve_judge(serve_holder *h, const serve_judge_opts *o, const char *name, co
     aibox_detection rd;
     aibox_status s = c->det ? aibox_detector_run(c->det, &img, &rd, &e) : aibox_classifier_run(c->cls, &img, &rc, c->probs, &e);
     int code = 200;
-    char *rec = NULL;
+    char *rec = NULL, label[128] = "";
     size_t rec_len = 0;
+    double conf = NAN, score = NAN, t2 = cli_now();
     if (s) {
         code = fail(body, body_len, s == AIBOX_E_NOMEM ? 503 : 422, "%s: %s", name, e.msg);
     } else {
         *verdict = c->det ? (rd.ng ? "NG" : "OK") : record_cls_verdict(&h->policy, &rc);
         *generation = m->generation;
-        rec = write_record(c, name, &rc, &rd, *verdict, t0, t1, cli_now(), &rec_len);
+        rec = write_record(c, name, &rc, &rd, *verdict, t0, t1, t2, &rec_len);
+        if (c->det) score = rd.norm_score;
+        else conf = rc.confidence, snprintf(label, sizeof label, "%s", rc.name); /* the name is the model's: copied */
     }
     ctx_give(m, c); /* before the sink, which may be slow */
     serve_model_release(h, m);
@@ -283,7 +287,8 @@ int serve_judge(serve_holder *h, const serve_judge_opts *o, const char *name, co
         const char *id_err = NULL;
         int stored = 0;
         if (rec && o->sink) {
-            serve_sample smp = {name, bytes, len, content_type, &img, rec, *verdict, *generation};
+            serve_sample smp = {name,    bytes, len,   content_type, &img, rec, *verdict, *generation,
+                                label[0] ? label : NULL, conf, score, (t2 - t0) * 1e3};
             stored = !o->sink(o->sink_user, &smp, id, sizeof id, msg, sizeof msg);
             if (!stored) id_err = msg[0] ? msg : "the sample could not be stored";
         }

@@ -62,6 +62,10 @@ typedef struct serve_sample {
     const char *record;        /* the JSON record, one line, without "sample" */
     const char *verdict;       /* OK, NG, uncertain or classified */
     long model_generation;
+    /* the record's figures: a classifier's label and confidence (else NULL,
+     * NaN), an anomaly model's norm_score (else NaN), the total ms */
+    const char *label;
+    double confidence, norm_score, ms;
 } serve_sample;
 /* Where judged images go (the sample store): writes the sample's id into id
  * (NUL-terminated) and returns 0, or returns nonzero with a message in msg.
