@@ -4,7 +4,16 @@
  * aibox_spectral_stats, aibox_metric_auroc).
  *
  *   signal_outlier [--data DIR] [--cwru-win S] [--mimii-win S] [--mimii-mels N]
- *                  [--cwru-mels N] [--reg R] [--json]
+ *                  [--cwru-mels N] [--reg R] [--feat mean|meanstd|std] [--cmn]
+ *                  [--mimii-own] [--json]
+ *
+ * --feat: the log-mel part of a window's features: per-band mean over the
+ * window's frames (default), mean and standard deviation (meanstd), or the
+ * standard deviation only (std). --cmn: subtract each call's per-band mean
+ * log-mel (over the recording, or the CWRU slice) first. --mimii-own: NOT the
+ * issue's protocol: the MIMII fit also takes the first half of the scored
+ * unit's normal clip and that clip's second half is the scored normal part
+ * (with one clip per condition this mostly measures recording identity).
  *
  * Method (both parts): windows of the signal (hop half a window); per window
  * one feature vector = the mean over the window's frames of the log-mel (dB,
@@ -47,11 +56,18 @@
 
 #define N_STATS 4 /* RMS, peak, crest, kurtosis */
 
+enum { FEAT_MEAN, FEAT_MEANSTD, FEAT_STD };
+static const char *const FEAT_NAMES[3] = {"mean", "meanstd", "std"};
+
 typedef struct {
     double win_s;  /* window length, seconds (hop: half) */
     int n_fft, hop, n_mels;
     double fmax;
+    int feat, cmn; /* FEAT_*: per-band log-mel mean / mean and std / std over the window's frames; cmn: subtract
+                    * each call's (recording's or slice's) per-band mean log-mel first */
 } feat_cfg;
+
+static int feat_dim(const feat_cfg *c) { return c->n_mels * (c->feat == FEAT_MEANSTD ? 2 : 1) + N_STATS; }
 
 typedef struct { /* rows of d doubles */
     int d, n, cap;
@@ -106,20 +122,42 @@ static void windows(aibox_spectral *sp, const feat_cfg *c, const float *x, long 
     check(aibox_spectral_logmel(sp, x + from, len, mel, &err), &err, "log-mel");
     check(aibox_spectral_stats(sp, x + from, len, st, &err), &err, "time statistics");
     static const int pick[N_STATS] = {AIBOX_STAT_RMS, AIBOX_STAT_PEAK, AIBOX_STAT_CREST, AIBOX_STAT_KURTOSIS};
+    int M = c->n_mels, nm = c->feat == FEAT_MEANSTD ? 2 * M : M;
+    if (out->d != feat_dim(c)) die("feature dimension mismatch");
+    double *mu = xmalloc(sizeof *mu * (size_t)M), *sq = xmalloc(sizeof *sq * (size_t)M);
+    if (c->cmn) { /* per-band mean over every frame of this call */
+        for (int m = 0; m < M; m++) mu[m] = 0;
+        for (size_t t = 0; t < nf; t++)
+            for (int m = 0; m < M; m++) mu[m] += mel[t * M + m];
+        for (size_t t = 0; t < nf; t++)
+            for (int m = 0; m < M; m++) mel[t * M + m] -= (float)(mu[m] / nf);
+    }
     for (long w0 = 0; w0 + win <= (long)len; w0 += win / 2) {
         double *v = fset_add(out);
         memset(v, 0, sizeof *v * (size_t)out->d);
+        for (int m = 0; m < M; m++) mu[m] = sq[m] = 0;
         int k = 0;
         for (size_t t = 0; t < nf; t++) {
             long a = (long)t * c->hop;
             if (a < w0 || a + c->n_fft > w0 + win) continue;
-            for (int m = 0; m < c->n_mels; m++) v[m] += mel[t * c->n_mels + m];
-            for (int s = 0; s < N_STATS; s++) v[c->n_mels + s] += st[t * AIBOX_STAT_COUNT + pick[s]];
+            for (int m = 0; m < M; m++) {
+                double y = mel[t * M + m];
+                mu[m] += y, sq[m] += y * y;
+            }
+            for (int s = 0; s < N_STATS; s++) v[nm + s] += st[t * AIBOX_STAT_COUNT + pick[s]];
             k++;
         }
         if (!k) die("a window holds no whole frame");
-        for (int j = 0; j < out->d; j++) v[j] /= k;
+        for (int m = 0; m < M; m++) { /* population std over the window's frames */
+            double mean = mu[m] / k, var = sq[m] / k - mean * mean;
+            double sd = var > 0 ? sqrt(var) : 0;
+            if (c->feat == FEAT_MEAN) v[m] = mean;
+            else if (c->feat == FEAT_STD) v[m] = sd;
+            else v[m] = mean, v[M + m] = sd;
+        }
+        for (int s = 0; s < N_STATS; s++) v[nm + s] /= k;
     }
+    free(mu), free(sq);
     aibox_free(mel), aibox_free(st);
 }
 
@@ -244,6 +282,7 @@ typedef struct {
     const char *data;
     double cwru_win, mimii_win, reg;
     int cwru_mels, mimii_mels, json;
+    int feat, cmn, own; /* own: the MIMII fit also takes the first half of the scored unit's normal clip */
 } options;
 
 /* ------------------------------------------------------------------ CWRU */
@@ -258,9 +297,9 @@ static void cwru(const options *o, cwru_result *res)
 {
     char path[2048];
     const double rate = 48000;
-    feat_cfg c = {o->cwru_win, 1024, 512, o->cwru_mels, 24000};
+    feat_cfg c = {o->cwru_win, 1024, 512, o->cwru_mels, 24000, o->feat, o->cmn};
     aibox_spectral *sp = make_spectral(&c, rate);
-    int d = c.n_mels + N_STATS;
+    int d = feat_dim(&c);
     long win = lround(c.win_s * rate);
 
     snprintf(path, sizeof path, "%s/vibration-cwru/48k/normal/normal_0hp_X097_DE_48k.wav", o->data);
@@ -281,9 +320,10 @@ static void cwru(const options *o, cwru_result *res)
     }
     say("CWRU 48 kHz 0 hp: normal %ld samples (%.2f s); fit 0-48 %% = %d windows, threshold slice 48-60 %% = %d "
         "windows (max score %.3f), test 60-100 %% = %d normal windows; %.3f s windows (%ld samples), hop %ld; "
-        "n_fft %d hop %d, %d Slaney mels 0-%.0f Hz (dB) + %d time statistics = %d features; reg %g x trace/d\n",
-        n, n / rate, fit.n, held.n, thr, test.n, c.win_s, win, win / 2, c.n_fft, c.hop, c.n_mels, c.fmax, N_STATS,
-        d, o->reg);
+        "n_fft %d hop %d, %d Slaney mels 0-%.0f Hz (dB, log-mel %s over frames%s) + %d time statistics = %d "
+        "features; reg %g x trace/d\n",
+        n, n / rate, fit.n, held.n, thr, test.n, c.win_s, win, win / 2, c.n_fft, c.hop, c.n_mels, c.fmax,
+        FEAT_NAMES[c.feat], c.cmn ? ", per-call mean removed" : "", N_STATS, d, o->reg);
 
     scores all = {0};
     scores_add(&all, &g, &test, 0);
@@ -330,9 +370,10 @@ static void cwru(const options *o, cwru_result *res)
     res->thr = thr;
     printf("{\"bench\":\"signal_outlier\",\"figure\":\"cwru48k\",\"fault\":\"all\",\"fit_windows\":%d,"
            "\"threshold_windows\":%d,\"n_normal\":%d,\"n_fault\":%d,\"auroc\":%.4f,\"false_alarm\":%.4f,"
-           "\"detection\":%.4f,\"threshold\":%.4f,\"window_s\":%g,\"n_mels\":%d,\"reg\":%g}\n",
+           "\"detection\":%.4f,\"threshold\":%.4f,\"window_s\":%g,\"n_mels\":%d,\"reg\":%g,\"feat\":\"%s\","
+           "\"cmn\":%d}\n",
            fit.n, held.n, n_norm, all.n - n_norm, res->auroc[3], res->far, res->det[3], thr, c.win_s, c.n_mels,
-           o->reg);
+           o->reg, FEAT_NAMES[c.feat], c.cmn);
     free(all.s), free(all.lab);
     gauss_free(&g);
     fset_free(&fit), fset_free(&held), fset_free(&test);
@@ -350,15 +391,19 @@ static const double DCASE_AUC[4] = {65.83, 72.89, 84.76, 66.28};
 static void mimii(const options *o, double auroc[4][4], double mean[4])
 {
     const double rate = 16000;
-    feat_cfg c = {o->mimii_win, 1024, 512, o->mimii_mels, 8000};
+    feat_cfg c = {o->mimii_win, 1024, 512, o->mimii_mels, 8000, o->feat, o->cmn};
     aibox_spectral *sp = make_spectral(&c, rate);
-    int d = c.n_mels + N_STATS;
+    int d = feat_dim(&c);
     long win = lround(c.win_s * rate);
-    say("MIMII 16 kHz: %.3f s windows (%ld samples), hop %ld; n_fft %d hop %d, %d Slaney mels 0-%.0f Hz (dB) + %d "
-        "time statistics = %d features; reg %g x trace/d; fit on 3 units' normal clips, score the 4th\n",
-        c.win_s, win, win / 2, c.n_fft, c.hop, c.n_mels, c.fmax, N_STATS, d, o->reg);
+    say("MIMII 16 kHz: %.3f s windows (%ld samples), hop %ld; n_fft %d hop %d, %d Slaney mels 0-%.0f Hz (dB, log-mel "
+        "%s over frames%s) + %d time statistics = %d features; reg %g x trace/d; %s\n",
+        c.win_s, win, win / 2, c.n_fft, c.hop, c.n_mels, c.fmax, FEAT_NAMES[c.feat],
+        c.cmn ? ", per-recording mean removed" : "", N_STATS, d, o->reg,
+        o->own ? "fit on 3 units' normal clips + the first half of the 4th unit's normal clip, score the 4th unit's "
+                 "second half (normal) and abnormal clip (NOT the issue's protocol: the scored unit is seen)"
+               : "fit on 3 units' normal clips, score the 4th");
     for (int m = 0; m < 4; m++) {
-        fset f[2][4]; /* [normal, abnormal][id] */
+        fset f[2][4], own[2][4]; /* [normal, abnormal][id]; own: normal clip's [first, second] half (--mimii-own) */
         for (int cond = 0; cond < 2; cond++)
             for (int u = 0; u < 4; u++) {
                 char path[2048];
@@ -368,6 +413,11 @@ static void mimii(const options *o, double auroc[4][4], double mean[4])
                 load(&s, path, rate);
                 fset_init(&f[cond][u], d);
                 windows(sp, &c, s.data, 0, s.frames, win, &f[cond][u]);
+                if (o->own && !cond) {
+                    fset_init(&own[0][u], d), fset_init(&own[1][u], d);
+                    windows(sp, &c, s.data, 0, s.frames / 2, win, &own[0][u]);
+                    windows(sp, &c, s.data, s.frames / 2, s.frames, win, &own[1][u]);
+                }
                 aibox_signal_free(&s);
             }
         mean[m] = 0;
@@ -378,25 +428,34 @@ static void mimii(const options *o, double auroc[4][4], double mean[4])
                 if (v != u)
                     for (int i = 0; i < f[0][v].n; i++)
                         memcpy(fset_add(&fit), f[0][v].x + (size_t)i * d, sizeof(double) * d);
+            if (o->own)
+                for (int i = 0; i < own[0][u].n; i++)
+                    memcpy(fset_add(&fit), own[0][u].x + (size_t)i * d, sizeof(double) * d);
             gauss g;
             gauss_fit(&g, &fit, o->reg);
             scores sc = {0};
-            scores_add(&sc, &g, &f[0][u], 0);
+            const fset *nrm = o->own ? &own[1][u] : &f[0][u];
+            scores_add(&sc, &g, nrm, 0);
             scores_add(&sc, &g, &f[1][u], 1);
             auroc[m][u] = aibox_metric_auroc(sc.s, sc.lab, (size_t)sc.n);
             mean[m] += auroc[m][u] / 4;
             printf("{\"bench\":\"signal_outlier\",\"figure\":\"mimii_unit\",\"machine\":\"%s\",\"id\":\"%s\","
                    "\"fit_windows\":%d,\"n_normal\":%d,\"n_abnormal\":%d,\"auroc\":%.4f}\n",
-                   MACHINES[m], IDS[u], fit.n, f[0][u].n, f[1][u].n, auroc[m][u]);
+                   MACHINES[m], IDS[u], fit.n, nrm->n, f[1][u].n, auroc[m][u]);
             free(sc.s), free(sc.lab);
             gauss_free(&g);
             fset_free(&fit);
         }
         printf("{\"bench\":\"signal_outlier\",\"figure\":\"mimii_machine\",\"machine\":\"%s\",\"auroc_mean\":%.4f,"
-               "\"dcase2020_baseline_auc_dev\":%.4f,\"window_s\":%g,\"n_mels\":%d,\"reg\":%g}\n",
-               MACHINES[m], mean[m], DCASE_AUC[m] / 100, c.win_s, c.n_mels, o->reg);
+               "\"dcase2020_baseline_auc_dev\":%.4f,\"window_s\":%g,\"n_mels\":%d,\"reg\":%g,\"feat\":\"%s\","
+               "\"cmn\":%d,\"fit\":\"%s\"}\n",
+               MACHINES[m], mean[m], DCASE_AUC[m] / 100, c.win_s, c.n_mels, o->reg, FEAT_NAMES[c.feat], c.cmn,
+               o->own ? "others+own_half" : "others");
         for (int cond = 0; cond < 2; cond++)
-            for (int u = 0; u < 4; u++) fset_free(&f[cond][u]);
+            for (int u = 0; u < 4; u++) {
+                fset_free(&f[cond][u]);
+                if (o->own) fset_free(&own[cond][u]);
+            }
     }
     aibox_spectral_free(&sp);
 }
@@ -404,7 +463,8 @@ static void mimii(const options *o, double auroc[4][4], double mean[4])
 static void usage(void)
 {
     fprintf(stderr, "usage: signal_outlier [--data DIR] [--cwru-win S] [--mimii-win S] [--cwru-mels N]\n"
-                    "                      [--mimii-mels N] [--reg R] [--json]\n");
+                    "                      [--mimii-mels N] [--reg R] [--feat mean|meanstd|std] [--cmn]\n"
+                    "                      [--mimii-own] [--json]\n");
     exit(2);
 }
 
@@ -413,10 +473,12 @@ int main(int argc, char **argv)
     static char defdata[1024];
     const char *root = getenv("AIBOX_DATA");
     snprintf(defdata, sizeof defdata, "%s/sensors", root && *root ? root : "../shared/data");
-    options o = {defdata, 0.25, 1.0, 1e-3, 32, 64, 0};
+    options o = {defdata, 0.25, 1.0, 1e-3, 32, 64, 0, FEAT_MEAN, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) o.json = 1;
+        else if (!strcmp(a, "--cmn")) o.cmn = 1;
+        else if (!strcmp(a, "--mimii-own")) o.own = 1;
         else if (!v) usage();
         else if (!strcmp(a, "--data")) o.data = v, i++;
         else if (!strcmp(a, "--cwru-win")) o.cwru_win = atof(v), i++;
@@ -424,7 +486,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--cwru-mels")) o.cwru_mels = atoi(v), i++;
         else if (!strcmp(a, "--mimii-mels")) o.mimii_mels = atoi(v), i++;
         else if (!strcmp(a, "--reg")) o.reg = atof(v), i++;
-        else usage();
+        else if (!strcmp(a, "--feat")) {
+            int k = 0;
+            while (k < 3 && strcmp(v, FEAT_NAMES[k])) k++;
+            if (k == 3) usage();
+            o.feat = k, i++;
+        } else usage();
     }
     if (!(o.cwru_win > 0.03) || !(o.mimii_win > 0.07) || o.cwru_mels < 1 || o.mimii_mels < 1 || !(o.reg > 0))
         usage();

@@ -704,5 +704,7 @@ AIBOX_API aibox_status aibox_train(aibox_model *m, aibox_batch_source *train, in
 #include "aibox/signal.h"
 /* Signal features: STFT, log-mel, MFCC and per-frame time statistics (kissfft). */
 #include "aibox/spectral.h"
+/* Models on sound and vibration: windows, recording datasets, the Gaussian detector, the listener. */
+#include "aibox/sound.h"
 
 #endif

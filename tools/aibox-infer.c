@@ -11,6 +11,7 @@
 
 #include "aibox.h"
 #include "cli.h"
+#include "infer_sound.h"
 #include "plc.h"
 #include "record.h"
 #ifdef AIBOX_MPI
@@ -19,6 +20,8 @@
 
 static const char usage[] =
     "usage: aibox-infer -m MODEL.aibox [options] IMAGE|DIR|- ...\n"
+    "       aibox-infer -m SOUND_MODEL.aibox [options] RECORDING|DIR ...\n"
+    "       aibox-infer -m SOUND_MODEL.aibox --stream --rate HZ [options] [FILE|-]\n"
     "Classifies images with a model trained by aibox-train or imported by aibox-import; one result\n"
     "line per image on stdout. Probabilities are the softmax of the model's outputs, or the outputs\n"
     "themselves when the model ends in a softmax (imported classifiers).\n"
@@ -43,6 +46,7 @@ static const char usage[] =
     "  --explain DIR        classifiers: write a Grad-CAM overlay PNG per image (DIR/<name>.png),\n"
     "                       where the model looked for the class it predicted (its last\n"
     "                       convolution stage; red: strong evidence)\n"
+    SOUND_USAGE
     PLC_USAGE
     "                       aibox-infer connects before the first image (exit 2 when it cannot)\n"
     "                       and writes each verdict before printing its line; a failed write is\n"
@@ -88,6 +92,7 @@ typedef struct options {
     out_format fmt;
     plc_opts plc;
     const char *explain_dir; /* --explain */
+    sound_cli sound;         /* recordings and streams (infer_sound.h) */
 } options;
 
 typedef struct infer {
@@ -435,6 +440,7 @@ static int parse(int argc, char **argv, options *o, int *done)
     long threads = 0, mp = 0;
     o->max_pixels = AIBOX_IMAGE_MAX_PIXELS_DEFAULT, o->min_side = 8;
     plc_opts_init(&o->plc);
+    sound_cli_init(&o->sound);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -462,6 +468,7 @@ static int parse(int argc, char **argv, options *o, int *done)
         else if (!strcmp(a, "--ok-class") && v) { /* a comma list, or the option repeated */
             for (char *tok = strtok(argv[++i], ","); tok; tok = strtok(NULL, ",")) o->ok[o->n_ok++] = tok;
         } else if (plc_parse_opt(&o->plc, prog, argc, argv, &i, &ok)) { /* --modbus and its companions */
+        } else if (sound_cli_parse_opt(&o->sound, prog, argc, argv, &i, &ok)) { /* --stream, --rate, ... */
         } else if (!strcmp(a, "-") || a[0] != '-') {
             o->inputs[o->n_inputs++] = argv[i];
         } else {
@@ -478,7 +485,7 @@ static int parse(int argc, char **argv, options *o, int *done)
     if (!plc_opts_check(&o->plc, prog)) return 2;
     if (o->plc.target && (o->info || o->eval))
         return fprintf(stderr, "%s: --modbus writes a verdict per image: not with --info or --eval\n", prog), 2;
-    if (!o->info && !o->eval && !o->stdin_list && o->n_inputs == 0)
+    if (!o->info && !o->eval && !o->stdin_list && o->n_inputs == 0 && !o->sound.stream)
         return fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog), 2;
     return 0;
 }
@@ -563,6 +570,14 @@ int main(int argc, char **argv)
     } else if (o.info) { /* metadata only: the weights are never read */
         if (aibox_model_load_info(&in.m, o.model, &err)) fprintf(stderr, "aibox-infer: %s\n", err.msg), rc = 3;
         else print_info(in.m, o.model);
+    } else if (sound_infer_wanted(&o.sound, o.model)) { /* a sound or vibration model: infer_sound.c */
+        const char *refused = o.stdin_list ? "--stdin-list" : o.eval ? "--eval" : o.heat_dir ? "--heatmap"
+                              : o.mask_out_dir ? "--mask" : o.explain_dir ? "--explain" : o.plc.target ? "--modbus" : NULL;
+#ifdef AIBOX_MPI
+        if (mt.size > 1) refused = "running across ranks (mpirun)";
+#endif
+        sound_infer_args sa = {o.model, o.inputs, o.n_inputs, o.ok, o.n_ok, o.min_conf, o.threads, o.fmt == FMT_JSONL, refused};
+        rc = sound_infer_main(&o.sound, &sa);
     } else if (!(rc = load_model(&in)) && !(rc = open_plc(&in))) {
         if (o.eval) rc = evaluate(&in);
         else {

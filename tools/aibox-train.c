@@ -13,6 +13,7 @@
 #include "aibox/data.h"
 #include "cli.h"
 #include "train_anomaly.h"
+#include "train_sound.h"
 #ifdef AIBOX_MPI
 #include "mpi/mpi_tool.h"
 #endif
@@ -22,6 +23,8 @@ static const char usage[] =
     "       aibox-train padim GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see padim --help)\n"
     "       aibox-train patchcore GOOD_DIR -o MODEL.aibox --backbone FILE [options]  (see patchcore --help)\n"
     "       aibox-train autoencoder GOOD_DIR -o MODEL.aibox [options]  (see autoencoder --help)\n"
+    "       aibox-train sound DATA -o MODEL.aibox [options]  (recordings; see sound --help)\n"
+    "       aibox-train sound-outlier GOOD... -o MODEL.aibox [options]  (see sound-outlier --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
     "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
     "  --store DIR            train on the labelled samples of a sample store (aibox-store) instead of\n"
@@ -646,6 +649,11 @@ int main(int argc, char **argv)
 #endif
     if (argc > 1 && (!strcmp(argv[1], "padim") || !strcmp(argv[1], "patchcore") || !strcmp(argv[1], "autoencoder"))) {
         rc = anomaly_main(argv[1], argc - 1, argv + 1, r.comm);
+        goto end;
+    }
+    if (argc > 1 && (!strcmp(argv[1], "sound") || !strcmp(argv[1], "sound-outlier"))) {
+        if (r.comm) fprintf(stderr, "%s: %s runs in one process: run it without mpirun\n", prog, argv[1]), rc = 2;
+        else rc = sound_main(argv[1], argc - 1, argv + 1);
         goto end;
     }
     rc = parse_args(argc, argv, &r.a);

@@ -362,4 +362,8 @@ AIBOX_API void aibox_eval_result_free(aibox_eval_result *r);
 #ifdef __cplusplus
 }
 #endif
+
+/* sound.h builds on this header: when this header was read first, aibox.h
+ * reached sound.h too early and skipped it; now it can be read. */
+#include "sound.h"
 #endif

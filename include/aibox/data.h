@@ -260,4 +260,8 @@ AIBOX_API void aibox_loader_free(aibox_loader **ld);
 #ifdef __cplusplus
 }
 #endif
+
+/* sound.h builds on this header: when this header was read first, aibox.h
+ * reached sound.h too early and skipped it; now it can be read. */
+#include "sound.h"
 #endif

@@ -119,10 +119,17 @@ AIBOX_API aibox_status aibox_signal_stream_open(aibox_signal_stream **st, FILE *
  * frames (and bytes) it held, *got the whole frames that were read (they are
  * in out). */
 AIBOX_API aibox_status aibox_signal_stream_next(aibox_signal_stream *st, float *out, long *got, aibox_error *err);
+/* After the stream ended inside a frame: the bytes of that frame it held
+ * (0 otherwise). */
+AIBOX_API size_t aibox_signal_stream_partial_bytes(const aibox_signal_stream *st);
 AIBOX_API void aibox_signal_stream_close(aibox_signal_stream **st);
 
 #ifdef __cplusplus
 }
 #endif
+
+/* sound.h builds on this header: when this header was read first, aibox.h
+ * reached sound.h too early and skipped it; now it can be read. */
+#include "sound.h"
 
 #endif

@@ -133,4 +133,9 @@ AIBOX_API aibox_status aibox_spectral_opts_from_model(aibox_spectral_opts *o, co
 }
 #endif
 
+#define AIBOX_SPECTRAL_DECLARED /* sound.h waits for this (see there) */
+/* sound.h builds on this header: when this header was read first, aibox.h
+ * reached sound.h too early and skipped it; now it can be read. */
+#include "sound.h"
+
 #endif

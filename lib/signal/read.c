@@ -498,6 +498,7 @@ struct aibox_signal_stream {
     double rate;
     long chunk, done; /* frames per chunk; frames delivered */
     unsigned char *bytes; /* one chunk: constant memory however long the stream */
+    size_t partial;       /* bytes of a frame the stream ended inside */
 };
 
 aibox_status aibox_signal_stream_open(aibox_signal_stream **st, FILE *f, const char *name, aibox_raw_format fmt,
@@ -547,10 +548,13 @@ aibox_status aibox_signal_stream_next(aibox_signal_stream *st, float *out, long 
         if (n == 0) *got = 0;
         return AIBOX_OK;
     }
+    st->partial = n % fb;
     return aibox_fail(err, AIBOX_E_CORRUPT,
                       "%s: stream ends inside a chunk: %ld of %ld frames and %zu bytes of a partial frame", st->name,
                       frames, st->chunk, n % fb);
 }
+
+size_t aibox_signal_stream_partial_bytes(const aibox_signal_stream *st) { return st ? st->partial : 0; }
 
 void aibox_signal_stream_close(aibox_signal_stream **st)
 {

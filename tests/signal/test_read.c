@@ -489,6 +489,7 @@ static void test_stream_chunks(void **state)
     }
     assert_int_equal(aibox_signal_stream_next(st, out, &got, &e), AIBOX_OK);
     assert_int_equal(got, 0);
+    assert_int_equal(aibox_signal_stream_partial_bytes(st), 0);
     aibox_signal_stream_close(&st);
     assert_null(st);
     fclose(f);
@@ -499,6 +500,7 @@ static void test_stream_chunks(void **state)
     assert_int_equal(aibox_signal_stream_next(st, out, &got, &e), AIBOX_E_CORRUPT);
     assert_int_equal(got, 128);
     assert_non_null(strstr(e.msg, "128 of 256 frames and 1 bytes"));
+    assert_int_equal(aibox_signal_stream_partial_bytes(st), 1);
     aibox_signal_stream_close(&st);
     fclose(f);
     /* bad arguments */

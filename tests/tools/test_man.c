@@ -254,8 +254,10 @@ static void test_train(void **state)
         {"padim --help", {"COMMON ANOMALY OPTIONS", "PADIM OPTIONS"}},
         {"patchcore --help", {"COMMON ANOMALY OPTIONS", "PATCHCORE OPTIONS"}},
         {"autoencoder --help", {"COMMON ANOMALY OPTIONS", "AUTOENCODER OPTIONS"}},
+        {"sound --help", {"SOUND OPTIONS"}},
+        {"sound-outlier --help", {"SOUND OUTLIER OPTIONS"}},
     };
-    assert_int_equal(check_page("aibox-train", "aibox-train.1", maps, 4), 0);
+    assert_int_equal(check_page("aibox-train", "aibox-train.1", maps, 6), 0);
 }
 
 static void test_infer(void **state)
