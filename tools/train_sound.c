@@ -68,7 +68,7 @@ static const char usage_outlier[] =
     "  --rate HZ              the model's sample rate (default: the first recording's)\n"
     "  --window SECONDS       window length (default: about 0.5 s, a power of two of samples)\n"
     "  --hop SECONDS          between the starts of two windows (default: half the window)\n"
-    "  --mels N               mel bands of the features (default 64)\n"
+    "  --mels N               mel bands of the features (default 32)\n"
     "  --channel N|mix        the channel of multi-channel recordings (0-based), or mix (default)\n"
     "  --reg X                added to the covariance's diagonal, times its mean variance\n"
     "                         (default 0.01)\n"

@@ -227,7 +227,7 @@ AIBOX_API aibox_status aibox_sound_preset(aibox_model **m, const char *name, con
  * feature). The held-out scores are computed as the listener computes them,
  * so under the rule "max" no held-out window is NG. */
 typedef struct aibox_sound_fit_opts {
-    aibox_sound_opts sound;          /* input must be AIBOX_SOUND_FEATURES */
+    aibox_sound_opts sound;          /* input must be AIBOX_SOUND_FEATURES; default: aibox_sound_opts_default with 32 mels */
     double reg;                      /* default 0.01 */
     double held_out;                 /* fraction of each recording's windows held out (default 0.2) */
     aibox_threshold_spec threshold;  /* default max */

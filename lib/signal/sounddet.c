@@ -22,6 +22,10 @@ void aibox_sound_fit_opts_default(aibox_sound_fit_opts *o, double rate)
     if (!o) return;
     memset(o, 0, sizeof *o);
     aibox_sound_opts_default(&o->sound, rate, AIBOX_SOUND_FEATURES);
+    /* 32 bands (68 features): a few seconds of normal operation give tens of
+     * windows, too few for a 132-dimensional covariance (CWRU 48 kHz, 3 s of
+     * fit: 6 of 10 normal windows over the threshold with 64 bands, 1 with 32) */
+    o->sound.spec.n_mels = 32;
     o->reg = 0.01;
     o->held_out = 0.2;
     o->threshold.rule = AIBOX_THRESHOLD_MAX;

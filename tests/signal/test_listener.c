@@ -664,7 +664,7 @@ static void test_cwru48k(void **state)
     aibox_signal nrm = {0};
     assert_true(load_wav(&nrm, path));
     const long a60 = (long)(0.6 * nrm.frames);
-    /* bench/signal_outlier.c's settings: 0.25 s windows, 32 mels up to 24 kHz, reg 1e-3 */
+    /* 0.25 s windows, 32 mels up to 24 kHz, reg 1e-3 (the first exploration's settings) */
     aibox_sound_fit_opts o;
     aibox_sound_fit_opts_default(&o, 48000);
     o.sound.window = 12000, o.sound.hop = 6000, o.sound.spec.n_mels = 32;
