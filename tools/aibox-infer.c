@@ -486,7 +486,11 @@ static int parse(int argc, char **argv, options *o, int *done)
     if (o->plc.target && (o->info || o->eval))
         return fprintf(stderr, "%s: --modbus writes a verdict per image: not with --info or --eval\n", prog), 2;
     if (!o->info && !o->eval && !o->stdin_list && o->n_inputs == 0 && !o->sound.stream)
-        return fprintf(stderr, "%s: no images given (IMAGE, DIR, - or --stdin-list; see --help)\n", prog), 2;
+        return fprintf(stderr,
+                       "%s: no inputs given (IMAGE, DIR, - or --stdin-list; for a sound model RECORDING, DIR or "
+                       "--stream; see --help)\n",
+                       prog),
+               2;
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* aibox-train: train an image classifier from a folder (the AI-Box
  * pipeline). Logs and progress on stderr; one JSON summary line on stdout. */
+#include <dirent.h>
 #include <libgen.h>
 #include <math.h>
 #include <signal.h>
@@ -26,7 +27,8 @@ static const char usage[] =
     "       aibox-train sound DATA -o MODEL.aibox [options]  (recordings; see sound --help)\n"
     "       aibox-train sound-outlier GOOD... -o MODEL.aibox [options]  (see sound-outlier --help)\n"
     "Trains an image classifier on DATA/<class>/* (a seeded validation split is held out) or\n"
-    "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>).\n"
+    "DATA/train/<class> + DATA/val/<class> (+ DATA/test/<class>). A DATA whose class folders hold\n"
+    "sound files and no images is trained as aibox-train sound DATA (its options then apply).\n"
     "  --store DIR            train on the labelled samples of a sample store (aibox-store) instead of\n"
     "                         DATA (its classes with a labelled sample; a seeded validation split)\n"
     "  -o, --output FILE      the trained model (the best validation epoch); an existing FILE is\n"
@@ -92,6 +94,34 @@ static const char usage[] =
     "One failing rank ends all (exit status as above).\n"
 #endif
     ;
+
+/* A folder of recordings — sound files and no images in DATA/<class>/ or
+ * DATA/train/<class>/ — is trained as `aibox-train sound DATA` would: the
+ * user need not know that sound has its own subcommand. */
+static int holds_recordings(const char *data)
+{
+    int sound = 0, image = 0;
+    static const char *const roots[2] = {"", "/train"};
+    for (int r = 0; r < 2; r++) {
+        char top[4096];
+        snprintf(top, sizeof top, "%s%s", data, roots[r]);
+        DIR *d = opendir(top);
+        if (!d) continue;
+        struct dirent *c;
+        while ((c = readdir(d))) {
+            if (c->d_name[0] == '.') continue;
+            char sub[8192];
+            snprintf(sub, sizeof sub, "%s/%s", top, c->d_name);
+            DIR *k = opendir(sub);
+            if (!k) continue;
+            struct dirent *f;
+            while ((f = readdir(k))) sound += aibox_is_sound_name(f->d_name), image += aibox_is_image_name(f->d_name);
+            closedir(k);
+        }
+        closedir(d);
+    }
+    return sound > 0 && image == 0;
+}
 
 static volatile sig_atomic_t stop_flag;
 static void on_sigint(int sig)
@@ -654,6 +684,13 @@ int main(int argc, char **argv)
     if (argc > 1 && (!strcmp(argv[1], "sound") || !strcmp(argv[1], "sound-outlier"))) {
         if (r.comm) fprintf(stderr, "%s: %s runs in one process: run it without mpirun\n", prog, argv[1]), rc = 2;
         else rc = sound_main(argv[1], argc - 1, argv + 1);
+        goto end;
+    }
+    if (argc > 1 && argv[1][0] != '-' && holds_recordings(argv[1])) {
+        fprintf(stderr, "%s: %s holds recordings, not images: training a sound classifier (aibox-train sound)\n",
+                prog, argv[1]);
+        if (r.comm) fprintf(stderr, "%s: sound runs in one process: run it without mpirun\n", prog), rc = 2;
+        else rc = sound_main("sound", argc, argv);
         goto end;
     }
     rc = parse_args(argc, argv, &r.a);

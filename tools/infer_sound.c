@@ -95,17 +95,6 @@ typedef struct run {
     long bad_windows;  /* NG or uncertain windows of the current input */
 } run;
 
-static int is_sound_name(const char *name)
-{
-    static const char *const ext[] = {"wav", "wave", "flac", "ogg", "oga", "opus", "aif", "aiff", "aifc", "au",
-                                      "snd", "caf", "w64", "rf64", "mp3"};
-    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
-    if (!dot || (slash && dot < slash)) return 0;
-    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
-        if (!strcasecmp(dot + 1, ext[i])) return 1;
-    return 0;
-}
-
 static void worse(run *r, int rc)
 {
     if (r->worst < rc) r->worst = rc;
@@ -263,7 +252,7 @@ static void judge_dir(run *r, const char *dir)
     if (aibox_list_files(&l, dir, NULL, &err)) return emit_error(r, dir, err.msg);
     int n = 0;
     for (int i = 0; i < l.n; i++) {
-        if (!is_sound_name(l.path[i])) continue;
+        if (!aibox_is_sound_name(l.path[i])) continue;
         n++;
         if (l.note[i]) emit_error(r, l.path[i], l.note[i]); /* a FIFO, a broken link */
         else judge_file(r, l.path[i]);

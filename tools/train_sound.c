@@ -88,18 +88,6 @@ static void on_signal(int sig)
 }
 
 /* ------------------------------------------------------------------ shared helpers */
-/* 1 when name ends in an extension libsndfile reads (case-insensitive). */
-static int is_sound_name(const char *name)
-{
-    static const char *const ext[] = {"wav", "wave", "flac", "ogg", "oga", "opus", "aif", "aiff", "aifc", "au",
-                                      "snd", "caf", "w64", "rf64", "mp3"};
-    const char *slash = strrchr(name, '/'), *dot = strrchr(name, '.');
-    if (!dot || (slash && dot < slash)) return 0;
-    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
-        if (!strcasecmp(dot + 1, ext[i])) return 1;
-    return 0;
-}
-
 static int parse_channel(const char *prog, const char *v, int *channel)
 {
     long c;
@@ -128,13 +116,18 @@ static int parse_rate(const char *prog, const char *v, double *rate)
     return 1;
 }
 
-/* The rate of the first recording of paths that can be read; 0 if none. */
-static double first_rate(char *const *paths, int n)
+/* The rate of the first recording of paths that can be read; 0 if none.
+ * why (may be NULL): the first failure's message (naming its file), so that
+ * "none can be read" can say which file and why. */
+static double first_rate(char *const *paths, int n, char *why, size_t why_size)
 {
     for (int i = 0; i < n; i++) {
         aibox_signal s = {0};
         aibox_error e = {0};
-        if (aibox_signal_load(&s, paths[i], &(aibox_signal_opts){.channel = 0}, &e)) continue;
+        if (aibox_signal_load(&s, paths[i], &(aibox_signal_opts){.channel = 0}, &e)) {
+            if (why && !why[0]) snprintf(why, why_size, "%s", e.msg);
+            continue;
+        }
         double r = s.rate;
         aibox_signal_free(&s);
         return r;
@@ -150,7 +143,7 @@ static int add_sound_files(const char *dir, char ***v, int *n, int *cap)
     if (aibox_list_files(&l, dir, NULL, &e)) return 0;
     int ok = 1;
     for (int i = 0; ok && i < l.n; i++) {
-        if (l.note[i] || !is_sound_name(l.path[i])) continue;
+        if (l.note[i] || !aibox_is_sound_name(l.path[i])) continue;
         if (*n == *cap) {
             int c = *cap ? 2 * *cap : 32;
             char **g = realloc(*v, sizeof *g * (size_t)c);
@@ -163,8 +156,9 @@ static int add_sound_files(const char *dir, char ***v, int *n, int *cap)
     return ok;
 }
 
-/* The rate of the first readable recording of a dataset folder (DATA/train/<class> or DATA/<class>). */
-static double data_first_rate(const char *data)
+/* The rate of the first readable recording of a dataset folder (DATA/train/<class> or DATA/<class>); why as
+ * first_rate's. */
+static double data_first_rate(const char *data, char *why, size_t why_size)
 {
     char top[4200];
     struct stat st;
@@ -178,7 +172,7 @@ static double data_first_rate(const char *data)
         char **files = NULL;
         int n = 0, cap = 0;
         add_sound_files(classes.path[c], &files, &n, &cap);
-        rate = first_rate(files, n);
+        rate = first_rate(files, n, why, why_size);
         for (int i = 0; i < n; i++) free(files[i]);
         free(files);
     }
@@ -497,13 +491,19 @@ static int sound_classifier(int argc, char **argv)
     aibox_error err = {0};
     const int cnn1d = !strcmp(a.net, "cnn1d");
     const aibox_sound_input input = cnn1d ? AIBOX_SOUND_RAW : AIBOX_SOUND_LOGMEL;
-    double rate = a.rate > 0 ? a.rate : data_first_rate(a.data);
-    if (!(rate > 0)) {
-        struct stat st;
+    char first_why[sizeof err.msg] = "";
+    struct stat dst;
+    if (stat(a.data, &dst) || !S_ISDIR(dst.st_mode)) { /* before anything is read from it */
         fprintf(stderr, "%s: %s: %s\n", prog, a.data,
-                stat(a.data, &st) ? "no such folder"
-                                  : "no readable recording in its class folders (DATA/<class>/*.wav or "
-                                    "DATA/train/<class>/*.wav; give --rate to let the data set say more)");
+                stat(a.data, &dst) ? "no such folder" : "not a folder (DATA holds a folder per class)");
+        return 2;
+    }
+    double rate = a.rate > 0 ? a.rate : data_first_rate(a.data, first_why, sizeof first_why);
+    if (!(rate > 0)) {
+        /* the first unreadable recording says why (one line: the reason, naming its file) */
+        fprintf(stderr, "%s: %s: no readable recording in its class folders (DATA/<class>/*.wav or "
+                        "DATA/train/<class>/*.wav)%s%s\n", prog, a.data, first_why[0] ? "; the first tried: " : "",
+                first_why);
         return 2;
     }
     aibox_sound_data_opts dopts;
@@ -681,9 +681,11 @@ static int sound_outlier(int argc, char **argv)
         if (!(paths[n] = strdup(goods[i]))) goto done;
         n++;
     }
-    if (!(rate > 0)) rate = first_rate(paths, n);
-    if (!(rate > 0)) {
-        fprintf(stderr, "%s: none of the %d recordings can be read (a corrupt or unsupported file?)\n", prog, n);
+    char why[sizeof err.msg] = "";
+    if (!(rate > 0)) rate = first_rate(paths, n, why, sizeof why);
+    if (!(rate > 0)) { /* the first one's reason, naming the file */
+        if (n == 1) fprintf(stderr, "%s: %s\n", prog, why);
+        else fprintf(stderr, "%s: none of the %d recordings can be read; the first: %s\n", prog, n, why);
         goto done;
     }
     aibox_sound_fit_opts_default(&fo, rate);

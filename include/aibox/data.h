@@ -47,6 +47,9 @@ AIBOX_API aibox_status aibox_list_files(aibox_file_list *out, const char *dir, c
 AIBOX_API void aibox_file_list_free(aibox_file_list *l);
 /* 1 when name ends in an image extension (case-insensitive). */
 AIBOX_API int aibox_is_image_name(const char *name);
+/* 1 when name ends in an extension of a sound format libsndfile reads (WAV,
+ * FLAC, Ogg, AIFF, AU, CAF, W64, RF64, MP3; case-insensitive). */
+AIBOX_API int aibox_is_sound_name(const char *name);
 /* The ground-truth mask of an image: STEM.png beside it (when the image is
  * not a PNG), or in mask_dir as STEM.png or STEM_mask.png (MVTec AD). 1 and
  * the path in out when found. */

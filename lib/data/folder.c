@@ -33,6 +33,16 @@ int aibox_is_image_name(const char *name)
     return 0;
 }
 
+int aibox_is_sound_name(const char *name)
+{
+    static const char *const ext[] = {"wav", "wave", "flac", "ogg", "oga", "opus", "aif", "aiff", "aifc", "au",
+                                      "snd", "caf", "w64", "rf64", "mp3"};
+    const char *e = ext_of(name ? name : "");
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+        if (!strcasecmp(e, ext[i])) return 1;
+    return 0;
+}
+
 /* What an entry is: 0 a regular file, 1 a folder, else a reason it is neither. */
 static const char *classify(const char *path, int *kind)
 {

@@ -151,12 +151,15 @@ aibox_status aibox_signal_load(aibox_signal *s, const char *path, const aibox_si
 {
     if (!s || !path) return aibox_fail(err, AIBOX_E_INVALID, "signal load: NULL argument");
     memset(s, 0, sizeof *s);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it would hang
+     * forever on a FIFO with none); it is refused below, and on a regular
+     * file the flag changes nothing */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return aibox_fail(err, errno == ENOENT ? AIBOX_E_NOTFOUND : AIBOX_E_IO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return aibox_fail(err, AIBOX_E_IO, "%s: not a regular file", path);
+        return aibox_fail(err, AIBOX_E_IO, "%s: not a regular file (a folder, FIFO or device)", path);
     }
     int64_t declared = wav_declared_bytes(fd);
     SF_INFO info;

@@ -14,6 +14,13 @@
  * above any sensible spectrogram keeps int shapes and allocations sane. */
 #define MAX_INPUT_FLOATS (1L << 24)
 #define N_STATS 4 /* RMS, peak, crest, kurtosis: the FEATURES tail */
+/* The spectral work of one window, frames x n_fft x (n_fft's largest prime
+ * factor above 5: kissfft's generic radix is quadratic in it), is bounded: a
+ * model file of a few kB could otherwise ask for hours per window (hop 1,
+ * n_fft 65536). The largest the tools make (2^22 samples, n_fft 1024, hop
+ * 512) is 2^23. */
+#define MAX_WINDOW_WORK (1LL << 28)
+#define MAX_RATE 1e9 /* as the readers and the listener: Hz */
 
 static const char *const INPUT_NAMES[] = {"logmel", "raw", "features"};
 static const char *const NORM_NAMES[] = {"none", "rms"};
@@ -87,6 +94,22 @@ aibox_status aibox_sound_opts_check(const aibox_sound_opts *o, aibox_error *err)
     if (!isfinite(o->in_mean) || !(o->in_std > 0.0f) || !isfinite(o->in_std))
         return aibox_fail(err, AIBOX_E_INVALID, "sound: standardisation mean %g, std %g (need finite, std > 0)",
                           (double)o->in_mean, (double)o->in_std);
+    if (!(o->spec.rate < MAX_RATE))
+        return aibox_fail(err, AIBOX_E_INVALID, "sound: rate %g Hz must be below %g Hz", o->spec.rate, MAX_RATE);
+    if (o->input != AIBOX_SOUND_RAW) {
+        const long len = o->spec.pad == AIBOX_PAD_NONE ? o->window : o->window + 2 * (o->spec.n_fft / 2);
+        const long frames = len < o->spec.n_fft ? 0 : 1 + (len - o->spec.n_fft) / o->spec.hop;
+        long p = 1, q = o->spec.n_fft; /* n_fft's largest prime factor */
+        for (long f = 2; f * f <= q; f++)
+            while (q % f == 0) q /= f, p = f;
+        if (q > p) p = q;
+        const long long work = (long long)frames * o->spec.n_fft * (p > 5 ? p : 1);
+        if (work > MAX_WINDOW_WORK)
+            return aibox_fail(err, AIBOX_E_INVALID,
+                              "sound: a window of %ld samples takes %ld frames of n_fft %d (hop %d): too much work per "
+                              "window (frames x n_fft x its largest prime factor, when above 5, must be at most 2^28)",
+                              o->window, frames, o->spec.n_fft, o->spec.hop);
+    }
     long c, h, w;
     shape_of(o, &c, &h, &w);
     if (c * h * w < 1)
@@ -140,10 +163,12 @@ aibox_status aibox_sound_opts_to_model(const aibox_sound_opts *o, aibox_model *m
     return s;
 }
 
+/* Any kind of value counts: a damaged sound model (aibox.sound.input not a
+ * string) is then refused as a sound model saying why, not taken for an
+ * image model that fails on every recording. */
 int aibox_model_is_sound(const aibox_model *m)
 {
-    const char *v;
-    return m && aibox_model_get_meta_str(m, KEY("input"), &v) == AIBOX_OK;
+    return m && aibox_model_meta_kind(m, KEY("input")) != AIBOX_META_NONE;
 }
 
 static aibox_status name_index(const char *key, const char *v, const char *const *names, int n, int *out,
@@ -169,8 +194,10 @@ aibox_status aibox_sound_opts_from_model(aibox_sound_opts *o, const aibox_model 
 {
     if (!o || !m) return aibox_fail(err, AIBOX_E_INVALID, "sound: NULL argument");
     const char *in_name, *norm_name = "none";
-    if (aibox_model_get_meta_str(m, KEY("input"), &in_name) != AIBOX_OK)
+    if (aibox_model_meta_kind(m, KEY("input")) == AIBOX_META_NONE)
         return aibox_fail(err, AIBOX_E_NOTFOUND, "the model is not a signal model (no aibox.sound.input)");
+    if (aibox_model_get_meta_str(m, KEY("input"), &in_name) != AIBOX_OK)
+        return aibox_fail(err, AIBOX_E_FORMAT, "model metadata %s: not a string", KEY("input"));
     aibox_sound_opts r;
     memset(&r, 0, sizeof r);
     aibox_error why = {0};

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <sndfile.h>
@@ -379,6 +380,14 @@ static void test_corrupt_and_truncated(void **state)
     assert_int_equal(truncate(p, 44 + 6 * 1000 + 4), 0);
     expect_refusal(p, AIBOX_E_CORRUPT, "truncated: header says 3001 frames, file holds 1000");
     free(want);
+    /* a FIFO named .wav with no writer, a folder, a device: refused at once (opening a FIFO used to wait for a
+     * writer forever) */
+    path_of(p, sizeof p, "fifo.wav");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    expect_refusal(p, AIBOX_E_IO, "not a regular file");
+    unlink(p);
+    expect_refusal(dir, AIBOX_E_IO, "not a regular file");
+    expect_refusal("/dev/null", AIBOX_E_IO, "not a regular file");
     assert_int_equal(open_fds(), fds); /* every refusal closed its file */
 }
 

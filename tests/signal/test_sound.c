@@ -114,6 +114,25 @@ static void test_defaults_and_counts(void **state)
     assert_int_equal(aibox_sound_opts_check(&b, &e), AIBOX_E_INVALID);
     b = o, b.input = AIBOX_SOUND_RAW, b.window = 256; /* RAW needs no frame */
     assert_int_equal(aibox_sound_opts_check(&b, &e), AIBOX_OK);
+    /* the work of one window is bounded, whatever settings a model file carries: frames x n_fft (hop 1 over
+     * 2^22 samples took minutes per window) and an n_fft with a large prime factor (kissfft's generic radix) */
+    static const struct { int input, n_fft, hop; long window; double rate; aibox_status want; } work[] = {
+        {AIBOX_SOUND_FEATURES, 65536, 1, 1L << 22, 16000.0, AIBOX_E_INVALID},
+        {AIBOX_SOUND_LOGMEL, 1024, 1, 1L << 20, 16000.0, AIBOX_E_INVALID},
+        {AIBOX_SOUND_FEATURES, 2 * 32749, 256, 65536, 16000.0, AIBOX_E_INVALID},
+        {AIBOX_SOUND_FEATURES, 1024, 512, 1L << 22, 48000.0, AIBOX_OK}, /* the largest the tools make */
+        {AIBOX_SOUND_FEATURES, 1000, 500, 1L << 22, 48000.0, AIBOX_OK}, /* 2^3 5^3: kissfft's fast radices */
+        {AIBOX_SOUND_FEATURES, 512, 256, 4096, 2e9, AIBOX_E_INVALID},   /* above what a reader or listener takes */
+        {AIBOX_SOUND_RAW, 512, 1, 1L << 22, 16000.0, AIBOX_OK},        /* RAW computes no frame */
+    };
+    for (size_t i = 0; i < sizeof work / sizeof *work; i++) {
+        aibox_sound_opts_default(&b, work[i].rate, (aibox_sound_input)work[i].input);
+        b.spec.n_fft = work[i].n_fft, b.spec.hop = work[i].hop, b.window = work[i].window;
+        b.spec.fmax = 0.0;
+        aibox_status st = aibox_sound_opts_check(&b, &e);
+        if (st != work[i].want) print_message("work case %zu: %d %s\n", i, (int)st, e.msg);
+        assert_int_equal(st, work[i].want);
+    }
 }
 
 /* ------------------------------------------------------------------ front end */
@@ -280,6 +299,12 @@ static void test_model_roundtrip(void **state)
     assert_false(aibox_model_is_sound(m));
     assert_int_equal(aibox_sound_opts_from_model(&r, m, &e), AIBOX_E_NOTFOUND);
     print_message("no keys: %s\n", e.msg);
+    /* aibox.sound.input of the wrong kind: still a (damaged) sound model, refused as one, not taken for an image
+     * model */
+    assert_int_equal(aibox_model_set_meta_int(m, "aibox.sound.input", 0, &e), AIBOX_OK);
+    assert_true(aibox_model_is_sound(m));
+    assert_int_equal(aibox_sound_opts_from_model(&r, m, &e), AIBOX_E_FORMAT);
+    assert_non_null(strstr(e.msg, "aibox.sound.input"));
     assert_int_equal(aibox_sound_opts_to_model(&o, m, &e), AIBOX_OK);
     assert_true(aibox_model_is_sound(m));
     memset(&r, 0, sizeof r);

@@ -210,7 +210,24 @@ static void test_train_sound(void **state)
     assert_true(num(j, "val.per_class.low.window_acc") >= 0.8);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "test")));
     cJSON_Delete(j);
+    /* plain aibox-train on a folder of recordings trains the sound classifier too, saying so */
+    rc = aibox_test_run(out, sizeof out,
+                        "%s/aibox-train %s/data -o %s/plain.aibox " WIN_ARGS " --epochs 1 --batch 16 --val-split 0.34 "
+                        "--seed 3 --threads 2 --quiet 2>%s/plain.log",
+                        bin, dir, dir, dir);
+    assert_int_equal(rc, 0);
+    j = json_line(out, 0);
+    assert_string_equal(str(j, "net"), "cnn2d");
+    assert_int_equal((int)num(j, "recordings.val"), 6);
+    cJSON_Delete(j);
     char p[512];
+    PATHF(p, "%s/plain.log", dir);
+    FILE *lf = fopen(p, "r");
+    assert_non_null(lf);
+    char line[512] = "";
+    assert_non_null(fgets(line, sizeof line, lf));
+    fclose(lf);
+    assert_non_null(strstr(line, "holds recordings, not images"));
     PATHF(p, "%s/cls.train/train.csv", dir);
     assert_int_equal(access(p, R_OK), 0);
 
@@ -555,6 +572,70 @@ static void test_bad_rate(void **state)
     assert_int_equal(count_lines(out), 1);
 }
 
+/* ------------------------------------------------------------ odd inputs */
+/* Odd files and damaged models, each refused at once in one line naming the file and the reason, with exit 2
+ * (the input) or 3 (the model); `timeout` turns a hang into a failure. */
+static void test_odd_inputs(void **state)
+{
+    (void)state;
+    static char out[1 << 14];
+    char p[512], q[512];
+    /* a FIFO named .wav without a writer (opening it used to wait forever), to aibox-infer and sound-outlier */
+    PATHF(p, "%s/fifo.wav", dir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    int rc = aibox_test_run(out, sizeof out, "timeout 20 %s/aibox-infer -m %s/cls.aibox %s 2>&1 >/dev/null", bin, dir, p);
+    print_message("fifo: %s", out);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "fifo.wav: not a regular file"));
+    rc = aibox_test_run(out, sizeof out, "timeout 20 %s/aibox-train sound-outlier %s -o %s/x.aibox --quiet 2>&1", bin, p,
+                        dir);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "fifo.wav: not a regular file"));
+    unlink(p);
+    /* sound-outlier on unreadable recordings only: the first one named with its reason */
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-train sound-outlier %s/bad/b_garbage.wav %s/bad/c_truncated.wav -o "
+                        "%s/x.aibox --quiet 2>&1", bin, dir, dir, dir);
+    print_message("unreadable: %s", out);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "b_garbage.wav: not a sound file"));
+    /* aibox-train sound on a file instead of a folder */
+    rc = aibox_test_run(out, sizeof out, "%s/aibox-train sound %s/held.wav -o %s/x.aibox --quiet 2>&1", bin, dir, dir);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "held.wav: not a folder"));
+    /* the detector cut at offsets through its header, metadata and weights, and with aibox.sound.input made an
+     * integer: exit 3 and one line, never a crash or an image model's answer */
+    PATHF(p, "%s/det.aibox", dir);
+    size_t len;
+    unsigned char *b = aibox_test_slurp(p, &len);
+    assert_non_null(b);
+    PATHF(q, "%s/cut.aibox", dir);
+    const size_t cuts[] = {0, 1, 7, 8, 15, 16, 31, 64, 200, len / 3, len / 2, len - 5, len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        write_bytes(q, b, cuts[i]);
+        rc = aibox_test_run(out, sizeof out, "timeout 20 %s/aibox-infer -m %s %s/held.wav 2>&1 >/dev/null", bin, q, dir);
+        if (rc != 3 || count_lines(out) != 1) print_message("cut at %zu: rc %d: %s", cuts[i], rc, out);
+        assert_int_equal(rc, 3);
+        assert_int_equal(count_lines(out), 1);
+        assert_non_null(strstr(out, "cut.aibox"));
+    }
+    free(b);
+    aibox_model *m = NULL;
+    aibox_error e = {0};
+    assert_int_equal(aibox_model_load(&m, p, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_set_meta_int(m, "aibox.sound.input", 2, &e), AIBOX_OK);
+    assert_int_equal(aibox_model_save(m, q, &e), AIBOX_OK);
+    aibox_model_free(&m);
+    rc = aibox_test_run(out, sizeof out, "timeout 20 %s/aibox-infer -m %s %s/held.wav 2>&1 >/dev/null", bin, q, dir);
+    print_message("input an integer: %s", out);
+    assert_int_equal(rc, 3);
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "aibox.sound.input"));
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -569,6 +650,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_train_sound),    cmocka_unit_test(test_bad_recordings),
         cmocka_unit_test(test_sound_outlier),  cmocka_unit_test(test_stream_pipe),
         cmocka_unit_test(test_stream_cut),     cmocka_unit_test(test_bad_rate),
+        cmocka_unit_test(test_odd_inputs),
     };
     return cmocka_run_group_tests_name("sound tools", tests, setup, teardown);
 }
