@@ -1,16 +1,21 @@
-/* Direct convolution for few input channels: ungrouped, stride 1, at most 4
- * input channels and AIBOX_CONVSMALL_MAX_K taps (in_c x kh x kw), not 1x1,
- * out_c a multiple of 8 -- the
- * first layer of an RGB network (AlexNet-256's conv1: K = 27, where im2col
- * writes 27 floats per output pixel for a GEMM with a 27-deep inner
- * dimension). Each output row is computed from a zero-padded copy of the
- * kh input rows it reads (per thread, in the caller's scratch), blocks of
- * output channels times blocks of pixels held in registers, each tap's
- * weight broadcast. Every path accumulates one output's taps in the same
- * order (channel, row, column) with fused multiply-adds from 0, then adds
- * the bias (or scale and shift) and applies the ReLU as aibox_conv_fwd_part
- * does: the plain-C twin (fmaf) and the AVX2, AVX-512 and NEON kernels give
- * the same bits (tests/ops/test_conv.c). */
+/* Direct convolution: ungrouped, stride 1, not 1x1, out_c a multiple of 8,
+ * and either few input channels (at most 4 and AIBOX_CONVSMALL_FEW_K taps,
+ * in_c x kh x kw: the first layer of an RGB network, AlexNet-256's conv1,
+ * K = 27, where im2col writes 27 floats per output pixel for a GEMM with a
+ * 27-deep inner dimension) or rows of at least 64 pixels and at most
+ * AIBOX_CONVSMALL_MAX_K taps (AlexNet-256's conv2-4, K = 288-576: im2col
+ * writes each input value 9 times and OpenBLAS copies the columns once more
+ * into its panels; reading the taps from kh padded rows instead made conv2's
+ * forward 1.7x faster on 2 threads). Each output row is computed from a
+ * zero-padded copy of the kh input rows it reads (per thread, in the caller's
+ * scratch), blocks of output channels times blocks of pixels held in
+ * registers, each tap's weight broadcast. Every path accumulates one output's
+ * taps in the same order (channel, row, column) with fused multiply-adds from
+ * 0, then adds the bias (or scale and shift) and applies the ReLU as
+ * aibox_conv_fwd_part does: the plain-C twin (fmaf) and the AVX2, AVX-512 and
+ * NEON kernels give the same bits (tests/ops/test_conv.c). The same kernels
+ * give a stride-1 convolution's input gradient: a convolution of the output
+ * gradient with the weights transposed and flipped (aibox_convsmall_dx_desc). */
 #include <math.h>
 #include <string.h>
 
@@ -23,9 +28,36 @@ static int row_len(const aibox_conv_desc *d) { return (d->out_w + 47) / 48 * 48 
 
 int aibox_convsmall_eligible(const aibox_conv_desc *d)
 {
-    return d->groups == 1 && d->sh == 1 && d->sw == 1 && d->in_c <= 4 && d->kh * d->kw > 1 &&
-           (long)d->in_c * d->kh * d->kw <= AIBOX_CONVSMALL_MAX_K &&
-           d->out_c % 8 == 0 && d->out_w >= 1 && d->out_w <= 65536;
+    long K = (long)d->in_c * d->kh * d->kw;
+    if (!(d->groups == 1 && d->sh == 1 && d->sw == 1 && d->kh * d->kw > 1 && d->out_c % 8 == 0 && d->out_w >= 1 &&
+          d->out_w <= 65536))
+        return 0;
+    /* below 64 pixels a row is too short to pay for its copy (and OpenBLAS
+     * does well on the many small planes of deeper layers) */
+    return (d->in_c <= 4 && K <= AIBOX_CONVSMALL_FEW_K) || (K <= AIBOX_CONVSMALL_MAX_K && d->out_w >= 64);
+}
+
+int aibox_convsmall_dx_desc(const aibox_conv_desc *d, aibox_conv_desc *t)
+{
+    if (d->groups != 1 || d->sh != 1 || d->sw != 1 || d->pt > d->kh - 1 || d->pl > d->kw - 1) return 0;
+    /* dx[c][iy][ix] sums w[oc][c][ky][kx] dy[oc][iy + pt - ky][ix + pl - kx]: with ky' = kh - 1 - ky that
+     * is a convolution of dy padded by kh - 1 - pt on top (the bottom and right need no padding
+     * of their own: the rows and columns past dy read as zeros) */
+    *t = (aibox_conv_desc){.in_c = d->out_c, .in_h = d->out_h, .in_w = d->out_w, .out_c = d->in_c,
+                           .out_h = d->in_h, .out_w = d->in_w, .kh = d->kh, .kw = d->kw, .sh = 1, .sw = 1,
+                           .pt = d->kh - 1 - d->pt, .pl = d->kw - 1 - d->pl, .groups = 1};
+    return aibox_convsmall_eligible(t);
+}
+
+void aibox_convsmall_dx_weights(const aibox_conv_desc *d, const float *w, float *wt)
+{
+    const int C = d->in_c, OC = d->out_c, kh = d->kh, kw = d->kw;
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++)
+                    wt[(((size_t)c * OC + oc) * kh + kh - 1 - ky) * kw + kw - 1 - kx] =
+                        w[(((size_t)oc * C + c) * kh + ky) * kw + kx];
 }
 
 size_t aibox_convsmall_ws_floats(const aibox_conv_desc *d)
@@ -69,13 +101,48 @@ static void row_c(const cs_row *r)
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
 #define AVX512_TARGET __attribute__((target("avx2,fma,avx512f")))
 
-/* 8 output channels x 48 pixels in 24 registers */
-AVX512_TARGET static void row_avx512(const cs_row *r)
+/* 8 output channels x nv vectors of 16 pixels from ox (nv <= 3: up to 24
+ * registers); always inlined with nv a constant, so the accumulators stay
+ * in registers */
+AVX512_TARGET static inline __attribute__((always_inline)) void block_avx512(const cs_row *r, int oc0, int ox,
+                                                                             const int nv, const __m512 *sc,
+                                                                             const __m512 *sh)
 {
     const int K = r->K, OW = r->ow;
+    const float *w = r->w + (size_t)oc0 * K;
     const __m512 zero = _mm512_setzero_ps();
+    __m512 acc[8][3], xv[3];
+    for (int j = 0; j < 8; j++)
+        for (int v = 0; v < nv; v++) acc[j][v] = zero;
+    for (int t = 0; t < K; t++) {
+        const float *src = r->rows + r->off[t] + ox;
+        for (int v = 0; v < nv; v++) xv[v] = _mm512_loadu_ps(src + 16 * v);
+        for (int j = 0; j < 8; j++) {
+            __m512 wv = _mm512_set1_ps(w[j * K + t]);
+            for (int v = 0; v < nv; v++) acc[j][v] = _mm512_fmadd_ps(wv, xv[v], acc[j][v]);
+        }
+    }
+    for (int j = 0; j < 8; j++) {
+        float *y = r->y + (size_t)(oc0 + j) * r->P + ox;
+        for (int v = 0; v < nv; v++) {
+            int left = OW - ox - 16 * v;
+            if (left <= 0) break;
+            __m512 o = acc[j][v];
+            if (r->scale) o = _mm512_add_ps(_mm512_mul_ps(o, sc[j]), sh[j]);
+            else if (r->b) o = _mm512_add_ps(o, sh[j]);
+            if (r->relu) o = _mm512_max_ps(o, zero); /* v > 0 ? v : 0, NaN to 0 as the C select */
+            __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            _mm512_mask_storeu_ps(y + 16 * v, m, o);
+        }
+    }
+}
+
+/* 48-pixel blocks, the row's last 1-32 pixels in one or two vectors (a
+ * 256-pixel row would waste an eighth of a sixth 48-pixel block, 64 a third) */
+AVX512_TARGET static void row_avx512(const cs_row *r)
+{
+    const int OW = r->ow;
     for (int oc0 = 0; oc0 < r->out_c; oc0 += 8) {
-        const float *w = r->w + (size_t)oc0 * K;
         __m512 sc[8], sh[8];
         for (int j = 0; j < 8; j++) {
             int oc = oc0 + j;
@@ -83,31 +150,10 @@ AVX512_TARGET static void row_avx512(const cs_row *r)
             sh[j] = _mm512_set1_ps(r->b ? r->b[oc] : 0.0f);
         }
         for (int ox = 0; ox < OW; ox += 48) {
-            __m512 acc[8][3];
-            for (int j = 0; j < 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = zero;
-            for (int t = 0; t < K; t++) {
-                const float *src = r->rows + r->off[t] + ox;
-                __m512 x0 = _mm512_loadu_ps(src), x1 = _mm512_loadu_ps(src + 16), x2 = _mm512_loadu_ps(src + 32);
-                for (int j = 0; j < 8; j++) {
-                    __m512 wv = _mm512_set1_ps(w[j * K + t]);
-                    acc[j][0] = _mm512_fmadd_ps(wv, x0, acc[j][0]);
-                    acc[j][1] = _mm512_fmadd_ps(wv, x1, acc[j][1]);
-                    acc[j][2] = _mm512_fmadd_ps(wv, x2, acc[j][2]);
-                }
-            }
-            for (int j = 0; j < 8; j++) {
-                float *y = r->y + (size_t)(oc0 + j) * r->P + ox;
-                for (int v = 0; v < 3; v++) {
-                    int left = OW - ox - 16 * v;
-                    if (left <= 0) break;
-                    __m512 o = acc[j][v];
-                    if (r->scale) o = _mm512_add_ps(_mm512_mul_ps(o, sc[j]), sh[j]);
-                    else if (r->b) o = _mm512_add_ps(o, sh[j]);
-                    if (r->relu) o = _mm512_max_ps(o, zero); /* v > 0 ? v : 0, NaN to 0 as the C select */
-                    __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-                    _mm512_mask_storeu_ps(y + 16 * v, m, o);
-                }
-            }
+            int left = OW - ox;
+            if (left > 32) block_avx512(r, oc0, ox, 3, sc, sh);
+            else if (left > 16) block_avx512(r, oc0, ox, 2, sc, sh);
+            else block_avx512(r, oc0, ox, 1, sc, sh);
         }
     }
 }

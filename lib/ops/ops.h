@@ -65,15 +65,20 @@ AIBOX_INTERNAL aibox_dwconv_kernel aibox_dwconv_pick(unsigned features);
 AIBOX_INTERNAL void aibox_dwconv_fwd_part(const aibox_dwconv_kernel *k, const aibox_conv_desc *d, int n,
                                           const float *x, const float *w, const float *scale, const float *b,
                                           float *y, int relu, int part, int parts);
-/* Direct convolution for few input channels (conv_small.c): ungrouped,
- * stride 1, in_c <= 4, in_c * kh * kw <= AIBOX_CONVSMALL_MAX_K, not 1x1,
- * out_c a multiple of 8 (aibox_convsmall_eligible) -- an RGB network's first layer. Kernels as
+/* Direct convolution (conv_small.c): ungrouped, stride 1, not 1x1, out_c a
+ * multiple of 8, and in_c <= 4 with in_c * kh * kw <= AIBOX_CONVSMALL_FEW_K
+ * (an RGB network's first layer) or out_w >= 64 with in_c * kh * kw <=
+ * AIBOX_CONVSMALL_MAX_K (aibox_convsmall_eligible). Kernels as
  * aibox_dwconv_kernels ("c", "avx2", "avx512" or "neon"; every one the same bits);
  * _pick returns 0 when only the plain-C twin runs here (then im2col +
  * sgemm is faster). _fwd_part has aibox_conv_fwd_part's contract (pieces
  * = ranges of output rows) with per-thread scratch ws of
- * aibox_convsmall_ws_floats. */
-#define AIBOX_CONVSMALL_MAX_K 32
+ * aibox_convsmall_ws_floats. _dx_desc gives, for a stride-1 ungrouped d,
+ * the convolution t of dy that is d's input gradient, and says whether t is
+ * eligible; its weights are d's transposed and flipped (_dx_weights: in_c *
+ * out_c * kh * kw floats). */
+#define AIBOX_CONVSMALL_FEW_K 32
+#define AIBOX_CONVSMALL_MAX_K 576
 struct aibox_convsmall_row;
 typedef struct aibox_convsmall_kernel {
     void (*fn)(const struct aibox_convsmall_row *r);
@@ -81,6 +86,8 @@ typedef struct aibox_convsmall_kernel {
 } aibox_convsmall_kernel;
 AIBOX_INTERNAL int aibox_convsmall_eligible(const aibox_conv_desc *d);
 AIBOX_INTERNAL size_t aibox_convsmall_ws_floats(const aibox_conv_desc *d);
+AIBOX_INTERNAL int aibox_convsmall_dx_desc(const aibox_conv_desc *d, aibox_conv_desc *t);
+AIBOX_INTERNAL void aibox_convsmall_dx_weights(const aibox_conv_desc *d, const float *w, float *wt);
 AIBOX_INTERNAL int aibox_convsmall_kernels(unsigned features, aibox_convsmall_kernel *k, int max);
 AIBOX_INTERNAL int aibox_convsmall_pick(unsigned features, aibox_convsmall_kernel *k);
 AIBOX_INTERNAL void aibox_convsmall_fwd_part(const aibox_convsmall_kernel *k, const aibox_conv_desc *d, int n,

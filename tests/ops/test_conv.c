@@ -182,22 +182,25 @@ static void dense_naive(void *user, const double *packed, double *y)
  * above), with bias or folded scale and shift and a ReLU as
  * aibox_conv_fwd_part applies them, split into 1 or 3 parts by rows, and
  * every kernel the same bits as the plain-C twin. Widths around the 16-,
- * 24- and 48-pixel blocks. */
+ * 24- and 48-pixel blocks; a wide shape (32 channels, K = 288, as
+ * AlexNet-256's conv2) on the rows of 64 pixels and more it is used for. */
 static void test_convsmall(void **state)
 {
     aibox_convsmall_kernel ks[4];
     int nk = aibox_convsmall_kernels(aibox_cpu_features(), ks, 4);
     for (int i = 0; i < nk; i++) print_message("convsmall kernel compared: %s\n", ks[i].name);
     assert_string_equal(ks[0].name, "c");
-    static const int widths[] = {1, 5, 8, 16, 17, 24, 25, 47, 48, 49, 70, 97};
+    static const int widths[] = {1, 5, 8, 16, 17, 24, 25, 47, 48, 49, 64, 70, 80, 97};
     aibox_rng rng;
     aibox_rng_seed(&rng, 77);
     long cases_run = 0;
-    for (int shape = 0; shape < 4; shape++)
+    for (int shape = 0; shape < 5; shape++)
         for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++)
             for (int flags = 0; flags < 8; flags++, cases_run++) {
-                /* 3x3 on 3 channels (K = 27), 5x5 on 1 (25), 2x2 on 4, 3x3 on 2 without padding */
-                static const int sh_[4][4] = {{3, 3, 1, 32}, {1, 5, 2, 8}, {4, 2, 0, 16}, {2, 3, 0, 8}};
+                /* 3x3 on 3 channels (K = 27), 5x5 on 1 (25), 2x2 on 4, 3x3 on 2 without padding,
+                 * 3x3 on 32 (288, rows of 64 or more only) */
+                static const int sh_[5][4] = {{3, 3, 1, 32}, {1, 5, 2, 8}, {4, 2, 0, 16}, {2, 3, 0, 8}, {32, 3, 1, 16}};
+                if (shape == 4 && widths[wi] < 64) continue;
                 int C = sh_[shape][0], k = sh_[shape][1], pad = sh_[shape][2], OC = sh_[shape][3];
                 int W = widths[wi] + k - 1 - 2 * pad, H = 3 + (int)(cases_run % 4);
                 if (W < k - 2 * pad || W < 1) W = k;
@@ -241,6 +244,51 @@ static void test_convsmall(void **state)
                     }
                 free(x), free(w), free(sc), free(bb), free(xd), free(wd), free(want), free(ws), free(y0), free(y);
             }
+}
+
+/* A stride-1 convolution's input gradient as the direct kernels' convolution
+ * of dy with the transposed, flipped weights (aibox_convsmall_dx_desc, as the
+ * training layer runs it) against the double loops: 3x3 with and without
+ * padding, 5x5 with 2 and with 1, rows around the 48-pixel blocks. */
+static void test_convsmall_dx(void **state)
+{
+    aibox_convsmall_kernel ks[4];
+    int nk = aibox_convsmall_kernels(aibox_cpu_features(), ks, 4);
+    static const int sh_[4][4] = {{16, 3, 1, 32}, {8, 3, 0, 24}, {8, 5, 2, 16}, {16, 5, 1, 8}}; /* C, k, pad, OC */
+    static const int widths[] = {64, 65, 97, 130};
+    aibox_rng rng;
+    aibox_rng_seed(&rng, 78);
+    for (int shape = 0; shape < 4; shape++)
+        for (size_t wi = 0; wi < sizeof widths / sizeof *widths; wi++) {
+            int C = sh_[shape][0], k = sh_[shape][1], pad = sh_[shape][2], OC = sh_[shape][3], H = 4 + (int)wi;
+            aibox_conv_desc d = {.in_c = C, .in_h = H, .in_w = widths[wi], .out_c = OC, .kh = k, .kw = k, .sh = 1,
+                                 .sw = 1, .pt = pad, .pl = pad, .groups = 1}, t;
+            d.out_h = aibox_conv_out_size(H, k, 1, pad, pad);
+            d.out_w = aibox_conv_out_size(d.in_w, k, 1, pad, pad);
+            assert_true(aibox_convsmall_dx_desc(&d, &t));
+            assert_int_equal(t.out_h, H);
+            assert_int_equal(t.out_w, d.in_w);
+            int n = 2;
+            size_t nx = (size_t)n * C * H * d.in_w, nw = (size_t)OC * C * k * k, ny = (size_t)n * OC * d.out_h * d.out_w;
+            float *x = aibox_test_floats(nx), *w = aibox_test_floats(nw), *dy = aibox_test_floats(ny);
+            float *wt = aibox_test_floats(nw), *dw = aibox_test_floats(nw), *want = aibox_test_floats(nx);
+            float *dx = aibox_test_floats(nx), *dx0 = aibox_test_floats(nx);
+            float *ws = aibox_test_malloc(aibox_convsmall_ws_floats(&t) * sizeof(float));
+            aibox_test_fill_uniform(&rng, x, nx, -1, 1);
+            aibox_test_fill_uniform(&rng, w, nw, -1, 1);
+            aibox_test_fill_uniform(&rng, dy, ny, -1, 1);
+            aibox_conv_bwd_ref(&d, n, x, w, dy, want, dw, NULL); /* want, dw zeroed by aibox_test_floats */
+            aibox_convsmall_dx_weights(&d, w, wt);
+            for (int ki = 0; ki < nk; ki++) {
+                float *out = ki ? dx : dx0;
+                aibox_convsmall_fwd_part(&ks[ki], &t, n, dy, wt, NULL, NULL, out, ws, 0, 0, 1);
+                char what[96];
+                snprintf(what, sizeof what, "convsmall dx %s shape %d width %d", ks[ki].name, shape, d.in_w);
+                AIBOX_TEST_CLOSE_FF(what, out, want, nx, 1e-4, 1e-4);
+                if (out != dx0 && memcmp(out, dx0, nx * sizeof(float))) fail_msg("%s: bits differ from c", what);
+            }
+            free(x), free(w), free(dy), free(wt), free(dw), free(want), free(dx), free(dx0), free(ws);
+        }
 }
 
 /* The fused ReLU backward and the stored input gradient
@@ -332,7 +380,7 @@ int main(void)
         cmocka_unit_test(test_blas_fast_kernels), cmocka_unit_test(test_conv_forward),
         cmocka_unit_test(test_conv_backward),     cmocka_unit_test(test_conv_chunks),
         cmocka_unit_test(test_dense),             cmocka_unit_test(test_convsmall),
-        cmocka_unit_test(test_conv_bwd_fused),
+        cmocka_unit_test(test_conv_bwd_fused),    cmocka_unit_test(test_convsmall_dx),
     };
     return cmocka_run_group_tests_name("ops/conv+dense", tests, NULL, NULL);
 }
