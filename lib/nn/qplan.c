@@ -20,6 +20,7 @@ typedef struct qstep {
     int32_t *mult;
     int8_t *shift;
     size_t ws_bytes;
+    double ns;            /* Q_CONV: its estimated time at batch 1 (conv_ns) */
     aibox_pool_desc pool; /* Q_POOL */
     int is_max;
     int32_t mean_mult;    /* Q_MEAN */
@@ -105,6 +106,20 @@ size_t aibox_qplan_bytes(const aibox_qplan *p) { return p ? p->bytes : 0; }
 
 #define FAIL(code, ...) (aibox_fail(err, code, __VA_ARGS__), aibox_qplan_free(&p), (code))
 
+/* A convolution's single-thread time at batch 1 in ns, as measured on an
+ * AVX-512 VNNI core (MobileNet v1 1.0 and 0.25, every layer within about
+ * 30 %): the 1x1 layers' multiply-adds at about 250 a ns, a requantised
+ * output byte about 0.25 ns (0.45 for a depthwise layer, whose products are
+ * int32), a first layer's patch byte about 0.2 ns. */
+static double conv_ns(const aibox_conv_desc *d)
+{
+    const double out = (double)d->out_h * d->out_w * d->out_c, cg = d->in_c / d->groups;
+    const double macs = out * d->kh * d->kw * cg;
+    if (cg == 1 && d->out_c == d->groups) return out * 0.45;
+    int direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1;
+    return macs / 250 + out * 0.25 + (direct ? 0 : (double)d->out_h * d->out_w * d->kh * d->kw * cg * 0.2);
+}
+
 /* The convolution or dense step of node i (input domain si, zi). */
 static aibox_status plan_conv(aibox_qplan *p, int i, qstep *st, const int (*shape)[3], aibox_error *err)
 {
@@ -164,6 +179,7 @@ static aibox_status plan_conv(aibox_qplan *p, int i, qstep *st, const int (*shap
     if (!(st->packed = aibox_alloc(pb ? pb : 64))) return aibox_fail(err, AIBOX_E_NOMEM, "8-bit plan: out of memory");
     aibox_qconv_pack(c, st->packed);
     st->ws_bytes = aibox_qconv_ws_bytes(c);
+    st->ns = conv_ns(d);
     st->op = Q_CONV;
     return AIBOX_OK;
 }
@@ -351,10 +367,11 @@ static void run_step(aibox_qplan *p, const qstep *st, int n, aibox_pool *pool)
     case Q_ALIAS: return;
     case Q_CONV: {
         conv_job j = {p, st, n, x, y, pool ? aibox_pool_threads(pool) : 1};
-        /* below about a million multiply-adds waking the other threads costs more than it saves */
-        const aibox_conv_desc *d = &st->conv.d;
-        double macs = (double)n * d->out_h * d->out_w * d->out_c * d->kh * d->kw * (d->in_c / d->groups);
-        if (pool && j.parts > 1 && macs >= 1e6 && (size_t)n * st->h * st->w >= 16) aibox_pool_run(pool, j.parts, conv_task, &j);
+        /* handing a layer to the pool costs tens of microseconds when the other
+         * thread has to be woken (MobileNet v1 0.25's layers, 5 to 115 us each,
+         * all ran slower on two threads): only work of 120 us or more goes */
+        if (pool && j.parts > 1 && st->ns * n >= 120e3 && (size_t)n * st->h * st->w >= 16)
+            aibox_pool_run(pool, j.parts, conv_task, &j);
         else j.parts = 1, conv_task(&j, 0, 0);
         return;
     }
@@ -417,6 +434,10 @@ void aibox_qplan_quantize_input(const aibox_qplan *p, const float *input, int n,
         uint8_t *qs = qx + (size_t)s * HW * C;
         if (C == 1) {
             aibox_q_quantize(input + (size_t)s * HW, HW, inv, zp, qs);
+            continue;
+        }
+        if (C == 3) { /* a colour image: interleaved as it is quantised */
+            aibox_q_quantize3(input + (size_t)s * 3 * HW, (size_t)HW, HW, inv, zp, qs, p->features);
             continue;
         }
         /* planes in blocks through a small buffer, then interleaved (NCHW to NHWC) */

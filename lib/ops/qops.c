@@ -7,6 +7,7 @@
 #include "ops/qops.h"
 #include "ops/simd.h"
 #include "ops/qops_neon.h"
+#include "ops/qops_x86.h"
 
 void aibox_q_multiplier(double real, int32_t *mult, int *shift)
 {
@@ -55,7 +56,8 @@ void aibox_qconv_ref(const aibox_qconv *q, int n, const uint8_t *x, uint8_t *y)
 /* ------------------------------------------------------------ packed path
  * Per group, the weights as [ocg rounded up to 16 / 16][K4 / 4][16][4]
  * bytes (K4: the patch length kh * kw * cg rounded up to 4, zeros past the
- * patch): four consecutive patch bytes of 16 output channels, what one
+ * patch; for short kernel rows each row in its own 4-aligned slot, geom's
+ * row4): four consecutive patch bytes of 16 output channels, what one
  * vpdpbusd takes. Then int32 per output channel (16-padded): the constant
  * part of the accumulator, colc = bias - in_zp * sum(w) - K * in_zp * wofs,
  * the multiplier, the left and the right shift, and colc + 128 * sum(w) for
@@ -65,6 +67,9 @@ void aibox_qconv_ref(const aibox_qconv *q, int n, const uint8_t *x, uint8_t *y)
  * sum((x - in_zp) (w + wofs)) + bias with padded cells read as in_zp. */
 typedef struct geom {
     int K, K4, O16, cg, ocg;
+    int row, row4;         /* a kernel row's bytes (kw * cg) and its slot in a patch: row rounded up to 4 when
+                            * the layer is ungrouped and row <= 16 (short rows: each row starts 4-aligned, so
+                            * its cells move as one piece; K4 = kh * row4), else row */
     size_t wbytes, gbytes; /* per group: weights, weights + the int32 tables */
     int direct;            /* 1x1, stride 1, unpadded, ungrouped, in_c % 4 == 0: rows of x are the patches */
     int depthwise;         /* one input and one output channel per group */
@@ -78,6 +83,8 @@ static geom geometry(const aibox_qconv *q)
     geom g;
     g.cg = d->in_c / d->groups, g.ocg = d->out_c / d->groups;
     g.K = d->kh * d->kw * g.cg, g.K4 = (g.K + 3) & ~3, g.O16 = (g.ocg + 15) & ~15;
+    g.row = g.row4 = d->kw * g.cg;
+    if (d->groups == 1 && g.row <= 16) g.row4 = (g.row + 3) & ~3, g.K4 = d->kh * g.row4;
     g.wbytes = (size_t)g.O16 * g.K4;
     g.gbytes = g.wbytes + (size_t)g.O16 * 5 * sizeof(int32_t);
     g.direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pt == 0 && d->pl == 0 &&
@@ -144,7 +151,8 @@ void aibox_qconv_pack(const aibox_qconv *q, void *packed)
             const int8_t *src = q->w + (size_t)(gi * g.ocg + o) * g.K;
             int32_t sum = 0;
             for (int k = 0; k < g.K; k++) {
-                w[((size_t)(o / 16) * (g.K4 / 4) + k / 4) * 64 + (o % 16) * 4 + k % 4] = src[k];
+                int at = k / g.row * g.row4 + k % g.row; /* the patch position of tap byte k */
+                w[((size_t)(o / 16) * (g.K4 / 4) + at / 4) * 64 + (o % 16) * 4 + at % 4] = src[k];
                 sum += src[k];
             }
             int oc = gi * g.ocg + o, sh = q->shift[oc];
@@ -161,7 +169,7 @@ size_t aibox_qconv_ws_bytes(const aibox_qconv *q)
 {
     geom g = geometry(q);
     if (g.depthwise) return (size_t)q->d.out_c * sizeof(int32_t) + 64;
-    return (size_t)PB * g.K4 + PB * sizeof(int32_t) + 128;
+    return (size_t)PB * g.K4 + PB * sizeof(int32_t) + 128 + 64; /* + slack for im2col's 16-byte moves */
 }
 
 /* One block of rows patches (row r at a + r * lda, K4 bytes) times group
@@ -227,35 +235,37 @@ static void im2col(const aibox_qconv *q, const geom *g, int gi, const uint8_t *x
     for (int r = 0; r < rows; r++, ox = ox + 1 < d->out_w ? ox + 1 : (oy = oy + 1 < d->out_h ? oy + 1 : (s++, 0), 0)) {
         uint8_t *c = col + (size_t)r * g->K4;
         const int ix0 = ox * d->sw - d->pl, inside = ix0 >= 0 && ix0 + d->kw <= d->in_w, row = d->kw * cg;
-        for (int ky = 0; ky < d->kh; ky++) {
+        const uint8_t *send = x + ((size_t)s + 1) * d->in_h * d->in_w * d->in_c; /* this sample's end */
+        for (int ky = 0; ky < d->kh; ky++, c += g->row4 - row) {
             int iy = oy * d->sh - d->pt + ky;
             if (iy < 0 || iy >= d->in_h) {
                 for (int k = 0; k < row; k++) c[k] = zp;
-                c += row;
-                continue;
-            }
-            const uint8_t *src = x + (((size_t)s * d->in_h + iy) * d->in_w) * d->in_c + (size_t)gi * cg;
-            if (inside && d->groups == 1) { /* the kernel row's cells are contiguous in NHWC */
-                src += (size_t)ix0 * d->in_c;
+            } else if (inside && d->groups == 1) { /* the kernel row's cells are contiguous in NHWC */
+                const uint8_t *src = x + (((size_t)s * d->in_h + iy) * d->in_w + ix0) * d->in_c;
                 if (row >= 16) memcpy(c, src, (size_t)row);
+                else if (src + 16 <= send) memcpy(c, src, 16); /* short rows: one 16-byte move, the excess
+                                                                 * overwritten next (or in the block's slack) */
                 else for (int k = 0; k < row; k++) c[k] = src[k];
-                c += row;
-                continue;
-            }
-            for (int kx = 0; kx < d->kw; kx++, c += cg) {
-                int ix = ix0 + kx;
-                if (ix < 0 || ix >= d->in_w) {
-                    for (int k = 0; k < cg; k++) c[k] = zp;
-                } else {
-                    const uint8_t *sp = src + (size_t)ix * d->in_c;
-                    if (cg >= 16) memcpy(c, sp, (size_t)cg);
-                    else for (int k = 0; k < cg; k++) c[k] = sp[k];
+            } else {
+                const uint8_t *src = x + (((size_t)s * d->in_h + iy) * d->in_w) * d->in_c + (size_t)gi * cg;
+                for (int kx = 0; kx < d->kw; kx++) {
+                    int ix = ix0 + kx;
+                    if (ix < 0 || ix >= d->in_w) {
+                        for (int k = 0; k < cg; k++) c[kx * cg + k] = zp;
+                    } else {
+                        const uint8_t *sp = src + (size_t)ix * d->in_c;
+                        if (cg >= 16) memcpy(c + kx * cg, sp, (size_t)cg);
+                        else for (int k = 0; k < cg; k++) c[kx * cg + k] = sp[k];
+                    }
                 }
             }
+            c += row;
+            for (int k = 0; k < g->row4 - row; k++) c[k] = 0; /* a short row's slot */
         }
-        for (int k = g->K; k < g->K4; k++) *c++ = 0;
+        if (g->K < g->K4 && g->row4 == g->row) memset(c, 0, 4); /* up to 3 tail bytes; a 4th lands on the next row
+                                                                  * (written after) or in the slack */
     }
-    if (rowsum) row_sums(col, (size_t)g->K4, rows, g->K, rowsum, features);
+    if (rowsum) row_sums(col, (size_t)g->K4, rows, g->K4, rowsum, features); /* slot and tail zeros add nothing */
 }
 
 /* Depthwise (one channel per group), vectorised over channels: int32
@@ -327,7 +337,13 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
                 a = x + (size_t)b * d->in_c, lda = (size_t)d->in_c;
                 if (rowsum) row_sums(a, lda, rows, g.K, rowsum, features);
             } else {
-                im2col(q, &g, gi, x, b, rows, col, rowsum, features);
+#ifdef AIBOX_SIMD_X86
+                if (vnni && d->groups == 1 && g.row <= 16)
+                    aibox_qim2col_short_avx512(x, d->in_h, d->in_w, d->in_c, d->out_h, d->out_w, d->kh, d->kw, d->sh,
+                                               d->sw, d->pt, d->pl, q->in_zp, g.row4, b, rows, col, rowsum);
+                else
+#endif
+                    im2col(q, &g, gi, x, b, rows, col, rowsum, features);
                 a = col, lda = (size_t)g.K4;
             }
             uint8_t *yb = y + (size_t)b * d->out_c + (size_t)gi * g.ocg;
@@ -440,6 +456,25 @@ void aibox_q_quantize(const float *x, int n, float inv, float zp, uint8_t *q)
 #else
     quantize_c(x, n, inv, zp, q);
 #endif
+}
+
+void aibox_q_quantize3(const float *x, size_t plane, int n, float inv, float zp, uint8_t *q, unsigned features)
+{
+#ifdef AIBOX_SIMD_X86
+    if (use_vnni(features)) { /* quantisation and interleaving in registers */
+        aibox_q_quantize3_avx512(x, plane, n, inv, zp, q);
+        return;
+    }
+#endif
+    (void)features;
+    enum { BLK = 1024 }; /* the planes in blocks through a small buffer, then interleaved */
+    uint8_t tmp[3][BLK];
+    for (int k0 = 0; k0 < n; k0 += BLK) {
+        int nb = n - k0 < BLK ? n - k0 : BLK;
+        for (int c = 0; c < 3; c++) aibox_q_quantize(x + (size_t)c * plane + k0, nb, inv, zp, tmp[c]);
+        for (int k = 0; k < nb; k++)
+            for (int c = 0; c < 3; c++) q[((size_t)k0 + k) * 3 + c] = tmp[c][k];
+    }
 }
 
 void aibox_qlut(size_t count, const uint8_t lut[256], const uint8_t *x, uint8_t *y)

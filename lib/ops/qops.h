@@ -93,6 +93,11 @@ AIBOX_INTERNAL void aibox_qmean(int n, int hw, int c, int in_zp, int32_t mult, i
 /* n floats to bytes: zp + x * inv rounded half away from zero, clamped to
  * 0..255 (NaN to 0): an input's quantisation. */
 AIBOX_INTERNAL void aibox_q_quantize(const float *x, int n, float inv, float zp, uint8_t *q);
+/* Three planes of n floats (plane apart: an NCHW colour image) to n pixels
+ * of three bytes (NHWC), each byte as aibox_q_quantize's. features as
+ * aibox_qconv_run's. */
+AIBOX_INTERNAL void aibox_q_quantize3(const float *x, size_t plane, int n, float inv, float zp, uint8_t *q,
+                                      unsigned features);
 /* y = lut[x] for count bytes: any element-wise function of one input
  * (activations, requantisation). */
 AIBOX_INTERNAL void aibox_qlut(size_t count, const uint8_t lut[256], const uint8_t *x, uint8_t *y);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/simd.h"
+#include "ops/qops_x86.h"
 
 #ifdef AIBOX_SIMD_X86 /* (x86-64 or i386) and not AIBOX_NO_SIMD: see simd.h */
 #include <immintrin.h>
@@ -37,12 +38,71 @@ VNNI_TARGET __attribute__((always_inline)) static inline __m512i requant(__m512i
     return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
 }
 
+/* At most 8 output channels (a first layer): two patch rows a vector, row i
+ * in lanes 0-7 and row i + 1 in lanes 8-15 against the block's channels 0-7
+ * in both halves, so the products and the requantisation fill the vector. */
+VNNI_TARGET static void qgemm_vnni_narrow(const uint8_t *a, size_t lda, int rows, const int8_t *w,
+                                          const int32_t *tab, const int32_t *rowsum, int K4, int ocg, int wofs,
+                                          __m512i zp, __m512i lo, __m512i hi, uint8_t *y, size_t ldy)
+{
+    const int KG = K4 / 4;
+#define DUP8(p) _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)(p)))
+    const __m512i colc = DUP8(tab), mult = DUP8(tab + 16), lsh = DUP8(tab + 32), rsh = DUP8(tab + 48);
+#undef DUP8
+    const __mmask16 keep = (__mmask16)((1u << ocg) - 1);
+    for (int r = 0; r < rows; r += 2 * MR) {
+        const int mr = rows - r < 2 * MR ? rows - r : 2 * MR, np = (mr + 1) / 2; /* rows, row pairs */
+        __m512i acc[MR];
+        for (int i = 0; i < MR; i++) acc[i] = _mm512_setzero_si512();
+        const uint8_t *ar = a + (size_t)r * lda;
+        if (mr == 2 * MR) {
+            for (int kg = 0; kg < KG; kg++) {
+                __m512i b = _mm512_load_si512((const void *)(w + (size_t)kg * 64));
+                b = _mm512_shuffle_i64x2(b, b, 0x44); /* channels 0-7 in both halves */
+                for (int i = 0; i < MR; i++) {
+                    const uint8_t *a0 = ar + (size_t)2 * i * lda + 4 * kg;
+                    __m512i av = _mm512_mask_set1_epi32(_mm512_set1_epi32(*(const i32u *)(const void *)a0), 0xFF00,
+                                                        *(const i32u *)(const void *)(a0 + lda));
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], av, b);
+                }
+            }
+        } else {
+            for (int kg = 0; kg < KG; kg++) {
+                __m512i b = _mm512_load_si512((const void *)(w + (size_t)kg * 64));
+                b = _mm512_shuffle_i64x2(b, b, 0x44);
+                for (int i = 0; i < np; i++) {
+                    const uint8_t *a0 = ar + (size_t)2 * i * lda + 4 * kg;
+                    __m512i av = _mm512_set1_epi32(*(const i32u *)(const void *)a0);
+                    if (2 * i + 1 < mr) av = _mm512_mask_set1_epi32(av, 0xFF00, *(const i32u *)(const void *)(a0 + lda));
+                    acc[i] = _mm512_dpbusd_epi32(acc[i], av, b);
+                }
+            }
+        }
+        for (int i = 0; i < np; i++) {
+            const int r0 = r + 2 * i, two = 2 * i + 1 < mr;
+            __m512i v = _mm512_add_epi32(acc[i], colc);
+            if (rowsum)
+                v = _mm512_add_epi32(v, _mm512_mask_set1_epi32(_mm512_set1_epi32(wofs * rowsum[r0]), 0xFF00,
+                                                               two ? wofs * rowsum[r0 + 1] : 0));
+            v = _mm512_add_epi32(requant(v, mult, lsh, rsh), zp);
+            v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            __m128i b8 = _mm512_cvtepi32_epi8(v);
+            _mm_mask_storeu_epi8(y + (size_t)r0 * ldy, keep, b8);
+            if (two) _mm_mask_storeu_epi8(y + (size_t)(r0 + 1) * ldy, keep, _mm_srli_si128(b8, 8));
+        }
+    }
+}
+
 VNNI_TARGET void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
                                   const int32_t *rowsum, int K4, int O16, int ocg, int wofs, int out_zp, int act_min,
                                   int act_max, uint8_t *y, size_t ldy)
 {
     const int KG = K4 / 4, NB = O16 / 16;
     const __m512i zp = _mm512_set1_epi32(out_zp), lo = _mm512_set1_epi32(act_min), hi = _mm512_set1_epi32(act_max);
+    if (ocg <= 8) {
+        qgemm_vnni_narrow(a, lda, rows, w, tab, rowsum, K4, ocg, wofs, zp, lo, hi, y, ldy);
+        return;
+    }
     for (int ob = 0; ob < NB; ob += 2) {
         const int nb = NB - ob < 2 ? NB - ob : 2;
         const int8_t *w0 = w + (size_t)ob * KG * 64, *w1 = w0 + (size_t)KG * 64;
@@ -135,6 +195,36 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
         const uint8_t *xs = x + (size_t)s * in_h * in_w * C;
         int run_end = ox >= ix_lo && ox < ix_hi ? ix_hi : ox + 1; /* this row's interior, or one border pixel */
         if (run_end - ox > p1 - p) run_end = ox + (p1 - p);
+        if (run_end > ox + 1 && kw == 3 && kh <= 3 && C == 8 && sw == 1) {
+            /* 8 channels: two neighbouring pixels a vector (their taps are 16
+             * contiguous bytes), the weights and tables in both halves */
+            const int rows = ky1 - ky0;
+            __m512i w[3][3], base = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)bias));
+            for (int ky = ky0; ky < ky1 && ky - ky0 < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    w[ky - ky0][kx] = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)(wv + (size_t)(ky * 3 + kx) * 8)));
+                    base = _mm512_sub_epi32(base, _mm512_mullo_epi32(zin, w[ky - ky0][kx]));
+                }
+            const __m512i zero = _mm512_setzero_si512();
+            const __m512i sv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)shift));
+            const __m512i mv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const void *)mult));
+            const __m512i lsh = _mm512_max_epi32(sv, zero), rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, sv), zero);
+            for (int o = ox; o < run_end; o += 2) {
+                const __mmask16 keep = run_end - o >= 2 ? 0xFFFF : 0x00FF;
+                const uint8_t *xr = xs + ((size_t)(iy0 + ky0) * in_w + (o - pl)) * 8;
+                __m512i acc = base;
+                for (int r = 0; r < rows && r < 3; r++, xr += (size_t)in_w * 8) {
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr)), w[r][0]));
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + 8)), w[r][1]));
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + 16)), w[r][2]));
+                }
+                __m512i v = _mm512_add_epi32(requant(acc, mv, lsh, rsh), zout);
+                v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                _mm_mask_storeu_epi8(y + ((size_t)p + (o - ox)) * 8, keep, _mm512_cvtepi32_epi8(v));
+            }
+            p += run_end - ox;
+            continue;
+        }
         if (run_end > ox + 1 && kw == 3 && kh <= 3) {
             for (int c = 0; c < C; c += 16) {
                 const int left = C - c < 16 ? C - c : 16;
@@ -146,6 +236,36 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
                         base = _mm512_sub_epi32(base, _mm512_mullo_epi32(zin, w[ky - ky0 < 3 ? ky - ky0 : 0][kx]));
                     }
                 const int rows = ky1 - ky0;
+                const __m512i zero = _mm512_setzero_si512(), sv = _mm512_maskz_loadu_epi32(keep, shift + c);
+                const __m512i mv = _mm512_maskz_loadu_epi32(keep, mult + c), lsh = _mm512_max_epi32(sv, zero);
+                const __m512i rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, sv), zero);
+#define DW_STORE(acc, o)                                                                                      \
+    _mm_mask_storeu_epi8(y + ((size_t)p + ((o) - ox)) * C + c, keep,                                        \
+                         _mm512_cvtepi32_epi8(_mm512_min_epi32(                                             \
+                             _mm512_max_epi32(_mm512_add_epi32(requant(acc, mv, lsh, rsh), zout), lo), hi)))
+                if (sw == 1 && rows == 3) {
+                    /* stride 1: a step brings one new input column per kernel row, the
+                     * other two (widened) kept from the pixel before */
+                    const size_t rs = (size_t)in_w * C;
+                    const uint8_t *x0 = xs + ((size_t)(iy0 + ky0) * in_w + (ox - pl)) * C + c;
+                    __m512i a[3][2];
+                    for (int r = 0; r < 3; r++)
+                        a[r][0] = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, x0 + r * rs)),
+                        a[r][1] = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, x0 + r * rs + C));
+                    for (int o = ox; o < run_end; o++) {
+                        const uint8_t *xn = x0 + (size_t)(o - ox + 2) * C;
+                        __m512i acc = base;
+                        for (int r = 0; r < 3; r++) {
+                            __m512i nx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xn + r * rs));
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(a[r][0], w[r][0]));
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(a[r][1], w[r][1]));
+                            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(nx, w[r][2]));
+                            a[r][0] = a[r][1], a[r][1] = nx;
+                        }
+                        DW_STORE(acc, o);
+                    }
+                    continue;
+                }
                 for (int o = ox; o < run_end; o++) {
                     const uint8_t *xr = xs + ((size_t)(iy0 + ky0) * in_w + (o * sw - pl)) * C + c;
                     __m512i acc = base;
@@ -154,9 +274,9 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
                         acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + C)), w[r][1]));
                         acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(keep, xr + 2 * C)), w[r][2]));
                     }
-                    __m512i v = dw_out(acc, mult, shift, c, keep, zout, lo, hi);
-                    _mm_mask_storeu_epi8(y + ((size_t)p + (o - ox)) * C + c, keep, _mm512_cvtepi32_epi8(v));
+                    DW_STORE(acc, o);
                 }
+#undef DW_STORE
             }
             p += run_end - ox;
             continue;
@@ -183,6 +303,82 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
     }
 }
 
+
+/* Short kernel rows (a first layer's 3x3 of 1-4 channels): each row one
+ * masked 16-byte load into its slot, no overlapping stores, and the patch
+ * sum from the same registers (vpsadbw). Border cells go byte by byte. */
+VNNI_TARGET void aibox_qim2col_short_avx512(const uint8_t *x, int in_h, int in_w, int in_c, int out_h, int out_w,
+                                            int kh, int kw, int sh, int sw, int pt, int pl, int zp, int row4, int p0,
+                                            int rows, uint8_t *col, int32_t *rowsum)
+{
+    const int per = out_h * out_w, row = kw * in_c, K4 = kh * row4;
+    const __mmask16 mrow = (__mmask16)((1u << row) - 1), mslot = (__mmask16)((1u << row4) - 1);
+    const size_t plane = (size_t)in_h * in_w * in_c;
+    const __m128i zero = _mm_setzero_si128();
+    int s = p0 / per, oy = p0 % per / out_w, ox = p0 % out_w;
+    for (int r = 0; r < rows; r++, ox = ox + 1 < out_w ? ox + 1 : (oy = oy + 1 < out_h ? oy + 1 : (s++, 0), 0)) {
+        uint8_t *c = col + (size_t)r * K4;
+        const uint8_t *xs = x + (size_t)s * plane;
+        const int ix0 = ox * sw - pl, inside = ix0 >= 0 && ix0 + kw <= in_w;
+        __m128i sum = zero;
+        for (int ky = 0; ky < kh; ky++) {
+            const int iy = oy * sh - pt + ky;
+            __m128i v;
+            if (inside && iy >= 0 && iy < in_h) {
+                v = _mm_maskz_loadu_epi8(mrow, xs + ((size_t)iy * in_w + ix0) * in_c);
+            } else { /* padded cells read as the zero point */
+                uint8_t t[16] = {0};
+                for (int kx = 0; kx < kw; kx++) {
+                    const int ix = ix0 + kx, in = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                    for (int ci = 0; ci < in_c; ci++)
+                        t[kx * in_c + ci] = in ? xs[((size_t)iy * in_w + ix) * in_c + ci] : (uint8_t)zp;
+                }
+                v = _mm_loadu_si128((const __m128i *)(const void *)t);
+            }
+            _mm_mask_storeu_epi8(c + (size_t)ky * row4, mslot, v);
+            sum = _mm_add_epi64(sum, _mm_sad_epu8(v, zero));
+        }
+        if (rowsum) rowsum[r] = _mm_cvtsi128_si32(_mm_add_epi64(sum, _mm_unpackhi_epi64(sum, sum)));
+    }
+}
+
+/* An RGB input's quantisation, 16 pixels a step: quantize_c's float steps in
+ * the same order (no contraction: -ffp-contract=off), vmaxps(v, 0) giving 0
+ * for NaN as its v > 0 ? v : 0 does, then the three planes' bytes
+ * interleaved by pshufb. */
+VNNI_TARGET void aibox_q_quantize3_avx512(const float *x, size_t plane, int n, float inv, float zp, uint8_t *q)
+{
+    uint8_t idx[3][3][16]; /* output vector j, channel c: byte i is pixel (16j + i) / 3's when (16j + i) % 3 == c */
+    for (int j = 0; j < 3; j++)
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < 16; i++) idx[j][c][i] = (16 * j + i) % 3 == c ? (uint8_t)((16 * j + i) / 3) : 0x80;
+    __m128i m[3][3];
+    for (int j = 0; j < 3; j++)
+        for (int c = 0; c < 3; c++) m[j][c] = _mm_loadu_si128((const __m128i *)(const void *)idx[j][c]);
+    const __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zp), half = _mm512_set1_ps(0.5f);
+    const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+    int k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m128i b[3];
+        for (int c = 0; c < 3; c++) {
+            __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + (size_t)c * plane + k), vi), vz), half);
+            v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            b[c] = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v));
+        }
+        for (int j = 0; j < 3; j++) {
+            __m128i o = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(b[0], m[j][0]), _mm_shuffle_epi8(b[1], m[j][1])),
+                                     _mm_shuffle_epi8(b[2], m[j][2]));
+            _mm_storeu_si128((__m128i *)(void *)(q + 3 * (size_t)k + 16 * j), o);
+        }
+    }
+    for (; k < n; k++)
+        for (int c = 0; c < 3; c++) {
+            float v = x[(size_t)c * plane + k] * inv + zp + 0.5f;
+            v = v > 0.0f ? v : 0.0f;
+            v = v < 255.0f ? v : 255.0f;
+            q[3 * (size_t)k + c] = (uint8_t)(int32_t)v;
+        }
+}
 
 /* ------------------------------------------------------------ AVX2
  * The same GEMM on CPUs without VNNI: vpmaddubsw would saturate its int16
@@ -265,7 +461,18 @@ AVX2_TARGET void aibox_qgemm_avx2(const uint8_t *a, size_t lda, int rows, const 
 VNNI_TARGET void aibox_qrowsum_avx512(const uint8_t *a, size_t lda, int rows, int K, int32_t *rowsum)
 {
     const __m512i zero = _mm512_setzero_si512();
-    for (int r = 0; r < rows; r++) {
+    int r = 0;
+    if (lda == (size_t)K && K == 8) /* contiguous rows of 8 (a 1x1 layer's input of 8 channels): 8 sums a load */
+        for (; r + 8 <= rows; r += 8)
+            _mm256_storeu_si256((__m256i *)(void *)(rowsum + r),
+                                _mm512_cvtepi64_epi32(_mm512_sad_epu8(_mm512_loadu_si512((const void *)(a + (size_t)r * 8)), zero)));
+    if (lda == (size_t)K && K == 16) /* of 16: 4 a load, each the sum of two 8-byte lanes */
+        for (; r + 4 <= rows; r += 4) {
+            __m512i sd = _mm512_sad_epu8(_mm512_loadu_si512((const void *)(a + (size_t)r * 16)), zero);
+            sd = _mm512_maskz_compress_epi64(0x55, _mm512_add_epi64(sd, _mm512_bsrli_epi128(sd, 8)));
+            _mm_storeu_si128((__m128i *)(void *)(rowsum + r), _mm256_castsi256_si128(_mm512_cvtepi64_epi32(sd)));
+        }
+    for (; r < rows; r++) {
         const uint8_t *ar = a + (size_t)r * lda;
         __m512i acc = zero;
         int k = 0;

@@ -77,16 +77,25 @@ typedef struct qcase {
     float in_scale, out_scale, *wscale;
 } qcase;
 
-/* A random layer: shapes, zero points, weight offset, scales and a bias in range. */
+/* A random layer: shapes, zero points, weight offset, scales and a bias in
+ * range. groups_kind 0: ungrouped, 1: depthwise (multiplier 1 or 2), 2: two
+ * groups; 3: a first layer (1-4 input channels, 1-8 outputs, wider
+ * images), 4: a depthwise layer of 8 channels, 5: ungrouped, of 8 or 16
+ * input channels (4 and 5 with wider images too): the shapes of the fast
+ * paths for narrow layers. */
 static void make_case(qcase *c, int groups_kind, int k, int s, int wofs)
 {
     memset(c, 0, sizeof *c);
     aibox_conv_desc *d = &c->q.d;
-    int cin = groups_kind == 1 ? rnd_in(1, 40) : rnd_in(1, 24);
-    d->groups = groups_kind == 0 ? 1 : groups_kind == 1 ? cin : (cin = 2 * rnd_in(1, 6), 2);
+    int cin = groups_kind == 1 ? rnd_in(1, 40) : groups_kind == 3 ? rnd_in(1, 4) : groups_kind == 4 ? 8
+              : groups_kind == 5 ? 8 * rnd_in(1, 2) : rnd_in(1, 24);
+    d->groups = groups_kind == 0 || groups_kind == 3 || groups_kind == 5 ? 1 : groups_kind == 1 || groups_kind == 4 ? cin
+                                                                             : (cin = 2 * rnd_in(1, 6), 2);
     d->in_c = cin;
-    d->out_c = groups_kind == 1 ? cin * rnd_in(1, 2) : d->groups * rnd_in(1, 40);
+    d->out_c = groups_kind == 1 ? cin * rnd_in(1, 2) : groups_kind == 3 ? rnd_in(1, 8) : groups_kind == 4 ? 8
+                                                                             : d->groups * rnd_in(1, 40);
     d->in_h = rnd_in(1, 13), d->in_w = rnd_in(1, 13);
+    if (groups_kind >= 3) d->in_h = rnd_in(1, 20), d->in_w = rnd_in(1, 40);
     d->kh = k, d->kw = groups_kind == 0 && k == 1 ? 1 : k, d->sh = s, d->sw = s;
     d->pt = rnd_in(0, k / 2 + 1 > k - 1 ? k - 1 : k / 2 + 1), d->pl = rnd_in(0, k - 1);
     int pb = rnd_in(0, k - 1), pr = rnd_in(0, k - 1);
@@ -143,10 +152,11 @@ static void test_conv_paths(void **state)
     (void)state;
     unsigned all = aibox_cpu_features();
     seen sn = {0};
-    for (int t = 0; t < 400; t++) {
+    for (int t = 0; t < 560; t++) {
         qcase c;
-        int kind = t % 3, k = kind == 0 && t % 4 == 0 ? 1 : rnd_in(1, 4), s = rnd_in(1, 2);
-        make_case(&c, kind, k, s, t % 5 == 0 ? rnd_in(-120, 120) : 0);
+        int kind = t < 400 ? t % 3 : t < 500 ? 3 + t % 2 : 5, k = kind == 0 && t % 4 == 0 ? 1 : kind == 5 ? 1 : kind >= 3 && t % 5 ? 3 : rnd_in(1, 4),
+            s = rnd_in(1, 2);
+        make_case(&c, kind, k, s, t % 5 == 0 || (kind >= 3 && t % 3 == 0) || kind == 5 ? rnd_in(-120, 120) : 0);
         const aibox_conv_desc *d = &c.q.d;
         size_t ny = (size_t)c.n * d->out_h * d->out_w * d->out_c;
         uint8_t *ref = malloc(ny), *got = malloc(ny);
@@ -235,6 +245,37 @@ static void test_quantize(void **state)
         bytes += (size_t)n;
     }
     print_message("quantize: 0 of %zu bytes differ from the formula\n", bytes);
+    /* three planes to interleaved pixels, every path, against one plane at a time */
+    size_t bytes3 = 0;
+    for (int t = 0; t < 100; t++) {
+        int n = rnd_in(0, 100), plane = n + rnd_in(0, 5);
+        float inv = 1.0f / (0.005f + (float)(rnd() % 1000) * 1e-4f), zp = (float)rnd_in(0, 255);
+        float x[3 * 105];
+        uint8_t want[300], got[301];
+        for (int i = 0; i < 3 * plane; i++) {
+            int kind = rnd_in(0, 15);
+            x[i] = kind == 0   ? NAN
+                   : kind == 1 ? (rnd() % 2 ? INFINITY : -INFINITY)
+                   : kind == 2 ? ((float)rnd_in(-300, 300) - zp + 0.5f) / inv
+                               : ((float)(rnd() % 200001) - 100000.0f) * 1e-4f * (float)(rnd() % 4 + 1);
+        }
+        for (int c = 0; c < 3; c++) {
+            uint8_t one[100];
+            aibox_q_quantize(x + (size_t)c * plane, n, inv, zp, one);
+            for (int i = 0; i < n; i++) want[3 * i + c] = one[i];
+        }
+        unsigned feats[2] = {0, aibox_cpu_features()};
+        for (int f = 0; f < 2; f++) {
+            memset(got, 0xA5, sizeof got);
+            aibox_q_quantize3(x, (size_t)plane, n, inv, zp, got, feats[f]);
+            for (int i = 0; i < 3 * n; i++)
+                if (got[i] != want[i]) fail_msg("quantize3 %d/%d (features 0x%x): %d, one plane at a time %d", t, i,
+                                                feats[f], got[i], want[i]);
+            if (got[3 * n] != 0xA5) fail_msg("quantize3 %d: wrote past its %d pixels", t, n);
+        }
+        bytes3 += 3 * (size_t)n;
+    }
+    print_message("quantize3: 0 of %zu bytes differ from aibox_q_quantize's\n", bytes3);
 }
 
 static void test_pool_add_softmax(void **state)
