@@ -576,6 +576,11 @@ AIBOX_API aibox_status aibox_preprocess(const aibox_preproc *p, const aibox_imag
  * classifiers). Otherwise it gives logits (aibox-train's models), which a
  * classifier turns into probabilities with a softmax. */
 AIBOX_API int aibox_model_outputs_probabilities(const aibox_model *m);
+/* A classification model's k outputs as probabilities into p (k doubles):
+ * the outputs themselves when is_probs (aibox_model_outputs_probabilities),
+ * else their softmax, in double. Returns the most probable class (the first
+ * of equals), or -1, p untouched, when an output is not a finite number. */
+AIBOX_API int aibox_output_probabilities(const float *out, int k, int is_probs, double *p);
 
 /* A model ready to classify images: its stored preprocessing and an
  * inference context with frozen weights, for one image at a time. It borrows

@@ -304,16 +304,6 @@ static aibox_status fail(aibox_error *e, aibox_status s, const char *msg)
     return s;
 }
 
-/* Softmax of k logits into p (in place when the model already gives probabilities). */
-static void to_probs(const float *out, int k, int probs, double *p)
-{
-    double mx = -INFINITY, sum = 0;
-    for (int c = 0; c < k; c++) mx = out[c] > mx ? out[c] : mx;
-    for (int c = 0; c < k; c++) p[c] = probs ? out[c] : exp(out[c] - mx), sum += p[c];
-    if (!probs)
-        for (int c = 0; c < k; c++) p[c] /= sum;
-}
-
 static aibox_status eval_split(const aibox_model *m, const aibox_sound_dataset *ds, aibox_split sp, int batch,
                                int threads, split_eval *ev, aibox_error *err)
 {
@@ -348,12 +338,12 @@ static aibox_status eval_split(const aibox_model *m, const aibox_sound_dataset *
                 break;
             }
             for (int b = 0; b < n; b++) {
-                to_probs(out + (size_t)b * k, k, probs, p);
-                int best = 0;
-                for (int q = 0; q < K; q++) {
-                    mean[q] += p[q] / count;
-                    if (p[q] > p[best]) best = q;
+                const int best = aibox_output_probabilities(out + (size_t)b * k, k, probs, p);
+                if (best < 0) {
+                    s = fail(err, AIBOX_E_NONFINITE, "the model's outputs are not finite numbers");
+                    break;
                 }
+                for (int q = 0; q < K; q++) mean[q] += p[q] / count;
                 ev->conf[truth * K + best]++;
                 ev->right += best == truth;
                 ev->windows++;

@@ -41,8 +41,9 @@
  *
  * Features come out as floats, row-major, one row per frame; they are
  * accumulated in double from the single-precision FFT. The object keeps
- * scratch buffers: use one object per thread. The settings are stored in a
- * model's metadata (aibox.signal.*) like an image model's preprocessing. */
+ * scratch buffers (the log-mel one grows to the longest signal a call has
+ * seen and is kept): use one object per thread. The settings are stored in
+ * a model's metadata (aibox.signal.*) like an image model's preprocessing. */
 #ifndef AIBOX_SPECTRAL_PUBLIC_H
 #define AIBOX_SPECTRAL_PUBLIC_H
 

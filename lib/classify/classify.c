@@ -40,6 +40,25 @@ void aibox_classifier_free(aibox_classifier **pc)
     *pc = NULL;
 }
 
+int aibox_output_probabilities(const float *out, int k, int is_probs, double *p)
+{
+    if (!out || !p || k < 1) return -1;
+    for (int j = 0; j < k; j++)
+        if (!isfinite(out[j])) return -1;
+    if (is_probs) { /* the model's own probabilities */
+        for (int j = 0; j < k; j++) p[j] = out[j];
+    } else { /* softmax of the logits, in double for the sum */
+        double mx = out[0], sum = 0;
+        for (int j = 1; j < k; j++) mx = out[j] > mx ? out[j] : mx;
+        for (int j = 0; j < k; j++) sum += p[j] = exp((double)out[j] - mx);
+        for (int j = 0; j < k; j++) p[j] /= sum;
+    }
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (p[j] > p[best]) best = j;
+    return best;
+}
+
 aibox_status aibox_classifier_create(aibox_classifier **out, const aibox_model *m, int threads, aibox_error *err)
 {
     if (!out) return aibox_fail(err, AIBOX_E_INVALID, "classifier: NULL output pointer");
@@ -95,21 +114,12 @@ aibox_status aibox_classifier_run(aibox_classifier *c, const aibox_image *img, a
     if (!s) s = aibox_ctx_infer(c->ctx, c->m, c->input, 1, err);
     if (s) return s;
     const float *z = aibox_ctx_output(c->ctx, NULL, NULL, NULL);
-    for (int k = 0; k < c->classes; k++)
-        if (!isfinite(z[k])) /* a broken model or an input it overflows on: never a verdict */
-            return aibox_fail(err, AIBOX_E_NONFINITE, "the model's output %d is not a finite number (%g)", k, z[k]);
     double *p = c->p;
-    if (c->probs) { /* the model's own probabilities */
-        for (int k = 0; k < c->classes; k++) p[k] = z[k];
-    } else { /* softmax of the logits, in double for the sum */
-        double mx = z[0], sum = 0;
-        for (int k = 1; k < c->classes; k++) mx = z[k] > mx ? z[k] : mx;
-        for (int k = 0; k < c->classes; k++) sum += p[k] = exp((double)z[k] - mx);
-        for (int k = 0; k < c->classes; k++) p[k] /= sum;
-    }
-    int best = 0;
-    for (int k = 1; k < c->classes; k++)
-        if (p[k] > p[best]) best = k;
+    const int best = aibox_output_probabilities(z, c->classes, c->probs, p);
+    if (best < 0) /* a broken model or an input it overflows on: never a verdict */
+        for (int k = 0; k < c->classes; k++)
+            if (!isfinite(z[k]))
+                return aibox_fail(err, AIBOX_E_NONFINITE, "the model's output %d is not a finite number (%g)", k, z[k]);
     if (probs)
         for (int k = 0; k < c->classes; k++) probs[k] = p[k];
     out->label = best;

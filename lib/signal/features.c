@@ -23,6 +23,9 @@ struct aibox_spectral {
     float *frame;      /* n_fft scratch */
     kiss_fft_cpx *spec; /* bins scratch */
     double *power;     /* bins scratch */
+    double *lm;        /* frames x n_mels in double: grows to the longest call, kept (a call a window
+                          would otherwise allocate and free once per window) */
+    size_t lm_cap;     /* doubles lm holds */
 };
 
 void aibox_spectral_opts_default(aibox_spectral_opts *o, double rate)
@@ -188,6 +191,7 @@ void aibox_spectral_free(aibox_spectral **sp)
     free(p->frame);
     free(p->spec);
     free(p->power);
+    free(p->lm);
     free(p);
     *sp = NULL;
 }
@@ -278,23 +282,29 @@ static void logmel_d(aibox_spectral *sp, const float *x, size_t n, size_t frames
     }
 }
 
-static double *logmel_alloc(const aibox_spectral *sp, size_t frames, aibox_error *err)
+/* The object's log-mel scratch for `frames` frames, grown when too small. */
+static double *logmel_scratch(aibox_spectral *sp, size_t frames, aibox_error *err)
 {
     size_t count;
-    double *lm = aibox_mul_ok(frames, (size_t)sp->o.n_mels, &count) && count <= SIZE_MAX / sizeof(double)
-                     ? malloc(count * sizeof(double))
-                     : NULL;
-    if (!lm) aibox_fail(err, AIBOX_E_NOMEM, "spectral: no memory for %zu frames of %d mels", frames, sp->o.n_mels);
-    return lm;
+    if (!aibox_mul_ok(frames, (size_t)sp->o.n_mels, &count) || count > SIZE_MAX / sizeof(double)) count = SIZE_MAX;
+    if (count > sp->lm_cap) {
+        double *lm = count == SIZE_MAX ? NULL : realloc(sp->lm, count * sizeof(double));
+        if (!lm) {
+            aibox_fail(err, AIBOX_E_NOMEM, "spectral: no memory for %zu frames of %d mels", frames, sp->o.n_mels);
+            return NULL;
+        }
+        sp->lm = lm, sp->lm_cap = count;
+    }
+    return sp->lm;
 }
 
-/* The checked input's log-mel in double (the caller frees), for both
+/* The checked input's log-mel in double (the object's scratch), for both
  * outputs made from it; NULL with *s set on failure. */
 static double *logmel_of(aibox_spectral *sp, const float *x, size_t n, const float *out, size_t *frames,
                          aibox_status *s, aibox_error *err)
 {
     if ((*s = check_input(sp, x, n, out, frames, err))) return NULL;
-    double *lm = logmel_alloc(sp, *frames, err);
+    double *lm = logmel_scratch(sp, *frames, err);
     if (!lm) return *s = AIBOX_E_NOMEM, NULL;
     logmel_d(sp, x, n, *frames, lm);
     return lm;
@@ -307,7 +317,6 @@ aibox_status aibox_spectral_logmel(aibox_spectral *sp, const float *x, size_t n,
     double *lm = logmel_of(sp, x, n, out, &frames, &s, err);
     if (!lm) return s;
     for (size_t i = 0; i < frames * (size_t)sp->o.n_mels; i++) out[i] = (float)lm[i];
-    free(lm);
     return AIBOX_OK;
 }
 
@@ -325,7 +334,6 @@ aibox_status aibox_spectral_mfcc(aibox_spectral *sp, const float *x, size_t n, f
             for (int j = 0; j < nm; j++) acc += c[j] * v[j];
             out[t * nc + k] = (float)acc;
         }
-    free(lm);
     return AIBOX_OK;
 }
 

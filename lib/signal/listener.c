@@ -193,24 +193,15 @@ static aibox_status judge(aibox_listener *l, aibox_listener_fn fn, void *user, a
         l->score_sum += r.score;
         l->ng_windows += r.ng;
     } else {
-        for (int k = 0; k < l->classes; k++)
-            if (!isfinite(y[k]))
-                return aibox_fail(err, AIBOX_E_NONFINITE,
-                                  "listener: window %ld (%.3f s to %.3f s): the model's output %d is not a finite number "
-                                  "(%g)",
-                                  i, r.t_start, r.t_end, k, y[k]);
         double *p = l->p;
-        if (l->probs) {
-            for (int k = 0; k < l->classes; k++) p[k] = y[k];
-        } else { /* softmax of the logits, in double, as aibox_classifier_run */
-            double mx = y[0], sum = 0;
-            for (int k = 1; k < l->classes; k++) mx = y[k] > mx ? y[k] : mx;
-            for (int k = 0; k < l->classes; k++) sum += p[k] = exp((double)y[k] - mx);
-            for (int k = 0; k < l->classes; k++) p[k] /= sum;
-        }
-        int best = 0;
-        for (int k = 1; k < l->classes; k++)
-            if (p[k] > p[best]) best = k;
+        const int best = aibox_output_probabilities(y, l->classes, l->probs, p);
+        if (best < 0)
+            for (int k = 0; k < l->classes; k++)
+                if (!isfinite(y[k]))
+                    return aibox_fail(err, AIBOX_E_NONFINITE,
+                                      "listener: window %ld (%.3f s to %.3f s): the model's output %d is not a finite "
+                                      "number (%g)",
+                                      i, r.t_start, r.t_end, k, y[k]);
         for (int k = 0; k < l->classes; k++) l->psum[k] += p[k];
         r.label = best;
         r.confidence = p[best];
