@@ -50,6 +50,7 @@ AIBOX_INTERNAL int aibox_mul_ok(size_t a, size_t b, size_t *out);
 #define AIBOX_CPU_NEON 1024u     /* aarch64 Advanced SIMD (every aarch64 Linux has it) */
 #define AIBOX_CPU_DOTPROD 2048u  /* sdot/udot (Armv8.2 DotProd: Cortex-A76/A78, Neoverse) */
 #define AIBOX_CPU_FP16 4096u     /* half-precision arithmetic (Armv8.2 FP16) */
+#define AIBOX_CPU_AVX512VBMI 8192u /* vpermt2b: byte gathers for the 8-bit first layers */
 /* what OpenBLAS's SkylakeX kernels use */
 #define AIBOX_CPU_AVX512_SKX \
     (AIBOX_CPU_AVX512F | AIBOX_CPU_AVX512DQ | AIBOX_CPU_AVX512CD | AIBOX_CPU_AVX512BW | AIBOX_CPU_AVX512VL)

@@ -41,6 +41,7 @@ unsigned aibox_cpu_features(void)
         if ((b >> 30) & 1) f |= AIBOX_CPU_AVX512BW;
         if ((b >> 31) & 1) f |= AIBOX_CPU_AVX512VL;
         if ((c >> 11) & 1) f |= AIBOX_CPU_AVX512VNNI;
+        if ((c >> 1) & 1) f |= AIBOX_CPU_AVX512VBMI;
     }
     return f;
 }

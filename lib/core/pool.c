@@ -1,6 +1,7 @@
 /* Fork-join pool: workers spin briefly after a job (layers follow each
  * other within microseconds), then sleep on a condition variable. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -129,6 +130,38 @@ void aibox_pool_run(aibox_pool *p, int n_tasks, aibox_task_fn fn, void *arg)
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+void aibox_barrier_init(aibox_barrier *b, int parties)
+{
+    atomic_init(&b->arrived, 0);
+    atomic_init(&b->phase, 0);
+    b->parties = parties;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+void aibox_barrier_wait(aibox_barrier *b)
+{
+    /* the phase is read before arriving: the last arrival resets the count
+     * and only then opens the phase, so the next round starts from zero */
+    int phase = atomic_load_explicit(&b->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->parties - 1) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->phase, phase + 1, memory_order_release);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == phase; spins++) {
+        cpu_relax();
+        if (spins >= 4096) sched_yield(); /* more threads than free cores: let the others run */
+    }
 }
 
 int aibox_default_threads(void)

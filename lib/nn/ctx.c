@@ -453,15 +453,15 @@ static aibox_status run_forward(aibox_ctx *c, const aibox_model *m, const float 
     c->n = n;
     c->fwd_training = training;
     c->grad_set = 0;
-    size_t in = (size_t)n * c->shape[0][0] * c->shape[0][1] * c->shape[0][2];
-    memcpy(c->act[0], input, in * sizeof(float));
     int last = aibox_model_output(m);
-    if (c->qplan) {
+    if (c->qplan) { /* node 0 too is then made on request: the input's bytes as the plan saw them */
         aibox_qplan_run(c->qplan, input, n, c->act[last], c->pool);
         memset(c->qfresh, 0, (size_t)c->n_nodes);
-        c->qfresh[0] = c->qfresh[last] = 1;
+        c->qfresh[last] = 1;
         return AIBOX_OK;
     }
+    size_t in = (size_t)n * c->shape[0][0] * c->shape[0][1] * c->shape[0][2];
+    memcpy(c->act[0], input, in * sizeof(float));
     for (int i = 1; i <= last; i++) {
         if (c->fused[i] == FUSE_ABSORBED) continue; /* done inside its producer */
         if (c->affine_of[i]) fold_affine(c, m, i);

@@ -341,23 +341,12 @@ aibox_status aibox_qplan_create(aibox_qplan **out, const aibox_model *m, const i
     return AIBOX_OK;
 }
 
-typedef struct conv_job {
-    aibox_qplan *p;
-    const qstep *st;
-    int n;
-    const uint8_t *x;
-    uint8_t *y;
-    int parts;
-} conv_job;
+/* Whether a convolution is split among the threads of a team: a barrier
+ * between spinning threads costs well under a microsecond, but a layer of a
+ * few microseconds gains nothing from halving. */
+static int split_conv(const qstep *st, int n) { return st->ns * n >= 8e3 && (size_t)n * st->h * st->w >= 16; }
 
-static void conv_task(void *arg, int task, int thread)
-{
-    conv_job *j = arg;
-    aibox_qconv_run(&j->st->conv, j->st->packed, j->n, j->x, j->y, j->p->ws + (size_t)thread * j->p->ws_stride, task,
-                    j->parts, j->p->features);
-}
-
-static void run_step(aibox_qplan *p, const qstep *st, int n, aibox_pool *pool)
+static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws)
 {
     const aibox_node *nd = &p->m->nodes[st->node];
     const uint8_t *x = p->buf[nd->in[0]];
@@ -365,16 +354,7 @@ static void run_step(aibox_qplan *p, const qstep *st, int n, aibox_pool *pool)
     size_t out = (size_t)n * st->c * st->h * st->w;
     switch (st->op) {
     case Q_ALIAS: return;
-    case Q_CONV: {
-        conv_job j = {p, st, n, x, y, pool ? aibox_pool_threads(pool) : 1};
-        /* handing a layer to the pool costs tens of microseconds when the other
-         * thread has to be woken (MobileNet v1 0.25's layers, 5 to 115 us each,
-         * all ran slower on two threads): only work of 120 us or more goes */
-        if (pool && j.parts > 1 && st->ns * n >= 120e3 && (size_t)n * st->h * st->w >= 16)
-            aibox_pool_run(pool, j.parts, conv_task, &j);
-        else j.parts = 1, conv_task(&j, 0, 0);
-        return;
-    }
+    case Q_CONV: aibox_qconv_run(&st->conv, st->packed, n, x, y, ws, 0, 1, p->features); return;
     case Q_POOL: aibox_qpool(&st->pool, n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, x, y); break;
     case Q_MEAN:
         aibox_qmean(n, st->ih * st->iw, st->ic, p->m->quant->zp[nd->in[0]], st->mean_mult, st->mean_shift,
@@ -456,11 +436,55 @@ void aibox_qplan_quantize_input(const aibox_qplan *p, const float *input, int n,
     }
 }
 
+/* Two or more threads run the whole plan as one team (one pool job, so a
+ * sleeping worker is woken once per forward pass, not per layer): a large
+ * enough convolution is shared out by output pixels, everything else runs on
+ * task 0, and a spinning barrier separates a shared layer from what comes
+ * before and after it. Every task takes the same barriers, in order. */
+typedef struct team_job {
+    aibox_qplan *p;
+    int n, parts, last;
+    aibox_barrier bar;
+} team_job;
+
+static void team_task(void *arg, int task, int thread)
+{
+    team_job *j = arg;
+    aibox_qplan *p = j->p;
+    uint8_t *ws = p->ws + (size_t)task * p->ws_stride; /* per task: task < parts <= the workspaces made */
+    int dirty = 0; /* a step ran since the last barrier */
+    for (int i = 1; i <= j->last; i++) {
+        const qstep *st = &p->steps[i];
+        if (st->op == Q_ALIAS) continue;
+        if (st->op == Q_CONV && split_conv(st, j->n)) {
+            if (dirty) aibox_barrier_wait(&j->bar);
+            const aibox_node *nd = &p->m->nodes[i];
+            aibox_qconv_run(&st->conv, st->packed, j->n, p->buf[nd->in[0]], p->buf[i],
+                            ws, task, j->parts, p->features);
+        } else if (task == 0) {
+            run_step(p, st, j->n, ws);
+        }
+        dirty = 1;
+        /* a step after a shared one reads all of its output */
+        if (st->op == Q_CONV && split_conv(st, j->n)) aibox_barrier_wait(&j->bar), dirty = 0;
+    }
+}
+
 const uint8_t *aibox_qplan_run_u8(aibox_qplan *p, const uint8_t *input, int n, aibox_pool *pool)
 {
     int last = aibox_model_output(p->m);
     if (input != p->buf[0]) memcpy(p->buf[0], input, (size_t)n * p->in_c * p->in_h * p->in_w);
-    for (int i = 1; i <= last; i++) run_step(p, &p->steps[i], n, pool);
+    int parts = aibox_pool_threads(pool);
+    if (parts > p->threads) parts = p->threads; /* the workspaces made */
+    int shared = 0;
+    for (int i = 1; i <= last && !shared; i++) shared = p->steps[i].op == Q_CONV && split_conv(&p->steps[i], n);
+    if (parts > 1 && shared) {
+        team_job j = {.p = p, .n = n, .parts = parts, .last = last};
+        aibox_barrier_init(&j.bar, parts);
+        aibox_pool_run(pool, parts, team_task, &j);
+    } else {
+        for (int i = 1; i <= last; i++) run_step(p, &p->steps[i], n, p->ws);
+    }
     return p->buf[last];
 }
 
@@ -471,8 +495,9 @@ void aibox_qplan_dequantize(const aibox_qplan *p, int node, int n, float *out)
     /* an alias (a clamp folded into its convolution) holds its producer's domain */
     int dom = node;
     while (dom > 0 && p->steps[dom].op == Q_ALIAS) dom = p->m->nodes[dom].in[0];
-    const float sc = p->m->quant->scale[dom];
-    const int zp = p->m->quant->zp[dom], C = st->c, HW = st->h * st->w;
+    const float sc = node ? p->m->quant->scale[dom] : p->in_scale;
+    const int zp = node ? p->m->quant->zp[dom] : p->in_zp, C = node ? st->c : p->in_c,
+              HW = node ? st->h * st->w : p->in_h * p->in_w;
     float lut[256];
     for (int v = 0; v < 256; v++) lut[v] = sc * (float)(v - zp);
     /* NHWC bytes to NCHW floats in blocks of 64 pixels: the block's bytes stay

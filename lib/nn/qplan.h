@@ -39,7 +39,8 @@ AIBOX_INTERNAL void aibox_qplan_run(aibox_qplan *p, const float *input, int n, f
  * next run. For tests and tools that compare with other runtimes. */
 AIBOX_INTERNAL const uint8_t *aibox_qplan_run_u8(aibox_qplan *p, const uint8_t *input, int n, aibox_pool *pool);
 /* Node's values from the last run of n samples, dequantised into out
- * (n x c x h x w floats). node <= the model's output, not 0. */
+ * (n x c x h x w floats). node <= the model's output; node 0: the
+ * quantised input. */
 AIBOX_INTERNAL void aibox_qplan_dequantize(const aibox_qplan *p, int node, int n, float *out);
 /* Node's bytes (n x h x w x c) from the last run, or NULL: an alias
  * (a clamp folded into its convolution) shows its producer's buffer. */

@@ -103,6 +103,17 @@ static int use_avx2(unsigned features) { return HAS(features, AIBOX_X86_QGEMM2_N
 static int use_vnni(unsigned features) { return (void)features, 0; }
 static int use_avx2(unsigned features) { return (void)features, 0; }
 #endif
+/* A layer aibox_qconv_rows_vbmi takes: short kernel rows in slots, 16
+ * pixels' rows within two 64-byte loads. */
+static int rows_direct(const geom *g, const aibox_conv_desc *d)
+{
+    return d->groups == 1 && g->row <= 16 && !g->direct && d->sw * d->in_c <= 7;
+}
+#ifdef AIBOX_SIMD_X86
+static int use_rows(unsigned features) { return HAS(features, AIBOX_X86_QROWS_NEEDS); }
+#else
+static int use_rows(unsigned features) { return (void)features, 0; }
+#endif
 #ifdef AIBOX_SIMD_NEON
 static int use_neon_dot(unsigned features) { return HAS(features, AIBOX_NEON_QGEMM_DOT_NEEDS); }
 static int use_neon(unsigned features) { return HAS(features, AIBOX_NEON_QGEMM_NEEDS); }
@@ -116,6 +127,7 @@ const char *aibox_qconv_path(const aibox_qconv *q, unsigned features)
     geom g = geometry(q);
     if (g.depthwise)
         return use_vnni(features) ? "depthwise-avx512" : use_neon(features) ? "depthwise-neon" : "depthwise-c";
+    if (rows_direct(&g, &q->d) && use_rows(features)) return "vnni-rows";
     return use_vnni(features)       ? "vnni"
            : use_avx2(features)     ? "avx2"
            : use_neon_dot(features) ? "neon-dot"
@@ -169,7 +181,14 @@ size_t aibox_qconv_ws_bytes(const aibox_qconv *q)
 {
     geom g = geometry(q);
     if (g.depthwise) return (size_t)q->d.out_c * sizeof(int32_t) + 64;
-    return (size_t)PB * g.K4 + PB * sizeof(int32_t) + 128 + 64; /* + slack for im2col's 16-byte moves */
+    size_t b = (size_t)PB * g.K4 + PB * sizeof(int32_t) + 128 + 64; /* + slack for im2col's 16-byte moves */
+#ifdef AIBOX_SIMD_X86
+    if (rows_direct(&g, &q->d)) {
+        size_t r = aibox_qconv_rows_ws(q->d.in_c, q->d.out_w, q->d.kh, q->d.sw);
+        if (r > b) b = r;
+    }
+#endif
+    return b;
 }
 
 /* One block of rows patches (row r at a + r * lda, K4 bytes) times group
@@ -324,6 +343,15 @@ void aibox_qconv_run(const aibox_qconv *q, const void *packed, int n, const uint
         depthwise_rows(q, packed, x, p0, p1, y, (int32_t *)at);
         return;
     }
+#ifdef AIBOX_SIMD_X86
+    if (rows_direct(&g, d) && use_rows(features)) {
+        const int8_t *w = packed;
+        aibox_qconv_rows_vbmi(x, d->in_h, d->in_w, d->in_c, d->out_h, d->out_w, d->kh, d->kw, d->sh, d->sw, d->pt,
+                              d->pl, q->in_zp, g.row4, w, (const int32_t *)(const void *)(w + g.wbytes), g.O16, g.ocg,
+                              q->wofs, q->out_zp, q->act_min, q->act_max, p0, p1, y, (uint8_t *)at);
+        return;
+    }
+#endif
     uint8_t *col = (uint8_t *)at;
     int32_t *rowsum = q->wofs ? (int32_t *)(void *)(col + (size_t)PB * g.K4 + 64 - ((size_t)PB * g.K4) % 64) : NULL;
     for (int gi = 0; gi < d->groups; gi++) {

@@ -342,6 +342,160 @@ VNNI_TARGET void aibox_qim2col_short_avx512(const uint8_t *x, int in_h, int in_w
     }
 }
 
+/* A convolution of short kernel rows (row = kw * in_c <= 16 bytes, a first
+ * layer), straight from the image instead of through patches: 16 output
+ * pixels a vector (lane = pixel), one accumulator per output channel. Each
+ * kernel row's four-byte quads of the 16 pixels come from two 64-byte loads
+ * of a padded copy of the input row by vpermt2b (AVX-512 VBMI; a slot's
+ * bytes past row zeroed by its mask), each channel's quad of weights is
+ * broadcast from the packed weights, and the requantised bytes are
+ * transposed back to NHWC by vpermt2b. The same integer sums as the patches
+ * and aibox_qgemm_vnni: the same bytes. */
+#define VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+
+size_t aibox_qconv_rows_ws(int in_c, int out_w, int kh, int sw)
+{
+    /* each padded row: every 128-byte load of a 16-pixel block inside it */
+    size_t row = ((size_t)(out_w - 1) * sw * in_c + 128 + 63) & ~(size_t)63;
+    return (size_t)kh * row + 256 + 64;
+}
+
+/* One block of 16 pixels (m of them stored) and NC (8 or 16) channels of
+ * the output block ob: inlined with NC a constant, so the accumulators stay
+ * in registers. */
+VBMI_TARGET __attribute__((always_inline)) static inline void
+rows_block(const uint8_t *pr, size_t rlen, int kh, int Q, const __m512i *qidx, const __mmask64 *qmask,
+           const int8_t *w, const int32_t *tab, int O16, int ob, int nc, int wofs, __m512i *rsv, int need_rs,
+           __m512i zp, __m512i lo, __m512i hi, const __m512i *tidx, uint8_t *y, size_t ldy, int m, uint8_t *tmp,
+           const int NC)
+{
+    __m512i acc[16], rs = _mm512_setzero_si512();
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int o = 0; o < NC; o++) acc[o] = _mm512_setzero_si512();
+    for (int ky = 0; ky < kh; ky++) {
+        const __m512i a0 = _mm512_loadu_si512((const void *)(pr + (size_t)ky * rlen));
+        const __m512i a1 = _mm512_loadu_si512((const void *)(pr + (size_t)ky * rlen + 64));
+        for (int q = 0; q < Q; q++) {
+            const __m512i qv = _mm512_maskz_permutex2var_epi8(qmask[q], a0, qidx[q], a1);
+            if (need_rs) rs = _mm512_dpbusd_epi32(rs, qv, ones);
+            const int8_t *wq = w + (size_t)(ky * Q + q) * 64;
+            for (int o = 0; o < NC; o++)
+                acc[o] = _mm512_dpbusd_epi32(acc[o], qv, _mm512_set1_epi32(*(const i32u *)(const void *)(wq + 4 * o)));
+        }
+    }
+    if (need_rs) *rsv = _mm512_mullo_epi32(rs, _mm512_set1_epi32(wofs));
+    __m128i b[16];
+    for (int o = 0; o < NC; o++) {
+        const int c = ob * 16 + o;
+        __m512i v = _mm512_add_epi32(acc[o], _mm512_set1_epi32(tab[c]));
+        if (wofs) v = _mm512_add_epi32(v, *rsv);
+        v = _mm512_add_epi32(requant(v, _mm512_set1_epi32(tab[O16 + c]), _mm512_set1_epi32(tab[2 * O16 + c]),
+                                     _mm512_set1_epi32(tab[3 * O16 + c])),
+                             zp);
+        b[o] = _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi));
+    }
+    /* channel-major bytes (16 pixels a channel) to pixel-major: z[k] holds
+     * channels 4k..4k+3, byte 16 (c % 4) + pixel */
+    __m512i z[4];
+    for (int k = 0; k < NC / 4; k++)
+        z[k] = _mm512_inserti32x4(
+            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(b[4 * k]), b[4 * k + 1], 1), b[4 * k + 2], 2),
+            b[4 * k + 3], 3);
+    if (NC == 8) { /* 8 bytes a pixel: pixels 0-7, then 8-15 */
+        const __m512i p0 = _mm512_permutex2var_epi8(z[0], tidx[0], z[1]),
+                      p1 = _mm512_permutex2var_epi8(z[0], tidx[1], z[1]);
+        if (ldy == 8 && nc == 8) { /* the rows are contiguous */
+            const unsigned long long all = ~0ull;
+            _mm512_mask_storeu_epi8(y, m >= 8 ? all : (1ull << (8 * m)) - 1, p0);
+            if (m > 8) _mm512_mask_storeu_epi8(y + 64, m >= 16 ? all : (1ull << (8 * (m - 8))) - 1, p1);
+            return;
+        }
+        _mm512_storeu_si512((void *)tmp, p0), _mm512_storeu_si512((void *)(tmp + 64), p1);
+        for (int p = 0; p < m; p++)
+            _mm_mask_storeu_epi8(y + (size_t)p * ldy, (__mmask16)((1u << nc) - 1),
+                                 _mm_loadu_si128((const __m128i *)(const void *)(tmp + 8 * p)));
+        return;
+    }
+    /* 16 bytes a pixel: channels 0-7 from z[0], z[1] and 8-15 from z[2], z[3]
+     * by the same index, blended */
+    for (int k = 0; k < 4; k++) {
+        const __m512i pk = _mm512_mask_blend_epi8(0xFF00FF00FF00FF00ull, _mm512_permutex2var_epi8(z[0], tidx[2 + k], z[1]),
+                                                  _mm512_permutex2var_epi8(z[2], tidx[2 + k], z[3]));
+        _mm512_storeu_si512((void *)(tmp + 64 * k), pk);
+    }
+    for (int p = 0; p < m; p++)
+        _mm_mask_storeu_epi8(y + (size_t)p * ldy, (__mmask16)((1u << nc) - 1),
+                             _mm_loadu_si128((const __m128i *)(const void *)(tmp + 16 * p)));
+}
+
+VBMI_TARGET void aibox_qconv_rows_vbmi(const uint8_t *x, int in_h, int in_w, int in_c, int out_h, int out_w, int kh,
+                                       int kw, int sh, int sw, int pt, int pl, int in_zp, int row4, const int8_t *w,
+                                       const int32_t *tab, int O16, int ocg, int wofs, int out_zp, int act_min,
+                                       int act_max, int p0, int p1, uint8_t *y, uint8_t *ws)
+{
+    const int row = kw * in_c, Q = row4 / 4, KG = kh * Q, per = out_h * out_w;
+    const size_t rlen = (((size_t)(out_w - 1) * sw * in_c + 128 + 63) & ~(size_t)63);
+    uint8_t *pad = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), *tmp = pad + (size_t)kh * rlen;
+    __m512i qidx[4];
+    __mmask64 qmask[4];
+    for (int q = 0; q < Q; q++) {
+        uint8_t idx[64];
+        unsigned long long mk = 0;
+        for (int i = 0; i < 64; i++) {
+            idx[i] = (uint8_t)(i / 4 * sw * in_c + 4 * q + i % 4);
+            if (4 * q + i % 4 < row) mk |= 1ull << i;
+        }
+        qidx[q] = _mm512_loadu_si512((const void *)idx), qmask[q] = mk;
+    }
+    /* the transpositions' indices: 8 channels, byte 8 p + c of vector v is
+     * channel c of pixel 8 v + p; 16 channels, byte 16 p + j of vector k is
+     * channel j % 8 (of z[0..1] or z[2..3]) of pixel 4 k + p */
+    __m512i tidx[6];
+    for (int v = 0; v < 6; v++) {
+        uint8_t idx[64];
+        for (int i = 0; i < 64; i++)
+            idx[i] = (uint8_t)(v < 2 ? i % 8 * 16 + 8 * v + i / 8 : i % 8 * 16 + 4 * (v - 2) + i / 16);
+        tidx[v] = _mm512_loadu_si512((const void *)idx);
+    }
+    const __m512i zp = _mm512_set1_epi32(out_zp), lo = _mm512_set1_epi32(act_min), hi = _mm512_set1_epi32(act_max);
+    const size_t plane = (size_t)in_h * in_w * in_c;
+    for (int p = p0; p < p1;) {
+        const int s = p / per, oy = p % per / out_w, ox0 = p % out_w;
+        const int ox1 = out_w - ox0 < p1 - p ? out_w : ox0 + (p1 - p);
+        /* the kernel's input rows, padded with the zero point: byte j is
+         * column j / in_c - pl */
+        for (int ky = 0; ky < kh; ky++) {
+            uint8_t *r = pad + (size_t)ky * rlen;
+            const int iy = oy * sh - pt + ky;
+            const size_t left = (size_t)pl * in_c, body = (size_t)in_w * in_c;
+            if (iy < 0 || iy >= in_h) {
+                memset(r, in_zp, rlen);
+                continue;
+            }
+            memset(r, in_zp, left < rlen ? left : rlen);
+            if (left < rlen) memcpy(r + left, x + s * plane + (size_t)iy * in_w * in_c, body < rlen - left ? body : rlen - left);
+            if (left + body < rlen) memset(r + left + body, in_zp, rlen - left - body);
+        }
+        for (int ox = ox0; ox < ox1; ox += 16) {
+            const int m = ox1 - ox < 16 ? ox1 - ox : 16;
+            const uint8_t *pr = pad + (size_t)ox * sw * in_c;
+            uint8_t *yo = y + ((size_t)p + (ox - ox0)) * ocg; /* groups == 1: a pixel's ocg bytes */
+            __m512i rsv = _mm512_setzero_si512();
+            for (int ob = 0; ob * 16 < ocg; ob++) {
+                const int nc = ocg - ob * 16 < 16 ? ocg - ob * 16 : 16;
+                const int8_t *wb = w + (size_t)ob * KG * 64;
+                if (nc <= 8)
+                    rows_block(pr, rlen, kh, Q, qidx, qmask, wb, tab, O16, ob, nc, wofs, &rsv, wofs && ob == 0, zp, lo,
+                               hi, tidx, yo + ob * 16, (size_t)ocg, m, tmp, 8);
+                else
+                    rows_block(pr, rlen, kh, Q, qidx, qmask, wb, tab, O16, ob, nc, wofs, &rsv, wofs && ob == 0, zp, lo,
+                               hi, tidx, yo + ob * 16, (size_t)ocg, m, tmp, 16);
+            }
+        }
+        p += ox1 - ox0;
+    }
+}
+
 /* An RGB input's quantisation, 16 pixels a step: quantize_c's float steps in
  * the same order (no contraction: -ffp-contract=off), vmaxps(v, 0) giving 0
  * for NaN as its v > 0 ? v : 0 does, then the three planes' bytes

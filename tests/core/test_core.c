@@ -134,11 +134,50 @@ static void test_pool(void **state)
     assert_true(aibox_default_num_threads() >= 1);
 }
 
+/* A team of tasks in rounds: after each barrier every task sees every
+ * other task's write of that round (none from the next). */
+typedef struct {
+    aibox_barrier bar;
+    int parties, rounds, bad;
+    atomic_int slot[4];
+} barrier_job;
+
+static void barrier_task(void *arg, int task, int thread)
+{
+    (void)thread;
+    barrier_job *j = arg;
+    for (int r = 1; r <= j->rounds; r++) {
+        atomic_store(&j->slot[task], r);
+        aibox_barrier_wait(&j->bar);
+        for (int t = 0; t < j->parties; t++)
+            if (atomic_load(&j->slot[t]) != r) __atomic_add_fetch(&j->bad, 1, __ATOMIC_RELAXED);
+        aibox_barrier_wait(&j->bar); /* nobody writes round r + 1 before all have read round r */
+    }
+}
+
+static void test_barrier(void **state)
+{
+    (void)state;
+    aibox_error e = {0};
+    for (int threads = 2; threads <= 4; threads++) {
+        aibox_pool *p = NULL;
+        assert_int_equal(aibox_pool_create(&p, threads, &e), AIBOX_OK);
+        for (int parties = 2; parties <= threads; parties++) {
+            barrier_job j = {.parties = parties, .rounds = 1000};
+            aibox_barrier_init(&j.bar, parties);
+            for (int t = 0; t < 4; t++) atomic_init(&j.slot[t], 0);
+            aibox_pool_run(p, parties, barrier_task, &j);
+            assert_int_equal(j.bad, 0);
+        }
+        aibox_pool_free(&p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version), cmocka_unit_test(test_strerror), cmocka_unit_test(test_rng),
-        cmocka_unit_test(test_tensor),  cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_tensor),  cmocka_unit_test(test_pool),    cmocka_unit_test(test_barrier),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

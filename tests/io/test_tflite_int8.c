@@ -22,6 +22,7 @@
 #include "core/core.h"
 #include "nn/nn.h"
 #include "nn/qplan.h"
+#include "core/pool.h"
 
 static char g_models[1024], g_tmp[256];
 
@@ -61,8 +62,9 @@ static aibox_model *import(const char *model, int float_only)
     return m;
 }
 
-/* The model's integer plan for its own input size, one sample. */
-static aibox_qplan *plan_of(const aibox_model *m)
+/* The model's integer plan for its own input size, one sample, with
+ * workspaces for threads. */
+static aibox_qplan *plan_threads(const aibox_model *m, int threads)
 {
     aibox_ctx *c = NULL;
     aibox_error err = {0};
@@ -72,10 +74,12 @@ static aibox_qplan *plan_of(const aibox_model *m)
     for (int i = 0; i < N; i++) aibox_ctx_node_output(c, i, &shape[i][0], &shape[i][1], &shape[i][2]);
     aibox_ctx_free(&c);
     aibox_qplan *p = NULL;
-    if (aibox_qplan_create(&p, m, (const int(*)[3])shape, 1, 1, aibox_cpu_features(), &err)) fail_msg("%s", err.msg);
+    if (aibox_qplan_create(&p, m, (const int(*)[3])shape, 1, threads, aibox_cpu_features(), &err)) fail_msg("%s", err.msg);
     free(shape);
     return p;
 }
+
+static aibox_qplan *plan_of(const aibox_model *m) { return plan_threads(m, 1); }
 
 /* The image as the model's preprocessing makes it, as the plan quantises it. */
 static void input_bytes(const aibox_model *m, const aibox_qplan *p, const char *image, uint8_t *q)
@@ -133,6 +137,17 @@ static void test_bytes_equal_tflite(void **state)
             fprintf(bf, "%s %s/%d.out\n", ip, g_tmp, k);
             ours[k] = malloc(nout);
             memcpy(ours[k], aibox_qplan_run_u8(p, in, 1, NULL), nout);
+            /* the same bytes when two or three threads share the layers */
+            for (int t = 2; t <= 3; t++) {
+                aibox_pool *pool = NULL;
+                aibox_error err = {0};
+                aibox_qplan *pt = plan_threads(m, t);
+                assert_int_equal(aibox_pool_create(&pool, t, &err), AIBOX_OK);
+                for (int rep = 0; rep < 3; rep++)
+                    assert_memory_equal(aibox_qplan_run_u8(pt, in, 1, pool), ours[k], nout);
+                aibox_pool_free(&pool);
+                aibox_qplan_free(&pt);
+            }
         }
         fclose(bf);
         snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/io/tflite_ref/run_tflite.py --lib '%s' --batch '%s' '%s/%s.tflite'",
@@ -240,7 +255,14 @@ static void test_round_trip(void **state)
     assert_int_equal(aibox_ctx_create(&ctx, back, NULL, &err), AIBOX_OK);
     assert_int_equal(aibox_ctx_infer(ctx, back, x, 1, &err), AIBOX_OK);
     int node = 5, c, h, w;
-    const float *a = aibox_ctx_node_output(ctx, node, &c, &h, &w);
+    /* node 0: the input as the plan quantised it */
+    const float *a = aibox_ctx_node_output(ctx, 0, &c, &h, &w);
+    assert_non_null(a);
+    assert_int_equal(c * h * w, C * H * W);
+    for (int ch = 0; ch < C; ch++)
+        for (int k = 0; k < H * W; k++)
+            assert_float_equal(a[ch * H * W + k], back->quant->scale[0] * (float)(in[(size_t)k * C + ch] - back->quant->zp[0]), 0);
+    a = aibox_ctx_node_output(ctx, node, &c, &h, &w);
     const uint8_t *qb = aibox_qplan_node_u8(pb, node);
     const float sc = back->quant->scale[node];
     const int zp = back->quant->zp[node];

@@ -79,8 +79,8 @@ typedef struct qcase {
 
 /* A random layer: shapes, zero points, weight offset, scales and a bias in
  * range. groups_kind 0: ungrouped, 1: depthwise (multiplier 1 or 2), 2: two
- * groups; 3: a first layer (1-4 input channels, 1-8 outputs, wider
- * images), 4: a depthwise layer of 8 channels, 5: ungrouped, of 8 or 16
+ * groups; 3: a first layer (1-4 input channels, 1-8 outputs or now and
+ * then 9-40, wider images), 4: a depthwise layer of 8 channels, 5: ungrouped, of 8 or 16
  * input channels (4 and 5 with wider images too): the shapes of the fast
  * paths for narrow layers. */
 static void make_case(qcase *c, int groups_kind, int k, int s, int wofs)
@@ -92,7 +92,7 @@ static void make_case(qcase *c, int groups_kind, int k, int s, int wofs)
     d->groups = groups_kind == 0 || groups_kind == 3 || groups_kind == 5 ? 1 : groups_kind == 1 || groups_kind == 4 ? cin
                                                                              : (cin = 2 * rnd_in(1, 6), 2);
     d->in_c = cin;
-    d->out_c = groups_kind == 1 ? cin * rnd_in(1, 2) : groups_kind == 3 ? rnd_in(1, 8) : groups_kind == 4 ? 8
+    d->out_c = groups_kind == 1 ? cin * rnd_in(1, 2) : groups_kind == 3 ? (rnd() % 4 ? rnd_in(1, 8) : rnd_in(9, 40)) : groups_kind == 4 ? 8
                                                                              : d->groups * rnd_in(1, 40);
     d->in_h = rnd_in(1, 13), d->in_w = rnd_in(1, 13);
     if (groups_kind >= 3) d->in_h = rnd_in(1, 20), d->in_w = rnd_in(1, 40);
@@ -187,12 +187,13 @@ static void test_conv_paths(void **state)
         /* every fast path equals the reference, in one piece and in three:
          * plain C, AVX2 alone (VNNI masked off) or NEON alone (DotProd
          * masked off), everything this CPU has */
-        unsigned feats[3] = {0,
+        unsigned feats[4] = {0,
                              all & (AIBOX_CPU_AVX | AIBOX_CPU_AVX2 | AIBOX_CPU_FMA | AIBOX_CPU_F16C | AIBOX_CPU_NEON |
                                     AIBOX_CPU_FP16),
+                             all & ~AIBOX_CPU_AVX512VBMI, /* VNNI through patches, not the first layers' direct rows */
                              all};
-        for (int f = 0; f < 3; f++) {
-            if (f == 2 && feats[2] == feats[1]) break; /* nothing masked off: run once */
+        for (int f = 0; f < 4; f++) {
+            if (f >= 2 && feats[f] == feats[f - 1]) continue; /* nothing masked off: run once */
             size_t pb = aibox_qconv_packed_bytes(&c.q), wb = aibox_qconv_ws_bytes(&c.q);
             void *packed = aibox_alloc(pb + 64), *ws = aibox_alloc(wb * 3 + 64);
             aibox_qconv_pack(&c.q, packed);
