@@ -346,6 +346,14 @@ aibox_status aibox_qplan_create(aibox_qplan **out, const aibox_model *m, const i
  * few microseconds gains nothing from halving. */
 static int split_conv(const qstep *st, int n) { return st->ns * n >= 8e3 && (size_t)n * st->h * st->w >= 16; }
 
+/* A step a team shares out: such a convolution, or a pool of 32 kB or more
+ * of output (a few microseconds) that keeps its input's domain. */
+static int shared_step(const qstep *st, int n)
+{
+    if (st->op == Q_CONV) return split_conv(st, n);
+    return st->op == Q_POOL && !st->post_lut && (size_t)n * st->h * st->w * st->c >= 32768;
+}
+
 static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws)
 {
     const aibox_node *nd = &p->m->nodes[st->node];
@@ -355,7 +363,7 @@ static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws)
     switch (st->op) {
     case Q_ALIAS: return;
     case Q_CONV: aibox_qconv_run(&st->conv, st->packed, n, x, y, ws, 0, 1, p->features); return;
-    case Q_POOL: aibox_qpool(&st->pool, n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, x, y); break;
+    case Q_POOL: aibox_qpool(&st->pool, n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, x, y, 0, 1); break;
     case Q_MEAN:
         aibox_qmean(n, st->ih * st->iw, st->ic, p->m->quant->zp[nd->in[0]], st->mean_mult, st->mean_shift,
                     p->m->quant->zp[st->node], x, y);
@@ -377,13 +385,16 @@ static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws)
     case Q_SOFTMAX: aibox_qsoftmax(st->table, p->m->quant->scale[st->node], p->m->quant->zp[st->node],
                                    n * st->h * st->w, st->c, x, y);
         return;
-    case Q_FLATTEN: /* NHWC to the float model's C, H, W order */
-        for (int s = 0; s < n; s++)
-            for (int c = 0; c < st->ic; c++)
-                for (int k = 0; k < st->ih * st->iw; k++)
-                    y[(size_t)s * out / n + (size_t)c * st->ih * st->iw + k] =
-                        x[((size_t)s * st->ih * st->iw + k) * st->ic + c];
+    case Q_FLATTEN: { /* NHWC to the float model's C, H, W order */
+        const size_t HW = (size_t)st->ih * st->iw, C = (size_t)st->ic;
+        for (int s = 0; s < n; s++) {
+            const uint8_t *xs = x + (size_t)s * HW * C;
+            uint8_t *ys = y + (size_t)s * HW * C;
+            for (size_t k = 0; k < HW; k++)
+                for (size_t c = 0; c < C; c++) ys[c * HW + k] = xs[k * C + c];
+        }
         break;
+    }
     case Q_UPSAMPLE:
         for (int s = 0; s < n; s++)
             for (int oy = 0; oy < st->h; oy++)
@@ -438,8 +449,8 @@ void aibox_qplan_quantize_input(const aibox_qplan *p, const float *input, int n,
 
 /* Two or more threads run the whole plan as one team (one pool job, so a
  * sleeping worker is woken once per forward pass, not per layer): a large
- * enough convolution is shared out by output pixels, everything else runs on
- * task 0, and a spinning barrier separates a shared layer from what comes
+ * enough convolution or pool is shared out by output pixels, everything else
+ * runs on task 0, and a spinning barrier separates a shared layer from what comes
  * before and after it. Every task takes the same barriers, in order. */
 typedef struct team_job {
     aibox_qplan *p;
@@ -456,17 +467,22 @@ static void team_task(void *arg, int task, int thread)
     for (int i = 1; i <= j->last; i++) {
         const qstep *st = &p->steps[i];
         if (st->op == Q_ALIAS) continue;
-        if (st->op == Q_CONV && split_conv(st, j->n)) {
+        const int shared = shared_step(st, j->n);
+        if (shared) {
             if (dirty) aibox_barrier_wait(&j->bar);
             const aibox_node *nd = &p->m->nodes[i];
-            aibox_qconv_run(&st->conv, st->packed, j->n, p->buf[nd->in[0]], p->buf[i],
-                            ws, task, j->parts, p->features);
+            if (st->op == Q_CONV)
+                aibox_qconv_run(&st->conv, st->packed, j->n, p->buf[nd->in[0]], p->buf[i], ws, task, j->parts,
+                                p->features);
+            else
+                aibox_qpool(&st->pool, j->n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, p->buf[nd->in[0]],
+                            p->buf[i], task, j->parts);
         } else if (task == 0) {
             run_step(p, st, j->n, ws);
         }
         dirty = 1;
         /* a step after a shared one reads all of its output */
-        if (st->op == Q_CONV && split_conv(st, j->n)) aibox_barrier_wait(&j->bar), dirty = 0;
+        if (shared) aibox_barrier_wait(&j->bar), dirty = 0;
     }
 }
 
@@ -477,7 +493,7 @@ const uint8_t *aibox_qplan_run_u8(aibox_qplan *p, const uint8_t *input, int n, a
     int parts = aibox_pool_threads(pool);
     if (parts > p->threads) parts = p->threads; /* the workspaces made */
     int shared = 0;
-    for (int i = 1; i <= last && !shared; i++) shared = p->steps[i].op == Q_CONV && split_conv(&p->steps[i], n);
+    for (int i = 1; i <= last && !shared; i++) shared = shared_step(&p->steps[i], n);
     if (parts > 1 && shared) {
         team_job j = {.p = p, .n = n, .parts = parts, .last = last};
         aibox_barrier_init(&j.bar, parts);

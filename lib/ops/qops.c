@@ -421,50 +421,62 @@ AIBOX_CLONES_AVX2 static void quantize_c(const float *restrict x, int n, float i
 
 /* One output pixel's window, chunk of channels [c0, c0 + cn): vectorised over
  * the channels, which are contiguous in NHWC. */
-AIBOX_CLONES_AVX2 static void pool_pixel(const aibox_pool_desc *d, const uint8_t *restrict xs, int ya, int yb, int xa,
-                                         int xb, int c0, int cn, int is_max, int32_t *restrict acc,
-                                         uint8_t *restrict best)
+AIBOX_CLONES_AVX2 static void avg_pixel(const aibox_pool_desc *d, const uint8_t *restrict xs, int ya, int yb, int xa,
+                                        int xb, int c0, int cn, int32_t *restrict acc)
 {
     const int C = d->c;
-    for (int c = 0; c < cn; c++) acc[c] = 0, best[c] = 0;
+    for (int c = 0; c < cn; c++) acc[c] = 0;
     for (int iy = ya; iy < yb; iy++)
         for (int ix = xa; ix < xb; ix++) {
             const uint8_t *xp = xs + ((size_t)iy * d->in_w + ix) * C + c0;
-            if (is_max)
-                for (int c = 0; c < cn; c++) best[c] = xp[c] > best[c] ? xp[c] : best[c];
-            else
-                for (int c = 0; c < cn; c++) acc[c] += xp[c];
+            for (int c = 0; c < cn; c++) acc[c] += xp[c];
         }
 }
 
+/* A max pool's output pixel straight into yp (at least one cell), clamped. */
+AIBOX_CLONES_AVX2 static void max_pixel(const uint8_t *restrict xs, int in_w, int C, int ya, int yb, int xa, int xb,
+                                        uint8_t lo, uint8_t hi, uint8_t *restrict yp)
+{
+    const uint8_t *first = xs + ((size_t)ya * in_w + xa) * C;
+    for (int c = 0; c < C; c++) yp[c] = first[c];
+    for (int iy = ya; iy < yb; iy++)
+        for (int ix = iy == ya ? xa + 1 : xa; ix < xb; ix++) {
+            const uint8_t *xp = xs + ((size_t)iy * in_w + ix) * C;
+            for (int c = 0; c < C; c++) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
+        }
+    for (int c = 0; c < C; c++) yp[c] = yp[c] < lo ? lo : yp[c] > hi ? hi : yp[c];
+}
+
 void aibox_qpool(const aibox_pool_desc *d, int n, int is_max, int zp, int act_min, int act_max, const uint8_t *x,
-                 uint8_t *y)
+                 uint8_t *y, int part, int parts)
 {
     enum { CH = 256 };
-    const int C = d->c;
+    const int C = d->c, per = d->out_h * d->out_w;
     int32_t acc[CH];
-    uint8_t best[CH];
-    for (int s = 0; s < n; s++)
-        for (int oy = 0; oy < d->out_h; oy++)
-            for (int ox = 0; ox < d->out_w; ox++) {
-                int y0 = oy * d->sh - d->pt, x0 = ox * d->sw - d->pl;
-                int ya = y0 < 0 ? 0 : y0, yb = y0 + d->kh > d->in_h ? d->in_h : y0 + d->kh;
-                int xa = x0 < 0 ? 0 : x0, xb = x0 + d->kw > d->in_w ? d->in_w : x0 + d->kw;
-                int cells = (yb - ya) * (xb - xa), full = d->kh * d->kw;
-                /* average: padded cells count as the zero point when count_include_pad */
-                int count = d->count_include_pad ? full : cells, pad = d->count_include_pad ? (full - cells) * zp : 0;
-                const uint8_t *xs = x + (size_t)s * d->in_h * d->in_w * C;
-                uint8_t *yp = y + (((size_t)s * d->out_h + oy) * d->out_w + ox) * C;
-                for (int c0 = 0; c0 < C; c0 += CH) {
-                    int cn = C - c0 < CH ? C - c0 : CH;
-                    pool_pixel(d, xs, ya, yb, xa, xb, c0, cn, is_max, acc, best);
-                    for (int c = 0; c < cn; c++) {
-                        int32_t out = is_max ? (cells > 0 ? best[c] : zp)
-                                             : (count > 0 ? (acc[c] + pad + count / 2) / count : zp);
-                        yp[c0 + c] = clamp_u8(out, act_min, act_max);
-                    }
-                }
-            }
+    int p0, p1;
+    aibox_share(n * per, 1, part, parts, &p0, &p1);
+    for (int p = p0; p < p1; p++) {
+        const int s = p / per, oy = p % per / d->out_w, ox = p % d->out_w;
+        int y0 = oy * d->sh - d->pt, x0 = ox * d->sw - d->pl;
+        int ya = y0 < 0 ? 0 : y0, yb = y0 + d->kh > d->in_h ? d->in_h : y0 + d->kh;
+        int xa = x0 < 0 ? 0 : x0, xb = x0 + d->kw > d->in_w ? d->in_w : x0 + d->kw;
+        int cells = (yb - ya) * (xb - xa), full = d->kh * d->kw;
+        const uint8_t *xs = x + (size_t)s * d->in_h * d->in_w * C;
+        uint8_t *yp = y + (size_t)p * C;
+        if (is_max) {
+            if (cells > 0) max_pixel(xs, d->in_w, C, ya, yb, xa, xb, (uint8_t)act_min, (uint8_t)act_max, yp);
+            else memset(yp, clamp_u8(zp, act_min, act_max), (size_t)C);
+            continue;
+        }
+        /* average: padded cells count as the zero point when count_include_pad */
+        int count = d->count_include_pad ? full : cells, pad = d->count_include_pad ? (full - cells) * zp : 0;
+        for (int c0 = 0; c0 < C; c0 += CH) {
+            int cn = C - c0 < CH ? C - c0 : CH;
+            avg_pixel(d, xs, ya, yb, xa, xb, c0, cn, acc);
+            for (int c = 0; c < cn; c++)
+                yp[c0 + c] = clamp_u8(count > 0 ? (acc[c] + pad + count / 2) / count : zp, act_min, act_max);
+        }
+    }
 }
 
 void aibox_qmean(int n, int hw, int c, int in_zp, int32_t mult, int shift, int out_zp, const uint8_t *x, uint8_t *y)

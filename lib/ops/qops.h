@@ -82,9 +82,10 @@ AIBOX_INTERNAL const char *aibox_qconv_path(const aibox_qconv *q, unsigned featu
 /* Pools in one quantised domain (input and output share scale and zero
  * point), NHWC. Average: (sum + count / 2) / count over the window's cells
  * inside the image, as TFLite (count_include_pad: padded cells count as the
- * zero point and in count). Then clamped to [act_min, act_max]. */
+ * zero point and in count). Then clamped to [act_min, act_max]. Part of
+ * parts: that share of the output pixels. */
 AIBOX_INTERNAL void aibox_qpool(const aibox_pool_desc *d, int n, int is_max, int zp, int act_min, int act_max,
-                                const uint8_t *x, uint8_t *y);
+                                const uint8_t *x, uint8_t *y, int part, int parts);
 /* TFLite's MEAN over height and width (reduce.cc, uint8, 4-D, keep dims):
  * sum - count * in_zp, times real in_scale / (count * out_scale) in fixed
  * point, plus out_zp. */
