@@ -38,6 +38,25 @@ VNNI_TARGET __attribute__((always_inline)) static inline __m512i requant(__m512i
     return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, one);
 }
 
+/* 16 int32 lanes (already within 0..255) as bytes into a register, then a
+ * masked store: written as one, compilers fuse the two into vpmovdb to
+ * memory, which AMD Zen 4/5 runs several times slower (it was the hottest
+ * spot of the 8-bit GEMM). The empty asm keeps the conversion in a register. */
+VNNI_TARGET static inline __m128i bytes16(__m512i v)
+{
+    __m128i b = _mm512_cvtepi32_epi8(v);
+    __asm__("" : "+v"(b));
+    return b;
+}
+
+/* ... and stored: a plain store when all 16 bytes go (masked byte stores
+ * cost more there too). */
+VNNI_TARGET static inline void store16(uint8_t *p, __mmask16 keep, __m512i v)
+{
+    if (keep == 0xFFFF) _mm_storeu_si128((__m128i *)(void *)p, bytes16(v));
+    else _mm_mask_storeu_epi8(p, keep, bytes16(v));
+}
+
 /* At most 8 output channels (a first layer): two patch rows a vector, row i
  * in lanes 0-7 and row i + 1 in lanes 8-15 against the block's channels 0-7
  * in both halves, so the products and the requantisation fill the vector. */
@@ -86,12 +105,62 @@ VNNI_TARGET static void qgemm_vnni_narrow(const uint8_t *a, size_t lda, int rows
                                                                two ? wofs * rowsum[r0 + 1] : 0));
             v = _mm512_add_epi32(requant(v, mult, lsh, rsh), zp);
             v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-            __m128i b8 = _mm512_cvtepi32_epi8(v);
+            __m128i b8 = bytes16(v);
             _mm_mask_storeu_epi8(y + (size_t)r0 * ldy, keep, b8);
             if (two) _mm_mask_storeu_epi8(y + (size_t)(r0 + 1) * ldy, keep, _mm_srli_si128(b8, 8));
         }
     }
 }
+
+/* M patch rows times NBL blocks of 16 channels (w: the first block's
+ * weights, KG * 64 bytes a block), requantised into rows of y. Inlined with
+ * M and NBL constants, so the M x NBL accumulators stay in registers. */
+VNNI_TARGET __attribute__((always_inline)) static inline void
+gemm_tile(const uint8_t *ar, size_t lda, const int8_t *w, int KG, const int32_t *tab, int O16, int o0, int ocg,
+          const int32_t *rowsum, int wofs, __m512i zp, __m512i lo, __m512i hi, uint8_t *y, size_t ldy, const int M,
+          const int NBL)
+{
+    __m512i acc[8][2];
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < NBL; j++) acc[i][j] = _mm512_setzero_si512();
+    for (int kg = 0; kg < KG; kg++) {
+        __m512i b[2];
+        for (int j = 0; j < NBL; j++) b[j] = _mm512_load_si512((const void *)(w + ((size_t)j * KG + kg) * 64));
+        for (int i = 0; i < M; i++) {
+            const __m512i av = _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg));
+            for (int j = 0; j < NBL; j++) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, b[j]);
+        }
+    }
+    for (int j = 0; j < NBL; j++) {
+        const int o = o0 + 16 * j;
+        const __m512i colc = _mm512_loadu_si512((const void *)(tab + o));
+        const __m512i mult = _mm512_loadu_si512((const void *)(tab + O16 + o));
+        const __m512i lsh = _mm512_loadu_si512((const void *)(tab + 2 * O16 + o));
+        const __m512i rsh = _mm512_loadu_si512((const void *)(tab + 3 * O16 + o));
+        const int left = ocg - o < 16 ? ocg - o : 16;
+        const __mmask16 keep = (__mmask16)((1u << left) - 1);
+        for (int i = 0; i < M; i++) {
+            __m512i v = _mm512_add_epi32(acc[i][j], colc);
+            if (rowsum) v = _mm512_add_epi32(v, _mm512_set1_epi32(wofs * rowsum[i]));
+            v = _mm512_add_epi32(requant(v, mult, lsh, rsh), zp);
+            v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            store16(y + (size_t)i * ldy + o, keep, v);
+        }
+    }
+}
+
+/* Rows [r, rows) of one band of NBL channel blocks: tiles of M rows, the
+ * rest one row at a time. */
+#define GEMM_BAND(M, NBL)                                                                                         \
+    do {                                                                                                        \
+        int r = 0;                                                                                              \
+        for (; r + (M) <= rows; r += (M))                                                                       \
+            gemm_tile(a + (size_t)r * lda, lda, wb, KG, tab, O16, o0, ocg, rowsum ? rowsum + r : NULL, wofs, zp, \
+                      lo, hi, y + (size_t)r * ldy, ldy, (M), (NBL));                                             \
+        for (; r < rows; r++)                                                                                   \
+            gemm_tile(a + (size_t)r * lda, lda, wb, KG, tab, O16, o0, ocg, rowsum ? rowsum + r : NULL, wofs, zp, \
+                      lo, hi, y + (size_t)r * ldy, ldy, 1, (NBL));                                               \
+    } while (0)
 
 VNNI_TARGET void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const int8_t *w, const int32_t *tab,
                                   const int32_t *rowsum, int K4, int O16, int ocg, int wofs, int out_zp, int act_min,
@@ -103,62 +172,22 @@ VNNI_TARGET void aibox_qgemm_vnni(const uint8_t *a, size_t lda, int rows, const 
         qgemm_vnni_narrow(a, lda, rows, w, tab, rowsum, K4, ocg, wofs, zp, lo, hi, y, ldy);
         return;
     }
-    for (int ob = 0; ob < NB; ob += 2) {
-        const int nb = NB - ob < 2 ? NB - ob : 2;
-        const int8_t *w0 = w + (size_t)ob * KG * 64, *w1 = w0 + (size_t)KG * 64;
-        for (int r = 0; r < rows; r += MR) {
-            const int mr = rows - r < MR ? rows - r : MR;
-            __m512i acc[MR][2];
-            for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-            const uint8_t *ar = a + (size_t)r * lda;
-            if (mr == MR && nb == 2) { /* the common case, fully unrolled */
-                for (int kg = 0; kg < KG; kg++) {
-                    __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
-                    __m512i b1 = _mm512_load_si512((const void *)(w1 + (size_t)kg * 64));
-                    for (int i = 0; i < MR; i++) {
-                        __m512i av = _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg));
-                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
-                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
-                    }
-                }
-            } else if (mr == MR) { /* one block of 16 channels (narrow layers), rows unrolled */
-                for (int kg = 0; kg < KG; kg++) {
-                    __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
-                    for (int i = 0; i < MR; i++)
-                        acc[i][0] = _mm512_dpbusd_epi32(
-                            acc[i][0], _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg)), b0);
-                }
-            } else {
-                for (int kg = 0; kg < KG; kg++) {
-                    __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)kg * 64));
-                    __m512i b1 = nb == 2 ? _mm512_load_si512((const void *)(w1 + (size_t)kg * 64)) : b0;
-                    for (int i = 0; i < mr; i++) {
-                        __m512i av = _mm512_set1_epi32(*(const i32u *)(const void *)(ar + (size_t)i * lda + 4 * kg));
-                        acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
-                        acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
-                    }
-                }
-            }
-            for (int j = 0; j < nb; j++) {
-                const int o = (ob + j) * 16;
-                const __m512i colc = _mm512_loadu_si512((const void *)(tab + o));
-                const __m512i mult = _mm512_loadu_si512((const void *)(tab + O16 + o));
-                const __m512i lsh = _mm512_loadu_si512((const void *)(tab + 2 * O16 + o));
-                const __m512i rsh = _mm512_loadu_si512((const void *)(tab + 3 * O16 + o));
-                const int left = ocg - o < 16 ? ocg - o : 16;
-                const __mmask16 keep = (__mmask16)((1u << left) - 1);
-                for (int i = 0; i < mr; i++) {
-                    __m512i v = _mm512_add_epi32(acc[i][j], colc);
-                    if (rowsum) v = _mm512_add_epi32(v, _mm512_set1_epi32(wofs * rowsum[r + i]));
-                    v = _mm512_add_epi32(requant(v, mult, lsh, rsh), zp);
-                    v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                    _mm_mask_storeu_epi8(y + (size_t)(r + i) * ldy + o, keep, _mm512_cvtepi32_epi8(v));
-                }
-            }
+    /* bands of two channel blocks (a broadcast patch quad feeds both), 8
+     * rows a tile; a last single block 6 rows a tile (measured: four-block
+     * bands and 12-row tiles were slower on Zen 5) */
+    for (int ob = 0; ob < NB;) {
+        const int8_t *wb = w + (size_t)ob * KG * 64;
+        const int o0 = ob * 16;
+        if (NB - ob >= 2) {
+            GEMM_BAND(8, 2);
+            ob += 2;
+        } else {
+            GEMM_BAND(6, 1);
+            ob += 1;
         }
     }
 }
-
+#undef GEMM_BAND
 
 /* Depthwise (one channel per group), 16 channels a vector: int32 products
  * of (x - in_zp) and the packed int32 (w + wofs), padded taps skipped, then
@@ -220,7 +249,7 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
                 }
                 __m512i v = _mm512_add_epi32(requant(acc, mv, lsh, rsh), zout);
                 v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                _mm_mask_storeu_epi8(y + ((size_t)p + (o - ox)) * 8, keep, _mm512_cvtepi32_epi8(v));
+                store16(y + ((size_t)p + (o - ox)) * 8, keep, v);
             }
             p += run_end - ox;
             continue;
@@ -240,9 +269,8 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
                 const __m512i mv = _mm512_maskz_loadu_epi32(keep, mult + c), lsh = _mm512_max_epi32(sv, zero);
                 const __m512i rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, sv), zero);
 #define DW_STORE(acc, o)                                                                                      \
-    _mm_mask_storeu_epi8(y + ((size_t)p + ((o) - ox)) * C + c, keep,                                        \
-                         _mm512_cvtepi32_epi8(_mm512_min_epi32(                                             \
-                             _mm512_max_epi32(_mm512_add_epi32(requant(acc, mv, lsh, rsh), zout), lo), hi)))
+    store16(y + ((size_t)p + ((o) - ox)) * C + c, keep,                                                     \
+            _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(requant(acc, mv, lsh, rsh), zout), lo), hi))
                 if (sw == 1 && rows == 3) {
                     /* stride 1: a step brings one new input column per kernel row, the
                      * other two (widened) kept from the pixel before */
@@ -297,7 +325,7 @@ VNNI_TARGET void aibox_qdw_avx512(const int32_t *packed, int C, int in_h, int in
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_sub_epi32(xv, zin), wk));
                 }
             }
-            _mm_mask_storeu_epi8(yp + c, keep, _mm512_cvtepi32_epi8(dw_out(acc, mult, shift, c, keep, zout, lo, hi)));
+            store16(yp + c, keep, dw_out(acc, mult, shift, c, keep, zout, lo, hi));
         }
         p++;
     }
