@@ -35,7 +35,7 @@ BUILD   ?= build
 # aibox_patchcore_opts: ABI 3; 0.5 appended float_only to aibox_import_opts and
 # fake_quant_weights to aibox_train_opts:
 # ABI 4).
-VERSION := 0.7.0
+VERSION := 0.7.1
 ABI     := 4
 
 CC      ?= cc

@@ -36,8 +36,8 @@ extern "C" {
 
 #define AIBOX_VERSION_MAJOR 0
 #define AIBOX_VERSION_MINOR 7
-#define AIBOX_VERSION_PATCH 0
-#define AIBOX_VERSION "0.7.0"
+#define AIBOX_VERSION_PATCH 1
+#define AIBOX_VERSION "0.7.1"
 /* Encoded as MAJOR*10000 + MINOR*100 + PATCH for compile-time comparisons.
  * The binary interface has its own number, the SONAME's: libaibox.so.1 since
  * 0.2.0 (options structs for contexts and loaders changed signatures),
