@@ -1,4 +1,4 @@
-/* Fork-join pool: workers spin briefly after a job (layers follow each
+/* Fork-join pool: workers spin for a while after a job (layers follow each
  * other within microseconds), then sleep on a condition variable. */
 #include <pthread.h>
 #include <sched.h>
@@ -8,7 +8,46 @@
 
 #include "core/pool.h"
 
-#define SPIN_ROUNDS 20000
+#include <time.h>
+
+/* How long a worker waiting for the next job, or the caller waiting for a
+ * job's end, spins before it sleeps: a forward pass hands layers to the pool
+ * within microseconds of each other, and waking a sleeping thread cost tens
+ * of microseconds on this project's VMs (a two-thread float MobileNet spent a
+ * fifth of its time in futex wake-ups). Spinning yields the CPU now and then. */
+#define SPIN_NS 100000
+
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Spins while *v == old, for at most SPIN_NS; 1 when it changed. */
+static int spin_while(atomic_uint *v, unsigned old)
+{
+    long long t0 = 0;
+    for (unsigned spins = 1; atomic_load_explicit(v, memory_order_acquire) == old; spins++) {
+        cpu_relax();
+        if (spins % 256 == 0) {
+            long long t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > SPIN_NS) return 0;
+            if (spins % 4096 == 0) sched_yield(); /* a runnable thread on this CPU (a data loader) gets its turn */
+        }
+    }
+    return 1;
+}
 
 struct aibox_pool {
     int threads;
@@ -17,7 +56,7 @@ struct aibox_pool {
     pthread_cond_t wake, done;
     atomic_uint generation; /* bumped per job */
     atomic_int next;        /* next task to claim */
-    atomic_int active;      /* workers still busy with the current job */
+    atomic_uint active;     /* workers still busy with the current job */
     int n_tasks;
     aibox_task_fn fn;
     void *arg;
@@ -42,8 +81,7 @@ static void *worker(void *v)
     aibox_pool *p = wa.p;
     unsigned seen = 0; /* the generation at creation: a job posted before this thread ran still counts */
     for (;;) {
-        int spins = 0;
-        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen && spins < SPIN_ROUNDS) spins++;
+        spin_while(&p->generation, seen);
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->generation) == seen && !p->stop) pthread_cond_wait(&p->wake, &p->mu);
         int stop = p->stop;
@@ -125,7 +163,7 @@ void aibox_pool_run(aibox_pool *p, int n_tasks, aibox_task_fn fn, void *arg)
     pthread_mutex_unlock(&p->mu);
     claim_tasks(p, 0);
     /* wait for the workers: spin first, then sleep */
-    for (int spins = 0; atomic_load(&p->active) > 0 && spins < SPIN_ROUNDS; spins++) {
+    for (unsigned left; (left = atomic_load(&p->active)) > 0 && spin_while(&p->active, left);) {
     }
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
@@ -137,15 +175,6 @@ void aibox_barrier_init(aibox_barrier *b, int parties)
     atomic_init(&b->arrived, 0);
     atomic_init(&b->phase, 0);
     b->parties = parties;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
 }
 
 void aibox_barrier_wait(aibox_barrier *b)
