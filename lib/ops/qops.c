@@ -447,6 +447,22 @@ AIBOX_CLONES_AVX2 static void max_pixel(const uint8_t *restrict xs, int in_w, in
     for (int c = 0; c < C; c++) yp[c] = yp[c] < lo ? lo : yp[c] > hi ? hi : yp[c];
 }
 
+/* The common 2x2 stride-2 max pool, count output pixels of one row whose
+ * windows lie inside the image, the first window's top-left cell at r0 and
+ * its bottom-left at r1. */
+AIBOX_CLONES_AVX2 static void max2x2(const uint8_t *restrict r0, const uint8_t *restrict r1, int C, int count,
+                                     uint8_t lo, uint8_t hi, uint8_t *restrict yp)
+{
+    for (int i = 0; i < count; i++, yp += C) {
+        const uint8_t *a = r0 + (size_t)2 * i * C, *b = r1 + (size_t)2 * i * C;
+        for (int c = 0; c < C; c++) {
+            uint8_t m0 = a[c] > a[C + c] ? a[c] : a[C + c], m1 = b[c] > b[C + c] ? b[c] : b[C + c];
+            uint8_t m = m0 > m1 ? m0 : m1;
+            yp[c] = m < lo ? lo : m > hi ? hi : m;
+        }
+    }
+}
+
 void aibox_qpool(const aibox_pool_desc *d, int n, int is_max, int zp, int act_min, int act_max, const uint8_t *x,
                  uint8_t *y, int part, int parts)
 {
@@ -463,6 +479,18 @@ void aibox_qpool(const aibox_pool_desc *d, int n, int is_max, int zp, int act_mi
         int cells = (yb - ya) * (xb - xa), full = d->kh * d->kw;
         const uint8_t *xs = x + (size_t)s * d->in_h * d->in_w * C;
         uint8_t *yp = y + (size_t)p * C;
+        if (is_max && d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && y0 >= 0 && y0 + 2 <= d->in_h && x0 >= 0) {
+            /* the rest of this row's pixels whose windows are inside, at once */
+            int ox1 = d->in_w + d->pl >= 2 ? (d->in_w + d->pl - 2) / 2 + 1 : 0; /* the first whose window leaves */
+            if (ox1 > d->out_w) ox1 = d->out_w;
+            if (ox1 - ox > p1 - p) ox1 = ox + (p1 - p);
+            if (ox1 > ox) {
+                const uint8_t *r0 = xs + ((size_t)y0 * d->in_w + x0) * C;
+                max2x2(r0, r0 + (size_t)d->in_w * C, C, ox1 - ox, (uint8_t)act_min, (uint8_t)act_max, yp);
+                p += ox1 - ox - 1;
+                continue;
+            }
+        }
         if (is_max) {
             if (cells > 0) max_pixel(xs, d->in_w, C, ya, yb, xa, xb, (uint8_t)act_min, (uint8_t)act_max, yp);
             else memset(yp, clamp_u8(zp, act_min, act_max), (size_t)C);
