@@ -4,11 +4,10 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/pool.h"
-
-#include <time.h>
 
 /* How long a worker waiting for the next job, or the caller waiting for a
  * job's end, spins before it sleeps: a forward pass hands layers to the pool
@@ -181,15 +180,13 @@ void aibox_barrier_wait(aibox_barrier *b)
 {
     /* the phase is read before arriving: the last arrival resets the count
      * and only then opens the phase, so the next round starts from zero */
-    int phase = atomic_load_explicit(&b->phase, memory_order_acquire);
+    unsigned phase = atomic_load_explicit(&b->phase, memory_order_acquire);
     if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->parties - 1) {
         atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
         atomic_store_explicit(&b->phase, phase + 1, memory_order_release);
         return;
     }
-    for (unsigned spins = 0; atomic_load_explicit(&b->phase, memory_order_acquire) == phase; spins++) {
-        cpu_relax();
-        if (spins >= 4096) sched_yield(); /* more threads than free cores: let the others run */
+    while (!spin_while(&b->phase, phase)) { /* never sleeps: spin_while yields now and then */
     }
 }
 

@@ -25,7 +25,8 @@ AIBOX_INTERNAL void aibox_pool_run(aibox_pool *p, int n_tasks, aibox_task_fn fn,
  * long, where waking a sleeping thread would cost more than the step:
  * waiters spin (yielding the CPU after a while), never sleep. */
 typedef struct aibox_barrier {
-    atomic_int arrived, phase;
+    atomic_int arrived;
+    atomic_uint phase;
     int parties;
 } aibox_barrier;
 AIBOX_INTERNAL void aibox_barrier_init(aibox_barrier *b, int parties);

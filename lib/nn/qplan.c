@@ -341,20 +341,18 @@ aibox_status aibox_qplan_create(aibox_qplan **out, const aibox_model *m, const i
     return AIBOX_OK;
 }
 
-/* Whether a convolution is split among the threads of a team: a barrier
- * between spinning threads costs well under a microsecond, but a layer of a
- * few microseconds gains nothing from halving. */
-static int split_conv(const qstep *st, int n) { return st->ns * n >= 8e3 && (size_t)n * st->h * st->w >= 16; }
-
-/* A step a team shares out: such a convolution, or a pool of 32 kB or more
- * of output (a few microseconds) that keeps its input's domain. */
+/* A step a team shares out by output pixels: a convolution of 8 us or more
+ * (a barrier between spinning threads costs well under a microsecond, but a
+ * layer of a few microseconds gains nothing from halving), or a pool of 32 kB
+ * or more of output that keeps its input's domain. */
 static int shared_step(const qstep *st, int n)
 {
-    if (st->op == Q_CONV) return split_conv(st, n);
+    if (st->op == Q_CONV) return st->ns * n >= 8e3 && (size_t)n * st->h * st->w >= 16;
     return st->op == Q_POOL && !st->post_lut && (size_t)n * st->h * st->w * st->c >= 32768;
 }
 
-static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws)
+/* Step st, or for a shared step (convolution, pool) its part of parts. */
+static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws, int part, int parts)
 {
     const aibox_node *nd = &p->m->nodes[st->node];
     const uint8_t *x = p->buf[nd->in[0]];
@@ -362,8 +360,8 @@ static void run_step(aibox_qplan *p, const qstep *st, int n, uint8_t *ws)
     size_t out = (size_t)n * st->c * st->h * st->w;
     switch (st->op) {
     case Q_ALIAS: return;
-    case Q_CONV: aibox_qconv_run(&st->conv, st->packed, n, x, y, ws, 0, 1, p->features); return;
-    case Q_POOL: aibox_qpool(&st->pool, n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, x, y, 0, 1); break;
+    case Q_CONV: aibox_qconv_run(&st->conv, st->packed, n, x, y, ws, part, parts, p->features); return;
+    case Q_POOL: aibox_qpool(&st->pool, n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, x, y, part, parts); break;
     case Q_MEAN:
         aibox_qmean(n, st->ih * st->iw, st->ic, p->m->quant->zp[nd->in[0]], st->mean_mult, st->mean_shift,
                     p->m->quant->zp[st->node], x, y);
@@ -470,15 +468,9 @@ static void team_task(void *arg, int task, int thread)
         const int shared = shared_step(st, j->n);
         if (shared) {
             if (dirty) aibox_barrier_wait(&j->bar);
-            const aibox_node *nd = &p->m->nodes[i];
-            if (st->op == Q_CONV)
-                aibox_qconv_run(&st->conv, st->packed, j->n, p->buf[nd->in[0]], p->buf[i], ws, task, j->parts,
-                                p->features);
-            else
-                aibox_qpool(&st->pool, j->n, st->is_max, p->m->quant->zp[nd->in[0]], 0, 255, p->buf[nd->in[0]],
-                            p->buf[i], task, j->parts);
+            run_step(p, st, j->n, ws, task, j->parts);
         } else if (task == 0) {
-            run_step(p, st, j->n, ws);
+            run_step(p, st, j->n, ws, 0, 1);
         }
         dirty = 1;
         /* a step after a shared one reads all of its output */
@@ -499,7 +491,7 @@ const uint8_t *aibox_qplan_run_u8(aibox_qplan *p, const uint8_t *input, int n, a
         aibox_barrier_init(&j.bar, parts);
         aibox_pool_run(pool, parts, team_task, &j);
     } else {
-        for (int i = 1; i <= last; i++) run_step(p, &p->steps[i], n, p->ws);
+        for (int i = 1; i <= last; i++) run_step(p, &p->steps[i], n, p->ws, 0, 1);
     }
     return p->buf[last];
 }

@@ -13,7 +13,7 @@
 #include <immintrin.h>
 
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-#define MR 6 /* patch rows a block: 12 accumulators with two vectors of channels */
+#define MR 6 /* the narrow kernel's row pairs a block: 12 patch rows in 6 accumulators */
 typedef int32_t __attribute__((may_alias, aligned(1))) i32u; /* four patch bytes, broadcast straight from memory */
 
 /* TFLite's SaturatingRoundingDoublingHighMul then RoundingDivideByPOT, per
@@ -381,11 +381,13 @@ VNNI_TARGET void aibox_qim2col_short_avx512(const uint8_t *x, int in_h, int in_w
  * and aibox_qgemm_vnni: the same bytes. */
 #define VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
 
+/* A padded input row's bytes: every 128-byte load of a 16-pixel block
+ * inside it, rounded to cache lines. */
+static size_t rows_len(int in_c, int out_w, int sw) { return ((size_t)(out_w - 1) * sw * in_c + 128 + 63) & ~(size_t)63; }
+
 size_t aibox_qconv_rows_ws(int in_c, int out_w, int kh, int sw)
 {
-    /* each padded row: every 128-byte load of a 16-pixel block inside it */
-    size_t row = ((size_t)(out_w - 1) * sw * in_c + 128 + 63) & ~(size_t)63;
-    return (size_t)kh * row + 256 + 64;
+    return (size_t)kh * rows_len(in_c, out_w, sw) + 256 + 64; /* the rows, the transposition's 256 bytes, alignment */
 }
 
 /* One block of 16 pixels (m of them stored) and NC (8 or 16) channels of
@@ -462,7 +464,7 @@ VBMI_TARGET void aibox_qconv_rows_vbmi(const uint8_t *x, int in_h, int in_w, int
                                        int act_max, int p0, int p1, uint8_t *y, uint8_t *ws)
 {
     const int row = kw * in_c, Q = row4 / 4, KG = kh * Q, per = out_h * out_w;
-    const size_t rlen = (((size_t)(out_w - 1) * sw * in_c + 128 + 63) & ~(size_t)63);
+    const size_t rlen = rows_len(in_c, out_w, sw);
     uint8_t *pad = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), *tmp = pad + (size_t)kh * rlen;
     __m512i qidx[4];
     __mmask64 qmask[4];
